@@ -1,0 +1,446 @@
+/**
+ * What each client message does: identity, rate limits, strikes, and the path of a room message
+ * (sequence number, grouped durable write, then delivery and ack). Transport-free: it drives
+ * {@link Peer}s, so tests can use fakes.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Config } from "./config.ts";
+import { Hub, type Peer } from "./hub.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+import {
+  type ChatMessage,
+  type ClientMessage,
+  CloseCode,
+  encode,
+  encodeError,
+  encodeMessage,
+  parseClientFrame,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  wireMessage,
+} from "./protocol.ts";
+import type { Store, StoredMessage } from "./store.ts";
+
+/** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
+export interface OpenParams {
+  name?: string;
+  /** Canonical room name, or "" for none. */
+  room: string;
+  token?: string;
+}
+
+/** What a {@link Chat} needs from outside. */
+export interface ChatDeps {
+  store: Store;
+  log: Logger;
+  metrics: Metrics;
+  /** Wall clock for `ts` (ms). @default Date.now */
+  now?: () => number;
+}
+
+interface Conn {
+  peer: Peer;
+  key: string;
+  /** The room a raw (non-JSON) frame goes to: the last one joined. */
+  current: string;
+  tokens: number;
+  refilledAt: number;
+  strikes: number;
+  strikesSince: number;
+}
+
+interface Pending {
+  msg: StoredMessage;
+  /** Connections waiting for the ack (the sender, and any re-send of the same cid). */
+  ackTo: Peer[];
+}
+
+const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
+const STRIKE_WINDOW_MS = 60_000;
+const MAINTENANCE_MS = 30_000;
+/** Direct-message cids remembered in memory (they are not stored). */
+const MAX_DIRECT_CIDS = 10_000;
+
+/** One chat service: a hub, a store, and the rules between clients and them. */
+export class Chat {
+  readonly hub: Hub;
+  readonly #cfg: Config;
+  readonly #store: Store;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #now: () => number;
+  readonly #conns = new Map<number, Conn>();
+  /** Highest seq handed out per room; loaded from the store when a room (re)appears. */
+  readonly #seqs = new Map<string, number>();
+  #pending: Pending[] = [];
+  readonly #pendingByCid = new Map<string, Pending>();
+  readonly #pendingRooms = new Map<string, number>();
+  readonly #directCids = new Map<string, { ack: string; ts: number }>();
+  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #maintenance: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  constructor(config: Config, deps: ChatDeps) {
+    this.#cfg = config;
+    this.#store = deps.store;
+    this.#log = deps.log;
+    this.#metrics = deps.metrics;
+    this.#now = deps.now ?? Date.now;
+    this.hub = new Hub({
+      maxRoomsPerConnection: config.maxRoomsPerConnection,
+      maxRooms: config.maxRooms,
+      nameHoldMs: config.nameHoldSeconds * 1000,
+    });
+    this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
+    // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
+    Deno.unrefTimer(this.#maintenance as unknown as number);
+  }
+
+  /** Messages waiting for their durable write. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  /** Open connections. */
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** A new connection: resolves identity and name, sends `welcome`, joins the first room. */
+  open(peer: Peer, params: OpenParams): void {
+    if (this.#closed) return peer.close(CloseCode.GOING_AWAY, "server restarting");
+    const token = params.token && TOKEN_RE.test(params.token) ? params.token : newToken();
+    const key = keyOf(token);
+    const now = this.#now();
+    // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
+    const held = this.hub.nameOf(key);
+    const wanted = held ?? params.name ??
+      `guest-${token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`;
+    const name = this.hub.freeName(key, wanted, now);
+    this.hub.connect(peer, key, name, now);
+    const t = performance.now();
+    this.#conns.set(peer.id, {
+      peer,
+      key,
+      current: "",
+      tokens: this.#cfg.burst,
+      refilledAt: t,
+      strikes: 0,
+      strikesSince: t,
+    });
+    this.#metrics.connectionsOpened++;
+    const cfg = this.#cfg;
+    const welcome: Record<string, unknown> = {
+      type: "welcome",
+      id: peer.id,
+      name,
+      token,
+      rooms: [],
+      limits: {
+        textChars: cfg.maxTextChars,
+        frameBytes: cfg.maxFrameBytes,
+        roomsPerConnection: cfg.maxRoomsPerConnection,
+        messagesPerSecond: cfg.messagesPerSecond,
+        burst: cfg.burst,
+        historyPage: cfg.historyPage,
+      },
+      version: PROTOCOL_VERSION,
+    };
+    if (name !== wanted) welcome.notice = `The name "${wanted}" is taken; you are "${name}"`;
+    peer.send(encode(welcome));
+    if (params.room) this.#run(peer.id, () => this.#join(this.#conns.get(peer.id)!, params.room));
+  }
+
+  /** One text frame from connection `id`. Never throws. */
+  message(id: number, data: string): void {
+    const conn = this.#conns.get(id);
+    if (!conn || this.#closed) return;
+    this.#metrics.messagesIn++;
+    this.#run(id, () => {
+      this.#takeToken(conn);
+      this.#handle(conn, parseClientFrame(data, this.#cfg));
+    });
+  }
+
+  /** A binary frame: not part of the protocol. */
+  binary(id: number, bytes: number): void {
+    const conn = this.#conns.get(id);
+    if (!conn) return;
+    this.#metrics.messagesIn++;
+    this.#run(id, () => {
+      if (bytes > this.#cfg.maxFrameBytes) {
+        throw new ProtocolError(
+          "frame_too_big",
+          `Frames are at most ${this.#cfg.maxFrameBytes} bytes, got ${bytes}`,
+          CloseCode.TOO_BIG,
+        );
+      }
+      throw new ProtocolError("bad_message", "Binary frames are not part of this protocol; send JSON text");
+    });
+  }
+
+  /** Connection `id` closed. Idempotent. */
+  closed(id: number): void {
+    if (!this.#conns.delete(id)) return;
+    for (const room of this.hub.disconnect(id, this.#now())) this.#roomGone(room);
+  }
+
+  /** Writes what is pending, tells every client the server is going (1001), closes the store. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#maintenance);
+    this.#commit();
+    this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
+    this.hub.dispose();
+    this.#store.close();
+  }
+
+  #run(id: number, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) {
+        this.#log.error("handler failed", { conn: id, error: String((e as Error)?.stack ?? e) });
+        return;
+      }
+      this.#refuse(id, e);
+    }
+  }
+
+  #refuse(id: number, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
+    const conn = this.#conns.get(id);
+    if (!conn) return;
+    this.#metrics.error(e.code);
+    conn.peer.send(encodeError(e, extra));
+    if (e.closeCode) return conn.peer.close(e.closeCode, e.code);
+    const t = performance.now();
+    if (t - conn.strikesSince > STRIKE_WINDOW_MS) conn.strikes = 0, conn.strikesSince = t;
+    if (++conn.strikes > this.#cfg.maxStrikes) conn.peer.close(CloseCode.POLICY, "too many bad frames");
+  }
+
+  #takeToken(conn: Conn): void {
+    const t = performance.now();
+    const cfg = this.#cfg;
+    conn.tokens = Math.min(cfg.burst, conn.tokens + (t - conn.refilledAt) * cfg.messagesPerSecond / 1000);
+    conn.refilledAt = t;
+    if (conn.tokens < 1) {
+      throw new ProtocolError(
+        "rate_limited",
+        `Slow down: at most ${cfg.messagesPerSecond} messages a second (bursts of ${cfg.burst})`,
+      );
+    }
+    conn.tokens -= 1;
+  }
+
+  #handle(conn: Conn, msg: ClientMessage): void {
+    switch (msg.type) {
+      case "join":
+        return this.#join(conn, msg.room, msg.since);
+      case "leave":
+        return this.#leave(conn, msg.room);
+      case "send":
+        if ("to" in msg) return this.#direct(conn, msg.to, msg.text, msg.cid);
+        return this.#send(conn, msg.room, msg.text, msg.cid);
+      case "raw":
+        if (!conn.current) {
+          throw new ProtocolError(
+            "not_member",
+            "Join a room before sending text (for example /ws?room=lobby)",
+          );
+        }
+        return this.#send(conn, conn.current, msg.text);
+      case "typing":
+        this.#member(conn, msg.room, "type in");
+        return this.hub.publish(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
+      case "nick":
+        return this.hub.rename(conn.key, msg.name, this.#now());
+      case "history":
+        return this.#history(conn, msg.room, msg.before, msg.limit);
+      case "ping":
+        conn.peer.send(encode({ type: "pong", ts: this.#now() }));
+    }
+  }
+
+  #join(conn: Conn, room: string, since?: number): void {
+    const { created } = this.hub.join(conn.peer.id, room);
+    if (created && !this.#seqs.has(room)) this.#seqs.set(room, this.#store.lastSeq(room));
+    conn.current = room;
+    // Reads see everything stored; anything still pending is delivered live after this frame,
+    // because delivery only happens after the write. So there is no gap and no duplicate.
+    const lastSeq = this.#store.lastSeq(room);
+    let messages: ChatMessage[];
+    let truncated: boolean;
+    if (since !== undefined) {
+      const cap = this.#cfg.resumeCap;
+      messages = this.#store.after(room, since, cap + 1);
+      truncated = messages.length > cap;
+      if (truncated) messages = this.#store.before(room, lastSeq + 1, cap);
+    } else {
+      const n = this.#cfg.historyOnJoin;
+      messages = n === 0 ? [] : this.#store.before(room, lastSeq + 1, n + 1);
+      truncated = messages.length > n;
+      if (truncated) messages = messages.slice(1);
+    }
+    conn.peer.send(
+      encode({
+        type: "joined",
+        room,
+        members: this.hub.members(room),
+        messages: messages.map(wireMessage),
+        lastSeq,
+        truncated,
+      }),
+    );
+  }
+
+  #leave(conn: Conn, room: string): void {
+    const { removed, deleted } = this.hub.leave(conn.peer.id, room);
+    if (!removed) throw new ProtocolError("not_member", `You are not in room "${room}"`);
+    if (deleted) this.#roomGone(room);
+    if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
+    conn.peer.send(encode({ type: "left", room }));
+  }
+
+  #send(conn: Conn, room: string, text: string, cid?: string): void {
+    this.#member(conn, room, "send to");
+    if (cid !== undefined) {
+      const dedupKey = `${conn.key}\n${cid}`;
+      const waiting = this.#pendingByCid.get(dedupKey);
+      if (waiting) return void waiting.ackTo.push(conn.peer);
+      const since = this.#now() - this.#cfg.dedupWindowSeconds * 1000;
+      const stored = this.#store.findCid(conn.key, cid, since);
+      if (stored) return void conn.peer.send(ackLine(stored));
+    }
+    const seq = (this.#seqs.get(room) ?? this.#store.lastSeq(room)) + 1;
+    this.#seqs.set(room, seq);
+    const msg: StoredMessage = { room, seq, from: this.#name(conn), text, ts: this.#now(), key: conn.key };
+    if (cid !== undefined) msg.cid = cid;
+    const p: Pending = { msg, ackTo: cid === undefined ? [] : [conn.peer] };
+    this.#pending.push(p);
+    this.#pendingRooms.set(room, (this.#pendingRooms.get(room) ?? 0) + 1);
+    if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
+    // One durable write per turn of the event loop: everything that arrived meanwhile goes with it.
+    this.#commitTimer ??= setTimeout(() => this.#commit(), 0);
+  }
+
+  #commit(): void {
+    if (this.#commitTimer !== undefined) clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    const batch = this.#pending;
+    if (batch.length === 0) return;
+    this.#pending = [];
+    this.#pendingByCid.clear();
+    this.#pendingRooms.clear();
+    try {
+      this.#store.append(batch.map((p) => p.msg));
+    } catch (e) {
+      this.#metrics.storeFailures++;
+      this.#log.error("store write failed", { messages: batch.length, error: (e as Error).message });
+      // Nothing was delivered, so the numbers can be handed out again.
+      for (const p of batch) this.#seqs.delete(p.msg.room);
+      const err = new ProtocolError(
+        "store_failed",
+        "The message could not be stored and was not delivered; send it again",
+      );
+      for (const p of batch) {
+        for (const peer of p.ackTo) this.#refuse(peer.id, err, { cid: p.msg.cid, room: p.msg.room });
+      }
+      return;
+    }
+    this.#metrics.storeBatches++;
+    this.#metrics.messagesStored += batch.length;
+    for (const p of batch) {
+      this.hub.publish(p.msg.room, encodeMessage(p.msg));
+      if (p.ackTo.length) {
+        const ack = ackLine(p.msg);
+        for (const peer of p.ackTo) peer.send(ack);
+      }
+    }
+    for (const p of batch) if (!this.hub.hasRoom(p.msg.room)) this.#seqs.delete(p.msg.room);
+  }
+
+  #direct(conn: Conn, to: string, text: string, cid?: string): void {
+    const now = this.#now();
+    const dedupKey = cid === undefined ? undefined : `${conn.key}\n${cid}`;
+    if (dedupKey) {
+      const seen = this.#directCids.get(dedupKey);
+      if (seen && now - seen.ts < this.#cfg.dedupWindowSeconds * 1000) return void conn.peer.send(seen.ack);
+    }
+    const target = this.hub.personByName(to);
+    if (!target) throw new ProtocolError("user_not_found", `No one called "${to}" is online`);
+    const from = this.#name(conn);
+    const msg: Record<string, unknown> = {
+      type: "message",
+      to: this.hub.nameOf(target),
+      from,
+      text,
+      ts: now,
+    };
+    if (cid !== undefined) msg.cid = cid;
+    const line = encode(msg);
+    this.hub.sendToPerson(target, line);
+    if (target !== conn.key) this.hub.sendToPerson(conn.key, line);
+    if (dedupKey) {
+      const ack = encode({ type: "ack", cid, ts: now, to: msg.to });
+      conn.peer.send(ack);
+      if (this.#directCids.size >= MAX_DIRECT_CIDS) {
+        this.#directCids.delete(this.#directCids.keys().next().value!);
+      }
+      this.#directCids.set(dedupKey, { ack, ts: now });
+    }
+  }
+
+  #history(conn: Conn, room: string, before?: number, limit?: number): void {
+    this.#member(conn, room, "read the history of");
+    const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
+    const end = before ?? this.#store.lastSeq(room) + 1;
+    let messages = n === 0 ? [] : this.#store.before(room, end, n + 1);
+    const complete = messages.length <= n;
+    if (!complete) messages = messages.slice(1);
+    conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+  }
+
+  #member(conn: Conn, room: string, verb: string): void {
+    if (!this.hub.isMember(conn.peer.id, room)) {
+      throw new ProtocolError("not_member", `Cannot ${verb} room "${room}": join it first`);
+    }
+  }
+
+  #name(conn: Conn): string {
+    return this.hub.nameOf(conn.key)!;
+  }
+
+  #roomGone(room: string): void {
+    if (!this.#pendingRooms.has(room)) this.#seqs.delete(room);
+  }
+
+  #maintain(): void {
+    const now = this.#now();
+    this.hub.sweep(now);
+    const window = this.#cfg.dedupWindowSeconds * 1000;
+    for (const [k, v] of this.#directCids) if (now - v.ts >= window) this.#directCids.delete(k);
+    try {
+      const n = this.#store.prune(now);
+      if (n) this.#log.info("retention", { deleted: n });
+    } catch (e) {
+      this.#log.error("retention failed", { error: (e as Error).message });
+    }
+  }
+}
+
+function ackLine(m: ChatMessage): string {
+  return encode({ type: "ack", cid: m.cid, seq: m.seq, ts: m.ts, room: m.room });
+}
+
+function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Tokens are secrets; the store and the hub only ever see this hash of one. */
+function keyOf(token: string): string {
+  return createHash("sha256").update(token).digest("base64url").slice(0, 22);
+}

@@ -1,0 +1,384 @@
+/**
+ * Configuration: every setting and limit with its default, resolved once into a frozen object.
+ * Only `main.ts` reads flags and the environment; it hands them to {@link configFromArgs}.
+ * @module
+ */
+
+/** How history is kept. */
+export type StoreKind = "sqlite" | "memory";
+/** SQLite `synchronous` level: `full` survives power loss, `normal` survives a killed process. */
+export type Durability = "full" | "normal";
+/** Log verbosity, quietest last. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** The resolved configuration. All sizes in bytes, all times in the unit their name says. */
+export interface Config {
+  /** TCP port. @default 8000 */
+  readonly port: number;
+  /** Address to listen on. @default "0.0.0.0" */
+  readonly hostname: string;
+  /** Directory of the history database. @default "./data" */
+  readonly dataDir: string;
+  /** `sqlite` (durable) or `memory` (lost on restart). @default "sqlite" */
+  readonly store: StoreKind;
+  /** @default "full" */
+  readonly durability: Durability;
+  /** Origins allowed besides the server's own; `*` allows any. @default [] */
+  readonly allowedOrigins: readonly string[];
+  /** @default "warn" */
+  readonly logLevel: LogLevel;
+
+  /** Characters in a message text. @default 4000 */
+  readonly maxTextChars: number;
+  /** Bytes in one client frame; larger closes with 1009. @default 65536 */
+  readonly maxFrameBytes: number;
+  /** Rooms one connection may be in. @default 20 */
+  readonly maxRoomsPerConnection: number;
+  /** Rooms the server holds at once. @default 10000 */
+  readonly maxRooms: number;
+  /** Token bucket refill: client frames per second per connection. @default 10 */
+  readonly messagesPerSecond: number;
+  /** Token bucket size. @default 30 */
+  readonly burst: number;
+  /** Error strikes within a minute before closing with 1008. @default 20 */
+  readonly maxStrikes: number;
+  /** Open connections in total. @default 10000 */
+  readonly maxConnections: number;
+  /** Open connections from one IP address. @default 50 */
+  readonly maxConnectionsPerIp: number;
+  /** Seconds without any frame before the connection is pinged, then closed. @default 60 */
+  readonly idleTimeoutSeconds: number;
+  /** Bytes queued for one client before it is closed as a slow consumer (4001). @default 1048576 */
+  readonly maxBufferedBytes: number;
+  /** Seconds a name stays reserved after its person's last connection closes. @default 60 */
+  readonly nameHoldSeconds: number;
+
+  /** Messages sent with `joined` when no `since` is given. @default 50 */
+  readonly historyOnJoin: number;
+  /** Most messages one `history` answer holds. @default 200 */
+  readonly historyPage: number;
+  /** Most messages a resume (`join` with `since`) returns. @default 1000 */
+  readonly resumeCap: number;
+  /** Messages kept per room; older ones are deleted (0 = no cap). @default 10000 */
+  readonly retainMessages: number;
+  /** Days a message is kept (0 = forever). @default 30 */
+  readonly retainDays: number;
+  /** Seconds a `cid` is remembered for de-duplication. @default 86400 */
+  readonly dedupWindowSeconds: number;
+  /** Milliseconds shutdown waits for clients and storage. @default 5000 */
+  readonly shutdownTimeoutMs: number;
+}
+
+/** Every default, in one place. */
+export const DEFAULTS: Config = Object.freeze(
+  {
+    port: 8000,
+    hostname: "0.0.0.0",
+    dataDir: "./data",
+    store: "sqlite",
+    durability: "full",
+    allowedOrigins: [],
+    logLevel: "warn",
+    maxTextChars: 4000,
+    maxFrameBytes: 64 * 1024,
+    maxRoomsPerConnection: 20,
+    maxRooms: 10_000,
+    messagesPerSecond: 10,
+    burst: 30,
+    maxStrikes: 20,
+    maxConnections: 10_000,
+    maxConnectionsPerIp: 50,
+    idleTimeoutSeconds: 60,
+    maxBufferedBytes: 1024 * 1024,
+    nameHoldSeconds: 60,
+    historyOnJoin: 50,
+    historyPage: 200,
+    resumeCap: 1000,
+    retainMessages: 10_000,
+    retainDays: 30,
+    dedupWindowSeconds: 86_400,
+    shutdownTimeoutMs: 5000,
+  } satisfies Config,
+);
+
+/** A setting with a bad value; `main.ts` prints its message and exits 1. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Kind = "int" | "string" | "list" | { oneOf: readonly string[] };
+interface Setting {
+  key: keyof Config;
+  flag: string;
+  env: string;
+  kind: Kind;
+  min?: number;
+  max?: number;
+  help: string;
+}
+
+const I = "int" as const;
+/** The table behind flags, environment variables, `--help` and the README. */
+export const SETTINGS: readonly Setting[] = [
+  { key: "port", flag: "port", env: "PORT", kind: I, min: 0, max: 65535, help: "TCP port" },
+  { key: "hostname", flag: "hostname", env: "HOST", kind: "string", help: "address to listen on" },
+  { key: "dataDir", flag: "data-dir", env: "CHAT_DATA_DIR", kind: "string", help: "history directory" },
+  {
+    key: "store",
+    flag: "store",
+    env: "CHAT_STORE",
+    kind: { oneOf: ["sqlite", "memory"] },
+    help: "sqlite (durable) or memory",
+  },
+  {
+    key: "durability",
+    flag: "durability",
+    env: "CHAT_DURABILITY",
+    kind: { oneOf: ["full", "normal"] },
+    help: "full: survives power loss; normal: survives a killed process",
+  },
+  {
+    key: "allowedOrigins",
+    flag: "allowed-origins",
+    env: "CHAT_ALLOWED_ORIGINS",
+    kind: "list",
+    help: "comma-separated origins allowed besides the server's own, or *",
+  },
+  {
+    key: "logLevel",
+    flag: "log",
+    env: "CHAT_LOG",
+    kind: { oneOf: ["debug", "info", "warn", "error"] },
+    help: "log level",
+  },
+  {
+    key: "maxTextChars",
+    flag: "max-text-chars",
+    env: "CHAT_MAX_TEXT_CHARS",
+    kind: I,
+    min: 1,
+    help: "characters in a message",
+  },
+  {
+    key: "maxFrameBytes",
+    flag: "max-frame-bytes",
+    env: "CHAT_MAX_FRAME_BYTES",
+    kind: I,
+    min: 256,
+    help: "bytes in a client frame (1009 beyond)",
+  },
+  {
+    key: "maxRoomsPerConnection",
+    flag: "max-rooms-per-connection",
+    env: "CHAT_MAX_ROOMS_PER_CONNECTION",
+    kind: I,
+    min: 1,
+    help: "rooms per connection",
+  },
+  { key: "maxRooms", flag: "max-rooms", env: "CHAT_MAX_ROOMS", kind: I, min: 1, help: "rooms on the server" },
+  {
+    key: "messagesPerSecond",
+    flag: "messages-per-second",
+    env: "CHAT_MESSAGES_PER_SECOND",
+    kind: I,
+    min: 1,
+    help: "frames per second per connection",
+  },
+  { key: "burst", flag: "burst", env: "CHAT_BURST", kind: I, min: 1, help: "token bucket size" },
+  {
+    key: "maxStrikes",
+    flag: "max-strikes",
+    env: "CHAT_MAX_STRIKES",
+    kind: I,
+    min: 1,
+    help: "errors per minute before close 1008",
+  },
+  {
+    key: "maxConnections",
+    flag: "max-connections",
+    env: "CHAT_MAX_CONNECTIONS",
+    kind: I,
+    min: 1,
+    help: "connections in total",
+  },
+  {
+    key: "maxConnectionsPerIp",
+    flag: "max-connections-per-ip",
+    env: "CHAT_MAX_CONNECTIONS_PER_IP",
+    kind: I,
+    min: 1,
+    help: "connections per IP",
+  },
+  {
+    key: "idleTimeoutSeconds",
+    flag: "idle-timeout",
+    env: "CHAT_IDLE_TIMEOUT",
+    kind: I,
+    min: 0,
+    max: 3600,
+    help: "seconds idle before ping, then close (0 = off)",
+  },
+  {
+    key: "maxBufferedBytes",
+    flag: "max-buffered-bytes",
+    env: "CHAT_MAX_BUFFERED_BYTES",
+    kind: I,
+    min: 1024,
+    help: "bytes queued per client before close 4001",
+  },
+  {
+    key: "nameHoldSeconds",
+    flag: "name-hold",
+    env: "CHAT_NAME_HOLD",
+    kind: I,
+    min: 0,
+    help: "seconds a name stays reserved after disconnect",
+  },
+  {
+    key: "historyOnJoin",
+    flag: "history-on-join",
+    env: "CHAT_HISTORY_ON_JOIN",
+    kind: I,
+    min: 0,
+    help: "messages sent on join",
+  },
+  {
+    key: "historyPage",
+    flag: "history-page",
+    env: "CHAT_HISTORY_PAGE",
+    kind: I,
+    min: 1,
+    help: "messages per history page",
+  },
+  {
+    key: "resumeCap",
+    flag: "resume-cap",
+    env: "CHAT_RESUME_CAP",
+    kind: I,
+    min: 1,
+    help: "messages returned on resume",
+  },
+  {
+    key: "retainMessages",
+    flag: "retain-messages",
+    env: "CHAT_RETAIN_MESSAGES",
+    kind: I,
+    min: 0,
+    help: "messages kept per room (0 = all)",
+  },
+  {
+    key: "retainDays",
+    flag: "retain-days",
+    env: "CHAT_RETAIN_DAYS",
+    kind: I,
+    min: 0,
+    help: "days messages are kept (0 = forever)",
+  },
+  {
+    key: "dedupWindowSeconds",
+    flag: "dedup-window",
+    env: "CHAT_DEDUP_WINDOW",
+    kind: I,
+    min: 0,
+    help: "seconds a cid is remembered",
+  },
+  {
+    key: "shutdownTimeoutMs",
+    flag: "shutdown-timeout",
+    env: "CHAT_SHUTDOWN_TIMEOUT",
+    kind: I,
+    min: 0,
+    help: "ms shutdown waits",
+  },
+];
+
+/** Input to {@link resolveConfig}: any subset of settings, as values or strings. */
+export type ConfigInput = { [K in keyof Config]?: Config[K] | string };
+
+/**
+ * Validates `input` over {@link DEFAULTS} and returns a frozen {@link Config}.
+ * @throws {ConfigError} naming the setting and the value, e.g. `--port must be an integer from 0 to 65535, got "x"`.
+ */
+export function resolveConfig(input: ConfigInput = {}): Config {
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  for (const s of SETTINGS) {
+    const raw = input[s.key];
+    if (raw === undefined) continue;
+    out[s.key] = parseSetting(s, raw);
+  }
+  if ((out.burst as number) < 1) throw new ConfigError("--burst must be at least 1");
+  return Object.freeze(out) as unknown as Config;
+}
+
+function parseSetting(s: Setting, raw: unknown): unknown {
+  const shown = typeof raw === "string" ? JSON.stringify(raw) : String(raw);
+  if (s.kind === "int") {
+    const n = typeof raw === "number" ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
+    const min = s.min ?? 0, max = s.max ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = s.max === undefined ? `at least ${min}` : `from ${min} to ${max}`;
+      throw new ConfigError(`--${s.flag} (${s.env}) must be an integer ${range}, got ${shown}`);
+    }
+    return n;
+  }
+  if (s.kind === "list") {
+    const list = Array.isArray(raw)
+      ? raw.map(String)
+      : String(raw).split(",").map((x) => x.trim()).filter(Boolean);
+    for (const origin of list) {
+      if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+        throw new ConfigError(
+          `--${s.flag} (${s.env}) takes origins like "https://chat.example.com" or "*", got ${
+            JSON.stringify(origin)
+          }`,
+        );
+      }
+    }
+    return Object.freeze(list);
+  }
+  const value = String(raw);
+  if (typeof s.kind === "object" && !s.kind.oneOf.includes(value)) {
+    throw new ConfigError(`--${s.flag} (${s.env}) must be one of ${s.kind.oneOf.join(", ")}, got ${shown}`);
+  }
+  if (value === "") throw new ConfigError(`--${s.flag} (${s.env}) must not be empty`);
+  return value;
+}
+
+/**
+ * Reads settings from command-line flags (`--port 9000` or `--port=9000`) over environment variables.
+ * `env` is a lookup so that `main.ts` decides how the environment is read.
+ * @throws {ConfigError} on an unknown flag or a bad value.
+ */
+export function configFromArgs(args: readonly string[], env: (name: string) => string | undefined): Config {
+  const input: Record<string, string> = {};
+  for (const s of SETTINGS) {
+    const v = env(s.env);
+    if (v !== undefined && v !== "") input[s.key] = v;
+  }
+  const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const s = m && byFlag.get(m[1]);
+    if (!m || !s) throw new ConfigError(`unknown option ${JSON.stringify(arg)}; see --help`);
+    let value = m[2];
+    if (value === undefined) {
+      value = args[++i];
+      if (value === undefined) throw new ConfigError(`--${s.flag} needs a value`);
+    }
+    input[s.key] = value;
+  }
+  return resolveConfig(input);
+}
+
+/** The `--help` text, generated from {@link SETTINGS}. */
+export function helpText(): string {
+  const rows = SETTINGS.map((s) => {
+    const def = DEFAULTS[s.key];
+    const shown = Array.isArray(def) ? (def.length ? def.join(",") : "(none)") : String(def);
+    return `  --${s.flag.padEnd(26)} ${s.env.padEnd(31)} ${s.help} [${shown}]`;
+  });
+  return `Usage: chat [options]\n\nOptions (flag, environment variable, meaning [default]):\n${
+    rows.join("\n")
+  }\n  --help\n`;
+}

@@ -1,0 +1,323 @@
+/**
+ * The hub: people, their connections, rooms and membership, presence and broadcast.
+ * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s and a {@link Bus}.
+ * @module
+ */
+import { encode, ProtocolError } from "./protocol.ts";
+
+/** One connection as the hub sees it. */
+export interface Peer {
+  /** Unique per connection. */
+  readonly id: number;
+  /** Queues one line for the client; false if the peer is gone. Must not throw. */
+  send(line: string): boolean;
+  /** Ends the connection. Safe to call twice. */
+  close(code: number, reason: string): void;
+}
+
+/** Carries room broadcasts, so that later several processes can share rooms. */
+export interface Bus {
+  /** Sends `line` to every member of `room`, in this process and any other on the bus. */
+  publish(room: string, line: string): void;
+  /** Receives what is published. Returns the function that unsubscribes. */
+  subscribe(deliver: (room: string, line: string) => void): () => void;
+}
+
+/** A bus within this process: publish calls the subscribers at once. */
+export function createLocalBus(): Bus {
+  const subscribers = new Set<(room: string, line: string) => void>();
+  return {
+    publish(room, line) {
+      for (const deliver of subscribers) deliver(room, line);
+    },
+    subscribe(deliver) {
+      subscribers.add(deliver);
+      return () => subscribers.delete(deliver);
+    },
+  };
+}
+
+/** Hub limits, from the config. */
+export interface HubOptions {
+  maxRoomsPerConnection: number;
+  maxRooms: number;
+  /** Milliseconds a name stays reserved after its person's last connection. */
+  nameHoldMs: number;
+  bus?: Bus;
+}
+
+interface Person {
+  key: string;
+  name: string;
+  conns: Set<Client>;
+  /** When the last connection closed (ms), for the name hold. */
+  lastSeen: number;
+}
+
+interface Client {
+  peer: Peer;
+  person: Person;
+  rooms: Set<string>;
+}
+
+interface Room {
+  members: Set<Client>;
+  /** Connections per person, so a person with several tabs joins and leaves once. */
+  people: Map<Person, number>;
+}
+
+/** What `join()` did. */
+export interface JoinResult {
+  /** False when the connection was in the room already. */
+  added: boolean;
+  /** The room did not exist before. */
+  created: boolean;
+}
+
+/** What `leave()` did. */
+export interface LeaveResult {
+  removed: boolean;
+  /** The room emptied and is gone. */
+  deleted: boolean;
+}
+
+/** Rooms, members and people of one server. */
+export class Hub {
+  readonly #clients = new Map<number, Client>();
+  readonly #rooms = new Map<string, Room>();
+  readonly #people = new Map<string, Person>();
+  /** Lower-cased name to person. */
+  readonly #names = new Map<string, Person>();
+  readonly #opts: HubOptions;
+  readonly #bus: Bus;
+  readonly #unsubscribe: () => void;
+
+  constructor(opts: HubOptions) {
+    this.#opts = opts;
+    this.#bus = opts.bus ?? createLocalBus();
+    this.#unsubscribe = this.#bus.subscribe((room, line) => this.#deliver(room, line));
+  }
+
+  /** Connections, rooms and people (online or holding a name). */
+  get size(): { clients: number; rooms: number; people: number } {
+    return { clients: this.#clients.size, rooms: this.#rooms.size, people: this.#people.size };
+  }
+
+  /**
+   * The name `wanted` for person `key` if free, else the first free `wanted-2`, `wanted-3`, ….
+   * A person keeps a name it already holds.
+   */
+  freeName(key: string, wanted: string, now: number): string {
+    if (this.#nameFree(key, wanted, now)) return wanted;
+    for (let i = 2;; i++) {
+      const suffix = `-${i}`;
+      const candidate = wanted.slice(0, 32 - suffix.length) + suffix;
+      if (this.#nameFree(key, candidate, now)) return candidate;
+    }
+  }
+
+  /** The name person `key` holds (online or within the hold), if any. */
+  nameOf(key: string): string | undefined {
+    return this.#people.get(key)?.name;
+  }
+
+  /**
+   * Adds a connection for person `key` under `name` (which must be free: see {@link freeName}).
+   * @throws {ProtocolError} `name_taken` if someone else holds it.
+   */
+  connect(peer: Peer, key: string, name: string, now: number): void {
+    if (this.#clients.has(peer.id)) throw new RangeError(`Peer ${peer.id} is connected already`);
+    let person = this.#people.get(key);
+    if (!person || person.name !== name) {
+      person ??= { key, name, conns: new Set(), lastSeen: now };
+      this.#takeName(person, name, now);
+      this.#people.set(key, person);
+    }
+    const client: Client = { peer, person, rooms: new Set() };
+    person.conns.add(client);
+    this.#clients.set(peer.id, client);
+  }
+
+  /** Removes a connection and leaves its rooms. Idempotent. Returns the rooms that emptied. */
+  disconnect(id: number, now: number): string[] {
+    const client = this.#clients.get(id);
+    if (!client) return [];
+    const emptied: string[] = [];
+    for (const room of [...client.rooms]) if (this.leave(id, room).deleted) emptied.push(room);
+    this.#clients.delete(id);
+    client.person.conns.delete(client);
+    if (client.person.conns.size === 0) client.person.lastSeen = now;
+    return emptied;
+  }
+
+  /** Forgets offline people whose name hold has passed. Returns how many. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const person of this.#people.values()) {
+      if (person.conns.size === 0 && now - person.lastSeen >= this.#opts.nameHoldMs) {
+        this.#forget(person);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Adds connection `id` to `room`, and tells the room when the person arrives (first tab).
+   * @throws {ProtocolError} `too_many_rooms` or `server_rooms_full`.
+   */
+  join(id: number, room: string): JoinResult {
+    const client = this.#client(id);
+    if (client.rooms.has(room)) return { added: false, created: false };
+    if (client.rooms.size >= this.#opts.maxRoomsPerConnection) {
+      throw new ProtocolError(
+        "too_many_rooms",
+        `Cannot join room "${room}": a connection may be in ${this.#opts.maxRoomsPerConnection} rooms`,
+      );
+    }
+    let r = this.#rooms.get(room);
+    const created = !r;
+    if (!r) {
+      if (this.#rooms.size >= this.#opts.maxRooms) {
+        throw new ProtocolError(
+          "server_rooms_full",
+          `Cannot create room "${room}": the server holds its maximum of rooms`,
+        );
+      }
+      r = { members: new Set(), people: new Map() };
+      this.#rooms.set(room, r);
+    }
+    const tabs = r.people.get(client.person) ?? 0;
+    if (tabs === 0) {
+      this.publish(room, encode({ type: "presence", room, event: "join", name: client.person.name }));
+    }
+    r.people.set(client.person, tabs + 1);
+    r.members.add(client);
+    client.rooms.add(room);
+    return { added: true, created };
+  }
+
+  /** Removes connection `id` from `room`, and tells the room when the person's last tab leaves. */
+  leave(id: number, room: string): LeaveResult {
+    const client = this.#clients.get(id);
+    const r = this.#rooms.get(room);
+    if (!client || !r || !client.rooms.delete(room)) return { removed: false, deleted: false };
+    r.members.delete(client);
+    const tabs = (r.people.get(client.person) ?? 1) - 1;
+    if (tabs > 0) {
+      r.people.set(client.person, tabs);
+      return { removed: true, deleted: false };
+    }
+    r.people.delete(client.person);
+    if (r.members.size === 0) {
+      this.#rooms.delete(room);
+      return { removed: true, deleted: true };
+    }
+    this.publish(room, encode({ type: "presence", room, event: "leave", name: client.person.name }));
+    return { removed: true, deleted: false };
+  }
+
+  /** Whether connection `id` is in `room`. */
+  isMember(id: number, room: string): boolean {
+    return this.#clients.get(id)?.rooms.has(room) ?? false;
+  }
+
+  /** Whether `room` has members in this process. */
+  hasRoom(room: string): boolean {
+    return this.#rooms.has(room);
+  }
+
+  /** The rooms connection `id` is in, in join order. */
+  roomsOf(id: number): string[] {
+    return [...(this.#clients.get(id)?.rooms ?? [])];
+  }
+
+  /** Names of the people in `room`, sorted. */
+  members(room: string): string[] {
+    const r = this.#rooms.get(room);
+    if (!r) return [];
+    return [...r.people.keys()].map((p) => p.name).sort((a, b) => a.localeCompare(b));
+  }
+
+  /** The key of the person online under `name` (case-insensitive). */
+  personByName(name: string): string | undefined {
+    const p = this.#names.get(name.toLowerCase());
+    return p && p.conns.size > 0 ? p.key : undefined;
+  }
+
+  /** Sends `line` to every member of `room` through the bus. */
+  publish(room: string, line: string): void {
+    this.#bus.publish(room, line);
+  }
+
+  /** Sends `line` to every connection of person `key`. Returns how many. */
+  sendToPerson(key: string, line: string): number {
+    const person = this.#people.get(key);
+    if (!person) return 0;
+    for (const c of person.conns) c.peer.send(line);
+    return person.conns.size;
+  }
+
+  /**
+   * Renames person `key`, and tells each connection that shares a room with them, once.
+   * @throws {ProtocolError} `name_taken`.
+   */
+  rename(key: string, name: string, now: number): void {
+    const person = this.#people.get(key);
+    if (!person) throw new RangeError(`No person ${key}`);
+    if (person.name === name) return;
+    const old = person.name;
+    this.#takeName(person, name, now);
+    const line = encode({ type: "nick", old, name });
+    const told = new Set<Client>(person.conns);
+    for (const c of person.conns) {
+      for (const room of c.rooms) for (const m of this.#rooms.get(room)!.members) told.add(m);
+    }
+    for (const c of told) c.peer.send(line);
+  }
+
+  /** Closes every connection with `code` and `reason`. */
+  closeAll(code: number, reason: string): void {
+    for (const c of [...this.#clients.values()]) c.peer.close(code, reason);
+  }
+
+  /** Stops listening to the bus. */
+  dispose(): void {
+    this.#unsubscribe();
+  }
+
+  #deliver(room: string, line: string): void {
+    const r = this.#rooms.get(room);
+    if (!r) return;
+    for (const c of r.members) c.peer.send(line);
+  }
+
+  #client(id: number): Client {
+    const c = this.#clients.get(id);
+    if (!c) throw new RangeError(`Peer ${id} is not connected`);
+    return c;
+  }
+
+  /** Gives `name` to `person`; an offline holder past its hold is forgotten. */
+  #takeName(person: Person, name: string, now: number): void {
+    if (!this.#nameFree(person.key, name, now)) {
+      throw new ProtocolError("name_taken", `The name "${name}" is taken`);
+    }
+    const holder = this.#names.get(name.toLowerCase());
+    if (holder && holder !== person) this.#forget(holder);
+    if (this.#names.get(person.name.toLowerCase()) === person) this.#names.delete(person.name.toLowerCase());
+    person.name = name;
+    this.#names.set(name.toLowerCase(), person);
+  }
+
+  #forget(person: Person): void {
+    this.#people.delete(person.key);
+    if (this.#names.get(person.name.toLowerCase()) === person) this.#names.delete(person.name.toLowerCase());
+  }
+
+  #nameFree(key: string, name: string, now: number): boolean {
+    const holder = this.#names.get(name.toLowerCase());
+    if (!holder || holder.key === key) return true;
+    return holder.conns.size === 0 && now - holder.lastSeen >= this.#opts.nameHoldMs;
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * The wire format: client messages parsed and validated into a union, server messages encoded.
+ * `docs/protocol.md` is the human version of this file.
+ * @module
+ */
+
+/** Protocol version sent in `welcome`. */
+export const PROTOCOL_VERSION = 1;
+/** The subprotocol the server speaks when a client offers it. */
+export const SUBPROTOCOL = "chat";
+
+/** Close codes the server uses. */
+export const CloseCode = Object.freeze({
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  SLOW_CONSUMER: 4001,
+});
+
+/** Stable error codes sent in `error` frames. */
+export type ErrorCode =
+  | "bad_json"
+  | "bad_message"
+  | "frame_too_big"
+  | "text_too_long"
+  | "bad_room"
+  | "bad_name"
+  | "name_taken"
+  | "not_member"
+  | "too_many_rooms"
+  | "server_rooms_full"
+  | "user_not_found"
+  | "rate_limited"
+  | "store_failed";
+
+/** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly closeCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A stored room message, as it goes on the wire. */
+export interface ChatMessage {
+  room: string;
+  seq: number;
+  from: string;
+  text: string;
+  ts: number;
+  cid?: string;
+}
+
+/** Everything a client may send, after validation. */
+export type ClientMessage =
+  | { type: "join"; room: string; since?: number }
+  | { type: "leave"; room: string }
+  | { type: "send"; room: string; text: string; cid?: string }
+  | { type: "send"; to: string; text: string; cid?: string }
+  | { type: "typing"; room: string }
+  | { type: "nick"; name: string }
+  | { type: "history"; room: string; before?: number; limit?: number }
+  | { type: "ping" }
+  /** A frame that was not JSON: text for the connection's current room. */
+  | { type: "raw"; text: string };
+
+/** Limits the parser enforces. */
+export interface ParseLimits {
+  maxTextChars: number;
+  maxFrameBytes: number;
+}
+
+const NAME_RE = /^[\p{L}\p{N}_.-]{1,32}$/u;
+const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
+const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** Why `name` is not a valid nickname, or `undefined` when it is. */
+export function nameProblem(name: string): string | undefined {
+  if (NAME_RE.test(name)) return undefined;
+  return `names are 1-32 letters, digits, "_", "-" or ".", got ${quote(name)}`;
+}
+
+/** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */
+export function normalizeRoom(room: string): string {
+  if (!ROOM_RE.test(room)) {
+    throw new ProtocolError(
+      "bad_room",
+      `Room names are 1-64 letters, digits, "_", "-" or ".", got ${quote(room)}`,
+    );
+  }
+  return room.toLowerCase();
+}
+
+/** Byte length of `s` in UTF-8 without allocating. */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff) i++, n += 2; // a surrogate pair: 4 bytes for 2 units
+    else n += 2;
+  }
+  return n;
+}
+
+/**
+ * Parses one client frame. Size first, then JSON, then fields.
+ * @throws {ProtocolError} with a stable code; `frame_too_big` carries close code 1009.
+ */
+export function parseClientFrame(data: string, limits: ParseLimits): ClientMessage {
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so only long frames need the exact count.
+  if (data.length * 3 > limits.maxFrameBytes && utf8Length(data) > limits.maxFrameBytes) {
+    throw new ProtocolError(
+      "frame_too_big",
+      `Frames are at most ${limits.maxFrameBytes} bytes, got ${utf8Length(data)}`,
+      CloseCode.TOO_BIG,
+    );
+  }
+  const first = data.trimStart()[0];
+  if (first !== "{" && first !== "[" && first !== '"') {
+    // Not JSON at all: what a raw client (websocat, the PHP tutorial page) sends.
+    const text = data.trim();
+    if (text === "") throw new ProtocolError("bad_message", "Empty frames carry nothing to send");
+    return { type: "raw", text: checkText(text, limits) };
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    throw new ProtocolError("bad_json", "Frames must be one JSON object, this one does not parse");
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ProtocolError("bad_json", "Frames must be one JSON object");
+  }
+  const o = v as Record<string, unknown>;
+  switch (o.type) {
+    case "join": {
+      const since = optInt(o, "since");
+      return since === undefined ? { type: "join", room: room(o) } : { type: "join", room: room(o), since };
+    }
+    case "leave":
+      return { type: "leave", room: room(o) };
+    case "typing":
+      return { type: "typing", room: room(o) };
+    case "send": {
+      const text = checkText(str(o, "text"), limits);
+      const cid = optCid(o);
+      if (o.to !== undefined) {
+        if (o.room !== undefined) {
+          throw new ProtocolError("bad_message", "A send has either room or to, not both");
+        }
+        const to = str(o, "to");
+        const problem = nameProblem(to);
+        if (problem) throw new ProtocolError("bad_name", `Cannot send to ${quote(to)}: ${problem}`);
+        return cid === undefined ? { type: "send", to, text } : { type: "send", to, text, cid };
+      }
+      return cid === undefined
+        ? { type: "send", room: room(o), text }
+        : { type: "send", room: room(o), text, cid };
+    }
+    case "nick": {
+      const name = str(o, "name");
+      const problem = nameProblem(name);
+      if (problem) throw new ProtocolError("bad_name", `Cannot change name: ${problem}`);
+      return { type: "nick", name };
+    }
+    case "history": {
+      const msg: { type: "history"; room: string; before?: number; limit?: number } = {
+        type: "history",
+        room: room(o),
+      };
+      const before = optInt(o, "before");
+      const limit = optInt(o, "limit");
+      if (before !== undefined) msg.before = before;
+      if (limit !== undefined) msg.limit = limit;
+      return msg;
+    }
+    case "ping":
+      return { type: "ping" };
+    default:
+      throw new ProtocolError(
+        "bad_message",
+        typeof o.type === "string"
+          ? `Unknown message type ${quote(o.type)}`
+          : `Messages need a string "type" field`,
+      );
+  }
+}
+
+function checkText(text: string, limits: ParseLimits): string {
+  if (text.length > limits.maxTextChars) {
+    throw new ProtocolError(
+      "text_too_long",
+      `Messages are at most ${limits.maxTextChars} characters, got ${text.length}`,
+    );
+  }
+  if (text.trim() === "") throw new ProtocolError("bad_message", "Message text must not be empty");
+  return text;
+}
+
+function str(o: Record<string, unknown>, field: string): string {
+  const v = o[field];
+  if (typeof v !== "string") {
+    throw new ProtocolError("bad_message", `"${o.type}" needs a string "${field}", got ${typeName(v)}`);
+  }
+  return v;
+}
+
+function room(o: Record<string, unknown>): string {
+  return normalizeRoom(str(o, "room"));
+}
+
+function optInt(o: Record<string, unknown>, field: string): number | undefined {
+  const v = o[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new ProtocolError(
+      "bad_message",
+      `"${field}" must be a whole number of 0 or more, got ${typeName(v)}`,
+    );
+  }
+  return v;
+}
+
+function optCid(o: Record<string, unknown>): string | undefined {
+  const v = o.cid;
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !CID_RE.test(v)) {
+    throw new ProtocolError("bad_message", `"cid" must be 1-64 letters, digits, "_", "-", "." or ":"`);
+  }
+  return v;
+}
+
+function typeName(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "string" ? `the string ${quote(v)}` : `a ${typeof v}`;
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
+}
+
+/** Encodes one server message as one line (no trailing newline). */
+export function encode(msg: Record<string, unknown>): string {
+  return JSON.stringify(msg);
+}
+
+/** Encodes a stored message for the wire. */
+export function encodeMessage(m: ChatMessage): string {
+  return JSON.stringify(wireMessage(m));
+}
+
+/** A stored message as the wire object (field order fixed so the frame is stable). */
+export function wireMessage(m: ChatMessage): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    type: "message",
+    room: m.room,
+    seq: m.seq,
+    from: m.from,
+    text: m.text,
+    ts: m.ts,
+  };
+  if (m.cid !== undefined) o.cid = m.cid;
+  return o;
+}
+
+/** Encodes an `error` frame line. */
+export function encodeError(err: ProtocolError, extra?: { cid?: string; room?: string }): string {
+  return JSON.stringify({ type: "error", code: err.code, message: err.message, ...extra });
+}

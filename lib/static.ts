@@ -1,0 +1,98 @@
+/**
+ * Static files: everything under `static/` is read once at start-up (through an `import.meta` URL,
+ * so a compiled binary serves its embedded copy) and served from memory. Only those files exist:
+ * no path can reach outside.
+ * @module
+ */
+
+interface Asset {
+  body: Uint8Array<ArrayBuffer>;
+  type: string;
+  etag: string;
+}
+
+const TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  mjs: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  json: "application/json; charset=utf-8",
+  svg: "image/svg+xml",
+  png: "image/png",
+  ico: "image/x-icon",
+  txt: "text/plain; charset=utf-8",
+  webmanifest: "application/manifest+json",
+};
+
+/** Pages run only our own scripts: a message that slipped into markup still could not run. */
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/** Files never served: the type-checking config of the client lives beside it. */
+const HIDDEN = new Set(["/deno.json", "/deno.jsonc"]);
+
+/** Serves the files of one directory. */
+export class StaticFiles {
+  readonly #assets: Map<string, Asset>;
+
+  private constructor(assets: Map<string, Asset>) {
+    this.#assets = assets;
+  }
+
+  /** Reads every file under `root` (a directory URL ending in `/`). */
+  static async load(root: URL): Promise<StaticFiles> {
+    const assets = new Map<string, Asset>();
+    const walk = async (dir: URL, prefix: string) => {
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.name.startsWith(".")) continue;
+        const path = `${prefix}/${entry.name}`;
+        if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir), path);
+        else if (entry.isFile && !HIDDEN.has(path)) {
+          const body = await Deno.readFile(new URL(entry.name, dir));
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+          const etag = `"${[...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
+          const ext = entry.name.slice(entry.name.lastIndexOf(".") + 1).toLowerCase();
+          assets.set(path, { body, etag, type: TYPES[ext] ?? "application/octet-stream" });
+        }
+      }
+    };
+    await walk(root, "");
+    return new StaticFiles(assets);
+  }
+
+  /** Answers a GET or HEAD for `pathname` (as in the URL, still percent-encoded). */
+  serve(req: Request, pathname: string): Response {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
+    }
+    let path: string;
+    try {
+      path = decodeURIComponent(pathname);
+    } catch {
+      return new Response("Bad request: malformed percent-encoding in the path\n", { status: 400 });
+    }
+    // Decoding may produce what the URL parser already resolved away: refuse it outright.
+    if (/[\0\\]/.test(path) || path.split("/").includes("..")) {
+      return new Response("Bad request: the path has a forbidden character or segment\n", { status: 400 });
+    }
+    if (path.endsWith("/")) path += "index.html";
+    const asset = this.#assets.get(path);
+    if (!asset) return new Response("Not found\n", { status: 404, headers: { "content-type": TYPES.txt } });
+    const headers: Record<string, string> = {
+      "content-type": asset.type,
+      etag: asset.etag,
+      // Plain ES modules with stable names: always revalidate, which the ETag makes cheap.
+      "cache-control": "no-cache",
+      "x-content-type-options": "nosniff",
+    };
+    if (asset.type.startsWith("text/html")) headers["content-security-policy"] = CSP;
+    const inm = req.headers.get("if-none-match");
+    if (inm && inm.split(",").some((t) => t.trim() === asset.etag || t.trim() === "*")) {
+      return new Response(null, { status: 304, headers });
+    }
+    return new Response(req.method === "HEAD" ? null : asset.body, {
+      headers: { ...headers, "content-length": String(asset.body.byteLength) },
+    });
+  }
+}

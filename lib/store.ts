@@ -1,0 +1,131 @@
+/**
+ * History storage: the interface every store implements, and the in-memory one.
+ * Stores are synchronous: the chat layer groups many messages into one `append` call, and
+ * a store answers reads from what has been appended, so join + read is one step with no seam.
+ * @module
+ */
+import type { ChatMessage } from "./protocol.ts";
+
+/** A message as stored: the wire fields plus the sender's key, for de-duplication by `cid`. */
+export interface StoredMessage extends ChatMessage {
+  /** Stable key of the sending person (a hash of their token). */
+  key: string;
+}
+
+/** Retention and de-duplication settings a store applies. */
+export interface RetentionOptions {
+  /** Messages kept per room (0 = all). */
+  retainMessages: number;
+  /** Milliseconds a message is kept (0 = forever). */
+  retainMs: number;
+}
+
+/** Where history lives. Every method is synchronous and may throw {@link StoreError}. */
+export interface Store {
+  /** Writes `batch` atomically and durably; when it returns, every message survives a crash. */
+  append(batch: readonly StoredMessage[]): void;
+  /** The highest `seq` ever stored in `room` (0 if none), even if pruned since. */
+  lastSeq(room: string): number;
+  /** Messages with `seq > after`, oldest first, at most `limit`. */
+  after(room: string, after: number, limit: number): ChatMessage[];
+  /** The newest `limit` messages with `seq < before`, oldest first. */
+  before(room: string, before: number, limit: number): ChatMessage[];
+  /** The message person `key` sent with `cid` at or after `sinceTs`. */
+  findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined;
+  /** Applies retention; returns how many messages were deleted. */
+  prune(now: number): number;
+  /** Closes files. Idempotent. */
+  close(): void;
+}
+
+/** A store failure: the message says what failed and where. */
+export class StoreError extends Error {
+  override name = "StoreError";
+}
+
+/** Strips the store-only field. */
+export function toWire(m: StoredMessage): ChatMessage {
+  const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
+  if (m.cid !== undefined) o.cid = m.cid;
+  return o;
+}
+
+/** Keeps everything in memory: for tests and `--store memory`. Lost on restart. */
+export class MemoryStore implements Store {
+  readonly #rooms = new Map<string, { last: number; messages: StoredMessage[] }>();
+  readonly #cids = new Map<string, StoredMessage>();
+  readonly #opts: RetentionOptions;
+
+  constructor(opts: RetentionOptions) {
+    this.#opts = opts;
+  }
+
+  append(batch: readonly StoredMessage[]): void {
+    for (const m of batch) {
+      let r = this.#rooms.get(m.room);
+      if (!r) this.#rooms.set(m.room, r = { last: 0, messages: [] });
+      if (m.seq <= r.last) throw new StoreError(`seq ${m.seq} in room "${m.room}" is not after ${r.last}`);
+      r.last = m.seq;
+      r.messages.push(m);
+      if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, m);
+    }
+    // Count retention runs at once so memory is bounded between prunes.
+    if (this.#opts.retainMessages > 0) {
+      for (const m of batch) {
+        const r = this.#rooms.get(m.room)!;
+        const excess = r.messages.length - this.#opts.retainMessages;
+        if (excess > 0) this.#drop(r.messages.splice(0, excess));
+      }
+    }
+  }
+
+  lastSeq(room: string): number {
+    return this.#rooms.get(room)?.last ?? 0;
+  }
+
+  after(room: string, after: number, limit: number): ChatMessage[] {
+    const msgs = this.#rooms.get(room)?.messages ?? [];
+    const i = lowerBound(msgs, after + 1);
+    return msgs.slice(i, i + limit).map(toWire);
+  }
+
+  before(room: string, before: number, limit: number): ChatMessage[] {
+    const msgs = this.#rooms.get(room)?.messages ?? [];
+    const end = lowerBound(msgs, before);
+    return msgs.slice(Math.max(0, end - limit), end).map(toWire);
+  }
+
+  findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined {
+    const m = this.#cids.get(`${key}\n${cid}`);
+    return m && m.ts >= sinceTs ? toWire(m) : undefined;
+  }
+
+  prune(now: number): number {
+    if (this.#opts.retainMs <= 0) return 0;
+    const cutoff = now - this.#opts.retainMs;
+    let n = 0;
+    for (const r of this.#rooms.values()) {
+      let i = 0;
+      while (i < r.messages.length && r.messages[i].ts < cutoff) i++;
+      if (i > 0) this.#drop(r.messages.splice(0, i)), n += i;
+    }
+    return n;
+  }
+
+  close(): void {}
+
+  #drop(gone: StoredMessage[]): void {
+    for (const m of gone) if (m.cid !== undefined) this.#cids.delete(`${m.key}\n${m.cid}`);
+  }
+}
+
+/** First index whose seq is >= `seq` (messages are sorted by seq). */
+function lowerBound(msgs: readonly StoredMessage[], seq: number): number {
+  let lo = 0, hi = msgs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (msgs[mid].seq < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

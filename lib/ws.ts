@@ -1,0 +1,124 @@
+/**
+ * The WebSocket adapter: wraps Deno's socket as a {@link Peer}, coalesces what one client receives
+ * in one turn of the event loop into one frame, and closes clients that stop reading.
+ * @module
+ */
+import type { Chat, OpenParams } from "./chat.ts";
+import type { Peer } from "./hub.ts";
+import type { Metrics } from "./metrics.ts";
+import { CloseCode } from "./protocol.ts";
+
+/** Sends every peer's queued lines at the end of the current turn, one frame per peer. */
+export class Flusher {
+  #dirty: WsPeer[] = [];
+  #spare: WsPeer[] = [];
+  #scheduled = false;
+  readonly #run = () => {
+    this.#scheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = this.#spare;
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+    dirty.length = 0;
+    this.#spare = dirty;
+  };
+
+  /** Schedules `peer` for the next flush. */
+  mark(peer: WsPeer): void {
+    this.#dirty.push(peer);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      // A microtask: a lone message still goes out in the same turn, with no timer delay.
+      queueMicrotask(this.#run);
+    }
+  }
+}
+
+/** Options of {@link acceptSocket}. */
+export interface SocketOptions {
+  /** Unique connection id, from the app's counter. */
+  id: number;
+  chat: Chat;
+  flusher: Flusher;
+  metrics: Metrics;
+  params: OpenParams;
+  /** Bytes queued in the socket before the client is closed as a slow consumer. */
+  maxBufferedBytes: number;
+  /** Called once when the socket has closed. */
+  onClose: () => void;
+}
+
+/** One client connection. */
+export class WsPeer implements Peer {
+  readonly id: number;
+  readonly #socket: WebSocket;
+  readonly #flusher: Flusher;
+  readonly #metrics: Metrics;
+  readonly #maxBuffered: number;
+  readonly #queue: string[] = [];
+  #closing = false;
+
+  constructor(id: number, socket: WebSocket, flusher: Flusher, metrics: Metrics, maxBuffered: number) {
+    this.id = id;
+    this.#socket = socket;
+    this.#flusher = flusher;
+    this.#metrics = metrics;
+    this.#maxBuffered = maxBuffered;
+  }
+
+  send(line: string): boolean {
+    if (this.#closing) return false;
+    if (this.#queue.length === 0) this.#flusher.mark(this);
+    this.#queue.push(line);
+    return true;
+  }
+
+  /** Sends the queued lines as one frame (newline-separated). */
+  flush(): void {
+    const q = this.#queue;
+    if (q.length === 0 || this.#closing) return void (q.length = 0);
+    const frame = q.length === 1 ? q[0] : q.join("\n");
+    q.length = 0;
+    if (this.#socket.readyState !== WebSocket.OPEN) return;
+    // Deno's send() never blocks: without this check a client that stops reading grows server memory.
+    if (this.#socket.bufferedAmount + frame.length > this.#maxBuffered) {
+      this.#metrics.slowConsumerCloses++;
+      return this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
+    }
+    this.#socket.send(frame);
+    this.#metrics.framesOut++;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#queue.length = 0;
+    try {
+      this.#socket.close(code, reason);
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * Wires an upgraded socket to the chat. Everything here runs after `Deno.upgradeWebSocket`,
+ * so nothing may throw: the handlers catch inside the chat.
+ */
+export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
+  const peer = new WsPeer(opts.id, socket, opts.flusher, opts.metrics, opts.maxBufferedBytes);
+  const { chat } = opts;
+  let closed = false;
+  socket.onopen = () => chat.open(peer, opts.params);
+  socket.onmessage = (e: MessageEvent) => {
+    const d = e.data;
+    if (typeof d === "string") chat.message(peer.id, d);
+    else chat.binary(peer.id, d instanceof Blob ? d.size : (d as ArrayBuffer).byteLength);
+  };
+  // Deno may fire close twice (idle timeout: 1001 then 1005): clean up once.
+  socket.onclose = () => {
+    if (closed) return;
+    closed = true;
+    peer.close(CloseCode.GOING_AWAY, "");
+    chat.closed(peer.id);
+    opts.onClose();
+  };
+  socket.onerror = (e) => e.preventDefault();
+}

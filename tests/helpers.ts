@@ -1,0 +1,131 @@
+/**
+ * Test helpers: a real server on port 0 and a real WebSocket client that splits frames into lines.
+ * @module
+ */
+import { type App, createApp } from "../lib/app.ts";
+import { type ConfigInput, resolveConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+
+/** A server under test. */
+export interface TestServer {
+  app: App;
+  port: number;
+  /** `http://127.0.0.1:PORT` */
+  url: string;
+  /** `ws://127.0.0.1:PORT/ws` */
+  wsUrl: string;
+  /** Shuts the app down and stops listening. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts the app on 127.0.0.1 (port 0 unless given), with the memory store unless told otherwise. */
+export async function startServer(overrides: ConfigInput = {}): Promise<TestServer> {
+  const config = resolveConfig({ store: "memory", logLevel: "error", ...overrides });
+  const app = await createApp(config, { log: createLogger(config.logLevel) });
+  const server = Deno.serve({ port: config.port, hostname: "127.0.0.1", onListen() {} }, app.handler);
+  const port = server.addr.port;
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= (async () => {
+      await app.shutdown();
+      await server.shutdown();
+    })();
+  return {
+    app,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** A server message (one line of a frame). */
+// deno-lint-ignore no-explicit-any
+export type Msg = Record<string, any>;
+
+/** A WebSocket client that queues every line it receives and lets a test wait for one. */
+export class TestClient {
+  readonly ws: WebSocket;
+  readonly lines: Msg[] = [];
+  /** Frames received (each may hold several lines). */
+  frames = 0;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<CloseEvent>;
+  #waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
+  #seen = 0;
+
+  constructor(url: string, protocols?: string | string[]) {
+    this.ws = new WebSocket(url, protocols);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.addEventListener("open", () => resolve(), { once: true });
+      this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
+    });
+    this.closed = new Promise((resolve) =>
+      this.ws.addEventListener("close", (e) => resolve(e), { once: true })
+    );
+    this.ws.onmessage = (e) => {
+      this.frames++;
+      for (const line of String(e.data).split("\n")) {
+        const m = JSON.parse(line);
+        this.lines.push(m);
+        this.#waiters = this.#waiters.filter((w) => !(w.pred(m) && (w.resolve(m), true)));
+      }
+    };
+  }
+
+  /** Connects to `/ws` with the query `q` and waits for `welcome`. */
+  static async connect(server: TestServer, q: Record<string, string> = {}): Promise<TestClient> {
+    const c = new TestClient(`${server.wsUrl}?${new URLSearchParams(q)}`);
+    await c.next("welcome");
+    return c;
+  }
+
+  /** Sends one JSON message. */
+  send(m: Msg): void {
+    this.ws.send(JSON.stringify(m));
+  }
+
+  /**
+   * The next message not yet taken that matches `type` (and `pred`), waiting up to `ms`.
+   * Messages are taken in order; earlier non-matching ones stay for later calls.
+   */
+  next(type: string, pred: (m: Msg) => boolean = () => true, ms = 3000): Promise<Msg> {
+    const match = (m: Msg) => m.type === type && pred(m) && !m.__taken;
+    for (let i = this.#seen; i < this.lines.length; i++) {
+      if (match(this.lines[i])) return Promise.resolve(this.#take(this.lines[i]));
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`timed out waiting for ${type}; got ${JSON.stringify(this.lines.slice(-5))}`));
+      }, ms);
+      const done = (m: Msg) => {
+        clearTimeout(timer);
+        resolve(this.#take(m));
+      };
+      this.#waiters.push({ pred: match, resolve: done });
+    });
+  }
+
+  /** Every message of `type` received so far. */
+  all(type: string): Msg[] {
+    return this.lines.filter((m) => m.type === type);
+  }
+
+  #take(m: Msg): Msg {
+    Object.defineProperty(m, "__taken", { value: true, enumerable: false });
+    return m;
+  }
+
+  /** Closes and waits for the close to finish. */
+  async close(): Promise<void> {
+    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.close();
+    await this.closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
