@@ -8,6 +8,9 @@ import type { Peer } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
 import { CloseCode } from "./protocol.ts";
 
+/** Coalesced frames are split near this size, so one busy turn does not make one huge frame. */
+const MAX_FRAME_CHARS = 256 * 1024;
+
 /** Sends every peer's queued lines at the end of the current turn, one frame per peer. */
 export class Flusher {
   #dirty: WsPeer[] = [];
@@ -55,6 +58,7 @@ export class WsPeer implements Peer {
   readonly #metrics: Metrics;
   readonly #maxBuffered: number;
   readonly #queue: string[] = [];
+  #queuedChars = 0;
   #closing = false;
 
   constructor(id: number, socket: WebSocket, flusher: Flusher, metrics: Metrics, maxBuffered: number) {
@@ -69,27 +73,49 @@ export class WsPeer implements Peer {
     if (this.#closing) return false;
     if (this.#queue.length === 0) this.#flusher.mark(this);
     this.#queue.push(line);
+    this.#queuedChars += line.length;
     return true;
   }
 
-  /** Sends the queued lines as one frame (newline-separated). */
+  /** Sends the queued lines as one frame (newline-separated), or a few when they are many. */
   flush(): void {
     const q = this.#queue;
-    if (q.length === 0 || this.#closing) return void (q.length = 0);
-    const frame = q.length === 1 ? q[0] : q.join("\n");
-    q.length = 0;
-    if (this.#socket.readyState !== WebSocket.OPEN) return;
-    // Deno's send() never blocks: without this check a client that stops reading grows server memory.
-    if (this.#socket.bufferedAmount + frame.length > this.#maxBuffered) {
+    const chars = this.#queuedChars;
+    this.#queuedChars = 0;
+    if (q.length === 0) return;
+    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return void (q.length = 0);
+    // Deno's send() never blocks: without this check a client that stops reading grows server
+    // memory. What it holds is bounded by the cap plus one turn's worth of frames.
+    if (this.#socket.bufferedAmount > this.#maxBuffered) {
+      q.length = 0;
       this.#metrics.slowConsumerCloses++;
       return this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
     }
+    if (q.length === 1) this.#write(q[0]);
+    else if (chars <= MAX_FRAME_CHARS) this.#write(q.join("\n"));
+    else {
+      let start = 0, size = 0;
+      for (let i = 0; i < q.length; i++) {
+        size += q[i].length + 1;
+        if (size >= MAX_FRAME_CHARS || i === q.length - 1) {
+          this.#write(q.slice(start, i + 1).join("\n"));
+          start = i + 1, size = 0;
+        }
+      }
+    }
+    q.length = 0;
+  }
+
+  #write(frame: string): void {
     this.#socket.send(frame);
     this.#metrics.framesOut++;
   }
 
   close(code: number, reason: string): void {
     if (this.#closing) return;
+    // What is queued (often the error that explains this close) goes out before the close frame.
+    if (this.#queue.length && this.#socket.readyState === WebSocket.OPEN) this.flush();
+    if (this.#closing) return; // the flush found a slow consumer and closed it
     this.#closing = true;
     this.#queue.length = 0;
     try {

@@ -21,7 +21,7 @@ export interface TestServer {
 
 /** Starts the app on 127.0.0.1 (port 0 unless given), with the memory store unless told otherwise. */
 export async function startServer(overrides: ConfigInput = {}): Promise<TestServer> {
-  const config = resolveConfig({ store: "memory", logLevel: "error", ...overrides });
+  const config = resolveConfig({ port: 0, store: "memory", logLevel: "error", ...overrides });
   const app = await createApp(config, { log: createLogger(config.logLevel) });
   const server = Deno.serve({ port: config.port, hostname: "127.0.0.1", onListen() {} }, app.handler);
   const port = server.addr.port;
@@ -99,7 +99,8 @@ export class TestClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out waiting for ${type}; got ${JSON.stringify(this.lines.slice(-5))}`));
+        const last = this.lines.slice(-5).map((m) => JSON.stringify(m).slice(0, 200));
+        reject(new Error(`timed out waiting for ${type}; last got ${last.join("\n")}`));
       }, ms);
       const done = (m: Msg) => {
         clearTimeout(timer);

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { ConfigError, configFromArgs, DEFAULTS, helpText, resolveConfig, SETTINGS } from "../lib/config.ts";
+
+Deno.test("resolveConfig() fills every default and freezes the result", () => {
+  const c = resolveConfig();
+  assert.deepEqual({ ...c }, { ...DEFAULTS });
+  assert.ok(Object.isFrozen(c));
+  assert.equal(c.port, 8000);
+  assert.equal(c.hostname, "0.0.0.0");
+});
+
+Deno.test("configFromArgs() reads flags over environment variables", () => {
+  const env: Record<string, string> = { PORT: "9000", CHAT_MAX_TEXT_CHARS: "10", HOST: "127.0.0.1" };
+  const c = configFromArgs([
+    "--port",
+    "9100",
+    "--burst=5",
+    "--allowed-origins",
+    "https://a.example,https://b.example",
+  ], (
+    n,
+  ) => env[n]);
+  assert.equal(c.port, 9100);
+  assert.equal(c.burst, 5);
+  assert.equal(c.maxTextChars, 10);
+  assert.equal(c.hostname, "127.0.0.1");
+  assert.deepEqual(c.allowedOrigins, ["https://a.example", "https://b.example"]);
+});
+
+Deno.test("configFromArgs() stops on a bad value with one sentence naming setting and value", () => {
+  const env = () => undefined;
+  assert.throws(() => configFromArgs(["--port", "eighty"], env), {
+    name: "ConfigError",
+    message: '--port (PORT) must be an integer from 0 to 65535, got "eighty"',
+  });
+  assert.throws(() => configFromArgs(["--port", "70000"], env), ConfigError);
+  assert.throws(
+    () => configFromArgs(["--store", "redis"], env),
+    /--store \(CHAT_STORE\) must be one of sqlite, memory, got "redis"/,
+  );
+  assert.throws(() => configFromArgs(["--allowed-origins", "evil"], env), /--allowed-origins/);
+  assert.throws(() => configFromArgs(["--frobnicate"], env), /unknown option "--frobnicate"/);
+  assert.throws(() => configFromArgs(["--port"], env), /--port needs a value/);
+  assert.throws(
+    () => configFromArgs([], (n) => n === "CHAT_BURST" ? "0" : undefined),
+    /--burst \(CHAT_BURST\)/,
+  );
+});
+
+Deno.test("helpText() lists every setting with its environment variable and default", () => {
+  const text = helpText();
+  for (const s of SETTINGS) {
+    assert.ok(text.includes(`--${s.flag}`), s.flag);
+    assert.ok(text.includes(s.env), s.env);
+  }
+});

@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { createLocalBus, Hub, type Peer } from "../lib/hub.ts";
+import { ProtocolError } from "../lib/protocol.ts";
+
+class FakePeer implements Peer {
+  static next = 1;
+  readonly id = FakePeer.next++;
+  readonly got: Record<string, unknown>[] = [];
+  closedWith?: [number, string];
+  send(line: string): boolean {
+    this.got.push(JSON.parse(line));
+    return true;
+  }
+  close(code: number, reason: string): void {
+    this.closedWith ??= [code, reason];
+  }
+  types(): unknown[] {
+    return this.got.map((m) => m.type);
+  }
+}
+
+function hub(opts: Partial<{ maxRoomsPerConnection: number; maxRooms: number; nameHoldMs: number }> = {}) {
+  return new Hub({ maxRoomsPerConnection: 5, maxRooms: 100, nameHoldMs: 1000, ...opts });
+}
+
+Deno.test("Hub.publish() reaches members of the room and no one else", () => {
+  const h = hub();
+  const [a, b, c] = [new FakePeer(), new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.connect(c, "kc", "carol", 0);
+  h.join(a.id, "lobby");
+  h.join(b.id, "lobby");
+  h.join(c.id, "other");
+  a.got.length = b.got.length = c.got.length = 0;
+  h.publish("lobby", JSON.stringify({ type: "x" }));
+  assert.deepEqual(a.types(), ["x"]);
+  assert.deepEqual(b.types(), ["x"]);
+  assert.deepEqual(c.types(), []);
+});
+
+Deno.test("Hub.join() announces a person once however many tabs they open, leave() on the last tab", () => {
+  const h = hub();
+  const watcher = new FakePeer();
+  h.connect(watcher, "kw", "watcher", 0);
+  h.join(watcher.id, "r");
+  const [t1, t2] = [new FakePeer(), new FakePeer()];
+  h.connect(t1, "ka", "alice", 0);
+  h.connect(t2, "ka", "alice", 0);
+  h.join(t1.id, "r");
+  h.join(t2.id, "r");
+  // The joiner learns the members from its `joined`; presence is for the others.
+  assert.deepEqual(watcher.got.filter((m) => m.type === "presence"), [
+    { type: "presence", room: "r", event: "join", name: "alice" },
+  ]);
+  assert.deepEqual(h.members("r"), ["alice", "watcher"]);
+  h.leave(t1.id, "r");
+  assert.equal(watcher.got.filter((m) => m.event === "leave").length, 0);
+  h.disconnect(t2.id, 0);
+  assert.deepEqual(watcher.got.at(-1), { type: "presence", room: "r", event: "leave", name: "alice" });
+  assert.deepEqual(h.members("r"), ["watcher"]);
+});
+
+Deno.test("Hub.leave() deletes a room when it empties and says so", () => {
+  const h = hub();
+  const a = new FakePeer();
+  h.connect(a, "ka", "alice", 0);
+  assert.deepEqual(h.join(a.id, "r"), { added: true, created: true });
+  assert.deepEqual(h.join(a.id, "r"), { added: false, created: false });
+  assert.equal(h.size.rooms, 1);
+  assert.deepEqual(h.leave(a.id, "r"), { removed: true, deleted: true });
+  assert.deepEqual(h.leave(a.id, "r"), { removed: false, deleted: false });
+  assert.equal(h.size.rooms, 0);
+  assert.equal(h.hasRoom("r"), false);
+});
+
+Deno.test("Hub.disconnect() is idempotent and returns the rooms that emptied", () => {
+  const h = hub();
+  const [a, b] = [new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.join(a.id, "x");
+  h.join(a.id, "y");
+  h.join(b.id, "y");
+  assert.deepEqual(h.disconnect(a.id, 0), ["x"]);
+  assert.deepEqual(h.disconnect(a.id, 0), []);
+  assert.equal(h.size.clients, 1);
+});
+
+Deno.test("Hub.join() refuses past the per-connection and server room limits", () => {
+  const h = hub({ maxRoomsPerConnection: 2, maxRooms: 3 });
+  const [a, b] = [new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.join(a.id, "r1");
+  h.join(a.id, "r2");
+  assert.throws(() => h.join(a.id, "r3"), (e) => e instanceof ProtocolError && e.code === "too_many_rooms");
+  h.join(b.id, "r3");
+  assert.throws(
+    () => h.join(b.id, "r4"),
+    (e) => e instanceof ProtocolError && e.code === "server_rooms_full",
+  );
+  h.join(b.id, "r1"); // an existing room is still fine
+});
+
+Deno.test("Hub names are unique case-insensitively across people, shared by one person's tabs", () => {
+  const h = hub();
+  h.connect(new FakePeer(), "ka", "Alice", 0);
+  h.connect(new FakePeer(), "ka", "Alice", 0);
+  assert.equal(h.freeName("kb", "alice", 0), "alice-2");
+  assert.throws(
+    () => h.connect(new FakePeer(), "kb", "ALICE", 0),
+    (e) => e instanceof ProtocolError && e.code === "name_taken",
+  );
+  assert.equal(h.personByName("aLiCe"), "ka");
+});
+
+Deno.test("Hub holds a name for its person after the last tab closes, then frees it", () => {
+  const h = hub({ nameHoldMs: 1000 });
+  const a = new FakePeer();
+  h.connect(a, "ka", "alice", 0);
+  h.disconnect(a.id, 100);
+  assert.equal(h.freeName("kb", "alice", 500), "alice-2");
+  assert.equal(h.nameOf("ka"), "alice");
+  assert.equal(h.freeName("kb", "alice", 1100), "alice");
+  h.connect(new FakePeer(), "kb", "alice", 1100);
+  assert.equal(h.personByName("alice"), "kb");
+  assert.equal(h.nameOf("ka"), undefined);
+  assert.equal(h.sweep(5000), 0, "the new holder is online");
+});
+
+Deno.test("Hub.sweep() forgets offline people past the hold", () => {
+  const h = hub({ nameHoldMs: 1000 });
+  const a = new FakePeer();
+  h.connect(a, "ka", "alice", 0);
+  h.disconnect(a.id, 0);
+  assert.equal(h.sweep(999), 0);
+  assert.equal(h.sweep(1000), 1);
+  assert.equal(h.size.people, 0);
+});
+
+Deno.test("Hub.rename() tells everyone sharing a room once, and refuses a taken name", () => {
+  const h = hub();
+  const [a, b, c] = [new FakePeer(), new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.connect(c, "kc", "carol", 0);
+  for (const r of ["x", "y"]) h.join(a.id, r), h.join(b.id, r);
+  h.rename("ka", "alicia", 0);
+  assert.deepEqual(b.got.filter((m) => m.type === "nick"), [{ type: "nick", old: "alice", name: "alicia" }]);
+  assert.deepEqual(a.got.filter((m) => m.type === "nick").length, 1);
+  assert.deepEqual(c.got.filter((m) => m.type === "nick"), []);
+  assert.throws(() => h.rename("ka", "BOB", 0), (e) => e instanceof ProtocolError && e.code === "name_taken");
+  assert.deepEqual(h.members("x"), ["alicia", "bob"]);
+});
+
+Deno.test("Hub broadcasts through its bus, so another hub on the same bus delivers too", () => {
+  const bus = createLocalBus();
+  const [h1, h2] = [hub({}), new Hub({ maxRoomsPerConnection: 5, maxRooms: 100, nameHoldMs: 0, bus })];
+  const h3 = new Hub({ maxRoomsPerConnection: 5, maxRooms: 100, nameHoldMs: 0, bus });
+  const [a, b] = [new FakePeer(), new FakePeer()];
+  h2.connect(a, "ka", "alice", 0);
+  h3.connect(b, "kb", "bob", 0);
+  h2.join(a.id, "r");
+  h3.join(b.id, "r");
+  h2.publish("r", JSON.stringify({ type: "x" }));
+  assert.deepEqual(b.types().at(-1), "x");
+  h3.dispose();
+  h2.publish("r", JSON.stringify({ type: "y" }));
+  assert.deepEqual(b.types().at(-1), "x", "a disposed hub no longer receives");
+  h1.dispose();
+});
+
+Deno.test("Hub.closeAll() closes every peer", () => {
+  const h = hub();
+  const [a, b] = [new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.closeAll(1001, "server restarting");
+  assert.deepEqual(a.closedWith, [1001, "server restarting"]);
+  assert.deepEqual(b.closedWith, [1001, "server restarting"]);
+});
