@@ -16,6 +16,9 @@ export class Flusher {
   #dirty: WsPeer[] = [];
   #spare: WsPeer[] = [];
   #scheduled = false;
+  /** The last frame built and the lines it holds: members of one room get the same lines. */
+  #lastLines: string[] = [];
+  #lastFrame = "";
   readonly #run = () => {
     this.#scheduled = false;
     const dirty = this.#dirty;
@@ -23,7 +26,25 @@ export class Flusher {
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
     this.#spare = dirty;
+    this.#lastLines.length = 0;
+    this.#lastFrame = "";
   };
+
+  /**
+   * `lines` joined by newlines, reusing the previous result when the lines are the same strings:
+   * a broadcast to a room of N then joins once, not N times.
+   */
+  join(lines: readonly string[]): string {
+    const last = this.#lastLines;
+    if (lines.length === last.length) {
+      let same = true;
+      for (let i = 0; i < lines.length && same; i++) same = lines[i] === last[i];
+      if (same) return this.#lastFrame;
+    }
+    last.length = 0;
+    for (let i = 0; i < lines.length; i++) last.push(lines[i]);
+    return this.#lastFrame = lines.join("\n");
+  }
 
   /** Schedules `peer` for the next flush. */
   mark(peer: WsPeer): void {
@@ -92,7 +113,7 @@ export class WsPeer implements Peer {
       return this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
     }
     if (q.length === 1) this.#write(q[0]);
-    else if (chars <= MAX_FRAME_CHARS) this.#write(q.join("\n"));
+    else if (chars <= MAX_FRAME_CHARS) this.#write(this.#flusher.join(q));
     else {
       let start = 0, size = 0;
       for (let i = 0; i < q.length; i++) {

@@ -440,3 +440,22 @@ async function waitFor(check: () => Promise<boolean>, ms = 5000): Promise<void> 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+Deno.test("a burst reaches each member in few frames (several lines each); a lone message goes at once", async () => {
+  await using s = await startServer({ messagesPerSecond: 100_000, burst: 100_000 });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  await using b = await TestClient.connect(s, { name: "bob", room: "r" });
+  await a.next("presence");
+  const before = b.frames;
+  const t0 = performance.now();
+  a.send({ type: "send", room: "r", text: "lone" });
+  await b.next("message");
+  assert.ok(performance.now() - t0 < 100, "no batching delay for a lone message");
+  assert.equal(b.frames - before, 1);
+  const start = b.frames;
+  for (let i = 0; i < 200; i++) a.send({ type: "send", room: "r", text: `burst ${i}` });
+  await b.next("message", (m) => m.seq === 201);
+  const frames = b.frames - start;
+  assert.ok(frames < 50, `200 messages arrived in ${frames} frames`);
+  assert.deepEqual(b.all("message").map((m) => m.seq), Array.from({ length: 201 }, (_, i) => i + 1));
+});
