@@ -36,9 +36,9 @@ export interface App {
 }
 
 /** Opens the store the config asks for. @throws {StoreError} with the path and the reason. */
-export function openStore(config: Config): Store {
+export function openStore(config: Config): Promise<Store> {
   const retention = { retainMessages: config.retainMessages, retainMs: config.retainDays * 86_400_000 };
-  if (config.store === "memory") return new MemoryStore(retention);
+  if (config.store === "memory") return Promise.resolve(new MemoryStore(retention));
   return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability });
 }
 
@@ -47,7 +47,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const log = deps.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
   const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url));
-  const store = deps.store ?? openStore(config);
+  const store = deps.store ?? await openStore(config);
   const chat = new Chat(config, { store, log, metrics, now: deps.now });
   const flusher = new Flusher();
   const perIp = new Map<string, number>();
@@ -182,7 +182,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         allClosed = resolve;
         if (open === 0) resolve();
       });
-      chat.close();
+      await chat.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, config.shutdownTimeoutMs));
       await Promise.race([closedAll, timeout]);

@@ -53,8 +53,9 @@ interface Conn {
 
 interface Pending {
   msg: StoredMessage;
-  /** Connections waiting for the ack (the sender, and any re-send of the same cid). */
-  ackTo: Peer[];
+  sender: Peer;
+  /** Connections that re-sent the same cid while this was being written: they get the ack too. */
+  waiters: Peer[];
 }
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
@@ -79,8 +80,10 @@ export class Chat {
   readonly #pendingRooms = new Map<string, number>();
   readonly #directCids = new Map<string, { ack: string; ts: number }>();
   #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  #inFlight: Promise<void> | undefined;
   readonly #maintenance: ReturnType<typeof setInterval>;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(config: Config, deps: ChatDeps) {
     this.#cfg = config;
@@ -98,9 +101,11 @@ export class Chat {
     Deno.unrefTimer(this.#maintenance as unknown as number);
   }
 
-  /** Messages waiting for their durable write. */
+  /** Messages waiting for their durable write (queued or being written). */
   get pendingCount(): number {
-    return this.#pending.length;
+    let n = 0;
+    for (const count of this.#pendingRooms.values()) n += count;
+    return n;
   }
 
   /** Open connections. */
@@ -187,15 +192,20 @@ export class Chat {
     for (const room of this.hub.disconnect(id, this.#now())) this.#roomGone(room);
   }
 
-  /** Writes what is pending, tells every client the server is going (1001), closes the store. */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    clearInterval(this.#maintenance);
-    this.#commit();
-    this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
-    this.hub.dispose();
-    this.#store.close();
+  /**
+   * Stops taking messages, writes and delivers what is pending, tells every client the server is
+   * going (1001), closes the store. Idempotent.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= (async () => {
+      this.#closed = true;
+      clearInterval(this.#maintenance);
+      this.#commit();
+      while (this.#inFlight) await this.#inFlight;
+      this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
+      this.hub.dispose();
+      await this.#store.close();
+    })();
   }
 
   #run(id: number, fn: () => void): void {
@@ -309,7 +319,7 @@ export class Chat {
     if (cid !== undefined) {
       const dedupKey = `${conn.key}\n${cid}`;
       const waiting = this.#pendingByCid.get(dedupKey);
-      if (waiting) return void waiting.ackTo.push(conn.peer);
+      if (waiting) return void waiting.waiters.push(conn.peer);
       const since = this.#now() - this.#cfg.dedupWindowSeconds * 1000;
       const stored = this.#store.findCid(conn.key, cid, since);
       if (stored) return void conn.peer.send(ackLine(stored));
@@ -318,7 +328,7 @@ export class Chat {
     this.#seqs.set(room, seq);
     const msg: StoredMessage = { room, seq, from: this.#name(conn), text, ts: this.#now(), key: conn.key };
     if (cid !== undefined) msg.cid = cid;
-    const p: Pending = { msg, ackTo: cid === undefined ? [] : [conn.peer] };
+    const p: Pending = { msg, sender: conn.peer, waiters: [] };
     this.#pending.push(p);
     this.#pendingRooms.set(room, (this.#pendingRooms.get(room) ?? 0) + 1);
     if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
@@ -326,40 +336,68 @@ export class Chat {
     this.#commitTimer ??= setTimeout(() => this.#commit(), 0);
   }
 
+  /**
+   * Starts one durable write with everything pending, unless one is in flight: then what arrives
+   * meanwhile waits and goes in the next write, so batches grow with disk latency.
+   */
   #commit(): void {
     if (this.#commitTimer !== undefined) clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
+    if (this.#inFlight || this.#pending.length === 0) return;
     const batch = this.#pending;
-    if (batch.length === 0) return;
     this.#pending = [];
-    this.#pendingByCid.clear();
-    this.#pendingRooms.clear();
-    try {
-      this.#store.append(batch.map((p) => p.msg));
-    } catch (e) {
-      this.#metrics.storeFailures++;
-      this.#log.error("store write failed", { messages: batch.length, error: (e as Error).message });
-      // Nothing was delivered, so the numbers can be handed out again.
-      for (const p of batch) this.#seqs.delete(p.msg.room);
-      const err = new ProtocolError(
-        "store_failed",
-        "The message could not be stored and was not delivered; send it again",
-      );
-      for (const p of batch) {
-        for (const peer of p.ackTo) this.#refuse(peer.id, err, { cid: p.msg.cid, room: p.msg.room });
-      }
-      return;
-    }
+    this.#inFlight = this.#store.append(batch.map((p) => p.msg))
+      .then(() => this.#written(batch), (e) => this.#failed(batch, e as Error))
+      .catch((e) => this.#log.error("delivery failed", { error: String((e as Error)?.stack ?? e) }))
+      .finally(() => {
+        this.#inFlight = undefined;
+        this.#commit();
+      });
+  }
+
+  /** The batch is durable: deliver it and ack it, in seq order. */
+  #written(batch: readonly Pending[]): void {
     this.#metrics.storeBatches++;
     this.#metrics.messagesStored += batch.length;
     for (const p of batch) {
       this.hub.publish(p.msg.room, encodeMessage(p.msg));
-      if (p.ackTo.length) {
+      if (p.msg.cid !== undefined) {
         const ack = ackLine(p.msg);
-        for (const peer of p.ackTo) peer.send(ack);
+        p.sender.send(ack);
+        for (const peer of p.waiters) peer.send(ack);
       }
     }
-    for (const p of batch) if (!this.hub.hasRoom(p.msg.room)) this.#seqs.delete(p.msg.room);
+    for (const p of batch) this.#forget(p);
+  }
+
+  /** Nothing of the batch was stored or delivered. */
+  #failed(batch: readonly Pending[], e: Error): void {
+    this.#metrics.storeFailures++;
+    // Messages queued behind the batch were numbered after it: storing them now would leave a
+    // gap, so they fail too, and the numbers are handed out again from what is stored.
+    const all = [...batch, ...this.#pending];
+    this.#pending = [];
+    this.#log.error("store write failed", { messages: all.length, error: e.message });
+    const err = new ProtocolError(
+      "store_failed",
+      "The message could not be stored and was not delivered; send it again",
+    );
+    for (const p of all) {
+      this.#forget(p);
+      this.#seqs.delete(p.msg.room);
+      for (const peer of [p.sender, ...p.waiters]) {
+        this.#refuse(peer.id, err, { cid: p.msg.cid, room: p.msg.room });
+      }
+    }
+  }
+
+  #forget(p: Pending): void {
+    if (p.msg.cid !== undefined) this.#pendingByCid.delete(`${p.msg.key}\n${p.msg.cid}`);
+    const room = p.msg.room;
+    const left = (this.#pendingRooms.get(room) ?? 1) - 1;
+    if (left > 0) return void this.#pendingRooms.set(room, left);
+    this.#pendingRooms.delete(room);
+    if (!this.hub.hasRoom(room)) this.#seqs.delete(room);
   }
 
   #direct(conn: Conn, to: string, text: string, cid?: string): void {
@@ -422,12 +460,10 @@ export class Chat {
     this.hub.sweep(now);
     const window = this.#cfg.dedupWindowSeconds * 1000;
     for (const [k, v] of this.#directCids) if (now - v.ts >= window) this.#directCids.delete(k);
-    try {
-      const n = this.#store.prune(now);
-      if (n) this.#log.info("retention", { deleted: n });
-    } catch (e) {
-      this.#log.error("retention failed", { error: (e as Error).message });
-    }
+    this.#store.prune(now).then(
+      (n) => n && this.#log.info("retention", { deleted: n }),
+      (e) => this.#log.error("retention failed", { error: (e as Error).message }),
+    );
   }
 }
 

@@ -20,10 +20,13 @@ export interface RetentionOptions {
   retainMs: number;
 }
 
-/** Where history lives. Every method is synchronous and may throw {@link StoreError}. */
+/**
+ * Where history lives. Reads are synchronous and see every completed `append`; writes are
+ * asynchronous, applied in call order. Failures are {@link StoreError}s.
+ */
 export interface Store {
-  /** Writes `batch` atomically and durably; when it returns, every message survives a crash. */
-  append(batch: readonly StoredMessage[]): void;
+  /** Writes `batch` atomically and durably; when it resolves, every message survives a crash. */
+  append(batch: readonly StoredMessage[]): Promise<void>;
   /** The highest `seq` ever stored in `room` (0 if none), even if pruned since. */
   lastSeq(room: string): number;
   /** Messages with `seq > after`, oldest first, at most `limit`. */
@@ -32,10 +35,10 @@ export interface Store {
   before(room: string, before: number, limit: number): ChatMessage[];
   /** The message person `key` sent with `cid` at or after `sinceTs`. */
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined;
-  /** Applies retention; returns how many messages were deleted. */
-  prune(now: number): number;
-  /** Closes files. Idempotent. */
-  close(): void;
+  /** Applies retention; resolves to how many messages were deleted. */
+  prune(now: number): Promise<number>;
+  /** Waits for pending writes, then closes files. Idempotent. */
+  close(): Promise<void>;
 }
 
 /** A store failure: the message says what failed and where. */
@@ -60,11 +63,25 @@ export class MemoryStore implements Store {
     this.#opts = opts;
   }
 
-  append(batch: readonly StoredMessage[]): void {
+  append(batch: readonly StoredMessage[]): Promise<void> {
+    try {
+      this.#append(batch);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #append(batch: readonly StoredMessage[]): void {
+    const last = new Map<string, number>();
+    for (const m of batch) {
+      const prev = last.get(m.room) ?? this.lastSeq(m.room);
+      if (m.seq <= prev) throw new StoreError(`seq ${m.seq} in room "${m.room}" is not after ${prev}`);
+      last.set(m.room, m.seq);
+    }
     for (const m of batch) {
       let r = this.#rooms.get(m.room);
       if (!r) this.#rooms.set(m.room, r = { last: 0, messages: [] });
-      if (m.seq <= r.last) throw new StoreError(`seq ${m.seq} in room "${m.room}" is not after ${r.last}`);
       r.last = m.seq;
       r.messages.push(m);
       if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, m);
@@ -100,7 +117,11 @@ export class MemoryStore implements Store {
     return m && m.ts >= sinceTs ? toWire(m) : undefined;
   }
 
-  prune(now: number): number {
+  prune(now: number): Promise<number> {
+    return Promise.resolve(this.#prune(now));
+  }
+
+  #prune(now: number): number {
     if (this.#opts.retainMs <= 0) return 0;
     const cutoff = now - this.#opts.retainMs;
     let n = 0;
@@ -112,7 +133,9 @@ export class MemoryStore implements Store {
     return n;
   }
 
-  close(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 
   #drop(gone: StoredMessage[]): void {
     for (const m of gone) if (m.cid !== undefined) this.#cids.delete(`${m.key}\n${m.cid}`);

@@ -1,5 +1,7 @@
 /**
- * The durable store: SQLite (`node:sqlite`, built into Deno) in WAL mode, one transaction per batch.
+ * The durable store: SQLite (`node:sqlite`, built into Deno) in WAL mode. Reads run on this thread
+ * (indexed, no fsync); writes go to a Worker (`store_writer.ts`), one transaction per batch, so a
+ * slow disk delays acks but never blocks the event loop.
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -12,6 +14,20 @@ export interface SqliteOptions extends RetentionOptions {
   /** `full` fsyncs every commit (survives power loss); `normal` survives a killed process. */
   durability: Durability;
 }
+
+/** A request to the writer worker. */
+export type WriterRequest =
+  | { id: number; op: "open"; path: string; synchronous: string }
+  | { id: number; op: "append"; rows: (string | number | null)[][] }
+  | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
+  | { id: number; op: "close" };
+
+/** The writer's answer to the request with the same id. */
+export type WriterAnswer = { id: number; ok: true; count?: number } | {
+  id: number;
+  ok: false;
+  error: string;
+};
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
@@ -30,27 +46,20 @@ type Row = { room: string; seq: number; ts: number; sender: string; text: string
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #opts: SqliteOptions;
-  readonly #insert: StatementSync;
-  readonly #setLast: StatementSync;
   readonly #getLast: StatementSync;
   readonly #after: StatementSync;
   readonly #before: StatementSync;
   readonly #cid: StatementSync;
-  readonly #trimCount: StatementSync;
-  readonly #trimAge: StatementSync;
-  /** Rooms appended to since the last prune: count retention only needs to look at those. */
-  readonly #touched = new Set<string>();
-  #closed = false;
+  readonly #worker: Worker;
+  readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
+  #nextId = 1;
+  #closed: Promise<void> | undefined;
+  /** Why the writer died, if it did: later requests fail at once instead of waiting forever. */
+  #dead: string | undefined;
 
-  private constructor(db: DatabaseSync, opts: SqliteOptions) {
+  private constructor(db: DatabaseSync, path: string, opts: SqliteOptions) {
     this.#db = db;
     this.#opts = opts;
-    this.#insert = db.prepare(
-      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
-    this.#setLast = db.prepare(
-      "INSERT INTO rooms (room, last_seq) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-    );
     this.#getLast = db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#after = db.prepare(
       "SELECT room, seq, ts, sender, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -61,15 +70,33 @@ export class SqliteStore implements Store {
     this.#cid = db.prepare(
       "SELECT room, seq, ts, sender, text, cid FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1",
     );
-    this.#trimCount = db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
-    this.#trimAge = db.prepare("DELETE FROM messages WHERE ts < ?");
+    this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
+    this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
+      const w = this.#waiting.get(e.data.id);
+      this.#waiting.delete(e.data.id);
+      w?.resolve(e.data);
+    };
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.#dead = e.message;
+      const error = `the writer stopped: ${e.message}`;
+      for (const [id, w] of this.#waiting) w.resolve({ id, ok: false, error });
+      this.#waiting.clear();
+    };
+    void this.#request({
+      id: 0,
+      op: "open",
+      path,
+      synchronous: opts.durability === "full" ? "FULL" : "NORMAL",
+    });
   }
 
   /**
-   * Opens (or creates) `<dir>/chat.db` and checks it.
-   * @throws {StoreError} naming the path when the directory is not writable or the file is corrupt.
+   * Opens (or creates) `<dir>/chat.db`, checks it, and starts its writer.
+   * @throws {StoreError} naming the path when the directory is not writable, the file is corrupt
+   * or the writer cannot start.
    */
-  static open(dir: string, opts: SqliteOptions): SqliteStore {
+  static async open(dir: string, opts: SqliteOptions): Promise<SqliteStore> {
     try {
       Deno.mkdirSync(dir, { recursive: true });
     } catch (e) {
@@ -84,36 +111,29 @@ export class SqliteStore implements Store {
       if (check?.quick_check !== "ok") {
         throw new Error(`integrity check says ${JSON.stringify(check?.quick_check)}`);
       }
-      db.exec(`PRAGMA synchronous = ${opts.durability === "full" ? "FULL" : "NORMAL"}`);
       db.exec("PRAGMA busy_timeout = 5000");
       db.exec(SCHEMA);
-      return new SqliteStore(db, opts);
     } catch (e) {
       try {
         db?.close();
       } catch { /* already failing; report the first error */ }
       throw new StoreError(`Cannot open the history database "${path}": ${(e as Error).message}`);
     }
+    const store = new SqliteStore(db, path, opts);
+    const synchronous = opts.durability === "full" ? "FULL" : "NORMAL";
+    const a = await store.#request({ id: 0, op: "open", path, synchronous });
+    if (!a.ok) {
+      await store.close();
+      throw new StoreError(`Cannot start the writer of "${path}": ${a.error}`);
+    }
+    return store;
   }
 
-  append(batch: readonly StoredMessage[]): void {
+  async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
-    const last = new Map<string, number>();
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      for (const m of batch) {
-        this.#insert.run(m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null);
-        last.set(m.room, m.seq);
-      }
-      for (const [room, seq] of last) this.#setLast.run(room, seq);
-      this.#db.exec("COMMIT");
-    } catch (e) {
-      try {
-        this.#db.exec("ROLLBACK");
-      } catch { /* the transaction may be gone already */ }
-      throw new StoreError(`Cannot store ${batch.length} message(s): ${(e as Error).message}`);
-    }
-    for (const room of last.keys()) this.#touched.add(room);
+    const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null]);
+    const a = await this.#request({ id: 0, op: "append", rows });
+    if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
   lastSeq(room: string): number {
@@ -134,22 +154,29 @@ export class SqliteStore implements Store {
     return row && fromRow(row);
   }
 
-  prune(now: number): number {
-    let n = 0;
-    if (this.#opts.retainMessages > 0) {
-      for (const room of this.#touched) {
-        n += Number(this.#trimCount.run(room, this.lastSeq(room) - this.#opts.retainMessages).changes);
-      }
-    }
-    this.#touched.clear();
-    if (this.#opts.retainMs > 0) n += Number(this.#trimAge.run(now - this.#opts.retainMs).changes);
-    return n;
+  async prune(now: number): Promise<number> {
+    const { retainMessages, retainMs } = this.#opts;
+    const a = await this.#request({ id: 0, op: "prune", now, retainMessages, retainMs });
+    if (!a.ok) throw new StoreError(`Cannot apply retention: ${a.error}`);
+    return a.count ?? 0;
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#db.close();
+  close(): Promise<void> {
+    return this.#closed ??= (async () => {
+      // Requests are answered in order, so this waits for every write before it.
+      if (!this.#dead) await this.#request({ id: 0, op: "close" });
+      this.#worker.terminate();
+      this.#db.close();
+    })();
+  }
+
+  #request(req: WriterRequest): Promise<WriterAnswer> {
+    const id = this.#nextId++;
+    if (this.#dead) return Promise.resolve({ id, ok: false, error: `the writer stopped: ${this.#dead}` });
+    return new Promise((resolve) => {
+      this.#waiting.set(id, { resolve });
+      this.#worker.postMessage({ ...req, id });
+    });
   }
 }
 

@@ -57,7 +57,11 @@ Deno.test("SIGKILL mid-stream loses no acked message; seq resumes with no gap or
     const run = publish(c, "crash", `r${round}`, 32);
     // Kill at a moment that varies from round to round, while messages are in flight.
     const target = 150 + Math.floor(Math.random() * 250);
-    while (run.acked.size < target) await new Promise((r) => setTimeout(r, 2));
+    const deadline = Date.now() + 10_000;
+    while (run.acked.size < target) {
+      if (Date.now() > deadline) throw new Error(`only ${run.acked.size} acks in 10 s:\n${server.output()}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
     const status = await server.stop("SIGKILL");
     run.stop();
     assert.equal(status.signal, "SIGKILL");

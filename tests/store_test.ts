@@ -15,12 +15,12 @@ const kinds: [string, Make][] = [
     })],
   ["SqliteStore", async (o) => {
     const dir = await Deno.makeTempDir();
-    const store = SqliteStore.open(dir, {
+    const store = await SqliteStore.open(dir, {
       retainMessages: o.retainMessages ?? 0,
       retainMs: o.retainMs ?? 0,
       durability: "normal",
     });
-    return { store, cleanup: async () => (store.close(), await Deno.remove(dir, { recursive: true })) };
+    return { store, cleanup: async () => (await store.close(), await Deno.remove(dir, { recursive: true })) };
   }],
 ];
 
@@ -31,8 +31,8 @@ function msg(room: string, seq: number, extra: Partial<StoredMessage> = {}): Sto
 for (const [kind, make] of kinds) {
   Deno.test(`${kind}.after() and before() page by seq, oldest first`, async () => {
     const { store, cleanup } = await make({});
-    store.append([1, 2, 3, 4, 5].map((i) => msg("r", i)));
-    store.append([msg("other", 1)]);
+    await store.append([1, 2, 3, 4, 5].map((i) => msg("r", i)));
+    await store.append([msg("other", 1)]);
     assert.deepEqual(store.after("r", 2, 2).map((m) => m.seq), [3, 4]);
     assert.deepEqual(store.after("r", 5, 10), []);
     assert.deepEqual(store.before("r", 6, 2).map((m) => m.seq), [4, 5]);
@@ -45,7 +45,7 @@ for (const [kind, make] of kinds) {
 
   Deno.test(`${kind}.findCid() finds a message by sender key and cid within the window`, async () => {
     const { store, cleanup } = await make({});
-    store.append([msg("r", 1, { cid: "c1", key: "alice" }), msg("r", 2, { cid: "c1", key: "bob" })]);
+    await store.append([msg("r", 1, { cid: "c1", key: "alice" }), msg("r", 2, { cid: "c1", key: "bob" })]);
     assert.equal(store.findCid("alice", "c1", 0)?.seq, 1);
     assert.equal(store.findCid("bob", "c1", 0)?.seq, 2);
     assert.equal(store.findCid("alice", "c2", 0), undefined);
@@ -55,8 +55,8 @@ for (const [kind, make] of kinds) {
 
   Deno.test(`${kind} retention by count keeps lastSeq, so seq is never reused`, async () => {
     const { store, cleanup } = await make({ retainMessages: 3 });
-    store.append([1, 2, 3, 4, 5, 6].map((i) => msg("r", i)));
-    store.prune(0);
+    await store.append([1, 2, 3, 4, 5, 6].map((i) => msg("r", i)));
+    await store.prune(0);
     assert.deepEqual(store.after("r", 0, 100).map((m) => m.seq), [4, 5, 6]);
     assert.equal(store.lastSeq("r"), 6);
     await cleanup();
@@ -64,8 +64,8 @@ for (const [kind, make] of kinds) {
 
   Deno.test(`${kind} retention by age deletes old messages`, async () => {
     const { store, cleanup } = await make({ retainMs: 100 });
-    store.append([msg("r", 1, { ts: 0 }), msg("r", 2, { ts: 50 }), msg("r", 3, { ts: 500 })]);
-    assert.equal(store.prune(200), 2);
+    await store.append([msg("r", 1, { ts: 0 }), msg("r", 2, { ts: 50 }), msg("r", 3, { ts: 500 })]);
+    assert.equal(await store.prune(200), 2);
     assert.deepEqual(store.after("r", 0, 100).map((m) => m.seq), [3]);
     assert.equal(store.lastSeq("r"), 3);
     await cleanup();
@@ -73,9 +73,10 @@ for (const [kind, make] of kinds) {
 
   Deno.test(`${kind}.append() refuses a seq that is not new, writing nothing of the batch`, async () => {
     const { store, cleanup } = await make({});
-    store.append([msg("r", 1)]);
-    assert.throws(() => store.append([msg("r", 2), msg("r", 1)]), StoreError);
-    if (kind === "SqliteStore") assert.equal(store.lastSeq("r"), 1, "the batch is atomic");
+    await store.append([msg("r", 1)]);
+    await assert.rejects(store.append([msg("r", 2), msg("r", 1)]), StoreError);
+    assert.equal(store.lastSeq("r"), 1, "the batch is atomic");
+    assert.deepEqual(store.after("r", 0, 10).map((m) => m.seq), [1]);
     await cleanup();
   });
 }
@@ -83,14 +84,14 @@ for (const [kind, make] of kinds) {
 Deno.test("SqliteStore keeps everything across close and reopen", async () => {
   const dir = await Deno.makeTempDir();
   const opts = { retainMessages: 0, retainMs: 0, durability: "full" as const };
-  const a = SqliteStore.open(dir, opts);
-  a.append([msg("r", 1, { cid: "x" }), msg("r", 2)]);
-  a.close();
-  a.close(); // idempotent
-  const b = SqliteStore.open(dir, opts);
+  const a = await SqliteStore.open(dir, opts);
+  await a.append([msg("r", 1, { cid: "x" }), msg("r", 2)]);
+  await a.close();
+  await a.close(); // idempotent
+  const b = await SqliteStore.open(dir, opts);
   assert.equal(b.lastSeq("r"), 2);
   assert.equal(b.findCid("k", "x", 0)?.seq, 1);
-  b.close();
+  await b.close();
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -98,14 +99,14 @@ Deno.test("SqliteStore.open() refuses a corrupt file and an unwritable directory
   const dir = await Deno.makeTempDir();
   await Deno.writeFile(`${dir}/chat.db`, new TextEncoder().encode("this is not a database".repeat(300)));
   const opts = { retainMessages: 0, retainMs: 0, durability: "full" as const };
-  assert.throws(
-    () => SqliteStore.open(dir, opts),
+  await assert.rejects(
+    SqliteStore.open(dir, opts),
     (e: Error) => e instanceof StoreError && e.message.includes(`${dir}/chat.db`),
   );
   const file = `${dir}/plain-file`;
   await Deno.writeTextFile(file, "");
-  assert.throws(
-    () => SqliteStore.open(`${file}/data`, opts),
+  await assert.rejects(
+    SqliteStore.open(`${file}/data`, opts),
     (e: Error) => e instanceof StoreError && e.message.includes(file),
   );
   await Deno.remove(dir, { recursive: true });

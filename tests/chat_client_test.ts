@@ -1,0 +1,329 @@
+/**
+ * Unit tests of static/chat-client.js (the page's protocol code) under Deno, against a real server.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type Msg, startServer, TestClient } from "./helpers.ts";
+import {
+  backoffDelay,
+  ChatClient,
+  isValidName,
+  linkify,
+  mentions,
+  normalizeRoom,
+  parseFrame,
+} from "../static/chat-client.js";
+
+/** A `localStorage` stand-in. */
+class MemoryStorage {
+  readonly map = new Map<string, string>();
+  getItem(k: string): string | null {
+    return this.map.get(k) ?? null;
+  }
+  setItem(k: string, v: string): void {
+    this.map.set(k, v);
+  }
+  removeItem(k: string): void {
+    this.map.delete(k);
+  }
+}
+
+/** Waits until `pred()` holds, checking every 10 ms, for at most `ms`. */
+async function until(pred: () => boolean, what: string, ms = 4000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A client that records what it sends and receives. */
+function makeClient(url: string, opts: Partial<ConstructorParameters<typeof ChatClient>[0]> = {}) {
+  const sent: Msg[] = [];
+  const received: Msg[] = [];
+  const client = new ChatClient({
+    url,
+    storage: new MemoryStorage(),
+    backoff: { baseMs: 50, maxMs: 200 },
+    trace: (dir, m) => (dir === "out" ? sent : received).push(m),
+    ...opts,
+  });
+  return { client, sent, received };
+}
+
+const texts = (c: ChatClient, room = "lobby") => c.rooms.get(room)?.messages.map((m) => m.text) ?? [];
+
+Deno.test("parseFrame splits a frame on newlines and skips what is not a JSON object", () => {
+  assert.deepEqual(parseFrame('{"type":"a"}\n{"type":"b","x":1}\n\nnot json\n[1]\n{"type":"c"}'), [
+    { type: "a" },
+    { type: "b", x: 1 },
+    { type: "c" },
+  ]);
+  assert.deepEqual(parseFrame('{"type":"pong","ts":1}'), [{ type: "pong", ts: 1 }]);
+});
+
+Deno.test("helpers: names, rooms, links, mentions, backoff", () => {
+  assert.ok(isValidName("alice.b-2_x"));
+  assert.ok(!isValidName("a b"));
+  assert.ok(!isValidName("x".repeat(33)));
+  assert.deepEqual(normalizeRoom("#Lobby"), "lobby");
+  assert.deepEqual(normalizeRoom("no spaces"), undefined);
+
+  assert.deepEqual(linkify("see https://example.com/a?b=1, ok"), [
+    { text: "see " },
+    { text: "https://example.com/a?b=1", href: "https://example.com/a?b=1" },
+    { text: ", ok" },
+  ]);
+  assert.deepEqual(linkify("(https://example.com/wiki/A_(b))."), [
+    { text: "(" },
+    { text: "https://example.com/wiki/A_(b)", href: "https://example.com/wiki/A_(b)" },
+    { text: ")." },
+  ]);
+  for (const evil of ["javascript:alert(1)", "data:text/html,<b>x</b>", "vbscript:x", "http://"]) {
+    assert.ok(linkify(evil).every((p) => !p.href), evil);
+  }
+  assert.deepEqual(linkify('https://x.test/"><img src=x onerror=alert(1)>')[0].href, "https://x.test/");
+
+  assert.ok(mentions("hey @alice!", "alice"));
+  assert.ok(mentions("ALICE: look", "alice"));
+  assert.ok(!mentions("alicent is here", "alice"));
+  assert.ok(!mentions("bob.alice", "alice"));
+  assert.ok(mentions("ping a.b please", "a.b"));
+  assert.ok(!mentions("ping axb please", "a.b"));
+
+  const ceil = (n: number) => Math.min(1000, 100 * 2 ** n);
+  for (let n = 0; n < 8; n++) {
+    assert.deepEqual(backoffDelay(n, { baseMs: 100, maxMs: 1000 }, () => 0), ceil(n) / 2);
+    assert.deepEqual(backoffDelay(n, { baseMs: 100, maxMs: 1000 }, () => 1), ceil(n));
+  }
+});
+
+Deno.test("a frame holding several lines is split into its messages", async () => {
+  // A fake socket: the test controls exactly what one frame holds.
+  const sockets: FakeSocket[] = [];
+  class FakeSocket extends EventTarget {
+    readyState = 0;
+    sent: string[] = [];
+    onmessage: ((e: { data: string }) => void) | null = null;
+    onclose: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    constructor(readonly url: string) {
+      super();
+      sockets.push(this);
+    }
+    send(d: string) {
+      this.sent.push(d);
+    }
+    close() {
+      this.readyState = 3;
+      this.onclose?.();
+    }
+  }
+  const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });
+  client.start();
+  const ws = sockets[0];
+  ws.readyState = 1;
+  const lines = [
+    { type: "welcome", id: 1, name: "alice", token: "t".repeat(22), rooms: [], limits: {}, version: 1 },
+    { type: "joined", room: "lobby", members: ["alice"], messages: [], lastSeq: 0, truncated: false },
+    { type: "message", room: "lobby", seq: 1, from: "bob", text: "one", ts: 1 },
+    { type: "message", room: "lobby", seq: 2, from: "bob", text: "two", ts: 2 },
+    { type: "message", room: "lobby", seq: 2, from: "bob", text: "two", ts: 2 },
+  ];
+  ws.onmessage?.({ data: lines.map((l) => JSON.stringify(l)).join("\n") });
+  assert.deepEqual(client.state, "live");
+  assert.deepEqual(client.me, "alice");
+  assert.deepEqual(texts(client), ["one", "two"]);
+  assert.deepEqual(client.stats, { frames: 1, lines: 5, connects: 1 });
+  assert.deepEqual(JSON.parse(ws.sent[0]), { type: "join", room: "lobby" });
+  await client.stop();
+});
+
+Deno.test("the client follows the server's coalesced frames", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client } = makeClient(server.wsUrl, { name: "alice" });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "alice joined");
+  await bob.next("presence", (m) => m.name === "alice");
+  for (let i = 1; i <= 6; i++) bob.send({ type: "send", room: "lobby", text: `m${i}`, cid: `c${i}` });
+  await until(() => texts(client).length === 6, "six messages");
+  assert.deepEqual(texts(client), ["m1", "m2", "m3", "m4", "m5", "m6"]);
+  // The six were written in one or two batches and arrived in fewer frames than lines.
+  assert.ok(client.stats.lines > client.stats.frames, JSON.stringify(client.stats));
+  assert.deepEqual([...client.rooms.get("lobby")!.members], ["alice", "bob"]);
+  await client.stop();
+  assert.deepEqual(client.state, "offline");
+});
+
+Deno.test("the outbox survives a reload and re-sends with the same cid: nothing lost or doubled", async () => {
+  // No history on join: the client cannot see that "first" is stored, so it must send it again.
+  await using server = await startServer({ historyOnJoin: 0 });
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const token = "test-token-alice-0123456789";
+  // An earlier page sent "first" and was stored, but the ack never came back (the page went away).
+  const earlier = await TestClient.connect(server, { name: "alice", room: "lobby", token });
+  earlier.send({ type: "send", room: "lobby", text: "first", cid: "cid-first" });
+  const firstAck = await earlier.next("ack");
+  await earlier.close();
+  await bob.next("message", (m) => m.text === "first");
+
+  // The reloaded page finds both messages still in its stored outbox.
+  const storage = new MemoryStorage();
+  storage.setItem("chat:identity", JSON.stringify({ name: "alice", token }));
+  storage.setItem("chat:rooms", JSON.stringify(["lobby"]));
+  storage.setItem(
+    "chat:outbox",
+    JSON.stringify([
+      { cid: "cid-first", room: "lobby", text: "first", createdAt: 1, state: "sending" },
+      { cid: "cid-second", room: "lobby", text: "second", createdAt: 2, state: "pending" },
+    ]),
+  );
+  const { client, sent, received } = makeClient(server.wsUrl, { storage });
+  assert.deepEqual(client.outbox.map((i) => i.state), ["pending", "pending"]);
+  // And one more typed before the connection is up.
+  client.send({ room: "lobby", text: "third" });
+  assert.deepEqual(JSON.parse(storage.getItem("chat:outbox")!).length, 3);
+  client.start();
+  await until(() => client.outbox.length === 0, "outbox empty");
+  await bob.next("message", (m) => m.text === "third");
+
+  const sends = sent.filter((m) => m.type === "send");
+  assert.deepEqual(sends.map((m) => m.text), ["first", "second", "third"]);
+  assert.deepEqual(sends[0].cid, "cid-first");
+  assert.deepEqual(sends[1].cid, "cid-second");
+  const acks = received.filter((m) => m.type === "ack");
+  assert.deepEqual(acks[0].cid, "cid-first");
+  assert.deepEqual(acks[0].seq, firstAck.seq, "a re-sent cid gets the original ack");
+  assert.deepEqual(acks[0].ts, firstAck.ts);
+  // Bob saw each message once; so did alice.
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(bob.all("message").map((m) => m.text), ["first", "second", "third"]);
+  assert.deepEqual(texts(client), ["first", "second", "third"]);
+  assert.deepEqual(JSON.parse(storage.getItem("chat:outbox")!), []);
+  assert.deepEqual(JSON.parse(storage.getItem("chat:identity")!).token, token);
+  await client.stop();
+});
+
+Deno.test("a dropped connection reconnects by itself and resumes with since: no gap, no duplicate", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  bob.send({ type: "send", room: "lobby", text: "m1", cid: "b1" });
+  await bob.next("ack");
+  // A long backoff: the test decides when the client comes back.
+  const { client, sent } = makeClient(server.wsUrl, {
+    name: "alice",
+    backoff: { baseMs: 60_000, maxMs: 60_000 },
+  });
+  const joinedEvents: Record<string, unknown>[] = [];
+  client.addEventListener("joined", (e) => joinedEvents.push((e as CustomEvent).detail));
+  client.start();
+  await until(() => texts(client).length === 1, "history on join");
+  bob.send({ type: "send", room: "lobby", text: "m2", cid: "b2" });
+  await until(() => texts(client).length === 2, "m2 live");
+  const lastSeq = client.rooms.get("lobby")!.lastSeq;
+  assert.deepEqual(lastSeq, 2);
+
+  client.ws!.close(); // the network drops
+  await until(() => client.state === "reconnecting", "reconnecting");
+  assert.ok(client.retryAt > Date.now(), "a retry is scheduled");
+  const offline = client.send({ room: "lobby", text: "typed while offline" });
+  bob.send({ type: "send", room: "lobby", text: "m3", cid: "b3" });
+  bob.send({ type: "send", room: "lobby", text: "m4", cid: "b4" });
+  await bob.next("ack", (m) => m.cid === "b4");
+
+  client.reconnectNow();
+  await until(() => client.outbox.length === 0 && texts(client).length === 5, "resumed and sent");
+  const joins = sent.filter((m) => m.type === "join");
+  assert.deepEqual(joins, [{ type: "join", room: "lobby" }, { type: "join", room: "lobby", since: 2 }]);
+  assert.deepEqual(joinedEvents[1].reset, false);
+  assert.deepEqual(
+    (joinedEvents[1].added as { text: string }[]).map((m) => m.text),
+    ["m3", "m4"],
+  );
+  assert.deepEqual(texts(client), ["m1", "m2", "m3", "m4", "typed while offline"]);
+  assert.deepEqual(client.rooms.get("lobby")!.messages.map((m) => m.seq), [1, 2, 3, 4, 5]);
+  const mine = await bob.next("message", (m) => m.cid === offline.cid);
+  assert.deepEqual(mine.from, "alice");
+  assert.deepEqual(sent.filter((m) => m.type === "send" && m.cid === offline.cid).length, 1);
+  await client.stop();
+});
+
+Deno.test("a server restart: the client comes back by itself with its name, messages and outbox", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-client-test-" });
+  try {
+    const first = await startServer({ store: "sqlite", dataDir });
+    const port = first.port;
+    const { client } = makeClient(first.wsUrl, { name: "alice", backoff: { baseMs: 100, maxMs: 400 } });
+    client.start();
+    await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+    client.send({ room: "lobby", text: "before" });
+    await until(() => client.outbox.length === 0, "before acked");
+    const token = client.token;
+
+    await first.close();
+    await until(() => client.state === "reconnecting", "reconnecting");
+    client.send({ room: "lobby", text: "during" });
+
+    await using second = await startServer({ store: "sqlite", dataDir, port });
+    await using bob = await TestClient.connect(second, { name: "bob", room: "lobby" });
+    bob.send({ type: "send", room: "lobby", text: "meanwhile", cid: "b1" });
+    await bob.next("ack");
+    await until(() => client.live && client.outbox.length === 0, "back and flushed", 6000);
+    await until(() => texts(client).length === 3, "three messages");
+    assert.deepEqual(texts(client), ["before", "meanwhile", "during"]);
+    assert.deepEqual(client.me, "alice");
+    assert.deepEqual(client.token, token);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(bob.all("message").filter((m) => m.text === "during").length, 1);
+    await client.stop();
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a refused send is marked failed with the server's reason, and can be discarded", async () => {
+  await using server = await startServer();
+  const { client } = makeClient(server.wsUrl, { name: "alice" });
+  const errors: string[] = [];
+  client.addEventListener("servererror", (e) => errors.push((e as CustomEvent).detail.code));
+  client.start();
+  await until(() => client.live, "live");
+  const item = client.send({ to: "nobody", text: "hello?" });
+  await until(() => item.state === "failed", "failed");
+  assert.deepEqual(errors, ["user_not_found"]);
+  assert.match(item.error ?? "", /nobody/);
+  client.discard(item.cid);
+  assert.deepEqual(client.outbox, []);
+  await client.stop();
+});
+
+Deno.test("direct messages, typing that expires, presence and renames", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client } = makeClient(server.wsUrl, { name: "alice", typingTtlMs: 150 });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+
+  bob.send({ type: "typing", room: "lobby" });
+  await until(() => client.rooms.get("lobby")!.typers().join() === "bob", "bob typing");
+  await until(() => client.rooms.get("lobby")!.typers().length === 0, "typing expired", 1000);
+
+  client.send({ to: "bob", text: "psst" });
+  const dm = await bob.next("message", (m) => m.to === "bob");
+  assert.deepEqual([dm.from, dm.text, dm.room], ["alice", "psst", undefined]);
+  bob.send({ type: "send", to: "alice", text: "yes?", cid: "d1" });
+  await until(() => client.directs.get("bob")?.messages.length === 2, "two direct messages");
+  assert.deepEqual(client.directs.get("bob")!.messages.map((m) => `${m.from}:${m.text}`), [
+    "alice:psst",
+    "bob:yes?",
+  ]);
+
+  bob.send({ type: "nick", name: "robert" });
+  await until(() => client.rooms.get("lobby")!.members.has("robert"), "rename seen");
+  assert.ok(!client.rooms.get("lobby")!.members.has("bob"));
+  assert.ok(client.directs.has("robert"), "the conversation follows the rename");
+  await bob.close();
+  await until(() => !client.rooms.get("lobby")!.members.has("robert"), "presence leave");
+  await client.stop();
+});
