@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { type Msg, startServer, TestClient } from "./helpers.ts";
 import { runMain, spawnServer } from "./process_helpers.ts";
+import { MemoryStore, type Store, type StoredMessage } from "../lib/store.ts";
 
 const LIMITS = ["--messages-per-second", "100000", "--burst", "100000", "--resume-cap", "100000"];
 /** How often the crash test repeats within one test run (the closing note reports a 20-run loop). */
@@ -197,4 +198,41 @@ Deno.test("a bad data directory or a corrupt store stops start-up with a clear e
     /--max-text-chars \(CHAT_MAX_TEXT_CHARS\) must be an integer at least 1, got "lots"/,
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a slow store write delays the ack and the message, never joins, presence, typing or history", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
+  // A disk that takes as long as the test says.
+  const slow: Store = {
+    append: async (batch: readonly StoredMessage[]) => (await gate, inner.append(batch)),
+    lastSeq: (room) => inner.lastSeq(room),
+    after: (room, after, limit) => inner.after(room, after, limit),
+    before: (room, before, limit) => inner.before(room, before, limit),
+    findCid: (key, cid, since) => inner.findCid(key, cid, since),
+    prune: (now) => inner.prune(now),
+    close: () => inner.close(),
+  };
+  await using s = await startServer({}, { store: slow });
+  await using a = await TestClient.connect(s, { name: "alice", room: "a" });
+  await using b = await TestClient.connect(s, { name: "bob", room: "b" });
+  a.send({ type: "send", room: "a", text: "held by the disk", cid: "h1" });
+  await new Promise((r) => setTimeout(r, 50));
+  // Everything that is not a message still flows while the write is held.
+  b.send({ type: "ping" });
+  await b.next("pong");
+  await using c = await TestClient.connect(s, { name: "carol", room: "b" });
+  assert.deepEqual((await c.next("joined")).members, ["bob", "carol"]);
+  assert.equal((await b.next("presence")).name, "carol");
+  c.send({ type: "typing", room: "b" });
+  assert.equal((await b.next("typing")).name, "carol");
+  b.send({ type: "history", room: "b" });
+  await b.next("history");
+  assert.equal(a.all("message").length, 0, "not delivered before it is stored");
+  assert.equal(a.all("ack").length, 0, "not acked before it is stored");
+  assert.equal(s.app.chat.pendingCount, 1);
+  release();
+  assert.equal((await a.next("message")).text, "held by the disk");
+  assert.equal((await a.next("ack")).seq, 1);
 });

@@ -2,7 +2,7 @@
  * Test helpers: a real server on port 0 and a real WebSocket client that splits frames into lines.
  * @module
  */
-import { type App, createApp } from "../lib/app.ts";
+import { type App, type AppDeps, createApp } from "../lib/app.ts";
 import { type ConfigInput, resolveConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 
@@ -20,9 +20,9 @@ export interface TestServer {
 }
 
 /** Starts the app on 127.0.0.1 (port 0 unless given), with the memory store unless told otherwise. */
-export async function startServer(overrides: ConfigInput = {}): Promise<TestServer> {
+export async function startServer(overrides: ConfigInput = {}, deps: AppDeps = {}): Promise<TestServer> {
   const config = resolveConfig({ port: 0, store: "memory", logLevel: "error", ...overrides });
-  const app = await createApp(config, { log: createLogger(config.logLevel) });
+  const app = await createApp(config, { log: createLogger(config.logLevel), ...deps });
   const server = Deno.serve({ port: config.port, hostname: "127.0.0.1", onListen() {} }, app.handler);
   const port = server.addr.port;
   let closed: Promise<void> | undefined;
