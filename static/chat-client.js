@@ -1,0 +1,1108 @@
+/**
+ * The chat protocol client (see docs/protocol.md): connects, splits frames, keeps rooms, members,
+ * typing and direct conversations, reconnects with exponential backoff and jitter, resumes rooms
+ * with `join {since}`, and keeps an outbox (persisted) whose messages are sent with their `cid` so
+ * none is lost or doubled.
+ *
+ * No DOM access: it runs in a page, in a worker and under Deno. It only needs `WebSocket`,
+ * `EventTarget`, `CustomEvent`, timers and (optionally) a `localStorage`-like storage.
+ * @module
+ */
+
+/**
+ * @typedef {object} RoomMessage A stored message of a room, as the server sends it.
+ * @property {string} room
+ * @property {number} seq
+ * @property {string} from
+ * @property {string} text
+ * @property {number} ts
+ * @property {string} [cid]
+ */
+
+/**
+ * @typedef {object} DirectMessage A direct message (not stored by the server; no seq).
+ * @property {string} to
+ * @property {string} from
+ * @property {string} text
+ * @property {number} ts
+ * @property {string} [cid]
+ */
+
+/**
+ * @typedef {object} OutboxItem A message typed by this client that the server has not acked yet.
+ * @property {string} cid
+ * @property {string} [room]
+ * @property {string} [to]
+ * @property {string} text
+ * @property {number} createdAt local clock, ms
+ * @property {"pending" | "sending" | "failed"} state
+ * @property {string} [error] why it failed (the server's message)
+ */
+
+/** @typedef {"connecting" | "live" | "reconnecting" | "offline"} ConnState */
+
+/**
+ * @typedef {object} KeyValueStorage The part of `Storage` the client uses.
+ * @property {(key: string) => string | null} getItem
+ * @property {(key: string, value: string) => void} setItem
+ * @property {(key: string) => void} removeItem
+ */
+
+/**
+ * @typedef {object} Limits What the server enforces (from `welcome`).
+ * @property {number} textChars
+ * @property {number} frameBytes
+ * @property {number} roomsPerConnection
+ * @property {number} messagesPerSecond
+ * @property {number} burst
+ * @property {number} historyPage
+ */
+
+/**
+ * @typedef {object} BackoffOptions
+ * @property {number} baseMs first delay (before jitter)
+ * @property {number} maxMs cap
+ */
+
+/**
+ * @typedef {object} ChatClientOptions
+ * @property {string} url the WebSocket endpoint, e.g. `ws://host/ws`
+ * @property {string} [name] the nickname wanted (used when no identity is stored)
+ * @property {KeyValueStorage | null} [storage] where identity, rooms and outbox persist; default `localStorage`
+ * @property {string} [storagePrefix] prefix of storage keys, default `chat:`
+ * @property {string[]} [rooms] rooms to be in when none are stored, default `["lobby"]`
+ * @property {Partial<BackoffOptions>} [backoff]
+ * @property {() => number} [random] for jitter, default `Math.random`
+ * @property {number} [pingIntervalMs] ping when nothing came for this long, default 25000
+ * @property {number} [pongTimeoutMs] then give up on the connection after this long, default 10000
+ * @property {number} [ackTimeoutMs] re-send a message (same cid) not acked after this long, default 10000
+ * @property {number} [typingTtlMs] how long "x is typing" lasts, default 3000
+ * @property {number} [typingThrottleMs] at most one `typing` per room this often, default 2000
+ * @property {number} [stableMs] a connection live this long resets the backoff, default 5000
+ * @property {typeof WebSocket} [WebSocket]
+ * @property {(direction: "in" | "out", message: Record<string, unknown>) => void} [trace]
+ */
+
+const NAME_RE = /^[\p{L}\p{N}_.-]{1,32}$/u;
+const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
+/** Errors that answer a `send` (the server does not always echo the cid with them). */
+const SEND_ERRORS = new Set([
+  "text_too_long",
+  "bad_message",
+  "bad_room",
+  "bad_name",
+  "not_member",
+  "user_not_found",
+  "rate_limited",
+  "store_failed",
+]);
+/** Send errors worth retrying later (the message may go through then). */
+const RETRY_ERRORS = new Set(["rate_limited", "store_failed"]);
+const DEFAULT_LIMITS = Object.freeze({
+  textChars: 4000,
+  frameBytes: 65536,
+  roomsPerConnection: 20,
+  messagesPerSecond: 10,
+  burst: 30,
+  historyPage: 200,
+});
+
+/**
+ * Splits one server frame into its messages (one JSON object per line). Lines that do not parse
+ * as a JSON object are skipped.
+ * @param {string} data
+ * @returns {Record<string, any>[]}
+ */
+export function parseFrame(data) {
+  /** @type {Record<string, any>[]} */
+  const out = [];
+  for (const line of data.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const v = JSON.parse(line);
+      if (v && typeof v === "object" && !Array.isArray(v)) out.push(v);
+    } catch { /* not JSON: ignore the line, keep the others */ }
+  }
+  return out;
+}
+
+/**
+ * Whether `name` is a valid nickname.
+ * @param {string} name
+ */
+export function isValidName(name) {
+  return NAME_RE.test(name);
+}
+
+/**
+ * The canonical (lower-case) room name, or `undefined` when `room` is not a valid room name.
+ * A leading `#` is ignored.
+ * @param {string} room
+ * @returns {string | undefined}
+ */
+export function normalizeRoom(room) {
+  const r = room.trim().replace(/^#/, "");
+  return ROOM_RE.test(r) ? r.toLowerCase() : undefined;
+}
+
+/**
+ * The delay before reconnect attempt `attempt` (0-based): exponential, capped, with "equal jitter"
+ * (half fixed, half random) so that clients of a restarted server do not all come back at once.
+ * @param {number} attempt
+ * @param {BackoffOptions} opts
+ * @param {() => number} [random]
+ */
+export function backoffDelay(attempt, opts, random = Math.random) {
+  const ceiling = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(ceiling / 2 + random() * ceiling / 2);
+}
+
+/**
+ * Splits `text` into plain parts and http(s) links. Only `http:` and `https:` URLs become links;
+ * trailing punctuation stays text.
+ * @param {string} text
+ * @returns {{ text: string, href?: string }[]}
+ */
+export function linkify(text) {
+  /** @type {{ text: string, href?: string }[]} */
+  const parts = [];
+  const re = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    let url = m[0];
+    // Trailing punctuation belongs to the sentence; a ")" only when unbalanced.
+    while (/[.,;:!?'")\]}]$/.test(url)) {
+      if (url.endsWith(")") && count(url, "(") >= count(url, ")")) break;
+      url = url.slice(0, -1);
+    }
+    const start = m.index ?? 0;
+    let href;
+    try {
+      const u = new URL(url);
+      if ((u.protocol === "http:" || u.protocol === "https:") && u.hostname) href = u.href;
+    } catch { /* not a URL after all */ }
+    if (!href) continue;
+    if (start > last) parts.push({ text: text.slice(last, start) });
+    parts.push({ text: url, href });
+    last = start + url.length;
+  }
+  if (last < text.length) parts.push({ text: text.slice(last) });
+  return parts;
+}
+
+/**
+ * @param {string} s
+ * @param {string} ch
+ */
+function count(s, ch) {
+  return s.split(ch).length - 1;
+}
+
+/**
+ * Whether `text` mentions `name` (as `@name` or the name as a whole word, any case).
+ * @param {string} text
+ * @param {string} name
+ */
+export function mentions(text, name) {
+  if (!name) return false;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
+  return new RegExp(`(^|[^\\p{L}\\p{N}_.-])@?${escaped}(?![\\p{L}\\p{N}_-])`, "iu").test(text);
+}
+
+/** The messages, members and typing state of one room. */
+export class RoomState {
+  /** @param {string} name */
+  constructor(name) {
+    /** Canonical room name. */
+    this.name = name;
+    /** @type {RoomMessage[]} ordered by seq, no duplicates */
+    this.messages = [];
+    /** @type {Set<string>} */
+    this.members = new Set();
+    /** Highest seq we have with nothing missing before it since the last join. */
+    this.lastSeq = 0;
+    /** Nothing older than `messages[0]` exists on the server. */
+    this.complete = false;
+    /** Joined on the current connection. */
+    this.joined = false;
+    /** Joined at least once, so `lastSeq` means something and a rejoin resumes. */
+    this.synced = false;
+    /** A `history` request is out. */
+    this.loadingOlder = false;
+    /** @type {Map<string, number>} name → when their "typing" expires (ms) */
+    this.typing = new Map();
+  }
+
+  /**
+   * Adds messages in seq order, skipping seqs already there.
+   * @param {RoomMessage[]} msgs
+   * @returns {RoomMessage[]} the ones that were new
+   */
+  add(msgs) {
+    /** @type {RoomMessage[]} */
+    const added = [];
+    for (const m of msgs) {
+      const list = this.messages;
+      if (list.length === 0 || list[list.length - 1].seq < m.seq) {
+        list.push(m);
+        added.push(m);
+        continue;
+      }
+      let lo = 0, hi = list.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (list[mid].seq < m.seq) lo = mid + 1;
+        else hi = mid;
+      }
+      if (list[lo]?.seq === m.seq) continue;
+      list.splice(lo, 0, m);
+      added.push(m);
+    }
+    return added;
+  }
+
+  /** Names typing now (not expired), sorted. */
+  typers(now = Date.now()) {
+    return [...this.typing].filter(([, until]) => until > now).map(([n]) => n).sort();
+  }
+}
+
+/** A direct conversation with one person. */
+export class DirectConversation {
+  /** @param {string} peer */
+  constructor(peer) {
+    /** The other person's name. */
+    this.peer = peer;
+    /** @type {DirectMessage[]} */
+    this.messages = [];
+  }
+
+  /**
+   * Adds a message unless it is here already (same cid, or same sender, time and text).
+   * @param {DirectMessage} m
+   * @returns {boolean} whether it was new
+   */
+  add(m) {
+    const dup = this.messages.some((x) =>
+      m.cid ? x.cid === m.cid && x.from === m.from : x.ts === m.ts && x.from === m.from && x.text === m.text
+    );
+    if (dup) return false;
+    let i = this.messages.length;
+    while (i > 0 && this.messages[i - 1].ts > m.ts) i--;
+    this.messages.splice(i, 0, m);
+    return true;
+  }
+}
+
+/**
+ * The client. Events (all `CustomEvent`s, details in brackets):
+ * - `state` {state}: connection state changed (see {@link ChatClient.state}, {@link ChatClient.retryAt})
+ * - `welcome` {name, notice?}: connected (and after every reconnect)
+ * - `rooms` {}: the set of rooms changed
+ * - `joined` {room, added, reset}: (re)joined; `reset` means the list was replaced
+ * - `message` {room?, peer?, message}: a new room message (`room`) or direct message (`peer`)
+ * - `history` {room, added}: older messages arrived
+ * - `members` {room}: a room's members changed
+ * - `typing` {room}: who types in `room` changed
+ * - `nick` {old, name}: someone (maybe you: see `me`) changed name
+ * - `outbox` {}: the outbox changed
+ * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
+ * - `notice` {message}: something the server wants the user to know
+ */
+export class ChatClient extends EventTarget {
+  /** @param {ChatClientOptions} opts */
+  constructor(opts) {
+    super();
+    this.url = opts.url;
+    /** @type {KeyValueStorage | null} */
+    this.storage = opts.storage === undefined ? defaultStorage() : opts.storage;
+    this.prefix = opts.storagePrefix ?? "chat:";
+    /** @type {BackoffOptions} */
+    this.backoff = { baseMs: 500, maxMs: 30_000, ...opts.backoff };
+    this.random = opts.random ?? Math.random;
+    this.pingIntervalMs = opts.pingIntervalMs ?? 25_000;
+    this.pongTimeoutMs = opts.pongTimeoutMs ?? 10_000;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 10_000;
+    this.typingTtlMs = opts.typingTtlMs ?? 3000;
+    this.typingThrottleMs = opts.typingThrottleMs ?? 2000;
+    this.stableMs = opts.stableMs ?? 5000;
+    this.WebSocketImpl = opts.WebSocket ?? globalThis.WebSocket;
+    this.trace = opts.trace;
+
+    const identity = this.#load("identity");
+    /** Your name (the server's word after `welcome`). */
+    this.me = typeof identity?.name === "string" ? identity.name : opts.name ?? "";
+    if (opts.name && !identity?.token) this.me = opts.name;
+    /** @type {string | undefined} */
+    this.token = typeof identity?.token === "string" ? identity.token : undefined;
+    /** @type {Set<string>} names you have had, to tell your own messages */
+    this.myNames = new Set(Array.isArray(identity?.names) ? identity.names : []);
+    if (this.me) this.myNames.add(this.me);
+
+    /** @type {Map<string, RoomState>} */
+    this.rooms = new Map();
+    const stored = this.#load("rooms");
+    for (const r of Array.isArray(stored) ? stored : opts.rooms ?? ["lobby"]) {
+      const n = typeof r === "string" ? normalizeRoom(r) : undefined;
+      if (n) this.rooms.set(n, new RoomState(n));
+    }
+    /** @type {Map<string, DirectConversation>} keyed by lower-case name */
+    this.directs = new Map();
+    /** @type {OutboxItem[]} */
+    this.outbox = [];
+    const ob = this.#load("outbox");
+    if (Array.isArray(ob)) {
+      for (const i of ob) {
+        if (!i || typeof i.cid !== "string" || typeof i.text !== "string") continue;
+        if (typeof i.room !== "string" && typeof i.to !== "string") continue;
+        this.outbox.push({ ...i, state: i.state === "failed" ? "failed" : "pending" });
+      }
+    }
+
+    /** @type {ConnState} */
+    this.state = "offline";
+    /** When the next reconnect attempt starts (ms since epoch), 0 when none is waiting. */
+    this.retryAt = 0;
+    /** @type {Limits} */
+    this.limits = { ...DEFAULT_LIMITS };
+    /** Counters, for tests and diagnostics. */
+    this.stats = { frames: 0, lines: 0, connects: 0 };
+
+    /** @type {WebSocket | undefined} */
+    this.ws = undefined;
+    // A name chosen now is kept even if the page goes away before the server answers.
+    if (opts.name && !identity?.token) this.#saveIdentity();
+  }
+
+  #welcomed = false;
+  #stopped = true;
+  #attempt = 0;
+  #liveSince = 0;
+  #lastInbound = 0;
+  /** @type {string | undefined} cid of the one send in flight */
+  #inFlight = undefined;
+  #tokens = 0;
+  #tokensAt = 0;
+  /** @type {Map<string, number>} room → when we last sent typing */
+  #typingSent = new Map();
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retryTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #pingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #ackTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #pumpTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #typingTimer;
+  /** @type {(() => void) | undefined} */
+  #onClosed;
+
+  /** Whether the connection is up and welcomed. */
+  get live() {
+    return this.state === "live";
+  }
+
+  /** Connects (and keeps reconnecting until {@link stop}). */
+  start() {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  /**
+   * Closes the connection and stops reconnecting. Clears every timer.
+   * @returns {Promise<void>} resolves once the socket has closed
+   */
+  stop() {
+    this.#stopped = true;
+    this.#clearTimers();
+    this.retryAt = 0;
+    const ws = this.ws;
+    /** @type {Promise<void>} */
+    let closed = Promise.resolve();
+    if (ws && ws.readyState !== 3) {
+      closed = new Promise((resolve) => this.#onClosed = resolve);
+      try {
+        ws.close(1000, "bye");
+      } catch { /* closing already */ }
+    } else {
+      this.ws = undefined;
+    }
+    this.#setState("offline");
+    return closed;
+  }
+
+  /** Skips the wait of a pending reconnect (e.g. when the network comes back). */
+  reconnectNow() {
+    if (this.#stopped || this.ws) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#connect();
+  }
+
+  /**
+   * Joins `room` (and remembers it). Returns its canonical name, or undefined if invalid.
+   * @param {string} room
+   */
+  join(room) {
+    const name = normalizeRoom(room);
+    if (!name) return undefined;
+    if (!this.rooms.has(name)) {
+      this.rooms.set(name, new RoomState(name));
+      this.#saveRooms();
+      this.#emit("rooms", {});
+      if (this.#welcomed) this.#sendJoin(this.rooms.get(name));
+    }
+    return name;
+  }
+
+  /**
+   * Leaves `room`; what was waiting in the outbox for it is dropped.
+   * @param {string} room
+   */
+  leave(room) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    this.rooms.delete(room);
+    this.#saveRooms();
+    if (r.joined && this.ws?.readyState === 1) this.#send({ type: "leave", room });
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((i) => i.room !== room);
+    if (this.outbox.length !== before) this.#outboxChanged();
+    this.#emit("rooms", {});
+  }
+
+  /**
+   * Queues a message for a room (`room`) or a person (`to`) and sends it when it can.
+   * @param {{ room?: string, to?: string, text: string }} target
+   * @returns {OutboxItem}
+   * @throws {RangeError} when the text is empty or too long, or the target is missing
+   */
+  send(target) {
+    const text = target.text;
+    if (text.trim() === "") throw new RangeError("The message is empty");
+    if (text.length > this.limits.textChars) {
+      throw new RangeError(`Messages are at most ${this.limits.textChars} characters`);
+    }
+    /** @type {OutboxItem} */
+    const item = { cid: crypto.randomUUID(), text, createdAt: Date.now(), state: "pending" };
+    if (target.to !== undefined) {
+      if (!isValidName(target.to)) throw new RangeError(`"${target.to}" is not a valid name`);
+      item.to = target.to;
+    } else {
+      const room = target.room === undefined ? undefined : normalizeRoom(target.room);
+      if (!room || !this.rooms.has(room)) throw new RangeError("Join the room before sending to it");
+      item.room = room;
+    }
+    this.outbox.push(item);
+    this.#outboxChanged();
+    this.#pump();
+    return item;
+  }
+
+  /**
+   * Sends a failed message again (same cid).
+   * @param {string} cid
+   */
+  retry(cid) {
+    const item = this.outbox.find((i) => i.cid === cid);
+    if (!item || item.state !== "failed") return;
+    item.state = "pending";
+    delete item.error;
+    this.#outboxChanged();
+    this.#pump();
+  }
+
+  /**
+   * Drops a message from the outbox.
+   * @param {string} cid
+   */
+  discard(cid) {
+    if (this.#inFlight === cid) this.#clearInFlight();
+    const n = this.outbox.length;
+    this.outbox = this.outbox.filter((i) => i.cid !== cid);
+    if (n !== this.outbox.length) this.#outboxChanged();
+    this.#pump();
+  }
+
+  /**
+   * Tells the room you are typing (at most once per `typingThrottleMs`).
+   * @param {string} room
+   */
+  typing(room) {
+    const r = this.rooms.get(room);
+    if (!r?.joined || !this.live) return;
+    const now = Date.now();
+    if (now - (this.#typingSent.get(room) ?? 0) < this.typingThrottleMs) return;
+    if (!this.#takeToken()) return;
+    this.#typingSent.set(room, now);
+    this.#send({ type: "typing", room });
+  }
+
+  /**
+   * Asks for another name.
+   * @param {string} name
+   * @throws {RangeError} when the name is not valid
+   */
+  nick(name) {
+    if (!isValidName(name)) throw new RangeError(`Names are 1-32 letters, digits, "_", "-" or "."`);
+    if (!this.live) throw new RangeError("Not connected: try again when live");
+    this.#send({ type: "nick", name });
+  }
+
+  /**
+   * Asks for the page of messages older than the oldest one held.
+   * @param {string} room
+   * @returns {boolean} whether a request went out
+   */
+  loadOlder(room) {
+    const r = this.rooms.get(room);
+    if (!r || r.complete || r.loadingOlder || !r.joined || !this.live) return false;
+    r.loadingOlder = true;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "history", room };
+    if (r.messages.length) msg.before = r.messages[0].seq;
+    this.#takeToken();
+    this.#send(msg);
+    return true;
+  }
+
+  /**
+   * The direct conversation with `name`, created if needed.
+   * @param {string} name
+   */
+  direct(name) {
+    const key = name.toLowerCase();
+    let c = this.directs.get(key);
+    if (!c) {
+      c = new DirectConversation(name);
+      this.directs.set(key, c);
+    }
+    return c;
+  }
+
+  /**
+   * Whether `from` is you (under any name you had).
+   * @param {string} from
+   */
+  isMe(from) {
+    return from === this.me || this.myNames.has(from);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #connect() {
+    this.retryAt = 0;
+    this.#setState(this.stats.connects === 0 || this.#attempt === 0 ? "connecting" : "reconnecting");
+    const q = new URLSearchParams({ room: "" });
+    if (this.me && isValidName(this.me)) q.set("name", this.me);
+    if (this.token) q.set("token", this.token);
+    /** @type {WebSocket} */
+    let ws;
+    try {
+      ws = new this.WebSocketImpl(`${this.url}?${q}`, ["chat"]);
+    } catch {
+      this.#scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.stats.connects++;
+    ws.onmessage = (e) => {
+      if (this.ws !== ws) return;
+      this.#lastInbound = Date.now();
+      this.stats.frames++;
+      for (const m of parseFrame(String(e.data))) {
+        this.stats.lines++;
+        this.trace?.("in", m);
+        this.#handle(m);
+      }
+    };
+    ws.onerror = () => {/* a close event follows */};
+    ws.onclose = () => this.#closed(ws);
+  }
+
+  /** @param {WebSocket} ws */
+  #closed(ws) {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    const wasLive = this.#welcomed;
+    this.#welcomed = false;
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = undefined;
+    this.#clearInFlight();
+    for (const r of this.rooms.values()) {
+      r.joined = false;
+      r.loadingOlder = false;
+      if (r.typing.size) {
+        r.typing.clear();
+        this.#emit("typing", { room: r.name });
+      }
+    }
+    if (this.#onClosed) {
+      this.#onClosed();
+      this.#onClosed = undefined;
+    }
+    if (this.#stopped) return this.#setState("offline");
+    // A connection that stayed up a while starts the backoff over; one that dropped at once does not.
+    if (wasLive && Date.now() - this.#liveSince >= this.stableMs) this.#attempt = 0;
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
+    const delay = backoffDelay(this.#attempt++, this.backoff, this.random);
+    this.retryAt = Date.now() + delay;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#stopped) this.#connect();
+    }, delay);
+    this.#setState("reconnecting");
+  }
+
+  /** @param {Record<string, any>} m */
+  #handle(m) {
+    switch (m.type) {
+      case "welcome":
+        return this.#welcome(m);
+      case "joined":
+        return this.#joinedRoom(m);
+      case "left": {
+        const r = this.rooms.get(m.room);
+        if (r) r.joined = false;
+        return;
+      }
+      case "message":
+        return typeof m.room === "string" ? this.#roomMessage(m) : this.#directMessage(m);
+      case "ack":
+        return this.#ack(m);
+      case "presence": {
+        const r = this.rooms.get(m.room);
+        if (!r || typeof m.name !== "string") return;
+        if (m.event === "join") r.members.add(m.name);
+        else if (m.event === "leave") {
+          r.members.delete(m.name);
+          r.typing.delete(m.name);
+        }
+        return this.#emit("members", { room: r.name });
+      }
+      case "typing": {
+        const r = this.rooms.get(m.room);
+        if (!r || typeof m.name !== "string" || this.isMe(m.name)) return;
+        r.typing.set(m.name, Date.now() + this.typingTtlMs);
+        this.#scheduleTypingSweep();
+        return this.#emit("typing", { room: r.name });
+      }
+      case "nick":
+        return this.#renamed(m.old, m.name);
+      case "history":
+        return this.#history(m);
+      case "pong":
+        return;
+      case "error":
+        return this.#serverError(m);
+    }
+  }
+
+  /** @param {Record<string, any>} m */
+  #welcome(m) {
+    this.#welcomed = true;
+    this.#liveSince = Date.now();
+    this.me = m.name;
+    this.myNames.add(m.name);
+    this.token = m.token;
+    this.#saveIdentity();
+    if (m.limits && typeof m.limits === "object") this.limits = { ...DEFAULT_LIMITS, ...m.limits };
+    this.#tokens = this.#capacity();
+    this.#tokensAt = Date.now();
+    this.#setState("live");
+    this.#emit("welcome", { name: m.name, notice: m.notice });
+    if (m.notice) this.#emit("notice", { message: m.notice });
+    for (const r of this.rooms.values()) this.#sendJoin(r);
+    this.#schedulePing();
+    this.#pump();
+  }
+
+  /** @param {RoomState | undefined} r */
+  #sendJoin(r) {
+    if (!r) return;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "join", room: r.name };
+    if (r.synced) msg.since = r.lastSeq;
+    this.#takeToken();
+    this.#send(msg);
+  }
+
+  /** @param {Record<string, any>} m */
+  #joinedRoom(m) {
+    let r = this.rooms.get(m.room);
+    if (!r) {
+      // Joined by the server on our behalf (e.g. `?room=`): keep it.
+      r = new RoomState(m.room);
+      this.rooms.set(m.room, r);
+      this.#saveRooms();
+      this.#emit("rooms", {});
+    }
+    /** @type {RoomMessage[]} */
+    const msgs = Array.isArray(m.messages) ? m.messages : [];
+    r.members = new Set(m.members ?? []);
+    // A resume keeps what we have, unless the server's history no longer lines up with it
+    // (more missed than it returns, or a store that started over).
+    const reset = !r.synced || m.truncated || m.lastSeq < r.lastSeq;
+    if (reset) {
+      r.messages = [];
+      r.complete = !m.truncated;
+    }
+    const added = r.add(msgs);
+    r.lastSeq = m.lastSeq;
+    r.synced = true;
+    r.joined = true;
+    for (const msg of added) r.typing.delete(msg.from);
+    this.#settleByMessages(added);
+    this.#emit("joined", { room: r.name, added, reset });
+    this.#emit("members", { room: r.name });
+    this.#pump();
+  }
+
+  /** @param {Record<string, any>} m */
+  #roomMessage(m) {
+    const r = this.rooms.get(m.room);
+    if (!r) return;
+    /** @type {RoomMessage} */
+    const msg = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
+    if (m.cid !== undefined) msg.cid = m.cid;
+    const added = r.add([msg]);
+    if (m.seq > r.lastSeq) r.lastSeq = m.seq;
+    if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
+    this.#settleByMessages(added);
+    if (added.length) this.#emit("message", { room: r.name, message: msg });
+  }
+
+  /** @param {Record<string, any>} m */
+  #directMessage(m) {
+    if (typeof m.to !== "string" || typeof m.from !== "string") return;
+    const peer = this.isMe(m.from) ? m.to : m.from;
+    /** @type {DirectMessage} */
+    const msg = { to: m.to, from: m.from, text: m.text, ts: m.ts };
+    if (m.cid !== undefined) msg.cid = m.cid;
+    const c = this.direct(peer);
+    if (c.add(msg)) this.#emit("message", { peer: c.peer, message: msg });
+    if (msg.cid && this.isMe(msg.from)) this.#settle(msg.cid);
+  }
+
+  /**
+   * Our own messages that came back: their outbox entries are done.
+   * @param {RoomMessage[]} msgs
+   */
+  #settleByMessages(msgs) {
+    for (const msg of msgs) if (msg.cid && this.isMe(msg.from)) this.#settle(msg.cid);
+  }
+
+  /**
+   * Removes outbox entry `cid` (delivered).
+   * @param {string} cid
+   */
+  #settle(cid) {
+    if (this.#inFlight === cid) this.#clearInFlight();
+    const n = this.outbox.length;
+    this.outbox = this.outbox.filter((i) => i.cid !== cid);
+    if (n !== this.outbox.length) this.#outboxChanged();
+  }
+
+  /** @param {Record<string, any>} m */
+  #ack(m) {
+    const item = this.outbox.find((i) => i.cid === m.cid);
+    if (item) {
+      // The message itself normally came just before; a re-send that the server de-duplicated
+      // brings only the ack, so make sure the message is shown.
+      if (item.room && typeof m.seq === "number") {
+        const r = this.rooms.get(item.room);
+        const msg = { room: item.room, seq: m.seq, from: this.me, text: item.text, ts: m.ts, cid: item.cid };
+        if (r && (r.messages.length === 0 || m.seq >= r.messages[0].seq || r.complete)) {
+          const added = r.add([msg]);
+          if (added.length) this.#emit("message", { room: r.name, message: msg });
+        }
+      } else if (item.to) {
+        const msg = { to: m.to ?? item.to, from: this.me, text: item.text, ts: m.ts, cid: item.cid };
+        const c = this.direct(msg.to);
+        if (c.add(msg)) this.#emit("message", { peer: c.peer, message: msg });
+      }
+    }
+    this.#settle(m.cid);
+    this.#pump();
+  }
+
+  /** @param {Record<string, any>} m */
+  #history(m) {
+    const r = this.rooms.get(m.room);
+    if (!r) return;
+    r.loadingOlder = false;
+    const added = r.add(Array.isArray(m.messages) ? m.messages : []);
+    if (m.complete) r.complete = true;
+    this.#emit("history", { room: r.name, added });
+  }
+
+  /**
+   * @param {string} old
+   * @param {string} name
+   */
+  #renamed(old, name) {
+    if (typeof old !== "string" || typeof name !== "string") return;
+    if (old === this.me) {
+      this.me = name;
+      this.myNames.add(name);
+      this.#saveIdentity();
+    }
+    for (const r of this.rooms.values()) {
+      if (r.members.delete(old)) {
+        r.members.add(name);
+        this.#emit("members", { room: r.name });
+      }
+      if (r.typing.delete(old)) this.#emit("typing", { room: r.name });
+    }
+    const c = this.directs.get(old.toLowerCase());
+    if (c && !this.directs.has(name.toLowerCase())) {
+      this.directs.delete(old.toLowerCase());
+      c.peer = name;
+      this.directs.set(name.toLowerCase(), c);
+    }
+    for (const i of this.outbox) if (i.to === old) i.to = name;
+    this.#emit("nick", { old, name });
+  }
+
+  /** @param {Record<string, any>} m */
+  #serverError(m) {
+    /** @type {OutboxItem | undefined} */
+    let item;
+    if (typeof m.cid === "string") item = this.outbox.find((i) => i.cid === m.cid);
+    // The server does not echo the cid with most refusals of a send; with one send in flight at a
+    // time, a send error belongs to that one.
+    else if (this.#inFlight && SEND_ERRORS.has(m.code)) {
+      item = this.outbox.find((i) => i.cid === this.#inFlight);
+    }
+    if (item) {
+      if (item.cid === this.#inFlight) this.#clearInFlight();
+      if (RETRY_ERRORS.has(m.code)) {
+        item.state = "pending";
+        this.#pumpLater(1000);
+      } else {
+        item.state = "failed";
+        item.error = String(m.message ?? m.code);
+        this.#pump();
+      }
+      this.#outboxChanged();
+    }
+    if (m.code === "not_member" && typeof m.room === "string") {
+      const r = this.rooms.get(m.room);
+      if (r) r.joined = false;
+    }
+    this.#emit("servererror", { code: m.code, message: String(m.message ?? m.code), item });
+  }
+
+  /** Sends the next ready outbox entry; one at a time so every refusal is attributable. */
+  #pump() {
+    if (!this.live || this.#inFlight || this.#stopped) return;
+    for (const item of this.outbox) {
+      if (item.state !== "pending") continue;
+      if (item.room) {
+        const r = this.rooms.get(item.room);
+        if (!r) {
+          item.state = "failed";
+          item.error = "You are not in this room any more";
+          this.#outboxChanged();
+          continue;
+        }
+        if (!r.joined) continue;
+      }
+      if (!this.#takeToken()) return this.#pumpLater(Math.ceil(1000 / this.limits.messagesPerSecond));
+      item.state = "sending";
+      this.#inFlight = item.cid;
+      /** @type {Record<string, unknown>} */
+      const msg = { type: "send", text: item.text, cid: item.cid };
+      if (item.room) msg.room = item.room;
+      else msg.to = item.to;
+      this.#send(msg);
+      this.#ackTimer = setTimeout(() => {
+        this.#ackTimer = undefined;
+        if (this.#inFlight !== item.cid) return;
+        // No answer: send it again with the same cid (the server answers a duplicate with its ack).
+        this.#inFlight = undefined;
+        item.state = "pending";
+        this.#pump();
+      }, this.ackTimeoutMs);
+      this.#outboxChanged();
+      return;
+    }
+  }
+
+  /** @param {number} ms */
+  #pumpLater(ms) {
+    if (this.#pumpTimer !== undefined) return;
+    this.#pumpTimer = setTimeout(() => {
+      this.#pumpTimer = undefined;
+      this.#pump();
+    }, ms);
+  }
+
+  #clearInFlight() {
+    if (this.#inFlight) {
+      const item = this.outbox.find((i) => i.cid === this.#inFlight);
+      if (item?.state === "sending") item.state = "pending";
+    }
+    this.#inFlight = undefined;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+  }
+
+  /** Client-side token bucket a little under the server's, so we are never rate limited. */
+  #capacity() {
+    return Math.max(1, this.limits.burst - 5);
+  }
+
+  #takeToken() {
+    const now = Date.now();
+    const rate = this.limits.messagesPerSecond * 0.8 / 1000;
+    this.#tokens = Math.min(this.#capacity(), this.#tokens + (now - this.#tokensAt) * rate);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #schedulePing() {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      const ws = this.ws;
+      if (!ws || !this.#welcomed) return;
+      const quiet = Date.now() - this.#lastInbound;
+      if (quiet >= this.pingIntervalMs + this.pongTimeoutMs) {
+        // Nothing came back, not even a pong: the connection is dead without knowing it.
+        try {
+          ws.close(4000, "no answer");
+        } catch { /* closing */ }
+        this.#closed(ws);
+        return;
+      }
+      if (quiet >= this.pingIntervalMs) {
+        this.#takeToken();
+        this.#send({ type: "ping" });
+      }
+      this.#schedulePing();
+    }, Math.min(this.pingIntervalMs, this.pongTimeoutMs));
+  }
+
+  #scheduleTypingSweep() {
+    if (this.#typingTimer !== undefined) return;
+    this.#typingTimer = setTimeout(() => {
+      this.#typingTimer = undefined;
+      const now = Date.now();
+      let more = false;
+      for (const r of this.rooms.values()) {
+        let changed = false;
+        for (const [name, until] of r.typing) {
+          if (until <= now) {
+            r.typing.delete(name);
+            changed = true;
+          } else more = true;
+        }
+        if (changed) this.#emit("typing", { room: r.name });
+      }
+      if (more) this.#scheduleTypingSweep();
+    }, 250);
+  }
+
+  /** @param {Record<string, unknown>} msg */
+  #send(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return false;
+    this.trace?.("out", msg);
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** @param {ConnState} state */
+  #setState(state) {
+    const changed = this.state !== state;
+    this.state = state;
+    // "reconnecting" fires again when the retry time changes.
+    if (changed || state === "reconnecting") this.#emit("state", { state });
+  }
+
+  #clearTimers() {
+    for (const t of [this.#retryTimer, this.#pingTimer, this.#ackTimer, this.#pumpTimer, this.#typingTimer]) {
+      clearTimeout(t);
+    }
+    this.#retryTimer =
+      this.#pingTimer =
+      this.#ackTimer =
+      this.#pumpTimer =
+      this.#typingTimer =
+        undefined;
+  }
+
+  /**
+   * @param {string} type
+   * @param {Record<string, unknown>} detail
+   */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  #outboxChanged() {
+    this.#save(
+      "outbox",
+      this.outbox.map(({ cid, room, to, text, createdAt, state, error }) => ({
+        cid,
+        room,
+        to,
+        text,
+        createdAt,
+        state: state === "sending" ? "pending" : state,
+        error,
+      })),
+    );
+    this.#emit("outbox", {});
+  }
+
+  #saveIdentity() {
+    this.#save("identity", { name: this.me, token: this.token, names: [...this.myNames].slice(-20) });
+  }
+
+  #saveRooms() {
+    this.#save("rooms", [...this.rooms.keys()]);
+  }
+
+  /**
+   * @param {string} key
+   * @returns {any}
+   */
+  #load(key) {
+    try {
+      const raw = this.storage?.getItem(this.prefix + key);
+      return raw ? JSON.parse(raw) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * @param {string} key
+   * @param {unknown} value
+   */
+  #save(key, value) {
+    try {
+      this.storage?.setItem(this.prefix + key, JSON.stringify(value));
+    } catch { /* storage full or denied: the session still works */ }
+  }
+}
+
+/** @returns {KeyValueStorage | null} */
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
