@@ -1,0 +1,196 @@
+/**
+ * Benchmark driver: our server (sqlite store, and `--store memory`) against the naive Deno baseline,
+ * side by side in the same run, with the shared peers' load generator (see README.md here).
+ *
+ *     deno task bench [--quick] [--cases s1-100,s2-10,...] [--runs N] [--peers bun,node-ws] ...
+ *
+ * Each (run, case, server) starts the server fresh pinned to core 0, runs ONE load generator pinned to
+ * core 1, and stops the server by its process group. Raw rows go to bench/results/<timestamp>/.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  BUSY_LIMIT,
+  caseKind,
+  cpuCount,
+  installPeer,
+  type Knobs,
+  machineBusy,
+  measure,
+  PINNING,
+  report,
+  RESULTS,
+  type Row,
+  serverFlags,
+  serverRead,
+  SERVERS,
+  setupGenerator,
+  sleep,
+  stopAll,
+} from "./lib.ts";
+
+const HELP = `Usage: deno task bench [options]
+
+  --quick             short run: 3 s windows, cases s1-100,s2-10,s3 (3000 conns),store  (~1.5 min)
+  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store, or s1 s2 all
+                      (any s1-<N> and s2-<rate> work)             [default: all]
+  --servers LIST      main,main-memory,naive                      [default: all three]
+  --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
+  --runs N            repeat everything N times                   [1]
+  --dur S             measured seconds of s1/s2                   [10; quick 3]
+  --warm S            warm-up seconds                             [2; quick 1]
+  --conns N           s3 connections                              [10000; quick 3000]
+  --w N               s1 messages in flight                       [16]
+  --store-dur S       measured seconds of the store case          [10; quick 3]
+  --pubs N            store publishers                            [10]
+  --window N          store messages in flight per publisher      [32]
+  --server-read LIST  extra paths for our server's --allow-read (e.g. lib); default: exactly
+                      the permissions of deno.json's start task, data/ -> a temp dir
+  --lg auto|bun|node  load generator runtime                      [auto: Bun, else Node]
+  --no-install        do not npm-install Bun / peer deps into bench/.cache
+  -h, --help
+`;
+
+const { values: v } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    cases: { type: "string" },
+    servers: { type: "string", default: "main,main-memory,naive" },
+    peers: { type: "string", default: "" },
+    runs: { type: "string", default: "1" },
+    dur: { type: "string" },
+    warm: { type: "string" },
+    conns: { type: "string" },
+    w: { type: "string", default: "16" },
+    "store-dur": { type: "string" },
+    pubs: { type: "string", default: "10" },
+    window: { type: "string", default: "32" },
+    lg: { type: "string", default: "auto" },
+    "server-read": { type: "string", default: "" },
+    "no-install": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (v.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+
+const fail = (msg: string): never => {
+  console.error(`bench: ${msg}`);
+  Deno.exit(2);
+};
+const int = (s: string | undefined, dflt: number, name: string): number => {
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, got ${JSON.stringify(s)}`);
+  return n;
+};
+const q = v.quick;
+const knobs: Knobs = {
+  dur: int(v.dur, q ? 3 : 10, "dur"),
+  warm: int(v.warm, q ? 1 : 2, "warm"),
+  conns: int(v.conns, q ? 3000 : 10000, "conns"),
+  w: int(v.w, 16, "w"),
+  storeDur: int(v["store-dur"], q ? 3 : 10, "store-dur"),
+  pubs: int(v.pubs, 10, "pubs"),
+  window: int(v.window, 32, "window"),
+};
+const runs = int(v.runs, 1, "runs");
+
+const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store"];
+const cases: string[] = [];
+for (
+  const c of (v.cases ?? (q ? "s1-100,s2-10,s3,store" : "all")).split(",").map((x) => x.trim()).filter(
+    Boolean,
+  )
+) {
+  if (c === "all") cases.push(...ALL);
+  else if (c === "s1") cases.push("s1-100", "s1-1000");
+  else if (c === "s2") cases.push("s2-2", "s2-10");
+  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || c === "s3" || c === "store") cases.push(c);
+  else fail(`unknown case ${JSON.stringify(c)} (see --help)`);
+}
+const servers = v.servers.split(",").map((x) => x.trim()).filter(Boolean);
+const peers = v.peers.split(",").map((x) => x.trim()).filter(Boolean);
+for (const s of [...servers, ...peers]) if (!SERVERS[s]) fail(`unknown server ${JSON.stringify(s)}`);
+if (!["auto", "bun", "node"].includes(v.lg)) fail(`--lg must be auto, bun or node`);
+
+serverRead.push(...v["server-read"].split(",").map((x) => x.trim()).filter(Boolean));
+
+Deno.addSignalListener("SIGINT", async () => {
+  console.error("\ninterrupted: stopping the processes this run started");
+  await stopAll();
+  Deno.exit(130);
+});
+
+// ---- set-up
+const gen = await setupGenerator(v.lg as "auto" | "bun" | "node", !v["no-install"]);
+const lineup = [...servers];
+for (const p of peers) {
+  const why = v["no-install"] ? SERVERS[p].missing() : await installPeer(p);
+  if (why) console.error(`peer ${p} skipped: ${why}`);
+  else if (!lineup.includes(p)) lineup.push(p);
+}
+const nofile = await new Deno.Command("bash", { args: ["-c", "ulimit -Hn"], stdout: "piped" }).output();
+const hardNofile = new TextDecoder().decode(nofile.stdout).trim();
+if (cases.includes("s3") && Number(hardNofile) < knobs.conns + 200) {
+  console.error(
+    `warning: the hard limit of open files is ${hardNofile}; s3 needs more than ${knobs.conns + 100}`,
+  );
+}
+const busy = await machineBusy(1000);
+if (busy !== null && busy > BUSY_LIMIT) {
+  console.error(
+    `warning: the machine is ${busy}% busy before the bench starts (other processes); the figures will be ` +
+      "unreliable. Rows that start on a busy machine are flagged under 'problems seen'.",
+  );
+}
+const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+const outDir = `${RESULTS}/${stamp}`;
+Deno.mkdirSync(outDir, { recursive: true });
+
+const header = [
+  `bench: ${new Date().toISOString()}  deno ${Deno.version.deno}  ${cpuCount()} CPUs  ` +
+  (PINNING ? "servers pinned to core 0, generator to core 1 (taskset)" : "NOT pinned (no taskset or 1 CPU)"),
+  `machine busy before start: ${
+    busy ?? "?"
+  }% of all cores; generator: ${gen.label} (store case: deno store_bench.ts client); ulimit -n hard ${hardNofile}`,
+  `our server's permissions (from ${serverFlags("DATA").from}): ${
+    serverFlags("DATA", serverRead).flags.join(" ")
+  }`,
+  `servers: ${lineup.map((s) => `${s} = ${SERVERS[s].what}`).join("; ")}`,
+  `cases: ${
+    cases.join(" ")
+  }; runs ${runs}; s1/s2 ${knobs.dur} s (+${knobs.warm} s warm-up), s1 W=${knobs.w}, ` +
+  `s3 ${knobs.conns} conns, store ${knobs.pubs} publishers x ${knobs.window} in flight for ${knobs.storeDur} s`,
+];
+console.log(header.join("\n"));
+console.error(`results: ${outDir}/`);
+
+// ---- the runs
+const rows: Row[] = [];
+const t0 = Date.now();
+for (let run = 1; run <= runs; run++) {
+  for (const c of cases) {
+    for (const s of lineup) {
+      if (caseKind(c) === "store" && !SERVERS[s].ours) continue; // acks exist in our protocol only
+      const t = Date.now();
+      const row = await measure(run, c, SERVERS[s], gen, knobs, outDir);
+      rows.push(row);
+      Deno.writeTextFileSync(`${outDir}/results.jsonl`, JSON.stringify(row) + "\n", { append: true });
+      console.error(
+        `run ${run}  ${c.padEnd(7)} ${s.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(0)} s` +
+          (row.res.error ? `  ERROR: ${row.res.error}` : ""),
+      );
+      await sleep(500);
+    }
+  }
+}
+
+const text = report(rows);
+const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
+Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
+console.log(text);
+console.log(footer);
