@@ -57,7 +57,7 @@ export class SqliteStore implements Store {
   /** Why the writer died, if it did: later requests fail at once instead of waiting forever. */
   #dead: string | undefined;
 
-  private constructor(db: DatabaseSync, path: string, opts: SqliteOptions) {
+  private constructor(db: DatabaseSync, opts: SqliteOptions) {
     this.#db = db;
     this.#opts = opts;
     this.#getLast = db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
@@ -83,12 +83,6 @@ export class SqliteStore implements Store {
       for (const [id, w] of this.#waiting) w.resolve({ id, ok: false, error });
       this.#waiting.clear();
     };
-    void this.#request({
-      id: 0,
-      op: "open",
-      path,
-      synchronous: opts.durability === "full" ? "FULL" : "NORMAL",
-    });
   }
 
   /**
@@ -106,12 +100,13 @@ export class SqliteStore implements Store {
     let db: DatabaseSync | undefined;
     try {
       db = new DatabaseSync(path);
+      // First, so that a lock held by another process (or a writer still closing) is waited for.
+      db.exec("PRAGMA busy_timeout = 5000");
       db.exec("PRAGMA journal_mode = WAL");
       const check = db.prepare("PRAGMA quick_check").get() as { quick_check: string } | undefined;
       if (check?.quick_check !== "ok") {
         throw new Error(`integrity check says ${JSON.stringify(check?.quick_check)}`);
       }
-      db.exec("PRAGMA busy_timeout = 5000");
       db.exec(SCHEMA);
     } catch (e) {
       try {
@@ -119,7 +114,7 @@ export class SqliteStore implements Store {
       } catch { /* already failing; report the first error */ }
       throw new StoreError(`Cannot open the history database "${path}": ${(e as Error).message}`);
     }
-    const store = new SqliteStore(db, path, opts);
+    const store = new SqliteStore(db, opts);
     const synchronous = opts.durability === "full" ? "FULL" : "NORMAL";
     const a = await store.#request({ id: 0, op: "open", path, synchronous });
     if (!a.ok) {

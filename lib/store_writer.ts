@@ -81,6 +81,8 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
     try {
       switch (req.op) {
         case "open":
+          // One connection per worker: a second would stay open, unseen, and hold locks after close.
+          if (writer) throw new Error("the writer is open already");
           writer = new Writer(req.path, req.synchronous);
           answer = { id: req.id, ok: true };
           break;
