@@ -278,14 +278,15 @@ export class Chat {
     const { created } = this.hub.join(conn.peer.id, room);
     if (created && !this.#seqs.has(room)) this.#seqs.set(room, this.#store.lastSeq(room));
     conn.current = room;
-    // Reads see everything stored; anything still pending is delivered live after this frame,
-    // because delivery only happens after the write. So there is no gap and no duplicate.
-    const lastSeq = this.#store.lastSeq(room);
+    // The reply holds what was delivered up to now; anything still pending (queued, being written,
+    // or written with its delivery not yet run) reaches this member live. No gap, no duplicate.
+    const lastSeq = this.#deliveredSeq(room);
     let messages: ChatMessage[];
     let truncated: boolean;
     if (since !== undefined) {
       const cap = this.#cfg.resumeCap;
-      messages = this.#store.after(room, since, cap + 1);
+      const pending = this.#pendingRooms.get(room) ?? 0;
+      messages = this.#store.after(room, since, cap + 1 + pending).filter((m) => m.seq <= lastSeq);
       truncated = messages.length > cap;
       if (truncated) messages = this.#store.before(room, lastSeq + 1, cap);
     } else {
@@ -434,7 +435,7 @@ export class Chat {
   #history(conn: Conn, room: string, before?: number, limit?: number): void {
     this.#member(conn, room, "read the history of");
     const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
-    const end = before ?? this.#store.lastSeq(room) + 1;
+    const end = Math.min(before ?? Infinity, this.#deliveredSeq(room) + 1);
     let messages = n === 0 ? [] : this.#store.before(room, end, n + 1);
     const complete = messages.length <= n;
     if (!complete) messages = messages.slice(1);
@@ -445,6 +446,14 @@ export class Chat {
     if (!this.hub.isMember(conn.peer.id, room)) {
       throw new ProtocolError("not_member", `Cannot ${verb} room "${room}": join it first`);
     }
+  }
+
+  /**
+   * The highest seq of `room` that has been delivered. Pending messages of a room always hold the
+   * newest seqs (they are numbered on arrival and delivered in order), so it is derived, not kept.
+   */
+  #deliveredSeq(room: string): number {
+    return (this.#seqs.get(room) ?? this.#store.lastSeq(room)) - (this.#pendingRooms.get(room) ?? 0);
   }
 
   #name(conn: Conn): string {

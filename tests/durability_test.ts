@@ -236,3 +236,37 @@ Deno.test("a slow store write delays the ack and the message, never joins, prese
   assert.equal((await a.next("message")).text, "held by the disk");
   assert.equal((await a.next("ack")).seq, 1);
 });
+
+Deno.test("a join while a write is on disk but not yet delivered sees the message once, live", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
+  // The write lands at once, but the answer is late: the window between a commit and its delivery.
+  const late: Store = {
+    append: async (batch: readonly StoredMessage[]) => (await inner.append(batch), await gate),
+    lastSeq: (room) => inner.lastSeq(room),
+    after: (room, after, limit) => inner.after(room, after, limit),
+    before: (room, before, limit) => inner.before(room, before, limit),
+    findCid: (key, cid, since) => inner.findCid(key, cid, since),
+    prune: (now) => inner.prune(now),
+    close: () => inner.close(),
+  };
+  await using s = await startServer({}, { store: late });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  a.send({ type: "send", room: "r", text: "first" });
+  while (inner.lastSeq("r") === 0) await new Promise((r) => setTimeout(r, 5));
+  await using b = await TestClient.connect(s, { name: "bob", room: "" });
+  b.send({ type: "join", room: "r", since: 0 });
+  const resumed = await b.next("joined");
+  await using c = await TestClient.connect(s, { name: "carol", room: "r" });
+  const fresh = await c.next("joined");
+  c.send({ type: "history", room: "r" });
+  const history = await c.next("history");
+  release();
+  for (const [who, joined] of [[b, resumed], [c, fresh]] as const) {
+    await who.next("message", (m) => m.seq === 1);
+    const seen = [...joined.messages, ...(who === c ? history.messages : []), ...who.all("message")];
+    assert.deepEqual(seen.map((m: Msg) => m.seq), [1], "seq 1 arrives once, not in joined and again live");
+    assert.equal(joined.lastSeq, 0, "lastSeq names what was delivered");
+  }
+});
