@@ -15,19 +15,12 @@ Deno.test({
   async fn() {
     const root = new URL("..", import.meta.url).pathname;
     const out = await Deno.makeTempDir();
+    // Build with exactly the flags of `deno task compile`, into a temp dir.
+    const config = JSON.parse(await Deno.readTextFile(`${root}deno.json`));
+    const args = (config.tasks.compile as string).split(/\s+/).slice(1);
+    args[args.indexOf("--output") + 1] = `${out}/chat`;
     const build = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "compile",
-        "--allow-net",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        "--include",
-        "static",
-        "--output",
-        `${out}/chat`,
-        "main.ts",
-      ],
+      args,
       cwd: root,
       env: { DENORT_BIN: denort! },
       stdin: "null",
@@ -55,8 +48,21 @@ Deno.test({
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?name=bin`);
-    const first = await new Promise<string>((resolve) => ws.onmessage = (e) => resolve(String(e.data)));
-    assert.equal(JSON.parse(first.split("\n")[0]).type, "welcome");
+    const lines: Record<string, unknown>[] = [];
+    const acked = new Promise<void>((resolve) =>
+      ws.onmessage = (e) => {
+        for (const line of String(e.data).split("\n")) {
+          const m = JSON.parse(line);
+          lines.push(m);
+          if (m.type === "welcome") {
+            ws.send(JSON.stringify({ type: "send", room: "lobby", text: "hi", cid: "c1" }));
+          }
+          if (m.type === "ack") resolve();
+        }
+      }
+    );
+    await acked; // the ack comes after the durable write: the embedded store writer works
+    assert.equal(lines[0].type, "welcome");
     ws.close();
     await new Promise((r) => ws.onclose = r);
     child.kill("SIGTERM");
