@@ -33,6 +33,21 @@ declare const location: any;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Takes a screenshot and checks it is a PNG of the viewport. With UPDATE_SCREENSHOTS=1 it replaces
+ * the committed one in docs/, so a test run does not change the work tree by default.
+ */
+async function shoot(page: Page, file: string): Promise<void> {
+  const png = await page.screenshot();
+  assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+  const view = page.viewport()!;
+  const dv = new DataView(png.buffer, png.byteOffset);
+  assert.deepEqual([dv.getUint32(16), dv.getUint32(20)], [view.width, view.height]);
+  if (Deno.env.get("UPDATE_SCREENSHOTS") === "1") {
+    await Deno.writeFile(new URL(`../docs/${file}`, import.meta.url), png);
+  }
+}
+
 /** How many delivered messages (open conversation) have exactly `text`. */
 async function countDelivered(page: Page, text: string): Promise<number> {
   return (await messageTexts(page)).filter((t) => t === text).length;
@@ -348,8 +363,7 @@ Deno.test({
     await page.evaluate(() => document.activeElement?.blur());
     await sleep(250); // let the focus ring and transitions settle
 
-    await Deno.mkdir(new URL("../docs/", import.meta.url), { recursive: true });
-    await Deno.writeFile(new URL("../docs/screenshot.png", import.meta.url), await page.screenshot());
+    await shoot(page, "screenshot.png");
     assert.match(await page.title(), /^\(3\) #lobby/);
 
     await page.setViewport({ width: 390, height: 844 });
@@ -359,7 +373,7 @@ Deno.test({
     // On a phone the side panels are drawers: closed, and out of the tab order.
     assert.equal(await page.$eval("#sidebar", (e) => getComputedStyle(e).visibility), "hidden");
     assert.equal(await page.$eval("#members", (e) => getComputedStyle(e).visibility), "hidden");
-    await Deno.writeFile(new URL("../docs/screenshot-phone.png", import.meta.url), await page.screenshot());
+    await shoot(page, "screenshot-phone.png");
     await page.click("#open-members");
     await page.waitForFunction(() =>
       getComputedStyle(document.querySelector("#members")).visibility === "visible"
