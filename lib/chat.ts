@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { setImmediate } from "node:timers";
 import type { Config } from "./config.ts";
 import { Hub, type Peer } from "./hub.ts";
 import type { Logger } from "./log.ts";
@@ -79,7 +80,7 @@ export class Chat {
   readonly #pendingByCid = new Map<string, Pending>();
   readonly #pendingRooms = new Map<string, number>();
   readonly #directCids = new Map<string, { ack: string; ts: number }>();
-  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  #commitQueued = false;
   #inFlight: Promise<void> | undefined;
   readonly #maintenance: ReturnType<typeof setInterval>;
   #closed = false;
@@ -333,17 +334,23 @@ export class Chat {
     this.#pending.push(p);
     this.#pendingRooms.set(room, (this.#pendingRooms.get(room) ?? 0) + 1);
     if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
-    // One durable write per turn of the event loop: everything that arrived meanwhile goes with it.
-    this.#commitTimer ??= setTimeout(() => this.#commit(), 0);
+    // At the end of this turn of the event loop, so every frame read in this turn goes in one write
+    // (setImmediate runs after the turn's I/O events and costs microseconds; setTimeout(0) costs
+    // about 2 ms in Deno). While a write is in flight, what arrives goes in the next one.
+    if (!this.#commitQueued) {
+      this.#commitQueued = true;
+      setImmediate(this.#commitNow);
+    }
   }
+
+  readonly #commitNow = () => this.#commit();
 
   /**
    * Starts one durable write with everything pending, unless one is in flight: then what arrives
    * meanwhile waits and goes in the next write, so batches grow with disk latency.
    */
   #commit(): void {
-    if (this.#commitTimer !== undefined) clearTimeout(this.#commitTimer);
-    this.#commitTimer = undefined;
+    this.#commitQueued = false;
     if (this.#inFlight || this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
