@@ -81,6 +81,7 @@ export class Chat {
   readonly #pendingRooms = new Map<string, number>();
   readonly #directCids = new Map<string, { ack: string; ts: number }>();
   #commitQueued = false;
+  #presenceTimer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | undefined;
   readonly #maintenance: ReturnType<typeof setInterval>;
   #closed = false;
@@ -96,6 +97,7 @@ export class Chat {
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       maxRooms: config.maxRooms,
       nameHoldMs: config.nameHoldSeconds * 1000,
+      onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presenceSoon() : undefined,
     });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
@@ -201,6 +203,7 @@ export class Chat {
     return this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#maintenance);
+      clearTimeout(this.#presenceTimer);
       this.#commit();
       while (this.#inFlight) await this.#inFlight;
       this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
@@ -469,6 +472,14 @@ export class Chat {
 
   #roomGone(room: string): void {
     if (!this.#pendingRooms.has(room)) this.#seqs.delete(room);
+  }
+
+  #presenceSoon(): void {
+    if (this.#closed || this.#presenceTimer !== undefined) return;
+    this.#presenceTimer = setTimeout(() => {
+      this.#presenceTimer = undefined;
+      this.hub.flushPresence();
+    }, this.#cfg.presenceDelayMs);
   }
 
   #maintain(): void {

@@ -52,6 +52,8 @@ export interface Config {
   readonly maxBufferedBytes: number;
   /** Seconds a name stays reserved after its person's last connection closes. @default 60 */
   readonly nameHoldSeconds: number;
+  /** Milliseconds presence (join/leave) is held to send a room's changes together (0 = at once). @default 250 */
+  readonly presenceDelayMs: number;
 
   /** Messages sent with `joined` when no `since` is given. @default 50 */
   readonly historyOnJoin: number;
@@ -91,6 +93,7 @@ export const DEFAULTS: Config = Object.freeze(
     idleTimeoutSeconds: 60,
     maxBufferedBytes: 1024 * 1024,
     nameHoldSeconds: 60,
+    presenceDelayMs: 250,
     historyOnJoin: 50,
     historyPage: 200,
     resumeCap: 1000,
@@ -233,6 +236,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 0,
     help: "seconds a name stays reserved after disconnect",
+  },
+  {
+    key: "presenceDelayMs",
+    flag: "presence-delay",
+    env: "CHAT_PRESENCE_DELAY",
+    kind: I,
+    min: 0,
+    max: 10_000,
+    help: "ms presence is held to send a room's joins and leaves together (0 = at once)",
   },
   {
     key: "historyOnJoin",

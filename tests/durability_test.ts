@@ -215,6 +215,7 @@ Deno.test("a slow store write delays the ack and the message, never joins, prese
     close: () => inner.close(),
   };
   await using s = await startServer({}, { store: slow });
+  using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "a" });
   await using b = await TestClient.connect(s, { name: "bob", room: "b" });
   a.send({ type: "send", room: "a", text: "held by the disk", cid: "h1" });
@@ -252,6 +253,7 @@ Deno.test("a join while a write is on disk but not yet delivered sees the messag
     close: () => inner.close(),
   };
   await using s = await startServer({}, { store: late });
+  using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "r" });
   a.send({ type: "send", room: "r", text: "first" });
   while (inner.lastSeq("r") === 0) await new Promise((r) => setTimeout(r, 5));

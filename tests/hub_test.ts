@@ -180,3 +180,54 @@ Deno.test("Hub.closeAll() closes every peer", () => {
   assert.deepEqual(a.closedWith, [1001, "server restarting"]);
   assert.deepEqual(b.closedWith, [1001, "server restarting"]);
 });
+
+Deno.test("Hub with onPresenceQueued holds presence until flushPresence(), each line for who was there", () => {
+  let queued = 0;
+  const h = new Hub({
+    maxRoomsPerConnection: 5,
+    maxRooms: 100,
+    nameHoldMs: 1000,
+    onPresenceQueued: () => queued++,
+  });
+  const [w, a, b] = [new FakePeer(), new FakePeer(), new FakePeer()];
+  h.connect(w, "kw", "watcher", 0);
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.join(w.id, "r");
+  h.join(a.id, "r");
+  h.join(b.id, "r");
+  h.leave(a.id, "r");
+  assert.equal(queued, 1, "the owner is asked once for a flush");
+  assert.deepEqual([w.got, a.got, b.got], [[], [], []], "nothing goes out before the flush");
+  h.flushPresence();
+  const seen = (p: FakePeer) => p.got.map((m) => `${m.event} ${m.name}`);
+  assert.deepEqual(seen(w), ["join alice", "join bob", "leave alice"]);
+  assert.deepEqual(seen(b), ["leave alice"], "bob gets what happened after he joined, not his own join");
+  assert.deepEqual(seen(a), [], "alice left before the flush: nothing for a room she is not in");
+  h.flushPresence();
+  assert.equal(w.got.length, 3, "a flush sends a line once");
+});
+
+Deno.test("Hub.publish() and rename() send a room's held presence first, so order is kept", () => {
+  const h = new Hub({
+    maxRoomsPerConnection: 5,
+    maxRooms: 100,
+    nameHoldMs: 1000,
+    onPresenceQueued: () => {},
+  });
+  const [w, a] = [new FakePeer(), new FakePeer()];
+  h.connect(w, "kw", "watcher", 0);
+  h.connect(a, "ka", "alice", 0);
+  h.join(w.id, "r");
+  h.join(a.id, "r");
+  h.publish("r", JSON.stringify({ type: "message", from: "alice" }));
+  assert.deepEqual(w.types(), ["presence", "message"], "alice joins before she speaks");
+  h.leave(a.id, "r");
+  h.join(a.id, "r");
+  h.rename("ka", "alicia", 0);
+  assert.deepEqual(w.got.slice(2).map((m) => m.type === "nick" ? `nick ${m.name}` : `${m.event} ${m.name}`), [
+    "leave alice",
+    "join alice",
+    "nick alicia",
+  ]);
+});

@@ -459,3 +459,26 @@ Deno.test("a burst reaches each member in few frames (several lines each); a lon
   assert.ok(frames < 50, `200 messages arrived in ${frames} frames`);
   assert.deepEqual(b.all("message").map((m) => m.seq), Array.from({ length: 201 }, (_, i) => i + 1));
 });
+
+Deno.test("joins and leaves in a room go out together after presenceDelay, never to the one who moved", async () => {
+  await using s = await startServer({ presenceDelayMs: 300 });
+  await using w = await TestClient.connect(s, { name: "watcher", room: "r" });
+  const framesBefore = w.frames;
+  const people: TestClient[] = [];
+  // One after another, so that each join is a turn of its own: only the delay groups them.
+  for (let i = 0; i < 30; i++) people.push(await TestClient.connect(s, { name: `p${i}`, room: "r" }));
+  for (let i = 0; i < 30; i++) await w.next("presence", (m) => m.name === `p${i}` && m.event === "join");
+  const frames = w.frames - framesBefore;
+  assert.ok(frames <= 10, `30 joins reached the watcher in ${frames} frames`);
+  for (const [i, p] of people.entries()) {
+    assert.ok(!p.all("presence").some((m) => m.name === `p${i}`), `p${i} is not told of its own join`);
+  }
+  // A message after a join never overtakes the presence that announces its sender.
+  await using late = await TestClient.connect(s, { name: "late", room: "r" });
+  late.send({ type: "send", room: "r", text: "hi" });
+  const msg = await w.next("message");
+  const order = w.lines.filter((m) => m === msg || (m.type === "presence" && m.name === "late"));
+  assert.deepEqual(order.map((m) => m.type), ["presence", "message"]);
+  await Promise.all(people.map((p) => p.close()));
+  for (let i = 0; i < 30; i++) await w.next("presence", (m) => m.name === `p${i}` && m.event === "leave");
+});
