@@ -247,11 +247,15 @@ export class Hub {
     return [...(this.#clients.get(id)?.rooms ?? [])];
   }
 
-  /** Names of the people in `room`, sorted. */
+  /** Names of the people in `room`, sorted by code unit. */
   members(room: string): string[] {
     const r = this.#rooms.get(room);
     if (!r) return [];
-    return [...r.people.keys()].map((p) => p.name).sort((a, b) => a.localeCompare(b));
+    // Code-unit order: localeCompare took a tenth of a join's CPU in a room of 100; clients that
+    // show the list sort it for their reader's locale anyway.
+    const names: string[] = [];
+    for (const p of r.people.keys()) names.push(p.name);
+    return names.sort();
   }
 
   /** The key of the person online under `name` (case-insensitive). */

@@ -134,6 +134,13 @@ export class WsPeer implements Peer {
     this.#metrics.framesOut++;
   }
 
+  /** The socket has closed: drop what is queued, send nothing more. */
+  closed(): void {
+    this.#closing = true;
+    this.#queue.length = 0;
+    this.#queuedChars = 0;
+  }
+
   close(code: number, reason: string): void {
     if (this.#closing) return;
     // What is queued (often the error that explains this close) goes out before the close frame.
@@ -165,7 +172,7 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
   socket.onclose = () => {
     if (closed) return;
     closed = true;
-    peer.close(CloseCode.GOING_AWAY, "");
+    peer.closed();
     chat.closed(peer.id);
     opts.onClose();
   };
