@@ -158,6 +158,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
               rooms: chat.hub.size.rooms,
               people: chat.hub.size.people,
               pendingMessages: chat.pendingCount,
+              memory: Deno.memoryUsage(),
             }),
             {
               headers: {

@@ -11,6 +11,8 @@ export interface Gauges {
   rooms: number;
   people: number;
   pendingMessages: number;
+  /** From `Deno.memoryUsage()`: resident set and V8 heap in use, bytes. */
+  memory: { rss: number; heapUsed: number };
 }
 
 /** The server's counters. Plain fields so the hot path is an increment. */
@@ -44,6 +46,8 @@ export class Metrics {
       "",
       g.pendingMessages,
     ]]);
+    metric("resident_memory_bytes", "gauge", "Resident set size of the process.", [["", g.memory.rss]]);
+    metric("heap_used_bytes", "gauge", "JavaScript heap in use.", [["", g.memory.heapUsed]]);
     metric("connections_opened_total", "counter", "Connections accepted.", [["", this.connectionsOpened]]);
     metric("connections_refused_total", "counter", "Upgrades refused before the handshake.", [[
       "",

@@ -421,6 +421,9 @@ Deno.test("GET /healthz and /metrics answer in text", async () => {
       "# TYPE chat_frames_out_total counter",
     ]
   ) assert.ok(text.includes(line), line);
+  const rss = Number(/^chat_resident_memory_bytes (\d+)$/m.exec(text)?.[1]);
+  const heap = Number(/^chat_heap_used_bytes (\d+)$/m.exec(text)?.[1]);
+  assert.ok(rss > heap && heap > 1_000_000, `rss ${rss} > heap ${heap} > 1 MB`);
 });
 
 /** Headers of a WebSocket handshake for fetch(): fetch cannot upgrade, so these test refusals only. */
