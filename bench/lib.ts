@@ -342,6 +342,14 @@ export const SERVERS: Record<string, ServerSpec> = {
     cmd: ourCmd([]),
     missing: () => null,
   },
+  "main-normal": {
+    name: "main-normal",
+    proto: "project",
+    ours: true,
+    what: "our server, sqlite store with --durability normal (no fsync per write; survives a killed process)",
+    cmd: ourCmd(["--durability", "normal"]),
+    missing: () => null,
+  },
   "main-memory": {
     name: "main-memory",
     proto: "project",

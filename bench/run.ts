@@ -34,7 +34,7 @@ const HELP = `Usage: deno task bench [options]
   --quick             short run: 3 s windows, cases s1-100,s2-10,s3 (3000 conns),store  (~1.5 min)
   --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store, or s1 s2 all
                       (any s1-<N> and s2-<rate> work)             [default: all]
-  --servers LIST      main,main-memory,naive                      [default: all three]
+  --servers LIST      main,main-normal,main-memory,naive   [default: main,main-memory,naive]
   --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
   --runs N            repeat everything N times                   [1]
   --dur S             measured seconds of s1/s2                   [10; quick 3]

@@ -29,6 +29,9 @@ export type WriterAnswer = { id: number; ok: true; count?: number } | {
   error: string;
 };
 
+/** Bumped when the schema changes; a file of another version is refused, not misread. */
+const SCHEMA_VERSION = 1;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
@@ -38,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
 type Row = { room: string; seq: number; ts: number; sender: string; text: string; cid: string | null };
@@ -106,6 +110,14 @@ export class SqliteStore implements Store {
       const check = db.prepare("PRAGMA quick_check").get() as { quick_check: string } | undefined;
       if (check?.quick_check !== "ok") {
         throw new Error(`integrity check says ${JSON.stringify(check?.quick_check)}`);
+      }
+      const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
+      const empty = !db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'messages'").get();
+      if (!empty && version !== SCHEMA_VERSION) {
+        throw new Error(
+          `it holds schema version ${version}, this server reads version ${SCHEMA_VERSION}; ` +
+            "move the file away (or use another --data-dir) to start afresh",
+        );
       }
       db.exec(SCHEMA);
     } catch (e) {

@@ -111,3 +111,17 @@ Deno.test("SqliteStore.open() refuses a corrupt file and an unwritable directory
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("SqliteStore.open() refuses a database of another schema version instead of misreading it", async () => {
+  const dir = await Deno.makeTempDir();
+  const { DatabaseSync } = await import("node:sqlite");
+  const old = new DatabaseSync(`${dir}/chat.db`);
+  old.exec("CREATE TABLE messages (room TEXT, seq INTEGER, PRIMARY KEY (room, seq)) WITHOUT ROWID");
+  old.close();
+  const opts = { retainMessages: 0, retainMs: 0, durability: "full" as const };
+  await assert.rejects(
+    SqliteStore.open(dir, opts),
+    (e: Error) => e instanceof StoreError && /schema version 0, this server reads version \d/.test(e.message),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
