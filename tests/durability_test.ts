@@ -200,13 +200,17 @@ Deno.test("a bad data directory or a corrupt store stops start-up with a clear e
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("a slow store write delays the ack and the message, never joins, presence, typing or history", async () => {
+/**
+ * A memory store whose writes are held until `release()`: `before` the write lands (a slow disk) or
+ * `after` it (the write is stored but its answer is late).
+ */
+function heldStore(hold: "before" | "after") {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
   const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
-  // A disk that takes as long as the test says.
-  const slow: Store = {
-    append: async (batch: readonly StoredMessage[]) => (await gate, inner.append(batch)),
+  const store: Store = {
+    append: async (batch: readonly StoredMessage[]) =>
+      hold === "before" ? (await gate, inner.append(batch)) : (await inner.append(batch), await gate),
     lastSeq: (room) => inner.lastSeq(room),
     after: (room, after, limit) => inner.after(room, after, limit),
     before: (room, before, limit) => inner.before(room, before, limit),
@@ -214,7 +218,12 @@ Deno.test("a slow store write delays the ack and the message, never joins, prese
     prune: (now) => inner.prune(now),
     close: () => inner.close(),
   };
-  await using s = await startServer({}, { store: slow });
+  return { store, inner, release };
+}
+
+Deno.test("a slow store write delays the ack and the message, never joins, presence, typing or history", async () => {
+  const { store, release } = heldStore("before");
+  await using s = await startServer({}, { store });
   using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "a" });
   await using b = await TestClient.connect(s, { name: "bob", room: "b" });
@@ -239,20 +248,9 @@ Deno.test("a slow store write delays the ack and the message, never joins, prese
 });
 
 Deno.test("a join while a write is on disk but not yet delivered sees the message once, live", async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => release = r);
-  const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
   // The write lands at once, but the answer is late: the window between a commit and its delivery.
-  const late: Store = {
-    append: async (batch: readonly StoredMessage[]) => (await inner.append(batch), await gate),
-    lastSeq: (room) => inner.lastSeq(room),
-    after: (room, after, limit) => inner.after(room, after, limit),
-    before: (room, before, limit) => inner.before(room, before, limit),
-    findCid: (key, cid, since) => inner.findCid(key, cid, since),
-    prune: (now) => inner.prune(now),
-    close: () => inner.close(),
-  };
-  await using s = await startServer({}, { store: late });
+  const { store, inner, release } = heldStore("after");
+  await using s = await startServer({}, { store });
   using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "r" });
   a.send({ type: "send", room: "r", text: "first" });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createLocalBus, Hub, type Peer } from "../lib/hub.ts";
+import { createLocalBus, Hub, type HubOptions, type Peer } from "../lib/hub.ts";
 import { ProtocolError } from "../lib/protocol.ts";
 
 class FakePeer implements Peer {
@@ -19,7 +19,7 @@ class FakePeer implements Peer {
   }
 }
 
-function hub(opts: Partial<{ maxRoomsPerConnection: number; maxRooms: number; nameHoldMs: number }> = {}) {
+function hub(opts: Partial<HubOptions> = {}) {
   return new Hub({ maxRoomsPerConnection: 5, maxRooms: 100, nameHoldMs: 1000, ...opts });
 }
 
@@ -183,12 +183,7 @@ Deno.test("Hub.closeAll() closes every peer", () => {
 
 Deno.test("Hub with onPresenceQueued holds presence until flushPresence(), each line for who was there", () => {
   let queued = 0;
-  const h = new Hub({
-    maxRoomsPerConnection: 5,
-    maxRooms: 100,
-    nameHoldMs: 1000,
-    onPresenceQueued: () => queued++,
-  });
+  const h = hub({ onPresenceQueued: () => queued++ });
   const [w, a, b] = [new FakePeer(), new FakePeer(), new FakePeer()];
   h.connect(w, "kw", "watcher", 0);
   h.connect(a, "ka", "alice", 0);
@@ -209,12 +204,7 @@ Deno.test("Hub with onPresenceQueued holds presence until flushPresence(), each 
 });
 
 Deno.test("Hub.publish() and rename() send a room's held presence first, so order is kept", () => {
-  const h = new Hub({
-    maxRoomsPerConnection: 5,
-    maxRooms: 100,
-    nameHoldMs: 1000,
-    onPresenceQueued: () => {},
-  });
+  const h = hub({ onPresenceQueued: () => {} });
   const [w, a] = [new FakePeer(), new FakePeer()];
   h.connect(w, "kw", "watcher", 0);
   h.connect(a, "ka", "alice", 0);
