@@ -1,5 +1,5 @@
 /**
- * Entry point: the only place that reads flags and the environment and calls `Deno.serve`.
+ * Entry point: the only place that reads flags and the environment, listens and handles signals.
  *
  *     deno task start [--port 8000] [--hostname 0.0.0.0] [--help]
  * @module
@@ -7,6 +7,7 @@
 import { createApp } from "./lib/app.ts";
 import { ConfigError, configFromArgs, helpText } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { listen, ListenError } from "./lib/server.ts";
 import { StoreError } from "./lib/store.ts";
 
 if (import.meta.main) {
@@ -41,36 +42,53 @@ if (import.meta.main) {
     console.error(`chat: ${e.message}`);
     Deno.exit(1);
   }
-  const stop = new AbortController();
-  const server = Deno.serve({
-    port: config.port,
-    hostname: config.hostname,
-    signal: stop.signal,
-    onListen({ hostname, port }) {
-      const shown = hostname === "0.0.0.0" || hostname === "::" ? "localhost" : hostname;
-      const host = shown.includes(":") ? `[${shown}]` : shown;
-      console.log(
-        `chat: listening on http://${host}:${port}/ (store: ${config.store}, data: ${config.dataDir})`,
-      );
-    },
-    onError(e) {
-      log.error("request failed", { error: String((e as Error)?.stack ?? e) });
-      return new Response("Internal server error\n", { status: 500 });
-    },
-  }, app.handler);
+  let server;
+  try {
+    server = listen(app.handler, {
+      port: config.port,
+      hostname: config.hostname,
+      relistenTimeoutMs: config.relistenTimeoutSeconds * 1000,
+      log,
+      onRelisten: () => app.metrics.listenerRestarts++,
+    });
+  } catch (e) {
+    if (!(e instanceof ListenError)) throw e;
+    console.error(`chat: ${e.message}`);
+    await app.shutdown();
+    Deno.exit(1);
+  }
+  console.log(banner(config, server.addr));
 
   let stopping = false;
-  const onSignal = async () => {
+  const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     log.info("stopping");
+    const deadline = setTimeout(() => Deno.exit(code), config.shutdownTimeoutMs + 1000);
+    // New upgrades get 503 while clients are told to go and pending writes finish; the listener
+    // stays open until then, so nobody meets a closed port while the process is still here.
     await app.shutdown();
-    stop.abort();
-    const deadline = setTimeout(() => Deno.exit(0), config.shutdownTimeoutMs);
-    await server.finished;
+    await server.stop();
     clearTimeout(deadline);
-    Deno.exit(0);
+    Deno.exit(code);
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  server.failed.then((e) => {
+    console.error(`chat: ${e.message}`);
+    stop(1);
+  });
+  Deno.addSignalListener("SIGINT", () => stop(0));
+  Deno.addSignalListener("SIGTERM", () => stop(0));
+}
+
+/** The start-up line: where to open the page, what it listens on and where history goes. */
+function banner(config: { store: string; dataDir: string }, addr: Deno.NetAddr): string {
+  const any = addr.hostname === "0.0.0.0" || addr.hostname === "::";
+  const shown = any ? "localhost" : addr.hostname;
+  const host = shown.includes(":") ? `[${shown}]` : shown;
+  const bound = addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+  const iface = any ? " (every interface)" : "";
+  const store = config.store === "sqlite" ? `sqlite in ${config.dataDir}` : "memory (lost on restart)";
+  return `chat: listening on http://${host}:${addr.port}/ (bound to ${bound}${iface}; store: ${store})`;
 }

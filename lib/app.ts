@@ -154,7 +154,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         case "/metrics":
           return new Response(
             metrics.render({
-              connections: open,
+              connections: chat.connectionCount,
+              sockets: open,
               rooms: chat.hub.size.rooms,
               people: chat.hub.size.people,
               pendingMessages: chat.pendingCount,

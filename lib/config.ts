@@ -46,7 +46,10 @@ export interface Config {
   readonly maxConnections: number;
   /** Open connections from one IP address. @default 50 */
   readonly maxConnectionsPerIp: number;
-  /** Seconds without any frame before the connection is pinged, then closed. @default 60 */
+  /**
+   * Seconds without any frame before the connection is pinged, then closed. It is also what ends a
+   * connection whose receive side Deno gave up on (a message too large to hold). @default 60
+   */
   readonly idleTimeoutSeconds: number;
   /** Bytes queued for one client before it is closed as a slow consumer (4001). @default 1048576 */
   readonly maxBufferedBytes: number;
@@ -69,6 +72,13 @@ export interface Config {
   readonly dedupWindowSeconds: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
+  /** Seconds to keep trying to listen again after the listener failed (e.g. no file descriptors). @default 30 */
+  readonly relistenTimeoutSeconds: number;
+  /**
+   * Characters one `joined` or `history` answer may hold (at most half of `maxBufferedBytes` is used);
+   * a longer page is cut short and the client pages on. @default 262144
+   */
+  readonly maxAnswerBytes: number;
 }
 
 /** Every default, in one place. */
@@ -101,6 +111,8 @@ export const DEFAULTS: Config = Object.freeze(
     retainDays: 30,
     dedupWindowSeconds: 86_400,
     shutdownTimeoutMs: 5000,
+    relistenTimeoutSeconds: 30,
+    maxAnswerBytes: 256 * 1024,
   } satisfies Config,
 );
 
@@ -217,9 +229,9 @@ export const SETTINGS: readonly Setting[] = [
     flag: "idle-timeout",
     env: "CHAT_IDLE_TIMEOUT",
     kind: I,
-    min: 0,
+    min: 1,
     max: 3600,
-    help: "seconds idle before ping, then close (0 = off)",
+    help: "seconds idle before ping, then close",
   },
   {
     key: "maxBufferedBytes",
@@ -302,6 +314,22 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     help: "ms shutdown waits",
   },
+  {
+    key: "relistenTimeoutSeconds",
+    flag: "relisten-timeout",
+    env: "CHAT_RELISTEN_TIMEOUT",
+    kind: I,
+    min: 1,
+    help: "seconds to keep trying to listen again after accept failed, then exit 1",
+  },
+  {
+    key: "maxAnswerBytes",
+    flag: "max-answer-bytes",
+    env: "CHAT_MAX_ANSWER_BYTES",
+    kind: I,
+    min: 16 * 1024,
+    help: "characters in one joined/history answer (at most half of max-buffered-bytes)",
+  },
 ];
 
 /** Input to {@link resolveConfig}: any subset of settings, as values or strings. */
@@ -319,6 +347,7 @@ export function resolveConfig(input: ConfigInput = {}): Config {
     out[s.key] = parseSetting(s, raw);
   }
   if ((out.burst as number) < 1) throw new ConfigError("--burst must be at least 1");
+
   return Object.freeze(out) as unknown as Config;
 }
 

@@ -7,7 +7,10 @@ import type { ErrorCode } from "./protocol.ts";
 
 /** Gauges read at scrape time. */
 export interface Gauges {
+  /** Connections in the chat (in rooms, holding names). */
   connections: number;
+  /** Accepted WebSockets not yet closed by Deno: connections plus those the server is closing. */
+  sockets: number;
   rooms: number;
   people: number;
   pendingMessages: number;
@@ -25,6 +28,7 @@ export class Metrics {
   slowConsumerCloses = 0;
   storeBatches = 0;
   storeFailures = 0;
+  listenerRestarts = 0;
   readonly errors = new Map<ErrorCode, number>();
 
   /** Counts one error frame. */
@@ -39,7 +43,13 @@ export class Metrics {
       lines.push(`# HELP chat_${name} ${help}`, `# TYPE chat_${name} ${type}`);
       for (const [labels, v] of rows) lines.push(`chat_${name}${labels} ${v}`);
     };
-    metric("connections", "gauge", "Open WebSocket connections.", [["", g.connections]]);
+    metric("connections", "gauge", "WebSocket connections in the chat.", [["", g.connections]]);
+    metric(
+      "sockets",
+      "gauge",
+      "WebSockets still open, with those being closed (they count against the connection limits).",
+      [["", g.sockets]],
+    );
     metric("rooms", "gauge", "Rooms with members.", [["", g.rooms]]);
     metric("people", "gauge", "People online or holding a name.", [["", g.people]]);
     metric("pending_messages", "gauge", "Messages waiting for their durable write.", [[
@@ -71,6 +81,10 @@ export class Metrics {
       this.storeBatches,
     ]]);
     metric("store_failures_total", "counter", "Durable writes that failed.", [["", this.storeFailures]]);
+    metric("listener_restarts_total", "counter", "Times the listener failed and was opened again.", [[
+      "",
+      this.listenerRestarts,
+    ]]);
     metric(
       "errors_total",
       "counter",

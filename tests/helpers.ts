@@ -5,6 +5,7 @@
 import { type App, type AppDeps, createApp } from "../lib/app.ts";
 import { type ConfigInput, resolveConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { listen } from "../lib/server.ts";
 
 /** A server under test. */
 export interface TestServer {
@@ -23,13 +24,19 @@ export interface TestServer {
 export async function startServer(overrides: ConfigInput = {}, deps: AppDeps = {}): Promise<TestServer> {
   const config = resolveConfig({ port: 0, store: "memory", logLevel: "error", ...overrides });
   const app = await createApp(config, { log: createLogger(config.logLevel), ...deps });
-  const server = Deno.serve({ port: config.port, hostname: "127.0.0.1", onListen() {} }, app.handler);
+  const log = deps.log ?? createLogger(config.logLevel);
+  const server = listen(app.handler, {
+    port: config.port,
+    hostname: "127.0.0.1",
+    relistenTimeoutMs: 1000,
+    log,
+  });
   const port = server.addr.port;
   let closed: Promise<void> | undefined;
   const close = () =>
     closed ??= (async () => {
       await app.shutdown();
-      await server.shutdown();
+      await server.stop();
     })();
   return {
     app,

@@ -26,10 +26,25 @@ function permissions(dataDir: string): string[] {
   ];
 }
 
+/** Options of {@link spawnServer}. */
+export interface SpawnOptions {
+  /** Soft and hard limit of open file descriptors for the server (through the shell's `ulimit -n`). */
+  maxFiles?: number;
+}
+
 /** Starts `main.ts` on 127.0.0.1 with a free port and waits for its "listening" line. */
-export async function spawnServer(dataDir: string, args: string[] = []): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
+export async function spawnServer(
+  dataDir: string,
+  args: string[] = [],
+  opts: SpawnOptions = {},
+): Promise<ServerProcess> {
+  // `exec` keeps the PID the test holds the server's own, so signals reach it.
+  const [cmd, pre] = opts.maxFiles === undefined
+    ? [Deno.execPath(), []]
+    : ["bash", ["-c", `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, Deno.execPath()]];
+  const child = new Deno.Command(cmd, {
     args: [
+      ...pre,
       "run",
       ...permissions(dataDir),
       MAIN,
@@ -82,6 +97,8 @@ export async function runMain(dataDir: string, args: string[]): Promise<{ code: 
   const res = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissions(dataDir), MAIN, "--hostname", "127.0.0.1", "--port", "0", ...args],
     stdin: "null",
+    // A server that does not exit fails the test instead of hanging it.
+    signal: AbortSignal.timeout(20_000),
   }).output();
   const d = new TextDecoder();
   return { code: res.code, output: d.decode(res.stdout) + d.decode(res.stderr) };
