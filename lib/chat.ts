@@ -64,6 +64,8 @@ const STRIKE_WINDOW_MS = 60_000;
 const MAINTENANCE_MS = 30_000;
 /** Direct-message cids remembered in memory (they are not stored). */
 const MAX_DIRECT_CIDS = 10_000;
+/** JSON around one message in an answer (`{"type":"message","room":…,"seq":…}`), for the size budget. */
+const ANSWER_OVERHEAD_CHARS = 160;
 
 /** One chat service: a hub, a store, and the rules between clients and them. */
 export class Chat {
@@ -86,9 +88,12 @@ export class Chat {
   readonly #maintenance: ReturnType<typeof setInterval>;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Characters one `joined`/`history` answer may hold: at most half of what a client may have queued. */
+  readonly #answerChars: number;
 
   constructor(config: Config, deps: ChatDeps) {
     this.#cfg = config;
+    this.#answerChars = Math.min(config.maxAnswerBytes, Math.floor(config.maxBufferedBytes / 2));
     this.#store = deps.store;
     this.#log = deps.log;
     this.#metrics = deps.metrics;
@@ -279,6 +284,7 @@ export class Chat {
   }
 
   #join(conn: Conn, room: string, since?: number): void {
+    this.#roomForAnswer(conn);
     const { created } = this.hub.join(conn.peer.id, room);
     if (created && !this.#seqs.has(room)) this.#seqs.set(room, this.#store.lastSeq(room));
     conn.current = room;
@@ -299,6 +305,8 @@ export class Chat {
       truncated = messages.length > n;
       if (truncated) messages = messages.slice(1);
     }
+    const fitted = this.#fit(messages);
+    if (fitted.length < messages.length) messages = fitted, truncated = true;
     conn.peer.send(
       encode({
         type: "joined",
@@ -444,12 +452,40 @@ export class Chat {
 
   #history(conn: Conn, room: string, before?: number, limit?: number): void {
     this.#member(conn, room, "read the history of");
+    this.#roomForAnswer(conn);
     const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
     const end = Math.min(before ?? Infinity, this.#deliveredSeq(room) + 1);
     let messages = n === 0 ? [] : this.#store.before(room, end, n + 1);
-    const complete = messages.length <= n;
+    let complete = messages.length <= n;
     if (!complete) messages = messages.slice(1);
+    const fitted = this.#fit(messages);
+    if (fitted.length < messages.length) messages = fitted, complete = false;
     conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+  }
+
+  /**
+   * Refuses to produce a `joined` or `history` answer for a client that has not taken the earlier
+   * ones yet: what one connection makes the server hold is counted before the work is done, so a
+   * client that asks and never reads gets small errors, not pages.
+   */
+  #roomForAnswer(conn: Conn): void {
+    const backlog = conn.peer.backlog?.() ?? 0;
+    if (backlog + this.#answerChars > this.#cfg.maxBufferedBytes) {
+      throw new ProtocolError(
+        "busy",
+        "Earlier answers are still on their way to you; read them before asking for more",
+      );
+    }
+  }
+
+  /** The newest of `messages` (oldest first) whose texts fit in one answer. */
+  #fit(messages: ChatMessage[]): ChatMessage[] {
+    let size = 0;
+    for (let i = messages.length - 1; i >= 0; i--) {
+      size += messages[i].text.length + messages[i].from.length + ANSWER_OVERHEAD_CHARS;
+      if (size > this.#answerChars) return messages.slice(i + 1);
+    }
+    return messages;
   }
 
   #member(conn: Conn, room: string, verb: string): void {

@@ -13,6 +13,8 @@ export interface Peer {
   send(line: string): boolean;
   /** Ends the connection. Safe to call twice. */
   close(code: number, reason: string): void;
+  /** What is queued for the client and not yet sent (bytes or characters); `Infinity` once closing. */
+  backlog?(): number;
 }
 
 /** Carries room broadcasts, so that later several processes can share rooms. */

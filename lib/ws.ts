@@ -67,7 +67,7 @@ export interface SocketOptions {
   flusher: Flusher;
   metrics: Metrics;
   params: OpenParams;
-  /** Bytes queued in the socket before the client is closed as a slow consumer. */
+  /** Bytes queued for the client (ours and the socket's) before it is closed as a slow consumer. */
   maxBufferedBytes: number;
   /** Called once when the socket has closed. */
   onClose: () => void;
@@ -80,16 +80,26 @@ export class WsPeer implements Peer {
   readonly #flusher: Flusher;
   readonly #metrics: Metrics;
   readonly #maxBuffered: number;
+  readonly #onClosing: () => void;
   readonly #queue: string[] = [];
   #queuedChars = 0;
   #closing = false;
 
-  constructor(id: number, socket: WebSocket, flusher: Flusher, metrics: Metrics, maxBuffered: number) {
+  /** `onClosing` runs once, soon after the server starts closing the connection. */
+  constructor(
+    id: number,
+    socket: WebSocket,
+    flusher: Flusher,
+    metrics: Metrics,
+    maxBuffered: number,
+    onClosing: () => void,
+  ) {
     this.id = id;
     this.#socket = socket;
     this.#flusher = flusher;
     this.#metrics = metrics;
     this.#maxBuffered = maxBuffered;
+    this.#onClosing = onClosing;
   }
 
   send(line: string): boolean {
@@ -100,6 +110,19 @@ export class WsPeer implements Peer {
     return true;
   }
 
+  /** What is waiting for the client: our queue (characters) plus the socket's unsent bytes. */
+  backlog(): number {
+    if (this.#closing) return Infinity;
+    return this.#queuedChars + this.#socket.bufferedAmount;
+  }
+
+  #slow(): void {
+    this.#queue.length = 0;
+    this.#queuedChars = 0;
+    this.#metrics.slowConsumerCloses++;
+    this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
+  }
+
   /** Sends the queued lines as one frame (newline-separated), or a few when they are many. */
   flush(): void {
     const q = this.#queue;
@@ -108,12 +131,9 @@ export class WsPeer implements Peer {
     if (q.length === 0) return;
     if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return void (q.length = 0);
     // Deno's send() never blocks: without this check a client that stops reading grows server
-    // memory. What it holds is bounded by the cap plus one turn's worth of frames.
-    if (this.#socket.bufferedAmount > this.#maxBuffered) {
-      q.length = 0;
-      this.#metrics.slowConsumerCloses++;
-      return this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
-    }
+    // memory. Lines queued here are mostly shared by a room's members; answers only one client gets
+    // are budgeted before they are made (see Chat), so this check at the flush is enough.
+    if (this.#socket.bufferedAmount > this.#maxBuffered) return this.#slow();
     if (q.length === 1) this.#write(q[0]);
     else if (chars <= MAX_FRAME_CHARS) this.#write(this.#flusher.join(q));
     else {
@@ -148,9 +168,14 @@ export class WsPeer implements Peer {
     if (this.#closing) return; // the flush found a slow consumer and closed it
     this.#closing = true;
     this.#queue.length = 0;
+    this.#queuedChars = 0;
     try {
       this.#socket.close(code, reason);
     } catch { /* already closed */ }
+    // A client that does not read never completes the close handshake, and Deno keeps its socket
+    // until it does: the chat lets go of it now (rooms, presence, name), the app keeps counting the
+    // socket against the connection limits until it is really gone.
+    queueMicrotask(this.#onClosing);
   }
 }
 
@@ -159,8 +184,9 @@ export class WsPeer implements Peer {
  * so nothing may throw: the handlers catch inside the chat.
  */
 export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
-  const peer = new WsPeer(opts.id, socket, opts.flusher, opts.metrics, opts.maxBufferedBytes);
   const { chat } = opts;
+  const detach = () => chat.closed(peer.id); // idempotent
+  const peer = new WsPeer(opts.id, socket, opts.flusher, opts.metrics, opts.maxBufferedBytes, detach);
   let closed = false;
   socket.onopen = () => chat.open(peer, opts.params);
   socket.onmessage = (e: MessageEvent) => {
@@ -173,8 +199,13 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
     if (closed) return;
     closed = true;
     peer.closed();
-    chat.closed(peer.id);
+    detach();
     opts.onClose();
   };
-  socket.onerror = (e) => e.preventDefault();
+  // A failed receive: nothing more will come from this socket, so it leaves its rooms now.
+  socket.onerror = (e) => {
+    e.preventDefault();
+    peer.closed();
+    detach();
+  };
 }
