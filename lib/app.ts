@@ -146,11 +146,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       switch (url.pathname) {
         case "/ws":
           return upgrade(req, url, info);
-        case "/healthz":
-          return new Response(stopping ? "stopping\n" : "ok\n", {
-            status: stopping ? 503 : 200,
+        case "/healthz": {
+          // A failing store is unhealthy too: the server still runs, but it can store nothing.
+          const problem = stopping ? "stopping" : chat.storeHealthy ? undefined : "store failing";
+          return new Response(`${problem ?? "ok"}\n`, {
+            status: problem ? 503 : 200,
             headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
           });
+        }
         case "/metrics":
           return new Response(
             metrics.render({
@@ -158,6 +161,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
               rooms: chat.hub.size.rooms,
               people: chat.hub.size.people,
               pendingMessages: chat.pendingCount,
+              storeHealthy: chat.storeHealthy,
               memory: Deno.memoryUsage(),
             }),
             {

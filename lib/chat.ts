@@ -86,6 +86,8 @@ export class Chat {
   readonly #maintenance: ReturnType<typeof setInterval>;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Writes failed in a row; 0 while the store works. */
+  #storeFailures = 0;
 
   constructor(config: Config, deps: ChatDeps) {
     this.#cfg = config;
@@ -109,6 +111,14 @@ export class Chat {
     let n = 0;
     for (const count of this.#pendingRooms.values()) n += count;
     return n;
+  }
+
+  /**
+   * Whether the last durable write succeeded. A failed write turns it false, the next successful
+   * one turns it back: there is no probe, each new send tries the store again.
+   */
+  get storeHealthy(): boolean {
+    return this.#storeFailures === 0;
   }
 
   /** Open connections. */
@@ -227,12 +237,18 @@ export class Chat {
   #refuse(id: number, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
     const conn = this.#conns.get(id);
     if (!conn) return;
-    this.#metrics.error(e.code);
-    conn.peer.send(encodeError(e, extra));
+    this.#answer(conn.peer, e, extra);
     if (e.closeCode) return conn.peer.close(e.closeCode, e.code);
     const t = performance.now();
     if (t - conn.strikesSince > STRIKE_WINDOW_MS) conn.strikes = 0, conn.strikesSince = t;
     if (++conn.strikes > this.#cfg.maxStrikes) conn.peer.close(CloseCode.POLICY, "too many bad frames");
+  }
+
+  /** Sends `e` as an error frame, with no strike: for refusals that are not the client's fault. */
+  #answer(peer: Peer, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
+    if (!this.#conns.has(peer.id)) return;
+    this.#metrics.error(e.code);
+    peer.send(encodeError(e, extra));
   }
 
   #takeToken(conn: Conn): void {
@@ -370,6 +386,10 @@ export class Chat {
   #written(batch: readonly Pending[]): void {
     this.#metrics.storeBatches++;
     this.#metrics.messagesStored += batch.length;
+    if (this.#storeFailures > 0) {
+      this.#log.warn("store recovered", { failedWrites: this.#storeFailures });
+      this.#storeFailures = 0;
+    }
     for (const p of batch) {
       this.hub.publish(p.msg.room, encodeMessage(p.msg));
       if (p.msg.cid !== undefined) {
@@ -388,7 +408,10 @@ export class Chat {
     // gap, so they fail too, and the numbers are handed out again from what is stored.
     const all = [...batch, ...this.#pending];
     this.#pending = [];
-    this.#log.error("store write failed", { messages: all.length, error: e.message });
+    // The first failure is the news; on a full disk every later write fails too, and an error
+    // line each would flood the log (which may live on that disk).
+    const level = this.#storeFailures++ === 0 ? "error" : "debug";
+    this.#log[level]("store write failed", { messages: all.length, error: e.message });
     const err = new ProtocolError(
       "store_failed",
       "The message could not be stored and was not delivered; send it again",
@@ -396,8 +419,9 @@ export class Chat {
     for (const p of all) {
       this.#forget(p);
       this.#seqs.delete(p.msg.room);
+      // The server's fault, not the client's: an answer, never a strike.
       for (const peer of [p.sender, ...p.waiters]) {
-        this.#refuse(peer.id, err, { cid: p.msg.cid, room: p.msg.room });
+        this.#answer(peer, err, { cid: p.msg.cid, room: p.msg.room });
       }
     }
   }

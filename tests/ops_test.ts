@@ -1,0 +1,62 @@
+/** Operations: a failing store, shutdown answers, and the /healthz and /metrics endpoints. */
+import assert from "node:assert/strict";
+import { faultyStore, type Msg, startServer, TestClient, type TestServer } from "./helpers.ts";
+
+/** Generous limits, so that only the behaviour under test answers. */
+const UNLIMITED = { messagesPerSecond: 100_000, burst: 100_000 };
+
+async function health(s: TestServer): Promise<[number, string]> {
+  const res = await fetch(`${s.url}/healthz`);
+  return [res.status, await res.text()];
+}
+
+async function metrics(s: TestServer): Promise<string> {
+  return await (await fetch(`${s.url}/metrics`)).text();
+}
+
+Deno.test("a failing store answers every send with store_failed and its cid, strikes no one, and says so in /healthz and /metrics until a write succeeds", async () => {
+  const disk = faultyStore();
+  // Default maxStrikes (20): fewer than the sends below, so a strike per failure would close the client.
+  await using s = await startServer(UNLIMITED, { store: disk.store });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  await using b = await TestClient.connect(s, { name: "bob", room: "r" });
+  assert.deepEqual(await health(s), [200, "ok\n"]);
+  assert.match(await metrics(s), /^chat_store_healthy 1$/m);
+
+  disk.failing = true;
+  const sends = 40;
+  for (let i = 0; i < sends; i++) {
+    a.send({ type: "send", room: "r", text: `m${i}`, cid: `full-${i}` });
+    // One at a time, so each is a write of its own and fails on its own.
+    const e = await a.next("error", (m) => m.cid === `full-${i}`);
+    assert.equal(e.code, "store_failed");
+    assert.equal(e.room, "r");
+    assert.ok(e.message.length > 20, e.message);
+  }
+  assert.ok(disk.appends >= sends, `${disk.appends} writes tried`);
+  assert.equal(a.all("ack").length, 0, "nothing is acked while the store fails");
+  assert.equal(b.all("message").length, 0, "nothing is delivered while the store fails");
+  assert.equal(a.ws.readyState, WebSocket.OPEN, "a server fault is not the client's strike");
+  a.send({ type: "ping" });
+  await a.next("pong");
+  const [status, reason] = await health(s);
+  assert.equal(status, 503);
+  assert.equal(reason, "store failing\n");
+  const text = await metrics(s);
+  assert.match(text, /^chat_store_healthy 0$/m);
+  assert.match(text, new RegExp(`^chat_store_failures_total ${disk.appends}$`, "m"));
+  assert.match(text, new RegExp(`^chat_errors_total\\{code="store_failed"\\} ${sends}$`, "m"));
+
+  // Space is back: the next write succeeds and health follows it.
+  disk.failing = false;
+  a.send({ type: "send", room: "r", text: "again", cid: "full-0" });
+  const ack = await a.next("ack");
+  assert.deepEqual([ack.cid, ack.seq], ["full-0", 1], "a re-send after the failure is stored, seq 1");
+  assert.equal((await b.next("message")).text, "again");
+  assert.deepEqual(await health(s), [200, "ok\n"]);
+  assert.match(await metrics(s), /^chat_store_healthy 1$/m);
+  for (let i = 1; i < 5; i++) a.send({ type: "send", room: "r", text: `m${i}`, cid: `full-${i}` });
+  const acks: Msg[] = [];
+  for (let i = 1; i < 5; i++) acks.push(await a.next("ack"));
+  assert.deepEqual(acks.map((m) => m.seq), [2, 3, 4, 5]);
+});
