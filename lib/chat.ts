@@ -59,6 +59,10 @@ interface Pending {
   waiters: Peer[];
 }
 
+const SHUTTING_DOWN = new ProtocolError(
+  "shutting_down",
+  "The server is restarting and took nothing more; reconnect in a moment and send it again",
+);
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 const STRIKE_WINDOW_MS = 60_000;
 const MAINTENANCE_MS = 30_000;
@@ -174,8 +178,9 @@ export class Chat {
   /** One text frame from connection `id`. Never throws. */
   message(id: number, data: string): void {
     const conn = this.#conns.get(id);
-    if (!conn || this.#closed) return;
+    if (!conn) return;
     this.#metrics.messagesIn++;
+    if (this.#closed) return this.#turnAway(conn, data);
     this.#run(id, () => {
       this.#takeToken(conn);
       this.#handle(conn, parseClientFrame(data, this.#cfg));
@@ -207,7 +212,8 @@ export class Chat {
 
   /**
    * Stops taking messages, writes and delivers what is pending, tells every client the server is
-   * going (1001), closes the store. Idempotent.
+   * going (1001), closes the store. Idempotent. Every frame read meanwhile is answered
+   * `shutting_down` (a send with its `cid`), before the 1001; what was taken before is acked.
    */
   close(): Promise<void> {
     return this.#closing ??= (async () => {
@@ -220,6 +226,20 @@ export class Chat {
       this.hub.dispose();
       await this.#store.close();
     })();
+  }
+
+  /**
+   * Shutdown has begun: the frame is answered, not handled, so that no send goes unanswered
+   * before the 1001. No strike and no token: the refusal is the server's doing.
+   */
+  #turnAway(conn: Conn, data: string): void {
+    let extra: { cid?: string; room?: string } | undefined;
+    try {
+      const msg = parseClientFrame(data, this.#cfg);
+      if (msg.type === "send") extra = { cid: msg.cid, room: "room" in msg ? msg.room : undefined };
+      else if (msg.type === "raw") extra = { room: conn.current || undefined };
+    } catch { /* a bad frame is answered the same: nothing is handled any more */ }
+    this.#answer(conn.peer, SHUTTING_DOWN, extra);
   }
 
   #run(id: number, fn: () => void): void {

@@ -31,7 +31,8 @@ export type ErrorCode =
   | "server_rooms_full"
   | "user_not_found"
   | "rate_limited"
-  | "store_failed";
+  | "store_failed"
+  | "shutting_down";
 
 /** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
 export class ProtocolError extends Error {

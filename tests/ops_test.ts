@@ -60,3 +60,41 @@ Deno.test("a failing store answers every send with store_failed and its cid, str
   for (let i = 1; i < 5; i++) acks.push(await a.next("ack"));
   assert.deepEqual(acks.map((m) => m.seq), [2, 3, 4, 5]);
 });
+
+Deno.test("shutdown answers every send before the 1001: its ack if taken before, else shutting_down with its cid", async () => {
+  const disk = faultyStore();
+  const s = await startServer(UNLIMITED, { store: disk.store });
+  using _ = { [Symbol.dispose]: () => disk.release() }; // a failed assertion must not leave writes held
+  const a = await TestClient.connect(s, { name: "alice", room: "r" });
+  await a.next("joined");
+  // A slow disk holds the first half of the burst in its write while shutdown begins.
+  disk.hold();
+  const before = 50, after = 100;
+  for (let i = 0; i < before; i++) a.send({ type: "send", room: "r", text: `b${i}`, cid: `before-${i}` });
+  while (s.app.chat.pendingCount < before) await new Promise((r) => setTimeout(r, 2));
+  const down = s.app.shutdown();
+  for (let i = 0; i < after; i++) a.send({ type: "send", room: "r", text: `a${i}`, cid: `after-${i}` });
+  a.ws.send("raw text during shutdown");
+  for (let i = 0; i < after; i++) {
+    const e = await a.next("error", (m) => m.cid === `after-${i}`);
+    assert.equal(e.code, "shutting_down");
+    assert.equal(e.room, "r");
+    assert.ok(e.message.length > 20, e.message);
+  }
+  assert.equal((await a.next("error", (m) => m.cid === undefined)).code, "shutting_down", "the raw frame");
+  assert.equal(a.all("ack").length, 0, "the held write is not acked yet");
+  disk.release();
+  const ev = await a.closed;
+  assert.equal(ev.code, 1001);
+  await down;
+  // Each cid got exactly one answer, and every answer came before the close.
+  const answers = new Map<string, string[]>();
+  for (const m of a.lines) {
+    if (m.type === "ack" || m.type === "error") answers.set(m.cid, [...answers.get(m.cid) ?? [], m.type]);
+  }
+  for (let i = 0; i < before; i++) assert.deepEqual(answers.get(`before-${i}`), ["ack"], `before-${i}`);
+  for (let i = 0; i < after; i++) assert.deepEqual(answers.get(`after-${i}`), ["error"], `after-${i}`);
+  assert.deepEqual(a.all("message").map((m) => m.text), Array.from({ length: before }, (_, i) => `b${i}`));
+  assert.equal(disk.inner.lastSeq("r"), before, "nothing sent after shutdown began was stored");
+  await s.close();
+});
