@@ -98,3 +98,59 @@ Deno.test("shutdown answers every send before the 1001: its ack if taken before,
   assert.equal(disk.inner.lastSeq("r"), before, "nothing sent after shutdown began was stored");
   await s.close();
 });
+
+Deno.test("/healthz and /metrics answer GET and HEAD; any other method gets 405 with Allow", async () => {
+  await using s = await startServer();
+  for (const path of ["/healthz", "/metrics"]) {
+    const get = await fetch(s.url + path);
+    assert.equal(get.status, 200, `GET ${path}`);
+    assert.ok((await get.text()).length > 0);
+    const head = await fetch(s.url + path, { method: "HEAD" });
+    assert.equal(head.status, 200, `HEAD ${path}`);
+    assert.match(head.headers.get("content-type")!, /text\/plain/);
+    assert.equal(await head.text(), "", "HEAD has no body");
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"]) {
+      const res = await fetch(s.url + path, { method, body: method === "POST" ? "x" : undefined });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), "GET, HEAD");
+      const body = await res.json();
+      assert.equal(body.error.code, "method_not_allowed");
+      assert.match(body.error.message, new RegExp(`${path}.*${method}`));
+    }
+  }
+});
+
+Deno.test("/metrics with a metrics token needs Authorization: Bearer <token>, else 401 with WWW-Authenticate", async () => {
+  const token = "s3cret-token_0123456789";
+  await using s = await startServer({ metricsToken: token });
+  const scrape = (authorization?: string, method = "GET") =>
+    fetch(`${s.url}/metrics`, { method, headers: authorization ? { authorization } : {} });
+  for (
+    const bad of [undefined, "", `Bearer ${token}x`, `Bearer ${token.slice(0, -1)}`, `Basic ${token}`, token]
+  ) {
+    for (const method of ["GET", "HEAD"]) {
+      const res = await scrape(bad, method);
+      assert.equal(res.status, 401, `${method} with ${JSON.stringify(bad)}`);
+      assert.match(res.headers.get("www-authenticate") ?? "", /^Bearer realm="metrics"/);
+      const text = await res.text();
+      if (method === "GET") {
+        assert.equal(JSON.parse(text).error.code, "unauthorized");
+        assert.doesNotMatch(text, /chat_connections/);
+      }
+    }
+  }
+  const ok = await scrape(`Bearer ${token}`);
+  assert.equal(ok.status, 200);
+  assert.match(await ok.text(), /^chat_connections 0$/m);
+  const lower = await scrape(`bearer ${token}`);
+  assert.equal(lower.status, 200, "the scheme is case-insensitive (RFC 9110)");
+  await lower.body?.cancel();
+  const h = await fetch(`${s.url}/healthz`);
+  assert.equal(h.status, 200, "health stays open for load balancers");
+  await h.body?.cancel();
+  // Without the setting, /metrics is open.
+  await using open = await startServer();
+  const res = await fetch(`${open.url}/metrics`);
+  assert.equal(res.status, 200);
+  await res.body?.cancel();
+});
