@@ -1,5 +1,6 @@
 /** Operations: a failing store, shutdown answers, and the /healthz and /metrics endpoints. */
 import assert from "node:assert/strict";
+import { createLogger } from "../lib/log.ts";
 import { faultyStore, type Msg, startServer, TestClient, type TestServer } from "./helpers.ts";
 
 /** Generous limits, so that only the behaviour under test answers. */
@@ -17,7 +18,9 @@ async function metrics(s: TestServer): Promise<string> {
 Deno.test("a failing store answers every send with store_failed and its cid, strikes no one, and says so in /healthz and /metrics until a write succeeds", async () => {
   const disk = faultyStore();
   // Default maxStrikes (20): fewer than the sends below, so a strike per failure would close the client.
-  await using s = await startServer(UNLIMITED, { store: disk.store });
+  const logged: string[] = [];
+  const log = createLogger("warn", (line) => logged.push(line));
+  await using s = await startServer(UNLIMITED, { store: disk.store, log });
   await using a = await TestClient.connect(s, { name: "alice", room: "r" });
   await using b = await TestClient.connect(s, { name: "bob", room: "r" });
   assert.deepEqual(await health(s), [200, "ok\n"]);
@@ -59,6 +62,10 @@ Deno.test("a failing store answers every send with store_failed and its cid, str
   const acks: Msg[] = [];
   for (let i = 1; i < 5; i++) acks.push(await a.next("ack"));
   assert.deepEqual(acks.map((m) => m.seq), [2, 3, 4, 5]);
+  // A full disk fails every write: the log says so once, and once that it is over, not 40 times.
+  assert.equal(logged.length, 2, logged.join("\n"));
+  assert.match(logged[0], /level=error msg="store write failed" .*No space left on device/);
+  assert.match(logged[1], new RegExp(`level=warn msg="store recovered" failedWrites=${sends}`));
 });
 
 Deno.test("shutdown answers every send before the 1001: its ack if taken before, else shutting_down with its cid", async () => {
