@@ -4,6 +4,7 @@
  * `Request`, so `Deno.serve(app.handler)` is the only runtime glue.
  * @module
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { Chat } from "./chat.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -140,6 +141,43 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     return upgraded.response;
   };
 
+  const health = (): Response => {
+    // A failing store is unhealthy too: the server still runs, but it can store nothing.
+    const problem = stopping ? "stopping" : chat.storeHealthy ? undefined : "store failing";
+    return new Response(`${problem ?? "ok"}\n`, {
+      status: problem ? 503 : 200,
+      headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+    });
+  };
+
+  const scrape = (): Response =>
+    new Response(
+      metrics.render({
+        connections: chat.connectionCount,
+        sockets: open,
+        rooms: chat.hub.size.rooms,
+        people: chat.hub.size.people,
+        pendingMessages: chat.pendingCount,
+        storeHealthy: chat.storeHealthy,
+        memory: Deno.memoryUsage(),
+      }),
+      {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" },
+      },
+    );
+
+  // Digests of equal length, so the comparison takes the same time whatever the guess.
+  const metricsKey = config.metricsToken ? sha256(config.metricsToken) : undefined;
+  const unauthorized = (req: Request): Response | undefined => {
+    if (!metricsKey) return undefined;
+    const m = /^Bearer +([^\s]+) *$/i.exec(req.headers.get("authorization") ?? "");
+    if (m && timingSafeEqual(sha256(m[1]), metricsKey)) return undefined;
+    log.debug("metrics scrape refused", { reason: m ? "wrong token" : "no bearer token" });
+    return httpError(401, "unauthorized", "/metrics needs the header Authorization: Bearer <metrics token>", {
+      "www-authenticate": `Bearer realm="metrics"`,
+    });
+  };
+
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Response => {
     try {
       const url = new URL(req.url);
@@ -147,27 +185,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         case "/ws":
           return upgrade(req, url, info);
         case "/healthz":
-          return new Response(stopping ? "stopping\n" : "ok\n", {
-            status: stopping ? 503 : 200,
-            headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
-          });
+          return notGetOrHead(req, url) ?? health();
         case "/metrics":
-          return new Response(
-            metrics.render({
-              connections: chat.connectionCount,
-              sockets: open,
-              rooms: chat.hub.size.rooms,
-              people: chat.hub.size.people,
-              pendingMessages: chat.pendingCount,
-              memory: Deno.memoryUsage(),
-            }),
-            {
-              headers: {
-                "content-type": "text/plain; version=0.0.4; charset=utf-8",
-                "cache-control": "no-store",
-              },
-            },
-          );
+          return notGetOrHead(req, url) ?? unauthorized(req) ?? scrape();
         default:
           return files.serve(req, url.pathname);
       }
@@ -195,6 +215,31 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   };
 
   return { handler, chat, metrics, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+/** A JSON error like every refusal's, for the operations endpoints. */
+function httpError(
+  status: number,
+  code: string,
+  message: string,
+  headers?: Record<string, string>,
+): Response {
+  return Response.json({ error: { code, message } }, {
+    status,
+    headers: { "cache-control": "no-store", ...headers },
+  });
+}
+
+/** The operations endpoints read state: only GET and HEAD. */
+function notGetOrHead(req: Request, url: URL): Response | undefined {
+  if (req.method === "GET" || req.method === "HEAD") return undefined;
+  return httpError(405, "method_not_allowed", `${url.pathname} answers GET and HEAD, not ${req.method}`, {
+    allow: "GET, HEAD",
+  });
+}
+
+function sha256(s: string): Uint8Array {
+  return createHash("sha256").update(s).digest();
 }
 
 function originAllowed(origin: string, req: Request, allowed: readonly string[]): boolean {

@@ -59,6 +59,10 @@ interface Pending {
   waiters: Peer[];
 }
 
+const SHUTTING_DOWN = new ProtocolError(
+  "shutting_down",
+  "The server is restarting and took nothing more; reconnect in a moment and send it again",
+);
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 const STRIKE_WINDOW_MS = 60_000;
 const MAINTENANCE_MS = 30_000;
@@ -90,6 +94,8 @@ export class Chat {
   #closing: Promise<void> | undefined;
   /** Characters one `joined`/`history` answer may hold: at most half of what a client may have queued. */
   readonly #answerChars: number;
+  /** Writes failed in a row; 0 while the store works. */
+  #storeFailures = 0;
 
   constructor(config: Config, deps: ChatDeps) {
     this.#cfg = config;
@@ -114,6 +120,14 @@ export class Chat {
     let n = 0;
     for (const count of this.#pendingRooms.values()) n += count;
     return n;
+  }
+
+  /**
+   * Whether the last durable write succeeded. A failed write turns it false, the next successful
+   * one turns it back: there is no probe, each new send tries the store again.
+   */
+  get storeHealthy(): boolean {
+    return this.#storeFailures === 0;
   }
 
   /** Open connections. */
@@ -169,8 +183,9 @@ export class Chat {
   /** One text frame from connection `id`. Never throws. */
   message(id: number, data: string): void {
     const conn = this.#conns.get(id);
-    if (!conn || this.#closed) return;
+    if (!conn) return;
     this.#metrics.messagesIn++;
+    if (this.#closed) return this.#turnAway(conn, data);
     this.#run(id, () => {
       this.#takeToken(conn);
       this.#handle(conn, parseClientFrame(data, this.#cfg));
@@ -202,7 +217,8 @@ export class Chat {
 
   /**
    * Stops taking messages, writes and delivers what is pending, tells every client the server is
-   * going (1001), closes the store. Idempotent.
+   * going (1001), closes the store. Idempotent. Every frame read meanwhile is answered
+   * `shutting_down` (a send with its `cid`), before the 1001; what was taken before is acked.
    */
   close(): Promise<void> {
     return this.#closing ??= (async () => {
@@ -215,6 +231,20 @@ export class Chat {
       this.hub.dispose();
       await this.#store.close();
     })();
+  }
+
+  /**
+   * Shutdown has begun: the frame is answered, not handled, so that no send goes unanswered
+   * before the 1001. No strike and no token: the refusal is the server's doing.
+   */
+  #turnAway(conn: Conn, data: string): void {
+    let extra: { cid?: string; room?: string } | undefined;
+    try {
+      const msg = parseClientFrame(data, this.#cfg);
+      if (msg.type === "send") extra = { cid: msg.cid, room: "room" in msg ? msg.room : undefined };
+      else if (msg.type === "raw") extra = { room: conn.current || undefined };
+    } catch { /* a bad frame is answered the same: nothing is handled any more */ }
+    this.#answer(conn.peer, SHUTTING_DOWN, extra);
   }
 
   #run(id: number, fn: () => void): void {
@@ -232,12 +262,18 @@ export class Chat {
   #refuse(id: number, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
     const conn = this.#conns.get(id);
     if (!conn) return;
-    this.#metrics.error(e.code);
-    conn.peer.send(encodeError(e, extra));
+    this.#answer(conn.peer, e, extra);
     if (e.closeCode) return conn.peer.close(e.closeCode, e.code);
     const t = performance.now();
     if (t - conn.strikesSince > STRIKE_WINDOW_MS) conn.strikes = 0, conn.strikesSince = t;
     if (++conn.strikes > this.#cfg.maxStrikes) conn.peer.close(CloseCode.POLICY, "too many bad frames");
+  }
+
+  /** Sends `e` as an error frame, with no strike: for refusals that are not the client's fault. */
+  #answer(peer: Peer, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
+    if (!this.#conns.has(peer.id)) return;
+    this.#metrics.error(e.code);
+    peer.send(encodeError(e, extra));
   }
 
   #takeToken(conn: Conn): void {
@@ -378,6 +414,10 @@ export class Chat {
   #written(batch: readonly Pending[]): void {
     this.#metrics.storeBatches++;
     this.#metrics.messagesStored += batch.length;
+    if (this.#storeFailures > 0) {
+      this.#log.warn("store recovered", { failedWrites: this.#storeFailures });
+      this.#storeFailures = 0;
+    }
     for (const p of batch) {
       this.hub.publish(p.msg.room, encodeMessage(p.msg));
       if (p.msg.cid !== undefined) {
@@ -396,7 +436,10 @@ export class Chat {
     // gap, so they fail too, and the numbers are handed out again from what is stored.
     const all = [...batch, ...this.#pending];
     this.#pending = [];
-    this.#log.error("store write failed", { messages: all.length, error: e.message });
+    // The first failure is the news; on a full disk every later write fails too, and an error
+    // line each would flood the log (which may live on that disk).
+    const level = this.#storeFailures++ === 0 ? "error" : "debug";
+    this.#log[level]("store write failed", { messages: all.length, error: e.message });
     const err = new ProtocolError(
       "store_failed",
       "The message could not be stored and was not delivered; send it again",
@@ -404,8 +447,9 @@ export class Chat {
     for (const p of all) {
       this.#forget(p);
       this.#seqs.delete(p.msg.room);
+      // The server's fault, not the client's: an answer, never a strike.
       for (const peer of [p.sender, ...p.waiters]) {
-        this.#refuse(peer.id, err, { cid: p.msg.cid, room: p.msg.room });
+        this.#answer(peer, err, { cid: p.msg.cid, room: p.msg.room });
       }
     }
   }

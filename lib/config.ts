@@ -27,6 +27,11 @@ export interface Config {
   readonly allowedOrigins: readonly string[];
   /** @default "warn" */
   readonly logLevel: LogLevel;
+  /**
+   * When set, `/metrics` answers only requests with `Authorization: Bearer <metricsToken>`.
+   * @default "" (no token: `/metrics` is open)
+   */
+  readonly metricsToken: string;
 
   /** Characters in a message text. @default 4000 */
   readonly maxTextChars: number;
@@ -91,6 +96,7 @@ export const DEFAULTS: Config = Object.freeze(
     durability: "full",
     allowedOrigins: [],
     logLevel: "warn",
+    metricsToken: "",
     maxTextChars: 4000,
     maxFrameBytes: 64 * 1024,
     maxRoomsPerConnection: 20,
@@ -129,6 +135,10 @@ interface Setting {
   kind: Kind;
   min?: number;
   max?: number;
+  /** A string setting's syntax, and how to say it when a value breaks it. */
+  pattern?: { re: RegExp; says: string };
+  /** Never quoted in messages: they end up in logs. */
+  secret?: boolean;
   help: string;
 }
 
@@ -165,6 +175,16 @@ export const SETTINGS: readonly Setting[] = [
     env: "CHAT_LOG",
     kind: { oneOf: ["debug", "info", "warn", "error"] },
     help: "log level",
+  },
+  {
+    key: "metricsToken",
+    flag: "metrics-token",
+    env: "CHAT_METRICS_TOKEN",
+    kind: "string",
+    secret: true,
+    // RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+    pattern: { re: /^[A-Za-z0-9._~+/-]+=*$/, says: "letters, digits and - . _ ~ + / (then = padding)" },
+    help: "bearer token /metrics requires (prefer the environment variable: flags show in ps)",
   },
   {
     key: "maxTextChars",
@@ -382,6 +402,16 @@ function parseSetting(s: Setting, raw: unknown): unknown {
     throw new ConfigError(`--${s.flag} (${s.env}) must be one of ${s.kind.oneOf.join(", ")}, got ${shown}`);
   }
   if (value === "") throw new ConfigError(`--${s.flag} (${s.env}) must not be empty`);
+  if (s.pattern && !s.pattern.re.test(value)) {
+    let got = shown;
+    if (s.secret) {
+      const at = [...value].findIndex((_, i, all) => !s.pattern!.re.test(all.slice(0, i + 1).join("")));
+      got = `a value (not shown) that breaks the rule at character ${at + 1}, ${
+        JSON.stringify([...value][at])
+      }`;
+    }
+    throw new ConfigError(`--${s.flag} (${s.env}) takes ${s.pattern.says}, got ${got}`);
+  }
   return value;
 }
 
@@ -416,7 +446,11 @@ export function configFromArgs(args: readonly string[], env: (name: string) => s
 export function helpText(): string {
   const rows = SETTINGS.map((s) => {
     const def = DEFAULTS[s.key];
-    const shown = Array.isArray(def) ? (def.length ? def.join(",") : "(none)") : String(def);
+    const shown = Array.isArray(def)
+      ? (def.length ? def.join(",") : "(none)")
+      : def === ""
+      ? "(none)"
+      : String(def);
     return `  --${s.flag.padEnd(26)} ${s.env.padEnd(31)} ${s.help} [${shown}]`;
   });
   return `Usage: chat [options]\n\nOptions (flag, environment variable, meaning [default]):\n${

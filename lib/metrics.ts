@@ -14,6 +14,8 @@ export interface Gauges {
   rooms: number;
   people: number;
   pendingMessages: number;
+  /** Whether the last durable write succeeded. */
+  storeHealthy: boolean;
   /** From `Deno.memoryUsage()`: resident set and V8 heap in use, bytes. */
   memory: { rss: number; heapUsed: number };
 }
@@ -55,6 +57,10 @@ export class Metrics {
     metric("pending_messages", "gauge", "Messages waiting for their durable write.", [[
       "",
       g.pendingMessages,
+    ]]);
+    metric("store_healthy", "gauge", "1 if the last durable write succeeded, 0 while writes fail.", [[
+      "",
+      g.storeHealthy ? 1 : 0,
     ]]);
     metric("resident_memory_bytes", "gauge", "Resident set size of the process.", [["", g.memory.rss]]);
     metric("heap_used_bytes", "gauge", "JavaScript heap in use.", [["", g.memory.heapUsed]]);

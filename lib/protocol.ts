@@ -32,7 +32,8 @@ export type ErrorCode =
   | "user_not_found"
   | "rate_limited"
   | "store_failed"
-  | "busy";
+  | "busy"
+  | "shutting_down";
 
 /** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
 export class ProtocolError extends Error {

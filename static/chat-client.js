@@ -95,9 +95,10 @@ const SEND_ERRORS = new Set([
   "user_not_found",
   "rate_limited",
   "store_failed",
+  "shutting_down",
 ]);
-/** Send errors worth retrying later (the message may go through then). */
-const RETRY_ERRORS = new Set(["rate_limited", "store_failed"]);
+/** Send errors worth retrying later (the message may go through then; after a restart for the last). */
+const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "shutting_down"]);
 const DEFAULT_LIMITS = Object.freeze({
   textChars: 4000,
   frameBytes: 65536,

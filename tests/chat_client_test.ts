@@ -3,7 +3,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Msg, startServer, TestClient } from "./helpers.ts";
+import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
 import {
   backoffDelay,
   ChatClient,
@@ -325,5 +325,36 @@ Deno.test("direct messages, typing that expires, presence and renames", async ()
   assert.ok(client.directs.has("robert"), "the conversation follows the rename");
   await bob.close();
   await until(() => !client.rooms.get("lobby")!.members.has("robert"), "presence leave");
+  await client.stop();
+});
+
+Deno.test("a send refused with shutting_down stays in the outbox and goes out after the restart", async () => {
+  const disk = faultyStore();
+  const first = await startServer({}, { store: disk.store });
+  using _ = { [Symbol.dispose]: () => disk.release() }; // a failed assertion must not leave writes held
+  const port = first.port;
+  const { client } = makeClient(first.wsUrl, { name: "alice", backoff: { baseMs: 100, maxMs: 400 } });
+  const errors: string[] = [];
+  client.addEventListener("servererror", (e) => errors.push((e as CustomEvent).detail.code));
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  // Bob's write is held by a slow disk, so the shutdown drains for as long as the test wants.
+  const bob = await TestClient.connect(first, { name: "bob", room: "lobby" });
+  disk.hold();
+  bob.send({ type: "send", room: "lobby", text: "held", cid: "b1" });
+  while (first.app.chat.pendingCount === 0) await new Promise((r) => setTimeout(r, 2));
+  const down = first.close();
+  const item = client.send({ room: "lobby", text: "during shutdown" });
+  await until(() => errors.includes("shutting_down"), "shutting_down");
+  assert.notEqual(item.state, "failed", "a restart is no reason to give up on a message");
+  disk.release();
+  await down;
+  await bob.closed;
+
+  await using second = await startServer({ port }, { store: disk.store });
+  await until(() => client.live && client.outbox.length === 0, "back and flushed", 6000);
+  await until(() => texts(client).includes("during shutdown"), "delivered");
+  assert.deepEqual(texts(client), ["held", "during shutdown"]);
+  assert.ok(second);
   await client.stop();
 });

@@ -54,3 +54,17 @@ Deno.test("helpText() lists every setting with its environment variable and defa
     assert.ok(text.includes(s.env), s.env);
   }
 });
+
+Deno.test("--metrics-token is off by default and takes only what a bearer token can hold", () => {
+  assert.equal(resolveConfig().metricsToken, "");
+  assert.match(helpText(), /--metrics-token +CHAT_METRICS_TOKEN .*\[\(none\)\]/);
+  const env = (v: string) => (n: string) => n === "CHAT_METRICS_TOKEN" ? v : undefined;
+  assert.equal(configFromArgs([], env("abc.DEF_123-~+/=")).metricsToken, "abc.DEF_123-~+/=");
+  assert.throws(() => configFromArgs([], env("has space")), (e: Error) => {
+    assert.equal(e.name, "ConfigError");
+    assert.match(e.message, /^--metrics-token \(CHAT_METRICS_TOKEN\) takes .* at character 4, " "$/);
+    assert.doesNotMatch(e.message, /has/, "a secret is not repeated into logs");
+    return true;
+  });
+  assert.throws(() => configFromArgs(["--metrics-token", "a=b"], () => undefined), /character 3, "b"/);
+});

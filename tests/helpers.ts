@@ -6,6 +6,7 @@ import { type App, type AppDeps, createApp } from "../lib/app.ts";
 import { type ConfigInput, resolveConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { listen } from "../lib/server.ts";
+import { MemoryStore, type Store, type StoredMessage, StoreError } from "../lib/store.ts";
 
 /** A server under test. */
 export interface TestServer {
@@ -136,4 +137,43 @@ export class TestClient {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * A memory store whose writes fail while `failing` is set (a full disk: the error is the one a
+ * full disk gives) and wait while held (a slow disk). Reads always work, as they do on a full disk.
+ */
+export function faultyStore() {
+  const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
+  let gate: Promise<void> | undefined;
+  let open = () => {};
+  const ctl = {
+    inner,
+    failing: false,
+    /** Appends attempted, failed or not. */
+    appends: 0,
+    /** Holds every write from now until {@link release}. */
+    hold(): void {
+      gate ??= new Promise<void>((r) => open = r);
+    },
+    release(): void {
+      open();
+      gate = undefined;
+    },
+    store: {
+      append: async (batch: readonly StoredMessage[]) => {
+        ctl.appends++;
+        if (gate) await gate;
+        if (ctl.failing) throw new StoreError("database or disk is full (No space left on device)");
+        await inner.append(batch);
+      },
+      lastSeq: (room) => inner.lastSeq(room),
+      after: (room, after, limit) => inner.after(room, after, limit),
+      before: (room, before, limit) => inner.before(room, before, limit),
+      findCid: (key, cid, since) => inner.findCid(key, cid, since),
+      prune: (now) => inner.prune(now),
+      close: () => inner.close(),
+    } satisfies Store as Store,
+  };
+  return ctl;
 }
