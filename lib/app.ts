@@ -77,6 +77,19 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         "sec-websocket-version": "13",
       });
     }
+    const offered = offeredSubprotocols(req.headers.get("sec-websocket-protocol"));
+    // A client that offers subprotocols but not ours would get a 101 without one and abort the
+    // connection at once (its room would see it join and leave): refuse it here instead.
+    if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+      const shown = offered.join(", ");
+      return refuse(
+        400,
+        "unsupported_subprotocol",
+        `Cannot connect: none of the offered subprotocols (${
+          JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown)
+        }) is supported; offer "${SUBPROTOCOL}" or none`,
+      );
+    }
     const origin = req.headers.get("origin");
     if (origin !== null && !originAllowed(origin, req, config.allowedOrigins)) {
       return refuse(403, "origin_forbidden", `Origin ${JSON.stringify(origin)} is not allowed to connect`);
@@ -108,14 +121,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     } catch (e) {
       return refuse(400, "bad_room", `Cannot connect: ${(e as ProtocolError).message}`);
     }
-    const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
     let upgraded: { socket: WebSocket; response: Response };
     try {
-      upgraded = Deno.upgradeWebSocket(req, {
-        // Answer only with a protocol the client offered: Deno throws otherwise, browsers fail.
-        protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined,
-        idleTimeout: config.idleTimeoutSeconds,
-      });
+      upgraded = offered.length === 0
+        ? Deno.upgradeWebSocket(req, { idleTimeout: config.idleTimeoutSeconds })
+        : Deno.upgradeWebSocket(withCanonicalProtocols(req, offered), {
+          protocol: SUBPROTOCOL,
+          idleTimeout: config.idleTimeoutSeconds,
+        });
     } catch (e) {
       return refuse(400, "bad_request", `Not a valid WebSocket handshake: ${(e as Error).message}`);
     }
@@ -204,4 +217,29 @@ function originAllowed(origin: string, req: Request, allowed: readonly string[])
   } catch {
     return false;
   }
+}
+
+/**
+ * The subprotocols a `Sec-WebSocket-Protocol` value offers: RFC 7230 list syntax, so elements are split
+ * on commas, optional spaces and tabs around them are dropped, and so are empty elements. Several header
+ * lines arrive joined with ", " by `Headers.get()`.
+ */
+function offeredSubprotocols(header: string | null): string[] {
+  if (header === null) return [];
+  return header.split(",").map((p) => p.replace(/^[ \t]+|[ \t]+$/g, "")).filter((p) => p !== "");
+}
+
+/**
+ * `req`, or a view of it whose `sec-websocket-protocol` reads `offered` joined with ", ".
+ * Deno 2.9 looks for the chosen protocol by splitting that header on ", " exactly, so `chat,json` (what
+ * Node's `ws` sends) made it throw. A `new Request(req, { headers })` is no way out: Deno answers it
+ * with a 101 but never connects the socket behind it (measured). The view inherits everything else from
+ * `req`, including the internal request Deno upgrades, and overrides only `headers`.
+ */
+function withCanonicalProtocols(req: Request, offered: readonly string[]): Request {
+  const header = req.headers.get("sec-websocket-protocol") ?? "";
+  if (header.split(", ").includes(SUBPROTOCOL)) return req;
+  const headers = new Headers(req.headers);
+  headers.set("sec-websocket-protocol", offered.join(", "));
+  return Object.create(req, { headers: { value: headers } });
 }

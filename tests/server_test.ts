@@ -1,7 +1,7 @@
 /** Integration tests: a real server on port 0, real WebSocket clients, every protocol message. */
 import assert from "node:assert/strict";
 import { startServer, TestClient } from "./helpers.ts";
-import { findCloseCode, RawSocket } from "./raw_ws.ts";
+import { findCloseCode, rawHandshake, RawSocket } from "./raw_ws.ts";
 
 Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
   await using s = await startServer();
@@ -34,9 +34,52 @@ Deno.test("the subprotocol chat is chosen when offered, and none is invented", a
   await using b = new TestClient(s.wsUrl);
   await b.opened;
   assert.equal(b.ws.protocol, "");
-  const raw = await RawSocket.open(s.port, "/ws", { "Sec-WebSocket-Protocol": "superchat" });
-  assert.doesNotMatch(raw.head.toLowerCase(), /sec-websocket-protocol/);
-  await raw.close();
+  const none = await rawHandshake(s.port, "/ws");
+  assert.equal(none.status, 101);
+  assert.doesNotMatch(none.head.toLowerCase(), /sec-websocket-protocol/);
+});
+
+Deno.test("any RFC list that holds chat gets chat: no spaces, other order, tabs, several header lines", async () => {
+  await using s = await startServer();
+  const lists: [string, string | string[]][] = [
+    ["no space (Node's ws)", "chat,json"],
+    ["chat second", "json, chat"],
+    ["tab and empty element", "json,\tchat ,"],
+    ["two header lines", ["json", "chat"]],
+  ];
+  for (const [what, list] of lists) {
+    const raw = await RawSocket.open(s.port, "/ws", { "Sec-WebSocket-Protocol": list });
+    try {
+      assert.match(raw.head, /\r\nsec-websocket-protocol: chat\r\n/i, what);
+      // The socket behind the 101 is the app's: welcome arrives and a ping is answered.
+      await raw.sendText(JSON.stringify({ type: "ping" }));
+      const got = new TextDecoder().decode(await raw.drain(500));
+      assert.match(got, /"type":"welcome"/, what);
+      assert.match(got, /"type":"pong"/, what);
+    } finally {
+      await raw.close();
+    }
+  }
+});
+
+Deno.test("a client that offers only other subprotocols is refused with 400 naming chat, before its room sees it", async () => {
+  await using s = await startServer({ presenceDelayMs: 0 });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  for (const list of ["foo", "foo, superchat", "Chat"]) {
+    const res = await rawHandshake(s.port, "/ws?name=bob&room=r", { "Sec-WebSocket-Protocol": list });
+    assert.equal(res.status, 400, list);
+    assert.doesNotMatch(res.head.toLowerCase(), /sec-websocket-protocol/);
+    const { error } = JSON.parse(res.body);
+    assert.equal(error.code, "unsupported_subprotocol");
+    assert.match(error.message, /"chat"/);
+  }
+  a.send({ type: "ping" });
+  await a.next("pong");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(a.all("presence"), []);
+  // The listener is still up.
+  await using c = await TestClient.connect(s, { name: "carol" });
+  assert.ok(c);
 });
 
 Deno.test("send reaches every member including the sender, ack goes to the sender only, seq has no gaps", async () => {
