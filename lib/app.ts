@@ -91,8 +91,13 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       );
     }
     const origin = req.headers.get("origin");
-    if (origin !== null && !originAllowed(origin, req, config.allowedOrigins)) {
-      return refuse(403, "origin_forbidden", `Origin ${JSON.stringify(origin)} is not allowed to connect`);
+    if (origin !== null && !originAllowed(origin, req.headers.get("host"), config)) {
+      return refuse(
+        403,
+        "origin_forbidden",
+        `Origin ${JSON.stringify(origin)} is not allowed to connect: it is neither one of this server's ` +
+          `public origins (--public-origin) nor in --allowed-origins`,
+      );
     }
     if (open >= config.maxConnections) {
       return refuse(
@@ -209,14 +214,24 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   return { handler, chat, metrics, shutdown, [Symbol.asyncDispose]: shutdown };
 }
 
-function originAllowed(origin: string, req: Request, allowed: readonly string[]): boolean {
-  if (allowed.includes("*") || allowed.includes(origin)) return true;
-  // Same origin: the browser's Origin names the host the page came from, which is the Host we serve.
-  try {
-    return new URL(origin).host === req.headers.get("host");
-  } catch {
-    return false;
+/**
+ * Whether a page of `origin` may connect. Requests without an Origin (not from a browser) never get here.
+ * The Host header alone proves nothing: a DNS-rebinding page on `evil.example` sends
+ * `Origin: http://evil.example:P` and `Host: evil.example:P` once that name points at this server.
+ * So same-origin by Host counts only for hosts no one else's DNS can hand out: `localhost`, IP
+ * addresses and the configured listening name. Any other name must be listed.
+ */
+function originAllowed(origin: string, host: string | null, config: Config): boolean {
+  const { allowedOrigins, publicOrigins } = config;
+  if (allowedOrigins.includes("*") || allowedOrigins.includes(origin) || publicOrigins.includes(origin)) {
+    return true;
   }
+  const url = URL.parse(origin);
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) return false;
+  if (url.host !== host?.toLowerCase()) return false;
+  const name = url.hostname;
+  return name === "localhost" || name === config.hostname.toLowerCase() || name.startsWith("[") ||
+    /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
 }
 
 /**

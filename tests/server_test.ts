@@ -393,6 +393,65 @@ Deno.test("a foreign Origin is refused unless allowed; same origin and no Origin
   await allowed.close();
 });
 
+Deno.test("a DNS-rebinding page is refused: Origin and Host both naming another host is not same origin", async () => {
+  await using s = await startServer();
+  for (
+    const [origin, host] of [
+      [`http://evil.example:${s.port}`, `evil.example:${s.port}`],
+      ["https://evil.example", "evil.example"],
+      [`http://127.0.0.1.nip.io:${s.port}`, `127.0.0.1.nip.io:${s.port}`],
+    ]
+  ) {
+    const res = await rawHandshake(s.port, "/ws", { Origin: origin, Host: host });
+    assert.equal(res.status, 403, origin);
+    const { error } = JSON.parse(res.body);
+    assert.equal(error.code, "origin_forbidden");
+    assert.match(error.message, /--public-origin/);
+  }
+});
+
+Deno.test("same origin passes on localhost, IP addresses and the listening name, on the port connected to", async () => {
+  await using s = await startServer({ hostname: "chat.test" });
+  const p = s.port;
+  const cases: [string, string, number][] = [
+    [`http://127.0.0.1:${p}`, `127.0.0.1:${p}`, 101],
+    [`http://localhost:${p}`, `localhost:${p}`, 101],
+    [`http://[::1]:${p}`, `[::1]:${p}`, 101],
+    // A LAN address or a mapped port (docker -p 8080:8000): the browser's URL is what counts.
+    ["http://192.168.1.5:8080", "192.168.1.5:8080", 101],
+    [`http://chat.test:${p}`, `chat.test:${p}`, 101],
+    // Another port or scheme on the same host is another origin.
+    [`http://127.0.0.1:${p + 1}`, `127.0.0.1:${p}`, 403],
+    [`http://localhost:${p}`, `127.0.0.1:${p}`, 403],
+    [`file://127.0.0.1:${p}`, `127.0.0.1:${p}`, 403],
+    ["null", `127.0.0.1:${p}`, 403],
+  ];
+  for (const [origin, host, status] of cases) {
+    const res = await rawHandshake(p, "/ws", { Origin: origin, Host: host });
+    assert.equal(res.status, status, `${origin} with Host ${host}`);
+  }
+});
+
+Deno.test("--public-origin admits the page behind a proxy under its name; --allowed-origins and * still work", async () => {
+  await using s = await startServer({ publicOrigins: "https://Chat.Example:443, http://intranet.example" });
+  for (const host of [`127.0.0.1:${s.port}`, "chat.example"]) {
+    const res = await rawHandshake(s.port, "/ws", { Origin: "https://chat.example", Host: host });
+    assert.equal(res.status, 101, host);
+  }
+  assert.equal((await rawHandshake(s.port, "/ws", { Origin: "http://intranet.example" })).status, 101);
+  const evil = await rawHandshake(s.port, "/ws", { Origin: "https://evil.example", Host: "evil.example" });
+  assert.equal(evil.status, 403);
+  await using other = await startServer({ allowedOrigins: "https://other.example" });
+  assert.equal((await rawHandshake(other.port, "/ws", { Origin: "https://other.example" })).status, 101);
+  assert.equal((await rawHandshake(other.port, "/ws", { Origin: "https://evil.example" })).status, 403);
+  await using any = await startServer({ allowedOrigins: "*" });
+  const anyone = await rawHandshake(any.port, "/ws", {
+    Origin: "https://evil.example",
+    Host: "evil.example",
+  });
+  assert.equal(anyone.status, 101);
+});
+
 Deno.test("a client that stops reading is closed with 4001 and the broadcast goes on for the others", async () => {
   await using s = await startServer({
     maxBufferedBytes: 256 * 1024,
