@@ -1,7 +1,7 @@
 /** Integration tests: a real server on port 0, real WebSocket clients, every protocol message. */
 import assert from "node:assert/strict";
 import { startServer, TestClient } from "./helpers.ts";
-import { findCloseCode, rawHandshake, RawSocket } from "./raw_ws.ts";
+import { findCloseCode, rawHandshake, type RawHeaders, RawSocket } from "./raw_ws.ts";
 
 Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
   await using s = await startServer();
@@ -34,9 +34,12 @@ Deno.test("the subprotocol chat is chosen when offered, and none is invented", a
   await using b = new TestClient(s.wsUrl);
   await b.opened;
   assert.equal(b.ws.protocol, "");
-  const none = await rawHandshake(s.port, "/ws");
-  assert.equal(none.status, 101);
-  assert.doesNotMatch(none.head.toLowerCase(), /sec-websocket-protocol/);
+  const lists: RawHeaders[] = [{}, { "Sec-WebSocket-Protocol": "" }, { "Sec-WebSocket-Protocol": " , " }];
+  for (const headers of lists) {
+    const none = await rawHandshake(s.port, "/ws", headers);
+    assert.equal(none.status, 101, JSON.stringify(headers));
+    assert.doesNotMatch(none.head.toLowerCase(), /sec-websocket-protocol/);
+  }
 });
 
 Deno.test("any RFC list that holds chat gets chat: no spaces, other order, tabs, several header lines", async () => {
