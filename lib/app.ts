@@ -78,9 +78,27 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         "sec-websocket-version": "13",
       });
     }
+    const offered = offeredSubprotocols(req.headers.get("sec-websocket-protocol"));
+    // A client that offers subprotocols but not ours would get a 101 without one and abort the
+    // connection at once (its room would see it join and leave): refuse it here instead.
+    if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+      const shown = offered.join(", ");
+      return refuse(
+        400,
+        "unsupported_subprotocol",
+        `Cannot connect: none of the offered subprotocols (${
+          JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown)
+        }) is supported; offer "${SUBPROTOCOL}" or none`,
+      );
+    }
     const origin = req.headers.get("origin");
-    if (origin !== null && !originAllowed(origin, req, config.allowedOrigins)) {
-      return refuse(403, "origin_forbidden", `Origin ${JSON.stringify(origin)} is not allowed to connect`);
+    if (origin !== null && !originAllowed(origin, req.headers.get("host"), config)) {
+      return refuse(
+        403,
+        "origin_forbidden",
+        `Origin ${JSON.stringify(origin)} is not allowed to connect: it is neither one of this server's ` +
+          `public origins (--public-origin) nor in --allowed-origins`,
+      );
     }
     if (open >= config.maxConnections) {
       return refuse(
@@ -109,14 +127,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     } catch (e) {
       return refuse(400, "bad_room", `Cannot connect: ${(e as ProtocolError).message}`);
     }
-    const offered = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
     let upgraded: { socket: WebSocket; response: Response };
     try {
-      upgraded = Deno.upgradeWebSocket(req, {
-        // Answer only with a protocol the client offered: Deno throws otherwise, browsers fail.
-        protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined,
-        idleTimeout: config.idleTimeoutSeconds,
-      });
+      upgraded = offered.length === 0
+        ? Deno.upgradeWebSocket(req, { idleTimeout: config.idleTimeoutSeconds })
+        : Deno.upgradeWebSocket(withCanonicalProtocols(req, offered), {
+          protocol: SUBPROTOCOL,
+          idleTimeout: config.idleTimeoutSeconds,
+        });
     } catch (e) {
       return refuse(400, "bad_request", `Not a valid WebSocket handshake: ${(e as Error).message}`);
     }
@@ -242,12 +260,47 @@ function sha256(s: string): Uint8Array {
   return createHash("sha256").update(s).digest();
 }
 
-function originAllowed(origin: string, req: Request, allowed: readonly string[]): boolean {
-  if (allowed.includes("*") || allowed.includes(origin)) return true;
-  // Same origin: the browser's Origin names the host the page came from, which is the Host we serve.
-  try {
-    return new URL(origin).host === req.headers.get("host");
-  } catch {
-    return false;
+/**
+ * Whether a page of `origin` may connect. Requests without an Origin (not from a browser) never get here.
+ * The Host header alone proves nothing: a DNS-rebinding page on `evil.example` sends
+ * `Origin: http://evil.example:P` and `Host: evil.example:P` once that name points at this server.
+ * So same-origin by Host counts only for hosts no one else's DNS can hand out: `localhost`, IP
+ * addresses and the configured listening name. Any other name must be listed.
+ */
+function originAllowed(origin: string, host: string | null, config: Config): boolean {
+  const { allowedOrigins, publicOrigins } = config;
+  if (allowedOrigins.includes("*") || allowedOrigins.includes(origin) || publicOrigins.includes(origin)) {
+    return true;
   }
+  const url = URL.parse(origin);
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) return false;
+  if (url.host !== host?.toLowerCase()) return false;
+  const name = url.hostname;
+  return name === "localhost" || name === config.hostname.toLowerCase() || name.startsWith("[") ||
+    /^\d{1,3}(\.\d{1,3}){3}$/.test(name);
+}
+
+/**
+ * The subprotocols a `Sec-WebSocket-Protocol` value offers: RFC 7230 list syntax, so elements are split
+ * on commas, optional spaces and tabs around them are dropped, and so are empty elements. Several header
+ * lines arrive joined with ", " by `Headers.get()`.
+ */
+function offeredSubprotocols(header: string | null): string[] {
+  if (header === null) return [];
+  return header.split(",").map((p) => p.replace(/^[ \t]+|[ \t]+$/g, "")).filter((p) => p !== "");
+}
+
+/**
+ * `req`, or a view of it whose `sec-websocket-protocol` reads `offered` joined with ", ".
+ * Deno 2.9 looks for the chosen protocol by splitting that header on ", " exactly, so `chat,json` (what
+ * Node's `ws` sends) made it throw. A `new Request(req, { headers })` is no way out: Deno answers it
+ * with a 101 but never connects the socket behind it (measured). The view inherits everything else from
+ * `req`, including the internal request Deno upgrades, and overrides only `headers`.
+ */
+function withCanonicalProtocols(req: Request, offered: readonly string[]): Request {
+  const header = req.headers.get("sec-websocket-protocol") ?? "";
+  if (header.split(", ").includes(SUBPROTOCOL)) return req;
+  const headers = new Headers(req.headers);
+  headers.set("sec-websocket-protocol", offered.join(", "));
+  return Object.create(req, { headers: { value: headers } });
 }

@@ -23,6 +23,13 @@ export interface Config {
   readonly store: StoreKind;
   /** @default "full" */
   readonly durability: Durability;
+  /**
+   * Origins the server's own page is published under, e.g. `https://chat.example.com` behind a proxy.
+   * Besides these, a page whose origin is the URL the client connects to is accepted only when its host
+   * is `localhost`, an IP address or {@link Config.hostname}: names a DNS-rebinding page cannot take.
+   * @default []
+   */
+  readonly publicOrigins: readonly string[];
   /** Origins allowed besides the server's own; `*` allows any. @default [] */
   readonly allowedOrigins: readonly string[];
   /** @default "warn" */
@@ -94,6 +101,7 @@ export const DEFAULTS: Config = Object.freeze(
     dataDir: "./data",
     store: "sqlite",
     durability: "full",
+    publicOrigins: [],
     allowedOrigins: [],
     logLevel: "warn",
     metricsToken: "",
@@ -127,7 +135,8 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-type Kind = "int" | "string" | "list" | { oneOf: readonly string[] };
+/** `origins`: a comma-separated list of `http(s)://host[:port]`, normalized as browsers send them. */
+type Kind = "int" | "string" | "origins" | { oneOf: readonly string[] };
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -139,6 +148,8 @@ interface Setting {
   pattern?: { re: RegExp; says: string };
   /** Never quoted in messages: they end up in logs. */
   secret?: boolean;
+  /** `origins` only: `*` (any origin) is a valid element. */
+  wildcard?: boolean;
   help: string;
 }
 
@@ -163,10 +174,18 @@ export const SETTINGS: readonly Setting[] = [
     help: "full: survives power loss; normal: survives a killed process",
   },
   {
+    key: "publicOrigins",
+    flag: "public-origin",
+    env: "CHAT_PUBLIC_ORIGIN",
+    kind: "origins",
+    help: "comma-separated origins the server's page is served under, besides localhost and IP addresses",
+  },
+  {
     key: "allowedOrigins",
     flag: "allowed-origins",
     env: "CHAT_ALLOWED_ORIGINS",
-    kind: "list",
+    kind: "origins",
+    wildcard: true,
     help: "comma-separated origins allowed besides the server's own, or *",
   },
   {
@@ -382,20 +401,23 @@ function parseSetting(s: Setting, raw: unknown): unknown {
     }
     return n;
   }
-  if (s.kind === "list") {
+  if (s.kind === "origins") {
     const list = Array.isArray(raw)
       ? raw.map(String)
       : String(raw).split(",").map((x) => x.trim()).filter(Boolean);
-    for (const origin of list) {
-      if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+    return Object.freeze(list.map((origin) => {
+      if (s.wildcard && origin === "*") return origin;
+      // As a browser's Origin header has it: scheme and host lower-case, no default port.
+      const normalized = /^https?:\/\/[^/\s]+$/i.test(origin) ? URL.parse(origin)?.origin : undefined;
+      if (normalized === undefined) {
         throw new ConfigError(
-          `--${s.flag} (${s.env}) takes origins like "https://chat.example.com" or "*", got ${
-            JSON.stringify(origin)
-          }`,
+          `--${s.flag} (${s.env}) takes origins like "https://chat.example.com"${
+            s.wildcard ? ' or "*"' : ""
+          }, got ${JSON.stringify(origin)}`,
         );
       }
-    }
-    return Object.freeze(list);
+      return normalized;
+    }));
   }
   const value = String(raw);
   if (typeof s.kind === "object" && !s.kind.oneOf.includes(value)) {

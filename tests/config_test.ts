@@ -39,6 +39,13 @@ Deno.test("configFromArgs() stops on a bad value with one sentence naming settin
     /--store \(CHAT_STORE\) must be one of sqlite, memory, got "redis"/,
   );
   assert.throws(() => configFromArgs(["--allowed-origins", "evil"], env), /--allowed-origins/);
+  assert.throws(() => configFromArgs(["--public-origin", "*"], env), {
+    message: '--public-origin (CHAT_PUBLIC_ORIGIN) takes origins like "https://chat.example.com", got "*"',
+  });
+  assert.throws(
+    () => configFromArgs(["--public-origin", "https://chat.example/app"], env),
+    /--public-origin/,
+  );
   assert.throws(() => configFromArgs(["--frobnicate"], env), /unknown option "--frobnicate"/);
   assert.throws(() => configFromArgs(["--port"], env), /--port needs a value/);
   assert.throws(
@@ -67,4 +74,14 @@ Deno.test("--metrics-token is off by default and takes only what a bearer token 
     return true;
   });
   assert.throws(() => configFromArgs(["--metrics-token", "a=b"], () => undefined), /character 3, "b"/);
+});
+
+Deno.test("configFromArgs() reads --public-origin as a list of origins written the way browsers send them", () => {
+  const env = (n: string) =>
+    n === "CHAT_PUBLIC_ORIGIN" ? "https://Chat.Example.com:443, http://[::1]:80" : undefined;
+  assert.deepEqual(configFromArgs([], env).publicOrigins, ["https://chat.example.com", "http://[::1]"]);
+  const c = configFromArgs(["--public-origin=http://chat.lan:8000", "--allowed-origins", "*"], env);
+  assert.deepEqual(c.publicOrigins, ["http://chat.lan:8000"]);
+  assert.deepEqual(c.allowedOrigins, ["*"]);
+  assert.deepEqual(resolveConfig().publicOrigins, []);
 });

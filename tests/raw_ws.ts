@@ -4,27 +4,20 @@
  * @module
  */
 
+/** Extra request headers; an array value is sent as one header line per element. */
+export type RawHeaders = Record<string, string | string[]>;
+
 /** A raw TCP WebSocket connection after a successful handshake. */
 export class RawSocket {
   private constructor(readonly conn: Deno.TcpConn, readonly head: string) {}
 
-  /** Connects and upgrades; `path` includes the query. Throws if the answer is not 101. */
-  static async open(port: number, path: string, headers: Record<string, string> = {}): Promise<RawSocket> {
+  /**
+   * Connects and upgrades; `path` includes the query. Throws if the answer is not 101.
+   * A `Host` in `headers` replaces the default `127.0.0.1:PORT`; an array value is sent as several lines.
+   */
+  static async open(port: number, path: string, headers: RawHeaders = {}): Promise<RawSocket> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
-    const req =
-      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
-    await conn.write(new TextEncoder().encode(req));
-    // Read only the response head, byte by byte, so nothing after it is consumed.
-    const bytes: number[] = [];
-    const one = new Uint8Array(1);
-    while (!(bytes.length >= 4 && bytes.slice(-4).join() === "13,10,13,10")) {
-      if ((await conn.read(one)) === null) break;
-      bytes.push(one[0]);
-    }
-    const head = new TextDecoder().decode(new Uint8Array(bytes));
+    const head = await writeHandshake(conn, port, path, headers).then(() => readHead(conn));
     if (!head.startsWith("HTTP/1.1 101")) {
       conn.close();
       throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
@@ -97,6 +90,60 @@ export class RawSocket {
     } catch { /* closed already */ }
     await this.#read;
   }
+}
+
+/**
+ * Sends one upgrade request and returns the answer: its head and, unless it is a 101, its body.
+ * For refusals, which the WebSocket API reports without status or body. Closes the connection.
+ */
+export async function rawHandshake(
+  port: number,
+  path: string,
+  headers: RawHeaders = {},
+): Promise<{ status: number; head: string; body: string }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeHandshake(conn, port, path, headers);
+    const head = await readHead(conn);
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    const body = new Uint8Array(status === 101 ? 0 : length);
+    for (let off = 0; off < body.length;) {
+      const n = await conn.read(body.subarray(off));
+      if (n === null) break;
+      off += n;
+    }
+    return { status, head, body: new TextDecoder().decode(body) };
+  } finally {
+    conn.close();
+  }
+}
+
+async function writeHandshake(
+  conn: Deno.Conn,
+  port: number,
+  path: string,
+  headers: RawHeaders,
+): Promise<void> {
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const host = Object.entries(headers).find(([k]) => k.toLowerCase() === "host")?.[1] ?? `127.0.0.1:${port}`;
+  const extra = Object.entries(headers)
+    .filter(([k]) => k.toLowerCase() !== "host")
+    .flatMap(([k, v]) => [v].flat().map((line) => `${k}: ${line}\r\n`)).join("");
+  const req = `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`;
+  await writeAll(conn, new TextEncoder().encode(req));
+}
+
+/** Reads only the response head, byte by byte, so nothing after it is consumed. */
+async function readHead(conn: Deno.Conn): Promise<string> {
+  const bytes: number[] = [];
+  const one = new Uint8Array(1);
+  while (!(bytes.length >= 4 && bytes.slice(-4).join() === "13,10,13,10")) {
+    if ((await conn.read(one)) === null) break;
+    bytes.push(one[0]);
+  }
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {

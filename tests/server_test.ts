@@ -1,7 +1,7 @@
 /** Integration tests: a real server on port 0, real WebSocket clients, every protocol message. */
 import assert from "node:assert/strict";
 import { startServer, TestClient } from "./helpers.ts";
-import { findCloseCode, RawSocket } from "./raw_ws.ts";
+import { findCloseCode, rawHandshake, type RawHeaders, RawSocket } from "./raw_ws.ts";
 
 Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
   await using s = await startServer();
@@ -34,9 +34,58 @@ Deno.test("the subprotocol chat is chosen when offered, and none is invented", a
   await using b = new TestClient(s.wsUrl);
   await b.opened;
   assert.equal(b.ws.protocol, "");
-  const raw = await RawSocket.open(s.port, "/ws", { "Sec-WebSocket-Protocol": "superchat" });
-  assert.doesNotMatch(raw.head.toLowerCase(), /sec-websocket-protocol/);
-  await raw.close();
+  const lists: RawHeaders[] = [{}, { "Sec-WebSocket-Protocol": "" }, { "Sec-WebSocket-Protocol": " , " }];
+  for (const headers of lists) {
+    const none = await rawHandshake(s.port, "/ws", headers);
+    assert.equal(none.status, 101, JSON.stringify(headers));
+    assert.doesNotMatch(none.head.toLowerCase(), /sec-websocket-protocol/);
+  }
+});
+
+Deno.test("any RFC list that holds chat gets chat: no spaces, other order, tabs, several header lines", async () => {
+  await using s = await startServer();
+  const lists: [string, string | string[]][] = [
+    ["no space (Node's ws)", "chat,json"],
+    ["chat second", "json, chat"],
+    ["tab and empty element", "json,\tchat ,"],
+    ["two header lines", ["json", "chat"]],
+  ];
+  for (const [what, list] of lists) {
+    const raw = await RawSocket.open(s.port, "/ws", { "Sec-WebSocket-Protocol": list });
+    try {
+      assert.match(raw.head, /\r\nsec-websocket-protocol: chat\r\n/i, what);
+      // The socket behind the 101 is the app's: welcome arrives and a ping is answered.
+      await raw.sendText(JSON.stringify({ type: "ping" }));
+      let got = "";
+      for (let i = 0; i < 40 && !got.includes('"type":"pong"'); i++) {
+        got += new TextDecoder().decode(await raw.drain(50));
+      }
+      assert.match(got, /"type":"welcome"/, what);
+      assert.match(got, /"type":"pong"/, what);
+    } finally {
+      await raw.close();
+    }
+  }
+});
+
+Deno.test("a client that offers only other subprotocols is refused with 400 naming chat, before its room sees it", async () => {
+  await using s = await startServer({ presenceDelayMs: 0 });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  for (const list of ["foo", "foo, superchat", "Chat"]) {
+    const res = await rawHandshake(s.port, "/ws?name=bob&room=r", { "Sec-WebSocket-Protocol": list });
+    assert.equal(res.status, 400, list);
+    assert.doesNotMatch(res.head.toLowerCase(), /sec-websocket-protocol/);
+    const { error } = JSON.parse(res.body);
+    assert.equal(error.code, "unsupported_subprotocol");
+    assert.match(error.message, /"chat"/);
+  }
+  a.send({ type: "ping" });
+  await a.next("pong");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(a.all("presence"), []);
+  // The listener is still up.
+  await using c = await TestClient.connect(s, { name: "carol" });
+  assert.ok(c);
 });
 
 Deno.test("send reaches every member including the sender, ack goes to the sender only, seq has no gaps", async () => {
@@ -345,6 +394,65 @@ Deno.test("a foreign Origin is refused unless allowed; same origin and no Origin
   await using open = await startServer({ allowedOrigins: "https://chat.example" });
   const allowed = await RawSocket.open(open.port, "/ws", { Origin: "https://chat.example" });
   await allowed.close();
+});
+
+Deno.test("a DNS-rebinding page is refused: Origin and Host both naming another host is not same origin", async () => {
+  await using s = await startServer();
+  for (
+    const [origin, host] of [
+      [`http://evil.example:${s.port}`, `evil.example:${s.port}`],
+      ["https://evil.example", "evil.example"],
+      [`http://127.0.0.1.nip.io:${s.port}`, `127.0.0.1.nip.io:${s.port}`],
+    ]
+  ) {
+    const res = await rawHandshake(s.port, "/ws", { Origin: origin, Host: host });
+    assert.equal(res.status, 403, origin);
+    const { error } = JSON.parse(res.body);
+    assert.equal(error.code, "origin_forbidden");
+    assert.match(error.message, /--public-origin/);
+  }
+});
+
+Deno.test("same origin passes on localhost, IP addresses and the listening name, on the port connected to", async () => {
+  await using s = await startServer({ hostname: "chat.test" });
+  const p = s.port;
+  const cases: [string, string, number][] = [
+    [`http://127.0.0.1:${p}`, `127.0.0.1:${p}`, 101],
+    [`http://localhost:${p}`, `localhost:${p}`, 101],
+    [`http://[::1]:${p}`, `[::1]:${p}`, 101],
+    // A LAN address or a mapped port (docker -p 8080:8000): the browser's URL is what counts.
+    ["http://192.168.1.5:8080", "192.168.1.5:8080", 101],
+    [`http://chat.test:${p}`, `chat.test:${p}`, 101],
+    // Another port or scheme on the same host is another origin.
+    [`http://127.0.0.1:${p + 1}`, `127.0.0.1:${p}`, 403],
+    [`http://localhost:${p}`, `127.0.0.1:${p}`, 403],
+    [`file://127.0.0.1:${p}`, `127.0.0.1:${p}`, 403],
+    ["null", `127.0.0.1:${p}`, 403],
+  ];
+  for (const [origin, host, status] of cases) {
+    const res = await rawHandshake(p, "/ws", { Origin: origin, Host: host });
+    assert.equal(res.status, status, `${origin} with Host ${host}`);
+  }
+});
+
+Deno.test("--public-origin admits the page behind a proxy under its name; --allowed-origins and * still work", async () => {
+  await using s = await startServer({ publicOrigins: "https://Chat.Example:443, http://intranet.example" });
+  for (const host of [`127.0.0.1:${s.port}`, "chat.example"]) {
+    const res = await rawHandshake(s.port, "/ws", { Origin: "https://chat.example", Host: host });
+    assert.equal(res.status, 101, host);
+  }
+  assert.equal((await rawHandshake(s.port, "/ws", { Origin: "http://intranet.example" })).status, 101);
+  const evil = await rawHandshake(s.port, "/ws", { Origin: "https://evil.example", Host: "evil.example" });
+  assert.equal(evil.status, 403);
+  await using other = await startServer({ allowedOrigins: "https://other.example" });
+  assert.equal((await rawHandshake(other.port, "/ws", { Origin: "https://other.example" })).status, 101);
+  assert.equal((await rawHandshake(other.port, "/ws", { Origin: "https://evil.example" })).status, 403);
+  await using any = await startServer({ allowedOrigins: "*" });
+  const anyone = await rawHandshake(any.port, "/ws", {
+    Origin: "https://evil.example",
+    Host: "evil.example",
+  });
+  assert.equal(anyone.status, 101);
 });
 
 Deno.test("a client that stops reading is closed with 4001 and the broadcast goes on for the others", async () => {
