@@ -446,7 +446,8 @@ export class Chat {
     this.#member(conn, room, "read the history of");
     const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
     const end = Math.min(before ?? Infinity, this.#deliveredSeq(room) + 1);
-    let messages = n === 0 ? [] : this.#store.before(room, end, n + 1);
+    // n >= 1 (the parser refuses limit 0), so an answer with fewer than n + 1 rows really is the start.
+    let messages = this.#store.before(room, end, n + 1);
     const complete = messages.length <= n;
     if (!complete) messages = messages.slice(1);
     conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));

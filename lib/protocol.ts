@@ -175,7 +175,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         room: room(o),
       };
       const before = optInt(o, "before");
-      const limit = optInt(o, "limit");
+      // An empty page could only say "complete" falsely or "not complete" uselessly: limit starts at 1.
+      const limit = optInt(o, "limit", 1);
       if (before !== undefined) msg.before = before;
       if (limit !== undefined) msg.limit = limit;
       return msg;
@@ -215,13 +216,13 @@ function room(o: Record<string, unknown>): string {
   return normalizeRoom(str(o, "room"));
 }
 
-function optInt(o: Record<string, unknown>, field: string): number | undefined {
+function optInt(o: Record<string, unknown>, field: string, min = 0): number | undefined {
   const v = o[field];
   if (v === undefined) return undefined;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
     throw new ProtocolError(
       "bad_message",
-      `"${field}" must be a whole number of 0 or more, got ${typeName(v)}`,
+      `"${field}" must be a whole number of ${min} or more, got ${typeof v === "number" ? v : typeName(v)}`,
     );
   }
   return v;

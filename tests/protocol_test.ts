@@ -49,6 +49,14 @@ Deno.test("parseClientFrame() refuses wrong field types with a sentence naming t
   assert.throws(() => parse({ type: "join", room: 7 }), code("bad_message"));
   assert.throws(() => parse({ type: "join", room: "a", since: -1 }), code("bad_message"));
   assert.throws(() => parse({ type: "join", room: "a", since: 1.5 }), code("bad_message"));
+  assert.throws(() => parse({ type: "history", room: "a", limit: 0 }), code("bad_message"));
+  assert.throws(() => parse({ type: "history", room: "a", limit: -3 }), code("bad_message"));
+  assert.deepEqual(parse({ type: "history", room: "a", before: 0, limit: 1 }), {
+    type: "history",
+    room: "a",
+    before: 0,
+    limit: 1,
+  });
   assert.throws(() => parse({ type: "send", room: "a", text: "x", cid: "has space" }), code("bad_message"));
   assert.throws(() => parse({ type: "send", room: "a", to: "b", text: "x" }), code("bad_message"));
   assert.throws(() => parse({ type: "send", room: "a", text: "  " }), code("bad_message"));
