@@ -3,6 +3,7 @@
  * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s and a {@link Bus}.
  * @module
  */
+import { withSuffix } from "./names.ts";
 import { encode, ProtocolError } from "./protocol.ts";
 
 /** One connection as the hub sees it. */
@@ -124,8 +125,7 @@ export class Hub {
   freeName(key: string, wanted: string, now: number): string {
     if (this.#nameFree(key, wanted, now)) return wanted;
     for (let i = 2;; i++) {
-      const suffix = `-${i}`;
-      const candidate = wanted.slice(0, 32 - suffix.length) + suffix;
+      const candidate = withSuffix(wanted, `-${i}`);
       if (this.#nameFree(key, candidate, now)) return candidate;
     }
   }

@@ -3,6 +3,7 @@
  * `docs/protocol.md` is the human version of this file.
  * @module
  */
+import { NAME_MAX_CHARS } from "./names.ts";
 
 /** Protocol version sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -74,14 +75,14 @@ export interface ParseLimits {
   maxFrameBytes: number;
 }
 
-const NAME_RE = /^[\p{L}\p{N}_.-]{1,32}$/u;
+const NAME_RE = new RegExp(`^[\\p{L}\\p{N}_.-]{1,${NAME_MAX_CHARS}}$`, "u");
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** Why `name` is not a valid nickname, or `undefined` when it is. */
 export function nameProblem(name: string): string | undefined {
   if (NAME_RE.test(name)) return undefined;
-  return `names are 1-32 letters, digits, "_", "-" or ".", got ${quote(name)}`;
+  return `names are 1-${NAME_MAX_CHARS} letters, digits, "_", "-" or ".", got ${quote(name)}`;
 }
 
 /** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */

@@ -115,6 +115,16 @@ Deno.test("Hub names are unique case-insensitively across people, shared by one 
   assert.equal(h.personByName("aLiCe"), "ka");
 });
 
+Deno.test("Hub.freeName() cuts a long name by code point before its number, never inside a pair", () => {
+  const h = hub();
+  const long = "a" + "\u{20000}".repeat(31); // 32 code points, 63 UTF-16 units
+  h.connect(new FakePeer(), "ka", long, 0);
+  const second = h.freeName("kb", long, 0);
+  assert.equal(second, "a" + "\u{20000}".repeat(29) + "-2");
+  assert.ok(second.isWellFormed());
+  assert.equal(h.freeName("kb", "short", 0), "short");
+});
+
 Deno.test("Hub holds a name for its person after the last tab closes, then frees it", () => {
   const h = hub({ nameHoldMs: 1000 });
   const a = new FakePeer();

@@ -83,6 +83,9 @@ Deno.test("room and name rules: letters, digits, _ - . within their lengths", ()
   assert.throws(() => normalizeRoom("a b"), code("bad_room"));
   assert.throws(() => normalizeRoom("x".repeat(65)), code("bad_room"));
   assert.throws(() => parse({ type: "nick", name: "x".repeat(33) }), code("bad_name"));
+  // 32 is counted in code points: 32 astral ideographs (64 UTF-16 units) are a name, 33 are not.
+  parse({ type: "nick", name: "\u{20000}".repeat(32) });
+  assert.throws(() => parse({ type: "nick", name: "\u{20000}".repeat(33) }), code("bad_name"));
   assert.throws(() => parse({ type: "nick", name: "<script>" }), code("bad_name"));
   assert.throws(() => parse({ type: "send", to: "a b", text: "x" }), code("bad_name"));
 });
