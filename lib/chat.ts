@@ -156,7 +156,9 @@ export class Chat {
       },
       version: PROTOCOL_VERSION,
     };
-    if (name !== wanted) welcome.notice = `The name "${wanted}" is taken; you are "${name}"`;
+    if (name !== wanted) {
+      welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
+    }
     peer.send(encode(welcome));
     if (params.room) this.#run(peer.id, () => this.#join(this.#conns.get(peer.id)!, params.room));
   }

@@ -3,7 +3,7 @@
  * `docs/protocol.md` is the human version of this file.
  * @module
  */
-import { NAME_MAX_CHARS } from "./names.ts";
+import { canonicalName, nameProblem } from "./names.ts";
 
 /** Protocol version sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -75,14 +75,18 @@ export interface ParseLimits {
   maxFrameBytes: number;
 }
 
-const NAME_RE = new RegExp(`^[\\p{L}\\p{N}_.-]{1,${NAME_MAX_CHARS}}$`, "u");
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-/** Why `name` is not a valid nickname, or `undefined` when it is. */
-export function nameProblem(name: string): string | undefined {
-  if (NAME_RE.test(name)) return undefined;
-  return `names are 1-${NAME_MAX_CHARS} letters, digits, "_", "-" or ".", got ${quote(name)}`;
+/**
+ * The name as the server keeps and shows it (NFKC, see `lib/names.ts`), or a {@link ProtocolError}
+ * `bad_name` whose sentence starts with `action` (e.g. `Cannot change name`) and says what is wrong.
+ */
+export function normalizeName(name: string, action: string): string {
+  const canonical = canonicalName(name);
+  const problem = nameProblem(canonical);
+  if (problem) throw new ProtocolError("bad_name", `${action}: ${problem}`);
+  return canonical;
 }
 
 /** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */
@@ -155,9 +159,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         if (o.room !== undefined) {
           throw new ProtocolError("bad_message", "A send has either room or to, not both");
         }
-        const to = str(o, "to");
-        const problem = nameProblem(to);
-        if (problem) throw new ProtocolError("bad_name", `Cannot send to ${quote(to)}: ${problem}`);
+        const raw = str(o, "to");
+        const to = normalizeName(raw, `Cannot send to ${quote(raw)}`);
         return cid === undefined ? { type: "send", to, text } : { type: "send", to, text, cid };
       }
       return cid === undefined
@@ -165,10 +168,7 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         : { type: "send", room: room(o), text, cid };
     }
     case "nick": {
-      const name = str(o, "name");
-      const problem = nameProblem(name);
-      if (problem) throw new ProtocolError("bad_name", `Cannot change name: ${problem}`);
-      return { type: "nick", name };
+      return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
     }
     case "history": {
       const msg: { type: "history"; room: string; before?: number; limit?: number } = {
