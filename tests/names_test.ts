@@ -1,6 +1,7 @@
 /**
- * Names over real WebSockets: lookalikes of a name online cannot take it or its direct messages,
- * and a suffixed name is cut at a character boundary, never inside one.
+ * Names over real WebSockets (lookalikes of a name online cannot take it or its direct messages, a
+ * name mixing scripts is refused, a suffixed name is cut at a character boundary), then the rules of
+ * `lib/names.ts` one function at a time.
  */
 import assert from "node:assert/strict";
 import { canonicalName, NAME_MAX_CHARS, nameKeys, nameProblem, withSuffix } from "../lib/names.ts";
