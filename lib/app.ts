@@ -9,7 +9,7 @@ import { Chat } from "./chat.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { nameProblem, normalizeRoom, type ProtocolError, SUBPROTOCOL } from "./protocol.ts";
+import { normalizeName, normalizeRoom, type ProtocolError, SUBPROTOCOL } from "./protocol.ts";
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store_sqlite.ts";
@@ -117,9 +117,13 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       );
     }
     const q = url.searchParams;
-    const name = q.get("name") ?? undefined;
-    const problem = name === undefined ? undefined : nameProblem(name);
-    if (problem) return refuse(400, "bad_name", `Cannot connect: ${problem}`);
+    let name: string | undefined;
+    try {
+      const n = q.get("name");
+      name = n === null ? undefined : normalizeName(n, "Cannot connect");
+    } catch (e) {
+      return refuse(400, "bad_name", (e as ProtocolError).message);
+    }
     let room: string;
     try {
       const r = q.get("room");

@@ -175,7 +175,9 @@ export class Chat {
       },
       version: PROTOCOL_VERSION,
     };
-    if (name !== wanted) welcome.notice = `The name "${wanted}" is taken; you are "${name}"`;
+    if (name !== wanted) {
+      welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
+    }
     peer.send(encode(welcome));
     if (params.room) this.#run(peer.id, () => this.#join(this.#conns.get(peer.id)!, params.room));
   }
@@ -499,7 +501,8 @@ export class Chat {
     this.#roomForAnswer(conn);
     const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
     const end = Math.min(before ?? Infinity, this.#deliveredSeq(room) + 1);
-    let messages = n === 0 ? [] : this.#store.before(room, end, n + 1);
+    // n >= 1 (the parser refuses limit 0), so an answer with fewer than n + 1 rows really is the start.
+    let messages = this.#store.before(room, end, n + 1);
     let complete = messages.length <= n;
     if (!complete) messages = messages.slice(1);
     const fitted = this.#fit(messages);

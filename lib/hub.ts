@@ -3,6 +3,7 @@
  * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s and a {@link Bus}.
  * @module
  */
+import { nameKeys, withSuffix } from "./names.ts";
 import { encode, ProtocolError } from "./protocol.ts";
 
 /** One connection as the hub sees it. */
@@ -100,7 +101,7 @@ export class Hub {
   readonly #clients = new Map<number, Client>();
   readonly #rooms = new Map<string, Room>();
   readonly #people = new Map<string, Person>();
-  /** Lower-cased name to person. */
+  /** Each of a held name's {@link nameKeys} (case-insensitive confusable skeletons) to its person. */
   readonly #names = new Map<string, Person>();
   readonly #opts: HubOptions;
   readonly #bus: Bus;
@@ -126,8 +127,7 @@ export class Hub {
   freeName(key: string, wanted: string, now: number): string {
     if (this.#nameFree(key, wanted, now)) return wanted;
     for (let i = 2;; i++) {
-      const suffix = `-${i}`;
-      const candidate = wanted.slice(0, 32 - suffix.length) + suffix;
+      const candidate = withSuffix(wanted, `-${i}`);
       if (this.#nameFree(key, candidate, now)) return candidate;
     }
   }
@@ -260,10 +260,16 @@ export class Hub {
     return names.sort();
   }
 
-  /** The key of the person online under `name` (case-insensitive). */
+  /**
+   * The key of the person online under `name` or a name that looks the same (a shared
+   * {@link nameKeys} key; the case-insensitive match first).
+   */
   personByName(name: string): string | undefined {
-    const p = this.#names.get(name.toLowerCase());
-    return p && p.conns.size > 0 ? p.key : undefined;
+    for (const k of nameKeys(name)) {
+      const p = this.#names.get(k);
+      if (p && p.conns.size > 0) return p.key;
+    }
+    return undefined;
   }
 
   /**
@@ -356,24 +362,48 @@ export class Hub {
 
   /** Gives `name` to `person`; an offline holder past its hold is forgotten. */
   #takeName(person: Person, name: string, now: number): void {
-    if (!this.#nameFree(person.key, name, now)) {
-      throw new ProtocolError("name_taken", `The name "${name}" is taken`);
+    const holder = this.#holder(person.key, name, now);
+    if (holder) {
+      throw new ProtocolError(
+        "name_taken",
+        holder.name === name
+          ? `The name "${name}" is taken`
+          : `The name "${name}" is taken: it looks like "${holder.name}", held by someone else`,
+      );
     }
-    const holder = this.#names.get(name.toLowerCase());
-    if (holder && holder !== person) this.#forget(holder);
-    if (this.#names.get(person.name.toLowerCase()) === person) this.#names.delete(person.name.toLowerCase());
+    const keys = nameKeys(name);
+    for (const k of keys) {
+      const old = this.#names.get(k);
+      if (old && old !== person) this.#forget(old);
+    }
+    this.#dropKeys(person);
     person.name = name;
-    this.#names.set(name.toLowerCase(), person);
+    for (const k of keys) this.#names.set(k, person);
   }
 
   #forget(person: Person): void {
     this.#people.delete(person.key);
-    if (this.#names.get(person.name.toLowerCase()) === person) this.#names.delete(person.name.toLowerCase());
+    this.#dropKeys(person);
+  }
+
+  #dropKeys(person: Person): void {
+    for (const k of nameKeys(person.name)) if (this.#names.get(k) === person) this.#names.delete(k);
   }
 
   #nameFree(key: string, name: string, now: number): boolean {
-    const holder = this.#names.get(name.toLowerCase());
-    if (!holder || holder.key === key) return true;
-    return holder.conns.size === 0 && now - holder.lastSeen >= this.#opts.nameHoldMs;
+    return this.#holder(key, name, now) === undefined;
+  }
+
+  /**
+   * Who else holds `name` or a lookalike of it (a shared {@link nameKeys} key) online or within the
+   * hold, so that person `key` cannot take it; `undefined` when it is free for `key`.
+   */
+  #holder(key: string, name: string, now: number): Person | undefined {
+    for (const k of nameKeys(name)) {
+      const holder = this.#names.get(k);
+      if (!holder || holder.key === key) continue;
+      if (holder.conns.size > 0 || now - holder.lastSeen < this.#opts.nameHoldMs) return holder;
+    }
+    return undefined;
   }
 }

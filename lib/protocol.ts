@@ -3,6 +3,7 @@
  * `docs/protocol.md` is the human version of this file.
  * @module
  */
+import { canonicalName, nameProblem } from "./names.ts";
 
 /** Protocol version sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -76,14 +77,18 @@ export interface ParseLimits {
   maxFrameBytes: number;
 }
 
-const NAME_RE = /^[\p{L}\p{N}_.-]{1,32}$/u;
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-/** Why `name` is not a valid nickname, or `undefined` when it is. */
-export function nameProblem(name: string): string | undefined {
-  if (NAME_RE.test(name)) return undefined;
-  return `names are 1-32 letters, digits, "_", "-" or ".", got ${quote(name)}`;
+/**
+ * The name as the server keeps and shows it (NFKC, see `lib/names.ts`), or a {@link ProtocolError}
+ * `bad_name` whose sentence starts with `action` (e.g. `Cannot change name`) and says what is wrong.
+ */
+export function normalizeName(name: string, action: string): string {
+  const canonical = canonicalName(name);
+  const problem = nameProblem(canonical);
+  if (problem) throw new ProtocolError("bad_name", `${action}: ${problem}`);
+  return canonical;
 }
 
 /** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */
@@ -156,9 +161,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         if (o.room !== undefined) {
           throw new ProtocolError("bad_message", "A send has either room or to, not both");
         }
-        const to = str(o, "to");
-        const problem = nameProblem(to);
-        if (problem) throw new ProtocolError("bad_name", `Cannot send to ${quote(to)}: ${problem}`);
+        const raw = str(o, "to");
+        const to = normalizeName(raw, `Cannot send to ${quote(raw)}`);
         return cid === undefined ? { type: "send", to, text } : { type: "send", to, text, cid };
       }
       return cid === undefined
@@ -166,10 +170,7 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         : { type: "send", room: room(o), text, cid };
     }
     case "nick": {
-      const name = str(o, "name");
-      const problem = nameProblem(name);
-      if (problem) throw new ProtocolError("bad_name", `Cannot change name: ${problem}`);
-      return { type: "nick", name };
+      return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
     }
     case "history": {
       const msg: { type: "history"; room: string; before?: number; limit?: number } = {
@@ -177,7 +178,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         room: room(o),
       };
       const before = optInt(o, "before");
-      const limit = optInt(o, "limit");
+      // An empty page could only say "complete" falsely or "not complete" uselessly: limit starts at 1.
+      const limit = optInt(o, "limit", 1);
       if (before !== undefined) msg.before = before;
       if (limit !== undefined) msg.limit = limit;
       return msg;
@@ -217,13 +219,13 @@ function room(o: Record<string, unknown>): string {
   return normalizeRoom(str(o, "room"));
 }
 
-function optInt(o: Record<string, unknown>, field: string): number | undefined {
+function optInt(o: Record<string, unknown>, field: string, min = 0): number | undefined {
   const v = o[field];
   if (v === undefined) return undefined;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) {
     throw new ProtocolError(
       "bad_message",
-      `"${field}" must be a whole number of 0 or more, got ${typeName(v)}`,
+      `"${field}" must be a whole number of ${min} or more, got ${typeof v === "number" ? v : typeName(v)}`,
     );
   }
   return v;

@@ -115,6 +115,39 @@ Deno.test("Hub names are unique case-insensitively across people, shared by one 
   assert.equal(h.personByName("aLiCe"), "ka");
 });
 
+Deno.test("Hub names are unique by lookalike too: a shared confusable key is a taken name", () => {
+  const h = hub({ nameHoldMs: 1000 });
+  const a = new FakePeer();
+  h.connect(a, "ka", "Ian", 0);
+  assert.equal(h.freeName("kb", "lan", 0), "lan-2", "a capital I looks like l");
+  assert.equal(h.freeName("kb", "ian", 0), "ian-2", "and Ian is ian in another case");
+  assert.equal(h.freeName("kb", "lia", 0), "lia");
+  assert.throws(
+    () => h.connect(new FakePeer(), "kb", "lan", 0),
+    (e) => e instanceof ProtocolError && e.code === "name_taken" && /looks like "Ian"/.test(e.message),
+  );
+  assert.equal(h.personByName("lan"), "ka");
+  assert.equal(h.personByName("IAN"), "ka");
+  h.rename("ka", "alice", 0);
+  assert.equal(h.personByName("lan"), undefined, "both keys of the old name were let go");
+  assert.equal(h.freeName("kb", "lan", 0), "lan");
+  h.disconnect(a.id, 10);
+  assert.equal(h.freeName("kb", "al\u0131ce", 500), "al\u0131ce-2", "held: dotless i");
+  h.connect(new FakePeer(), "kb", "al\u0131ce", 1100);
+  assert.equal(h.nameOf("ka"), undefined, "the past-hold holder of the lookalike is forgotten");
+  assert.equal(h.personByName("alice"), "kb");
+});
+
+Deno.test("Hub.freeName() cuts a long name by code point before its number, never inside a pair", () => {
+  const h = hub();
+  const long = "a" + "\u{20000}".repeat(31); // 32 code points, 63 UTF-16 units
+  h.connect(new FakePeer(), "ka", long, 0);
+  const second = h.freeName("kb", long, 0);
+  assert.equal(second, "a" + "\u{20000}".repeat(29) + "-2");
+  assert.ok(second.isWellFormed());
+  assert.equal(h.freeName("kb", "short", 0), "short");
+});
+
 Deno.test("Hub holds a name for its person after the last tab closes, then frees it", () => {
   const h = hub({ nameHoldMs: 1000 });
   const a = new FakePeer();

@@ -49,6 +49,14 @@ Deno.test("parseClientFrame() refuses wrong field types with a sentence naming t
   assert.throws(() => parse({ type: "join", room: 7 }), code("bad_message"));
   assert.throws(() => parse({ type: "join", room: "a", since: -1 }), code("bad_message"));
   assert.throws(() => parse({ type: "join", room: "a", since: 1.5 }), code("bad_message"));
+  assert.throws(() => parse({ type: "history", room: "a", limit: 0 }), code("bad_message"));
+  assert.throws(() => parse({ type: "history", room: "a", limit: -3 }), code("bad_message"));
+  assert.deepEqual(parse({ type: "history", room: "a", before: 0, limit: 1 }), {
+    type: "history",
+    room: "a",
+    before: 0,
+    limit: 1,
+  });
   assert.throws(() => parse({ type: "send", room: "a", text: "x", cid: "has space" }), code("bad_message"));
   assert.throws(() => parse({ type: "send", room: "a", to: "b", text: "x" }), code("bad_message"));
   assert.throws(() => parse({ type: "send", room: "a", text: "  " }), code("bad_message"));
@@ -75,6 +83,9 @@ Deno.test("room and name rules: letters, digits, _ - . within their lengths", ()
   assert.throws(() => normalizeRoom("a b"), code("bad_room"));
   assert.throws(() => normalizeRoom("x".repeat(65)), code("bad_room"));
   assert.throws(() => parse({ type: "nick", name: "x".repeat(33) }), code("bad_name"));
+  // 32 is counted in code points: 32 astral ideographs (64 UTF-16 units) are a name, 33 are not.
+  parse({ type: "nick", name: "\u{20000}".repeat(32) });
+  assert.throws(() => parse({ type: "nick", name: "\u{20000}".repeat(33) }), code("bad_name"));
   assert.throws(() => parse({ type: "nick", name: "<script>" }), code("bad_name"));
   assert.throws(() => parse({ type: "send", to: "a b", text: "x" }), code("bad_name"));
 });

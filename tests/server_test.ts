@@ -175,6 +175,22 @@ Deno.test("history pages backwards with before and limit, capped at historyPage"
   assert.equal((await a.next("error")).code, "not_member");
 });
 
+Deno.test("history refuses limit 0 with bad_message; complete is never true while older messages exist", async () => {
+  await using s = await startServer();
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  for (let i = 1; i <= 3; i++) a.send({ type: "send", room: "r", text: `m${i}` });
+  await a.next("message", (m) => m.seq === 3);
+  a.send({ type: "history", room: "r", limit: 0 });
+  const e = await a.next("error");
+  assert.equal(e.code, "bad_message");
+  assert.match(e.message, /"limit" must be a whole number of 1 or more, got 0/);
+  assert.equal(a.all("history").length, 0, "no history answer claims completeness for an empty page");
+  a.send({ type: "history", room: "r", limit: 1 });
+  const h = await a.next("history");
+  assert.deepEqual(h.messages.map((m: { seq: number }) => m.seq), [3]);
+  assert.equal(h.complete, false);
+});
+
 Deno.test("a direct message is seen only by the two people, on all their tabs", async () => {
   await using s = await startServer();
   await using a = await TestClient.connect(s, { name: "alice" });
