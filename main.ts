@@ -27,6 +27,13 @@ if (import.meta.main) {
   // A stray rejection or error must not take every conversation down with it.
   globalThis.addEventListener("unhandledrejection", (e) => {
     e.preventDefault();
+    // Deno's receive loop of one socket failed on a message too large to hold as a string; which
+    // socket is not said. It leaves its rooms when the idle timeout closes it.
+    if (/failed to allocate string/.test(String(e.reason))) {
+      return log.warn("a client sent a message too large to hold; its connection ends at the idle timeout", {
+        idleTimeoutSeconds: config.idleTimeoutSeconds,
+      });
+    }
     log.error("unhandled rejection", { error: String(e.reason?.stack ?? e.reason) });
   });
   globalThis.addEventListener("error", (e) => {
@@ -64,10 +71,16 @@ if (import.meta.main) {
     if (stopping) return;
     stopping = true;
     log.info("stopping");
-    const deadline = setTimeout(() => Deno.exit(code), config.shutdownTimeoutMs + 1000);
-    // New upgrades get 503 while clients are told to go and pending writes finish; the listener
-    // stays open until then, so nobody meets a closed port while the process is still here.
+    const deadline = setTimeout(
+      () => Deno.exit(code),
+      Math.max(config.shutdownTimeoutMs, config.shutdownDrainMs) + 1000,
+    );
+    // New upgrades and /healthz get 503 while clients are told to go and pending writes finish, and
+    // for at least the drain time: a balancer or a reconnecting client hears "shutting down", not a
+    // refused connection.
+    const drained = new Promise((r) => setTimeout(r, config.shutdownDrainMs));
     await app.shutdown();
+    await drained;
     await server.stop();
     clearTimeout(deadline);
     Deno.exit(code);

@@ -84,6 +84,11 @@ export interface Config {
   readonly dedupWindowSeconds: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
+  /**
+   * Milliseconds after SIGTERM/SIGINT during which the listener stays open answering 503
+   * `shutting_down`, so balancers and reconnecting clients hear why instead of a refused connection. @default 500
+   */
+  readonly shutdownDrainMs: number;
   /** Seconds to keep trying to listen again after the listener failed (e.g. no file descriptors). @default 30 */
   readonly relistenTimeoutSeconds: number;
   /**
@@ -125,6 +130,7 @@ export const DEFAULTS: Config = Object.freeze(
     retainDays: 30,
     dedupWindowSeconds: 86_400,
     shutdownTimeoutMs: 5000,
+    shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
     maxAnswerBytes: 256 * 1024,
   } satisfies Config,
@@ -352,6 +358,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 0,
     help: "ms shutdown waits",
+  },
+  {
+    key: "shutdownDrainMs",
+    flag: "shutdown-drain",
+    env: "CHAT_SHUTDOWN_DRAIN",
+    kind: I,
+    min: 0,
+    max: 60_000,
+    help: "ms the listener keeps answering 503 after a stop signal",
   },
   {
     key: "relistenTimeoutSeconds",

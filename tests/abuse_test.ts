@@ -170,11 +170,9 @@ Deno.test("the start-up line names the real store and the address bound", async 
   }
 });
 
-Deno.test("while shutting down the server still answers: upgrades get 503 shutting_down until it exits", async () => {
+Deno.test("after a stop signal the server still answers for the drain time: upgrades get 503 shutting_down", async () => {
   const dir = await Deno.makeTempDir();
-  const srv = await spawnServer(dir, ["--store", "memory", "--shutdown-timeout", "1500"]);
-  // A client that never answers the close handshake keeps the shutdown waiting.
-  const deaf = await RawSocket.open(srv.port, "/ws?name=deaf&room=r");
+  const srv = await spawnServer(dir, []);
   try {
     srv.child.kill("SIGTERM");
     await new Promise((r) => setTimeout(r, 50));
@@ -183,9 +181,35 @@ Deno.test("while shutting down the server still answers: upgrades get 503 shutti
     });
     assert.equal(res.status, 503);
     assert.equal((await res.json()).error.code, "shutting_down");
+    assert.equal((await get(srv.port, "/healthz")).status, 503);
     assert.equal((await srv.stop()).code, 0);
   } finally {
-    await deaf.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a fragmented message too large for a string leaves no ghost: the connection leaves its rooms", async () => {
+  const dir = await Deno.makeTempDir();
+  const srv = await spawnServer(dir, ["--store", "memory", "--idle-timeout", "2", "--presence-delay", "0"]);
+  const attacker = await RawSocket.open(srv.port, "/ws?name=big&room=r");
+  try {
+    await using watcher = await client(srv, { name: "watcher", room: "r" });
+    await watcher.next("joined");
+    // One text message in 1 MiB fragments, past what one JavaScript string can hold (2^29 - 24).
+    const chunk = new Uint8Array(1 << 20).fill(0x61);
+    await attacker.sendFragment(1, false, chunk);
+    for (let i = 1; i < 539; i++) await attacker.sendFragment(0, false, chunk);
+    await attacker.sendFragment(0, true, chunk);
+    // Deno gives up on that socket's receive side; within the idle timeout the server lets it go.
+    await watcher.next("presence", (m: Msg) => m.event === "leave" && m.name === "big", 15_000);
+    await waitFor(async () => (await metric(srv.port, "connections")) === 1, 5000, "connections back to 1");
+    watcher.send({ type: "send", room: "r", text: "still here", cid: "w1" });
+    await watcher.next("ack", (m: Msg) => m.cid === "w1");
+    assert.equal((await get(srv.port, "/healthz")).status, 200);
+    if (Deno.env.get("ABUSE_VERBOSE")) console.log(srv.output());
+  } finally {
+    await attacker.close();
+    await srv.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -85,3 +85,11 @@ Deno.test("configFromArgs() reads --public-origin as a list of origins written t
   assert.deepEqual(c.allowedOrigins, ["*"]);
   assert.deepEqual(resolveConfig().publicOrigins, []);
 });
+
+Deno.test("--idle-timeout cannot be turned off: it is what ends a socket whose receive side Deno gave up on", () => {
+  assert.throws(
+    () => configFromArgs(["--idle-timeout", "0"], () => undefined),
+    /^ConfigError: --idle-timeout \(CHAT_IDLE_TIMEOUT\) must be an integer from 1 to 3600, got "0"$/,
+  );
+  assert.equal(configFromArgs(["--idle-timeout", "1"], () => undefined).idleTimeoutSeconds, 1);
+});
