@@ -178,6 +178,9 @@ Deno.test("after a stop signal the server still answers for the drain time: upgr
     await new Promise((r) => setTimeout(r, 50));
     const res = await fetch(`http://127.0.0.1:${srv.port}/ws`, {
       headers: { upgrade: "websocket", connection: "upgrade", "sec-websocket-version": "13" },
+    }).catch(async (e) => {
+      const status = await srv.stop();
+      throw new Error(`${e.cause ?? e}; server exited ${status.code}:\n${srv.output()}`);
     });
     assert.equal(res.status, 503);
     assert.equal((await res.json()).error.code, "shutting_down");
