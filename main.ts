@@ -41,6 +41,14 @@ if (import.meta.main) {
     log.error("uncaught error", { error: String(e.error?.stack ?? e.message) });
   });
 
+  // Signal listeners come first: a stop signal during start-up ends the start-up, not the process
+  // with the signal's default action (143) while the history writer may be half-started.
+  let stopNow: ((code: number) => void) | undefined;
+  let stopEarly = false;
+  const onSignal = () => stopNow ? stopNow(0) : (stopEarly = true);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
   let app;
   try {
     app = await createApp(config, { log });
@@ -89,8 +97,8 @@ if (import.meta.main) {
     console.error(`chat: ${e.message}`);
     stop(1);
   });
-  Deno.addSignalListener("SIGINT", () => stop(0));
-  Deno.addSignalListener("SIGTERM", () => stop(0));
+  stopNow = stop;
+  if (stopEarly) stop(0);
 }
 
 /** The start-up line: where to open the page, what it listens on and where history goes. */
