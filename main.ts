@@ -43,9 +43,8 @@ if (import.meta.main) {
 
   // Signal listeners come first: a stop signal during start-up ends the start-up, not the process
   // with the signal's default action (143) while the history writer may be half-started.
-  let stopNow: ((code: number) => void) | undefined;
-  let stopEarly = false;
-  const onSignal = () => stopNow ? stopNow(0) : (stopEarly = true);
+  const stopper: { stop?: (code: number) => void; early?: boolean } = {};
+  const onSignal = () => stopper.stop ? stopper.stop(0) : (stopper.early = true);
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
 
@@ -97,8 +96,8 @@ if (import.meta.main) {
     console.error(`chat: ${e.message}`);
     stop(1);
   });
-  stopNow = stop;
-  if (stopEarly) stop(0);
+  stopper.stop = stop;
+  if (stopper.early) stop(0);
 }
 
 /** The start-up line: where to open the page, what it listens on and where history goes. */
