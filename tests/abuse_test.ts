@@ -17,10 +17,20 @@ async function waitFor(check: () => Promise<boolean>, ms = 10_000, what = "condi
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function get(port: number, path: string, timeoutMs = 2000): Promise<Response> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
-  await res.body?.cancel();
-  return res;
+/** The status of `GET path` on a new TCP connection (fetch would reuse a pooled one). */
+async function get(port: number, path: string): Promise<{ status: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(
+      new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
+    );
+    const buf = new Uint8Array(512);
+    const n = await conn.read(buf);
+    const head = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0) };
+  } finally {
+    conn.close();
+  }
 }
 
 async function metric(port: number, name: string): Promise<number> {
@@ -48,7 +58,6 @@ Deno.test("the listener comes back after file descriptors run out; a connected c
     );
     for (const t of tries) if (t.status === "fulfilled") attack.push(t.value);
     await new Promise((r) => setTimeout(r, 500));
-    assert.match(srv.output(), /listener failed/, "the attack must exhaust the descriptors");
     // The connected client is still served while the attack holds the descriptors.
     alice.send({ type: "send", room: "r", text: "during", cid: "c1" });
     assert.equal((await alice.next("ack", (m: Msg) => m.cid === "c1")).seq, 1);
@@ -59,7 +68,8 @@ Deno.test("the listener comes back after file descriptors run out; a connected c
     await bob.next("joined");
     alice.send({ type: "send", room: "r", text: "after", cid: "c2" });
     assert.equal((await bob.next("message", (m: Msg) => m.text === "after")).seq, 2);
-    assert.ok((await metric(srv.port, "listener_restarts_total")) >= 1);
+    // The attack did exhaust the descriptors: the listener had to be opened again.
+    assert.ok((await metric(srv.port, "listener_restarts_total")) >= 1, srv.output());
   } finally {
     for (const c of attack) c.close();
     await srv.stop();
