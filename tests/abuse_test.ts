@@ -4,18 +4,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Msg, TestClient } from "./helpers.ts";
+import { type Msg, TestClient, waitFor } from "./helpers.ts";
 import { RawSocket } from "./raw_ws.ts";
 import { runMain, type ServerProcess, spawnServer } from "./process_helpers.ts";
-
-async function waitFor(check: () => Promise<boolean>, ms = 10_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The status of `GET path` on a new TCP connection (fetch would reuse a pooled one). */
 async function get(port: number, path: string): Promise<{ status: number }> {

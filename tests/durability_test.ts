@@ -1,8 +1,7 @@
 /** Nothing lost: SIGKILL mid-stream, restart, resume, exactly-once re-sends, bad data directories. */
 import assert from "node:assert/strict";
-import { type Msg, startServer, TestClient } from "./helpers.ts";
+import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
 import { runMain, spawnServer } from "./process_helpers.ts";
-import { MemoryStore, type Store, type StoredMessage } from "../lib/store.ts";
 
 const LIMITS = ["--messages-per-second", "100000", "--burst", "100000", "--resume-cap", "100000"];
 /** How often the crash test repeats within one test run (the closing note reports a 20-run loop). */
@@ -200,29 +199,11 @@ Deno.test("a bad data directory or a corrupt store stops start-up with a clear e
   await Deno.remove(dir, { recursive: true });
 });
 
-/**
- * A memory store whose writes are held until `release()`: `before` the write lands (a slow disk) or
- * `after` it (the write is stored but its answer is late).
- */
-function heldStore(hold: "before" | "after") {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => release = r);
-  const inner = new MemoryStore({ retainMessages: 0, retainMs: 0 });
-  const store: Store = {
-    append: async (batch: readonly StoredMessage[]) =>
-      hold === "before" ? (await gate, inner.append(batch)) : (await inner.append(batch), await gate),
-    lastSeq: (room) => inner.lastSeq(room),
-    after: (room, after, limit) => inner.after(room, after, limit),
-    before: (room, before, limit) => inner.before(room, before, limit),
-    findCid: (key, cid, since) => inner.findCid(key, cid, since),
-    prune: (now) => inner.prune(now),
-    close: () => inner.close(),
-  };
-  return { store, inner, release };
-}
-
 Deno.test("a slow store write delays the ack and the message, never joins, presence, typing or history", async () => {
-  const { store, release } = heldStore("before");
+  const held = faultyStore();
+  held.hold("before");
+  const { store } = held;
+  const release = () => held.release();
   await using s = await startServer({}, { store });
   using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "a" });
@@ -249,7 +230,10 @@ Deno.test("a slow store write delays the ack and the message, never joins, prese
 
 Deno.test("a join while a write is on disk but not yet delivered sees the message once, live", async () => {
   // The write lands at once, but the answer is late: the window between a commit and its delivery.
-  const { store, inner, release } = heldStore("after");
+  const held = faultyStore();
+  held.hold("after");
+  const { store, inner } = held;
+  const release = () => held.release();
   await using s = await startServer({}, { store });
   using _ = { [Symbol.dispose]: () => release() }; // a failed assertion must not leave the write held
   await using a = await TestClient.connect(s, { name: "alice", room: "r" });

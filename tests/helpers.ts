@@ -152,8 +152,11 @@ export function faultyStore() {
     failing: false,
     /** Appends attempted, failed or not. */
     appends: 0,
+    /** Where a held write waits: `before` it lands (a slow disk) or `after` (stored, answer late). */
+    holdAt: "before" as "before" | "after",
     /** Holds every write from now until {@link release}. */
-    hold(): void {
+    hold(at: "before" | "after" = "before"): void {
+      ctl.holdAt = at;
       gate ??= new Promise<void>((r) => open = r);
     },
     release(): void {
@@ -163,9 +166,10 @@ export function faultyStore() {
     store: {
       append: async (batch: readonly StoredMessage[]) => {
         ctl.appends++;
-        if (gate) await gate;
+        if (gate && ctl.holdAt === "before") await gate;
         if (ctl.failing) throw new StoreError("database or disk is full (No space left on device)");
         await inner.append(batch);
+        if (gate && ctl.holdAt === "after") await gate;
       },
       lastSeq: (room) => inner.lastSeq(room),
       after: (room, after, limit) => inner.after(room, after, limit),
@@ -176,4 +180,23 @@ export function faultyStore() {
     } satisfies Store as Store,
   };
   return ctl;
+}
+
+/** Headers of a WebSocket handshake for fetch(): fetch cannot upgrade, so these test refusals only. */
+export function wsHeaders(): Record<string, string> {
+  return {
+    upgrade: "websocket",
+    connection: "Upgrade",
+    "sec-websocket-key": btoa("0123456789abcdef"),
+    "sec-websocket-version": "13",
+  };
+}
+
+/** Polls `check` until it holds (a throw counts as not yet), or fails after `ms`. */
+export async function waitFor(check: () => Promise<boolean>, ms = 5000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`${what} not met in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

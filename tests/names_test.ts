@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { canonicalName, NAME_MAX_CHARS, nameKeys, nameProblem, withSuffix } from "../lib/names.ts";
-import { startServer, TestClient } from "./helpers.ts";
+import { startServer, TestClient, wsHeaders } from "./helpers.ts";
 
 /** U+20000, a CJK Extension B ideograph: two UTF-16 units, one code point, kept as is by NFKC. */
 const WIDE = "\u{20000}";
@@ -195,12 +195,3 @@ Deno.test("withSuffix() keeps a name within NAME_MAX_CHARS code points", () => {
     "30 units but 15 code points: no cut",
   );
 });
-
-function wsHeaders(): Record<string, string> {
-  return {
-    upgrade: "websocket",
-    connection: "Upgrade",
-    "sec-websocket-key": btoa("0123456789abcdef"),
-    "sec-websocket-version": "13",
-  };
-}

@@ -1,6 +1,6 @@
 /** Integration tests: a real server on port 0, real WebSocket clients, every protocol message. */
 import assert from "node:assert/strict";
-import { startServer, TestClient } from "./helpers.ts";
+import { startServer, TestClient, waitFor, wsHeaders } from "./helpers.ts";
 import { findCloseCode, rawHandshake, type RawHeaders, RawSocket } from "./raw_ws.ts";
 
 Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
@@ -549,24 +549,6 @@ Deno.test("GET /healthz and /metrics answer in text", async () => {
   const heap = Number(/^chat_heap_used_bytes (\d+)$/m.exec(text)?.[1]);
   assert.ok(rss > heap && heap > 1_000_000, `rss ${rss} > heap ${heap} > 1 MB`);
 });
-
-/** Headers of a WebSocket handshake for fetch(): fetch cannot upgrade, so these test refusals only. */
-function wsHeaders(): Record<string, string> {
-  return {
-    upgrade: "websocket",
-    connection: "Upgrade",
-    "sec-websocket-key": btoa("0123456789abcdef"),
-    "sec-websocket-version": "13",
-  };
-}
-
-async function waitFor(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 Deno.test("a burst reaches each member in few frames (several lines each); a lone message goes at once", async () => {
   await using s = await startServer({ messagesPerSecond: 100_000, burst: 100_000 });
