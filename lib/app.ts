@@ -6,6 +6,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Chat } from "./chat.ts";
+import { EmbeddedEngine, type Engine } from "./engine.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -17,7 +18,10 @@ import { acceptSocket, Flusher } from "./ws.ts";
 
 /** What the app may be given instead of building it. */
 export interface AppDeps {
+  /** The history store of the embedded engine. @default the one `config.store` names */
   store?: Store;
+  /** Where rooms live; when given, `store` is not used. @default the embedded engine */
+  engine?: Engine;
   log?: Logger;
   /** Directory URL of the client files. @default the project's `static/` */
   staticRoot?: URL;
@@ -48,8 +52,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const log = deps.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
   const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url));
-  const store = deps.store ?? await openStore(config);
-  const chat = new Chat(config, { store, log, metrics, now: deps.now });
+  const engine = deps.engine ??
+    new EmbeddedEngine(deps.store ?? await openStore(config), {
+      dedupWindowMs: config.dedupWindowSeconds * 1000,
+    });
+  const chat = new Chat(config, { engine, log, metrics, now: deps.now });
   const flusher = new Flusher();
   const perIp = new Map<string, number>();
   let open = 0;

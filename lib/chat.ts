@@ -22,7 +22,7 @@ import {
   ProtocolError,
   wireMessage,
 } from "./protocol.ts";
-import type { Store, StoredMessage } from "./store.ts";
+import type { Appended, Draft, Engine } from "./engine.ts";
 
 /** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
 export interface OpenParams {
@@ -34,7 +34,7 @@ export interface OpenParams {
 
 /** What a {@link Chat} needs from outside. */
 export interface ChatDeps {
-  store: Store;
+  engine: Engine;
   log: Logger;
   metrics: Metrics;
   /** Wall clock for `ts` (ms). @default Date.now */
@@ -53,12 +53,15 @@ interface Conn {
 }
 
 interface Pending {
-  msg: StoredMessage;
+  draft: Draft;
   sender: Peer;
   /** Connections that re-sent the same cid while this was being written: they get the ack too. */
   waiters: Peer[];
 }
 
+/** A history read failed: the room's history cannot be given now (the store is unreadable). */
+const STORE_UNREADABLE = (room: string) =>
+  new ProtocolError("store_failed", `The history of room "${room}" cannot be read now; join it again later`);
 const SHUTTING_DOWN = new ProtocolError(
   "shutting_down",
   "The server is restarting and took nothing more; reconnect in a moment and send it again",
@@ -71,20 +74,20 @@ const MAX_DIRECT_CIDS = 10_000;
 /** JSON around one message in an answer (`{"type":"message","room":…,"seq":…}`), for the size budget. */
 const ANSWER_OVERHEAD_CHARS = 160;
 
-/** One chat service: a hub, a store, and the rules between clients and them. */
+/** One chat service: a hub, an engine, and the rules between clients and them. */
 export class Chat {
   readonly hub: Hub;
   readonly #cfg: Config;
-  readonly #store: Store;
+  readonly #engine: Engine;
+  readonly #unsubscribe: () => void;
   readonly #log: Logger;
   readonly #metrics: Metrics;
   readonly #now: () => number;
   readonly #conns = new Map<number, Conn>();
-  /** Highest seq handed out per room; loaded from the store when a room (re)appears. */
-  readonly #seqs = new Map<string, number>();
   #pending: Pending[] = [];
+  /** Messages in the write in flight. */
+  #writing = 0;
   readonly #pendingByCid = new Map<string, Pending>();
-  readonly #pendingRooms = new Map<string, number>();
   readonly #directCids = new Map<string, { ack: string; ts: number }>();
   #commitQueued = false;
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
@@ -100,7 +103,7 @@ export class Chat {
   constructor(config: Config, deps: ChatDeps) {
     this.#cfg = config;
     this.#answerChars = Math.min(config.maxAnswerBytes, Math.floor(config.maxBufferedBytes / 2));
-    this.#store = deps.store;
+    this.#engine = deps.engine;
     this.#log = deps.log;
     this.#metrics = deps.metrics;
     this.#now = deps.now ?? Date.now;
@@ -110,6 +113,8 @@ export class Chat {
       nameHoldMs: config.nameHoldSeconds * 1000,
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presenceSoon() : undefined,
     });
+    // Stored messages reach this process's members from the engine, once each and in seq order.
+    this.#unsubscribe = this.#engine.subscribe((m) => this.hub.publish(m.room, encodeMessage(m), m.seq));
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
     Deno.unrefTimer(this.#maintenance as unknown as number);
@@ -117,9 +122,7 @@ export class Chat {
 
   /** Messages waiting for their durable write (queued or being written). */
   get pendingCount(): number {
-    let n = 0;
-    for (const count of this.#pendingRooms.values()) n += count;
-    return n;
+    return this.#pending.length + this.#writing;
   }
 
   /**
@@ -214,7 +217,7 @@ export class Chat {
   /** Connection `id` closed. Idempotent. */
   closed(id: number): void {
     if (!this.#conns.delete(id)) return;
-    for (const room of this.hub.disconnect(id, this.#now())) this.#roomGone(room);
+    this.hub.disconnect(id, this.#now());
   }
 
   /**
@@ -230,8 +233,9 @@ export class Chat {
       this.#commit();
       while (this.#inFlight) await this.#inFlight;
       this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
+      this.#unsubscribe();
       this.hub.dispose();
-      await this.#store.close();
+      await this.#engine.close();
     })();
   }
 
@@ -321,46 +325,76 @@ export class Chat {
     }
   }
 
+  /**
+   * Joins at once and answers `joined` when the history is read: meanwhile the room's lines for
+   * this member wait in the hub, and after the answer only messages newer than it follow.
+   */
   #join(conn: Conn, room: string, since?: number): void {
     this.#roomForAnswer(conn);
-    const { created } = this.hub.join(conn.peer.id, room);
-    if (created && !this.#seqs.has(room)) this.#seqs.set(room, this.#store.lastSeq(room));
+    const { added } = this.hub.join(conn.peer.id, room, true);
     conn.current = room;
-    // The reply holds what was delivered up to now; anything still pending (queued, being written,
-    // or written with its delivery not yet run) reaches this member live. No gap, no duplicate.
-    const lastSeq = this.#deliveredSeq(room);
-    let messages: ChatMessage[];
-    let truncated: boolean;
-    if (since !== undefined) {
-      const cap = this.#cfg.resumeCap;
-      const pending = this.#pendingRooms.get(room) ?? 0;
-      messages = this.#store.after(room, since, cap + 1 + pending).filter((m) => m.seq <= lastSeq);
-      truncated = messages.length > cap;
-      if (truncated) messages = this.#store.before(room, lastSeq + 1, cap);
-    } else {
-      const n = this.#cfg.historyOnJoin;
-      messages = n === 0 ? [] : this.#store.before(room, lastSeq + 1, n + 1);
-      truncated = messages.length > n;
-      if (truncated) messages = messages.slice(1);
-    }
-    const fitted = this.#fit(messages);
-    if (fitted.length < messages.length) messages = fitted, truncated = true;
-    conn.peer.send(
-      encode({
-        type: "joined",
-        room,
-        members: this.hub.members(room),
-        messages: messages.map(wireMessage),
-        lastSeq,
-        truncated,
-      }),
+    if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
+    const id = conn.peer.id;
+    this.#readJoin(room, since).then(
+      ({ messages, lastSeq, truncated }) => {
+        if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
+        conn.peer.send(
+          encode({
+            type: "joined",
+            room,
+            members: this.hub.members(room),
+            messages: messages.map(wireMessage),
+            lastSeq,
+            truncated,
+          }),
+        );
+        this.hub.settle(id, room, lastSeq);
+      },
+      (e) => {
+        if (this.#conns.get(id) !== conn) return;
+        this.#log.error("history read failed", { room, error: (e as Error).message });
+        this.hub.leave(id, room);
+        if (conn.current === room) conn.current = this.hub.roomsOf(id).at(-1) ?? "";
+        this.#answer(conn.peer, STORE_UNREADABLE(room), { room });
+      },
     );
   }
 
+  /** What `joined` holds: the missed messages after `since`, or the last `historyOnJoin`. */
+  async #readJoin(
+    room: string,
+    since?: number,
+  ): Promise<{ messages: ChatMessage[]; lastSeq: number; truncated: boolean }> {
+    let messages: ChatMessage[];
+    let truncated: boolean;
+    let lastSeq: number;
+    if (since !== undefined) {
+      const cap = this.#cfg.resumeCap;
+      const page = await this.#engine.after(room, since, cap + 1);
+      lastSeq = page.lastSeq;
+      messages = page.messages.filter((m) => m.seq <= lastSeq);
+      truncated = messages.length > cap;
+      if (truncated) {
+        messages = (await this.#engine.before(room, lastSeq + 1, cap)).messages.filter((m) =>
+          m.seq <= lastSeq
+        );
+      }
+    } else {
+      const n = this.#cfg.historyOnJoin;
+      const page = await this.#engine.before(room, Number.MAX_SAFE_INTEGER, n + 1);
+      lastSeq = page.lastSeq;
+      messages = n === 0 ? [] : page.messages.filter((m) => m.seq <= lastSeq);
+      truncated = messages.length > n;
+      if (truncated) messages = messages.slice(-n);
+    }
+    const fitted = this.#fit(messages);
+    if (fitted.length < messages.length) messages = fitted, truncated = true;
+    return { messages, lastSeq, truncated };
+  }
+
   #leave(conn: Conn, room: string): void {
-    const { removed, deleted } = this.hub.leave(conn.peer.id, room);
+    const { removed } = this.hub.leave(conn.peer.id, room);
     if (!removed) throw new ProtocolError("not_member", `You are not in room "${room}"`);
-    if (deleted) this.#roomGone(room);
     if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
     conn.peer.send(encode({ type: "left", room }));
   }
@@ -368,20 +402,15 @@ export class Chat {
   #send(conn: Conn, room: string, text: string, cid?: string): void {
     this.#member(conn, room, "send to");
     if (cid !== undefined) {
-      const dedupKey = `${conn.key}\n${cid}`;
-      const waiting = this.#pendingByCid.get(dedupKey);
+      // Sent again while the first is still being written: it gets the same ack. A cid stored
+      // before is the engine's to recognise (it may have been sent to another process).
+      const waiting = this.#pendingByCid.get(`${conn.key}\n${cid}`);
       if (waiting) return void waiting.waiters.push(conn.peer);
-      const since = this.#now() - this.#cfg.dedupWindowSeconds * 1000;
-      const stored = this.#store.findCid(conn.key, cid, since);
-      if (stored) return void conn.peer.send(ackLine(stored));
     }
-    const seq = (this.#seqs.get(room) ?? this.#store.lastSeq(room)) + 1;
-    this.#seqs.set(room, seq);
-    const msg: StoredMessage = { room, seq, from: this.#name(conn), text, ts: this.#now(), key: conn.key };
-    if (cid !== undefined) msg.cid = cid;
-    const p: Pending = { msg, sender: conn.peer, waiters: [] };
+    const draft: Draft = { room, from: this.#name(conn), text, ts: this.#now(), key: conn.key };
+    if (cid !== undefined) draft.cid = cid;
+    const p: Pending = { draft, sender: conn.peer, waiters: [] };
     this.#pending.push(p);
-    this.#pendingRooms.set(room, (this.#pendingRooms.get(room) ?? 0) + 1);
     if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
     // At the end of this turn of the event loop, so every frame read in this turn goes in one write
     // (setImmediate runs after the turn's I/O events and costs microseconds; setTimeout(0) costs
@@ -403,41 +432,40 @@ export class Chat {
     if (this.#inFlight || this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
-    this.#inFlight = this.#store.append(batch.map((p) => p.msg))
-      .then(() => this.#written(batch), (e) => this.#failed(batch, e as Error))
+    this.#writing = batch.length;
+    this.#inFlight = this.#engine.append(batch.map((p) => p.draft))
+      .then((stored) => this.#written(batch, stored), (e) => this.#failed(batch, e as Error))
       .catch((e) => this.#log.error("delivery failed", { error: String((e as Error)?.stack ?? e) }))
       .finally(() => {
+        this.#writing = 0;
         this.#inFlight = undefined;
         this.#commit();
       });
   }
 
-  /** The batch is durable: deliver it and ack it, in seq order. */
-  #written(batch: readonly Pending[]): void {
+  /** The batch is durable and the engine has delivered it: ack it, in order. */
+  #written(batch: readonly Pending[], stored: readonly Appended[]): void {
     this.#metrics.storeBatches++;
-    this.#metrics.messagesStored += batch.length;
+    this.#metrics.messagesStored += stored.filter((a) => !a.duplicate).length;
     if (this.#storeFailures > 0) {
       this.#log.warn("store recovered", { failedWrites: this.#storeFailures });
       this.#storeFailures = 0;
     }
-    for (const p of batch) {
-      this.hub.publish(p.msg.room, encodeMessage(p.msg));
-      if (p.msg.cid !== undefined) {
-        const ack = ackLine(p.msg);
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i];
+      if (p.draft.cid !== undefined) {
+        const ack = ackLine(stored[i].message);
         p.sender.send(ack);
         for (const peer of p.waiters) peer.send(ack);
       }
+      this.#forget(p);
     }
-    for (const p of batch) this.#forget(p);
   }
 
   /** Nothing of the batch was stored or delivered. */
   #failed(batch: readonly Pending[], e: Error): void {
     this.#metrics.storeFailures++;
-    // Messages queued behind the batch were numbered after it: storing them now would leave a
-    // gap, so they fail too, and the numbers are handed out again from what is stored.
-    const all = [...batch, ...this.#pending];
-    this.#pending = [];
+    const all = batch;
     // The first failure is the news; on a full disk every later write fails too, and an error
     // line each would flood the log (which may live on that disk).
     const level = this.#storeFailures++ === 0 ? "error" : "debug";
@@ -448,21 +476,15 @@ export class Chat {
     );
     for (const p of all) {
       this.#forget(p);
-      this.#seqs.delete(p.msg.room);
       // The server's fault, not the client's: an answer, never a strike.
       for (const peer of [p.sender, ...p.waiters]) {
-        this.#answer(peer, err, { cid: p.msg.cid, room: p.msg.room });
+        this.#answer(peer, err, { cid: p.draft.cid, room: p.draft.room });
       }
     }
   }
 
   #forget(p: Pending): void {
-    if (p.msg.cid !== undefined) this.#pendingByCid.delete(`${p.msg.key}\n${p.msg.cid}`);
-    const room = p.msg.room;
-    const left = (this.#pendingRooms.get(room) ?? 1) - 1;
-    if (left > 0) return void this.#pendingRooms.set(room, left);
-    this.#pendingRooms.delete(room);
-    if (!this.hub.hasRoom(room)) this.#seqs.delete(room);
+    if (p.draft.cid !== undefined) this.#pendingByCid.delete(`${p.draft.key}\n${p.draft.cid}`);
   }
 
   #direct(conn: Conn, to: string, text: string, cid?: string): void {
@@ -500,14 +522,25 @@ export class Chat {
     this.#member(conn, room, "read the history of");
     this.#roomForAnswer(conn);
     const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
-    const end = Math.min(before ?? Infinity, this.#deliveredSeq(room) + 1);
+    // Nothing newer than what this member has: that is on its way live.
+    const id = conn.peer.id;
+    const end = Math.min(before ?? Infinity, this.hub.knownSeq(id, room) + 1);
     // n >= 1 (the parser refuses limit 0), so an answer with fewer than n + 1 rows really is the start.
-    let messages = this.#store.before(room, end, n + 1);
-    let complete = messages.length <= n;
-    if (!complete) messages = messages.slice(1);
-    const fitted = this.#fit(messages);
-    if (fitted.length < messages.length) messages = fitted, complete = false;
-    conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+    this.#engine.before(room, end, n + 1).then(
+      (page) => {
+        if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
+        let messages = page.messages;
+        let complete = messages.length <= n;
+        if (!complete) messages = messages.slice(1);
+        const fitted = this.#fit(messages);
+        if (fitted.length < messages.length) messages = fitted, complete = false;
+        conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+      },
+      (e) => {
+        this.#log.error("history read failed", { room, error: (e as Error).message });
+        this.#answer(conn.peer, STORE_UNREADABLE(room), { room });
+      },
+    );
   }
 
   /**
@@ -541,20 +574,8 @@ export class Chat {
     }
   }
 
-  /**
-   * The highest seq of `room` that has been delivered. Pending messages of a room always hold the
-   * newest seqs (they are numbered on arrival and delivered in order), so it is derived, not kept.
-   */
-  #deliveredSeq(room: string): number {
-    return (this.#seqs.get(room) ?? this.#store.lastSeq(room)) - (this.#pendingRooms.get(room) ?? 0);
-  }
-
   #name(conn: Conn): string {
     return this.hub.nameOf(conn.key)!;
-  }
-
-  #roomGone(room: string): void {
-    if (!this.#pendingRooms.has(room)) this.#seqs.delete(room);
   }
 
   #presenceSoon(): void {
@@ -570,7 +591,7 @@ export class Chat {
     this.hub.sweep(now);
     const window = this.#cfg.dedupWindowSeconds * 1000;
     for (const [k, v] of this.#directCids) if (now - v.ts >= window) this.#directCids.delete(k);
-    this.#store.prune(now).then(
+    this.#engine.prune(now).then(
       (n) => n && this.#log.info("retention", { deleted: n }),
       (e) => this.#log.error("retention failed", { error: (e as Error).message }),
     );

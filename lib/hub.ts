@@ -18,20 +18,23 @@ export interface Peer {
   backlog?(): number;
 }
 
-/** Carries room broadcasts, so that later several processes can share rooms. */
+/** Carries room broadcasts, so that several processes can share rooms. */
 export interface Bus {
-  /** Sends `line` to every member of `room`, in this process and any other on the bus. */
-  publish(room: string, line: string): void;
+  /**
+   * Sends `line` to every member of `room`, in this process and any other on the bus. `seq` is set
+   * for a stored room message (its sequence number), so a member still joining can tell it apart.
+   */
+  publish(room: string, line: string, seq?: number): void;
   /** Receives what is published. Returns the function that unsubscribes. */
-  subscribe(deliver: (room: string, line: string) => void): () => void;
+  subscribe(deliver: (room: string, line: string, seq?: number) => void): () => void;
 }
 
 /** A bus within this process: publish calls the subscribers at once. */
 export function createLocalBus(): Bus {
-  const subscribers = new Set<(room: string, line: string) => void>();
+  const subscribers = new Set<(room: string, line: string, seq?: number) => void>();
   return {
-    publish(room, line) {
-      for (const deliver of subscribers) deliver(room, line);
+    publish(room, line, seq) {
+      for (const deliver of subscribers) deliver(room, line, seq);
     },
     subscribe(deliver) {
       subscribers.add(deliver);
@@ -68,6 +71,15 @@ interface Client {
   peer: Peer;
   person: Person;
   rooms: Set<string>;
+  /** Per room: the last seq its `joined` answer held (see {@link Hub.settle}). */
+  settled: Map<string, number>;
+}
+
+/** A member whose `joined` answer is still being read: what the room sends it waits here. */
+interface Holding {
+  /** The room's join count when it joined, like {@link Room.members}. */
+  at: number;
+  lines: { line: string; seq?: number }[];
 }
 
 interface Room {
@@ -79,6 +91,10 @@ interface Room {
   presence: { line: string; at: number }[];
   /** Connections per person, so a person with several tabs joins and leaves once. */
   people: Map<Person, number>;
+  /** Members whose history is still being read: they get the room's lines after it. */
+  holding: Map<Client, Holding>;
+  /** The highest seq delivered to the room's members. */
+  delivered: number;
 }
 
 /** What `join()` did. */
@@ -112,7 +128,7 @@ export class Hub {
   constructor(opts: HubOptions) {
     this.#opts = opts;
     this.#bus = opts.bus ?? createLocalBus();
-    this.#unsubscribe = this.#bus.subscribe((room, line) => this.#deliver(room, line));
+    this.#unsubscribe = this.#bus.subscribe((room, line, seq) => this.#deliver(room, line, seq));
   }
 
   /** Connections, rooms and people (online or holding a name). */
@@ -149,7 +165,7 @@ export class Hub {
       this.#takeName(person, name, now);
       this.#people.set(key, person);
     }
-    const client: Client = { peer, person, rooms: new Set() };
+    const client: Client = { peer, person, rooms: new Set(), settled: new Map() };
     person.conns.add(client);
     this.#clients.set(peer.id, client);
   }
@@ -179,10 +195,11 @@ export class Hub {
   }
 
   /**
-   * Adds connection `id` to `room`, and tells the room when the person arrives (first tab).
+   * Adds connection `id` to `room`, and tells the room when the person arrives (first tab). With
+   * `hold`, what the room sends the new member waits until {@link settle}: its history is being read.
    * @throws {ProtocolError} `too_many_rooms` or `server_rooms_full`.
    */
-  join(id: number, room: string): JoinResult {
+  join(id: number, room: string, hold = false): JoinResult {
     const client = this.#client(id);
     if (client.rooms.has(room)) return { added: false, created: false };
     if (client.rooms.size >= this.#opts.maxRoomsPerConnection) {
@@ -200,7 +217,7 @@ export class Hub {
           `Cannot create room "${room}": the server holds its maximum of rooms`,
         );
       }
-      r = { members: new Map(), joins: 0, presence: [], people: new Map() };
+      r = { members: new Map(), joins: 0, presence: [], people: new Map(), holding: new Map(), delivered: 0 };
       this.#rooms.set(room, r);
     }
     const tabs = r.people.get(client.person) ?? 0;
@@ -208,9 +225,37 @@ export class Hub {
       this.#announce(room, r, encode({ type: "presence", room, event: "join", name: client.person.name }));
     }
     r.people.set(client.person, tabs + 1);
-    r.members.set(client, ++r.joins);
+    if (hold) r.holding.set(client, { at: ++r.joins, lines: [] });
+    else r.members.set(client, ++r.joins);
     client.rooms.add(room);
     return { added: true, created };
+  }
+
+  /**
+   * Connection `id`'s `joined` answer for `room` holds every message up to `lastSeq` and has been
+   * sent: what the room sent it meanwhile follows, except messages it already has. No gap and no
+   * duplicate at the seam, however long the history read took.
+   */
+  settle(id: number, room: string, lastSeq: number): void {
+    const client = this.#clients.get(id);
+    const r = this.#rooms.get(room);
+    const held = client && r?.holding.get(client);
+    if (!client || !r || !held) return;
+    r.holding.delete(client);
+    r.members.set(client, held.at);
+    client.settled.set(room, lastSeq);
+    for (const { line, seq } of held.lines) if (seq === undefined || seq > lastSeq) client.peer.send(line);
+  }
+
+  /**
+   * The newest seq of `room` connection `id` has (from its `joined` or live): a history page of
+   * newer ones would only repeat what is on its way.
+   */
+  knownSeq(id: number, room: string): number {
+    const client = this.#clients.get(id);
+    const r = this.#rooms.get(room);
+    if (!client || !r) return 0;
+    return Math.max(r.delivered, client.settled.get(room) ?? 0);
   }
 
   /** Removes connection `id` from `room`, and tells the room when the person's last tab leaves. */
@@ -219,6 +264,8 @@ export class Hub {
     const r = this.#rooms.get(room);
     if (!client || !r || !client.rooms.delete(room)) return { removed: false, deleted: false };
     r.members.delete(client);
+    r.holding.delete(client);
+    client.settled.delete(room);
     const tabs = (r.people.get(client.person) ?? 1) - 1;
     if (tabs > 0) {
       r.people.set(client.person, tabs);
@@ -276,9 +323,9 @@ export class Hub {
    * Sends `line` to every member of `room` through the bus, after the room's queued presence, so
    * that "alice joined" always comes before alice's first message or typing.
    */
-  publish(room: string, line: string): void {
+  publish(room: string, line: string, seq?: number): void {
     this.#flushRoom(room);
-    this.#bus.publish(room, line);
+    this.#bus.publish(room, line, seq);
   }
 
   /** Sends every queued presence line, each to the members who were in its room when it happened. */
@@ -309,7 +356,9 @@ export class Hub {
     for (const c of person.conns) {
       for (const room of c.rooms) {
         this.#flushRoom(room); // queued presence still says the old name: it goes first
-        for (const m of this.#rooms.get(room)!.members.keys()) told.add(m);
+        const r = this.#rooms.get(room)!;
+        for (const m of r.members.keys()) told.add(m);
+        for (const m of r.holding.keys()) told.add(m);
       }
     }
     for (const c of told) c.peer.send(line);
@@ -346,12 +395,17 @@ export class Hub {
     for (const [c, joinedAt] of r.members) {
       for (let i = 0; i < queued.length; i++) if (queued[i].at >= joinedAt) c.peer.send(queued[i].line);
     }
+    for (const held of r.holding.values()) {
+      for (let i = 0; i < queued.length; i++) if (queued[i].at >= held.at) held.lines.push(queued[i]);
+    }
   }
 
-  #deliver(room: string, line: string): void {
+  #deliver(room: string, line: string, seq?: number): void {
     const r = this.#rooms.get(room);
     if (!r) return;
+    if (seq !== undefined && seq > r.delivered) r.delivered = seq;
     for (const c of r.members.keys()) c.peer.send(line);
+    if (r.holding.size > 0) { for (const held of r.holding.values()) held.lines.push({ line, seq }); }
   }
 
   #client(id: number): Client {

@@ -205,7 +205,9 @@ Deno.test("a fragmented message too large for a string leaves no ghost: the conn
     for (let i = 1; i < 539; i++) await attacker.sendFragment(0, false, chunk);
     await attacker.sendFragment(0, true, chunk);
     // Deno gives up on that socket's receive side; within the idle timeout the server lets it go.
-    await watcher.next("presence", (m: Msg) => m.event === "leave" && m.name === "big", 15_000);
+    await watcher.next("presence", (m: Msg) => m.event === "leave" && m.name === "big", 60_000).catch((e) => {
+      throw new Error(`${e.message}\nserver said:\n${srv.output()}`);
+    });
     await waitFor(async () => (await metric(srv.port, "connections")) === 1, 5000, "connections back to 1");
     watcher.send({ type: "send", room: "r", text: "still here", cid: "w1" });
     await watcher.next("ack", (m: Msg) => m.cid === "w1");

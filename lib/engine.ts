@@ -1,0 +1,158 @@
+/**
+ * The engine: what several server processes would have to share about rooms. It numbers and stores
+ * messages (the `seq` of a room is the engine's, gap-free and never reused), answers history reads,
+ * and hands every stored message, once and in order, to the processes that serve the room. `Chat`
+ * keeps the per-connection rules and does not know which engine it runs on.
+ *
+ * This module holds the interface and the embedded engine: one process, history in a {@link Store}.
+ * @module
+ */
+import type { ChatMessage } from "./protocol.ts";
+import type { Store, StoredMessage } from "./store.ts";
+
+/** A room message on its way in: everything but its `seq`. */
+export interface Draft {
+  room: string;
+  from: string;
+  text: string;
+  ts: number;
+  /** The sending person's key, for de-duplication by `cid`. */
+  key: string;
+  cid?: string;
+}
+
+/** What {@link Engine.append} made of one draft. */
+export interface Appended {
+  /** The stored message: the new one, or for a repeated `cid` the one stored before. */
+  message: ChatMessage;
+  /** True when the `cid` was stored before (within the dedup window): nothing new was stored. */
+  duplicate: boolean;
+}
+
+/** A history read: messages (oldest first) and the room's newest delivered seq when it was read. */
+export interface HistoryPage {
+  /** None newer than `lastSeq`. */
+  messages: ChatMessage[];
+  /**
+   * The highest seq of the room handed to the subscribers when read: every message up to it is
+   * stored and was delivered, every later one will be delivered after the read.
+   */
+  lastSeq: number;
+}
+
+/** Where rooms live. See the module doc. */
+export interface Engine {
+  /**
+   * Numbers and durably stores one group of drafts, in order, and hands each new message to the
+   * subscribers before it resolves. A draft whose `cid` the same person used within the dedup window
+   * resolves to the message stored then. Rejects (storing nothing of the group) when storing fails.
+   */
+  append(batch: readonly Draft[]): Promise<Appended[]>;
+  /** Messages with `seq > after`, oldest first, at most `limit`. */
+  after(room: string, after: number, limit: number): Promise<HistoryPage>;
+  /** The newest `limit` messages with `seq < before`, oldest first. */
+  before(room: string, before: number, limit: number): Promise<HistoryPage>;
+  /** Receives every stored message, per room in seq order. Returns the function that unsubscribes. */
+  subscribe(deliver: (message: ChatMessage) => void): () => void;
+  /** Applies retention; resolves to how many messages were deleted. */
+  prune(now: number): Promise<number>;
+  /** Finishes pending writes and closes. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of the {@link EmbeddedEngine}. */
+export interface EmbeddedOptions {
+  /** Milliseconds a `cid` is remembered for de-duplication. */
+  dedupWindowMs: number;
+}
+
+/** One process, history in a {@link Store}; appends run one at a time, in call order. */
+export class EmbeddedEngine implements Engine {
+  readonly #store: Store;
+  readonly #opts: EmbeddedOptions;
+  readonly #subscribers = new Set<(m: ChatMessage) => void>();
+  /** The append in progress: the next waits for it, so numbering reads what is stored. */
+  #tail: Promise<unknown> = Promise.resolve();
+  /**
+   * Per room, the first seq of the append in progress: it may be on disk (and readable) before it
+   * is delivered, and a read must not hand it out then, or it would arrive twice.
+   */
+  readonly #writing = new Map<string, number>();
+
+  constructor(store: Store, opts: EmbeddedOptions) {
+    this.#store = store;
+    this.#opts = opts;
+  }
+
+  append(batch: readonly Draft[]): Promise<Appended[]> {
+    const run = this.#tail.then(() => this.#append(batch));
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  async #append(batch: readonly Draft[]): Promise<Appended[]> {
+    const out: Appended[] = [];
+    const fresh: StoredMessage[] = [];
+    const next = new Map<string, number>();
+    const inBatch = new Map<string, StoredMessage>();
+    for (const d of batch) {
+      const dedup = d.cid === undefined ? undefined : `${d.key}\n${d.cid}`;
+      if (dedup !== undefined) {
+        const earlier = inBatch.get(dedup) ??
+          this.#store.findCid(d.key, d.cid!, d.ts - this.#opts.dedupWindowMs);
+        if (earlier) {
+          out.push({ message: earlier, duplicate: true });
+          continue;
+        }
+      }
+      const seq = (next.get(d.room) ?? this.#store.lastSeq(d.room)) + 1;
+      next.set(d.room, seq);
+      const m: StoredMessage = { room: d.room, seq, from: d.from, text: d.text, ts: d.ts, key: d.key };
+      if (d.cid !== undefined) m.cid = d.cid;
+      fresh.push(m);
+      out.push({ message: m, duplicate: false });
+      if (dedup !== undefined) inBatch.set(dedup, m);
+    }
+    for (const m of fresh) if (!this.#writing.has(m.room)) this.#writing.set(m.room, m.seq);
+    try {
+      await this.#store.append(fresh);
+      for (const m of fresh) for (const deliver of this.#subscribers) deliver(m);
+    } finally {
+      this.#writing.clear();
+    }
+    return out;
+  }
+
+  after(room: string, after: number, limit: number): Promise<HistoryPage> {
+    const lastSeq = this.#delivered(room);
+    const messages = this.#store.after(room, after, limit).filter((m) => m.seq <= lastSeq);
+    return Promise.resolve({ messages, lastSeq });
+  }
+
+  before(room: string, before: number, limit: number): Promise<HistoryPage> {
+    const lastSeq = this.#delivered(room);
+    return Promise.resolve({
+      messages: this.#store.before(room, Math.min(before, lastSeq + 1), limit),
+      lastSeq,
+    });
+  }
+
+  #delivered(room: string): number {
+    const first = this.#writing.get(room);
+    return first === undefined ? this.#store.lastSeq(room) : first - 1;
+  }
+
+  subscribe(deliver: (message: ChatMessage) => void): () => void {
+    this.#subscribers.add(deliver);
+    return () => this.#subscribers.delete(deliver);
+  }
+
+  prune(now: number): Promise<number> {
+    return this.#store.prune(now);
+  }
+
+  async close(): Promise<void> {
+    await this.#tail;
+    await this.#store.close();
+  }
+}
