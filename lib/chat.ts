@@ -299,7 +299,7 @@ export class Chat {
   #handle(conn: Conn, msg: ClientMessage): void {
     switch (msg.type) {
       case "join":
-        return this.#join(conn, msg.room, msg.since);
+        return this.#join(conn, msg.room, msg.since, msg.epoch);
       case "leave":
         return this.#leave(conn, msg.room);
       case "send":
@@ -329,14 +329,14 @@ export class Chat {
    * Joins at once and answers `joined` when the history is read: meanwhile the room's lines for
    * this member wait in the hub, and after the answer only messages newer than it follow.
    */
-  #join(conn: Conn, room: string, since?: number): void {
+  #join(conn: Conn, room: string, since?: number, epoch?: string): void {
     this.#roomForAnswer(conn);
     const { added } = this.hub.join(conn.peer.id, room, true);
     conn.current = room;
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
     const id = conn.peer.id;
-    this.#readJoin(room, since).then(
-      ({ messages, lastSeq, truncated }) => {
+    this.#readJoin(room, since, epoch).then(
+      ({ messages, lastSeq, truncated, epoch }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
         conn.peer.send(
           encode({
@@ -346,6 +346,7 @@ export class Chat {
             messages: messages.map(wireMessage),
             lastSeq,
             truncated,
+            epoch,
           }),
         );
         this.hub.settle(id, room, lastSeq);
@@ -360,17 +361,24 @@ export class Chat {
     );
   }
 
-  /** What `joined` holds: the missed messages after `since`, or the last `historyOnJoin`. */
+  /**
+   * What `joined` holds: the missed messages after `since`, or the last `historyOnJoin`. A `since`
+   * of another epoch means nothing here: that history is gone, and the answer says `truncated`.
+   */
   async #readJoin(
     room: string,
     since?: number,
-  ): Promise<{ messages: ChatMessage[]; lastSeq: number; truncated: boolean }> {
+    epoch?: string,
+  ): Promise<{ messages: ChatMessage[]; lastSeq: number; truncated: boolean; epoch: string }> {
     let messages: ChatMessage[];
     let truncated: boolean;
     let lastSeq: number;
-    if (since !== undefined) {
+    let page = since === undefined
+      ? undefined
+      : await this.#engine.after(room, since, this.#cfg.resumeCap + 1);
+    const lost = page !== undefined && epoch !== undefined && epoch !== page.epoch;
+    if (page && !lost) {
       const cap = this.#cfg.resumeCap;
-      const page = await this.#engine.after(room, since, cap + 1);
       lastSeq = page.lastSeq;
       messages = page.messages.filter((m) => m.seq <= lastSeq);
       truncated = messages.length > cap;
@@ -381,15 +389,15 @@ export class Chat {
       }
     } else {
       const n = this.#cfg.historyOnJoin;
-      const page = await this.#engine.before(room, Number.MAX_SAFE_INTEGER, n + 1);
+      page = await this.#engine.before(room, Number.MAX_SAFE_INTEGER, n + 1);
       lastSeq = page.lastSeq;
       messages = n === 0 ? [] : page.messages.filter((m) => m.seq <= lastSeq);
-      truncated = messages.length > n;
-      if (truncated) messages = messages.slice(-n);
+      truncated = lost || messages.length > n;
+      if (messages.length > n) messages = messages.slice(-n);
     }
     const fitted = this.#fit(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
-    return { messages, lastSeq, truncated };
+    return { messages, lastSeq, truncated, epoch: page.epoch };
   }
 
   #leave(conn: Conn, room: string): void {

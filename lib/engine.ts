@@ -38,6 +38,8 @@ export interface HistoryPage {
    * stored and was delivered, every later one will be delivered after the read.
    */
   lastSeq: number;
+  /** The room's history epoch: another one means its seqs started over (history was lost). */
+  epoch: string;
 }
 
 /** Where rooms live. See the module doc. */
@@ -126,15 +128,13 @@ export class EmbeddedEngine implements Engine {
   after(room: string, after: number, limit: number): Promise<HistoryPage> {
     const lastSeq = this.#delivered(room);
     const messages = this.#store.after(room, after, limit).filter((m) => m.seq <= lastSeq);
-    return Promise.resolve({ messages, lastSeq });
+    return Promise.resolve({ messages, lastSeq, epoch: this.#store.epoch });
   }
 
   before(room: string, before: number, limit: number): Promise<HistoryPage> {
     const lastSeq = this.#delivered(room);
-    return Promise.resolve({
-      messages: this.#store.before(room, Math.min(before, lastSeq + 1), limit),
-      lastSeq,
-    });
+    const messages = this.#store.before(room, Math.min(before, lastSeq + 1), limit);
+    return Promise.resolve({ messages, lastSeq, epoch: this.#store.epoch });
   }
 
   #delivered(room: string): number {

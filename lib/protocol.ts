@@ -60,7 +60,7 @@ export interface ChatMessage {
 
 /** Everything a client may send, after validation. */
 export type ClientMessage =
-  | { type: "join"; room: string; since?: number }
+  | { type: "join"; room: string; since?: number; epoch?: string }
   | { type: "leave"; room: string }
   | { type: "send"; room: string; text: string; cid?: string }
   | { type: "send"; to: string; text: string; cid?: string }
@@ -79,6 +79,7 @@ export interface ParseLimits {
 
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The name as the server keeps and shows it (NFKC, see `lib/names.ts`), or a {@link ProtocolError}
@@ -147,8 +148,22 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
   const o = v as Record<string, unknown>;
   switch (o.type) {
     case "join": {
+      const join: { type: "join"; room: string; since?: number; epoch?: string } = {
+        type: "join",
+        room: room(o),
+      };
       const since = optInt(o, "since");
-      return since === undefined ? { type: "join", room: room(o) } : { type: "join", room: room(o), since };
+      if (since !== undefined) join.since = since;
+      if (o.epoch !== undefined) {
+        if (typeof o.epoch !== "string" || !EPOCH_RE.test(o.epoch)) {
+          throw new ProtocolError(
+            "bad_message",
+            `"epoch" must be the epoch of an earlier joined (1-64 letters, digits, "_" or "-")`,
+          );
+        }
+        join.epoch = o.epoch;
+      }
+      return join;
     }
     case "leave":
       return { type: "leave", room: room(o) };

@@ -25,6 +25,11 @@ export interface RetentionOptions {
  * asynchronous, applied in call order. Failures are {@link StoreError}s.
  */
 export interface Store {
+  /**
+   * Names this history: set once when it is created, so a history that started over (a new file, a
+   * memory store after a restart) has another one and nobody resumes into restarted seqs.
+   */
+  readonly epoch: string;
   /** Writes `batch` atomically and durably; when it resolves, every message survives a crash. */
   append(batch: readonly StoredMessage[]): Promise<void>;
   /** The highest `seq` ever stored in `room` (0 if none), even if pruned since. */
@@ -46,6 +51,12 @@ export class StoreError extends Error {
   override name = "StoreError";
 }
 
+/** A random epoch: 16 bytes, base64url. */
+export function newEpoch(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 /** Strips the store-only field. */
 export function toWire(m: StoredMessage): ChatMessage {
   const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
@@ -58,6 +69,7 @@ export class MemoryStore implements Store {
   readonly #rooms = new Map<string, { last: number; messages: StoredMessage[] }>();
   readonly #cids = new Map<string, StoredMessage>();
   readonly #opts: RetentionOptions;
+  readonly epoch = newEpoch();
 
   constructor(opts: RetentionOptions) {
     this.#opts = opts;

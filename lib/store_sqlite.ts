@@ -6,7 +6,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "./protocol.ts";
-import { type RetentionOptions, type Store, type StoredMessage, StoreError } from "./store.ts";
+import { newEpoch, type RetentionOptions, type Store, type StoredMessage, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 
 /** Options of {@link SqliteStore.open}. */
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
@@ -61,7 +62,11 @@ export class SqliteStore implements Store {
   /** Why the writer died, if it did: later requests fail at once instead of waiting forever. */
   #dead: string | undefined;
 
+  /** Set when the file is created (see {@link Store.epoch}). */
+  readonly epoch: string;
+
   private constructor(db: DatabaseSync, opts: SqliteOptions) {
+    this.epoch = (db.prepare("SELECT v FROM meta WHERE k = 'epoch'").get() as { v: string }).v;
     this.#db = db;
     this.#opts = opts;
     this.#getLast = db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
@@ -120,6 +125,7 @@ export class SqliteStore implements Store {
         );
       }
       db.exec(SCHEMA);
+      db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', ?)").run(newEpoch());
     } catch (e) {
       try {
         db?.close();

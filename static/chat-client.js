@@ -222,6 +222,8 @@ export class RoomState {
     this.members = new Set();
     /** Highest seq we have with nothing missing before it since the last join. */
     this.lastSeq = 0;
+    /** The server's name for this room's history; another one means its seqs started over. */
+    this.epoch = "";
     /** Nothing older than `messages[0]` exists on the server. */
     this.complete = false;
     /** Joined on the current connection. */
@@ -730,7 +732,10 @@ export class ChatClient extends EventTarget {
     if (!r) return;
     /** @type {Record<string, unknown>} */
     const msg = { type: "join", room: r.name };
-    if (r.synced) msg.since = r.lastSeq;
+    if (r.synced) {
+      msg.since = r.lastSeq;
+      if (r.epoch) msg.epoch = r.epoch;
+    }
     this.#takeToken();
     this.#send(msg);
   }
@@ -750,13 +755,15 @@ export class ChatClient extends EventTarget {
     r.members = new Set(m.members ?? []);
     // A resume keeps what we have, unless the server's history no longer lines up with it
     // (more missed than it returns, or a store that started over).
-    const reset = !r.synced || m.truncated || m.lastSeq < r.lastSeq;
+    const reset = !r.synced || m.truncated || m.lastSeq < r.lastSeq ||
+      (typeof m.epoch === "string" && r.epoch !== "" && m.epoch !== r.epoch);
     if (reset) {
       r.messages = [];
       r.complete = !m.truncated;
     }
     const added = r.add(msgs);
     r.lastSeq = m.lastSeq;
+    if (typeof m.epoch === "string") r.epoch = m.epoch;
     r.synced = true;
     r.joined = true;
     for (const msg of added) r.typing.delete(msg.from);

@@ -235,7 +235,13 @@ Deno.test("a dropped connection reconnects by itself and resumes with since: no 
   client.reconnectNow();
   await until(() => client.outbox.length === 0 && texts(client).length === 5, "resumed and sent");
   const joins = sent.filter((m) => m.type === "join");
-  assert.deepEqual(joins, [{ type: "join", room: "lobby" }, { type: "join", room: "lobby", since: 2 }]);
+  const epoch = client.rooms.get("lobby")!.epoch;
+  assert.deepEqual(joins, [{ type: "join", room: "lobby" }, {
+    type: "join",
+    room: "lobby",
+    since: 2,
+    epoch,
+  }]);
   assert.deepEqual(joinedEvents[1].reset, false);
   assert.deepEqual(
     (joinedEvents[1].added as { text: string }[]).map((m) => m.text),
@@ -280,6 +286,31 @@ Deno.test("a server restart: the client comes back by itself with its name, mess
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
+});
+
+Deno.test("a restart that lost the history (new epoch) reloads the room instead of resuming into new seqs", async () => {
+  const first = await startServer({ store: "memory" });
+  const port = first.port;
+  const { client, sent } = makeClient(first.wsUrl, { name: "alice", backoff: { baseMs: 100, maxMs: 400 } });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  for (const text of ["old 1", "old 2", "old 3"]) client.send({ room: "lobby", text });
+  await until(() => client.outbox.length === 0 && texts(client).length === 3, "three acked");
+  const epoch = client.rooms.get("lobby")!.epoch;
+  await first.close();
+  await until(() => client.state === "reconnecting", "reconnecting");
+  // A memory store starts over: seq 1 and 2 are new messages, not "old 1" and "old 2" again.
+  await using second = await startServer({ store: "memory", port });
+  await using bob = await TestClient.connect(second, { name: "bob", room: "lobby" });
+  for (const text of ["new 1", "new 2", "new 3", "new 4"]) bob.send({ type: "send", room: "lobby", text });
+  await bob.next("message", (m) => m.seq === 4);
+  await until(() => client.live && client.rooms.get("lobby")?.joined === true, "back", 6000);
+  const rejoin = sent.filter((m) => m.type === "join").at(-1)!;
+  assert.deepEqual([rejoin.since, rejoin.epoch], [3, epoch]);
+  await until(() => texts(client).length === 4, "the new history");
+  assert.deepEqual(texts(client), ["new 1", "new 2", "new 3", "new 4"]);
+  assert.notEqual(client.rooms.get("lobby")!.epoch, epoch);
+  await client.stop();
 });
 
 Deno.test("a refused send is marked failed with the server's reason, and can be discarded", async () => {

@@ -164,6 +164,7 @@ export function faultyStore() {
       gate = undefined;
     },
     store: {
+      epoch: inner.epoch,
       append: async (batch: readonly StoredMessage[]) => {
         ctl.appends++;
         if (gate && ctl.holdAt === "before") await gate;

@@ -8,6 +8,12 @@ const code = (c: string) => (e: unknown) => e instanceof ProtocolError && e.code
 Deno.test("parseClientFrame() accepts every client message type", () => {
   assert.deepEqual(parse({ type: "join", room: "Lobby" }), { type: "join", room: "lobby" });
   assert.deepEqual(parse({ type: "join", room: "a", since: 5 }), { type: "join", room: "a", since: 5 });
+  assert.deepEqual(parse({ type: "join", room: "a", since: 5, epoch: "E_1-x" }), {
+    type: "join",
+    room: "a",
+    since: 5,
+    epoch: "E_1-x",
+  });
   assert.deepEqual(parse({ type: "leave", room: "a" }), { type: "leave", room: "a" });
   assert.deepEqual(parse({ type: "send", room: "a", text: "hi", cid: "x-1" }), {
     type: "send",

@@ -1,6 +1,6 @@
 /** Integration tests: a real server on port 0, real WebSocket clients, every protocol message. */
 import assert from "node:assert/strict";
-import { startServer, TestClient, waitFor, wsHeaders } from "./helpers.ts";
+import { type Msg, startServer, TestClient, waitFor, wsHeaders } from "./helpers.ts";
 import { findCloseCode, rawHandshake, type RawHeaders, RawSocket } from "./raw_ws.ts";
 
 Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
@@ -156,6 +156,36 @@ Deno.test("join with since resumes exactly after lastSeq; beyond resumeCap it sa
   const h = await b.next("history");
   assert.deepEqual(h.messages.map((m: { seq: number }) => m.seq), [1, 2, 3]);
   assert.equal(h.complete, true);
+});
+
+Deno.test("joined names the history's epoch; a since of another epoch is not resumed but says truncated", async () => {
+  await using s = await startServer({ historyOnJoin: 2 });
+  await using a = await TestClient.connect(s, { name: "alice", room: "r" });
+  const first = await a.next("joined");
+  assert.match(first.epoch, /^[A-Za-z0-9_-]{16,64}$/);
+  for (let i = 1; i <= 4; i++) a.send({ type: "send", room: "r", text: `m${i}` });
+  await a.next("message", (m) => m.seq === 4);
+  await using b = await TestClient.connect(s, { name: "bob", room: "" });
+  b.send({ type: "join", room: "r", since: 2, epoch: first.epoch });
+  const same = await b.next("joined");
+  assert.deepEqual([same.messages.map((m: Msg) => m.seq), same.truncated, same.epoch], [
+    [3, 4],
+    false,
+    first.epoch,
+  ]);
+  b.send({ type: "leave", room: "r" });
+  await b.next("left");
+  // Seqs from a history that was lost (another epoch) must not be resumed into: the newest
+  // historyOnJoin messages come back, marked truncated, with the epoch that holds now.
+  b.send({ type: "join", room: "r", since: 3, epoch: "another-history" });
+  const other = await b.next("joined");
+  assert.deepEqual([other.messages.map((m: Msg) => m.seq), other.truncated, other.epoch], [
+    [3, 4],
+    true,
+    first.epoch,
+  ]);
+  b.send({ type: "join", room: "q", since: 1, epoch: "bad epoch!" });
+  assert.equal((await b.next("error")).code, "bad_message");
 });
 
 Deno.test("history pages backwards with before and limit, capped at historyPage", async () => {
