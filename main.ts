@@ -6,6 +6,8 @@
  */
 import { createApp } from "./lib/app.ts";
 import { ConfigError, configFromArgs, helpText } from "./lib/config.ts";
+import { UnavailableError } from "./lib/engine.ts";
+import { redactUrl } from "./lib/engine_redis.ts";
 import { createLogger } from "./lib/log.ts";
 import { listen, ListenError } from "./lib/server.ts";
 import { StoreError } from "./lib/store.ts";
@@ -52,7 +54,7 @@ if (import.meta.main) {
   try {
     app = await createApp(config, { log });
   } catch (e) {
-    if (!(e instanceof StoreError)) throw e;
+    if (!(e instanceof StoreError) && !(e instanceof UnavailableError)) throw e;
     console.error(`chat: ${e.message}`);
     Deno.exit(1);
   }
@@ -101,7 +103,7 @@ if (import.meta.main) {
 }
 
 /** The start-up line: where to open the page, what it listens on and where history goes. */
-function banner(config: { store: string; dataDir: string }, addr: Deno.NetAddr): string {
+function banner(config: { store: string; dataDir: string; redisUrl: string }, addr: Deno.NetAddr): string {
   const any = addr.hostname === "0.0.0.0" || addr.hostname === "::";
   const shown = any ? "localhost" : addr.hostname;
   const host = shown.includes(":") ? `[${shown}]` : shown;
@@ -109,6 +111,10 @@ function banner(config: { store: string; dataDir: string }, addr: Deno.NetAddr):
     ? `[${addr.hostname}]:${addr.port}`
     : `${addr.hostname}:${addr.port}`;
   const iface = any ? " (every interface)" : "";
-  const store = config.store === "sqlite" ? `sqlite in ${config.dataDir}` : "memory (lost on restart)";
+  const store = config.redisUrl
+    ? `redis at ${redactUrl(config.redisUrl)}`
+    : config.store === "sqlite"
+    ? `sqlite in ${config.dataDir}`
+    : "memory (lost on restart)";
   return `chat: listening on http://${host}:${addr.port}/ (bound to ${bound}${iface}; store: ${store})`;
 }

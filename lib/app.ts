@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Chat } from "./chat.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
+import { RedisEngine } from "./engine_redis.ts";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -47,15 +48,30 @@ export function openStore(config: Config): Promise<Store> {
   return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability });
 }
 
+/**
+ * The engine the config asks for: Redis when `redisUrl` is set, else the embedded one over `store`.
+ * @throws {StoreError} or {@link UnavailableError} with one sentence.
+ */
+export async function openEngine(config: Config, store: Store | undefined, log: Logger): Promise<Engine> {
+  const dedupWindowMs = config.dedupWindowSeconds * 1000;
+  if (config.redisUrl) {
+    return await RedisEngine.connect({
+      url: config.redisUrl,
+      retainMessages: config.retainMessages,
+      retainMs: config.retainDays * 86_400_000,
+      dedupWindowMs,
+      log,
+    });
+  }
+  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs });
+}
+
 /** Builds the app: store, chat, static files, handler. */
 export async function createApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const log = deps.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
   const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url));
-  const engine = deps.engine ??
-    new EmbeddedEngine(deps.store ?? await openStore(config), {
-      dedupWindowMs: config.dedupWindowSeconds * 1000,
-    });
+  const engine = deps.engine ?? await openEngine(config, deps.store, log);
   const chat = new Chat(config, { engine, log, metrics, now: deps.now });
   const flusher = new Flusher();
   const perIp = new Map<string, number>();
@@ -172,7 +188,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
 
   const health = (): Response => {
     // A failing store is unhealthy too: the server still runs, but it can store nothing.
-    const problem = stopping ? "stopping" : chat.storeHealthy ? undefined : "store failing";
+    const problem = stopping ? "stopping" : chat.problem;
     return new Response(`${problem ?? "ok"}\n`, {
       status: problem ? 503 : 200,
       headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },

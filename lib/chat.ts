@@ -22,7 +22,7 @@ import {
   ProtocolError,
   wireMessage,
 } from "./protocol.ts";
-import type { Appended, Draft, Engine } from "./engine.ts";
+import { type Appended, type Draft, type Engine, UnavailableError } from "./engine.ts";
 
 /** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
 export interface OpenParams {
@@ -59,9 +59,14 @@ interface Pending {
   waiters: Peer[];
 }
 
-/** A history read failed: the room's history cannot be given now (the store is unreadable). */
-const STORE_UNREADABLE = (room: string) =>
-  new ProtocolError("store_failed", `The history of room "${room}" cannot be read now; join it again later`);
+/** A history read failed: the room's history cannot be given now. */
+const UNREADABLE = (room: string, e: unknown) =>
+  e instanceof UnavailableError
+    ? new ProtocolError("unavailable", `Room "${room}" cannot be reached now; join it again in a moment`)
+    : new ProtocolError(
+      "store_failed",
+      `The history of room "${room}" cannot be read now; join it again later`,
+    );
 const SHUTTING_DOWN = new ProtocolError(
   "shutting_down",
   "The server is restarting and took nothing more; reconnect in a moment and send it again",
@@ -114,7 +119,10 @@ export class Chat {
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presenceSoon() : undefined,
     });
     // Stored messages reach this process's members from the engine, once each and in seq order.
-    this.#unsubscribe = this.#engine.subscribe((m) => this.hub.publish(m.room, encodeMessage(m), m.seq));
+    this.#unsubscribe = this.#engine.subscribe(
+      (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
+      (room, epoch) => this.#restarted(room, epoch),
+    );
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
     Deno.unrefTimer(this.#maintenance as unknown as number);
@@ -130,7 +138,12 @@ export class Chat {
    * one turns it back: there is no probe, each new send tries the store again.
    */
   get storeHealthy(): boolean {
-    return this.#storeFailures === 0;
+    return this.problem === undefined;
+  }
+
+  /** Why rooms cannot be served now ("store failing", "redis unavailable"), or undefined. */
+  get problem(): string | undefined {
+    return this.#engine.health?.() ?? (this.#storeFailures > 0 ? "store failing" : undefined);
   }
 
   /** Open connections. */
@@ -217,7 +230,7 @@ export class Chat {
   /** Connection `id` closed. Idempotent. */
   closed(id: number): void {
     if (!this.#conns.delete(id)) return;
-    this.hub.disconnect(id, this.#now());
+    for (const room of this.hub.disconnect(id, this.#now())) this.#engine.unwatch?.(room);
   }
 
   /**
@@ -354,9 +367,9 @@ export class Chat {
       (e) => {
         if (this.#conns.get(id) !== conn) return;
         this.#log.error("history read failed", { room, error: (e as Error).message });
-        this.hub.leave(id, room);
+        if (this.hub.leave(id, room).deleted) this.#engine.unwatch?.(room);
         if (conn.current === room) conn.current = this.hub.roomsOf(id).at(-1) ?? "";
-        this.#answer(conn.peer, STORE_UNREADABLE(room), { room });
+        this.#answer(conn.peer, UNREADABLE(room, e), { room });
       },
     );
   }
@@ -373,6 +386,8 @@ export class Chat {
     let messages: ChatMessage[];
     let truncated: boolean;
     let lastSeq: number;
+    // Live messages first, then the read: whatever the read misses is on its way (the hub holds it).
+    await this.#engine.watch?.(room);
     let page = since === undefined
       ? undefined
       : await this.#engine.after(room, since, this.#cfg.resumeCap + 1);
@@ -401,8 +416,9 @@ export class Chat {
   }
 
   #leave(conn: Conn, room: string): void {
-    const { removed } = this.hub.leave(conn.peer.id, room);
+    const { removed, deleted } = this.hub.leave(conn.peer.id, room);
     if (!removed) throw new ProtocolError("not_member", `You are not in room "${room}"`);
+    if (deleted) this.#engine.unwatch?.(room);
     if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
     conn.peer.send(encode({ type: "left", room }));
   }
@@ -474,14 +490,23 @@ export class Chat {
   #failed(batch: readonly Pending[], e: Error): void {
     this.#metrics.storeFailures++;
     const all = batch;
+    const unavailable = e instanceof UnavailableError;
     // The first failure is the news; on a full disk every later write fails too, and an error
-    // line each would flood the log (which may live on that disk).
-    const level = this.#storeFailures++ === 0 ? "error" : "debug";
-    this.#log[level]("store write failed", { messages: all.length, error: e.message });
-    const err = new ProtocolError(
-      "store_failed",
-      "The message could not be stored and was not delivered; send it again",
-    );
+    // line each would flood the log (which may live on that disk). An engine out of reach says
+    // so itself (its health and its own log line), and is well again when it is back.
+    if (!unavailable) {
+      const level = this.#storeFailures++ === 0 ? "error" : "debug";
+      this.#log[level]("store write failed", { messages: all.length, error: e.message });
+    }
+    const err = unavailable
+      ? new ProtocolError(
+        "unavailable",
+        "The message could not be stored now (storage is out of reach for a moment) and was not delivered; send it again",
+      )
+      : new ProtocolError(
+        "store_failed",
+        "The message could not be stored and was not delivered; send it again",
+      );
     for (const p of all) {
       this.#forget(p);
       // The server's fault, not the client's: an answer, never a strike.
@@ -546,7 +571,7 @@ export class Chat {
       },
       (e) => {
         this.#log.error("history read failed", { room, error: (e as Error).message });
-        this.#answer(conn.peer, STORE_UNREADABLE(room), { room });
+        this.#answer(conn.peer, UNREADABLE(room, e), { room });
       },
     );
   }
@@ -584,6 +609,23 @@ export class Chat {
 
   #name(conn: Conn): string {
     return this.hub.nameOf(conn.key)!;
+  }
+
+  /**
+   * The room's history was lost and its seqs start over: every member here is told with a fresh
+   * `joined` (nothing in it, `truncated`, the new epoch), so no client takes new seqs for old ones.
+   */
+  #restarted(room: string, epoch: string): void {
+    const line = encode({
+      type: "joined",
+      room,
+      members: this.hub.members(room),
+      messages: [],
+      lastSeq: 0,
+      truncated: true,
+      epoch,
+    });
+    this.hub.restart(room, line);
   }
 
   #presenceSoon(): void {

@@ -39,6 +39,11 @@ export interface Config {
    * @default "" (no token: `/metrics` is open)
    */
   readonly metricsToken: string;
+  /**
+   * Redis URL (`redis://` or `rediss://`, a password may be in it): rooms, history and delivery are
+   * shared by every process on it. Empty: the embedded engine (`store`). @default ""
+   */
+  readonly redisUrl: string;
 
   /** Characters in a message text. @default 4000 */
   readonly maxTextChars: number;
@@ -110,6 +115,7 @@ export const DEFAULTS: Config = Object.freeze(
     allowedOrigins: [],
     logLevel: "warn",
     metricsToken: "",
+    redisUrl: "",
     maxTextChars: 4000,
     maxFrameBytes: 64 * 1024,
     maxRoomsPerConnection: 20,
@@ -210,6 +216,18 @@ export const SETTINGS: readonly Setting[] = [
     // RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
     pattern: { re: /^[A-Za-z0-9._~+/-]+=*$/, says: "letters, digits and - . _ ~ + / (then = padding)" },
     help: "bearer token /metrics requires (prefer the environment variable: flags show in ps)",
+  },
+  {
+    key: "redisUrl",
+    flag: "redis",
+    env: "REDIS_URL",
+    kind: "string",
+    secret: true,
+    pattern: {
+      re: /^rediss?:\/\/[^\s]+$/,
+      says: "a URL like redis://host:6379 or rediss://:password@host:6380",
+    },
+    help: "share rooms through Redis (several processes); default: embedded store",
   },
   {
     key: "maxTextChars",

@@ -42,6 +42,11 @@ export interface HistoryPage {
   epoch: string;
 }
 
+/** The engine cannot be reached (Redis is down): nothing was stored or read; try again later. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}
+
 /** Where rooms live. See the module doc. */
 export interface Engine {
   /**
@@ -54,8 +59,23 @@ export interface Engine {
   after(room: string, after: number, limit: number): Promise<HistoryPage>;
   /** The newest `limit` messages with `seq < before`, oldest first. */
   before(room: string, before: number, limit: number): Promise<HistoryPage>;
-  /** Receives every stored message, per room in seq order. Returns the function that unsubscribes. */
-  subscribe(deliver: (message: ChatMessage) => void): () => void;
+  /**
+   * Receives every stored message, per room in seq order, and `restarted` when a room's history was
+   * lost and its seqs start over (a new epoch). Returns the function that unsubscribes.
+   */
+  subscribe(
+    deliver: (message: ChatMessage) => void,
+    restarted?: (room: string, epoch: string) => void,
+  ): () => void;
+  /**
+   * This process has members in `room` from now on: its messages must reach {@link subscribe}.
+   * Resolves once they will; a history read started after it meets the live messages with no gap.
+   */
+  watch?(room: string): Promise<void>;
+  /** This process has no members in `room` any more. */
+  unwatch?(room: string): void;
+  /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
+  health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */
   prune(now: number): Promise<number>;
   /** Finishes pending writes and closes. Idempotent. */

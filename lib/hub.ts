@@ -248,6 +248,18 @@ export class Hub {
   }
 
   /**
+   * `room`'s history started over (seqs count from 1 again): every member gets `line` (a fresh
+   * `joined`), after anything it is still waiting for, and what it "has" counts from 0.
+   */
+  restart(room: string, line: string): void {
+    const r = this.#rooms.get(room);
+    if (!r) return;
+    r.delivered = 0;
+    for (const c of r.members.keys()) c.settled.set(room, 0), c.peer.send(line);
+    for (const [c, held] of r.holding) c.settled.set(room, 0), held.lines.push({ line });
+  }
+
+  /**
    * The newest seq of `room` connection `id` has (from its `joined` or live): a history page of
    * newer ones would only repeat what is on its way.
    */

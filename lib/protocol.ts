@@ -34,7 +34,8 @@ export type ErrorCode =
   | "rate_limited"
   | "store_failed"
   | "busy"
-  | "shutting_down";
+  | "shutting_down"
+  | "unavailable";
 
 /** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
 export class ProtocolError extends Error {

@@ -194,7 +194,7 @@ Deno.test("after a stop signal the server still answers for the drain time: upgr
 
 Deno.test("a fragmented message too large for a string leaves no ghost: the connection leaves its rooms", async () => {
   const dir = await Deno.makeTempDir();
-  const srv = await spawnServer(dir, ["--store", "memory", "--idle-timeout", "2", "--presence-delay", "0"]);
+  const srv = await spawnServer(dir, ["--store", "memory", "--idle-timeout", "5", "--presence-delay", "0"]);
   const attacker = await RawSocket.open(srv.port, "/ws?name=big&room=r");
   try {
     await using watcher = await client(srv, { name: "watcher", room: "r" });

@@ -22,7 +22,7 @@ function permissions(dataDir: string): string[] {
     "--allow-net",
     `--allow-read=${root}static,${root}lib/store_writer.ts,${dataDir}`,
     `--allow-write=${dataDir}`,
-    "--allow-env=PORT,HOST,CHAT_*",
+    "--allow-env=PORT,HOST,REDIS_*,CHAT_*",
   ];
 }
 

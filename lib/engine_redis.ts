@@ -1,0 +1,411 @@
+/**
+ * The Redis engine: rooms shared by every server process on one Redis. Per room, under the hash tag
+ * `{room}` (so one room's keys live in one Cluster slot):
+ *
+ * - `chat:{room}:meta`, a hash: `seq` (the last one handed out) and `epoch` (set once);
+ * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1`;
+ * - `chat:{room}:cid:<key>:<cid>`: the seq and ts a person's cid was stored under, for the dedup window;
+ * - `chat:{room}`, the channel each stored message is published on.
+ *
+ * One Lua script per room and group numbers, de-duplicates, appends, trims and publishes atomically,
+ * so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
+ * jump, or comes back from a lost connection, reads the gap from the stream before it delivers newer.
+ * @module
+ */
+import { createClient, type RedisClientType } from "@redis/client";
+import { type Appended, type Draft, type Engine, type HistoryPage, UnavailableError } from "./engine.ts";
+import type { Logger } from "./log.ts";
+import type { ChatMessage } from "./protocol.ts";
+import { newEpoch } from "./store.ts";
+
+/** Options of {@link RedisEngine.connect}. */
+export interface RedisOptions {
+  url: string;
+  /** Messages kept per room (0 = all). */
+  retainMessages: number;
+  /** Milliseconds a message is kept (0 = forever). */
+  retainMs: number;
+  /** Milliseconds a `cid` is remembered. */
+  dedupWindowMs: number;
+  log: Logger;
+  /** Milliseconds a command may wait for Redis before it fails as unavailable. @default 2000 */
+  commandTimeoutMs?: number;
+}
+
+const keys = (room: string) => ({
+  meta: `chat:{${room}}:meta`,
+  log: `chat:{${room}}:log`,
+  channel: `chat:{${room}}`,
+});
+
+/**
+ * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs, dedupMs, count, then per message
+ * key, cid ("" for none), from, text, ts. Returns the epoch, then per message "n" or "d" with seq and ts.
+ * The cid keys share the room's hash tag, so they live in its slot.
+ */
+const APPEND = `
+local meta, log = KEYS[1], KEYS[2]
+redis.call('HSETNX', meta, 'epoch', ARGV[1])
+local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
+local epoch = redis.call('HGET', meta, 'epoch')
+local out = { epoch }
+local base = string.sub(meta, 1, -5)
+local channel = string.sub(meta, 1, -6)
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  i = i + 5
+  local ck = base .. 'cid:' .. key .. ':' .. cid
+  local prev = false
+  if cid ~= '' then prev = redis.call('GET', ck) end
+  if prev then
+    out[#out + 1] = 'd' .. prev
+  else
+    seq = seq + 1
+    redis.call('XADD', log, seq .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid)
+    if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
+    redis.call('PUBLISH', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch }))
+    out[#out + 1] = 'n' .. seq .. ':' .. ts
+  end
+end
+redis.call('HSET', meta, 'seq', seq)
+local keep = tonumber(ARGV[2])
+if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
+return out
+`;
+
+/** KEYS: meta. ARGV: epoch if new. Returns epoch and last seq; makes the epoch if the room is new. */
+const META = `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+return { redis.call('HGET', KEYS[1], 'epoch'), redis.call('HGET', KEYS[1], 'seq') or '0' }
+`;
+
+/** Rooms on Redis; see the module doc. */
+export class RedisEngine implements Engine {
+  readonly #cmd: RedisClientType;
+  readonly #sub: RedisClientType;
+  readonly #opts: RedisOptions;
+  readonly #subscribers = new Set<(m: ChatMessage) => void>();
+  readonly #restarted = new Set<(room: string, epoch: string) => void>();
+  /** Per watched room: the last seq delivered here, and the chain that keeps delivery in order. */
+  readonly #rooms = new Map<string, Watched>();
+  #closed = false;
+
+  private constructor(cmd: RedisClientType, sub: RedisClientType, opts: RedisOptions) {
+    this.#cmd = cmd;
+    this.#sub = sub;
+    this.#opts = opts;
+  }
+
+  /** Connects both clients (commands, subscriptions). @throws {UnavailableError} with one sentence. */
+  static async connect(opts: RedisOptions): Promise<RedisEngine> {
+    const timeout = opts.commandTimeoutMs ?? 2000;
+    const make = () =>
+      createClient({
+        url: opts.url,
+        // Fail at once while disconnected instead of queueing: a send is answered "unavailable".
+        disableOfflineQueue: true,
+        socket: {
+          connectTimeout: timeout,
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+        },
+      }) as RedisClientType;
+    const cmd = make();
+    const sub = make();
+    let down = false;
+    for (const c of [cmd, sub]) {
+      c.on("error", (e: Error) => {
+        if (!down) opts.log.error("redis connection failed", { error: e.message });
+        down = true;
+      });
+      c.on("ready", () => {
+        if (down) opts.log.warn("redis connection back");
+        down = false;
+      });
+    }
+    try {
+      await Promise.race([
+        Promise.all([cmd.connect(), sub.connect()]),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout)
+        ),
+      ]);
+    } catch (e) {
+      await Promise.allSettled([cmd.destroy(), sub.destroy()]);
+      throw new UnavailableError(`cannot reach Redis at ${redactUrl(opts.url)}: ${(e as Error).message}`);
+    }
+    const engine = new RedisEngine(cmd, sub, opts);
+    sub.on("ready", () => engine.#resync());
+    await engine.#checkPersistence();
+    return engine;
+  }
+
+  health(): string | undefined {
+    return this.#cmd.isReady && this.#sub.isReady ? undefined : "redis unavailable";
+  }
+
+  async append(batch: readonly Draft[]): Promise<Appended[]> {
+    // One script per room, in order: a room's keys share one slot; rooms may not.
+    const byRoom = new Map<string, number[]>();
+    batch.forEach((d, i) => byRoom.set(d.room, [...(byRoom.get(d.room) ?? []), i]));
+    const out: Appended[] = new Array(batch.length);
+    const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
+    await Promise.all([...byRoom].map(async ([room, idx]) => {
+      const k = keys(room);
+      const args = [
+        newEpoch(),
+        String(this.#opts.retainMessages),
+        String(minTs),
+        String(this.#opts.dedupWindowMs),
+      ];
+      args.push(String(idx.length));
+      for (const i of idx) {
+        const d = batch[i];
+        args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts));
+      }
+      const res = await this.#run(() =>
+        this.#cmd.eval(APPEND, { keys: [k.meta, k.log], arguments: args })
+      ) as string[];
+      idx.forEach((i, j) => {
+        const d = batch[i];
+        const [seq, ts] = res[j + 1].slice(1).split(":").map(Number);
+        const message: ChatMessage = { room, seq, from: d.from, text: d.text, ts };
+        if (d.cid !== undefined) message.cid = d.cid;
+        out[i] = { message, duplicate: res[j + 1][0] === "d" };
+      });
+    }));
+    return out;
+  }
+
+  async after(room: string, after: number, limit: number): Promise<HistoryPage> {
+    const { epoch, lastSeq } = await this.#meta(room);
+    const entries = await this.#run(() =>
+      this.#cmd.xRange(keys(room).log, `${after + 1}-1`, `${lastSeq}-1`, { COUNT: limit })
+    ) as unknown as StreamEntry[];
+    return { messages: entries.map((e) => fromEntry(room, e)), lastSeq, epoch };
+  }
+
+  async before(room: string, before: number, limit: number): Promise<HistoryPage> {
+    const { epoch, lastSeq } = await this.#meta(room);
+    const end = Math.min(before - 1, lastSeq);
+    if (end < 1) return { messages: [], lastSeq, epoch };
+    const entries = await this.#run(() =>
+      this.#cmd.xRevRange(keys(room).log, `${end}-1`, "-", { COUNT: limit })
+    ) as unknown as StreamEntry[];
+    return { messages: entries.map((e) => fromEntry(room, e)).reverse(), lastSeq, epoch };
+  }
+
+  subscribe(
+    deliver: (message: ChatMessage) => void,
+    restarted?: (room: string, epoch: string) => void,
+  ): () => void {
+    this.#subscribers.add(deliver);
+    if (restarted) this.#restarted.add(restarted);
+    return () => {
+      this.#subscribers.delete(deliver);
+      if (restarted) this.#restarted.delete(restarted);
+    };
+  }
+
+  /**
+   * Starts receiving `room`'s messages here: subscribes, then takes the room's stored seq as
+   * delivered (this process had no members in it), so a history read after it and the channel meet.
+   */
+  watch(room: string): Promise<void> {
+    const known = this.#rooms.get(room);
+    if (known) return known.ready;
+    const state: Watched = {
+      delivered: 0,
+      epoch: "",
+      live: false,
+      chain: Promise.resolve(),
+      ready: Promise.resolve(),
+    };
+    this.#rooms.set(room, state);
+    state.ready = (async () => {
+      await this.#run(() =>
+        this.#sub.subscribe(keys(room).channel, (raw: string) => this.#received(room, state, raw))
+      );
+      const meta = await this.#storedMeta(room);
+      state.delivered = meta.seq;
+      state.epoch = meta.epoch;
+      state.live = true;
+    })();
+    state.ready.catch(() => this.#rooms.get(room) === state && this.#rooms.delete(room));
+    return state.ready;
+  }
+
+  /** Stops receiving `room` here (its last member left). */
+  unwatch(room: string): void {
+    if (!this.#rooms.delete(room)) return;
+    this.#sub.unsubscribe(keys(room).channel).catch(() => {});
+  }
+
+  prune(_now: number): Promise<number> {
+    // Count retention runs in the append script; age retention trims by the oldest entry's ts here.
+    return Promise.resolve(0);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#rooms.clear();
+    await Promise.allSettled([this.#cmd.close(), this.#sub.close()]);
+  }
+
+  /**
+   * The room's epoch and last seq. For a watched room the last seq is what was delivered here:
+   * anything newer is still on its way through the channel and must not be read twice.
+   */
+  async #meta(room: string): Promise<{ epoch: string; lastSeq: number }> {
+    const { epoch, seq } = await this.#storedMeta(room);
+    const watched = this.#rooms.get(room);
+    const delivered = watched?.live && watched.epoch === epoch ? watched.delivered : 0;
+    return { epoch, lastSeq: watched?.live ? Math.min(delivered, seq) : seq };
+  }
+
+  /** The room's epoch (made now if the room is new, or Redis lost it) and its last stored seq. */
+  async #storedMeta(room: string): Promise<{ epoch: string; seq: number }> {
+    const [epoch, seq] = await this.#run(() =>
+      this.#cmd.eval(META, { keys: [keys(room).meta], arguments: [newEpoch()] })
+    ) as [string, string];
+    return { epoch, seq: Number(seq) };
+  }
+
+  #received(room: string, state: Watched, raw: string): void {
+    let m: ChatMessage;
+    let epoch: string;
+    try {
+      const [seq, from, text, ts, cid, e] = JSON.parse(raw) as [
+        number,
+        string,
+        string,
+        number,
+        string,
+        string,
+      ];
+      m = { room, seq, from, text, ts };
+      if (cid) m.cid = cid;
+      epoch = e;
+    } catch {
+      return this.#opts.log.error("bad message on a room channel", { room });
+    }
+    state.chain = state.chain.then(() => state.ready).then(() => {
+      if (epoch !== state.epoch) this.#restart(room, state, epoch);
+      return this.#catchUp(room, state, m);
+    }, () => {});
+  }
+
+  /** Redis lost the room (restarted without persistence, flushed, evicted): its seqs start over. */
+  #restart(room: string, state: Watched, epoch: string): void {
+    this.#opts.log.warn("room history was lost in Redis; its seqs start over", { room });
+    state.epoch = epoch;
+    state.delivered = 0;
+    for (const restarted of this.#restarted) restarted(room, epoch);
+  }
+
+  /**
+   * Delivers, once and in order, what is stored but not yet delivered here: up to just before `m`
+   * (a jump in the channel) and then `m`, or without `m` everything stored (after a reconnect).
+   */
+  async #catchUp(room: string, state: Watched, m?: ChatMessage): Promise<void> {
+    if (this.#rooms.get(room) !== state || (m && m.seq <= state.delivered)) return;
+    try {
+      let target = m ? m.seq - 1 : 0;
+      if (!m) {
+        const meta = await this.#storedMeta(room);
+        if (meta.epoch !== state.epoch) this.#restart(room, state, meta.epoch);
+        target = meta.seq;
+      }
+      if (target > state.delivered) {
+        const entries = await this.#run(() =>
+          this.#cmd.xRange(keys(room).log, `${state.delivered + 1}-1`, `${target}-1`)
+        ) as unknown as StreamEntry[];
+        for (const e of entries) {
+          const g = fromEntry(room, e);
+          if (g.seq > state.delivered) this.#hand(state, g);
+        }
+        // What retention trimmed away is gone for everyone; move on rather than wait for it.
+        if (state.delivered < target) state.delivered = target;
+      }
+    } catch (e) {
+      // Redis is away: the next message or the reconnect tries again from `delivered`.
+      this.#opts.log.error("redis backfill failed", { room, error: (e as Error).message });
+      if (m) return;
+    }
+    if (m && m.seq === state.delivered + 1) this.#hand(state, m);
+  }
+
+  #hand(state: Watched, m: ChatMessage): void {
+    state.delivered = m.seq;
+    for (const deliver of this.#subscribers) deliver(m);
+  }
+
+  /** The subscriber came back: every watched room reads what it missed while it was away. */
+  #resync(): void {
+    for (const [room, state] of this.#rooms) {
+      state.chain = state.chain.then(() => state.ready).then(() => this.#catchUp(room, state), () => {});
+    }
+  }
+
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.#cmd.isReady) throw new UnavailableError("Redis is not connected");
+    try {
+      return await fn();
+    } catch (e) {
+      throw new UnavailableError(`Redis: ${(e as Error).message}`);
+    }
+  }
+
+  /** One log line when an ack would not survive a Redis restart. */
+  async #checkPersistence(): Promise<void> {
+    try {
+      const conf = await this.#cmd.configGet(["appendonly", "appendfsync"]) as Record<string, string>;
+      if (conf.appendonly !== "yes" || conf.appendfsync !== "always") {
+        this.#opts.log.warn(
+          "acks are not durable: Redis needs appendonly yes and appendfsync always for an ack to survive its crash",
+          { appendonly: conf.appendonly, appendfsync: conf.appendfsync },
+        );
+      }
+    } catch {
+      this.#opts.log.warn(
+        "cannot read Redis persistence settings (CONFIG GET refused); acks may not be durable",
+      );
+    }
+  }
+}
+
+interface Watched {
+  delivered: number;
+  /** The epoch `delivered` counts in. */
+  epoch: string;
+  /** Subscribed and `delivered` set: reads are clamped to it. */
+  live: boolean;
+  chain: Promise<void>;
+  ready: Promise<void>;
+}
+
+interface StreamEntry {
+  id: string;
+  message: Record<string, string>;
+}
+
+function fromEntry(room: string, e: StreamEntry): ChatMessage {
+  const m: ChatMessage = {
+    room,
+    seq: Number(e.id.split("-")[0]),
+    from: e.message.f,
+    text: e.message.t,
+    ts: Number(e.message.ts),
+  };
+  if (e.message.c) m.cid = e.message.c;
+  return m;
+}
+
+/** `url` without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  const u = URL.parse(url);
+  if (!u) return "(an unreadable URL)";
+  if (u.password) u.password = "***";
+  return u.toString();
+}

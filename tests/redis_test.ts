@@ -1,0 +1,191 @@
+/**
+ * The Redis engine with real processes: server instances on one Redis, Redis stopped and flushed,
+ * a subscription lost. Each test runs its own redis-server (stopped by PID).
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type Msg, TestClient, waitFor } from "./helpers.ts";
+import { type ServerProcess, spawnServer } from "./process_helpers.ts";
+import { redisAdmin, redisCommand, redisMissing, startRedis } from "./redis_helpers.ts";
+
+const missing = redisMissing();
+if (missing) console.log(`redis tests skipped: ${missing}`);
+const LIMITS = ["--messages-per-second", "1000", "--burst", "1000", "--presence-delay", "0"];
+
+/** The status of GET /healthz (the body is read, so nothing is left open). */
+async function health(srv: ServerProcess): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${srv.port}/healthz`);
+  await res.body?.cancel();
+  return res.status;
+}
+
+async function instance(url: string, dir: string, extra: string[] = []): Promise<ServerProcess> {
+  return await spawnServer(dir, ["--redis", url, ...LIMITS, ...extra]);
+}
+
+function client(srv: ServerProcess, q: Record<string, string>): Promise<TestClient> {
+  const c = new TestClient(`ws://127.0.0.1:${srv.port}/ws?${new URLSearchParams(q)}`);
+  return c.next("welcome").then(() => c);
+}
+
+/** Every room message `c` got (joined and live), as seqs, in the order it got them. */
+function seqsOf(c: TestClient, joined: Msg[] = []): number[] {
+  return [...joined.flatMap((j) => j.messages), ...c.all("message")].map((m: Msg) => m.seq);
+}
+
+async function withInstances(n: number, fn: (srvs: ServerProcess[], redisPort: number) => Promise<void>) {
+  await using redis = await startRedis();
+  const dir = await Deno.makeTempDir();
+  const srvs: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < n; i++) srvs.push(await instance(redis.url, dir));
+    await fn(srvs, redis.port);
+  } finally {
+    for (const s of srvs) await s.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "redis: clients spread over three instances see one ordered, gap-free stream per room",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(3, async (srvs) => {
+      const clients = await Promise.all(srvs.map((s, i) => client(s, { name: `u${i}`, room: "r" })));
+      const joined = await Promise.all(clients.map((c) => c.next("joined")));
+      assert.ok(joined.every((j) => j.epoch === joined[0].epoch), "one epoch for the room everywhere");
+      const per = 40;
+      for (let k = 0; k < per; k++) {
+        clients.forEach((c, i) => c.send({ type: "send", room: "r", text: `${i}:${k}`, cid: `c${i}-${k}` }));
+      }
+      const total = per * clients.length;
+      for (const c of clients) await c.next("message", (m) => m.seq === total, 10_000);
+      const expected = Array.from({ length: total }, (_, i) => i + 1);
+      for (const c of clients) assert.deepEqual(seqsOf(c), expected, "every seq once, in order");
+      // Each sender's own messages keep their order.
+      const mine = clients[1].all("message").filter((m) => m.from === "u1").map((m) => m.text);
+      assert.deepEqual(mine, Array.from({ length: per }, (_, k) => `1:${k}`));
+      await Promise.all(clients.map((c) => c.close()));
+    }),
+});
+
+Deno.test({
+  name: "redis: a cid sent again to another instance is stored once and acked with the first seq",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await alice.next("joined");
+      alice.send({ type: "send", room: "r", text: "once", cid: "same-cid" });
+      const first = await alice.next("ack", (m) => m.cid === "same-cid");
+      const token = alice.lines[0].token as string;
+      await using again = await client(b, { token, room: "r" });
+      await again.next("joined");
+      again.send({ type: "send", room: "r", text: "once", cid: "same-cid" });
+      const second = await again.next("ack", (m) => m.cid === "same-cid");
+      assert.deepEqual([second.seq, second.ts], [first.seq, first.ts]);
+      again.send({ type: "send", room: "r", text: "next", cid: "other" });
+      assert.equal((await again.next("ack", (m) => m.cid === "other")).seq, first.seq + 1);
+      assert.equal(alice.all("message").filter((m) => m.text === "once").length, 1);
+    }),
+});
+
+Deno.test({
+  name: "redis: an instance that loses its subscription reads the gap from the stream, in order",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b], port) => {
+      await using sender = await client(a, { name: "sender", room: "r" });
+      await using reader = await client(b, { name: "reader", room: "r" });
+      await Promise.all([sender.next("joined"), reader.next("joined")]);
+      const send = async (from: number, to: number) => {
+        for (let k = from; k <= to; k++) {
+          sender.send({ type: "send", room: "r", text: `m${k}`, cid: `m${k}` });
+        }
+        await sender.next("ack", (m) => m.cid === `m${to}`);
+      };
+      await send(1, 10);
+      // Drop every pub/sub connection and keep them out (no room for new connections) while
+      // messages 11-20 are published: those are lost to the channel, not to the stream.
+      using admin = await redisAdmin(port);
+      assert.equal(await admin.command("CONFIG", "SET", "maxclients", "1"), "+OK");
+      assert.equal(await admin.command("CLIENT", "KILL", "TYPE", "pubsub"), ":2");
+      await send(11, 20);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(reader.all("message").length, 10, "messages 11-20 did not come through the channel");
+      assert.equal(await admin.command("CONFIG", "SET", "maxclients", "10000"), "+OK");
+      await send(21, 30);
+      await reader.next("message", (m) => m.seq === 30, 10_000);
+      assert.deepEqual(seqsOf(reader), Array.from({ length: 30 }, (_, i) => i + 1));
+    }),
+});
+
+Deno.test({
+  name:
+    "redis: while Redis is down sends get unavailable (no ack, no strike); after, delivery goes on with no gap",
+  ignore: !!missing,
+  fn: async () => {
+    const redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    const [a, b] = [await instance(redis.url, dir), await instance(redis.url, dir)];
+    let again: Awaited<ReturnType<typeof startRedis>> | undefined;
+    try {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await using bob = await client(b, { name: "bob", room: "r" });
+      await Promise.all([alice.next("joined"), bob.next("joined")]);
+      alice.send({ type: "send", room: "r", text: "before", cid: "b1" });
+      await alice.next("ack", (m) => m.cid === "b1");
+      await redis.stop();
+      await waitFor(async () => (await health(a)) === 503, 5000);
+      for (let k = 0; k < 25; k++) alice.send({ type: "send", room: "r", text: `down ${k}`, cid: `d${k}` });
+      for (let k = 0; k < 25; k++) {
+        const e = await alice.next("error", (m) => m.cid === `d${k}`, 5000);
+        assert.equal(e.code, "unavailable");
+      }
+      assert.equal(alice.all("ack").length, 1, "no ack without a write");
+      assert.equal(alice.ws.readyState, WebSocket.OPEN, "the server's fault is not the client's strike");
+      // Redis comes back (no persistence: the history is gone, the clients stay).
+      again = await startRedis([], redis.port);
+      await waitFor(async () => (await health(a)) === 200, 10_000);
+      await waitFor(async () => (await health(b)) === 200, 10_000);
+      alice.send({ type: "send", room: "r", text: "after", cid: "a1" });
+      const ack = await alice.next("ack", (m) => m.cid === "a1", 5000);
+      const got = await bob.next("message", (m) => m.cid === "a1", 5000);
+      assert.equal(got.seq, ack.seq);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await redis.stop();
+      await again?.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "redis: after Redis lost everything a resume gets a new epoch and truncated, never restarted seqs",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(1, async ([a], port) => {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      const j1 = await alice.next("joined");
+      for (let k = 1; k <= 3; k++) alice.send({ type: "send", room: "r", text: `old ${k}`, cid: `o${k}` });
+      await alice.next("ack", (m) => m.cid === "o3");
+      assert.equal(await redisCommand(port, "FLUSHALL"), "+OK");
+      await using bob = await client(a, { name: "bob", room: "q" });
+      await bob.next("joined");
+      bob.send({ type: "join", room: "r", since: 3, epoch: j1.epoch });
+      const j2 = await bob.next("joined");
+      assert.notEqual(j2.epoch, j1.epoch);
+      assert.equal(j2.truncated, true);
+      assert.deepEqual(j2.messages, []);
+      // The new history's first message: alice, who holds seqs 1-3 of the old one, is told first.
+      bob.send({ type: "send", room: "r", text: "new 1", cid: "n1" });
+      assert.equal((await bob.next("ack", (m) => m.cid === "n1")).seq, 1);
+      const restart = await alice.next("joined", (m) => m.epoch === j2.epoch);
+      assert.deepEqual([restart.truncated, restart.messages, restart.lastSeq], [true, [], 0]);
+      const first = await alice.next("message", (m) => m.cid === "n1");
+      assert.equal(first.seq, 1);
+      assert.ok(alice.lines.indexOf(restart) < alice.lines.indexOf(first), "told before the new seq 1");
+    }),
+});
