@@ -386,6 +386,8 @@ export class ChatClient extends EventTarget {
   #tokensAt = 0;
   /** @type {Map<string, number>} room → when we last sent typing */
   #typingSent = new Map();
+  /** @type {Map<string, number>} room → when the throttle last held a `typing` back */
+  #typingHeld = new Map();
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -536,9 +538,13 @@ export class ChatClient extends EventTarget {
     const r = this.rooms.get(room);
     if (!r?.joined || !this.live) return;
     const now = Date.now();
-    if (now - (this.#typingSent.get(room) ?? 0) < this.typingThrottleMs) return;
+    if (now - (this.#typingSent.get(room) ?? 0) < this.typingThrottleMs) {
+      this.#typingHeld.set(room, now);
+      return;
+    }
     if (!this.#takeToken()) return;
     this.#typingSent.set(room, now);
+    this.#typingHeld.delete(room);
     this.#send({ type: "typing", room });
   }
 
@@ -776,8 +782,26 @@ export class ChatClient extends EventTarget {
     const added = r.add([msg]);
     if (m.seq > r.lastSeq) r.lastSeq = m.seq;
     if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
+    if (this.isMe(m.from)) this.#sentToRoom(r.name, m.cid);
     this.#settleByMessages(added);
     if (added.length) this.#emit("message", { room: r.name, message: msg });
+  }
+
+  /**
+   * Our message reached the room, and with it every member cleared our "is typing": the next
+   * keystroke must say so again, not wait out the throttle. It is reset here rather than when the
+   * message is sent because the server delivers a message only once it is stored, while `typing`
+   * goes out at once: a `typing` sent right behind the message would overtake it and be cleared by
+   * it. Keystrokes held back since the message was written are reported now.
+   * @param {string} room
+   * @param {unknown} cid
+   */
+  #sentToRoom(room, cid) {
+    this.#typingSent.delete(room);
+    const held = this.#typingHeld.get(room);
+    this.#typingHeld.delete(room);
+    const item = typeof cid === "string" ? this.outbox.find((i) => i.cid === cid) : undefined;
+    if (held !== undefined && item && held >= item.createdAt) this.typing(room);
   }
 
   /** @param {Record<string, any>} m */
@@ -814,6 +838,7 @@ export class ChatClient extends EventTarget {
   /** @param {Record<string, any>} m */
   #ack(m) {
     const item = this.outbox.find((i) => i.cid === m.cid);
+    if (item?.room) this.#sentToRoom(item.room, item.cid);
     if (item) {
       // The message itself normally came just before; a re-send that the server de-duplicated
       // brings only the ack, so make sure the message is shown.

@@ -384,3 +384,33 @@ Deno.test({
     await context.close();
   },
 });
+
+Deno.test({
+  name: "browser: typing again right after sending shows the indicator on the other page",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    const a = await openChat(tb, server.url, { name: "alice" });
+    const b = await openChat(tb, server.url, { name: "bob" });
+    await a.page.waitForSelector('#member-list li[data-name="bob"]');
+
+    await b.page.type("#composer-input", "first");
+    await waitText(a.page, "#typing", "bob is typing…");
+    await b.page.keyboard.press("Enter");
+    await waitMessage(a.page, "first");
+    await a.page.waitForFunction(() => document.querySelector("#typing").textContent === "");
+    await waitMessage(b.page, "first");
+    // Well within 2 s of the first keystroke (the typing throttle), and one key only, so that no
+    // later keystroke could make up for one the throttle held back.
+    await b.page.type("#composer-input", "k");
+    await waitText(a.page, "#typing", "bob is typing…");
+    await b.page.keyboard.press("Enter");
+    await waitMessage(a.page, "k");
+    await a.page.waitForFunction(() => document.querySelector("#typing").textContent === "");
+    assert.deepEqual(a.problems.errors, []);
+    assert.deepEqual(b.problems.errors, []);
+    await a.context.close();
+    await b.context.close();
+  },
+});

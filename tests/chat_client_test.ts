@@ -328,6 +328,29 @@ Deno.test("direct messages, typing that expires, presence and renames", async ()
   await client.stop();
 });
 
+Deno.test("typing() right after a send is reported once the message is in, so the room sees it after the message", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  const typings = () => sent.filter((m) => m.type === "typing").length;
+  client.typing("lobby");
+  await bob.next("typing", (m) => m.name === "alice");
+  client.send({ room: "lobby", text: "one" });
+  client.typing("lobby"); // within the throttle: held back for now
+  assert.equal(typings(), 1);
+  await bob.next("message", (m) => m.text === "one");
+  await bob.next("typing", (m) => m.name === "alice");
+  assert.equal(typings(), 2);
+  const order = bob.lines.filter((m) => m.type === "message" || m.type === "typing").map((m) => m.type);
+  assert.deepEqual(order, ["typing", "message", "typing"], "the second typing is not cleared by the message");
+  // And after the message, the throttle holds again.
+  client.typing("lobby");
+  assert.equal(typings(), 2);
+  await client.stop();
+});
+
 Deno.test("a send refused with shutting_down stays in the outbox and goes out after the restart", async () => {
   const disk = faultyStore();
   const first = await startServer({}, { store: disk.store });
