@@ -219,23 +219,31 @@ function viewFor(key) {
   if (v) return v;
   const root = el("section", "view");
   root.hidden = true;
-  root.dataset.view = key;
-  root.setAttribute("aria-label", `Conversation ${viewTitle(key)}`);
   const status = el("p", "history-status");
   const list = el("ol", "messages");
   list.setAttribute("role", "log");
   list.setAttribute("aria-live", "polite");
   list.setAttribute("aria-relevant", "additions");
-  list.setAttribute("aria-label", `Messages in ${viewTitle(key)}`);
   const pending = el("ol", "messages pending-list");
   pending.setAttribute("aria-label", "Not sent yet");
   root.append(status, list, pending);
   ui.scroller.append(root);
   v = { key, root, status, list, pending, last: undefined, scrollTop: 0, pinned: true };
+  labelView(v);
   views.set(key, v);
   renderAll(v);
   renderPending(v);
   return v;
+}
+
+/**
+ * Names the view after its key.
+ * @param {View} v
+ */
+function labelView(v) {
+  v.root.dataset.view = v.key;
+  v.root.setAttribute("aria-label", `Conversation ${viewTitle(v.key)}`);
+  v.list.setAttribute("aria-label", `Messages in ${viewTitle(v.key)}`);
 }
 
 /**
@@ -433,16 +441,58 @@ function open(key) {
     ui.jump.hidden = true;
     unread.delete(key);
   }
-  const title = key ? viewTitle(key) : "Chat";
-  ui.viewTitle.textContent = title;
-  ui.composerLabel.textContent = key ? `Message ${title}` : "Message";
-  ui.input.placeholder = key ? `Message ${title}` : "Join a room to write";
+  renderHeading();
   closeDrawers();
   renderSidebar();
   renderMembers();
   renderTyping();
   renderTitle();
   maybeLoadOlder();
+}
+
+/** The names of the open conversation: its title, and the message box's label and placeholder. */
+function renderHeading() {
+  const title = active ? viewTitle(active) : "Chat";
+  ui.viewTitle.textContent = title;
+  ui.composerLabel.textContent = active ? `Message ${title}` : "Message";
+  ui.input.placeholder = active ? `Message ${title}` : "Join a room to write";
+}
+
+/**
+ * Someone renamed: the client moved their direct conversation to the new name (unless one with
+ * that name was there already), so its view, unread count and, when open, address follow.
+ * @param {string} old
+ * @param {string} name
+ */
+function followRename(old, name) {
+  const from = old.toLowerCase();
+  if (from === name.toLowerCase() || client.directs.has(from) || !client.directs.has(name.toLowerCase())) {
+    return;
+  }
+  const to = `@${client.direct(name).peer}`;
+  /** @param {string} key */
+  const wasTheirs = (key) => isDirect(key) && key.slice(1).toLowerCase() === from;
+  const v = [...views.values()].find((v) => wasTheirs(v.key));
+  if (v && !views.has(to)) {
+    views.delete(v.key);
+    v.key = to;
+    views.set(to, v);
+    labelView(v);
+    renderHistoryStatus(v);
+    renderPending(v);
+  }
+  const counted = [...unread.keys()].find(wasTheirs);
+  if (counted !== undefined) {
+    const n = unread.get(counted) ?? 0;
+    unread.delete(counted);
+    unread.set(to, (unread.get(to) ?? 0) + n);
+  }
+  if (wasTheirs(active)) {
+    active = to;
+    history.replaceState(null, "", `#${to}`);
+    renderHeading();
+    renderTitle();
+  }
 }
 
 /** Follows the URL hash: `#room` joins and opens a room, `#@name` a direct conversation. */
@@ -846,17 +896,7 @@ function wire() {
   client.addEventListener("nick", (e) => {
     const { old, name } = detail(e);
     if (client.isMe(name)) toast(`You are now ${name}`, "info");
-    if (active === `@${old}`) {
-      history.replaceState(null, "", `#@${name}`);
-      const v = views.get(active);
-      views.delete(active);
-      if (v) {
-        v.key = `@${name}`;
-        views.set(v.key, v);
-      }
-      active = `@${name}`;
-      ui.viewTitle.textContent = viewTitle(active);
-    }
+    followRename(old, name);
     renderSidebar();
     renderMembers();
   });

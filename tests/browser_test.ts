@@ -414,3 +414,63 @@ Deno.test({
     await b.context.close();
   },
 });
+
+/** What the page shows of the open conversation: heading, message box, intro line, address, views. */
+function conversationLabels(page: Page) {
+  return page.evaluate(() => ({
+    title: document.querySelector("#view-title").textContent,
+    placeholder: document.querySelector("#composer-input").placeholder,
+    label: document.querySelector("#composer-label").textContent,
+    intro: document.querySelector(".view:not([hidden]) .history-status").textContent,
+    hash: decodeURIComponent(location.hash),
+    views: [...document.querySelectorAll(".view")].map((v: { dataset: { view: string } }) => v.dataset.view),
+  }));
+}
+
+Deno.test({
+  name:
+    "browser: when the other person renames, their direct conversation follows: title, box, intro, address",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    await using dave = await TestClient.connect(server, { name: "dave", room: "lobby" });
+    const { page, context, problems } = await openChat(tb, server.url, { name: "alice" });
+    await page.click('#member-list li[data-name="dave"] button');
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@dave");
+    await say(page, "hi dave");
+    await waitMessage(page, "hi dave");
+
+    // Open while the rename comes.
+    dave.send({ type: "nick", name: "david" });
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@david");
+    assert.deepEqual(await conversationLabels(page), {
+      title: "@david",
+      placeholder: "Message @david",
+      label: "Message @david",
+      intro: "Direct messages with david are not stored: they last as long as this tab.",
+      hash: "#@david",
+      views: ["lobby", "@david"],
+    });
+    assert.deepEqual(await messageTexts(page), ["hi dave"]);
+
+    // Not open while the rename comes: the same conversation, under the new name, one view.
+    await page.evaluate(() => location.hash = "#lobby");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    dave.send({ type: "nick", name: "davy" });
+    await page.waitForSelector('#dm-list a[href="#@davy"]');
+    await page.click('#dm-list a[href="#@davy"]');
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@davy");
+    assert.deepEqual(await conversationLabels(page), {
+      title: "@davy",
+      placeholder: "Message @davy",
+      label: "Message @davy",
+      intro: "Direct messages with davy are not stored: they last as long as this tab.",
+      hash: "#@davy",
+      views: ["lobby", "@davy"],
+    });
+    assert.deepEqual(await messageTexts(page), ["hi dave"]);
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  },
+});
