@@ -171,13 +171,24 @@ function dayLabel(ts) {
 }
 
 /**
+ * Shows a message for a few seconds, with an optional action (such as "Undo") that also closes it.
  * @param {string} message
  * @param {"error" | "info"} [kind]
+ * @param {{ label: string, run: () => void }} [action]
  */
-function toast(message, kind = "error") {
+function toast(message, kind = "error", action) {
   const t = el("div", `toast toast-${kind}`);
   t.setAttribute("role", kind === "error" ? "alert" : "status");
   t.append(el("span", "toast-text", message));
+  if (action) {
+    const button = el("button", "text-button toast-action", action.label);
+    button.type = "button";
+    button.addEventListener("click", () => {
+      t.remove();
+      action.run();
+    });
+    t.append(button);
+  }
   const close = el("button", "toast-close", "×");
   close.type = "button";
   close.setAttribute("aria-label", "Dismiss");
@@ -666,10 +677,44 @@ function renderStatus() {
   }
 }
 
-/** @param {string} room */
+/**
+ * Leaves a room at once and offers, while the toast shows, to undo it: a stray click on × must not
+ * cost the room. Undo joins again from where it was left (its messages, then what came meanwhile),
+ * with its view, unread count and place.
+ * @param {string} room
+ */
 function leaveRoom(room) {
-  client.leave(room);
-  views.get(room)?.root.remove();
+  const wasActive = active === room;
+  const v = views.get(room);
+  if (v && wasActive) {
+    v.scrollTop = ui.scroller.scrollTop;
+    v.pinned = atBottom();
+  }
+  const wasUnread = unread.get(room) ?? 0;
+  const kept = client.leave(room);
+  if (kept) {
+    toast(`You left #${room}`, "info", {
+      label: "Undo",
+      run: () => {
+        if (client.rooms.has(room)) return; // joined again meanwhile
+        if (v && !views.has(room)) {
+          v.root.hidden = true;
+          ui.scroller.append(v.root);
+          views.set(room, v);
+        }
+        if (wasUnread) unread.set(room, (unread.get(room) ?? 0) + wasUnread);
+        client.join(room, { resume: kept });
+        if (wasActive) {
+          go(room);
+          ui.input.focus();
+        } else {
+          renderSidebar();
+          renderTitle();
+        }
+      },
+    });
+  }
+  v?.root.remove();
   views.delete(room);
   unread.delete(room);
   if (active === room) {

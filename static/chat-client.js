@@ -448,12 +448,20 @@ export class ChatClient extends EventTarget {
   /**
    * Joins `room` (and remembers it). Returns its canonical name, or undefined if invalid.
    * @param {string} room
+   * @param {{ resume?: RoomState }} [opts] `resume`: the state {@link leave} returned for this room;
+   *   its messages are kept and the join asks only for what came since (an undone leave).
    */
-  join(room) {
+  join(room, opts = {}) {
     const name = normalizeRoom(room);
     if (!name) return undefined;
     if (!this.rooms.has(name)) {
-      this.rooms.set(name, new RoomState(name));
+      const kept = opts.resume?.name === name ? opts.resume : undefined;
+      if (kept) {
+        kept.joined = false;
+        kept.loadingOlder = false;
+        kept.typing.clear();
+      }
+      this.rooms.set(name, kept ?? new RoomState(name));
       this.#saveRooms();
       this.#emit("rooms", {});
       if (this.#welcomed) this.#sendJoin(this.rooms.get(name));
@@ -464,10 +472,11 @@ export class ChatClient extends EventTarget {
   /**
    * Leaves `room`; what was waiting in the outbox for it is dropped.
    * @param {string} room
+   * @returns {RoomState | undefined} the room as it was, for `join(room, { resume })`
    */
   leave(room) {
     const r = this.rooms.get(room);
-    if (!r) return;
+    if (!r) return undefined;
     this.rooms.delete(room);
     this.#saveRooms();
     if (r.joined && this.ws?.readyState === 1) this.#send({ type: "leave", room });
@@ -475,6 +484,7 @@ export class ChatClient extends EventTarget {
     this.outbox = this.outbox.filter((i) => i.room !== room);
     if (this.outbox.length !== before) this.#outboxChanged();
     this.#emit("rooms", {});
+    return r;
   }
 
   /**

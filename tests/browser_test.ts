@@ -474,3 +474,68 @@ Deno.test({
     await context.close();
   },
 });
+/** The unread badge of a room in the sidebar, or null. */
+function roomBadge(page: Page, room: string) {
+  return page.evaluate(
+    (r: string) => document.querySelector(`#room-list a[href="#${r}"] .badge`)?.textContent ?? null,
+    room,
+  );
+}
+
+Deno.test({
+  name:
+    "browser: leaving a room with × offers Undo, which rejoins it with its messages, unread count and place",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+    bob.send({ type: "join", room: "design" });
+    await bob.next("joined", (m) => m.room === "design");
+    bob.send({ type: "send", room: "lobby", text: "hello lobby", cid: "l1" });
+    await bob.next("ack", (m) => m.cid === "l1");
+    const { page, context, problems } = await openChat(tb, server.url, { name: "alice", hash: "design" });
+    await page.evaluate(() => location.hash = "#lobby");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    await waitMessage(page, "hello lobby");
+
+    // A stray click on the open room's ×: it is left at once, and a toast offers Undo.
+    await page.click('#room-list button[aria-label="Leave #lobby"]');
+    await page.waitForFunction(() => !document.querySelector('#room-list a[href="#lobby"]'));
+    await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
+    bob.send({ type: "send", room: "lobby", text: "while you were out", cid: "l2" });
+    await bob.next("ack", (m) => m.cid === "l2");
+    const undo = await page.waitForSelector(".toast button::-p-text(Undo)");
+    assert.match(await page.$eval(".toast", (e) => e.textContent ?? ""), /left #lobby/i);
+    await undo!.click();
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    await waitMessage(page, "while you were out");
+    assert.deepEqual(
+      await messageTexts(page),
+      ["hello lobby", "while you were out"],
+      "resumed: no gap, no double",
+    );
+    assert.equal(await page.$(".toast button::-p-text(Undo)"), null, "the toast is gone");
+    await bob.next("presence", (m) => m.event === "join" && m.name === "alice");
+
+    // A room not open: its unread count comes back, plus what came meanwhile.
+    bob.send({ type: "send", room: "design", text: "d1", cid: "d1" });
+    bob.send({ type: "send", room: "design", text: "d2", cid: "d2" });
+    await page.waitForFunction(() =>
+      document.querySelector('#room-list a[href="#design"] .badge')?.textContent === "2"
+    );
+    await page.click('#room-list button[aria-label="Leave #design"]');
+    await page.waitForFunction(() => !document.querySelector('#room-list a[href="#design"]'));
+    await bob.next("presence", (m) => m.event === "leave" && m.name === "alice" && m.room === "design");
+    bob.send({ type: "send", room: "design", text: "d3", cid: "d3" });
+    await bob.next("ack", (m) => m.cid === "d3");
+    await (await page.waitForSelector(".toast button::-p-text(Undo)"))!.click();
+    await page.waitForFunction(() =>
+      document.querySelector('#room-list a[href="#design"] .badge')?.textContent === "3"
+    );
+    assert.equal(await page.$eval("#view-title", (e) => e.textContent), "#lobby", "the open room stays open");
+    assert.equal(await roomBadge(page, "lobby"), null);
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  },
+});

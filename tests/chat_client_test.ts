@@ -351,6 +351,27 @@ Deno.test("typing() right after a send is reported once the message is in, so th
   await client.stop();
 });
 
+Deno.test("join(room, { resume }) with what leave() returned asks only for what came since", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  bob.send({ type: "send", room: "lobby", text: "before", cid: "b1" });
+  await until(() => texts(client).length === 1, "the first message");
+  const kept = client.leave("lobby");
+  assert.ok(kept);
+  await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
+  bob.send({ type: "send", room: "lobby", text: "meanwhile", cid: "b2" });
+  await bob.next("ack", (m) => m.cid === "b2");
+  assert.equal(client.join("lobby", { resume: kept }), "lobby");
+  await until(() => texts(client).length === 2, "what came meanwhile");
+  assert.deepEqual(texts(client), ["before", "meanwhile"]);
+  assert.deepEqual(sent.filter((m) => m.type === "join").at(-1), { type: "join", room: "lobby", since: 1 });
+  assert.equal(client.leave("nowhere"), undefined);
+  await client.stop();
+});
+
 Deno.test("a send refused with shutting_down stays in the outbox and goes out after the restart", async () => {
   const disk = faultyStore();
   const first = await startServer({}, { store: disk.store });
