@@ -328,8 +328,10 @@ Deno.test("direct messages, typing that expires, presence and renames", async ()
   await client.stop();
 });
 
-Deno.test("typing() right after a send is reported once the message is in, so the room sees it after the message", async () => {
-  await using server = await startServer();
+Deno.test("typing() right after a send goes out once the message is in, so the room sees it after the message", async () => {
+  const disk = faultyStore();
+  await using server = await startServer({}, { store: disk.store });
+  using _ = { [Symbol.dispose]: () => disk.release() }; // a failed assertion must not leave writes held
   await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
   const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
   client.start();
@@ -337,15 +339,19 @@ Deno.test("typing() right after a send is reported once the message is in, so th
   const typings = () => sent.filter((m) => m.type === "typing").length;
   client.typing("lobby");
   await bob.next("typing", (m) => m.name === "alice");
+  // A slow disk: the message reaches the room only once stored, while a typing would go at once.
+  disk.hold();
   client.send({ room: "lobby", text: "one" });
-  client.typing("lobby"); // within the throttle: held back for now
+  client.typing("lobby"); // typing on at once: within the throttle, held back for now
+  await new Promise((r) => setTimeout(r, 100));
   assert.equal(typings(), 1);
+  disk.release();
   await bob.next("message", (m) => m.text === "one");
   await bob.next("typing", (m) => m.name === "alice");
   assert.equal(typings(), 2);
   const order = bob.lines.filter((m) => m.type === "message" || m.type === "typing").map((m) => m.type);
   assert.deepEqual(order, ["typing", "message", "typing"], "the second typing is not cleared by the message");
-  // And after the message, the throttle holds again.
+  // After the message, the throttle holds again.
   client.typing("lobby");
   assert.equal(typings(), 2);
   await client.stop();
