@@ -487,24 +487,32 @@ Deno.test({
     "browser: leaving a room with × offers Undo, which rejoins it with its messages, unread count and place",
   ignore,
   async fn() {
-    await using server = await startServer();
+    await using server = await startServer({ burst: 100, messagesPerSecond: 100 });
     await using tb = await launchBrowser();
     await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
     bob.send({ type: "join", room: "design" });
     await bob.next("joined", (m) => m.room === "design");
-    bob.send({ type: "send", room: "lobby", text: "hello lobby", cid: "l1" });
-    await bob.next("ack", (m) => m.cid === "l1");
+    const earlier = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).concat("hello lobby");
+    for (const [i, text] of earlier.entries()) bob.send({ type: "send", room: "lobby", text, cid: `l${i}` });
+    await bob.next("ack", (m) => m.cid === `l${earlier.length - 1}`);
     const { page, context, problems } = await openChat(tb, server.url, { name: "alice", hash: "design" });
     await page.evaluate(() => location.hash = "#lobby");
     await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
     await waitMessage(page, "hello lobby");
+    // The reader is somewhere in the middle.
+    const place = await page.evaluate(() => {
+      const s = document.querySelector("#scroller");
+      s.scrollTop = (s.scrollHeight - s.clientHeight) / 2;
+      return s.scrollTop;
+    });
+    assert.ok(place > 200, `room to scroll (${place})`);
 
     // A stray click on the open room's ×: it is left at once, and a toast offers Undo.
     await page.click('#room-list button[aria-label="Leave #lobby"]');
     await page.waitForFunction(() => !document.querySelector('#room-list a[href="#lobby"]'));
     await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
-    bob.send({ type: "send", room: "lobby", text: "while you were out", cid: "l2" });
-    await bob.next("ack", (m) => m.cid === "l2");
+    bob.send({ type: "send", room: "lobby", text: "while you were out", cid: "out" });
+    await bob.next("ack", (m) => m.cid === "out");
     const undo = await page.waitForSelector(".toast button::-p-text(Undo)");
     assert.match(await page.$eval(".toast", (e) => e.textContent ?? ""), /left #lobby/i);
     await undo!.click();
@@ -512,8 +520,13 @@ Deno.test({
     await waitMessage(page, "while you were out");
     assert.deepEqual(
       await messageTexts(page),
-      ["hello lobby", "while you were out"],
+      [...earlier, "while you were out"],
       "resumed: no gap, no double",
+    );
+    assert.equal(
+      await page.evaluate(() => document.querySelector("#scroller").scrollTop),
+      place,
+      "same place",
     );
     assert.equal(await page.$(".toast button::-p-text(Undo)"), null, "the toast is gone");
     await bob.next("presence", (m) => m.event === "join" && m.name === "alice");
