@@ -388,6 +388,8 @@ export class ChatClient extends EventTarget {
   #tokensAt = 0;
   /** @type {Map<string, number>} room → when we last sent typing */
   #typingSent = new Map();
+  /** @type {Map<string, number>} room → when the throttle last held a `typing` back */
+  #typingHeld = new Map();
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #retryTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -448,12 +450,20 @@ export class ChatClient extends EventTarget {
   /**
    * Joins `room` (and remembers it). Returns its canonical name, or undefined if invalid.
    * @param {string} room
+   * @param {{ resume?: RoomState }} [opts] `resume`: the state {@link leave} returned for this room;
+   *   its messages are kept and the join asks only for what came since (an undone leave).
    */
-  join(room) {
+  join(room, opts = {}) {
     const name = normalizeRoom(room);
     if (!name) return undefined;
     if (!this.rooms.has(name)) {
-      this.rooms.set(name, new RoomState(name));
+      const kept = opts.resume?.name === name ? opts.resume : undefined;
+      if (kept) {
+        kept.joined = false;
+        kept.loadingOlder = false;
+        kept.typing.clear();
+      }
+      this.rooms.set(name, kept ?? new RoomState(name));
       this.#saveRooms();
       this.#emit("rooms", {});
       if (this.#welcomed) this.#sendJoin(this.rooms.get(name));
@@ -464,10 +474,11 @@ export class ChatClient extends EventTarget {
   /**
    * Leaves `room`; what was waiting in the outbox for it is dropped.
    * @param {string} room
+   * @returns {RoomState | undefined} the room as it was, for `join(room, { resume })`
    */
   leave(room) {
     const r = this.rooms.get(room);
-    if (!r) return;
+    if (!r) return undefined;
     this.rooms.delete(room);
     this.#saveRooms();
     if (r.joined && this.ws?.readyState === 1) this.#send({ type: "leave", room });
@@ -475,6 +486,7 @@ export class ChatClient extends EventTarget {
     this.outbox = this.outbox.filter((i) => i.room !== room);
     if (this.outbox.length !== before) this.#outboxChanged();
     this.#emit("rooms", {});
+    return r;
   }
 
   /**
@@ -538,9 +550,13 @@ export class ChatClient extends EventTarget {
     const r = this.rooms.get(room);
     if (!r?.joined || !this.live) return;
     const now = Date.now();
-    if (now - (this.#typingSent.get(room) ?? 0) < this.typingThrottleMs) return;
+    if (now - (this.#typingSent.get(room) ?? 0) < this.typingThrottleMs) {
+      this.#typingHeld.set(room, now);
+      return;
+    }
     if (!this.#takeToken()) return;
     this.#typingSent.set(room, now);
+    this.#typingHeld.delete(room);
     this.#send({ type: "typing", room });
   }
 
@@ -783,8 +799,26 @@ export class ChatClient extends EventTarget {
     const added = r.add([msg]);
     if (m.seq > r.lastSeq) r.lastSeq = m.seq;
     if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
+    if (this.isMe(m.from)) this.#sentToRoom(r.name, m.cid);
     this.#settleByMessages(added);
     if (added.length) this.#emit("message", { room: r.name, message: msg });
+  }
+
+  /**
+   * Our message reached the room, and with it every member cleared our "is typing": the next
+   * keystroke must say so again, not wait out the throttle. It is reset here rather than when the
+   * message is sent because the server delivers a message only once it is stored, while `typing`
+   * goes out at once: a `typing` sent right behind the message would overtake it and be cleared by
+   * it. Keystrokes held back since the message was written are reported now.
+   * @param {string} room
+   * @param {unknown} cid
+   */
+  #sentToRoom(room, cid) {
+    this.#typingSent.delete(room);
+    const held = this.#typingHeld.get(room);
+    this.#typingHeld.delete(room);
+    const item = typeof cid === "string" ? this.outbox.find((i) => i.cid === cid) : undefined;
+    if (held !== undefined && item && held >= item.createdAt) this.typing(room);
   }
 
   /** @param {Record<string, any>} m */
@@ -821,6 +855,7 @@ export class ChatClient extends EventTarget {
   /** @param {Record<string, any>} m */
   #ack(m) {
     const item = this.outbox.find((i) => i.cid === m.cid);
+    if (item?.room) this.#sentToRoom(item.room, item.cid);
     if (item) {
       // The message itself normally came just before; a re-send that the server de-duplicated
       // brings only the ack, so make sure the message is shown.

@@ -384,3 +384,171 @@ Deno.test({
     await context.close();
   },
 });
+
+Deno.test({
+  name: "browser: typing again right after sending shows the indicator on the other page",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    const a = await openChat(tb, server.url, { name: "alice" });
+    const b = await openChat(tb, server.url, { name: "bob" });
+    await a.page.waitForSelector('#member-list li[data-name="bob"]');
+
+    await b.page.type("#composer-input", "first");
+    await waitText(a.page, "#typing", "bob is typing…");
+    await b.page.keyboard.press("Enter");
+    await waitMessage(a.page, "first");
+    await a.page.waitForFunction(() => document.querySelector("#typing").textContent === "");
+    await waitMessage(b.page, "first");
+    // Well within 2 s of the first keystroke (the typing throttle), and one key only, so that no
+    // later keystroke could make up for one the throttle held back.
+    await b.page.type("#composer-input", "k");
+    await waitText(a.page, "#typing", "bob is typing…");
+    await b.page.keyboard.press("Enter");
+    await waitMessage(a.page, "k");
+    await a.page.waitForFunction(() => document.querySelector("#typing").textContent === "");
+    assert.deepEqual(a.problems.errors, []);
+    assert.deepEqual(b.problems.errors, []);
+    await a.context.close();
+    await b.context.close();
+  },
+});
+
+/** What the page shows of the open conversation: heading, message box, intro line, address, views. */
+function conversationLabels(page: Page) {
+  return page.evaluate(() => ({
+    title: document.querySelector("#view-title").textContent,
+    placeholder: document.querySelector("#composer-input").placeholder,
+    label: document.querySelector("#composer-label").textContent,
+    intro: document.querySelector(".view:not([hidden]) .history-status").textContent,
+    hash: decodeURIComponent(location.hash),
+    views: [...document.querySelectorAll(".view")].map((v: { dataset: { view: string } }) => v.dataset.view),
+  }));
+}
+
+Deno.test({
+  name:
+    "browser: when the other person renames, their direct conversation follows: title, box, intro, address",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    await using dave = await TestClient.connect(server, { name: "dave", room: "lobby" });
+    const { page, context, problems } = await openChat(tb, server.url, { name: "alice" });
+    await page.click('#member-list li[data-name="dave"] button');
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@dave");
+    await say(page, "hi dave");
+    await waitMessage(page, "hi dave");
+
+    // Open while the rename comes.
+    dave.send({ type: "nick", name: "david" });
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@david");
+    assert.deepEqual(await conversationLabels(page), {
+      title: "@david",
+      placeholder: "Message @david",
+      label: "Message @david",
+      intro: "Direct messages with david are not stored: they last as long as this tab.",
+      hash: "#@david",
+      views: ["lobby", "@david"],
+    });
+    assert.deepEqual(await messageTexts(page), ["hi dave"]);
+
+    // Not open while the rename comes: the same conversation, under the new name, one view.
+    await page.evaluate(() => location.hash = "#lobby");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    dave.send({ type: "nick", name: "davy" });
+    await page.waitForSelector('#dm-list a[href="#@davy"]');
+    await page.click('#dm-list a[href="#@davy"]');
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@davy");
+    assert.deepEqual(await conversationLabels(page), {
+      title: "@davy",
+      placeholder: "Message @davy",
+      label: "Message @davy",
+      intro: "Direct messages with davy are not stored: they last as long as this tab.",
+      hash: "#@davy",
+      views: ["lobby", "@davy"],
+    });
+    assert.deepEqual(await messageTexts(page), ["hi dave"]);
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  },
+});
+/** The unread badge of a room in the sidebar, or null. */
+function roomBadge(page: Page, room: string) {
+  return page.evaluate(
+    (r: string) => document.querySelector(`#room-list a[href="#${r}"] .badge`)?.textContent ?? null,
+    room,
+  );
+}
+
+Deno.test({
+  name:
+    "browser: leaving a room with × offers Undo, which rejoins it with its messages, unread count and place",
+  ignore,
+  async fn() {
+    await using server = await startServer({ burst: 100, messagesPerSecond: 100 });
+    await using tb = await launchBrowser();
+    await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+    bob.send({ type: "join", room: "design" });
+    await bob.next("joined", (m) => m.room === "design");
+    const earlier = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).concat("hello lobby");
+    for (const [i, text] of earlier.entries()) bob.send({ type: "send", room: "lobby", text, cid: `l${i}` });
+    await bob.next("ack", (m) => m.cid === `l${earlier.length - 1}`);
+    const { page, context, problems } = await openChat(tb, server.url, { name: "alice", hash: "design" });
+    await page.evaluate(() => location.hash = "#lobby");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    await waitMessage(page, "hello lobby");
+    // The reader is somewhere in the middle.
+    const place = await page.evaluate(() => {
+      const s = document.querySelector("#scroller");
+      s.scrollTop = (s.scrollHeight - s.clientHeight) / 2;
+      return s.scrollTop;
+    });
+    assert.ok(place > 200, `room to scroll (${place})`);
+
+    // A stray click on the open room's ×: it is left at once, and a toast offers Undo.
+    await page.click('#room-list button[aria-label="Leave #lobby"]');
+    await page.waitForFunction(() => !document.querySelector('#room-list a[href="#lobby"]'));
+    await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
+    bob.send({ type: "send", room: "lobby", text: "while you were out", cid: "out" });
+    await bob.next("ack", (m) => m.cid === "out");
+    const undo = await page.waitForSelector(".toast button::-p-text(Undo)");
+    assert.match(await page.$eval(".toast", (e) => e.textContent ?? ""), /left #lobby/i);
+    await undo!.click();
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    await waitMessage(page, "while you were out");
+    assert.deepEqual(
+      await messageTexts(page),
+      [...earlier, "while you were out"],
+      "resumed: no gap, no double",
+    );
+    assert.equal(
+      await page.evaluate(() => document.querySelector("#scroller").scrollTop),
+      place,
+      "same place",
+    );
+    assert.equal(await page.$(".toast button::-p-text(Undo)"), null, "the toast is gone");
+    await bob.next("presence", (m) => m.event === "join" && m.name === "alice");
+
+    // A room not open: its unread count comes back, plus what came meanwhile.
+    bob.send({ type: "send", room: "design", text: "d1", cid: "d1" });
+    bob.send({ type: "send", room: "design", text: "d2", cid: "d2" });
+    await page.waitForFunction(() =>
+      document.querySelector('#room-list a[href="#design"] .badge')?.textContent === "2"
+    );
+    await page.click('#room-list button[aria-label="Leave #design"]');
+    await page.waitForFunction(() => !document.querySelector('#room-list a[href="#design"]'));
+    await bob.next("presence", (m) => m.event === "leave" && m.name === "alice" && m.room === "design");
+    bob.send({ type: "send", room: "design", text: "d3", cid: "d3" });
+    await bob.next("ack", (m) => m.cid === "d3");
+    await (await page.waitForSelector(".toast button::-p-text(Undo)"))!.click();
+    await page.waitForFunction(() =>
+      document.querySelector('#room-list a[href="#design"] .badge')?.textContent === "3"
+    );
+    assert.equal(await page.$eval("#view-title", (e) => e.textContent), "#lobby", "the open room stays open");
+    assert.equal(await roomBadge(page, "lobby"), null);
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  },
+});

@@ -359,6 +359,56 @@ Deno.test("direct messages, typing that expires, presence and renames", async ()
   await client.stop();
 });
 
+Deno.test("typing() right after a send goes out once the message is in, so the room sees it after the message", async () => {
+  const disk = faultyStore();
+  await using server = await startServer({}, { store: disk.store });
+  using _ = { [Symbol.dispose]: () => disk.release() }; // a failed assertion must not leave writes held
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  const typings = () => sent.filter((m) => m.type === "typing").length;
+  client.typing("lobby");
+  await bob.next("typing", (m) => m.name === "alice");
+  // A slow disk: the message reaches the room only once stored, while a typing would go at once.
+  disk.hold();
+  client.send({ room: "lobby", text: "one" });
+  client.typing("lobby"); // typing on at once: within the throttle, held back for now
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(typings(), 1);
+  disk.release();
+  await bob.next("message", (m) => m.text === "one");
+  await bob.next("typing", (m) => m.name === "alice");
+  assert.equal(typings(), 2);
+  const order = bob.lines.filter((m) => m.type === "message" || m.type === "typing").map((m) => m.type);
+  assert.deepEqual(order, ["typing", "message", "typing"], "the second typing is not cleared by the message");
+  // After the message, the throttle holds again.
+  client.typing("lobby");
+  assert.equal(typings(), 2);
+  await client.stop();
+});
+
+Deno.test("join(room, { resume }) with what leave() returned asks only for what came since", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  bob.send({ type: "send", room: "lobby", text: "before", cid: "b1" });
+  await until(() => texts(client).length === 1, "the first message");
+  const kept = client.leave("lobby");
+  assert.ok(kept);
+  await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
+  bob.send({ type: "send", room: "lobby", text: "meanwhile", cid: "b2" });
+  await bob.next("ack", (m) => m.cid === "b2");
+  assert.equal(client.join("lobby", { resume: kept }), "lobby");
+  await until(() => texts(client).length === 2, "what came meanwhile");
+  assert.deepEqual(texts(client), ["before", "meanwhile"]);
+  assert.deepEqual(sent.filter((m) => m.type === "join").at(-1), { type: "join", room: "lobby", since: 1 });
+  assert.equal(client.leave("nowhere"), undefined);
+  await client.stop();
+});
+
 Deno.test("a send refused with shutting_down stays in the outbox and goes out after the restart", async () => {
   const disk = faultyStore();
   const first = await startServer({}, { store: disk.store });

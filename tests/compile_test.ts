@@ -47,6 +47,10 @@ Deno.test({
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
+    // The page's modules live in subdirectories too (static/views/): embedded and served as well.
+    const view = await fetch(`http://127.0.0.1:${port}/views/thread.js`);
+    assert.equal(view.status, 200);
+    assert.match(await view.text(), /export function createThread/);
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?name=bin`);
     const lines: Record<string, unknown>[] = [];
     const acked = new Promise<void>((resolve) =>

@@ -79,3 +79,23 @@ Deno.test("StaticFiles.serve() never reaches outside its directory nor serves de
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("StaticFiles.load() of static/ serves every module the page imports, nested ones too", async () => {
+  const f = await StaticFiles.load(new URL("../static/", import.meta.url));
+  // Follow the page's imports from app.js: a module the server did not serve would break the page.
+  const seen = new Set<string>();
+  const queue = ["/app.js"];
+  while (queue.length) {
+    const path = queue.shift()!;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    const res = get(f, path);
+    assert.equal(res.status, 200, path);
+    assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8", path);
+    for (const [, spec] of (await res.text()).matchAll(/\bfrom\s+"(\.{1,2}\/[^"]+)"/g)) {
+      queue.push(new URL(spec, `http://x${path}`).pathname);
+    }
+  }
+  assert.ok(seen.has("/views/thread.js"), [...seen].join(", "));
+  assert.ok(seen.has("/chat-client.js"));
+});

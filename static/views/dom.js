@@ -1,0 +1,73 @@
+/**
+ * Small DOM helpers shared by the views. User text reaches the page through `textContent` and
+ * `createElement` only: nothing here parses markup.
+ * @module
+ */
+import { linkify } from "../chat-client.js";
+
+/**
+ * The page's element `#id`, checked to be of `type`.
+ * @template {Element} T
+ * @param {string} id
+ * @param {{ new (): T, prototype: T }} type
+ * @returns {T}
+ */
+export function byId(id, type) {
+  const e = document.getElementById(id);
+  if (!(e instanceof type)) throw new Error(`The page lacks #${id}`);
+  return e;
+}
+
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
+export function el(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/**
+ * A colour (one of eight) for a name, stable across sessions.
+ * @param {string} name
+ */
+export function hue(name) {
+  let h = 0x811c9dc5; // FNV-1a
+  for (const ch of name.toLowerCase()) h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 0x01000193) >>> 0;
+  return `hue-${h % 8}`;
+}
+
+/**
+ * @param {string} name
+ * @param {string} [extra]
+ */
+export function avatar(name, extra = "") {
+  const a = el("span", `avatar ${hue(name)} ${extra}`.trim(), [...name][0]?.toUpperCase() ?? "?");
+  a.setAttribute("aria-hidden", "true");
+  return a;
+}
+
+/**
+ * Message text as nodes: plain text, and http(s) links that open in a new tab.
+ * @param {string} text
+ */
+export function textNodes(text) {
+  const frag = document.createDocumentFragment();
+  for (const part of linkify(text)) {
+    if (part.href) {
+      const a = el("a", "", part.text);
+      a.href = part.href;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      frag.append(a);
+    } else {
+      frag.append(document.createTextNode(part.text));
+    }
+  }
+  return frag;
+}

@@ -1,0 +1,126 @@
+/**
+ * The sidebar: who you are (and renaming), joining a room, your rooms (each with ×) and direct
+ * conversations, with unread counts; and the total unread on the button that opens it on a phone.
+ * @module
+ */
+import { normalizeRoom } from "../chat-client.js";
+import { avatar, byId, el, hue } from "./dom.js";
+import { onlineNames, totalUnread } from "./state.js";
+import { toast } from "./toasts.js";
+
+/** @typedef {import("./state.js").AppState} AppState */
+
+/** @typedef {ReturnType<typeof createSidebar>} Sidebar */
+
+/**
+ * @param {AppState} state
+ * @param {object} hooks
+ * @param {(room: string) => void} hooks.leaveRoom
+ * @param {() => void} hooks.focusComposer
+ */
+export function createSidebar(state, { leaveRoom, focusComposer }) {
+  const meAvatar = byId("me-avatar", HTMLElement);
+  const meName = byId("me-name", HTMLElement);
+  const renameButton = byId("rename-button", HTMLButtonElement);
+  const renameForm = byId("rename-form", HTMLFormElement);
+  const renameInput = byId("rename-input", HTMLInputElement);
+  const joinForm = byId("join-form", HTMLFormElement);
+  const joinInput = byId("join-input", HTMLInputElement);
+  const roomList = byId("room-list", HTMLUListElement);
+  const dmList = byId("dm-list", HTMLUListElement);
+  const dmEmpty = byId("dm-empty", HTMLElement);
+  const totalBadge = byId("total-badge", HTMLElement);
+
+  /**
+   * @param {string} key
+   * @param {string} label
+   * @param {...HTMLElement} decorations
+   */
+  function navLink(key, label, ...decorations) {
+    const a = el("a", "nav-item");
+    a.href = `#${key}`;
+    if (key === state.active) a.setAttribute("aria-current", "page");
+    const [first, ...rest] = decorations;
+    if (first) a.append(first);
+    a.append(el("span", "nav-label", label.replace(/^#/, "")));
+    a.append(...rest);
+    const n = state.unread.get(key) ?? 0;
+    if (n > 0) {
+      const badge = el("span", "badge", n > 99 ? "99+" : String(n));
+      badge.setAttribute("aria-label", `${n} unread`);
+      a.append(badge);
+    }
+    return a;
+  }
+
+  joinForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const room = normalizeRoom(joinInput.value);
+    if (!room) {
+      toast(`Room names are 1–64 letters, digits, "_", "-" or "."`);
+      return;
+    }
+    joinInput.value = "";
+    state.go(room);
+    focusComposer();
+  });
+
+  renameButton.addEventListener("click", () => {
+    const show = renameForm.hidden;
+    renameForm.hidden = !show;
+    renameButton.setAttribute("aria-expanded", String(show));
+    if (show) {
+      renameInput.value = state.client.me;
+      renameInput.focus();
+      renameInput.select();
+    }
+  });
+  renameForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    try {
+      state.client.nick(renameInput.value.trim());
+      renameForm.hidden = true;
+      renameButton.setAttribute("aria-expanded", "false");
+      renameButton.focus();
+    } catch (err) {
+      toast(/** @type {Error} */ (err).message);
+    }
+  });
+
+  return {
+    render() {
+      const { client } = state;
+      meName.textContent = client.me;
+      meAvatar.textContent = [...client.me][0]?.toUpperCase() ?? "?";
+      meAvatar.className = `avatar ${hue(client.me)}`;
+
+      roomList.replaceChildren(...[...client.rooms.keys()].map((room) => {
+        const li = el("li", "nav-row");
+        const a = navLink(room, `#${room}`, el("span", "nav-icon", "#"));
+        li.append(a);
+        const leave = el("button", "leave-button", "×");
+        leave.type = "button";
+        leave.setAttribute("aria-label", `Leave #${room}`);
+        leave.title = `Leave #${room}`;
+        leave.addEventListener("click", () => leaveRoom(room));
+        li.append(leave);
+        return li;
+      }));
+
+      const online = onlineNames(client);
+      const dms = [...client.directs.values()];
+      dmList.replaceChildren(...dms.map((c) => {
+        const li = el("li", "nav-row");
+        const dot = el("span", `presence ${online.has(c.peer.toLowerCase()) ? "online" : "away"}`);
+        dot.setAttribute("aria-hidden", "true");
+        li.append(navLink(`@${c.peer}`, c.peer, avatar(c.peer, "small"), dot));
+        return li;
+      }));
+      dmEmpty.hidden = dms.length > 0;
+
+      const total = totalUnread(state);
+      totalBadge.hidden = total === 0;
+      totalBadge.textContent = total > 99 ? "99+" : String(total);
+    },
+  };
+}
