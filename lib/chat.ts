@@ -119,10 +119,11 @@ export class Chat {
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presenceSoon() : undefined,
     });
     // Stored messages reach this process's members from the engine, once each and in seq order.
-    this.#unsubscribe = this.#engine.subscribe(
-      (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
-      (room, epoch) => this.#restarted(room, epoch),
-    );
+    this.#unsubscribe = this.#engine.subscribe({
+      message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
+      restarted: (room, epoch) => this.#restarted(room, epoch),
+      line: (room, line) => this.hub.publish(room, line),
+    });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
     Deno.unrefTimer(this.#maintenance as unknown as number);
@@ -328,7 +329,7 @@ export class Chat {
         return this.#send(conn, conn.current, msg.text);
       case "typing":
         this.#member(conn, msg.room, "type in");
-        return this.hub.publish(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
+        return this.#roomLine(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
       case "nick":
         return this.hub.rename(conn.key, msg.name, this.#now());
       case "history":
@@ -626,6 +627,12 @@ export class Chat {
       epoch,
     });
     this.hub.restart(room, line);
+  }
+
+  /** A line for `room`'s members in every process (through the engine when it spans several). */
+  #roomLine(room: string, line: string): void {
+    if (this.#engine.publishLine) this.#engine.publishLine(room, line);
+    else this.hub.publish(room, line);
   }
 
   #presenceSoon(): void {

@@ -47,6 +47,16 @@ export class UnavailableError extends Error {
   override name = "UnavailableError";
 }
 
+/** What an engine tells its subscriber. */
+export interface EngineEvents {
+  /** A stored message: every one of a watched room, once, in seq order. */
+  message(message: ChatMessage): void;
+  /** A room's history was lost and its seqs start over (a new epoch). */
+  restarted?(room: string, epoch: string): void;
+  /** A line from {@link Engine.publishLine}, from any process. */
+  line?(room: string, line: string): void;
+}
+
 /** Where rooms live. See the module doc. */
 export interface Engine {
   /**
@@ -59,14 +69,13 @@ export interface Engine {
   after(room: string, after: number, limit: number): Promise<HistoryPage>;
   /** The newest `limit` messages with `seq < before`, oldest first. */
   before(room: string, before: number, limit: number): Promise<HistoryPage>;
+  /** Receives what happens in watched rooms (see {@link EngineEvents}). Returns the function that unsubscribes. */
+  subscribe(events: EngineEvents): () => void;
   /**
-   * Receives every stored message, per room in seq order, and `restarted` when a room's history was
-   * lost and its seqs start over (a new epoch). Returns the function that unsubscribes.
+   * Sends a line that is not stored (typing) to the room's members in every process; they get it
+   * through {@link EngineEvents.line}. Best effort. Without it the line stays in this process.
    */
-  subscribe(
-    deliver: (message: ChatMessage) => void,
-    restarted?: (room: string, epoch: string) => void,
-  ): () => void;
+  publishLine?(room: string, line: string): void;
   /**
    * This process has members in `room` from now on: its messages must reach {@link subscribe}.
    * Resolves once they will; a history read started after it meets the live messages with no gap.
@@ -92,7 +101,7 @@ export interface EmbeddedOptions {
 export class EmbeddedEngine implements Engine {
   readonly #store: Store;
   readonly #opts: EmbeddedOptions;
-  readonly #subscribers = new Set<(m: ChatMessage) => void>();
+  readonly #subscribers = new Set<EngineEvents>();
   /** The append in progress: the next waits for it, so numbering reads what is stored. */
   #tail: Promise<unknown> = Promise.resolve();
   /**
@@ -138,7 +147,7 @@ export class EmbeddedEngine implements Engine {
     for (const m of fresh) if (!this.#writing.has(m.room)) this.#writing.set(m.room, m.seq);
     try {
       await this.#store.append(fresh);
-      for (const m of fresh) for (const deliver of this.#subscribers) deliver(m);
+      for (const m of fresh) for (const s of this.#subscribers) s.message(m);
     } finally {
       this.#writing.clear();
     }
@@ -162,9 +171,9 @@ export class EmbeddedEngine implements Engine {
     return first === undefined ? this.#store.lastSeq(room) : first - 1;
   }
 
-  subscribe(deliver: (message: ChatMessage) => void): () => void {
-    this.#subscribers.add(deliver);
-    return () => this.#subscribers.delete(deliver);
+  subscribe(events: EngineEvents): () => void {
+    this.#subscribers.add(events);
+    return () => this.#subscribers.delete(events);
   }
 
   prune(now: number): Promise<number> {

@@ -5,7 +5,8 @@
  * - `chat:{room}:meta`, a hash: `seq` (the last one handed out) and `epoch` (set once);
  * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1`;
  * - `chat:{room}:cid:<key>:<cid>`: the seq and ts a person's cid was stored under, for the dedup window;
- * - `chat:{room}`, the channel each stored message is published on.
+ * - `chat:{room}`, the channel each stored message is published on, and `chat:{room}:lines` for
+ *   lines that are not stored (typing).
  *
  * One Lua script per room and group numbers, de-duplicates, appends, trims and publishes atomically,
  * so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
@@ -13,7 +14,14 @@
  * @module
  */
 import { createClient, type RedisClientType } from "@redis/client";
-import { type Appended, type Draft, type Engine, type HistoryPage, UnavailableError } from "./engine.ts";
+import {
+  type Appended,
+  type Draft,
+  type Engine,
+  type EngineEvents,
+  type HistoryPage,
+  UnavailableError,
+} from "./engine.ts";
 import type { Logger } from "./log.ts";
 import type { ChatMessage } from "./protocol.ts";
 import { newEpoch } from "./store.ts";
@@ -36,6 +44,7 @@ const keys = (room: string) => ({
   meta: `chat:{${room}}:meta`,
   log: `chat:{${room}}:log`,
   channel: `chat:{${room}}`,
+  lines: `chat:{${room}}:lines`,
 });
 
 /**
@@ -85,8 +94,7 @@ export class RedisEngine implements Engine {
   readonly #cmd: RedisClientType;
   readonly #sub: RedisClientType;
   readonly #opts: RedisOptions;
-  readonly #subscribers = new Set<(m: ChatMessage) => void>();
-  readonly #restarted = new Set<(room: string, epoch: string) => void>();
+  readonly #subscribers = new Set<EngineEvents>();
   /** Per watched room: the last seq delivered here, and the chain that keeps delivery in order. */
   readonly #rooms = new Map<string, Watched>();
   #closed = false;
@@ -195,16 +203,14 @@ export class RedisEngine implements Engine {
     return { messages: entries.map((e) => fromEntry(room, e)).reverse(), lastSeq, epoch };
   }
 
-  subscribe(
-    deliver: (message: ChatMessage) => void,
-    restarted?: (room: string, epoch: string) => void,
-  ): () => void {
-    this.#subscribers.add(deliver);
-    if (restarted) this.#restarted.add(restarted);
-    return () => {
-      this.#subscribers.delete(deliver);
-      if (restarted) this.#restarted.delete(restarted);
-    };
+  subscribe(events: EngineEvents): () => void {
+    this.#subscribers.add(events);
+    return () => this.#subscribers.delete(events);
+  }
+
+  publishLine(room: string, line: string): void {
+    if (!this.#cmd.isReady) return; // typing is not worth a queue
+    this.#cmd.publish(keys(room).lines, line).catch(() => {});
   }
 
   /**
@@ -226,6 +232,11 @@ export class RedisEngine implements Engine {
       await this.#run(() =>
         this.#sub.subscribe(keys(room).channel, (raw: string) => this.#received(room, state, raw))
       );
+      await this.#run(() =>
+        this.#sub.subscribe(keys(room).lines, (line: string) => {
+          if (this.#rooms.get(room) === state) { for (const s of this.#subscribers) s.line?.(room, line); }
+        })
+      );
       const meta = await this.#storedMeta(room);
       state.delivered = meta.seq;
       state.epoch = meta.epoch;
@@ -238,7 +249,7 @@ export class RedisEngine implements Engine {
   /** Stops receiving `room` here (its last member left). */
   unwatch(room: string): void {
     if (!this.#rooms.delete(room)) return;
-    this.#sub.unsubscribe(keys(room).channel).catch(() => {});
+    this.#sub.unsubscribe([keys(room).channel, keys(room).lines]).catch(() => {});
   }
 
   prune(_now: number): Promise<number> {
@@ -301,7 +312,7 @@ export class RedisEngine implements Engine {
     this.#opts.log.warn("room history was lost in Redis; its seqs start over", { room });
     state.epoch = epoch;
     state.delivered = 0;
-    for (const restarted of this.#restarted) restarted(room, epoch);
+    for (const s of this.#subscribers) s.restarted?.(room, epoch);
   }
 
   /**
@@ -338,7 +349,7 @@ export class RedisEngine implements Engine {
 
   #hand(state: Watched, m: ChatMessage): void {
     state.delivered = m.seq;
-    for (const deliver of this.#subscribers) deliver(m);
+    for (const s of this.#subscribers) s.message(m);
   }
 
   /** The subscriber came back: every watched room reads what it missed while it was away. */

@@ -19,7 +19,7 @@ Deno.test("EmbeddedEngine numbers each room gap-free, delivers in order, and kno
     dedupWindowMs: 60_000,
   });
   const seen: ChatMessage[] = [];
-  const unsubscribe = engine.subscribe((m) => seen.push(m));
+  const unsubscribe = engine.subscribe({ message: (m) => seen.push(m) });
   const first = await engine.append([
     draft("a", "1", "c1"),
     draft("b", "x"),
@@ -75,7 +75,7 @@ function slowReads(inner: Engine, when: "read first" | "wait first") {
     append: (batch) => inner.append(batch),
     after: (room, after, limit) => slow(() => inner.after(room, after, limit)),
     before: (room, before, limit) => slow(() => inner.before(room, before, limit)),
-    subscribe: (deliver) => inner.subscribe(deliver),
+    subscribe: (events) => inner.subscribe(events),
     prune: (now) => inner.prune(now),
     close: () => inner.close(),
   };

@@ -189,3 +189,19 @@ Deno.test({
       assert.ok(alice.lines.indexOf(restart) < alice.lines.indexOf(first), "told before the new seq 1");
     }),
 });
+
+Deno.test({
+  name: "redis: typing reaches the room's members on every instance, once",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await using bob = await client(b, { name: "bob", room: "r" });
+      await using carol = await client(a, { name: "carol", room: "r" });
+      await Promise.all([alice.next("joined"), bob.next("joined"), carol.next("joined")]);
+      alice.send({ type: "typing", room: "r" });
+      for (const c of [bob, carol]) await c.next("typing", (m) => m.name === "alice");
+      await new Promise((r) => setTimeout(r, 100));
+      for (const c of [bob, carol]) assert.equal(c.all("typing").length, 1);
+    }),
+});
