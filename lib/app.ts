@@ -60,6 +60,7 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
       retainMessages: config.retainMessages,
       retainMs: config.retainDays * 86_400_000,
       dedupWindowMs,
+      presenceTtlMs: config.presenceTtlMs,
       log,
     });
   }

@@ -117,12 +117,13 @@ export class Chat {
       maxRooms: config.maxRooms,
       nameHoldMs: config.nameHoldSeconds * 1000,
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presenceSoon() : undefined,
+      externalPresence: deps.engine.presence !== undefined,
     });
     // Stored messages reach this process's members from the engine, once each and in seq order.
     this.#unsubscribe = this.#engine.subscribe({
       message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
       restarted: (room, epoch) => this.#restarted(room, epoch),
-      line: (room, line) => this.hub.publish(room, line),
+      line: (room, line) => this.#lineFromEngine(room, line),
     });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
@@ -230,7 +231,9 @@ export class Chat {
 
   /** Connection `id` closed. Idempotent. */
   closed(id: number): void {
-    if (!this.#conns.delete(id)) return;
+    const conn = this.#conns.get(id);
+    if (!conn || !this.#conns.delete(id)) return;
+    for (const room of this.hub.soleTabRooms(id)) this.#present(room, this.#name(conn), false);
     for (const room of this.hub.disconnect(id, this.#now())) this.#engine.unwatch?.(room);
   }
 
@@ -345,18 +348,18 @@ export class Chat {
    */
   #join(conn: Conn, room: string, since?: number, epoch?: string): void {
     this.#roomForAnswer(conn);
-    const { added } = this.hub.join(conn.peer.id, room, true);
+    const { added, firstTab } = this.hub.join(conn.peer.id, room, true);
     conn.current = room;
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
     const id = conn.peer.id;
-    this.#readJoin(room, since, epoch).then(
-      ({ messages, lastSeq, truncated, epoch }) => {
+    this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined).then(
+      ({ messages, lastSeq, truncated, epoch, members }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
         conn.peer.send(
           encode({
             type: "joined",
             room,
-            members: this.hub.members(room),
+            members,
             messages: messages.map(wireMessage),
             lastSeq,
             truncated,
@@ -368,7 +371,7 @@ export class Chat {
       (e) => {
         if (this.#conns.get(id) !== conn) return;
         this.#log.error("history read failed", { room, error: (e as Error).message });
-        if (this.hub.leave(id, room).deleted) this.#engine.unwatch?.(room);
+        this.#left(conn, room);
         if (conn.current === room) conn.current = this.hub.roomsOf(id).at(-1) ?? "";
         this.#answer(conn.peer, UNREADABLE(room, e), { room });
       },
@@ -383,12 +386,16 @@ export class Chat {
     room: string,
     since?: number,
     epoch?: string,
-  ): Promise<{ messages: ChatMessage[]; lastSeq: number; truncated: boolean; epoch: string }> {
+    arriving?: string,
+  ): Promise<
+    { messages: ChatMessage[]; lastSeq: number; truncated: boolean; epoch: string; members: string[] }
+  > {
     let messages: ChatMessage[];
     let truncated: boolean;
     let lastSeq: number;
     // Live messages first, then the read: whatever the read misses is on its way (the hub holds it).
     await this.#engine.watch?.(room);
+    if (arriving !== undefined) await this.#engine.presence?.(room, arriving, true);
     let page = since === undefined
       ? undefined
       : await this.#engine.after(room, since, this.#cfg.resumeCap + 1);
@@ -413,13 +420,12 @@ export class Chat {
     }
     const fitted = this.#fit(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
-    return { messages, lastSeq, truncated, epoch: page.epoch };
+    const members = this.#engine.members ? await this.#engine.members(room) : this.hub.members(room);
+    return { messages, lastSeq, truncated, epoch: page.epoch, members };
   }
 
   #leave(conn: Conn, room: string): void {
-    const { removed, deleted } = this.hub.leave(conn.peer.id, room);
-    if (!removed) throw new ProtocolError("not_member", `You are not in room "${room}"`);
-    if (deleted) this.#engine.unwatch?.(room);
+    if (!this.#left(conn, room)) throw new ProtocolError("not_member", `You are not in room "${room}"`);
     if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
     conn.peer.send(encode({ type: "left", room }));
   }
@@ -627,6 +633,29 @@ export class Chat {
       epoch,
     });
     this.hub.restart(room, line);
+  }
+
+  /** Connection `conn` leaves `room`: the engine hears when it was the person's last tab or the room's last member. */
+  #left(conn: Conn, room: string): boolean {
+    const { removed, deleted, lastTab } = this.hub.leave(conn.peer.id, room);
+    if (lastTab) this.#present(room, this.#name(conn), false);
+    if (deleted) this.#engine.unwatch?.(room);
+    return removed;
+  }
+
+  /** Tells the engine (when presence spans processes) that `name` arrived in or left `room` here. */
+  #present(room: string, name: string, present: boolean): void {
+    this.#engine.presence?.(room, name, present).catch((e) =>
+      this.#log.debug("presence not recorded", { room, error: (e as Error).message })
+    );
+  }
+
+  /** A line the engine brings from any process: presence goes through the hub's grouping. */
+  #lineFromEngine(room: string, line: string): void {
+    if (!line.startsWith('{"type":"presence"')) return this.hub.publish(room, line);
+    try {
+      this.hub.announce(room, line, (JSON.parse(line) as { name: string }).name);
+    } catch { /* not ours */ }
   }
 
   /** A line for `room`'s members in every process (through the engine when it spans several). */

@@ -44,6 +44,11 @@ export interface Config {
    * shared by every process on it. Empty: the embedded engine (`store`). @default ""
    */
   readonly redisUrl: string;
+  /**
+   * With Redis: milliseconds a process's presence entries live without a refresh, so the people of a
+   * process that died leave their rooms within about this (announced once). @default 15000
+   */
+  readonly presenceTtlMs: number;
 
   /** Characters in a message text. @default 4000 */
   readonly maxTextChars: number;
@@ -116,6 +121,7 @@ export const DEFAULTS: Config = Object.freeze(
     logLevel: "warn",
     metricsToken: "",
     redisUrl: "",
+    presenceTtlMs: 15_000,
     maxTextChars: 4000,
     maxFrameBytes: 64 * 1024,
     maxRoomsPerConnection: 20,
@@ -228,6 +234,15 @@ export const SETTINGS: readonly Setting[] = [
       says: "a URL like redis://host:6379 or rediss://:password@host:6380",
     },
     help: "share rooms through Redis (several processes); default: embedded store",
+  },
+  {
+    key: "presenceTtlMs",
+    flag: "presence-ttl",
+    env: "CHAT_PRESENCE_TTL",
+    kind: I,
+    min: 300,
+    max: 600_000,
+    help: "with Redis: ms until the people of a process that died leave their rooms",
   },
   {
     key: "maxTextChars",

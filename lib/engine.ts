@@ -83,6 +83,14 @@ export interface Engine {
   watch?(room: string): Promise<void>;
   /** This process has no members in `room` any more. */
   unwatch?(room: string): void;
+  /**
+   * Presence across processes: `name` is (or stops being) in `room` here. The engine announces a
+   * name's first join and last leave anywhere through {@link EngineEvents.line} (presence lines).
+   * Without it, presence is this process's own (the hub's).
+   */
+  presence?(room: string, name: string, present: boolean): Promise<void>;
+  /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
+  members?(room: string): Promise<string[]>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */

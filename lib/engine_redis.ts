@@ -38,6 +38,11 @@ export interface RedisOptions {
   log: Logger;
   /** Milliseconds a command may wait for Redis before it fails as unavailable. @default 2000 */
   commandTimeoutMs?: number;
+  /**
+   * Milliseconds a process's presence entries live without a refresh: when a process dies, its
+   * people leave their rooms within this (and a third of it). @default 15000
+   */
+  presenceTtlMs?: number;
 }
 
 const keys = (room: string) => ({
@@ -45,7 +50,50 @@ const keys = (room: string) => ({
   log: `chat:{${room}}:log`,
   channel: `chat:{${room}}`,
   lines: `chat:{${room}}:lines`,
+  who: `chat:{${room}}:who`,
+  names: `chat:{${room}}:names`,
 });
+
+/** A presence line, the same in every process (built in Lua too: keep the two in step). */
+const PRESENCE_LINE = (event: string) => `
+'{"type":"presence","room":' .. cjson.encode(ARGV[4]) .. ',"event":"${event}","name":' .. cjson.encode(ARGV[2]) .. '}'`;
+
+/**
+ * Presence is the union over processes: `who` holds one entry per (process, name) scored by when it
+ * expires, `names` counts the processes that hold a name. KEYS: who, names, lines. ARGV: entry,
+ * name, expiry (ms), room. A join that is the name's first anywhere is announced; so is a leave
+ * that is its last. Also the refresh: an entry that exists only gets its new expiry.
+ */
+const PJOIN = `
+if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
+  redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("join")})
+end
+return 0
+`;
+const PLEAVE = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("leave")})
+end
+return 0
+`;
+/**
+ * The entries of a process that stopped refreshing (it died): removed, and each name's leave
+ * announced once, by whichever process removes it first. KEYS: who, names, lines. ARGV: now, -, -, room.
+ */
+const PSWEEP = `
+local n = 0
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  local name = string.match(entry, '\t(.*)$')
+  ARGV[2] = name
+  if redis.call('ZREM', KEYS[1], entry) == 1 and redis.call('HINCRBY', KEYS[2], name, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], name)
+    redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("leave")})
+    n = n + 1
+  end
+end
+return n
+`;
 
 /**
  * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs, dedupMs, count, then per message
@@ -97,12 +145,22 @@ export class RedisEngine implements Engine {
   readonly #subscribers = new Set<EngineEvents>();
   /** Per watched room: the last seq delivered here, and the chain that keeps delivery in order. */
   readonly #rooms = new Map<string, Watched>();
+  /** This process's presence entries: room to names. */
+  readonly #present = new Map<string, Set<string>>();
+  /** Names this process's entries (random per process). */
+  readonly #instance = newEpoch();
+  readonly #ttl: number;
+  readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
 
   private constructor(cmd: RedisClientType, sub: RedisClientType, opts: RedisOptions) {
     this.#cmd = cmd;
     this.#sub = sub;
     this.#opts = opts;
+    this.#ttl = opts.presenceTtlMs ?? 15_000;
+    this.#timer = setInterval(() => this.#keepPresence(), this.#ttl / 3);
+    // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
+    Deno.unrefTimer(this.#timer as unknown as number);
   }
 
   /** Connects both clients (commands, subscriptions). @throws {UnavailableError} with one sentence. */
@@ -252,6 +310,53 @@ export class RedisEngine implements Engine {
     this.#sub.unsubscribe([keys(room).channel, keys(room).lines]).catch(() => {});
   }
 
+  /** Records that `name` is (or no longer is) in `room` here; Redis announces the union's changes. */
+  async presence(room: string, name: string, present: boolean): Promise<void> {
+    let names = this.#present.get(room);
+    if (present) {
+      if (!names) this.#present.set(room, names = new Set());
+      names.add(name);
+    } else {
+      names?.delete(name);
+      if (names?.size === 0) this.#present.delete(room);
+    }
+    await this.#presenceScript(present ? PJOIN : PLEAVE, room, name);
+  }
+
+  /** Everyone in `room`, on any process, sorted by code unit. */
+  async members(room: string): Promise<string[]> {
+    const names = await this.#run(() => this.#cmd.hKeys(keys(room).names));
+    return names.sort();
+  }
+
+  #presenceScript(script: string, room: string, name: string): Promise<unknown> {
+    const k = keys(room);
+    const entry = `${this.#instance}\t${name}`;
+    return this.#run(() =>
+      this.#cmd.eval(script, {
+        keys: [k.who, k.names, k.lines],
+        arguments: [entry, name, String(Date.now() + this.#ttl), room],
+      })
+    );
+  }
+
+  /** Every third of the TTL: refresh this process's entries, and sweep the dead ones of watched rooms. */
+  #keepPresence(): void {
+    if (!this.#cmd.isReady) return;
+    for (const [room, names] of this.#present) {
+      for (const name of names) this.#presenceScript(PJOIN, room, name).catch(() => {});
+    }
+    for (const room of this.#rooms.keys()) {
+      const k = keys(room);
+      this.#run(() =>
+        this.#cmd.eval(PSWEEP, {
+          keys: [k.who, k.names, k.lines],
+          arguments: [String(Date.now()), "", "", room],
+        })
+      ).catch(() => {});
+    }
+  }
+
   prune(_now: number): Promise<number> {
     // Count retention runs in the append script; age retention trims by the oldest entry's ts here.
     return Promise.resolve(0);
@@ -260,6 +365,14 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#timer);
+    // People here leave their rooms at once, rather than when their entries expire.
+    const leaving: Promise<unknown>[] = [];
+    for (const [room, names] of this.#present) {
+      for (const name of names) leaving.push(this.#presenceScript(PLEAVE, room, name));
+    }
+    await Promise.allSettled(leaving);
+    this.#present.clear();
     this.#rooms.clear();
     await Promise.allSettled([this.#cmd.close(), this.#sub.close()]);
   }

@@ -57,6 +57,11 @@ export interface HubOptions {
    * flush instead of N frames (10,000 connections into rooms of 100: 495,000 presence lines).
    */
   onPresenceQueued?: () => void;
+  /**
+   * Presence is decided elsewhere (the rooms span several processes): the hub does not announce
+   * joins and leaves itself; its owner calls {@link Hub.announce} with what the engine says.
+   */
+  externalPresence?: boolean;
 }
 
 interface Person {
@@ -87,8 +92,8 @@ interface Room {
   members: Map<Client, number>;
   /** Joins so far, the clock of queued presence. */
   joins: number;
-  /** Presence lines not yet sent, each with the join count when it happened. */
-  presence: { line: string; at: number }[];
+  /** Presence lines not yet sent, each with the join count when it happened (and whom it is about). */
+  presence: { line: string; at: number; about?: string }[];
   /** Connections per person, so a person with several tabs joins and leaves once. */
   people: Map<Person, number>;
   /** Members whose history is still being read: they get the room's lines after it. */
@@ -103,6 +108,8 @@ export interface JoinResult {
   added: boolean;
   /** The room did not exist before. */
   created: boolean;
+  /** The person had no other connection in the room here. */
+  firstTab?: boolean;
 }
 
 /** What `leave()` did. */
@@ -110,6 +117,8 @@ export interface LeaveResult {
   removed: boolean;
   /** The room emptied and is gone. */
   deleted: boolean;
+  /** It was the person's last connection in the room here. */
+  lastTab?: boolean;
 }
 
 /** Rooms, members and people of one server. */
@@ -221,14 +230,14 @@ export class Hub {
       this.#rooms.set(room, r);
     }
     const tabs = r.people.get(client.person) ?? 0;
-    if (tabs === 0) {
+    if (tabs === 0 && !this.#opts.externalPresence) {
       this.#announce(room, r, encode({ type: "presence", room, event: "join", name: client.person.name }));
     }
     r.people.set(client.person, tabs + 1);
     if (hold) r.holding.set(client, { at: ++r.joins, lines: [] });
     else r.members.set(client, ++r.joins);
     client.rooms.add(room);
-    return { added: true, created };
+    return tabs === 0 ? { added: true, created, firstTab: true } : { added: true, created };
   }
 
   /**
@@ -284,13 +293,32 @@ export class Hub {
       return { removed: true, deleted: false };
     }
     r.people.delete(client.person);
-    if (r.members.size === 0) {
+    if (r.members.size === 0 && r.holding.size === 0) {
       this.#rooms.delete(room);
       this.#presenceRooms.delete(room); // no one is left to tell
-      return { removed: true, deleted: true };
+      return { removed: true, deleted: true, lastTab: true };
     }
-    this.#announce(room, r, encode({ type: "presence", room, event: "leave", name: client.person.name }));
-    return { removed: true, deleted: false };
+    if (!this.#opts.externalPresence) {
+      this.#announce(room, r, encode({ type: "presence", room, event: "leave", name: client.person.name }));
+    }
+    return { removed: true, deleted: false, lastTab: true };
+  }
+
+  /** The rooms where connection `id` is its person's only connection here (they leave with it). */
+  soleTabRooms(id: number): string[] {
+    const client = this.#clients.get(id);
+    if (!client) return [];
+    return [...client.rooms].filter((room) => this.#rooms.get(room)?.people.get(client.person) === 1);
+  }
+
+  /**
+   * Tells `room`'s members here of a join or leave decided elsewhere (see
+   * {@link HubOptions.externalPresence}), held and grouped like the hub's own; not to the
+   * connections of the person it is `about` (they know).
+   */
+  announce(room: string, line: string, about?: string): void {
+    const r = this.#rooms.get(room);
+    if (r) this.#announce(room, r, line, about);
   }
 
   /** Whether connection `id` is in `room`. */
@@ -386,10 +414,15 @@ export class Hub {
     this.#unsubscribe();
   }
 
-  #announce(room: string, r: Room, line: string): void {
+  #announce(room: string, r: Room, line: string, about?: string): void {
     const notify = this.#opts.onPresenceQueued;
-    if (!notify) return this.#deliver(room, line);
-    r.presence.push({ line, at: r.joins });
+    if (!notify) {
+      if (about === undefined) return this.#deliver(room, line);
+      for (const c of r.members.keys()) if (c.person.name !== about) c.peer.send(line);
+      for (const [c, held] of r.holding) if (c.person.name !== about) held.lines.push({ line });
+      return;
+    }
+    r.presence.push({ line, at: r.joins, about });
     if (this.#presenceRooms.size === 0) notify();
     this.#presenceRooms.add(room);
   }
@@ -404,11 +437,13 @@ export class Hub {
     if (!r) return;
     const queued = r.presence;
     r.presence = [];
+    const forMe = (q: (typeof queued)[number], c: Client, at: number) =>
+      q.at >= at && (q.about === undefined || q.about !== c.person.name);
     for (const [c, joinedAt] of r.members) {
-      for (let i = 0; i < queued.length; i++) if (queued[i].at >= joinedAt) c.peer.send(queued[i].line);
+      for (let i = 0; i < queued.length; i++) if (forMe(queued[i], c, joinedAt)) c.peer.send(queued[i].line);
     }
-    for (const held of r.holding.values()) {
-      for (let i = 0; i < queued.length; i++) if (queued[i].at >= held.at) held.lines.push(queued[i]);
+    for (const [c, held] of r.holding) {
+      for (let i = 0; i < queued.length; i++) if (forMe(queued[i], c, held.at)) held.lines.push(queued[i]);
     }
   }
 

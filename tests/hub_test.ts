@@ -65,10 +65,10 @@ Deno.test("Hub.leave() deletes a room when it empties and says so", () => {
   const h = hub();
   const a = new FakePeer();
   h.connect(a, "ka", "alice", 0);
-  assert.deepEqual(h.join(a.id, "r"), { added: true, created: true });
+  assert.deepEqual(h.join(a.id, "r"), { added: true, created: true, firstTab: true });
   assert.deepEqual(h.join(a.id, "r"), { added: false, created: false });
   assert.equal(h.size.rooms, 1);
-  assert.deepEqual(h.leave(a.id, "r"), { removed: true, deleted: true });
+  assert.deepEqual(h.leave(a.id, "r"), { removed: true, deleted: true, lastTab: true });
   assert.deepEqual(h.leave(a.id, "r"), { removed: false, deleted: false });
   assert.equal(h.size.rooms, 0);
   assert.equal(h.hasRoom("r"), false);

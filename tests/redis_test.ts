@@ -205,3 +205,71 @@ Deno.test({
       for (const c of [bob, carol]) assert.equal(c.all("typing").length, 1);
     }),
 });
+
+Deno.test({
+  name:
+    "redis: presence is the union over instances; a person with tabs on two joins once and leaves with the last",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await alice.next("joined");
+      await using bob = await client(b, { name: "bob", room: "r" });
+      const joined = await bob.next("joined");
+      assert.deepEqual(joined.members, ["alice", "bob"], "members from every instance");
+      await alice.next("presence", (m) => m.event === "join" && m.name === "bob");
+      // bob's second tab, on the other instance: no second join.
+      const token = bob.lines[0].token as string;
+      await using bobToo = await client(a, { token, room: "r" });
+      await bobToo.next("joined");
+      await bob.close();
+      await bobToo.close();
+      await alice.next("presence", (m) => m.event === "leave" && m.name === "bob");
+      await new Promise((r) => setTimeout(r, 200));
+      const about = alice.all("presence").filter((m) => m.name === "bob").map((m) => m.event);
+      assert.deepEqual(about, ["join", "leave"], "once each, whatever the tabs");
+      assert.equal(bob.all("presence").filter((m) => m.name === "bob").length, 0, "never about oneself");
+    }),
+});
+
+Deno.test({
+  name: "redis: when an instance dies its people leave their rooms within the presence TTL, announced once",
+  ignore: !!missing,
+  fn: async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    const ttl = ["--presence-ttl", "900"];
+    const [a, b, c] = [
+      await instance(redis.url, dir, ttl),
+      await instance(redis.url, dir, ttl),
+      await instance(redis.url, dir, ttl),
+    ];
+    try {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await using carol = await client(c, { name: "carol", room: "r" });
+      await Promise.all([alice.next("joined"), carol.next("joined")]);
+      const bob = await client(b, { name: "bob", room: "r" });
+      await bob.next("joined");
+      for (const w of [alice, carol]) await w.next("presence", (m) => m.event === "join" && m.name === "bob");
+      const killed = Date.now();
+      await b.stop("SIGKILL");
+      for (const w of [alice, carol]) {
+        await w.next("presence", (m) => m.event === "leave" && m.name === "bob", 5000);
+      }
+      const took = Date.now() - killed;
+      assert.ok(took < 900 + 300 + 1000, `left after ${took} ms`);
+      await new Promise((r) => setTimeout(r, 700));
+      for (const w of [alice, carol]) {
+        assert.equal(w.all("presence").filter((m) => m.event === "leave" && m.name === "bob").length, 1);
+      }
+      await using dave = await client(a, { name: "dave", room: "r" });
+      assert.deepEqual((await dave.next("joined")).members, ["alice", "carol", "dave"]);
+      bob.ws.onclose = null;
+      await bob.closed;
+    } finally {
+      await a.stop();
+      await c.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
