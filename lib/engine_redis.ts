@@ -178,9 +178,14 @@ export class RedisEngine implements Engine {
       }) as RedisClientType;
     const cmd = make();
     const sub = make();
+    // Until both are up the first error ends the start-up (one sentence); after, errors are logged
+    // once per outage and the clients reconnect by themselves.
+    let starting = true;
+    let failStart: (e: Error) => void = () => {};
     let down = false;
     for (const c of [cmd, sub]) {
       c.on("error", (e: Error) => {
+        if (starting) return failStart(e);
         if (!down) opts.log.error("redis connection failed", { error: e.message });
         down = true;
       });
@@ -189,16 +194,21 @@ export class RedisEngine implements Engine {
         down = false;
       });
     }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       await Promise.race([
         Promise.all([cmd.connect(), sub.connect()]),
-        new Promise((_, reject) =>
-          setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout)
-        ),
+        new Promise((_, reject) => {
+          failStart = reject;
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
+        }),
       ]);
     } catch (e) {
       await Promise.allSettled([cmd.destroy(), sub.destroy()]);
       throw new UnavailableError(`cannot reach Redis at ${redactUrl(opts.url)}: ${(e as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+      starting = false;
     }
     const engine = new RedisEngine(cmd, sub, opts);
     sub.on("ready", () => engine.#resync());

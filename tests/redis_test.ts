@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type Msg, TestClient, waitFor } from "./helpers.ts";
-import { type ServerProcess, spawnServer } from "./process_helpers.ts";
+import { runMain, type ServerProcess, spawnServer } from "./process_helpers.ts";
 import { redisAdmin, redisCommand, redisMissing, startRedis } from "./redis_helpers.ts";
 
 const missing = redisMissing();
@@ -272,4 +272,25 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("redis: start-up with an unreachable or bad URL is one sentence and exit 1, the password not shown", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    using probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const closed = probe.addr.port;
+    probe.close();
+    const down = await runMain(dir, ["--data-dir", dir, "--redis", `redis://:s3cret@127.0.0.1:${closed}`]);
+    assert.equal(down.code, 1);
+    assert.match(
+      down.output.trim(),
+      new RegExp(`^chat: cannot reach Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${closed}: .+$`),
+    );
+    const bad = await runMain(dir, ["--data-dir", dir, "--redis", "http://s3cret@example"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.output.trim(), /^chat: --redis \(REDIS_URL\) takes a URL like redis:\/\/host:6379/);
+    for (const out of [down.output, bad.output]) assert.doesNotMatch(out, /s3cret/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
