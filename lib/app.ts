@@ -61,6 +61,7 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
       retainMs: config.retainDays * 86_400_000,
       dedupWindowMs,
       presenceTtlMs: config.presenceTtlMs,
+      nameHoldMs: config.nameHoldSeconds * 1000,
       log,
     });
   }

@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { Hub, type Peer } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { withSuffix } from "./names.ts";
 import {
   type ChatMessage,
   type ClientMessage,
@@ -67,6 +68,11 @@ const UNREADABLE = (room: string, e: unknown) =>
       "store_failed",
       `The history of room "${room}" cannot be read now; join it again later`,
     );
+/** A lookup of people across processes failed. */
+const UNREADABLE_PERSON = (e: unknown) =>
+  e instanceof UnavailableError
+    ? new ProtocolError("unavailable", "People on other servers cannot be reached now; try again in a moment")
+    : new ProtocolError("store_failed", "That could not be done now; try again later");
 const SHUTTING_DOWN = new ProtocolError(
   "shutting_down",
   "The server is restarting and took nothing more; reconnect in a moment and send it again",
@@ -124,6 +130,7 @@ export class Chat {
       message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
       restarted: (room, epoch) => this.#restarted(room, epoch),
       line: (room, line) => this.#lineFromEngine(room, line),
+      person: (key, line) => this.hub.sendToPerson(key, line),
     });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
@@ -197,6 +204,7 @@ export class Chat {
       welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
     }
     peer.send(encode(welcome));
+    if (this.#engine.claimName) this.#claimEverywhere(this.#conns.get(peer.id)!, name);
     if (params.room) this.#run(peer.id, () => this.#join(this.#conns.get(peer.id)!, params.room));
   }
 
@@ -234,6 +242,7 @@ export class Chat {
     const conn = this.#conns.get(id);
     if (!conn || !this.#conns.delete(id)) return;
     for (const room of this.hub.soleTabRooms(id)) this.#present(room, this.#name(conn), false);
+    if (this.hub.tabsOf(conn.key) === 1) this.#engine.releaseName?.(conn.key);
     for (const room of this.hub.disconnect(id, this.#now())) this.#engine.unwatch?.(room);
   }
 
@@ -334,7 +343,8 @@ export class Chat {
         this.#member(conn, msg.room, "type in");
         return this.#roomLine(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
       case "nick":
-        return this.hub.rename(conn.key, msg.name, this.#now());
+        if (!this.#engine.claimName) return this.hub.rename(conn.key, msg.name, this.#now());
+        return this.#renameEverywhere(conn, msg.name);
       case "history":
         return this.#history(conn, msg.room, msg.before, msg.limit);
       case "ping":
@@ -534,28 +544,64 @@ export class Chat {
       const seen = this.#directCids.get(dedupKey);
       if (seen && now - seen.ts < this.#cfg.dedupWindowSeconds * 1000) return void conn.peer.send(seen.ack);
     }
-    const target = this.hub.personByName(to);
-    if (!target) throw new ProtocolError("user_not_found", `No one called "${to}" is online`);
-    const from = this.#name(conn);
+    const local = this.hub.personByName(to);
+    const whoIs = this.#engine.whoIs;
+    if (local || !whoIs) {
+      if (!local) throw new ProtocolError("user_not_found", `No one called "${to}" is online`);
+      return this.#deliverDirect(conn, { key: local, name: this.hub.nameOf(local)! }, text, now, cid);
+    }
+    // Not here: maybe on another process.
+    const id = conn.peer.id;
+    whoIs.call(this.#engine, to).then(
+      (found) => {
+        if (this.#conns.get(id) !== conn) return;
+        if (!found) {
+          return this.#refuse(id, new ProtocolError("user_not_found", `No one called "${to}" is online`), {
+            cid,
+          });
+        }
+        this.#deliverDirect(conn, found, text, now, cid);
+      },
+      (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }),
+    );
+  }
+
+  #deliverDirect(
+    conn: Conn,
+    target: { key: string; name: string },
+    text: string,
+    now: number,
+    cid?: string,
+  ): void {
+    const dedupKey = cid === undefined ? undefined : `${conn.key}\n${cid}`;
     const msg: Record<string, unknown> = {
       type: "message",
-      to: this.hub.nameOf(target),
-      from,
+      to: target.name,
+      from: this.#name(conn),
       text,
       ts: now,
     };
     if (cid !== undefined) msg.cid = cid;
     const line = encode(msg);
-    this.hub.sendToPerson(target, line);
-    if (target !== conn.key) this.hub.sendToPerson(conn.key, line);
-    if (dedupKey) {
+    const acked = () => {
+      if (!dedupKey) return;
       const ack = encode({ type: "ack", cid, ts: now, to: msg.to });
       conn.peer.send(ack);
       if (this.#directCids.size >= MAX_DIRECT_CIDS) {
         this.#directCids.delete(this.#directCids.keys().next().value!);
       }
       this.#directCids.set(dedupKey, { ack, ts: now });
+    };
+    const everywhere = this.#engine.sendToPerson;
+    if (!everywhere) {
+      this.hub.sendToPerson(target.key, line);
+      if (target.key !== conn.key) this.hub.sendToPerson(conn.key, line);
+      return acked();
     }
+    // On every process: acked once handed over, or answered unavailable (never dropped unsaid).
+    const copies = [everywhere.call(this.#engine, target.key, line)];
+    if (target.key !== conn.key) copies.push(everywhere.call(this.#engine, conn.key, line));
+    Promise.all(copies).then(acked, (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
   }
 
   #history(conn: Conn, room: string, before?: number, limit?: number): void {
@@ -633,6 +679,46 @@ export class Chat {
       epoch,
     });
     this.hub.restart(room, line);
+  }
+
+  /**
+   * With names shared across processes: the name given at connect is checked everywhere; if another
+   * process's person holds it, this person gets the first free `name-2`, `name-3`, … (a `nick` line).
+   */
+  #claimEverywhere(conn: Conn, name: string): void {
+    const claim = async () => {
+      // A token owns its name on every process: a tab elsewhere has it already.
+      const owned = await this.#engine.nameOf?.(conn.key);
+      if (owned !== undefined && owned !== name && (await this.#engine.claimName!(conn.key, owned))) {
+        return owned;
+      }
+      for (let i = 1; i < 100; i++) {
+        const candidate = i === 1 ? name : withSuffix(name, `-${i}`);
+        if (i > 1 && !this.hub.nameFreeFor(conn.key, candidate, this.#now())) continue;
+        if (await this.#engine.claimName!(conn.key, candidate)) return candidate;
+      }
+      return undefined;
+    };
+    claim().then((got) => {
+      if (got === undefined || got === this.hub.nameOf(conn.key) || !this.#conns.has(conn.peer.id)) return;
+      this.hub.rename(conn.key, got, this.#now());
+    }).catch((e) => this.#log.warn("name not claimed everywhere", { error: (e as Error).message }));
+  }
+
+  /** `nick` when names are shared across processes: taken everywhere first, then here. */
+  #renameEverywhere(conn: Conn, name: string): void {
+    const id = conn.peer.id;
+    if (!this.hub.nameFreeFor(conn.key, name, this.#now())) {
+      throw new ProtocolError("name_taken", `The name "${name}" is taken`);
+    }
+    this.#engine.claimName!(conn.key, name).then(
+      (ok) => {
+        if (!this.#conns.has(id)) return;
+        if (!ok) return this.#refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));
+        this.#run(id, () => this.hub.rename(conn.key, name, this.#now()));
+      },
+      (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e)),
+    );
   }
 
   /** Connection `conn` leaves `room`: the engine hears when it was the person's last tab or the room's last member. */

@@ -55,6 +55,8 @@ export interface EngineEvents {
   restarted?(room: string, epoch: string): void;
   /** A line from {@link Engine.publishLine}, from any process. */
   line?(room: string, line: string): void;
+  /** A line for every connection here of person `key` (see {@link Engine.sendToPerson}). */
+  person?(key: string, line: string): void;
 }
 
 /** Where rooms live. See the module doc. */
@@ -91,6 +93,23 @@ export interface Engine {
   presence?(room: string, name: string, present: boolean): Promise<void>;
   /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
   members?(room: string): Promise<string[]>;
+  /**
+   * People across processes: takes `name` (and its lookalikes) for person `key` everywhere, or
+   * resolves false when someone else holds it. Held while the person is online here, then for the
+   * name hold. Without it names are this process's own.
+   */
+  claimName?(key: string, name: string): Promise<boolean>;
+  /** The name person `key` holds on any process (online or within the name hold). */
+  nameOf?(key: string): Promise<string | undefined>;
+  /** Person `key` has no connection here any more: its name is held for the name hold, then freed. */
+  releaseName?(key: string): void;
+  /** Who holds `name` (or a lookalike) on any process. */
+  whoIs?(name: string): Promise<{ key: string; name: string } | undefined>;
+  /**
+   * Sends `line` to every connection of person `key`, on every process (through
+   * {@link EngineEvents.person}). Rejects with {@link UnavailableError} when it cannot.
+   */
+  sendToPerson?(key: string, line: string): Promise<void>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */

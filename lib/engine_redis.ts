@@ -24,6 +24,7 @@ import {
 } from "./engine.ts";
 import type { Logger } from "./log.ts";
 import type { ChatMessage } from "./protocol.ts";
+import { nameKeys } from "./names.ts";
 import { newEpoch } from "./store.ts";
 
 /** Options of {@link RedisEngine.connect}. */
@@ -43,6 +44,8 @@ export interface RedisOptions {
    * people leave their rooms within this (and a third of it). @default 15000
    */
   presenceTtlMs?: number;
+  /** Milliseconds a name stays held after its person's last connection anywhere. @default 60000 */
+  nameHoldMs?: number;
 }
 
 const keys = (room: string) => ({
@@ -53,6 +56,26 @@ const keys = (room: string) => ({
   who: `chat:{${room}}:who`,
   names: `chat:{${room}}:names`,
 });
+
+/** The channel every process hears for lines to one person (direct messages). */
+const PEOPLE = "chat:people";
+const nameKey = (k: string) => `chat:name:${k}`;
+
+const personKey = (key: string) => `chat:person:${key}`;
+
+/**
+ * KEYS: the person's key, then the name's keys (its lookalike keys). ARGV: person key, value
+ * (`<key>\t<name>`), ttl ms, name. Takes them all for the person unless another person holds one.
+ */
+const CLAIM = `
+for i = 2, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v and string.sub(v, 1, string.len(ARGV[1]) + 1) ~= ARGV[1] .. '\t' then return 0 end
+end
+for i = 2, #KEYS do redis.call('SET', KEYS[i], ARGV[2], 'PX', ARGV[3]) end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[3])
+return 1
+`;
 
 /** A presence line, the same in every process (built in Lua too: keep the two in step). */
 const PRESENCE_LINE = (event: string) => `
@@ -145,6 +168,8 @@ export class RedisEngine implements Engine {
   readonly #subscribers = new Set<EngineEvents>();
   /** Per watched room: the last seq delivered here, and the chain that keeps delivery in order. */
   readonly #rooms = new Map<string, Watched>();
+  /** The names of the people online here (person key to name), refreshed with the presence. */
+  readonly #names = new Map<string, string>();
   /** This process's presence entries: room to names. */
   readonly #present = new Map<string, Set<string>>();
   /** Names this process's entries (random per process). */
@@ -212,6 +237,7 @@ export class RedisEngine implements Engine {
     }
     const engine = new RedisEngine(cmd, sub, opts);
     sub.on("ready", () => engine.#resync());
+    await sub.subscribe(PEOPLE, (raw: string) => engine.#toPerson(raw));
     await engine.#checkPersistence();
     return engine;
   }
@@ -333,6 +359,54 @@ export class RedisEngine implements Engine {
     await this.#presenceScript(present ? PJOIN : PLEAVE, room, name);
   }
 
+  async claimName(key: string, name: string): Promise<boolean> {
+    const ok = await this.#claim(key, name);
+    if (ok) this.#names.set(key, name);
+    return ok;
+  }
+
+  async nameOf(key: string): Promise<string | undefined> {
+    return (await this.#run(() => this.#cmd.get(personKey(key)))) ?? undefined;
+  }
+
+  releaseName(key: string): void {
+    this.#names.delete(key);
+  }
+
+  async whoIs(name: string): Promise<{ key: string; name: string } | undefined> {
+    for (const k of nameKeys(name)) {
+      const v = await this.#run(() => this.#cmd.get(nameKey(k)));
+      if (v) {
+        const tab = v.indexOf("\t");
+        return { key: v.slice(0, tab), name: v.slice(tab + 1) };
+      }
+    }
+    return undefined;
+  }
+
+  async sendToPerson(key: string, line: string): Promise<void> {
+    await this.#run(() => this.#cmd.publish(PEOPLE, JSON.stringify([key, line])));
+  }
+
+  #claim(key: string, name: string): Promise<boolean> {
+    const ttl = Math.max(this.#opts.nameHoldMs ?? 60_000, this.#ttl);
+    return this.#run(() =>
+      this.#cmd.eval(CLAIM, {
+        keys: [personKey(key), ...nameKeys(name).map(nameKey)],
+        arguments: [key, `${key}\t${name}`, String(ttl), name],
+      })
+    ).then((r) => r === 1);
+  }
+
+  #toPerson(raw: string): void {
+    try {
+      const [key, line] = JSON.parse(raw) as [string, string];
+      for (const s of this.#subscribers) s.person?.(key, line);
+    } catch {
+      this.#opts.log.error("bad line on the people channel");
+    }
+  }
+
   /** Everyone in `room`, on any process, sorted by code unit. */
   async members(room: string): Promise<string[]> {
     const names = await this.#run(() => this.#cmd.hKeys(keys(room).names));
@@ -353,6 +427,7 @@ export class RedisEngine implements Engine {
   /** Every third of the TTL: refresh this process's entries, and sweep the dead ones of watched rooms. */
   #keepPresence(): void {
     if (!this.#cmd.isReady) return;
+    for (const [key, name] of this.#names) this.#claim(key, name).catch(() => {});
     for (const [room, names] of this.#present) {
       for (const name of names) this.#presenceScript(PJOIN, room, name).catch(() => {});
     }

@@ -157,6 +157,16 @@ export class Hub {
     }
   }
 
+  /** Whether person `key` may take `name` here (no one else holds it or a lookalike). */
+  nameFreeFor(key: string, name: string, now: number): boolean {
+    return this.#nameFree(key, name, now);
+  }
+
+  /** How many connections person `key` has here. */
+  tabsOf(key: string): number {
+    return this.#people.get(key)?.conns.size ?? 0;
+  }
+
   /** The name person `key` holds (online or within the hold), if any. */
   nameOf(key: string): string | undefined {
     return this.#people.get(key)?.name;

@@ -294,3 +294,59 @@ Deno.test("redis: start-up with an unreachable or bad URL is one sentence and ex
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "redis: direct messages reach every connection of both people, whatever instance each is on",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "" });
+      await using bob = await client(b, { name: "bob", room: "" });
+      const token = alice.lines[0].token as string;
+      await using aliceToo = await client(b, { token, room: "" });
+      await new Promise((r) => setTimeout(r, 100)); // names claimed everywhere
+      alice.send({ type: "send", to: "bob", text: "psst", cid: "dm1" });
+      const ack = await alice.next("ack", (m) => m.cid === "dm1");
+      assert.equal(ack.to, "bob");
+      for (const c of [bob, alice, aliceToo]) {
+        const m = await c.next("message", (m) => m.cid === "dm1");
+        assert.deepEqual([m.from, m.to, m.text], ["alice", "bob", "psst"]);
+      }
+      alice.send({ type: "send", to: "nobody-here", text: "?", cid: "dm2" });
+      assert.equal((await alice.next("error", (m) => m.cid === "dm2")).code, "user_not_found");
+      await new Promise((r) => setTimeout(r, 100));
+      for (const c of [bob, alice, aliceToo]) assert.equal(c.all("message").length, 1, "each copy once");
+    }),
+});
+
+Deno.test({
+  name: "redis: names are unique across instances; a token keeps its name; nick checks every instance",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "" });
+      await new Promise((r) => setTimeout(r, 100));
+      // Someone else asks for alice on the other instance: they get alice-2 (a nick right after welcome).
+      await using other = await client(b, { name: "alice", room: "" });
+      const renamed = await other.next("nick", (m) => m.old === "alice");
+      assert.equal(renamed.name, "alice-2");
+      // A lookalike is no way round it either.
+      await using look = await client(b, { name: "ALICE", room: "" });
+      assert.match((await look.next("nick")).name, /^ALICE-\d$/);
+      // The first alice's token still owns the name, on any instance.
+      const token = alice.lines[0].token as string;
+      await using again = await client(b, { token, room: "" });
+      const back = again.lines[0].name === "alice" ? again.lines[0] : await again.next("nick");
+      assert.equal(back.name, "alice");
+      // nick to a name held on another instance is refused; a free one is taken everywhere.
+      other.send({ type: "nick", name: "alice" });
+      assert.equal((await other.next("error")).code, "name_taken");
+      other.send({ type: "nick", name: "carol" });
+      await other.next("nick", (m) => m.name === "carol");
+      await using carol2 = await client(a, { name: "carol", room: "" });
+      assert.equal((await carol2.next("nick")).name, "carol-2");
+      // A DM to alice from the other instance reaches the first alice, not alice-2.
+      other.send({ type: "send", to: "alice", text: "hi", cid: "x1" });
+      await alice.next("message", (m) => m.cid === "x1");
+    }),
+});
