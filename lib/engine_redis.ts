@@ -59,9 +59,10 @@ const keys = (room: string) => ({
 
 /** The channel every process hears for lines to one person (direct messages). */
 const PEOPLE = "chat:people";
-const nameKey = (k: string) => `chat:name:${k}`;
+// One hash tag for every name key: a claim touches several, and on a Cluster they must share a slot.
+const nameKey = (k: string) => `chat:{names}:name:${k}`;
 
-const personKey = (key: string) => `chat:person:${key}`;
+const personKey = (key: string) => `chat:{names}:person:${key}`;
 
 /**
  * KEYS: the person's key, then the name's keys (its lookalike keys). ARGV: person key, value
