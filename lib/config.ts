@@ -40,7 +40,8 @@ export interface Config {
    */
   readonly metricsToken: string;
   /**
-   * Redis URL (`redis://` or `rediss://`, a password may be in it): rooms, history and delivery are
+   * Redis URL (`redis://` or `rediss://`, a password may be in it; `redis+cluster://` for a Redis
+   * Cluster, naming one of its nodes): rooms, history and delivery are
    * shared by every process on it. Empty: the embedded engine (`store`). @default ""
    */
   readonly redisUrl: string;
@@ -230,8 +231,8 @@ export const SETTINGS: readonly Setting[] = [
     kind: "string",
     secret: true,
     pattern: {
-      re: /^rediss?:\/\/[^\s]+$/,
-      says: "a URL like redis://host:6379 or rediss://:password@host:6380",
+      re: /^rediss?(\+cluster)?:\/\/[^\s]+$/,
+      says: "a URL like redis://host:6379, rediss://:password@host:6380 or redis+cluster://node:7000",
     },
     help: "share rooms through Redis (several processes); default: embedded store",
   },

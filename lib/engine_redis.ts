@@ -13,7 +13,7 @@
  * jump, or comes back from a lost connection, reads the gap from the stream before it delivers newer.
  * @module
  */
-import { createClient, type RedisClientType } from "@redis/client";
+import { createClient, createCluster } from "@redis/client";
 import {
   type Appended,
   type Draft,
@@ -90,14 +90,14 @@ const PRESENCE_LINE = (event: string) => `
  */
 const PJOIN = `
 if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
-  redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("join")})
+  redis.call('%PUB%', KEYS[3], ${PRESENCE_LINE("join")})
 end
 return 0
 `;
 const PLEAVE = `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
-  redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("leave")})
+  redis.call('%PUB%', KEYS[3], ${PRESENCE_LINE("leave")})
 end
 return 0
 `;
@@ -112,7 +112,7 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   ARGV[2] = name
   if redis.call('ZREM', KEYS[1], entry) == 1 and redis.call('HINCRBY', KEYS[2], name, -1) <= 0 then
     redis.call('HDEL', KEYS[2], name)
-    redis.call('PUBLISH', KEYS[3], ${PRESENCE_LINE("leave")})
+    redis.call('%PUB%', KEYS[3], ${PRESENCE_LINE("leave")})
     n = n + 1
   end
 end
@@ -145,7 +145,7 @@ for _ = 1, tonumber(ARGV[5]) do
     seq = seq + 1
     redis.call('XADD', log, seq .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid)
     if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
-    redis.call('PUBLISH', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch }))
+    redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch }))
     out[#out + 1] = 'n' .. seq .. ':' .. ts
   end
 end
@@ -161,10 +161,42 @@ redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 return { redis.call('HGET', KEYS[1], 'epoch'), redis.call('HGET', KEYS[1], 'seq') or '0' }
 `;
 
+/**
+ * The commands this engine uses, the same on one Redis and on a Cluster (node-redis has one client
+ * type for each).
+ */
+interface RedisLike {
+  readonly isReady: boolean;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): unknown;
+  on(event: string, listener: (e: Error) => void): unknown;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  xRange(key: string, start: string, end: string, options?: { COUNT: number }): Promise<unknown>;
+  xRevRange(key: string, start: string, end: string, options?: { COUNT: number }): Promise<unknown>;
+  get(key: string): Promise<string | null>;
+  hKeys(key: string): Promise<string[]>;
+  publish(channel: string, message: string): Promise<unknown>;
+  sPublish(channel: string, message: string): Promise<unknown>;
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+  unsubscribe(channels: string | string[]): Promise<unknown>;
+  sUnsubscribe(channels: string | string[]): Promise<unknown>;
+  configGet?(parameters: string[]): Promise<Record<string, string>>;
+}
+
+/** The scripts with the publish of this deployment: sharded on a Cluster, so a room stays on its node. */
+function scriptsFor(cluster: boolean) {
+  const pub = (script: string) => script.replaceAll("%PUB%", cluster ? "SPUBLISH" : "PUBLISH");
+  return { APPEND: pub(APPEND), PJOIN: pub(PJOIN), PLEAVE: pub(PLEAVE), PSWEEP: pub(PSWEEP) };
+}
+
 /** Rooms on Redis; see the module doc. */
 export class RedisEngine implements Engine {
-  readonly #cmd: RedisClientType;
-  readonly #sub: RedisClientType;
+  readonly #cmd: RedisLike;
+  readonly #sub: RedisLike;
+  readonly #cluster: boolean;
+  readonly #lua: ReturnType<typeof scriptsFor>;
   readonly #opts: RedisOptions;
   readonly #subscribers = new Set<EngineEvents>();
   /** Per watched room: the last seq delivered here, and the chain that keeps delivery in order. */
@@ -179,9 +211,11 @@ export class RedisEngine implements Engine {
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
 
-  private constructor(cmd: RedisClientType, sub: RedisClientType, opts: RedisOptions) {
+  private constructor(cmd: RedisLike, sub: RedisLike, opts: RedisOptions, cluster: boolean) {
     this.#cmd = cmd;
     this.#sub = sub;
+    this.#cluster = cluster;
+    this.#lua = scriptsFor(cluster);
     this.#opts = opts;
     this.#ttl = opts.presenceTtlMs ?? 15_000;
     this.#timer = setInterval(() => this.#keepPresence(), this.#ttl / 3);
@@ -192,16 +226,21 @@ export class RedisEngine implements Engine {
   /** Connects both clients (commands, subscriptions). @throws {UnavailableError} with one sentence. */
   static async connect(opts: RedisOptions): Promise<RedisEngine> {
     const timeout = opts.commandTimeoutMs ?? 2000;
+    // `redis+cluster://host:port` (or `rediss+cluster://`): a Cluster, found from that node.
+    const cluster = /^rediss?\+cluster:/.test(opts.url);
+    const url = opts.url.replace("+cluster:", ":");
+    const client = {
+      // Fail at once while disconnected instead of queueing: a send is answered "unavailable".
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: timeout,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
+      },
+    };
     const make = () =>
-      createClient({
-        url: opts.url,
-        // Fail at once while disconnected instead of queueing: a send is answered "unavailable".
-        disableOfflineQueue: true,
-        socket: {
-          connectTimeout: timeout,
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
-        },
-      }) as RedisClientType;
+      (cluster
+        ? createCluster({ rootNodes: [{ url }], defaults: client })
+        : createClient({ url, ...client })) as unknown as RedisLike;
     const cmd = make();
     const sub = make();
     // Until both are up the first error ends the start-up (one sentence); after, errors are logged
@@ -236,7 +275,7 @@ export class RedisEngine implements Engine {
       clearTimeout(timer);
       starting = false;
     }
-    const engine = new RedisEngine(cmd, sub, opts);
+    const engine = new RedisEngine(cmd, sub, opts, cluster);
     sub.on("ready", () => engine.#resync());
     await sub.subscribe(PEOPLE, (raw: string) => engine.#toPerson(raw));
     await engine.#checkPersistence();
@@ -267,7 +306,7 @@ export class RedisEngine implements Engine {
         args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts));
       }
       const res = await this.#run(() =>
-        this.#cmd.eval(APPEND, { keys: [k.meta, k.log], arguments: args })
+        this.#cmd.eval(this.#lua.APPEND, { keys: [k.meta, k.log], arguments: args })
       ) as string[];
       idx.forEach((i, j) => {
         const d = batch[i];
@@ -305,7 +344,10 @@ export class RedisEngine implements Engine {
 
   publishLine(room: string, line: string): void {
     if (!this.#cmd.isReady) return; // typing is not worth a queue
-    this.#cmd.publish(keys(room).lines, line).catch(() => {});
+    const sent = this.#cluster
+      ? this.#cmd.sPublish(keys(room).lines, line)
+      : this.#cmd.publish(keys(room).lines, line);
+    sent.catch(() => {});
   }
 
   /**
@@ -324,11 +366,12 @@ export class RedisEngine implements Engine {
     };
     this.#rooms.set(room, state);
     state.ready = (async () => {
+      // Sharded on a Cluster: a room's channels live on the node of its keys.
+      const subscribe = (channel: string, listener: (message: string) => void) =>
+        this.#cluster ? this.#sub.sSubscribe(channel, listener) : this.#sub.subscribe(channel, listener);
+      await this.#run(() => subscribe(keys(room).channel, (raw: string) => this.#received(room, state, raw)));
       await this.#run(() =>
-        this.#sub.subscribe(keys(room).channel, (raw: string) => this.#received(room, state, raw))
-      );
-      await this.#run(() =>
-        this.#sub.subscribe(keys(room).lines, (line: string) => {
+        subscribe(keys(room).lines, (line: string) => {
           if (this.#rooms.get(room) === state) { for (const s of this.#subscribers) s.line?.(room, line); }
         })
       );
@@ -344,7 +387,8 @@ export class RedisEngine implements Engine {
   /** Stops receiving `room` here (its last member left). */
   unwatch(room: string): void {
     if (!this.#rooms.delete(room)) return;
-    this.#sub.unsubscribe([keys(room).channel, keys(room).lines]).catch(() => {});
+    const channels = [keys(room).channel, keys(room).lines];
+    (this.#cluster ? this.#sub.sUnsubscribe(channels) : this.#sub.unsubscribe(channels)).catch(() => {});
   }
 
   /** Records that `name` is (or no longer is) in `room` here; Redis announces the union's changes. */
@@ -357,7 +401,7 @@ export class RedisEngine implements Engine {
       names?.delete(name);
       if (names?.size === 0) this.#present.delete(room);
     }
-    await this.#presenceScript(present ? PJOIN : PLEAVE, room, name);
+    await this.#presenceScript(present ? this.#lua.PJOIN : this.#lua.PLEAVE, room, name);
   }
 
   async claimName(key: string, name: string): Promise<boolean> {
@@ -430,12 +474,12 @@ export class RedisEngine implements Engine {
     if (!this.#cmd.isReady) return;
     for (const [key, name] of this.#names) this.#claim(key, name).catch(() => {});
     for (const [room, names] of this.#present) {
-      for (const name of names) this.#presenceScript(PJOIN, room, name).catch(() => {});
+      for (const name of names) this.#presenceScript(this.#lua.PJOIN, room, name).catch(() => {});
     }
     for (const room of this.#rooms.keys()) {
       const k = keys(room);
       this.#run(() =>
-        this.#cmd.eval(PSWEEP, {
+        this.#cmd.eval(this.#lua.PSWEEP, {
           keys: [k.who, k.names, k.lines],
           arguments: [String(Date.now()), "", "", room],
         })
@@ -455,7 +499,7 @@ export class RedisEngine implements Engine {
     // People here leave their rooms at once, rather than when their entries expire.
     const leaving: Promise<unknown>[] = [];
     for (const [room, names] of this.#present) {
-      for (const name of names) leaving.push(this.#presenceScript(PLEAVE, room, name));
+      for (const name of names) leaving.push(this.#presenceScript(this.#lua.PLEAVE, room, name));
     }
     await Promise.allSettled(leaving);
     this.#present.clear();
@@ -570,7 +614,8 @@ export class RedisEngine implements Engine {
   /** One log line when an ack would not survive a Redis restart. */
   async #checkPersistence(): Promise<void> {
     try {
-      const conf = await this.#cmd.configGet(["appendonly", "appendfsync"]) as Record<string, string>;
+      if (!this.#cmd.configGet) throw new Error("a Cluster client has no CONFIG GET");
+      const conf = await this.#cmd.configGet(["appendonly", "appendfsync"]);
       if (conf.appendonly !== "yes" || conf.appendfsync !== "always") {
         this.#opts.log.warn(
           "acks are not durable: Redis needs appendonly yes and appendfsync always for an ack to survive its crash",

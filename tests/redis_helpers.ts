@@ -97,3 +97,85 @@ export async function redisAdmin(port: number) {
     [Symbol.dispose]: () => conn.close(),
   };
 }
+
+/** A 3-master Redis Cluster of the test's own (no replicas), on free loopback ports. */
+export interface RedisCluster {
+  /** `redis+cluster://127.0.0.1:<first node>` */
+  url: string;
+  ports: number[];
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts three `redis-server --cluster-enabled yes` and joins them with `redis-cli --cluster create`. */
+export async function startCluster(): Promise<RedisCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "redis-cluster-" });
+  const nodes: RedisProcess[] = [];
+  try {
+    for (let i = 0; i < 3; i++) {
+      const own = `${dir}/${i}`;
+      await Deno.mkdir(own);
+      nodes.push(
+        await startRedis([
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          `${own}/nodes.conf`,
+          "--dir",
+          own,
+        ]),
+      );
+    }
+    const create = await new Deno.Command("redis-cli", {
+      args: [
+        "--cluster",
+        "create",
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!create.success) {
+      throw new Error(`redis-cli --cluster create failed: ${new TextDecoder().decode(create.stderr)}`);
+    }
+    // Every node agrees before the test starts.
+    const deadline = Date.now() + 10_000;
+    for (const n of nodes) {
+      for (;;) {
+        const state = await rawBulk(n.port, "CLUSTER", "INFO");
+        if (state.includes("cluster_state:ok")) break;
+        if (Date.now() > deadline) throw new Error("the cluster did not come up");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (e) {
+    for (const n of nodes) await n.stop();
+    await Deno.remove(dir, { recursive: true });
+    throw e;
+  }
+  const stop = async () => {
+    for (const n of nodes) await n.stop();
+    await Deno.remove(dir, { recursive: true });
+  };
+  return {
+    url: `redis+cluster://127.0.0.1:${nodes[0].port}`,
+    ports: nodes.map((n) => n.port),
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/** The whole answer of one command (bulk strings included), as text. */
+async function rawBulk(port: number, ...args: string[]): Promise<string> {
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const enc = new TextEncoder();
+  await conn.write(
+    enc.encode(`*${args.length}\r\n${args.map((a) => `$${enc.encode(a).length}\r\n${a}\r\n`).join("")}`),
+  );
+  const buf = new Uint8Array(65536);
+  const n = await conn.read(buf);
+  return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+}
