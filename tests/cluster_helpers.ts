@@ -7,6 +7,24 @@
 import assert from "node:assert/strict";
 import { type Msg, TestClient } from "./helpers.ts";
 
+const DEPLOY_DOC = new URL("../docs/deploy.md", import.meta.url);
+
+/** The code block of docs/deploy.md right after `<!-- deploy_test: name -->`: what the tests run. */
+export function docSnippet(name: string): string {
+  const doc = Deno.readTextFileSync(DEPLOY_DOC);
+  const m = new RegExp(`<!-- deploy_test: ${name} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(doc);
+  if (!m) throw new Error(`docs/deploy.md has no snippet marked "deploy_test: ${name}"`);
+  return m[1];
+}
+
+/** redis-server flags from the page's redis.conf lines. */
+export function redisFlags(): string[] {
+  return docSnippet("redis").trim().split("\n").flatMap((line) => {
+    const [k, ...v] = line.trim().split(/\s+/);
+    return [`--${k}`, ...v];
+  });
+}
+
 /** Options of a {@link Participant}. */
 export interface ParticipantOptions {
   name: string;
@@ -35,12 +53,16 @@ export class Participant {
   readonly sent: string[] = [];
   /** The seq each cid was acked with (first ack). */
   readonly acked = new Map<string, number>();
+  /** The server's `ts` of each acked cid: when it was stored (a re-send of a stored one: the first time). */
+  readonly ackedTs = new Map<string, number>();
   /** Acks of one cid with two different seqs (must stay empty). */
   readonly ackConflicts: string[] = [];
   /** Times the connection was lost and made again. */
   reconnects = 0;
   /** Errors with a cid (`unavailable`, `shutting_down`): each is sent again. */
   refusals = 0;
+  /** The URL of the connection now (or last). */
+  at = "";
   /** Close codes of the connections lost. */
   readonly closeCodes: number[] = [];
   #unacked = new Set<string>();
@@ -108,7 +130,8 @@ export class Participant {
   async #connect(): Promise<void> {
     const q: Record<string, string> = { name: this.opts.name, room: "" };
     if (this.token) q.token = this.token;
-    const c = new TestClient(`${this.opts.url()}?${new URLSearchParams(q)}`);
+    this.at = this.opts.url();
+    const c = new TestClient(`${this.at}?${new URLSearchParams(q)}`);
     c.opened.catch(() => {}); // a refused handshake is seen as a close below
     this.#client = c;
     this.#joined = false;
@@ -179,7 +202,7 @@ export class Participant {
     } else if (m.type === "ack" && m.cid) {
       const had = this.acked.get(m.cid);
       if (had !== undefined && had !== m.seq) this.ackConflicts.push(`${m.cid}: ${had} then ${m.seq}`);
-      if (had === undefined) this.acked.set(m.cid, m.seq);
+      if (had === undefined) this.acked.set(m.cid, m.seq), this.ackedTs.set(m.cid, m.ts);
       this.#unacked.delete(m.cid);
       this.#pump();
     } else if (m.type === "error" && m.cid && this.#unacked.has(m.cid)) {

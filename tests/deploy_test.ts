@@ -6,13 +6,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { checkRoom, Participant } from "./cluster_helpers.ts";
+import { checkRoom, docSnippet, Participant, redisFlags } from "./cluster_helpers.ts";
 import { type ServerProcess, spawnServer } from "./process_helpers.ts";
 import { RawSocket } from "./raw_ws.ts";
 import { redisMissing, startRedis } from "./redis_helpers.ts";
 
 const NGINX = "/usr/sbin/nginx";
-const DOC = new URL("../docs/deploy.md", import.meta.url);
 /** The test's own limits on top of the page's flags: publish fast, read the whole room back. */
 const LIMITS = [
   "--messages-per-second",
@@ -39,27 +38,11 @@ function nginxMissing(): string | undefined {
 const missing = redisMissing() ?? nginxMissing();
 if (missing) console.log(`deploy tests skipped: ${missing}`);
 
-/** The code block of docs/deploy.md right after `<!-- deploy_test: name -->`. */
-export function docSnippet(name: string): string {
-  const doc = Deno.readTextFileSync(DOC);
-  const m = new RegExp(`<!-- deploy_test: ${name} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(doc);
-  if (!m) throw new Error(`docs/deploy.md has no snippet marked "deploy_test: ${name}"`);
-  return m[1];
-}
-
 /** `text` with `from` (which must occur exactly once: the page changed otherwise) replaced. */
 function replaceOnce(text: string, from: string, to: string): string {
   const n = text.split(from).length - 1;
   if (n !== 1) throw new Error(`docs/deploy.md: expected "${from}" once in the snippet, found it ${n} times`);
   return text.replace(from, to);
-}
-
-/** redis-server flags from the page's redis.conf lines. */
-export function redisFlags(): string[] {
-  return docSnippet("redis").trim().split("\n").flatMap((line) => {
-    const [k, ...v] = line.trim().split(/\s+/);
-    return [`--${k}`, ...v];
-  });
 }
 
 /** The page's instance flags, for an instance on `port` (0: any) using Redis at `url`. */
