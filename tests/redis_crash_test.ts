@@ -87,6 +87,13 @@ async function scenario(
     await audit.start();
     assert.equal(audit.lastSeq, last, "nothing after the last ack");
     checkRoom(audit.messages, people.filter((p) => p !== audit));
+    const others = people.filter((p) => p !== audit);
+    console.log(
+      `room: ${last} messages, ${
+        publishers.reduce((n, p) => n + p.sent.length, 0)
+      } sent, each stored once; ` +
+        `reconnects ${others.map((p) => `${p.opts.name} ${p.reconnects}`).join(", ")}`,
+    );
   } finally {
     for (const p of people) await p.close();
     for (const s of srvs) await s?.stop();
