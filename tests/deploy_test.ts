@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { checkRoom, docSnippet, Participant, redisFlags } from "./cluster_helpers.ts";
 import { type ServerProcess, spawnServer } from "./process_helpers.ts";
-import { RawSocket } from "./raw_ws.ts";
+import { rawHandshake, RawSocket } from "./raw_ws.ts";
 import { redisMissing, startRedis } from "./redis_helpers.ts";
 
 const NGINX = "/usr/sbin/nginx";
@@ -243,6 +243,40 @@ Deno.test({
       throw e;
     } finally {
       for (const p of everyone) await p.close();
+      for (const s of srvs) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "deploy: nginx holds one address to limit_conn connections (50) and frees a slot when one closes",
+  ignore: !!missing,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    await using redis = await startRedis([...redisFlags(), "--dir", dir]);
+    const spawn = () => spawnServer(dir, instanceFlags(0, redis.url));
+    const srvs = [await spawn(), await spawn()];
+    const sockets: RawSocket[] = [];
+    try {
+      await using nginx = await startNginx([srvs[0].port, srvs[1].port]);
+      const limit = Number(/limit_conn chat_peraddr (\d+);/.exec(docSnippet("nginx"))?.[1]);
+      assert.equal(limit, 50);
+      for (let i = 0; i < limit; i++) sockets.push(await RawSocket.open(nginx.port, `/ws?name=u${i}&room=`));
+      await until(
+        async () => (await connections(srvs[0])) + (await connections(srvs[1])) === limit,
+        "every connection reached an instance",
+      );
+      const refused = await rawHandshake(nginx.port, "/ws?name=one-more&room=");
+      assert.equal(refused.status, 503, "nginx refuses the address's next connection");
+      await sockets.pop()!.close();
+      await until(
+        async () => (await rawHandshake(nginx.port, "/ws?name=again&room=")).status === 101,
+        "a slot is free again",
+        5000,
+      );
+    } finally {
+      for (const s of sockets) await s.close();
       for (const s of srvs) await s.stop();
       await Deno.remove(dir, { recursive: true });
     }
