@@ -343,7 +343,7 @@ export class Chat {
         this.#member(conn, msg.room, "type in");
         return this.#roomLine(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
       case "nick":
-        if (!this.#engine.claimName) return this.hub.rename(conn.key, msg.name, this.#now());
+        if (!this.#engine.claimName) return this.#rename(conn, msg.name);
         return this.#renameEverywhere(conn, msg.name);
       case "history":
         return this.#history(conn, msg.room, msg.before, msg.limit);
@@ -701,8 +701,18 @@ export class Chat {
     };
     claim().then((got) => {
       if (got === undefined || got === this.hub.nameOf(conn.key) || !this.#conns.has(conn.peer.id)) return;
-      this.hub.rename(conn.key, got, this.#now());
+      this.#rename(conn, got);
     }).catch((e) => this.#log.warn("name not claimed everywhere", { error: (e as Error).message }));
+  }
+
+  /** Renames the person of `conn` here, and in the engine's presence when it spans processes. */
+  #rename(conn: Conn, name: string): void {
+    const old = this.#name(conn);
+    this.hub.rename(conn.key, name, this.#now());
+    if (old === name || !this.#engine.renamed) return;
+    this.#engine.renamed(old, name).catch((e) =>
+      this.#log.debug("rename not recorded in presence", { error: (e as Error).message })
+    );
   }
 
   /** `nick` when names are shared across processes: taken everywhere first, then here. */
@@ -715,7 +725,7 @@ export class Chat {
       (ok) => {
         if (!this.#conns.has(id)) return;
         if (!ok) return this.#refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));
-        this.#run(id, () => this.hub.rename(conn.key, name, this.#now()));
+        this.#run(id, () => this.#rename(conn, name));
       },
       (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e)),
     );

@@ -91,6 +91,8 @@ export interface Engine {
    * Without it, presence is this process's own (the hub's).
    */
   presence?(room: string, name: string, present: boolean): Promise<void>;
+  /** Someone present here renamed: their presence follows the new name (no join or leave). */
+  renamed?(oldName: string, newName: string): Promise<void>;
   /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
   members?(room: string): Promise<string[]>;
   /**

@@ -102,6 +102,18 @@ end
 return 0
 `;
 /**
+ * A rename of someone present here: the entry moves to the new name without a join or leave
+ * (members see the rename itself). KEYS: who, names. ARGV: old entry, old name, expiry, new entry, new name.
+ */
+const PRENAME = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4]) == 1 then redis.call('HINCRBY', KEYS[2], ARGV[5], 1) end
+return 0
+`;
+
+/**
  * The entries of a process that stopped refreshing (it died): removed, and each name's leave
  * announced once, by whichever process removes it first. KEYS: who, names, lines. ARGV: now, -, -, room.
  */
@@ -450,6 +462,25 @@ export class RedisEngine implements Engine {
     } catch {
       this.#opts.log.error("bad line on the people channel");
     }
+  }
+
+  /** Person `oldName` here is now `newName`: its presence entries follow, with no join or leave. */
+  async renamed(oldName: string, newName: string): Promise<void> {
+    const moves: Promise<unknown>[] = [];
+    for (const [room, names] of this.#present) {
+      if (!names.delete(oldName)) continue;
+      names.add(newName);
+      const k = keys(room);
+      const args = [
+        `${this.#instance}\t${oldName}`,
+        oldName,
+        String(Date.now() + this.#ttl),
+        `${this.#instance}\t${newName}`,
+        newName,
+      ];
+      moves.push(this.#run(() => this.#cmd.eval(PRENAME, { keys: [k.who, k.names], arguments: args })));
+    }
+    await Promise.all(moves);
   }
 
   /** Everyone in `room`, on any process, sorted by code unit. */

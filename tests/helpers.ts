@@ -21,9 +21,23 @@ export interface TestServer {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/**
+ * With `TEST_REDIS_URL` set, servers that the test does not give a store or engine of its own run on the
+ * Redis engine (emptied first), so the engine-independent tests cover both engines.
+ */
+const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
+
 /** Starts the app on 127.0.0.1 (port 0 unless given), with the memory store unless told otherwise. */
 export async function startServer(overrides: ConfigInput = {}, deps: AppDeps = {}): Promise<TestServer> {
-  const config = resolveConfig({ port: 0, store: "memory", logLevel: "error", ...overrides });
+  const onRedis = TEST_REDIS_URL && !deps.store && !deps.engine && overrides.store === undefined;
+  if (onRedis) await flushRedis(TEST_REDIS_URL);
+  const config = resolveConfig({
+    port: 0,
+    store: "memory",
+    logLevel: "error",
+    ...(onRedis ? { redisUrl: TEST_REDIS_URL } : {}),
+    ...overrides,
+  });
   const app = await createApp(config, { log: createLogger(config.logLevel), ...deps });
   const log = deps.log ?? createLogger(config.logLevel);
   const server = listen(app.handler, {
@@ -87,7 +101,19 @@ export class TestClient {
   static async connect(server: TestServer, q: Record<string, string> = {}): Promise<TestClient> {
     const c = new TestClient(`${server.wsUrl}?${new URLSearchParams(q)}`);
     await c.next("welcome");
+    // The first room's history is read asynchronously: wait until its joined is here (not taking
+    // it), so that what the test sends next is live for this client on every engine.
+    if (q.room !== "") await c.seen("joined");
     return c;
+  }
+
+  /** Waits until a message of `type` has arrived, without taking it from {@link next}. */
+  async seen(type: string, ms = 3000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!this.lines.some((m) => m.type === type)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting to see ${type}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
   }
 
   /** Sends one JSON message. */
@@ -200,4 +226,12 @@ export async function waitFor(check: () => Promise<boolean>, ms = 5000, what = "
     if (Date.now() > end) throw new Error(`${what} not met in time`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** FLUSHALL on the Redis at `url` (a test Redis: every test starts from nothing). */
+async function flushRedis(url: string): Promise<void> {
+  const u = new URL(url);
+  using conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port || 6379) });
+  await conn.write(new TextEncoder().encode("*1\r\n$8\r\nFLUSHALL\r\n"));
+  await conn.read(new Uint8Array(64));
 }
