@@ -9,6 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { chartSvg } from "./chart.ts";
 import { churnReport, isChurnCase, measureSoak, measureStorm } from "./churn.ts";
 import {
   BUSY_LIMIT,
@@ -21,7 +22,9 @@ import {
   PINNING,
   report,
   RESULTS,
+  ROOT,
   type Row,
+  runToEnd,
   serverFlags,
   serverRead,
   SERVERS,
@@ -51,6 +54,8 @@ const HELP = `Usage: deno task bench [options]
                       the permissions of deno.json's start task, data/ -> a temp dir
   --lg auto|bun|node  load generator runtime                      [auto: Bun, else Node]
   --no-install        do not npm-install Bun / peer deps into bench/.cache
+  --chart-out PATH    also write the chart (bench.svg in the results folder) to PATH
+  --update-docs       also write the chart to docs/bench.svg (the README shows it)
   -h, --help
 `;
 
@@ -73,6 +78,8 @@ const { values: v } = parseArgs({
     "server-read": { type: "string", default: "" },
     "no-install": { type: "boolean", default: false },
     "soak-min": { type: "string" },
+    "chart-out": { type: "string" },
+    "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -204,5 +211,17 @@ const classic = rows.filter((r) => !isChurnCase(r.case));
 const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case)));
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
+const svg = chartSvg(rows, [
+  `deno task bench ${Deno.args.join(" ")}`.trim(),
+  `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${cpuCount()} CPUs, ` +
+  (PINNING ? "server pinned to core 0, generator to core 1" : "not pinned") + `, generator ${gen.label}, ` +
+  `runs ${runs}`,
+]);
+const chartPaths = [`${outDir}/bench.svg`];
+if (v["chart-out"]) chartPaths.push(v["chart-out"]);
+if (v["update-docs"]) chartPaths.push(`${ROOT}docs/bench.svg`);
+for (const p of chartPaths) Deno.writeTextFileSync(p, svg);
+// deno fmt also formats SVG: the committed copy is kept in its shape so `deno fmt --check` passes.
+if (v["update-docs"]) await runToEnd(Deno.execPath(), ["fmt", `${ROOT}docs/bench.svg`]);
 console.log(text);
-console.log(footer);
+console.log(footer + `\nchart: ${chartPaths.join(", ")}`);
