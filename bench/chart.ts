@@ -229,10 +229,12 @@ export function chartSvg(rows: Row[], title: string[]): string {
     const t = r.extra!.trend ?? {};
     const note = [
       fds.length ? `fds ${fds[0]} -> max ${Math.max(...fds)} -> ${fds.at(-1)}` : "",
-      ...["rss_mib", "heap_mib", "fds"].map((k) =>
+      ...["rss_mib", "heap_mib", "fds_over_sockets"].map((k) =>
         t[k]?.slope_per_min === null || t[k]?.slope_per_min === undefined
           ? ""
-          : `${k.replace("_mib", "")} ${t[k].slope_per_min}/min${t[k].up ? " UP" : ""}`
+          : `${k.replace("_mib", "").replace("_over_", " - ")} ${t[k].slope_per_min}/min${
+            t[k].up ? " UP" : ""
+          }`
       ),
     ].filter(Boolean);
     note.forEach((s, i) =>

@@ -741,7 +741,9 @@ async function soak() {
     if (Math.random() < 0.3) {
       later(life / 2, () => {
         const r = [...joined][1];
-        if (open && r) ws.send({ type: "leave", room: r });
+        if (!open || !r) return;
+        joined.delete(r); // no send to it from now on (else a send could cross the leave: not_member)
+        ws.send({ type: "leave", room: r });
       });
     }
     later(life, () => {

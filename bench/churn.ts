@@ -386,7 +386,13 @@ export async function measureSoak(
 }
 
 /** What counts as an upward trend: the fitted rise over the window, in the metric's own unit. */
-const TREND_FLOOR: Record<string, number> = { rss_mib: 2, heap_mib: 2, fds: 10, store_mib: 1 };
+const TREND_FLOOR: Record<string, number> = {
+  rss_mib: 2,
+  heap_mib: 2,
+  fds: 10,
+  fds_over_sockets: 5,
+  store_mib: 1,
+};
 
 /**
  * Least-squares slope per minute of each metric over the samples from minute 2 on (from half-way
@@ -397,8 +403,13 @@ export function soakTrend(samples: SoakSample[], minutes: number, afterS?: numbe
   const from = minutes >= 4 ? 120 : (minutes * 60) / 2;
   const win = samples.filter((s) => s.t_s >= from && s.t_s !== afterS && s.t_s <= minutes * 60 + 15);
   const out: Json = { from_s: from, n: win.length };
-  for (const key of Object.keys(TREND_FLOOR) as (keyof SoakSample)[]) {
-    const pts = win.map((s) => [s.t_s / 60, s[key]] as [number, number | null])
+  // fds follow the clients connected; fds beyond the open WebSockets is what a leak would move
+  const value = (s: SoakSample, key: string): number | null =>
+    key === "fds_over_sockets"
+      ? (s.fds !== null && s.sockets !== null ? s.fds - s.sockets : null)
+      : s[key as keyof SoakSample];
+  for (const key of Object.keys(TREND_FLOOR)) {
+    const pts = win.map((s) => [s.t_s / 60, value(s, key)] as [number, number | null])
       .filter((p): p is [number, number] => typeof p[1] === "number");
     if (pts.length < 3) {
       out[key] = { slope_per_min: null, up: null };
@@ -413,7 +424,7 @@ export function soakTrend(samples: SoakSample[], minutes: number, afterS?: numbe
       slope_per_min: Math.round(slope * 1000) / 1000,
       rise: Math.round(rise * 100) / 100,
       mean: Math.round(my * 10) / 10,
-      up: rise > Math.max(0.03 * Math.abs(my), TREND_FLOOR[key as string]),
+      up: rise > Math.max(0.03 * Math.abs(my), TREND_FLOOR[key]),
     };
   }
   return out;
@@ -577,13 +588,24 @@ export function churnReport(rows: Row[]): string {
     );
     const shown = samples.filter((s, i) => s.t_s % 60 < 10 || i === samples.length - 1);
     out.push(table(
-      ["t", "RSS MiB", "/metrics RSS", "JS heap MiB", "fds", "store MiB", "connections", "sockets"],
+      [
+        "t",
+        "RSS MiB",
+        "/metrics RSS",
+        "JS heap MiB",
+        "fds",
+        "fds - sockets",
+        "store MiB",
+        "connections",
+        "sockets",
+      ],
       shown.map((s) => [
         s.t_s === e.after_s ? `${s.t_s} s (after)` : `${(s.t_s / 60).toFixed(1)} min`,
         fx(s.rss_mib, 1),
         fx(s.metrics_rss_mib, 1),
         fx(s.heap_mib, 1),
         String(s.fds ?? "-"),
+        s.fds !== null && s.sockets !== null ? String(s.fds - s.sockets) : "-",
         fx(s.store_mib, 2),
         String(s.connections ?? "-"),
         String(s.sockets ?? "-"),
@@ -592,12 +614,13 @@ export function churnReport(rows: Row[]): string {
     const t = e.trend ?? {};
     out.push(
       `\nslope per minute from ${((t.from_s ?? 0) / 60).toFixed(1)} min (${t.n} samples, least squares): ` +
-        ["rss_mib", "heap_mib", "fds", "store_mib"].map((k) =>
+        ["rss_mib", "heap_mib", "fds", "fds_over_sockets", "store_mib"].map((k) =>
           `${k} ${t[k]?.slope_per_min ?? "-"}${t[k]?.up ? " (UP)" : t[k]?.up === false ? " (flat)" : ""}`
         ).join(", "),
     );
     out.push(
-      "(UP = the fitted rise over the window is above 3 % of its mean and above 2 MiB / 10 fds / 1 MiB of store)",
+      "(UP = the fitted rise over the window is above 3 % of its mean and above 2 MiB / 10 fds / 5 fds over " +
+        "sockets / 1 MiB of store; fds follow the clients connected, fds - sockets is what a leak would move)",
     );
     const p = churnProblems(row);
     if (p.length) notes.push(`soak ${row.server} run ${row.run}: ${p.join("; ")}`);
