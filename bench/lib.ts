@@ -457,6 +457,8 @@ export interface Knobs {
   pubs: number;
   window: number;
   w: number;
+  /** Soak minutes. */
+  soakMin: number;
 }
 
 /** A case id: `s1-<N>`, `s2-<rate>`, `s3` or `store`. */
@@ -526,6 +528,8 @@ export interface Row {
   /** Lines in the server's log apart from the start-up line. */
   log_lines: number;
   log_head: string[];
+  /** s4 and soak: what the driver measured itself (restart times, RSS peaks, samples). */
+  extra?: Json;
 }
 
 /** Our server's /metrics as `{name{labels}: value}`. */

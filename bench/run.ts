@@ -9,6 +9,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { chartSvg } from "./chart.ts";
+import { churnReport, isChurnCase, measureSoak, measureStorm } from "./churn.ts";
 import {
   BUSY_LIMIT,
   caseKind,
@@ -20,7 +22,9 @@ import {
   PINNING,
   report,
   RESULTS,
+  ROOT,
   type Row,
+  runToEnd,
   serverFlags,
   serverRead,
   SERVERS,
@@ -31,15 +35,17 @@ import {
 
 const HELP = `Usage: deno task bench [options]
 
-  --quick             short run: 3 s windows, cases s1-100,s2-10,s3 (3000 conns),store  (~1.5 min)
-  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store, or s1 s2 all
+  --quick             short run: 3 s windows, cases s1-100,s2-10,s3,store,s4 (3000 conns),
+                      soak (2 min)                                               (~5 min)
+  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak, or s1 s2 all
                       (any s1-<N> and s2-<rate> work)             [default: all]
   --servers LIST      main,main-normal,main-memory,naive   [default: main,main-memory,naive]
   --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
   --runs N            repeat everything N times                   [1]
   --dur S             measured seconds of s1/s2                   [10; quick 3]
   --warm S            warm-up seconds                             [2; quick 1]
-  --conns N           s3 connections                              [10000; quick 3000]
+  --conns N           s3 connections and s4 clients               [10000; quick 3000]
+  --soak-min N        soak minutes (run once, on main)            [10; quick 2]
   --w N               s1 messages in flight                       [16]
   --store-dur S       measured seconds of the store case          [10; quick 3]
   --pubs N            store publishers                            [10]
@@ -48,6 +54,8 @@ const HELP = `Usage: deno task bench [options]
                       the permissions of deno.json's start task, data/ -> a temp dir
   --lg auto|bun|node  load generator runtime                      [auto: Bun, else Node]
   --no-install        do not npm-install Bun / peer deps into bench/.cache
+  --chart-out PATH    also write the chart (bench.svg in the results folder) to PATH
+  --update-docs       also write the chart to docs/bench.svg (the README shows it)
   -h, --help
 `;
 
@@ -69,6 +77,9 @@ const { values: v } = parseArgs({
     lg: { type: "string", default: "auto" },
     "server-read": { type: "string", default: "" },
     "no-install": { type: "boolean", default: false },
+    "soak-min": { type: "string" },
+    "chart-out": { type: "string" },
+    "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -96,21 +107,20 @@ const knobs: Knobs = {
   storeDur: int(v["store-dur"], q ? 3 : 10, "store-dur"),
   pubs: int(v.pubs, 10, "pubs"),
   window: int(v.window, 32, "window"),
+  soakMin: int(v["soak-min"], q ? 2 : 10, "soak-min"),
 };
 const runs = int(v.runs, 1, "runs");
 
-const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store"];
+const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store", "s4", "soak"];
+const wanted = v.cases ?? (q ? "s1-100,s2-10,s3,store,s4,soak" : "all");
 const cases: string[] = [];
-for (
-  const c of (v.cases ?? (q ? "s1-100,s2-10,s3,store" : "all")).split(",").map((x) => x.trim()).filter(
-    Boolean,
-  )
-) {
+for (const c of wanted.split(",").map((x) => x.trim()).filter(Boolean)) {
   if (c === "all") cases.push(...ALL);
   else if (c === "s1") cases.push("s1-100", "s1-1000");
   else if (c === "s2") cases.push("s2-2", "s2-10");
-  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || c === "s3" || c === "store") cases.push(c);
-  else fail(`unknown case ${JSON.stringify(c)} (see --help)`);
+  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak"].includes(c)) {
+    cases.push(c);
+  } else fail(`unknown case ${JSON.stringify(c)} (see --help)`);
 }
 const servers = v.servers.split(",").map((x) => x.trim()).filter(Boolean);
 const peers = v.peers.split(",").map((x) => x.trim()).filter(Boolean);
@@ -135,9 +145,9 @@ for (const p of peers) {
 }
 const nofile = await new Deno.Command("bash", { args: ["-c", "ulimit -Hn"], stdout: "piped" }).output();
 const hardNofile = new TextDecoder().decode(nofile.stdout).trim();
-if (cases.includes("s3") && Number(hardNofile) < knobs.conns + 200) {
+if ((cases.includes("s3") || cases.includes("s4")) && Number(hardNofile) < knobs.conns + 200) {
   console.error(
-    `warning: the hard limit of open files is ${hardNofile}; s3 needs more than ${knobs.conns + 100}`,
+    `warning: the hard limit of open files is ${hardNofile}; s3/s4 need more than ${knobs.conns + 100}`,
   );
 }
 const busy = await machineBusy(1000);
@@ -164,7 +174,8 @@ const header = [
   `cases: ${
     cases.join(" ")
   }; runs ${runs}; s1/s2 ${knobs.dur} s (+${knobs.warm} s warm-up), s1 W=${knobs.w}, ` +
-  `s3 ${knobs.conns} conns, store ${knobs.pubs} publishers x ${knobs.window} in flight for ${knobs.storeDur} s`,
+  `s3 ${knobs.conns} conns, store ${knobs.pubs} publishers x ${knobs.window} in flight for ${knobs.storeDur} s, ` +
+  `s4 ${knobs.conns} clients, soak ${knobs.soakMin} min`,
 ];
 console.log(header.join("\n"));
 console.error(`results: ${outDir}/`);
@@ -172,12 +183,19 @@ console.error(`results: ${outDir}/`);
 // ---- the runs
 const rows: Row[] = [];
 const t0 = Date.now();
+// The soak runs once (in the last run), on `main` if it is in the line-up, else on our first server.
+const soakServer = lineup.includes("main") ? "main" : lineup.find((s) => SERVERS[s].ours);
 for (let run = 1; run <= runs; run++) {
   for (const c of cases) {
     for (const s of lineup) {
-      if (caseKind(c) === "store" && !SERVERS[s].ours) continue; // acks exist in our protocol only
+      if ((caseKind(c) === "store" || c === "s4") && !SERVERS[s].ours) continue; // our protocol only
+      if (c === "soak" && (s !== soakServer || run !== runs)) continue;
       const t = Date.now();
-      const row = await measure(run, c, SERVERS[s], gen, knobs, outDir);
+      const row = c === "s4"
+        ? await measureStorm(run, SERVERS[s], gen, knobs, outDir)
+        : c === "soak"
+        ? await measureSoak(run, SERVERS[s], gen, knobs, outDir)
+        : await measure(run, c, SERVERS[s], gen, knobs, outDir);
       rows.push(row);
       Deno.writeTextFileSync(`${outDir}/results.jsonl`, JSON.stringify(row) + "\n", { append: true });
       console.error(
@@ -189,8 +207,21 @@ for (let run = 1; run <= runs; run++) {
   }
 }
 
-const text = report(rows);
+const classic = rows.filter((r) => !isChurnCase(r.case));
+const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case)));
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
+const svg = chartSvg(rows, [
+  `deno task bench ${Deno.args.join(" ")}`.trim(),
+  `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${cpuCount()} CPUs, ` +
+  (PINNING ? "server pinned to core 0, generator to core 1" : "not pinned") + `, generator ${gen.label}, ` +
+  `runs ${runs}`,
+]);
+const chartPaths = [`${outDir}/bench.svg`];
+if (v["chart-out"]) chartPaths.push(v["chart-out"]);
+if (v["update-docs"]) chartPaths.push(`${ROOT}docs/bench.svg`);
+for (const p of chartPaths) Deno.writeTextFileSync(p, svg);
+// deno fmt also formats SVG: the committed copy is kept in its shape so `deno fmt --check` passes.
+if (v["update-docs"]) await runToEnd(Deno.execPath(), ["fmt", `${ROOT}docs/bench.svg`]);
 console.log(text);
-console.log(footer);
+console.log(footer + `\nchart: ${chartPaths.join(", ")}`);

@@ -246,7 +246,7 @@ if (import.meta.main) {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   const outDir = `${RESULTS}/${stamp}-store`;
   Deno.mkdirSync(outDir, { recursive: true });
-  const knobs: Knobs = { dur, warm, conns: 0, storeDur: dur, pubs, window, w: 16 };
+  const knobs: Knobs = { dur, warm, conns: 0, storeDur: dur, pubs, window, w: 16, soakMin: 0 };
   const gen = { runtime: "", client: "raw" as const, label: "" };
   const rows: Row[] = [];
   for (const s of ["main", "main-memory"]) {
