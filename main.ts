@@ -64,6 +64,7 @@ if (import.meta.main) {
       port: config.port,
       hostname: config.hostname,
       relistenTimeoutMs: config.relistenTimeoutSeconds * 1000,
+      tcpBacklog: config.tcpBacklog,
       log,
       onRelisten: () => app.metrics.listenerRestarts++,
     });

@@ -100,6 +100,11 @@ export interface Config {
    * `shutting_down`, so balancers and reconnecting clients hear why instead of a refused connection. @default 500
    */
   readonly shutdownDrainMs: number;
+  /**
+   * Connections the kernel queues for accept. Deno's default, 511, overflows in a reconnect storm
+   * (handshakes then wait for TCP's retransmission, seconds); the kernel caps it at `somaxconn`. @default 4096
+   */
+  readonly tcpBacklog: number;
   /** Seconds to keep trying to listen again after the listener failed (e.g. no file descriptors). @default 30 */
   readonly relistenTimeoutSeconds: number;
   /**
@@ -145,6 +150,7 @@ export const DEFAULTS: Config = Object.freeze(
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
+    tcpBacklog: 4096,
     maxAnswerBytes: 256 * 1024,
   } satisfies Config,
 );
@@ -401,6 +407,15 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 60_000,
     help: "ms the listener keeps answering 503 after a stop signal",
+  },
+  {
+    key: "tcpBacklog",
+    flag: "tcp-backlog",
+    env: "CHAT_TCP_BACKLOG",
+    kind: I,
+    min: 1,
+    max: 65535,
+    help: "connections queued for accept (the kernel caps it at net.core.somaxconn)",
   },
   {
     key: "relistenTimeoutSeconds",

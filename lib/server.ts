@@ -16,6 +16,8 @@ export interface ListenOptions {
   hostname: string;
   /** How long to keep trying to listen again after the listener failed. */
   relistenTimeoutMs: number;
+  /** Connections the kernel queues for accept. @default Deno's (511) */
+  tcpBacklog?: number;
   log: Logger;
   /** Called after each successful (re)listen. */
   onRelisten?: () => void;
@@ -62,6 +64,7 @@ export function listen(
     const server = Deno.serve({
       port,
       hostname: opts.hostname,
+      tcpBacklog: opts.tcpBacklog,
       signal: stopped.signal,
       onListen() {},
       onError(e) {

@@ -219,3 +219,23 @@ Deno.test("a fragmented message too large for a string leaves no ghost: the conn
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--tcp-backlog reaches the listener (the accept queue a reconnect storm fills)", async () => {
+  try {
+    await new Deno.Command("ss", { args: ["-V"], stdout: "null" }).output();
+  } catch {
+    return console.log("skipped: no `ss` (iproute2) to read the listen queue");
+  }
+  const dir = await Deno.makeTempDir();
+  const srv = await spawnServer(dir, ["--store", "memory", "--tcp-backlog", "777"]);
+  try {
+    const out = new TextDecoder().decode(
+      (await new Deno.Command("ss", { args: ["-ltn"], stdout: "piped" }).output()).stdout,
+    );
+    const row = out.split("\n").find((l) => l.includes(`127.0.0.1:${srv.port} `));
+    assert.match(row ?? "", /^LISTEN\s+\d+\s+777\s/, out);
+  } finally {
+    await srv.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
