@@ -65,6 +65,7 @@ if (import.meta.main) {
       hostname: config.hostname,
       relistenTimeoutMs: config.relistenTimeoutSeconds * 1000,
       tcpBacklog: config.tcpBacklog,
+      reusePort: config.reusePort,
       log,
       onRelisten: () => app.metrics.listenerRestarts++,
     });

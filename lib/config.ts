@@ -105,6 +105,11 @@ export interface Config {
    * (handshakes then wait for TCP's retransmission, seconds); the kernel caps it at `somaxconn`. @default 4096
    */
   readonly tcpBacklog: number;
+  /**
+   * Listen with SO_REUSEPORT, so several processes (on Redis) share one port and the kernel spreads
+   * connections over them. Off by default: then a second server on the same port is refused. @default false
+   */
+  readonly reusePort: boolean;
   /** Seconds to keep trying to listen again after the listener failed (e.g. no file descriptors). @default 30 */
   readonly relistenTimeoutSeconds: number;
   /**
@@ -151,6 +156,7 @@ export const DEFAULTS: Config = Object.freeze(
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
     tcpBacklog: 4096,
+    reusePort: false,
     maxAnswerBytes: 256 * 1024,
   } satisfies Config,
 );
@@ -161,7 +167,7 @@ export class ConfigError extends Error {
 }
 
 /** `origins`: a comma-separated list of `http(s)://host[:port]`, normalized as browsers send them. */
-type Kind = "int" | "string" | "origins" | { oneOf: readonly string[] };
+type Kind = "int" | "bool" | "string" | "origins" | { oneOf: readonly string[] };
 interface Setting {
   key: keyof Config;
   flag: string;
@@ -418,6 +424,13 @@ export const SETTINGS: readonly Setting[] = [
     help: "connections queued for accept (the kernel caps it at net.core.somaxconn)",
   },
   {
+    key: "reusePort",
+    flag: "reuse-port",
+    env: "CHAT_REUSE_PORT",
+    kind: "bool",
+    help: "share the port with other processes (SO_REUSEPORT; several instances on Redis)",
+  },
+  {
     key: "relistenTimeoutSeconds",
     flag: "relisten-timeout",
     env: "CHAT_RELISTEN_TIMEOUT",
@@ -456,6 +469,13 @@ export function resolveConfig(input: ConfigInput = {}): Config {
 
 function parseSetting(s: Setting, raw: unknown): unknown {
   const shown = typeof raw === "string" ? JSON.stringify(raw) : String(raw);
+  if (s.kind === "bool") {
+    if (typeof raw === "boolean") return raw;
+    const v = String(raw).trim().toLowerCase();
+    if (["true", "1", "yes", "on"].includes(v)) return true;
+    if (["false", "0", "no", "off"].includes(v)) return false;
+    throw new ConfigError(`--${s.flag} (${s.env}) is on or off (true/false), got ${shown}`);
+  }
   if (s.kind === "int") {
     const n = typeof raw === "number" ? raw : /^\s*-?\d+\s*$/.test(String(raw)) ? Number(raw) : NaN;
     const min = s.min ?? 0, max = s.max ?? Number.MAX_SAFE_INTEGER;
@@ -519,6 +539,8 @@ export function configFromArgs(args: readonly string[], env: (name: string) => s
     const s = m && byFlag.get(m[1]);
     if (!m || !s) throw new ConfigError(`unknown option ${JSON.stringify(arg)}; see --help`);
     let value = m[2];
+    // A switch: `--reuse-port` alone means on.
+    if (value === undefined && s.kind === "bool") value = "true";
     if (value === undefined) {
       value = args[++i];
       if (value === undefined) throw new ConfigError(`--${s.flag} needs a value`);

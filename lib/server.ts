@@ -18,6 +18,8 @@ export interface ListenOptions {
   relistenTimeoutMs: number;
   /** Connections the kernel queues for accept. @default Deno's (511) */
   tcpBacklog?: number;
+  /** SO_REUSEPORT: other processes may listen on the same port. */
+  reusePort?: boolean;
   log: Logger;
   /** Called after each successful (re)listen. */
   onRelisten?: () => void;
@@ -65,6 +67,7 @@ export function listen(
       port,
       hostname: opts.hostname,
       tcpBacklog: opts.tcpBacklog,
+      reusePort: opts.reusePort,
       signal: stopped.signal,
       onListen() {},
       onError(e) {
@@ -106,6 +109,13 @@ export function listen(
     }
   };
 
+  // Deno 2.9 ends the process (no exception) when reusePort is asked for without --unstable-net.
+  if (opts.reusePort && typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function") {
+    throw new ListenError(
+      "--reuse-port needs Deno's --unstable-net flag (SO_REUSEPORT is unstable in Deno 2.9): " +
+        "deno run --unstable-net ... main.ts --reuse-port",
+    );
+  }
   let first: Deno.HttpServer<Deno.NetAddr>;
   try {
     first = open(opts.port);

@@ -239,3 +239,14 @@ Deno.test("--tcp-backlog reaches the listener (the accept queue a reconnect stor
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--reuse-port without Deno's --unstable-net is one sentence and exit 1, not Deno's own exit", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { code, output } = await runMain(dir, ["--data-dir", dir, "--store", "memory", "--reuse-port"]);
+    assert.equal(code, 1, output);
+    assert.match(output.trim(), /^chat: --reuse-port needs Deno's --unstable-net flag/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -93,3 +93,12 @@ Deno.test("--idle-timeout cannot be turned off: it is what ends a socket whose r
   );
   assert.equal(configFromArgs(["--idle-timeout", "1"], () => undefined).idleTimeoutSeconds, 1);
 });
+
+Deno.test("--reuse-port is a switch: alone it is on, =false or CHAT_REUSE_PORT=0 turn it off", () => {
+  const none = () => undefined;
+  assert.equal(configFromArgs([], none).reusePort, false);
+  assert.equal(configFromArgs(["--reuse-port", "--port", "9"], none).reusePort, true);
+  assert.equal(configFromArgs(["--reuse-port=false"], none).reusePort, false);
+  assert.equal(configFromArgs([], (n) => n === "CHAT_REUSE_PORT" ? "0" : undefined).reusePort, false);
+  assert.throws(() => configFromArgs(["--reuse-port=maybe"], none), /is on or off/);
+});

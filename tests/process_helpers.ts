@@ -30,6 +30,8 @@ function permissions(dataDir: string): string[] {
 export interface SpawnOptions {
   /** Soft and hard limit of open file descriptors for the server (through the shell's `ulimit -n`). */
   maxFiles?: number;
+  /** Flags for `deno run` besides the permissions (e.g. `--unstable-net`). */
+  denoFlags?: string[];
 }
 
 /** Starts `main.ts` on 127.0.0.1 with a free port and waits for its "listening" line. */
@@ -46,6 +48,7 @@ export async function spawnServer(
     args: [
       ...pre,
       "run",
+      ...(opts.denoFlags ?? []),
       ...permissions(dataDir),
       MAIN,
       "--hostname",

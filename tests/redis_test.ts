@@ -401,3 +401,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "redis: two instances with --reuse-port share one port; clients on either see one stream",
+  ignore: !!missing,
+  fn: async () => {
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    const unstable = { denoFlags: ["--unstable-net"] };
+    const a = await spawnServer(dir, ["--redis", redis.url, ...LIMITS, "--reuse-port"], unstable);
+    const b = await spawnServer(dir, [
+      "--redis",
+      redis.url,
+      ...LIMITS,
+      "--reuse-port",
+      "--port",
+      String(a.port),
+    ], unstable);
+    try {
+      assert.equal(b.port, a.port);
+      const clients = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => client(a, { name: `c${i}`, room: "r" })),
+      );
+      // Both processes took connections (the kernel spreads them).
+      const served = await Promise.all([a, b].map(async (s) => {
+        const res = await fetch(`http://127.0.0.1:${s.port}/metrics`);
+        await res.body?.cancel();
+        return res.ok;
+      }));
+      assert.ok(served.every(Boolean));
+      clients[0].send({ type: "send", room: "r", text: "one", cid: "one" });
+      for (const c of clients) await c.next("message", (m) => m.cid === "one");
+      await Promise.all(clients.map((c) => c.close()));
+    } finally {
+      await a.stop();
+      await b.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
