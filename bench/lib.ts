@@ -129,11 +129,16 @@ export function freePort(): number {
   return port;
 }
 
-/** Whether something is in LISTEN on `port` (from /proc/net/tcp{,6}). */
-export function portListening(port: number): boolean {
+/** How many sockets are in LISTEN on `port` (from /proc/net/tcp{,6}); several with SO_REUSEPORT. */
+export function portListeners(port: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, "0");
-  const re = new RegExp(`^\\s*\\d+: [0-9A-F]+:${hex} [0-9A-F]+:0000 0A`, "m");
-  return ["/proc/net/tcp", "/proc/net/tcp6"].some((f) => re.test(readProc(f) ?? ""));
+  const re = new RegExp(`^\\s*\\d+: [0-9A-F]+:${hex} [0-9A-F]+:0000 0A`, "gm");
+  return ["/proc/net/tcp", "/proc/net/tcp6"].reduce((n, f) => n + (readProc(f)?.match(re)?.length ?? 0), 0);
+}
+
+/** Whether something is in LISTEN on `port`. */
+export function portListening(port: number): boolean {
+  return portListeners(port) > 0;
 }
 
 /** utime+stime of a process (all threads), in clock ticks (100 Hz), or NaN. */
@@ -249,11 +254,16 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => stopProc(p, 2000)));
 }
 
-/** Waits until `port` is in LISTEN, the process exits, or `timeoutMs` passes. */
-export async function waitListening(p: Proc, port: number, timeoutMs = 30_000): Promise<string | null> {
+/** Waits until `listeners` sockets are in LISTEN on `port`, the process exits, or `timeoutMs` passes. */
+export async function waitListening(
+  p: Proc,
+  port: number,
+  timeoutMs = 30_000,
+  listeners = 1,
+): Promise<string | null> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
-    if (portListening(port)) {
+    if (portListeners(port) >= listeners) {
       await sleep(300);
       return null;
     }
@@ -274,6 +284,8 @@ export interface ServerSpec {
   ours: boolean;
   what: string;
   cmd(port: number, dataDir: string): string[];
+  /** Sockets that listen on the port once it is up (several processes with --reuse-port). @default 1 */
+  listeners?: number;
   /** Why it cannot run here, or null. */
   missing(): string | null;
 }
@@ -333,7 +345,67 @@ const ourCmd = (extra: string[]) => (port: number, dir: string) => [
   ...extra,
 ];
 
+/**
+ * Our server on Redis: a redis-server of its own (AOF on, `fsync` as given) and `instances` servers on one
+ * port (--reuse-port), all in one process group started by bash, so the bench pins them to one core and stops
+ * them together. The server CPU figure counts the bash wrapper only; read core 0's busy share instead.
+ */
+const redisCmd = (fsync: "always" | "everysec", instances: number) => (port: number, dir: string) => {
+  const one = ourCmd([...(instances > 1 ? ["--reuse-port"] : []), "--redis", "redis://127.0.0.1:$RP"])(
+    port,
+    dir,
+  )
+    .map((a) => (a === "run" ? "run --unstable-net" : a))
+    .map((a) => (a.includes("$RP") || a.startsWith("run ") ? a : `'${a}'`))
+    .join(" ");
+  const script = [
+    "set -e",
+    `RP=$(( ${port} + 1 )); while (exec 3<>/dev/tcp/127.0.0.1/$RP) 2>/dev/null; do RP=$((RP + 1)); done`,
+    `R=$(mktemp -d); trap 'kill 0 2>/dev/null; rm -rf "$R"' EXIT TERM`,
+    `redis-server --port $RP --bind 127.0.0.1 --dir "$R" --save '' --appendonly yes --appendfsync ${fsync} >/dev/null &`,
+    "until redis-cli -p $RP ping >/dev/null 2>&1; do sleep 0.05; done",
+    ...Array.from({ length: instances }, () => `${one} &`),
+    "wait",
+  ].join("\n");
+  return ["bash", "-c", script];
+};
+
+const redisMissing = () => {
+  try {
+    new Deno.Command("redis-server", { args: ["--version"], stdout: "null" }).outputSync();
+    return null;
+  } catch {
+    return "redis-server is not installed (apt-get install redis-server)";
+  }
+};
+
 export const SERVERS: Record<string, ServerSpec> = {
+  "main-redis": {
+    name: "main-redis",
+    proto: "project",
+    ours: true,
+    what: "our server on Redis (appendfsync always), 1 instance; redis-server on the same core",
+    cmd: redisCmd("always", 1),
+    missing: redisMissing,
+  },
+  "main-redis-everysec": {
+    name: "main-redis-everysec",
+    proto: "project",
+    ours: true,
+    what: "our server on Redis (appendfsync everysec), 1 instance; redis-server on the same core",
+    cmd: redisCmd("everysec", 1),
+    missing: redisMissing,
+  },
+  "main-redis2": {
+    name: "main-redis2",
+    proto: "project",
+    ours: true,
+    what:
+      "2 instances of our server on one port (--reuse-port) on Redis (appendfsync always), all on one core",
+    cmd: redisCmd("always", 2),
+    listeners: 2,
+    missing: redisMissing,
+  },
   main: {
     name: "main",
     proto: "project",
@@ -585,7 +657,7 @@ export async function measure(
     log_head: [],
   };
   try {
-    const why = await waitListening(srv, port);
+    const why = await waitListening(srv, port, 30_000, server.listeners);
     if (why) {
       row.res = { error: `server ${why}` };
     } else {
