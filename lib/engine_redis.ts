@@ -132,7 +132,7 @@ return n
 `;
 
 /**
- * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs, dedupMs, count, then per message
+ * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs (0: keep all), dedupMs, count, then per message
  * key, cid ("" for none), from, text, ts. Returns the epoch, then per message "n" or "d" with seq and ts.
  * The cid keys share the room's hash tag, so they live in its slot.
  */
@@ -164,6 +164,17 @@ end
 redis.call('HSET', meta, 'seq', seq)
 local keep = tonumber(ARGV[2])
 if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
+-- Age retention: the oldest entries (at most 100 a call) older than ARGV[3] ms since the epoch.
+local minTs = tonumber(ARGV[3])
+if minTs > 0 then
+  local cut = nil
+  for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
+    local f, ts = e[2], nil
+    for j = 1, #f, 2 do if f[j] == 'ts' then ts = tonumber(f[j + 1]) end end
+    if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
+  end
+  if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
+end
 return out
 `;
 
@@ -519,7 +530,7 @@ export class RedisEngine implements Engine {
   }
 
   prune(_now: number): Promise<number> {
-    // Count retention runs in the append script; age retention trims by the oldest entry's ts here.
+    // Both retentions run in the append script, on the room written to.
     return Promise.resolve(0);
   }
 

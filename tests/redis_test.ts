@@ -4,6 +4,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { RedisEngine } from "../lib/engine_redis.ts";
+import { createLogger } from "../lib/log.ts";
 import { type Msg, TestClient, waitFor } from "./helpers.ts";
 import { runMain, type ServerProcess, spawnServer } from "./process_helpers.ts";
 import { redisAdmin, redisCommand, redisMissing, startCluster, startRedis } from "./redis_helpers.ts";
@@ -122,7 +124,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "redis: while Redis is down sends get unavailable (no ack, no strike); after, delivery goes on with no gap",
+    "redis: while Redis is down (5 s) sends get unavailable (no ack, no strike); after, delivery goes on with no gap",
   ignore: !!missing,
   fn: async () => {
     const redis = await startRedis();
@@ -137,7 +139,11 @@ Deno.test({
       await alice.next("ack", (m) => m.cid === "b1");
       await redis.stop();
       await waitFor(async () => (await health(a)) === 503, 5000);
-      for (let k = 0; k < 25; k++) alice.send({ type: "send", room: "r", text: `down ${k}`, cid: `d${k}` });
+      // Five seconds down, a send every 200 ms: each is refused, none is lost unsaid.
+      for (let k = 0; k < 25; k++) {
+        alice.send({ type: "send", room: "r", text: `down ${k}`, cid: `d${k}` });
+        await new Promise((r) => setTimeout(r, 200));
+      }
       for (let k = 0; k < 25; k++) {
         const e = await alice.next("error", (m) => m.cid === `d${k}`, 5000);
         assert.equal(e.code, "unavailable");
@@ -437,6 +443,34 @@ Deno.test({
       await a.stop();
       await b.stop();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "redis: retention by count and by age trims a room's stream as it is written; seqs go on",
+  ignore: !!missing,
+  fn: async () => {
+    await using redis = await startRedis();
+    const engine = await RedisEngine.connect({
+      url: redis.url,
+      retainMessages: 5,
+      retainMs: 60_000,
+      dedupWindowMs: 60_000,
+      log: createLogger("error"),
+    });
+    try {
+      const now = Date.now();
+      const draft = (text: string, ts: number) => ({ room: "r", from: "a", text, ts, key: "k" });
+      // Three messages from two minutes ago, then four now: age keeps the four, count the last five.
+      await engine.append([1, 2, 3].map((i) => draft(`old ${i}`, now - 120_000)));
+      await engine.append([4, 5, 6, 7].map((i) => draft(`new ${i}`, now)));
+      const kept = (await engine.after("r", 0, 100)).messages;
+      assert.deepEqual(kept.map((m) => m.seq), [4, 5, 6, 7]);
+      await engine.append([8, 9].map((i) => draft(`new ${i}`, now)));
+      assert.deepEqual((await engine.after("r", 0, 100)).messages.map((m) => m.seq), [5, 6, 7, 8, 9]);
+    } finally {
+      await engine.close();
     }
   },
 });
