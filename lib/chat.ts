@@ -131,6 +131,12 @@ export class Chat {
       restarted: (room, epoch) => this.#restarted(room, epoch),
       line: (room, line) => this.#lineFromEngine(room, line),
       person: (key, line) => this.hub.sendToPerson(key, line),
+      // Our own renames were told here already (the hub); names are unique, so a local holder is us.
+      renamed: (old, name, rooms) => {
+        if (this.hub.personByName(name) === undefined) {
+          this.hub.tellRooms(rooms, encode({ type: "nick", old, name }));
+        }
+      },
     });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
@@ -709,8 +715,9 @@ export class Chat {
   #rename(conn: Conn, name: string): void {
     const old = this.#name(conn);
     this.hub.rename(conn.key, name, this.#now());
-    if (old === name || !this.#engine.renamed) return;
-    this.#engine.renamed(old, name).catch((e) =>
+    if (old === name) return;
+    this.#engine.publishRename?.(old, name, this.hub.roomsOfPerson(conn.key));
+    this.#engine.renamed?.(old, name).catch((e) =>
       this.#log.debug("rename not recorded in presence", { error: (e as Error).message })
     );
   }

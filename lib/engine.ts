@@ -57,6 +57,8 @@ export interface EngineEvents {
   line?(room: string, line: string): void;
   /** A line for every connection here of person `key` (see {@link Engine.sendToPerson}). */
   person?(key: string, line: string): void;
+  /** Someone on any process renamed (see {@link Engine.publishRename}). */
+  renamed?(oldName: string, newName: string, rooms: string[]): void;
 }
 
 /** Where rooms live. See the module doc. */
@@ -93,6 +95,8 @@ export interface Engine {
   presence?(room: string, name: string, present: boolean): Promise<void>;
   /** Someone present here renamed: their presence follows the new name (no join or leave). */
   renamed?(oldName: string, newName: string): Promise<void>;
+  /** Tells every process that `oldName` is now `newName`, for the members of `rooms` there. Best effort. */
+  publishRename?(oldName: string, newName: string, rooms: string[]): void;
   /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
   members?(room: string): Promise<string[]>;
   /**

@@ -59,6 +59,8 @@ const keys = (room: string) => ({
 
 /** The channel every process hears for lines to one person (direct messages). */
 const PEOPLE = "chat:people";
+/** The channel every process hears for renames (told to the members of the person's rooms). */
+const RENAMES = "chat:renames";
 // One hash tag for every name key: a claim touches several, and on a Cluster they must share a slot.
 const nameKey = (k: string) => `chat:{names}:name:${k}`;
 
@@ -301,6 +303,7 @@ export class RedisEngine implements Engine {
     const engine = new RedisEngine(cmd, sub, opts, cluster);
     sub.on("ready", () => engine.#resync());
     await sub.subscribe(PEOPLE, (raw: string) => engine.#toPerson(raw));
+    await sub.subscribe(RENAMES, (raw: string) => engine.#renamedElsewhere(raw));
     await engine.#checkPersistence();
     return engine;
   }
@@ -464,6 +467,20 @@ export class RedisEngine implements Engine {
         arguments: [key, `${key}\t${name}`, String(ttl), name],
       })
     ).then((r) => r === 1);
+  }
+
+  publishRename(oldName: string, newName: string, rooms: string[]): void {
+    if (!this.#cmd.isReady) return;
+    this.#cmd.publish(RENAMES, JSON.stringify([oldName, newName, rooms])).catch(() => {});
+  }
+
+  #renamedElsewhere(raw: string): void {
+    try {
+      const [oldName, newName, rooms] = JSON.parse(raw) as [string, string, string[]];
+      for (const s of this.#subscribers) s.renamed?.(oldName, newName, rooms);
+    } catch {
+      this.#opts.log.error("bad line on the renames channel");
+    }
   }
 
   #toPerson(raw: string): void {

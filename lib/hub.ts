@@ -162,6 +162,26 @@ export class Hub {
     return this.#nameFree(key, name, now);
   }
 
+  /** The rooms any connection of person `key` is in here. */
+  roomsOfPerson(key: string): string[] {
+    const rooms = new Set<string>();
+    for (const c of this.#people.get(key)?.conns ?? []) for (const r of c.rooms) rooms.add(r);
+    return [...rooms];
+  }
+
+  /** Sends `line` once to every connection here that is in any of `rooms` (after their held presence). */
+  tellRooms(rooms: readonly string[], line: string): void {
+    const told = new Set<Client>();
+    for (const room of rooms) {
+      const r = this.#rooms.get(room);
+      if (!r) continue;
+      this.#flushRoom(room);
+      for (const c of r.members.keys()) told.add(c);
+      for (const c of r.holding.keys()) told.add(c);
+    }
+    for (const c of told) c.peer.send(line);
+  }
+
   /** How many connections person `key` has here. */
   tabsOf(key: string): number {
     return this.#people.get(key)?.conns.size ?? 0;

@@ -474,3 +474,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "redis: a rename is told once to the members of the person's rooms on every instance",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using dave = await client(a, { name: "dave", room: "r" });
+      await using local = await client(a, { name: "lou", room: "r" });
+      await using remote = await client(b, { name: "rem", room: "r" });
+      for (const room of ["q"]) {
+        for (const c of [dave, remote]) c.send({ type: "join", room });
+        for (const c of [dave, remote]) await c.next("joined", (m) => m.room === room);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      dave.send({ type: "nick", name: "david" });
+      for (const c of [dave, local, remote]) {
+        const n = await c.next("nick", (m) => m.name === "david");
+        assert.equal(n.old, "dave");
+      }
+      await new Promise((r) => setTimeout(r, 150));
+      for (const c of [dave, local, remote]) {
+        assert.equal(c.all("nick").filter((m) => m.name === "david").length, 1, "once, though in two rooms");
+      }
+      // Presence follows: a newcomer elsewhere sees david, not dave.
+      await using late = await client(b, { name: "late", room: "r" });
+      const j = await late.next("joined");
+      assert.deepEqual(j.members, ["david", "late", "lou", "rem"]);
+    }),
+});
