@@ -604,10 +604,20 @@ export class Chat {
       if (target.key !== conn.key) this.hub.sendToPerson(conn.key, line);
       return acked();
     }
-    // On every process: acked once handed over, or answered unavailable (never dropped unsaid).
-    const copies = [everywhere.call(this.#engine, target.key, line)];
-    if (target.key !== conn.key) copies.push(everywhere.call(this.#engine, conn.key, line));
-    Promise.all(copies).then(acked, (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
+    // On every process: acked once handed over, or answered unavailable (never dropped unsaid). A cid
+    // already delivered through another process gets that ack again, and nothing is sent twice.
+    const engine = this.#engine;
+    (async () => {
+      const earlier = cid === undefined ? undefined : await engine.directAck?.(conn.key, cid);
+      if (earlier !== undefined) return void conn.peer.send(earlier);
+      const copies = [everywhere.call(engine, target.key, line)];
+      if (target.key !== conn.key) copies.push(everywhere.call(engine, conn.key, line));
+      await Promise.all(copies);
+      acked();
+      if (cid !== undefined) {
+        await engine.rememberDirect?.(conn.key, cid, this.#directCids.get(dedupKey!)!.ack);
+      }
+    })().catch((e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
   }
 
   #history(conn: Conn, room: string, before?: number, limit?: number): void {

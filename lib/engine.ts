@@ -95,6 +95,13 @@ export interface Engine {
   presence?(room: string, name: string, present: boolean): Promise<void>;
   /** Someone present here renamed: their presence follows the new name (no join or leave). */
   renamed?(oldName: string, newName: string): Promise<void>;
+  /**
+   * Direct messages have no store: the `ack` person `key` got for `cid` on any process within the
+   * dedup window, if any (see {@link rememberDirect}).
+   */
+  directAck?(key: string, cid: string): Promise<string | undefined>;
+  /** Keeps the `ack` of a delivered direct message for the dedup window, for every process. */
+  rememberDirect?(key: string, cid: string, ack: string): Promise<void>;
   /** Tells every process that `oldName` is now `newName`, for the members of `rooms` there. Best effort. */
   publishRename?(oldName: string, newName: string, rooms: string[]): void;
   /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */

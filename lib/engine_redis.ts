@@ -59,6 +59,8 @@ const keys = (room: string) => ({
 
 /** The channel every process hears for lines to one person (direct messages). */
 const PEOPLE = "chat:people";
+/** KEYS: the key. ARGV: value, ttl ms. */
+const KEEP = `redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 0`;
 /** The channel every process hears for renames (told to the members of the person's rooms). */
 const RENAMES = "chat:renames";
 // One hash tag for every name key: a claim touches several, and on a Cluster they must share a slot.
@@ -467,6 +469,17 @@ export class RedisEngine implements Engine {
         arguments: [key, `${key}\t${name}`, String(ttl), name],
       })
     ).then((r) => r === 1);
+  }
+
+  async directAck(key: string, cid: string): Promise<string | undefined> {
+    return (await this.#run(() => this.#cmd.get(`chat:{names}:dm:${key}:${cid}`))) ?? undefined;
+  }
+
+  async rememberDirect(key: string, cid: string, ack: string): Promise<void> {
+    const k = `chat:{names}:dm:${key}:${cid}`;
+    await this.#run(() =>
+      this.#cmd.eval(KEEP, { keys: [k], arguments: [ack, String(this.#opts.dedupWindowMs)] })
+    );
   }
 
   publishRename(oldName: string, newName: string, rooms: string[]): void {

@@ -503,3 +503,22 @@ Deno.test({
       assert.deepEqual(j.members, ["david", "late", "lou", "rem"]);
     }),
 });
+
+Deno.test({
+  name: "redis: a direct message re-sent with its cid to another instance is delivered once and acked again",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using alice = await client(a, { name: "alice", room: "" });
+      await using bob = await client(b, { name: "bob", room: "" });
+      await new Promise((r) => setTimeout(r, 100));
+      alice.send({ type: "send", to: "bob", text: "once", cid: "dm-x" });
+      const first = await alice.next("ack", (m) => m.cid === "dm-x");
+      await using again = await client(b, { token: alice.lines[0].token as string, room: "" });
+      again.send({ type: "send", to: "bob", text: "once", cid: "dm-x" });
+      const second = await again.next("ack", (m) => m.cid === "dm-x");
+      assert.equal(second.ts, first.ts);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(bob.all("message").filter((m) => m.cid === "dm-x").length, 1);
+    }),
+});
