@@ -25,9 +25,12 @@ async function instance(url: string, dir: string, extra: string[] = []): Promise
   return await spawnServer(dir, ["--redis", url, ...LIMITS, ...extra]);
 }
 
-function client(srv: ServerProcess, q: Record<string, string>): Promise<TestClient> {
+/** A client on `srv`, once its welcome (and, with a room, its first joined) has arrived. */
+async function client(srv: ServerProcess, q: Record<string, string>): Promise<TestClient> {
   const c = new TestClient(`ws://127.0.0.1:${srv.port}/ws?${new URLSearchParams(q)}`);
-  return c.next("welcome").then(() => c);
+  await c.next("welcome");
+  if (q.room !== "") await c.seen("joined", 5000);
+  return c;
 }
 
 /** Every room message `c` got (joined and live), as seqs, in the order it got them. */
@@ -429,6 +432,7 @@ Deno.test({
       const clients = await Promise.all(
         Array.from({ length: 8 }, (_, i) => client(a, { name: `c${i}`, room: "r" })),
       );
+      await Promise.all(clients.map((c) => c.next("joined")));
       // Both processes took connections (the kernel spreads them).
       const served = await Promise.all([a, b].map(async (s) => {
         const res = await fetch(`http://127.0.0.1:${s.port}/metrics`);
