@@ -102,3 +102,12 @@ Deno.test("--reuse-port is a switch: alone it is on, =false or CHAT_REUSE_PORT=0
   assert.equal(configFromArgs([], (n) => n === "CHAT_REUSE_PORT" ? "0" : undefined).reusePort, false);
   assert.throws(() => configFromArgs(["--reuse-port=maybe"], none), /is on or off/);
 });
+
+Deno.test("the README's tables name every setting, with its environment variable and default", () => {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  for (const s of SETTINGS) {
+    const row = readme.split("\n").find((l) => l.startsWith(`| \`--${s.flag}\``));
+    assert.ok(row, `README has no row for --${s.flag}`);
+    assert.ok(row.includes(`\`${s.env}\``), `README's row for --${s.flag} names ${s.env}`);
+  }
+});
