@@ -8,6 +8,7 @@
 import {
   BENCH_DIR,
   BUSY_LIMIT,
+  freePort,
   fx,
   type Generator,
   HOST,
@@ -154,12 +155,7 @@ export async function measureStorm(
 ): Promise<Row> {
   const row = newRow(run, "s4", server, gen, await machineBusy());
   const memory = server.name.includes("memory");
-  const port = (() => {
-    const l = Deno.listen({ hostname: HOST, port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
+  const port = freePort();
   row.port = port;
   const dataDir = Deno.makeTempDirSync({ prefix: "chat-bench-" });
   const logs = [1, 2].map((i) => `${outDir}/server-s4-${server.name}-run${run}-${i}.log`);
@@ -300,12 +296,7 @@ export async function measureSoak(
   outDir: string,
 ): Promise<Row> {
   const row = newRow(run, "soak", server, gen, await machineBusy());
-  const port = (() => {
-    const l = Deno.listen({ hostname: HOST, port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
+  const port = freePort();
   row.port = port;
   const dataDir = Deno.makeTempDirSync({ prefix: "chat-bench-" });
   const log = `${outDir}/server-soak-${server.name}-run${run}.log`;
