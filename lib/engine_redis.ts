@@ -170,11 +170,15 @@ local keep = tonumber(ARGV[2])
 if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
 -- Age retention: the oldest entries (at most 100 a call) older than ARGV[3] ms since the epoch.
 local minTs = tonumber(ARGV[3])
-if minTs > 0 then
+local function tsOf(e)
+  for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
+end
+local oldest = minTs > 0 and redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+-- Most writes find the oldest entry young enough: one read. Only then up to 100 are looked at.
+if oldest and (tsOf(oldest) or minTs) < minTs then
   local cut = nil
   for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
-    local f, ts = e[2], nil
-    for j = 1, #f, 2 do if f[j] == 'ts' then ts = tonumber(f[j + 1]) end end
+    local ts = tsOf(e)
     if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
   end
   if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
