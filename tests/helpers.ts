@@ -230,8 +230,12 @@ export async function waitFor(check: () => Promise<boolean>, ms = 5000, what = "
 
 /** FLUSHALL on the Redis at `url` (a test Redis: every test starts from nothing). */
 async function flushRedis(url: string): Promise<void> {
-  const u = new URL(url);
-  using conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port || 6379) });
-  await conn.write(new TextEncoder().encode("*1\r\n$8\r\nFLUSHALL\r\n"));
-  await conn.read(new Uint8Array(64));
+  const u = new URL(url.replace("+cluster:", ":"));
+  // A Cluster: every master (TEST_REDIS_NODES, comma-separated ports) holds part of the keys.
+  const ports = (Deno.env.get("TEST_REDIS_NODES") ?? u.port ?? "6379").split(",").map(Number);
+  for (const port of ports) {
+    using conn = await Deno.connect({ hostname: u.hostname, port });
+    await conn.write(new TextEncoder().encode("*1\r\n$8\r\nFLUSHALL\r\n"));
+    await conn.read(new Uint8Array(64));
+  }
 }
