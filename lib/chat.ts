@@ -419,18 +419,15 @@ export class Chat {
     if (page && !lost) {
       const cap = this.#cfg.resumeCap;
       lastSeq = page.lastSeq;
-      messages = page.messages.filter((m) => m.seq <= lastSeq);
+      // A page holds nothing newer than its lastSeq (the engine's promise).
+      messages = page.messages;
       truncated = messages.length > cap;
-      if (truncated) {
-        messages = (await this.#engine.before(room, lastSeq + 1, cap)).messages.filter((m) =>
-          m.seq <= lastSeq
-        );
-      }
+      if (truncated) messages = (await this.#engine.before(room, lastSeq + 1, cap)).messages;
     } else {
       const n = this.#cfg.historyOnJoin;
       page = await this.#engine.before(room, Number.MAX_SAFE_INTEGER, n + 1);
       lastSeq = page.lastSeq;
-      messages = n === 0 ? [] : page.messages.filter((m) => m.seq <= lastSeq);
+      messages = n === 0 ? [] : page.messages;
       truncated = lost || messages.length > n;
       if (messages.length > n) messages = messages.slice(-n);
     }
@@ -589,9 +586,9 @@ export class Chat {
     };
     if (cid !== undefined) msg.cid = cid;
     const line = encode(msg);
+    const ack = dedupKey === undefined ? "" : encode({ type: "ack", cid, ts: now, to: msg.to });
     const acked = () => {
       if (!dedupKey) return;
-      const ack = encode({ type: "ack", cid, ts: now, to: msg.to });
       conn.peer.send(ack);
       if (this.#directCids.size >= MAX_DIRECT_CIDS) {
         this.#directCids.delete(this.#directCids.keys().next().value!);
@@ -614,9 +611,7 @@ export class Chat {
       if (target.key !== conn.key) copies.push(everywhere.call(engine, conn.key, line));
       await Promise.all(copies);
       acked();
-      if (cid !== undefined) {
-        await engine.rememberDirect?.(conn.key, cid, this.#directCids.get(dedupKey!)!.ack);
-      }
+      if (cid !== undefined) await engine.rememberDirect?.(conn.key, cid, ack);
     })().catch((e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
   }
 
