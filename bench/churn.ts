@@ -16,7 +16,7 @@ import {
   type Knobs,
   LOADGEN_CPU,
   machineBusy,
-  PINNING,
+  newRow,
   type Proc,
   readProc,
   type Row,
@@ -102,6 +102,24 @@ async function acceptsAt(port: number, p: Proc, timeoutMs: number): Promise<numb
   return null;
 }
 
+/** Stops the generator and the server (by their groups), notes how the server ended, removes its data. */
+async function stopRun(row: Row, srv: Proc, lg: Proc | null, dataDir: string): Promise<void> {
+  if (lg && !lg.exit) await stopProc(lg, 1000);
+  const s = await stopProc(srv);
+  if (!row.server_alive) row.server_exit = { code: s.code, signal: s.signal };
+  try {
+    Deno.removeSync(dataDir, { recursive: true });
+  } catch { /* gone */ }
+}
+
+/** The machine's load after the run and the first lines the server logged. */
+async function closeRow(row: Row, logs: string[]): Promise<void> {
+  row.machine_busy_after = await machineBusy();
+  const lh = logHead(logs);
+  row.log_lines = lh.lines;
+  row.log_head = lh.head;
+}
+
 function logHead(paths: string[]): { lines: number; head: string[] } {
   const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
   const all: string[] = [];
@@ -115,28 +133,6 @@ function logHead(paths: string[]): { lines: number; head: string[] } {
     } catch { /* no log */ }
   }
   return { lines: all.length, head: all.slice(0, 5).map((l) => l.slice(0, 300)) };
-}
-
-function newRow(run: number, c: string, server: ServerSpec, gen: Generator, busy: number | null): Row {
-  return {
-    run,
-    case: c,
-    server: server.name,
-    started: new Date().toISOString(),
-    generator: gen.label,
-    pinned: PINNING,
-    machine_busy_before: busy,
-    machine_busy_after: null,
-    port: 0,
-    server_pid: 0,
-    res: {},
-    server_alive: false,
-    server_exit: null,
-    metrics: null,
-    log_lines: 0,
-    log_head: [],
-    extra: {},
-  };
 }
 
 /**
@@ -153,7 +149,10 @@ export async function measureStorm(
   k: Knobs,
   outDir: string,
 ): Promise<Row> {
-  const row = newRow(run, "s4", server, gen, await machineBusy());
+  const row: Row & { extra: Json } = {
+    ...newRow(run, "s4", server, gen.label, await machineBusy()),
+    extra: {},
+  };
   const memory = server.name.includes("memory");
   const port = freePort();
   row.port = port;
@@ -236,17 +235,9 @@ export async function measureStorm(
     await sampler;
     extra.rss_peak_cold_mib = peaks[0] || null;
     extra.rss_peak_storm_mib = peaks[1] || null;
-    if (lg && !lg.exit) await stopProc(lg, 1000);
-    const s = await stopProc(srv);
-    if (!row.server_alive) row.server_exit = { code: s.code, signal: s.signal };
-    try {
-      Deno.removeSync(dataDir, { recursive: true });
-    } catch { /* gone */ }
+    await stopRun(row, srv, lg, dataDir);
   }
-  row.machine_busy_after = await machineBusy();
-  const lh = logHead(logs);
-  row.log_lines = lh.lines;
-  row.log_head = lh.head;
+  await closeRow(row, logs);
   Object.assign(extra, stormFigures(row));
   return row;
 }
@@ -295,7 +286,10 @@ export async function measureSoak(
   k: Knobs,
   outDir: string,
 ): Promise<Row> {
-  const row = newRow(run, "soak", server, gen, await machineBusy());
+  const row: Row & { extra: Json } = {
+    ...newRow(run, "soak", server, gen.label, await machineBusy()),
+    extra: {},
+  };
   const port = freePort();
   row.port = port;
   const dataDir = Deno.makeTempDirSync({ prefix: "chat-bench-" });
@@ -361,17 +355,9 @@ export async function measureSoak(
     row.server_alive = srv.exit === null;
     if (row.server_alive) row.metrics = await scrapeMetrics(port);
   } finally {
-    if (lg && !lg.exit) await stopProc(lg, 1000);
-    const s = await stopProc(srv);
-    if (!row.server_alive) row.server_exit = { code: s.code, signal: s.signal };
-    try {
-      Deno.removeSync(dataDir, { recursive: true });
-    } catch { /* gone */ }
+    await stopRun(row, srv, lg, dataDir);
   }
-  row.machine_busy_after = await machineBusy();
-  const lh = logHead([log]);
-  row.log_lines = lh.lines;
-  row.log_head = lh.head;
+  await closeRow(row, [log]);
   row.extra.trend = soakTrend(samples, k.soakMin, row.extra.after_s);
   return row;
 }

@@ -604,6 +604,34 @@ export interface Row {
   extra?: Json;
 }
 
+/** A row with nothing measured yet: the driver fills in port, pid, result and the rest. */
+export function newRow(
+  run: number,
+  c: string,
+  server: ServerSpec,
+  generator: string,
+  busy: number | null,
+): Row {
+  return {
+    run,
+    case: c,
+    server: server.name,
+    started: new Date().toISOString(),
+    generator,
+    pinned: PINNING,
+    machine_busy_before: busy,
+    machine_busy_after: null,
+    port: 0,
+    server_pid: 0,
+    res: {},
+    server_alive: false,
+    server_exit: null,
+    metrics: null,
+    log_lines: 0,
+    log_head: [],
+  };
+}
+
 /** Our server's /metrics as `{name{labels}: value}`. */
 export async function scrapeMetrics(port: number): Promise<Record<string, number> | null> {
   try {
@@ -636,26 +664,11 @@ export async function measure(
   const port = freePort();
   const dataDir = Deno.makeTempDirSync({ prefix: "chat-bench-" });
   const log = `${outDir}/server-${c}-${server.name}-run${run}.log`;
-  const started = new Date().toISOString();
+  const generator = caseKind(c) === "store" ? `deno ${Deno.version.deno} (store_bench.ts client)` : gen.label;
+  const row = newRow(run, c, server, generator, busyBefore);
   const srv = spawnPinned(server.name, server.cmd(port, dataDir), { cpu: SERVER_CPU, out: log, err: null });
-  const row: Row = {
-    run,
-    case: c,
-    server: server.name,
-    started,
-    generator: caseKind(c) === "store" ? `deno ${Deno.version.deno} (store_bench.ts client)` : gen.label,
-    pinned: PINNING,
-    machine_busy_before: busyBefore,
-    machine_busy_after: null,
-    port,
-    server_pid: srv.pid,
-    res: {},
-    server_alive: false,
-    server_exit: null,
-    metrics: null,
-    log_lines: 0,
-    log_head: [],
-  };
+  row.port = port;
+  row.server_pid = srv.pid;
   try {
     const why = await waitListening(srv, port, 30_000, server.listeners);
     if (why) {
