@@ -47,6 +47,85 @@ export class UnavailableError extends Error {
   override name = "UnavailableError";
 }
 
+/** A room's settings, stored durably with its history. */
+export interface RoomRules {
+  /** Shown under the room's name; "" for none. */
+  topic: string;
+  /** Only people allowed (by their token's `rooms` claim, by being added, or as moderators) may join. */
+  private: boolean;
+  /** Only moderators and admins post. */
+  readOnly: boolean;
+  /** Seconds one person waits between two messages in the room (0 = off). */
+  slowModeSeconds: number;
+}
+
+/** The rules of a room nobody has set any for. */
+export const DEFAULT_RULES: Readonly<RoomRules> = Object.freeze({
+  topic: "",
+  private: false,
+  readOnly: false,
+  slowModeSeconds: 0,
+});
+
+/** What one person may do in a room, as the engine knows it. */
+export interface RoomAccess {
+  rules: RoomRules;
+  /** The person was added to the (private) room. */
+  allowed: boolean;
+  /** Banned until this time (ms); 0 = forever; absent = not banned (an expired ban is absent). */
+  ban?: number;
+  /** Muted until this time (ms); 0 = forever; absent = not muted. */
+  mute?: number;
+}
+
+/** One change to a room's rules or people, made by a moderator, an admin or the API. */
+export type RoomChange =
+  | { kind: "rules"; rules: Partial<RoomRules> }
+  | { kind: "allow" | "disallow"; uid: string }
+  | { kind: "ban" | "mute"; uid: string; until: number }
+  | { kind: "unban" | "unmute"; uid: string };
+
+/** One line of a room's audit log: who did what to whom, when and why. */
+export interface AuditEntry {
+  ts: number;
+  /** `delete`, `edit`, `kick`, `ban`, `unban`, `mute`, `unmute`, `rules`, `allow`, `disallow`. */
+  action: string;
+  /** The uid that did it (`api` for the server API without a user). */
+  by: string;
+  /** The uid it was done to. */
+  target?: string;
+  reason?: string;
+  /** For bans and mutes: until when (ms), 0 = forever. */
+  until?: number;
+  /** For deletes and edits: the message. */
+  seq?: number;
+}
+
+/** A change to one stored message. */
+export type MessageChange =
+  | { kind: "delete"; by: string }
+  | { kind: "edit"; text: string; editedTs: number };
+
+/** Who a message change is allowed for; the engine checks it against the stored message. */
+export interface ChangeGuard {
+  /** Only the message of this person key may be changed. */
+  authorKey?: string;
+  /** Only a message sent at or after this time (ms) may be changed. */
+  sentSince?: number;
+}
+
+/** What {@link Engine.changeMessage} did. */
+export type ChangeResult =
+  | { ok: true; message: ChatMessage }
+  | { ok: false; problem: "not_found" | "not_author" | "too_old" };
+
+/** The people lists of a room, for the server API. */
+export interface AccessList {
+  allowed: string[];
+  bans: { uid: string; until: number }[];
+  mutes: { uid: string; until: number }[];
+}
+
 /** What an engine tells its subscriber. */
 export interface EngineEvents {
   /** A stored message: every one of a watched room, once, in seq order. */
@@ -59,6 +138,10 @@ export interface EngineEvents {
   person?(key: string, line: string): void;
   /** Someone on any process renamed (see {@link Engine.publishRename}). */
   renamed?(oldName: string, newName: string, rooms: string[]): void;
+  /** A room's rules or people changed, on any process. */
+  roomChanged?(room: string, change: RoomChange, rules: RoomRules): void;
+  /** A stored message was deleted (a tombstone) or edited, on any process. */
+  messageChanged?(message: ChatMessage): void;
 }
 
 /** Where rooms live. See the module doc. */
@@ -123,6 +206,31 @@ export interface Engine {
    * {@link EngineEvents.person}). Rejects with {@link UnavailableError} when it cannot.
    */
   sendToPerson?(key: string, line: string): Promise<void>;
+  /** What person `uid` may do in `room` (defaults when nothing is stored). */
+  access?(room: string, uid: string): Promise<RoomAccess>;
+  /** The room's rules (defaults when nothing is stored). */
+  rules?(room: string): Promise<RoomRules>;
+  /**
+   * Applies `change` durably, appends `audit` to the room's audit log, and tells every process
+   * ({@link EngineEvents.roomChanged}). Resolves to the rules after the change.
+   */
+  changeRoom?(room: string, change: RoomChange, audit: AuditEntry): Promise<RoomRules>;
+  /**
+   * Deletes (the text is gone from the store, the seq stays as a tombstone) or edits one stored message
+   * if `guard` allows, appends `audit` when given, and tells every process
+   * ({@link EngineEvents.messageChanged}).
+   */
+  changeMessage?(
+    room: string,
+    seq: number,
+    change: MessageChange,
+    guard: ChangeGuard,
+    audit?: AuditEntry,
+  ): Promise<ChangeResult>;
+  /** The room's audit log, newest first: entries older than `before` (ms), at most `limit`. */
+  audit?(room: string, before: number, limit: number): Promise<AuditEntry[]>;
+  /** The room's added people, bans and mutes (expired ones left out). */
+  accessList?(room: string): Promise<AccessList>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */

@@ -16,6 +16,12 @@ export const CloseCode = Object.freeze({
   POLICY: 1008,
   TOO_BIG: 1009,
   SLOW_CONSUMER: 4001,
+  /** An `auth` frame that was owed did not come in time, or its token was refused. */
+  AUTH_FAILED: 4002,
+  /** The token's `exp` passed without a refresh. */
+  TOKEN_EXPIRED: 4003,
+  /** A moderator or the host application disconnected this person. */
+  DISCONNECTED: 4004,
 });
 
 /** Stable error codes sent in `error` frames. */
@@ -35,7 +41,18 @@ export type ErrorCode =
   | "store_failed"
   | "busy"
   | "shutting_down"
-  | "unavailable";
+  | "unavailable"
+  | "auth_required"
+  | "bad_token"
+  | "token_expired"
+  | "forbidden"
+  | "banned"
+  | "muted"
+  | "read_only"
+  | "slow_mode"
+  | "not_allowed"
+  | "message_not_found"
+  | "edit_window_closed";
 
 /** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
 export class ProtocolError extends Error {
@@ -57,6 +74,10 @@ export interface ChatMessage {
   text: string;
   ts: number;
   cid?: string;
+  /** A tombstone: the message was deleted; its text is gone (""). */
+  deleted?: true;
+  /** When the text was last edited (ms). */
+  editedTs?: number;
 }
 
 /** Everything a client may send, after validation. */
@@ -288,6 +309,8 @@ export function wireMessage(m: ChatMessage): Record<string, unknown> {
     ts: m.ts,
   };
   if (m.cid !== undefined) o.cid = m.cid;
+  if (m.deleted) o.deleted = true;
+  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
   return o;
 }
 

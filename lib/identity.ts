@@ -1,0 +1,39 @@
+/**
+ * Who a connection is: a guest (an opaque token the server handed out) or a person the host
+ * application signed a token for. `lib/auth.ts` makes identities; everything else only reads them.
+ * @module
+ */
+
+/** What a person may do beyond posting: moderators and admins moderate rooms, admins read audit logs. */
+export type Role = "member" | "moderator" | "admin";
+
+/** One person, as the chat layer sees them. */
+export interface Identity {
+  /** Stable person key (store, hub, engine): a guest token's hash, or `u:` + the signed `sub`. */
+  key: string;
+  /** The id the host application knows: the signed `sub`, or the key for a guest. */
+  uid: string;
+  /** The display name the token gives (signed identities only). */
+  name?: string;
+  role: Role;
+  /** Rooms (or `prefix*` patterns) the token limits this person to; absent = no limit. */
+  rooms?: string[];
+  /** When the signed token expires (ms); absent for guests. */
+  exp?: number;
+  guest: boolean;
+}
+
+/** Whether `role` moderates rooms. */
+export function moderates(role: Role): boolean {
+  return role === "moderator" || role === "admin";
+}
+
+/** Whether the token's `rooms` claim lets this person into `room` (no claim: any room). */
+export function roomAllowedByClaim(identity: Identity, room: string): boolean {
+  return identity.rooms === undefined || roomInClaim(identity.rooms, room);
+}
+
+/** Whether `room` is named by one of `patterns` (exact, or `prefix*`). */
+export function roomInClaim(patterns: readonly string[], room: string): boolean {
+  return patterns.some((p) => p.endsWith("*") ? room.startsWith(p.slice(0, -1)) : p === room);
+}
