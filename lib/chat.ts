@@ -23,7 +23,17 @@ import {
   ProtocolError,
   wireMessage,
 } from "./protocol.ts";
-import { type Appended, type Draft, type Engine, UnavailableError } from "./engine.ts";
+import {
+  type Appended,
+  type AuditEntry,
+  type Draft,
+  type Engine,
+  type RoomChange,
+  type RoomRules,
+  UnavailableError,
+} from "./engine.ts";
+import { type Identity, moderates, roomInClaim } from "./identity.ts";
+import { type Actor, forbidden, Moderation } from "./moderation.ts";
 
 /** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
 export interface OpenParams {
@@ -45,6 +55,12 @@ export interface ChatDeps {
 interface Conn {
   peer: Peer;
   key: string;
+  identity: Identity;
+  /**
+   * Frames that arrived while a join was being checked, in order: they are handled after it, so a
+   * client may send `join` and then `send` to the room at once.
+   */
+  queue?: string[];
   /** The room a raw (non-JSON) frame goes to: the last one joined. */
   current: string;
   tokens: number;
@@ -88,6 +104,7 @@ const ANSWER_OVERHEAD_CHARS = 160;
 /** One chat service: a hub, an engine, and the rules between clients and them. */
 export class Chat {
   readonly hub: Hub;
+  readonly #moderation = new Moderation();
   readonly #cfg: Config;
   readonly #engine: Engine;
   readonly #unsubscribe: () => void;
@@ -137,6 +154,7 @@ export class Chat {
           this.hub.tellRooms(rooms, encode({ type: "nick", old, name }));
         }
       },
+      roomChanged: (room, change, rules) => this.#roomChanged(room, change, rules),
     });
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
@@ -182,6 +200,7 @@ export class Chat {
     this.#conns.set(peer.id, {
       peer,
       key,
+      identity: { key, uid: key, role: "member", guest: true },
       current: "",
       tokens: this.#cfg.burst,
       refilledAt: t,
@@ -220,6 +239,10 @@ export class Chat {
     if (!conn) return;
     this.#metrics.messagesIn++;
     if (this.#closed) return this.#turnAway(conn, data);
+    if (conn.queue) {
+      if (conn.queue.length < this.#cfg.burst) return void conn.queue.push(data);
+      return this.#run(id, () => this.#takeToken(conn, 0));
+    }
     this.#run(id, () => {
       this.#takeToken(conn);
       this.#handle(conn, parseClientFrame(data, this.#cfg));
@@ -249,7 +272,10 @@ export class Chat {
     if (!conn || !this.#conns.delete(id)) return;
     for (const room of this.hub.soleTabRooms(id)) this.#present(room, this.#name(conn), false);
     if (this.hub.tabsOf(conn.key) === 1) this.#engine.releaseName?.(conn.key);
-    for (const room of this.hub.disconnect(id, this.#now())) this.#engine.unwatch?.(room);
+    for (const room of this.hub.disconnect(id, this.#now())) {
+      this.#engine.unwatch?.(room);
+      this.#moderation.forget(room);
+    }
   }
 
   /**
@@ -314,10 +340,11 @@ export class Chat {
     peer.send(encodeError(e, extra));
   }
 
-  #takeToken(conn: Conn): void {
+  /** Takes one token of the connection's bucket; `cap` 0 refuses at once (a full queue). */
+  #takeToken(conn: Conn, cap = this.#cfg.burst): void {
     const t = performance.now();
     const cfg = this.#cfg;
-    conn.tokens = Math.min(cfg.burst, conn.tokens + (t - conn.refilledAt) * cfg.messagesPerSecond / 1000);
+    conn.tokens = Math.min(cap, conn.tokens + (t - conn.refilledAt) * cfg.messagesPerSecond / 1000);
     conn.refilledAt = t;
     if (conn.tokens < 1) {
       throw new ProtocolError(
@@ -354,8 +381,247 @@ export class Chat {
       case "history":
         return this.#history(conn, msg.room, msg.before, msg.limit);
       case "ping":
-        conn.peer.send(encode({ type: "pong", ts: this.#now() }));
+        return void conn.peer.send(encode({ type: "pong", ts: this.#now() }));
+      case "delete":
+        this.#member(conn, msg.room, "delete in");
+        return this.#reply(conn, this.deleteMessage(this.#actor(conn), msg.room, msg.seq), msg.room);
+      case "edit":
+        this.#member(conn, msg.room, "edit in");
+        return this.#reply(conn, this.#edit(conn, msg.room, msg.seq, msg.text), msg.room);
+      case "kick":
+      case "ban":
+      case "mute":
+      case "unmute": {
+        this.#moderator(conn, msg.room);
+        const act = this.#resolve(msg.name).then((target) =>
+          msg.type === "kick"
+            ? this.kick(this.#actor(conn), msg.room, target, msg.reason)
+            : msg.type === "unmute"
+            ? this.sanction(this.#actor(conn), msg.room, target, { kind: "unmute", uid: target.uid })
+            : this.sanction(this.#actor(conn), msg.room, target, {
+              kind: msg.type,
+              uid: target.uid,
+              until: msg.seconds === undefined ? 0 : this.#now() + msg.seconds * 1000,
+            }, msg.reason)
+        );
+        return this.#reply(conn, act, msg.room);
+      }
+      case "unban":
+      case "allow":
+      case "disallow":
+        this.#moderator(conn, msg.room);
+        return this.#reply(
+          conn,
+          this.changeRoom(this.#actor(conn), msg.room, { kind: msg.type, uid: msg.uid }),
+          msg.room,
+        );
+      case "room": {
+        this.#moderator(conn, msg.room);
+        const { type: _, room, ...rules } = msg;
+        return this.#reply(conn, this.changeRoom(this.#actor(conn), room, { kind: "rules", rules }), room);
+      }
+      case "audit":
+        return this.#audit(conn, msg.room, msg.before, msg.limit);
     }
+  }
+
+  // ---- moderation -------------------------------------------------------------------------------
+
+  /** The actor a connection is. */
+  #actor(conn: Conn): Actor {
+    return { key: conn.key, uid: conn.identity.uid, name: this.#name(conn), role: conn.identity.role };
+  }
+
+  /** Moderation frames need a moderator or an admin, and the room joined (they act on what they see). */
+  #moderator(conn: Conn, room: string): void {
+    if (!moderates(conn.identity.role)) {
+      throw new ProtocolError("not_allowed", `Only moderators and admins can do that in room "${room}"`);
+    }
+    this.#member(conn, room, "moderate");
+  }
+
+  /** Answers a refusal of `act` as an error frame; success is told to the room, not the actor. */
+  #reply(conn: Conn, act: Promise<unknown>, room: string): void {
+    const id = conn.peer.id;
+    act.catch((e) => {
+      if (e instanceof ProtocolError) return this.#refuse(id, e, { room });
+      this.#log.error("moderation failed", { room, error: (e as Error).message });
+      this.#answer(conn.peer, UNREADABLE_PERSON(e), { room });
+    });
+  }
+
+  /** The person called `name`, here or on another process. */
+  async #resolve(name: string): Promise<{ key: string; uid: string; name: string }> {
+    const local = this.hub.personByName(name);
+    const found = local !== undefined
+      ? { key: local, name: this.hub.nameOf(local)! }
+      : await this.#engine.whoIs?.(name);
+    if (!found) throw new ProtocolError("user_not_found", `No one called "${name}" is online`);
+    return { ...found, uid: uidOfKey(found.key) };
+  }
+
+  #rulesEngine(): Required<Pick<Engine, "access" | "changeRoom" | "changeMessage" | "audit">> {
+    const e = this.#engine;
+    if (!e.access || !e.changeRoom || !e.changeMessage || !e.audit) {
+      throw new ProtocolError("not_allowed", "This server keeps no room rules");
+    }
+    return e as Required<Pick<Engine, "access" | "changeRoom" | "changeMessage" | "audit">>;
+  }
+
+  /**
+   * Deletes message `seq` of `room` for `actor`: its author, or a moderator. The seq stays as a
+   * tombstone; every member is told `deleted`.
+   * @throws {ProtocolError} `message_not_found`, `not_allowed`.
+   */
+  async deleteMessage(actor: Actor, room: string, seq: number): Promise<void> {
+    const now = this.#now();
+    const mod = moderates(actor.role);
+    const result = await this.#rulesEngine().changeMessage(
+      room,
+      seq,
+      { kind: "delete", by: actor.uid },
+      mod ? {} : { authorKey: actor.key },
+      { ts: now, action: "delete", by: actor.uid, seq },
+    );
+    if (!result.ok) {
+      if (result.problem === "not_author") {
+        throw new ProtocolError("not_allowed", `Only its author or a moderator can delete message ${seq}`);
+      }
+      throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to delete`);
+    }
+    this.#roomLine(room, encode({ type: "deleted", room, seq, by: actor.name }));
+  }
+
+  /** Edits one's own message within the edit window; every member is told `edited`. */
+  async #edit(conn: Conn, room: string, seq: number, text: string): Promise<void> {
+    const now = this.#now();
+    const window = this.#cfg.editWindowSeconds * 1000;
+    if (window === 0) throw new ProtocolError("not_allowed", "Messages cannot be edited on this server");
+    const result = await this.#rulesEngine().changeMessage(
+      room,
+      seq,
+      { kind: "edit", text, editedTs: now },
+      { authorKey: conn.key, sentSince: now - window },
+      { ts: now, action: "edit", by: conn.identity.uid, seq },
+    );
+    if (!result.ok) {
+      if (result.problem === "not_author") {
+        throw new ProtocolError("not_allowed", `Only its author can edit message ${seq}`);
+      }
+      if (result.problem === "too_old") {
+        throw new ProtocolError(
+          "edit_window_closed",
+          `Messages can be edited for ${this.#cfg.editWindowSeconds} s after they are sent; message ${seq} is older`,
+        );
+      }
+      throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to edit`);
+    }
+    this.#roomLine(room, encode({ type: "edited", room, seq, text, editedTs: now }));
+  }
+
+  /** Takes `target` out of `room` on every process (their tabs get `kicked`); the room is told. */
+  async kick(
+    actor: Actor,
+    room: string,
+    target: { uid: string; name: string },
+    reason?: string,
+  ): Promise<void> {
+    const audit: AuditEntry = { ts: this.#now(), action: "kick", by: actor.uid, target: target.uid };
+    if (reason !== undefined) audit.reason = reason;
+    await this.#rulesEngine().changeRoom(room, { kind: "kick", uid: target.uid }, audit);
+    this.#announce(room, "kick", actor, target, undefined, reason);
+  }
+
+  /** Bans, mutes or unmutes `target` in `room`, durably; a ban also takes them out of the room. */
+  async sanction(
+    actor: Actor,
+    room: string,
+    target: { uid: string; name: string },
+    change: Extract<RoomChange, { kind: "ban" | "mute" | "unmute" | "unban" }>,
+    reason?: string,
+  ): Promise<void> {
+    await this.changeRoom(actor, room, change, reason);
+    const until = "until" in change ? change.until : undefined;
+    this.#announce(room, change.kind, actor, target, until, reason);
+  }
+
+  /** Applies `change` to `room` durably with an audit entry; every process applies it to its members. */
+  async changeRoom(actor: Actor, room: string, change: RoomChange, reason?: string): Promise<RoomRules> {
+    const audit: AuditEntry = { ts: this.#now(), action: change.kind, by: actor.uid };
+    if ("uid" in change) audit.target = change.uid;
+    if ("until" in change) audit.until = change.until;
+    if (reason !== undefined) audit.reason = reason;
+    return await this.#rulesEngine().changeRoom(room, change, audit);
+  }
+
+  #announce(
+    room: string,
+    action: string,
+    actor: Actor,
+    target: { uid: string; name: string },
+    until?: number,
+    reason?: string,
+  ): void {
+    const line: Record<string, unknown> = {
+      type: "moderation",
+      room,
+      action,
+      name: target.name,
+      uid: target.uid,
+      by: actor.name,
+    };
+    if (until !== undefined) line.until = until;
+    if (reason !== undefined) line.reason = reason;
+    this.#roomLine(room, encode(line));
+  }
+
+  /** A change to a room from any process: rules to its members here, removals where due. */
+  #roomChanged(room: string, change: RoomChange, rules: RoomRules): void {
+    if (!this.hub.hasRoom(room)) return;
+    const recheck = this.#moderation.changed(room, change, rules);
+    if (change.kind === "rules") this.hub.publish(room, encode({ type: "room", room, ...rules }));
+    if (change.kind === "kick") return this.#removeUid(room, change.uid, "kicked");
+    if (!recheck) return;
+    const now = this.#now();
+    for (const conn of this.#conns.values()) {
+      if (!this.hub.isMember(conn.peer.id, room)) continue;
+      if ("uid" in change && conn.identity.uid !== change.uid) continue;
+      if (this.#moderation.mayStay(conn.identity, room, now)) continue;
+      this.#removeFrom(conn, room, change.kind === "ban" ? "banned" : "forbidden");
+    }
+  }
+
+  #removeUid(room: string, uid: string, why: string): void {
+    for (const conn of this.#conns.values()) {
+      if (conn.identity.uid === uid && this.hub.isMember(conn.peer.id, room)) {
+        this.#removeFrom(conn, room, why);
+      }
+    }
+  }
+
+  /** Takes one connection out of `room` and tells it why (`kicked`, `banned`, `forbidden`). */
+  #removeFrom(conn: Conn, room: string, why: string): void {
+    this.#left(conn, room);
+    if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
+    conn.peer.send(encode({ type: "kicked", room, reason: why }));
+  }
+
+  /** An admin reads the room's audit log, newest first. */
+  #audit(conn: Conn, room: string, before?: number, limit?: number): void {
+    if (conn.identity.role !== "admin") {
+      throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
+    }
+    const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
+    const id = conn.peer.id;
+    this.#rulesEngine().audit(room, before ?? Number.MAX_SAFE_INTEGER, n + 1).then(
+      (entries) => {
+        if (this.#conns.get(id) !== conn) return;
+        conn.peer.send(
+          encode({ type: "audit", room, entries: entries.slice(0, n), complete: entries.length <= n }),
+        );
+      },
+      (e) => this.#answer(conn.peer, UNREADABLE(room, e), { room }),
+    );
   }
 
   /**
@@ -364,6 +630,45 @@ export class Chat {
    */
   #join(conn: Conn, room: string, since?: number, epoch?: string): void {
     this.#roomForAnswer(conn);
+    const access = this.#engine.access;
+    if (!access || this.hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch);
+    // Refused before any room is touched: no presence, no history, no hint. Frames that come
+    // meanwhile wait, so the client may send to the room right after its join.
+    const id = conn.peer.id;
+    if (conn.identity.rooms !== undefined && !roomInClaim(conn.identity.rooms, room)) throw forbidden(room);
+    conn.queue = [];
+    access.call(this.#engine, room, conn.identity.uid).then(
+      (acc) => {
+        if (this.#conns.get(id) !== conn) return;
+        this.#run(id, () => {
+          this.#moderation.admit(conn.identity, room, acc, this.#now());
+          this.#enter(conn, room, since, epoch);
+        });
+      },
+      (e) => {
+        if (this.#conns.get(id) !== conn) return;
+        this.#answer(conn.peer, UNREADABLE(room, e), { room });
+      },
+    ).finally(() => this.#drain(conn));
+  }
+
+  /** Handles the frames that waited for a join check, in order, until another check starts. */
+  #drain(conn: Conn): void {
+    const waiting = conn.queue ?? [];
+    conn.queue = undefined;
+    const checking = () => (conn.queue as string[] | undefined) !== undefined;
+    while (waiting.length > 0 && !checking() && this.#conns.get(conn.peer.id) === conn) {
+      const data = waiting.shift()!;
+      this.#run(conn.peer.id, () => {
+        this.#takeToken(conn);
+        this.#handle(conn, parseClientFrame(data, this.#cfg));
+      });
+    }
+    // A join among them started another check: the rest waits for that one.
+    if (checking()) conn.queue!.unshift(...waiting);
+  }
+
+  #enter(conn: Conn, room: string, since?: number, epoch?: string): void {
     const { added, firstTab } = this.hub.join(conn.peer.id, room, true);
     conn.current = room;
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
@@ -371,6 +676,9 @@ export class Chat {
     this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined).then(
       ({ messages, lastSeq, truncated, epoch, members }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
+        const you: Record<string, unknown> = { role: conn.identity.role };
+        const muted = this.#moderation.mutedUntil(room, conn.identity.uid, this.#now());
+        if (muted !== undefined) you.muted = muted;
         conn.peer.send(
           encode({
             type: "joined",
@@ -380,6 +688,8 @@ export class Chat {
             lastSeq,
             truncated,
             epoch,
+            rules: this.#moderation.rules(room),
+            you,
           }),
         );
         this.hub.settle(id, room, lastSeq);
@@ -445,6 +755,7 @@ export class Chat {
 
   #send(conn: Conn, room: string, text: string, cid?: string): void {
     this.#member(conn, room, "send to");
+    this.#moderation.checkPost(conn.identity, room, this.#now());
     if (cid !== undefined) {
       // Sent again while the first is still being written: it gets the same ack. A cid stored
       // before is the engine's to recognise (it may have been sent to another process).
@@ -747,7 +1058,7 @@ export class Chat {
   #left(conn: Conn, room: string): boolean {
     const { removed, deleted, lastTab } = this.hub.leave(conn.peer.id, room);
     if (lastTab) this.#present(room, this.#name(conn), false);
-    if (deleted) this.#engine.unwatch?.(room);
+    if (deleted) this.#engine.unwatch?.(room), this.#moderation.forget(room);
     return removed;
   }
 
@@ -783,6 +1094,7 @@ export class Chat {
   #maintain(): void {
     const now = this.#now();
     this.hub.sweep(now);
+    this.#moderation.sweep(now);
     const window = this.#cfg.dedupWindowSeconds * 1000;
     for (const [k, v] of this.#directCids) if (now - v.ts >= window) this.#directCids.delete(k);
     this.#engine.prune(now).then(
@@ -790,6 +1102,11 @@ export class Chat {
       (e) => this.#log.error("retention failed", { error: (e as Error).message }),
     );
   }
+}
+
+/** A person's id for the host application: the signed `sub`, or a guest's key. */
+function uidOfKey(key: string): string {
+  return key.startsWith("u:") ? key.slice(2) : key;
 }
 
 function ackLine(m: ChatMessage): string {

@@ -93,6 +93,8 @@ export interface Config {
   readonly retainDays: number;
   /** Seconds a `cid` is remembered for de-duplication. @default 86400 */
   readonly dedupWindowSeconds: number;
+  /** Seconds after sending during which its author may edit a message (0 = no edits). @default 900 */
+  readonly editWindowSeconds: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
   /**
@@ -152,6 +154,7 @@ export const DEFAULTS: Config = Object.freeze(
     retainMessages: 10_000,
     retainDays: 30,
     dedupWindowSeconds: 86_400,
+    editWindowSeconds: 900,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
@@ -396,6 +399,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 0,
     help: "seconds a cid is remembered",
+  },
+  {
+    key: "editWindowSeconds",
+    flag: "edit-window",
+    env: "CHAT_EDIT_WINDOW",
+    kind: I,
+    min: 0,
+    max: 30 * 86_400,
+    help: "seconds its author may edit a message (0 = no edits)",
   },
   {
     key: "shutdownTimeoutMs",

@@ -83,7 +83,9 @@ export type RoomChange =
   | { kind: "rules"; rules: Partial<RoomRules> }
   | { kind: "allow" | "disallow"; uid: string }
   | { kind: "ban" | "mute"; uid: string; until: number }
-  | { kind: "unban" | "unmute"; uid: string };
+  | { kind: "unban" | "unmute"; uid: string }
+  /** Nothing stored but the audit entry: every process takes the person out of the room. */
+  | { kind: "kick"; uid: string };
 
 /** One line of a room's audit log: who did what to whom, when and why. */
 export interface AuditEntry {

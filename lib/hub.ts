@@ -403,6 +403,20 @@ export class Hub {
     for (const room of this.#presenceRooms) this.#flushRoom(room);
   }
 
+  /** Ids of person `key`'s connections that are members of `room`. */
+  tabsIn(key: string, room: string): number[] {
+    const person = this.#people.get(key);
+    if (!person) return [];
+    const out: number[] = [];
+    for (const c of person.conns) if (this.isMember(c.peer.id, room)) out.push(c.peer.id);
+    return out;
+  }
+
+  /** Ids of every connection of person `key`. */
+  tabsOfPerson(key: string): number[] {
+    return [...this.#people.get(key)?.conns ?? []].map((c) => c.peer.id);
+  }
+
   /** Sends `line` to every connection of person `key`. Returns how many. */
   sendToPerson(key: string, line: string): number {
     const person = this.#people.get(key);

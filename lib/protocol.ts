@@ -90,6 +90,21 @@ export type ClientMessage =
   | { type: "nick"; name: string }
   | { type: "history"; room: string; before?: number; limit?: number }
   | { type: "ping" }
+  | { type: "delete"; room: string; seq: number }
+  | { type: "edit"; room: string; seq: number; text: string }
+  | { type: "kick" | "ban" | "mute"; room: string; name: string; seconds?: number; reason?: string }
+  | { type: "unmute"; room: string; name: string }
+  | { type: "unban"; room: string; uid: string }
+  | { type: "allow" | "disallow"; room: string; uid: string }
+  | {
+    type: "room";
+    room: string;
+    topic?: string;
+    private?: boolean;
+    readOnly?: boolean;
+    slowModeSeconds?: number;
+  }
+  | { type: "audit"; room: string; before?: number; limit?: number }
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
 
@@ -102,6 +117,15 @@ export interface ParseLimits {
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** A person id the host application gave (a token's `sub`) or a guest's key: printable, no spaces. */
+const UID_RE = /^[\x21-\x7e]{1,128}$/;
+/** Characters in a moderation reason and in a room topic. */
+export const MAX_REASON_CHARS = 200;
+export const MAX_TOPIC_CHARS = 200;
+/** Longest ban or mute a moderator can give in seconds (one year); longer is forever (no `seconds`). */
+export const MAX_SANCTION_SECONDS = 365 * 86_400;
+/** Longest slow mode, in seconds. */
+export const MAX_SLOW_MODE_SECONDS = 3600;
 
 /**
  * The name as the server keeps and shows it (NFKC, see `lib/names.ts`), or a {@link ProtocolError}
@@ -223,6 +247,89 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     }
     case "ping":
       return { type: "ping" };
+    case "delete":
+      return { type: "delete", room: room(o), seq: reqInt(o, "seq", 1) };
+    case "edit":
+      return {
+        type: "edit",
+        room: room(o),
+        seq: reqInt(o, "seq", 1),
+        text: checkText(str(o, "text"), limits),
+      };
+    case "kick":
+    case "ban":
+    case "mute": {
+      const raw = str(o, "name");
+      const msg: {
+        type: "kick" | "ban" | "mute";
+        room: string;
+        name: string;
+        seconds?: number;
+        reason?: string;
+      } = { type: o.type, room: room(o), name: normalizeName(raw, `Cannot ${o.type} ${quote(raw)}`) };
+      if (o.type !== "kick") {
+        const seconds = optInt(o, "seconds", 1);
+        if (seconds !== undefined) msg.seconds = Math.min(seconds, MAX_SANCTION_SECONDS);
+      }
+      const reason = optString(o, "reason", MAX_REASON_CHARS);
+      if (reason !== undefined) msg.reason = reason;
+      return msg;
+    }
+    case "unmute": {
+      const raw = str(o, "name");
+      return { type: "unmute", room: room(o), name: normalizeName(raw, `Cannot unmute ${quote(raw)}`) };
+    }
+    case "unban":
+    case "allow":
+    case "disallow":
+      return { type: o.type, room: room(o), uid: uid(o) };
+    case "room": {
+      const msg: {
+        type: "room";
+        room: string;
+        topic?: string;
+        private?: boolean;
+        readOnly?: boolean;
+        slowModeSeconds?: number;
+      } = { type: "room", room: room(o) };
+      const topic = optString(o, "topic", MAX_TOPIC_CHARS, true);
+      if (topic !== undefined) msg.topic = topic;
+      for (const f of ["private", "readOnly"] as const) {
+        if (o[f] === undefined) continue;
+        if (typeof o[f] !== "boolean") {
+          throw new ProtocolError("bad_message", `"${f}" must be true or false, got ${typeName(o[f])}`);
+        }
+        msg[f] = o[f];
+      }
+      const slow = optInt(o, "slowModeSeconds");
+      if (slow !== undefined) {
+        if (slow > MAX_SLOW_MODE_SECONDS) {
+          throw new ProtocolError(
+            "bad_message",
+            `"slowModeSeconds" is at most ${MAX_SLOW_MODE_SECONDS}, got ${slow}`,
+          );
+        }
+        msg.slowModeSeconds = slow;
+      }
+      if (Object.keys(msg).length === 2) {
+        throw new ProtocolError(
+          "bad_message",
+          `"room" needs at least one of "topic", "private", "readOnly", "slowModeSeconds"`,
+        );
+      }
+      return msg;
+    }
+    case "audit": {
+      const msg: { type: "audit"; room: string; before?: number; limit?: number } = {
+        type: "audit",
+        room: room(o),
+      };
+      const before = optInt(o, "before");
+      const limit = optInt(o, "limit", 1);
+      if (before !== undefined) msg.before = before;
+      if (limit !== undefined) msg.limit = limit;
+      return msg;
+    }
     default:
       throw new ProtocolError(
         "bad_message",
@@ -266,6 +373,42 @@ function optInt(o: Record<string, unknown>, field: string, min = 0): number | un
     );
   }
   return v;
+}
+
+function reqInt(o: Record<string, unknown>, field: string, min: number): number {
+  const v = optInt(o, field, min);
+  if (v === undefined) throw new ProtocolError("bad_message", `"${o.type}" needs a whole number "${field}"`);
+  return v;
+}
+
+function uid(o: Record<string, unknown>): string {
+  const v = str(o, "uid");
+  if (!UID_RE.test(v)) {
+    throw new ProtocolError("bad_message", `"uid" must be 1-128 printable characters without spaces`);
+  }
+  return v;
+}
+
+/** An optional one-line string of at most `max` characters (control characters refused). */
+function optString(
+  o: Record<string, unknown>,
+  field: string,
+  max: number,
+  emptyOk = false,
+): string | undefined {
+  const v = o[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") {
+    throw new ProtocolError("bad_message", `"${field}" must be a string, got ${typeName(v)}`);
+  }
+  // deno-lint-ignore no-control-regex
+  if (v.length > max || /[\u0000-\u001f\u007f]/.test(v) || (!emptyOk && v.trim() === "")) {
+    throw new ProtocolError(
+      "bad_message",
+      `"${field}" must be one line of ${emptyOk ? 0 : 1}-${max} characters`,
+    );
+  }
+  return v.trim();
 }
 
 function optCid(o: Record<string, unknown>): string | undefined {
