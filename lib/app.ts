@@ -5,6 +5,7 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { createApi } from "./api.ts";
 import { Chat } from "./chat.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
@@ -32,7 +33,7 @@ export interface AppDeps {
 /** A running chat application. */
 export interface App {
   /** The `Deno.serve` handler. */
-  handler(req: Request, info: Deno.ServeHandlerInfo): Response;
+  handler(req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response>;
   /** The chat service (hub, store path). */
   readonly chat: Chat;
   readonly metrics: Metrics;
@@ -225,9 +226,16 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     });
   };
 
-  const handler = (req: Request, info: Deno.ServeHandlerInfo): Response => {
+  const api = createApi(chat, config, log);
+  const handler = (req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     try {
       const url = new URL(req.url);
+      if (api && url.pathname.startsWith("/api/")) {
+        if (stopping) {
+          return httpError(503, "shutting_down", "The server is restarting; try again in a moment");
+        }
+        return api(req, url);
+      }
       switch (url.pathname) {
         case "/ws":
           return upgrade(req, url, info);

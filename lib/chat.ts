@@ -24,8 +24,10 @@ import {
   wireMessage,
 } from "./protocol.ts";
 import {
+  type AccessList,
   type Appended,
   type AuditEntry,
+  DEFAULT_RULES,
   type Draft,
   type Engine,
   type RoomChange,
@@ -147,7 +149,7 @@ export class Chat {
       message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
       restarted: (room, epoch) => this.#restarted(room, epoch),
       line: (room, line) => this.#lineFromEngine(room, line),
-      person: (key, line) => this.hub.sendToPerson(key, line),
+      person: (key, line) => this.#toPerson(key, line),
       // Our own renames were told here already (the hub); names are unique, so a local holder is us.
       renamed: (old, name, rooms) => {
         if (this.hub.personByName(name) === undefined) {
@@ -425,6 +427,127 @@ export class Chat {
     }
   }
 
+  // ---- the host application's side (the server API) ----------------------------------------------
+
+  /**
+   * Stores and delivers `text` in `room` from `actor` (a user the host names, or the system), with no
+   * connection: no membership, rate limit or room rule applies, the host is trusted.
+   * @throws {ProtocolError} `unavailable`, `store_failed`, `shutting_down`.
+   */
+  async post(actor: Actor, room: string, text: string, cid?: string): Promise<ChatMessage> {
+    if (this.#closed) throw SHUTTING_DOWN;
+    const draft: Draft = { room, from: actor.name, text, ts: this.#now(), key: actor.key || "api" };
+    if (cid !== undefined) draft.cid = cid;
+    try {
+      const [stored] = await this.#engine.append([draft]);
+      if (!stored.duplicate) this.#metrics.messagesStored++;
+      return stored.message;
+    } catch (e) {
+      throw e instanceof UnavailableError
+        ? new ProtocolError("unavailable", "Storage is out of reach for a moment; nothing was stored")
+        : new ProtocolError("store_failed", "The message could not be stored; nothing was stored");
+    }
+  }
+
+  /** A page of `room`'s history older than `before`, oldest first, and whether it reaches the start. */
+  async page(
+    room: string,
+    before: number,
+    limit: number,
+  ): Promise<{ messages: ChatMessage[]; complete: boolean }> {
+    const n = Math.min(limit, this.#cfg.historyPage);
+    try {
+      const page = await this.#engine.before(room, before, n + 1);
+      const complete = page.messages.length <= n;
+      return { messages: complete ? page.messages : page.messages.slice(1), complete };
+    } catch (e) {
+      throw UNREADABLE(room, e);
+    }
+  }
+
+  /** Everyone in `room` (on every process when the engine spans several). */
+  async presence(room: string): Promise<string[]> {
+    try {
+      return this.#engine.members ? await this.#engine.members(room) : this.hub.members(room);
+    } catch (e) {
+      throw UNREADABLE(room, e);
+    }
+  }
+
+  /** The room's rules as stored. */
+  async rulesOf(room: string): Promise<RoomRules> {
+    const rules = this.#engine.rules;
+    if (!rules) return DEFAULT_RULES;
+    try {
+      return await rules.call(this.#engine, room);
+    } catch (e) {
+      throw UNREADABLE(room, e);
+    }
+  }
+
+  /** The room's added people, bans and mutes. */
+  async accessList(room: string): Promise<AccessList> {
+    const list = this.#engine.accessList;
+    if (!list) return { allowed: [], bans: [], mutes: [] };
+    try {
+      return await list.call(this.#engine, room);
+    } catch (e) {
+      throw UNREADABLE(room, e);
+    }
+  }
+
+  /** A page of the room's audit log, newest first, older than `before` (ms). */
+  async auditPage(
+    room: string,
+    before: number,
+    limit: number,
+  ): Promise<{ entries: AuditEntry[]; complete: boolean }> {
+    const n = Math.min(limit, this.#cfg.historyPage);
+    let entries: AuditEntry[];
+    try {
+      entries = await this.#rulesEngine().audit(room, before, n + 1);
+    } catch (e) {
+      if (e instanceof ProtocolError) throw e;
+      throw UNREADABLE(room, e);
+    }
+    return { entries: entries.slice(0, n), complete: entries.length <= n };
+  }
+
+  /** The display name of person `uid` while they are online or within the name hold, else `uid`. */
+  async nameOfUid(uid: string): Promise<string> {
+    const key = `u:${uid}`;
+    return this.hub.nameOf(key) ?? this.hub.nameOf(uid) ?? await this.#engine.nameOf?.(key) ?? uid;
+  }
+
+  /**
+   * Closes every connection of person `uid` (a signed user) on every process with 4004, after a
+   * `disconnected` line saying why. Resolves to how many were closed here.
+   */
+  async disconnectPerson(uid: string, reason: string): Promise<number> {
+    const key = `u:${uid}`;
+    const line = encode({ type: "disconnected", reason });
+    if (this.#engine.sendToPerson) {
+      try {
+        await this.#engine.sendToPerson(key, line);
+      } catch (e) {
+        throw UNREADABLE_PERSON(e);
+      }
+      return this.hub.tabsOf(key);
+    }
+    return this.#toPerson(key, line);
+  }
+
+  /** A line for person `key` from any process; a `disconnected` line also closes their connections. */
+  #toPerson(key: string, line: string): number {
+    const n = this.hub.sendToPerson(key, line);
+    if (line.startsWith('{"type":"disconnected"')) {
+      for (const id of this.hub.tabsOfPerson(key)) {
+        this.#conns.get(id)?.peer.close(CloseCode.DISCONNECTED, "disconnected");
+      }
+    }
+    return n;
+  }
+
   // ---- moderation -------------------------------------------------------------------------------
 
   /** The actor a connection is. */
@@ -611,16 +734,10 @@ export class Chat {
     if (conn.identity.role !== "admin") {
       throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
     }
-    const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
     const id = conn.peer.id;
-    this.#rulesEngine().audit(room, before ?? Number.MAX_SAFE_INTEGER, n + 1).then(
-      (entries) => {
-        if (this.#conns.get(id) !== conn) return;
-        conn.peer.send(
-          encode({ type: "audit", room, entries: entries.slice(0, n), complete: entries.length <= n }),
-        );
-      },
-      (e) => this.#answer(conn.peer, UNREADABLE(room, e), { room }),
+    this.auditPage(room, before ?? Number.MAX_SAFE_INTEGER, limit ?? this.#cfg.historyPage).then(
+      (page) => this.#conns.get(id) === conn && conn.peer.send(encode({ type: "audit", room, ...page })),
+      (e) => this.#refuse(id, e, { room }),
     );
   }
 

@@ -93,6 +93,15 @@ export interface Config {
   readonly retainDays: number;
   /** Seconds a `cid` is remembered for de-duplication. @default 86400 */
   readonly dedupWindowSeconds: number;
+  /**
+   * Keys the server API (`/api/`) accepts as `Authorization: Bearer <key>`, comma-separated (several for
+   * rotation). Empty: the API is off. @default ""
+   */
+  readonly apiKeys: string;
+  /** API requests per second per key (a token bucket of as many). @default 50 */
+  readonly apiRate: number;
+  /** Bytes in one API request body. @default 65536 */
+  readonly apiMaxBody: number;
   /** Seconds after sending during which its author may edit a message (0 = no edits). @default 900 */
   readonly editWindowSeconds: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
@@ -155,6 +164,9 @@ export const DEFAULTS: Config = Object.freeze(
     retainDays: 30,
     dedupWindowSeconds: 86_400,
     editWindowSeconds: 900,
+    apiKeys: "",
+    apiRate: 50,
+    apiMaxBody: 64 * 1024,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
@@ -399,6 +411,35 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 0,
     help: "seconds a cid is remembered",
+  },
+  {
+    key: "apiKeys",
+    flag: "api-key",
+    env: "CHAT_API_KEYS",
+    kind: "string",
+    secret: true,
+    pattern: {
+      re: /^([A-Za-z0-9._~+/-]{16,}=*)(,[A-Za-z0-9._~+/-]{16,}=*)*$/,
+      says: "comma-separated keys of 16 or more letters, digits and - . _ ~ + /",
+    },
+    help: "server API keys, comma-separated (prefer the environment variable: flags show in ps)",
+  },
+  {
+    key: "apiRate",
+    flag: "api-rate",
+    env: "CHAT_API_RATE",
+    kind: I,
+    min: 1,
+    help: "API requests a second per key",
+  },
+  {
+    key: "apiMaxBody",
+    flag: "api-max-body",
+    env: "CHAT_API_MAX_BODY",
+    kind: I,
+    min: 1024,
+    max: 16 * 1024 * 1024,
+    help: "bytes in one API request body",
   },
   {
     key: "editWindowSeconds",

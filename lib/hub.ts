@@ -361,6 +361,11 @@ export class Hub {
     return this.#rooms.has(room);
   }
 
+  /** Every room with members here, and how many people are in each. */
+  roomCounts(): { room: string; members: number }[] {
+    return [...this.#rooms].map(([room, r]) => ({ room, members: r.people.size }));
+  }
+
   /** The rooms connection `id` is in, in join order. */
   roomsOf(id: number): string[] {
     return [...(this.#clients.get(id)?.rooms ?? [])];

@@ -1,0 +1,336 @@
+/**
+ * The server API: HTTP JSON under `/api/` for the application that hosts the chat. Bearer API keys
+ * (several, for rotation), a token bucket per key, capped bodies, and the socket's error codes.
+ * `docs/api.md` is the human version of this file.
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { Chat } from "./chat.ts";
+import type { Config } from "./config.ts";
+import type { RoomChange, RoomRules } from "./engine.ts";
+import type { Logger } from "./log.ts";
+import { type Actor, SYSTEM_ACTOR } from "./moderation.ts";
+import {
+  MAX_REASON_CHARS,
+  MAX_SANCTION_SECONDS,
+  MAX_SLOW_MODE_SECONDS,
+  MAX_TOPIC_CHARS,
+  normalizeName,
+  normalizeRoom,
+  ProtocolError,
+  wireMessage,
+} from "./protocol.ts";
+
+/** HTTP status of each error code the API answers with. */
+const STATUS: Record<string, number> = {
+  bad_json: 400,
+  bad_message: 400,
+  bad_room: 400,
+  bad_name: 400,
+  text_too_long: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_allowed: 403,
+  not_found: 404,
+  message_not_found: 404,
+  user_not_found: 404,
+  method_not_allowed: 405,
+  body_too_big: 413,
+  rate_limited: 429,
+  store_failed: 500,
+  unavailable: 503,
+  shutting_down: 503,
+};
+
+/** An API refusal: a stable code, a sentence, an HTTP status. */
+class ApiError extends Error {
+  constructor(readonly code: string, message: string, readonly headers?: Record<string, string>) {
+    super(message);
+  }
+}
+
+type Body = Record<string, unknown>;
+type Route = (m: RegExpExecArray, req: Request, url: URL) => Promise<unknown>;
+
+/**
+ * Builds the `/api/` handler, or undefined when no API key is configured (the API is off and its
+ * paths answer 404 like any unknown path).
+ */
+export function createApi(
+  chat: Chat,
+  config: Config,
+  log: Logger,
+): ((req: Request, url: URL) => Promise<Response>) | undefined {
+  const keys = config.apiKeys.split(",").filter((k) => k !== "").map(sha256);
+  if (keys.length === 0) return undefined;
+  const buckets = new Map<number, { tokens: number; at: number }>();
+
+  /** Which key the request carries (its index), compared in constant time per key. */
+  const authorize = (req: Request): number => {
+    const m = /^Bearer +([^\s]+) *$/i.exec(req.headers.get("authorization") ?? "");
+    const given = m ? sha256(m[1]) : undefined;
+    const i = given ? keys.findIndex((k) => timingSafeEqual(k, given)) : -1;
+    if (i < 0) {
+      throw new ApiError("unauthorized", "The API needs the header Authorization: Bearer <api key>", {
+        "www-authenticate": `Bearer realm="api"`,
+      });
+    }
+    return i;
+  };
+
+  const limit = (key: number): void => {
+    const t = performance.now();
+    const rate = config.apiRate;
+    const b = buckets.get(key) ?? { tokens: rate, at: t };
+    b.tokens = Math.min(rate, b.tokens + (t - b.at) * rate / 1000);
+    b.at = t;
+    buckets.set(key, b);
+    if (b.tokens < 1) {
+      throw new ApiError("rate_limited", `Slow down: at most ${rate} requests a second per API key`, {
+        "retry-after": "1",
+      });
+    }
+    b.tokens -= 1;
+  };
+
+  const body = async (req: Request): Promise<Body> => {
+    const max = config.apiMaxBody;
+    const declared = Number(req.headers.get("content-length") ?? "0");
+    if (declared > max) throw new ApiError("body_too_big", `Request bodies are at most ${max} bytes`);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of req.body ?? []) {
+      size += chunk.byteLength;
+      // Read no further than the cap: a body without a length is cut off here, not buffered.
+      if (size > max) throw new ApiError("body_too_big", `Request bodies are at most ${max} bytes`);
+      chunks.push(chunk);
+    }
+    if (size === 0) return {};
+    let v: unknown;
+    try {
+      v = JSON.parse(new TextDecoder().decode(concat(chunks, size)));
+    } catch {
+      throw new ApiError("bad_json", "The body must be one JSON object, this one does not parse");
+    }
+    if (typeof v !== "object" || v === null || Array.isArray(v)) {
+      throw new ApiError("bad_json", "The body must be one JSON object");
+    }
+    return v as Body;
+  };
+
+  const routes: [string, RegExp, Route][] = [
+    ["GET", /^\/api\/rooms$/, () => Promise.resolve({ rooms: chat.hub.roomCounts() })],
+    ["POST", /^\/api\/rooms\/([^/]+)\/messages$/, async (m, req) => {
+      const b = await body(req);
+      const text = textOf(b, config.maxTextChars);
+      const actor = await actorOf(chat, b);
+      const cid = optString(b, "cid", 64);
+      const message = await chat.post(actor, room(m[1]), text, cid);
+      return { message: wireMessage(message) };
+    }],
+    ["GET", /^\/api\/rooms\/([^/]+)\/messages$/, async (m, _req, url) => {
+      const before = intParam(url, "before") ?? Number.MAX_SAFE_INTEGER;
+      const n = intParam(url, "limit", 1) ?? config.historyPage;
+      const page = await chat.page(room(m[1]), before, n);
+      return { messages: page.messages.map(wireMessage), complete: page.complete };
+    }],
+    ["DELETE", /^\/api\/rooms\/([^/]+)\/messages\/(\d{1,15})$/, async (m) => {
+      await chat.deleteMessage(SYSTEM_ACTOR, room(m[1]), Number(m[2]));
+      return { deleted: Number(m[2]) };
+    }],
+    ["GET", /^\/api\/rooms\/([^/]+)\/presence$/, async (m) => ({ members: await chat.presence(room(m[1])) })],
+    ["GET", /^\/api\/rooms\/([^/]+)\/settings$/, async (m) => await chat.rulesOf(room(m[1]))],
+    ["PATCH", /^\/api\/rooms\/([^/]+)\/settings$/, async (m, req) => {
+      const rules = rulesOf(await body(req));
+      return await chat.changeRoom(SYSTEM_ACTOR, room(m[1]), { kind: "rules", rules });
+    }],
+    ["GET", /^\/api\/rooms\/([^/]+)\/access$/, async (m) => await chat.accessList(room(m[1]))],
+    ["PUT", /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/, (m) => change(m, { kind: "allow", uid: uid(m[2]) })],
+    [
+      "DELETE",
+      /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/,
+      (m) => change(m, { kind: "disallow", uid: uid(m[2]) }),
+    ],
+    ["POST", /^\/api\/rooms\/([^/]+)\/kick\/([^/]+)$/, async (m, req) => {
+      const b = await body(req);
+      const target = { uid: uid(m[2]), name: await chat.nameOfUid(uid(m[2])) };
+      await chat.kick(SYSTEM_ACTOR, room(m[1]), target, optString(b, "reason", MAX_REASON_CHARS));
+      return { kicked: target.uid };
+    }],
+    ["PUT", /^\/api\/rooms\/([^/]+)\/(bans|mutes)\/([^/]+)$/, async (m, req) => {
+      const b = await body(req);
+      const seconds = optInt(b, "seconds", 1, MAX_SANCTION_SECONDS);
+      const until = seconds === undefined ? 0 : Date.now() + seconds * 1000;
+      const target = { uid: uid(m[3]), name: await chat.nameOfUid(uid(m[3])) };
+      const kind = m[2] === "bans" ? "ban" : "mute";
+      const reason = optString(b, "reason", MAX_REASON_CHARS);
+      await chat.sanction(SYSTEM_ACTOR, room(m[1]), target, { kind, uid: target.uid, until }, reason);
+      return { [kind === "ban" ? "banned" : "muted"]: target.uid, until };
+    }],
+    ["DELETE", /^\/api\/rooms\/([^/]+)\/(bans|mutes)\/([^/]+)$/, async (m) => {
+      const target = { uid: uid(m[3]), name: await chat.nameOfUid(uid(m[3])) };
+      const kind = m[2] === "bans" ? "unban" : "unmute";
+      await chat.sanction(SYSTEM_ACTOR, room(m[1]), target, { kind, uid: target.uid });
+      return { [kind === "unban" ? "unbanned" : "unmuted"]: target.uid };
+    }],
+    ["GET", /^\/api\/rooms\/([^/]+)\/audit$/, async (m, _req, url) => {
+      const before = intParam(url, "before") ?? Number.MAX_SAFE_INTEGER;
+      const n = intParam(url, "limit", 1) ?? config.historyPage;
+      return await chat.auditPage(room(m[1]), before, n);
+    }],
+    ["POST", /^\/api\/users\/([^/]+)\/disconnect$/, async (m, req) => {
+      const b = await body(req);
+      const reason = optString(b, "reason", MAX_REASON_CHARS) ?? "disconnected by the host application";
+      return { disconnected: uid(m[1]), here: await chat.disconnectPerson(uid(m[1]), reason) };
+    }],
+  ];
+
+  const change = async (m: RegExpExecArray, c: RoomChange): Promise<RoomRules> =>
+    await chat.changeRoom(SYSTEM_ACTOR, room(m[1]), c);
+
+  return async (req, url) => {
+    try {
+      const key = authorize(req);
+      limit(key);
+      const path = url.pathname;
+      let allowed: string[] = [];
+      for (const [method, re, route] of routes) {
+        const m = re.exec(path);
+        if (!m) continue;
+        if (method !== req.method) {
+          allowed.push(method);
+          continue;
+        }
+        const result = await route(m, req, url);
+        return Response.json(result, {
+          status: req.method === "POST" && path.endsWith("/messages") ? 201 : 200,
+          headers: { "cache-control": "no-store" },
+        });
+      }
+      if (allowed.length > 0) {
+        allowed = [...new Set(allowed)];
+        throw new ApiError("method_not_allowed", `${path} answers ${allowed.join(", ")}, not ${req.method}`, {
+          allow: allowed.join(", "),
+        });
+      }
+      throw new ApiError("not_found", `No API endpoint ${req.method} ${path}; see docs/api.md`);
+    } catch (e) {
+      if (e instanceof ApiError || e instanceof ProtocolError) {
+        const headers = { "cache-control": "no-store", ...(e instanceof ApiError ? e.headers : {}) };
+        return Response.json({ error: { code: e.code, message: e.message } }, {
+          status: STATUS[e.code] ?? 400,
+          headers,
+        });
+      }
+      log.error("api request failed", { path: url.pathname, error: String((e as Error)?.stack ?? e) });
+      return Response.json({ error: { code: "internal", message: "The request failed on the server" } }, {
+        status: 500,
+      });
+    }
+  };
+}
+
+/** Who a posted message is from: `{uid, name}` of a user of the host, or the system. */
+async function actorOf(chat: Chat, b: Body): Promise<Actor> {
+  if (b.uid === undefined) {
+    if (b.name !== undefined) throw new ApiError("bad_message", `"name" needs a "uid" too`);
+    return SYSTEM_ACTOR;
+  }
+  const id = uid(typeof b.uid === "string" ? b.uid : "");
+  const name = typeof b.name === "string" ? normalizeName(b.name, "Cannot post") : await chat.nameOfUid(id);
+  return { key: `u:${id}`, uid: id, name, role: "member" };
+}
+
+function rulesOf(b: Body): Partial<RoomRules> {
+  const rules: Partial<RoomRules> = {};
+  const topic = optString(b, "topic", MAX_TOPIC_CHARS, true);
+  if (topic !== undefined) rules.topic = topic;
+  for (const f of ["private", "readOnly"] as const) {
+    if (b[f] === undefined) continue;
+    if (typeof b[f] !== "boolean") throw new ApiError("bad_message", `"${f}" must be true or false`);
+    rules[f] = b[f];
+  }
+  const slow = optInt(b, "slowModeSeconds", 0, MAX_SLOW_MODE_SECONDS);
+  if (slow !== undefined) rules.slowModeSeconds = slow;
+  for (const k of Object.keys(b)) {
+    if (!["topic", "private", "readOnly", "slowModeSeconds"].includes(k)) {
+      throw new ApiError("bad_message", `Unknown setting ${JSON.stringify(k.slice(0, 40))}`);
+    }
+  }
+  if (Object.keys(rules).length === 0) {
+    throw new ApiError(
+      "bad_message",
+      `Give at least one of "topic", "private", "readOnly", "slowModeSeconds"`,
+    );
+  }
+  return rules;
+}
+
+function textOf(b: Body, max: number): string {
+  if (typeof b.text !== "string" || b.text.trim() === "") {
+    throw new ApiError("bad_message", `A message needs a non-empty string "text"`);
+  }
+  if (b.text.length > max) {
+    throw new ApiError("text_too_long", `Messages are at most ${max} characters, got ${b.text.length}`);
+  }
+  return b.text;
+}
+
+function room(raw: string): string {
+  return normalizeRoom(decode(raw));
+}
+
+function uid(raw: string): string {
+  const v = decode(raw);
+  if (!/^[\x21-\x7e]{1,128}$/.test(v)) {
+    throw new ApiError("bad_message", "A user id is 1-128 printable characters without spaces");
+  }
+  return v;
+}
+
+function decode(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new ApiError("bad_message", "The path is not valid percent-encoding");
+  }
+}
+
+function optString(b: Body, field: string, max: number, emptyOk = false): string | undefined {
+  const v = b[field];
+  if (v === undefined) return undefined;
+  // deno-lint-ignore no-control-regex
+  if (typeof v !== "string" || v.length > max || /[\u0000-\u001f\u007f]/.test(v) || (!emptyOk && !v.trim())) {
+    throw new ApiError("bad_message", `"${field}" must be one line of ${emptyOk ? 0 : 1}-${max} characters`);
+  }
+  return v.trim();
+}
+
+function optInt(b: Body, field: string, min: number, max: number): number | undefined {
+  const v = b[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ApiError("bad_message", `"${field}" must be a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function intParam(url: URL, name: string, min = 0): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null) return undefined;
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min) {
+    throw new ApiError("bad_message", `"${name}" must be a whole number of ${min} or more`);
+  }
+  return Number(v);
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) out.set(c, at), at += c.byteLength;
+  return out;
+}
+
+function sha256(s: string): Uint8Array {
+  return createHash("sha256").update(s).digest();
+}
