@@ -157,7 +157,10 @@ function start(name) {
           if (wasUnread) unread.set(room, (unread.get(room) ?? 0) + wasUnread);
           client.join(room, { resume: kept });
           if (wasActive) {
-            go(room);
+            // Opened now rather than on the hash change a moment later: the message box is enabled
+            // only once a room is open (not so when this was the only room), and the focus goes there.
+            if (location.hash !== `#${room}`) history.pushState(null, "", `#${room}`);
+            open(room);
             composer.focus();
           } else {
             sidebar.render();
