@@ -142,8 +142,10 @@ function start(name) {
    * not cost the room. Undo joins again from where it was left (its messages, then what came
    * meanwhile), with its view, unread count and place.
    * @param {string} room
+   * @param {{ focusUndo?: boolean }} [opts] `focusUndo`: the control used (the room's ×) goes with
+   *   the room, so the focus moves to Undo rather than to nowhere, and to the message box after
    */
-  function leaveRoom(room) {
+  function leaveRoom(room, { focusUndo = false } = {}) {
     const wasActive = state.active === room;
     const v = thread.detach(room);
     const wasUnread = unread.get(room) ?? 0;
@@ -167,6 +169,7 @@ function start(name) {
             topbar.renderTitle();
           }
         },
+        returnFocus: focusUndo ? () => composer.focus() : undefined,
       });
     }
     unread.delete(room);
