@@ -142,8 +142,10 @@ function start(name) {
    * not cost the room. Undo joins again from where it was left (its messages, then what came
    * meanwhile), with its view, unread count and place.
    * @param {string} room
+   * @param {{ focusUndo?: boolean }} [opts] `focusUndo`: the control used (the room's ×) goes with
+   *   the room, so the focus moves to Undo rather than to nowhere, and to the message box after
    */
-  function leaveRoom(room) {
+  function leaveRoom(room, { focusUndo = false } = {}) {
     const wasActive = state.active === room;
     const v = thread.detach(room);
     const wasUnread = unread.get(room) ?? 0;
@@ -157,13 +159,17 @@ function start(name) {
           if (wasUnread) unread.set(room, (unread.get(room) ?? 0) + wasUnread);
           client.join(room, { resume: kept });
           if (wasActive) {
-            go(room);
+            // Opened now rather than on the hash change a moment later: the message box is enabled
+            // only once a room is open (not so when this was the only room), and the focus goes there.
+            if (location.hash !== `#${room}`) history.pushState(null, "", `#${room}`);
+            open(room);
             composer.focus();
           } else {
             sidebar.render();
             topbar.renderTitle();
           }
         },
+        returnFocus: focusUndo ? () => composer.focus() : undefined,
       });
     }
     unread.delete(room);
