@@ -90,6 +90,8 @@ export type ClientMessage =
   | { type: "nick"; name: string }
   | { type: "history"; room: string; before?: number; limit?: number }
   | { type: "ping" }
+  /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
+  | { type: "auth"; token: string }
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
 
@@ -223,6 +225,9 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     }
     case "ping":
       return { type: "ping" };
+    case "auth":
+      // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
+      return { type: "auth", token: str(o, "token") };
     default:
       throw new ProtocolError(
         "bad_message",
