@@ -54,7 +54,9 @@ if (import.meta.main) {
   try {
     app = await createApp(config, { log });
   } catch (e) {
-    if (!(e instanceof StoreError) && !(e instanceof UnavailableError)) throw e;
+    if (!(e instanceof StoreError) && !(e instanceof UnavailableError) && !(e instanceof ConfigError)) {
+      throw e;
+    }
     console.error(`chat: ${e.message}`);
     Deno.exit(1);
   }

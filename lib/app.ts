@@ -5,14 +5,16 @@
  * @module
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { createVerifier, looksLikeJwt, readKeyFile, type Verifier } from "./auth.ts";
 import { createApi } from "./api.ts";
 import { Chat } from "./chat.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
-import type { Config } from "./config.ts";
+import { type Config, guestsAllowed } from "./config.ts";
+import type { Identity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { normalizeName, normalizeRoom, type ProtocolError, SUBPROTOCOL } from "./protocol.ts";
+import { normalizeName, normalizeRoom, ProtocolError, SUBPROTOCOL } from "./protocol.ts";
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store_sqlite.ts";
@@ -27,6 +29,8 @@ export interface AppDeps {
   log?: Logger;
   /** Directory URL of the client files. @default the project's `static/` */
   staticRoot?: URL;
+  /** The text of the `--jwt-public-key` file. @default read from `config.jwtPublicKey` at start-up */
+  jwtPublicKeyText?: string;
   now?: () => number;
 }
 
@@ -69,13 +73,25 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
   return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs });
 }
 
-/** Builds the app: store, chat, static files, handler. */
+/**
+ * Builds the app: token verifier, store, chat, static files, handler.
+ * @throws {ConfigError} when the `--jwt-public-key` file cannot be read or holds no usable key.
+ */
 export async function createApp(config: Config, deps: AppDeps = {}): Promise<App> {
   const log = deps.log ?? createLogger(config.logLevel);
   const metrics = new Metrics();
-  const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url));
+  // Before the engine: a bad key file stops start-up before anything is opened.
+  const keyText = deps.jwtPublicKeyText ??
+    (config.jwtPublicKey ? await readKeyFile(config.jwtPublicKey) : undefined);
+  const verifier: Verifier | undefined = await createVerifier(config, keyText);
+  const guests = guestsAllowed(config);
+  // The origins allowed to connect are the ones a host application may embed the page from and fetch
+  // its tokens from.
+  const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url), {
+    trustedOrigins: config.allowedOrigins,
+  });
   const engine = deps.engine ?? await openEngine(config, deps.store, log);
-  const chat = new Chat(config, { engine, log, metrics, now: deps.now });
+  const chat = new Chat(config, { engine, log, metrics, verifier, now: deps.now });
   const flusher = new Flusher();
   const perIp = new Map<string, number>();
   let open = 0;
@@ -90,7 +106,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     return Response.json({ error: { code, message } }, { status, headers });
   };
 
-  const upgrade = (req: Request, url: URL, info: Deno.ServeHandlerInfo): Response => {
+  const upgrade = async (req: Request, url: URL, info: Deno.ServeHandlerInfo): Promise<Response> => {
     if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
     if (req.method !== "GET") {
       return refuse(405, "bad_request", "WebSocket upgrades use GET", { allow: "GET" });
@@ -126,6 +142,57 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
           `public origins (--public-origin) nor in --allowed-origins`,
       );
     }
+    const q = url.searchParams;
+    let name: string | undefined;
+    try {
+      const n = q.get("name");
+      name = n === null ? undefined : normalizeName(n, "Cannot connect");
+    } catch (e) {
+      return refuse(400, "bad_name", (e as ProtocolError).message);
+    }
+    let room: string;
+    try {
+      const r = q.get("room");
+      room = r === "" ? "" : normalizeRoom(r ?? "lobby");
+    } catch (e) {
+      return refuse(400, "bad_room", `Cannot connect: ${(e as ProtocolError).message}`);
+    }
+    // Who connects. The query string may hold a token: it is never logged (nor is the URL).
+    const token = q.get("token") ?? undefined;
+    let identity: Identity | undefined;
+    let authenticate = false;
+    if (q.get("auth") === "frame") {
+      if (!verifier) {
+        return refuse(
+          400,
+          "bad_request",
+          "Cannot connect with auth=frame: this server takes no signed tokens",
+        );
+      }
+      authenticate = true;
+    } else if (token !== undefined && looksLikeJwt(token)) {
+      if (!verifier) {
+        return refuse(
+          401,
+          "bad_token",
+          "Cannot connect: this server takes no signed tokens; connect as a guest",
+        );
+      }
+      try {
+        identity = await verifier.verify(token);
+      } catch (e) {
+        if (!(e instanceof ProtocolError)) log.error("token verification failed", { error: String(e) });
+        const [code, message] = e instanceof ProtocolError
+          ? [e.code, e.message]
+          : ["bad_token", "The token could not be checked"];
+        return refuse(401, code, `Cannot connect: ${message}`);
+      }
+      if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
+    } else if (!guests) {
+      // Not refused here: the client may still send `auth` (a guest token or none is no identity).
+      authenticate = true;
+    }
+    // After the verification, which may have waited: the counts are the ones of now.
     if (open >= config.maxConnections) {
       return refuse(
         503,
@@ -141,21 +208,6 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         "too_many_connections_ip",
         `At most ${config.maxConnectionsPerIp} connections per address`,
       );
-    }
-    const q = url.searchParams;
-    let name: string | undefined;
-    try {
-      const n = q.get("name");
-      name = n === null ? undefined : normalizeName(n, "Cannot connect");
-    } catch (e) {
-      return refuse(400, "bad_name", (e as ProtocolError).message);
-    }
-    let room: string;
-    try {
-      const r = q.get("room");
-      room = r === "" ? "" : normalizeRoom(r ?? "lobby");
-    } catch (e) {
-      return refuse(400, "bad_room", `Cannot connect: ${(e as ProtocolError).message}`);
     }
     let upgraded: { socket: WebSocket; response: Response };
     try {
@@ -176,7 +228,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       chat,
       flusher,
       metrics,
-      params: { name, room, token: q.get("token") ?? undefined },
+      params: identity ? { room, identity } : authenticate ? { room, authenticate } : { name, room, token },
       maxBufferedBytes: config.maxBufferedBytes,
       onClose: () => {
         open--;
@@ -226,6 +278,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     });
   };
 
+  const failed = (e: unknown) => {
+    log.error("request failed", { error: String((e as Error)?.stack ?? e) });
+    return new Response("Internal server error\n", { status: 500 });
+  };
+
   const api = createApi(chat, config, log);
   const handler = (req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     try {
@@ -238,7 +295,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       }
       switch (url.pathname) {
         case "/ws":
-          return upgrade(req, url, info);
+          return upgrade(req, url, info).catch(failed);
         case "/healthz":
           return notGetOrHead(req, url) ?? health();
         case "/metrics":
@@ -247,8 +304,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
           return files.serve(req, url.pathname);
       }
     } catch (e) {
-      log.error("request failed", { error: String((e as Error)?.stack ?? e) });
-      return new Response("Internal server error\n", { status: 500 });
+      return failed(e);
     }
   };
 

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { setImmediate } from "node:timers";
+import type { Verifier } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { Hub, type Peer } from "./hub.ts";
 import type { Logger } from "./log.ts";
@@ -34,7 +35,7 @@ import {
   type RoomRules,
   UnavailableError,
 } from "./engine.ts";
-import { type Identity, moderates, roomInClaim } from "./identity.ts";
+import { type Identity, moderates, roomAllowedByClaim } from "./identity.ts";
 import { type Actor, forbidden, Moderation } from "./moderation.ts";
 
 /** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
@@ -42,7 +43,12 @@ export interface OpenParams {
   name?: string;
   /** Canonical room name, or "" for none. */
   room: string;
+  /** A guest's opaque token (from an earlier `welcome`). */
   token?: string;
+  /** A signed identity the HTTP layer verified (`?token=` holding a JWT). */
+  identity?: Identity;
+  /** The connection owes an `auth {token}` frame: no identity, no welcome, no room until it comes. */
+  authenticate?: boolean;
 }
 
 /** What a {@link Chat} needs from outside. */
@@ -50,14 +56,22 @@ export interface ChatDeps {
   engine: Engine;
   log: Logger;
   metrics: Metrics;
+  /** Checks signed tokens (`auth` frames); without it only guests can connect. */
+  verifier?: Verifier;
   /** Wall clock for `ts` (ms). @default Date.now */
   now?: () => number;
 }
 
 interface Conn {
   peer: Peer;
+  /** The person's key ({@link Identity.key}); "" until an owed `auth` frame has come. */
   key: string;
-  identity: Identity;
+  /** Who this is; undefined while an owed `auth` frame has not come. */
+  identity?: Identity;
+  /** An owed `auth` frame: the room to join once it comes, and when to stop waiting (ms). */
+  awaiting?: { room: string; until: number };
+  /** An `auth` frame is being verified. */
+  verifying?: boolean;
   /**
    * Frames that arrived while a join was being checked, in order: they are handled after it, so a
    * client may send `join` and then `send` to the room at once.
@@ -98,6 +112,8 @@ const SHUTTING_DOWN = new ProtocolError(
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 const STRIKE_WINDOW_MS = 60_000;
 const MAINTENANCE_MS = 30_000;
+/** How often expired tokens and owed `auth` frames are looked for (one sweep, no timer per connection). */
+const AUTH_SWEEP_MS = 1000;
 /** Direct-message cids remembered in memory (they are not stored). */
 const MAX_DIRECT_CIDS = 10_000;
 /** JSON around one message in an answer (`{"type":"message","room":…,"seq":…}`), for the size budget. */
@@ -123,6 +139,8 @@ export class Chat {
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | undefined;
   readonly #maintenance: ReturnType<typeof setInterval>;
+  readonly #verifier: Verifier | undefined;
+  readonly #authSweep: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Characters one `joined`/`history` answer may hold: at most half of what a client may have queued. */
@@ -137,6 +155,7 @@ export class Chat {
     this.#log = deps.log;
     this.#metrics = deps.metrics;
     this.#now = deps.now ?? Date.now;
+    this.#verifier = deps.verifier;
     this.hub = new Hub({
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       maxRooms: config.maxRooms,
@@ -161,6 +180,16 @@ export class Chat {
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
     // Node's typings (pulled in by node:sqlite) say Timeout; Deno's timers are numbers.
     Deno.unrefTimer(this.#maintenance as unknown as number);
+    // Only signed tokens expire and only a server with a key has connections owing an `auth` frame.
+    if (this.#verifier) {
+      this.#authSweep = setInterval(() => this.#sweepAuth(), AUTH_SWEEP_MS);
+      Deno.unrefTimer(this.#authSweep as unknown as number);
+    }
+  }
+
+  /** Who connection `id` is (role, uid, rooms claim, exp), or undefined (gone, or not authenticated yet). */
+  identityOf(id: number): Identity | undefined {
+    return this.#conns.get(id)?.identity;
   }
 
   /** Messages waiting for their durable write (queued or being written). */
@@ -186,36 +215,63 @@ export class Chat {
     return this.#conns.size;
   }
 
-  /** A new connection: resolves identity and name, sends `welcome`, joins the first room. */
+  /**
+   * A new connection: resolves identity and name, sends `welcome`, joins the first room. One that
+   * owes an `auth` frame gets nothing until the frame comes (see {@link OpenParams.authenticate}).
+   */
   open(peer: Peer, params: OpenParams): void {
     if (this.#closed) return peer.close(CloseCode.GOING_AWAY, "server restarting");
-    const token = params.token && TOKEN_RE.test(params.token) ? params.token : newToken();
-    const key = keyOf(token);
-    const now = this.#now();
-    // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
-    const held = this.hub.nameOf(key);
-    const wanted = held ?? params.name ??
-      `guest-${token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`;
-    const name = this.hub.freeName(key, wanted, now);
-    this.hub.connect(peer, key, name, now);
     const t = performance.now();
-    this.#conns.set(peer.id, {
+    const conn: Conn = {
       peer,
-      key,
-      identity: { key, uid: key, role: "member", guest: true },
+      key: "",
       current: "",
       tokens: this.#cfg.burst,
       refilledAt: t,
       strikes: 0,
       strikesSince: t,
-    });
+    };
+    this.#conns.set(peer.id, conn);
     this.#metrics.connectionsOpened++;
+    if (params.authenticate) {
+      conn.awaiting = { room: params.room, until: this.#now() + this.#cfg.authTimeoutMs };
+      return;
+    }
+    if (params.identity) return this.#admit(conn, params.identity, params.room);
+    const token = params.token && TOKEN_RE.test(params.token) ? params.token : newToken();
+    const key = keyOf(token);
+    const guest: Identity = { key, uid: key, role: "member", guest: true };
+    this.#admit(conn, guest, params.room, { token, name: params.name });
+  }
+
+  /**
+   * Gives `conn` its identity and name, sends `welcome` and joins `room`. A guest's name is
+   * first-come (`?name=`, else the one its token holds); a signed person's comes from the token.
+   */
+  #admit(conn: Conn, identity: Identity, room: string, guest?: { token: string; name?: string }): void {
+    const { peer } = conn;
+    const key = identity.key;
+    const now = this.#now();
+    conn.key = key;
+    conn.identity = identity;
+    // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
+    const held = this.hub.nameOf(key);
+    const wanted = held ??
+      (guest
+        ? guest.name ?? `guest-${guest.token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`
+        : identity.name!);
+    const name = guest || held !== undefined
+      ? this.hub.freeName(key, wanted, now)
+      : this.#signedName(key, wanted);
+    this.hub.connect(peer, key, name, now);
     const cfg = this.#cfg;
     const welcome: Record<string, unknown> = {
       type: "welcome",
       id: peer.id,
       name,
-      token,
+      uid: identity.uid,
+      role: identity.role,
+      guest: identity.guest,
       rooms: [],
       limits: {
         textChars: cfg.maxTextChars,
@@ -227,12 +283,35 @@ export class Chat {
       },
       version: PROTOCOL_VERSION,
     };
+    // A signed person's token belongs to the host application: it is never echoed.
+    if (guest) welcome.token = guest.token;
+    if (identity.exp !== undefined) welcome.exp = identity.exp;
     if (name !== wanted) {
       welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
     }
     peer.send(encode(welcome));
-    if (this.#engine.claimName) this.#claimEverywhere(this.#conns.get(peer.id)!, name);
-    if (params.room) this.#run(peer.id, () => this.#join(this.#conns.get(peer.id)!, params.room));
+    if (this.#engine.claimName) this.#claimEverywhere(conn, name);
+    if (room) this.#run(peer.id, () => this.#join(conn, room));
+  }
+
+  /**
+   * The name a signed person gets for `wanted` (the token's): names from signed tokens are not
+   * first-come, so a guest holding it (or a lookalike) here is renamed `name-2`, … (a `nick` line tells
+   * its rooms); another signed person holding it keeps it, and this one gets the suffix.
+   */
+  #signedName(key: string, wanted: string): string {
+    const now = this.#now();
+    const holder = this.hub.holderOf(key, wanted, now);
+    if (holder !== undefined && !holder.startsWith("u:")) {
+      const old = this.hub.nameOf(holder)!;
+      let moved = old;
+      for (let i = 2; moved === old || !this.hub.nameFreeFor(holder, moved, now); i++) {
+        moved = withSuffix(old, `-${i}`);
+      }
+      this.#renamePerson(holder, moved);
+      this.#engine.claimName?.(holder, moved).catch(() => {/* its name here moved already */});
+    }
+    return this.hub.freeName(key, wanted, now);
   }
 
   /** One text frame from connection `id`. Never throws. */
@@ -245,10 +324,117 @@ export class Chat {
       if (conn.queue.length < this.#cfg.burst) return void conn.queue.push(data);
       return this.#run(id, () => this.#takeToken(conn, 0));
     }
-    this.#run(id, () => {
-      this.#takeToken(conn);
-      this.#handle(conn, parseClientFrame(data, this.#cfg));
-    });
+    this.#run(id, () => this.#frame(conn, data));
+  }
+
+  #frame(conn: Conn, data: string): void {
+    this.#takeToken(conn);
+    const msg = parseClientFrame(data, this.#cfg);
+    if (msg.type === "auth") return this.#auth(conn, msg.token);
+    if (!conn.identity) {
+      throw new ProtocolError(
+        "auth_required",
+        "Send auth {token} first: this server needs to know who you are",
+      );
+    }
+    this.#handle(conn, msg);
+  }
+
+  /**
+   * An `auth` frame: the identity a connection owed (a bad token closes it with 4002), or a refresh of
+   * a signed one (same `sub`; a bad token is an error and the connection keeps its old token).
+   */
+  #auth(conn: Conn, token: string): void {
+    const verifier = this.#verifier;
+    const first = conn.identity === undefined;
+    const fail = (e: ProtocolError) =>
+      this.#refuse(conn.peer.id, first ? new ProtocolError(e.code, e.message, CloseCode.AUTH_FAILED) : e);
+    if (!verifier) {
+      return fail(new ProtocolError("bad_token", "This server takes no signed tokens: connect as a guest"));
+    }
+    if (conn.identity?.guest) {
+      throw new ProtocolError(
+        "bad_token",
+        "This connection is a guest's: to sign in, connect again with auth=frame and send auth first",
+      );
+    }
+    if (conn.verifying) {
+      throw new ProtocolError("bad_message", "An auth frame is still being checked: wait for its answer");
+    }
+    conn.verifying = true;
+    const id = conn.peer.id;
+    verifier.verify(token).then(
+      (identity) => {
+        conn.verifying = false;
+        if (this.#conns.get(id) !== conn || this.#closed) return;
+        if (conn.awaiting) {
+          const room = conn.awaiting.room;
+          conn.awaiting = undefined;
+          return this.#admit(conn, identity, room);
+        }
+        this.#run(id, () => this.#refresh(conn, identity));
+      },
+      (e) => {
+        conn.verifying = false;
+        if (this.#conns.get(id) !== conn) return;
+        if (e instanceof ProtocolError) return fail(e);
+        this.#log.error("token verification failed", { conn: id, error: String((e as Error)?.stack ?? e) });
+        fail(new ProtocolError("bad_token", "The token could not be checked"));
+      },
+    );
+  }
+
+  /** A new token for a signed connection: later expiry, and the token's name, role and rooms. */
+  #refresh(conn: Conn, identity: Identity): void {
+    const old = conn.identity!;
+    if (identity.key !== old.key) {
+      throw new ProtocolError(
+        "bad_token",
+        "A refreshed token must be for the same user (sub) as the connection",
+      );
+    }
+    conn.identity = identity;
+    // The token's display name changed: a rename, with the same rules as at connect.
+    if (identity.name !== old.name) this.#renamePerson(conn.key, this.#signedName(conn.key, identity.name!));
+    // Rooms the new token no longer allows are left.
+    for (const room of this.hub.roomsOf(conn.peer.id)) {
+      if (roomAllowedByClaim(identity, room) || !this.#left(conn, room)) continue;
+      if (conn.current === room) conn.current = this.hub.roomsOf(conn.peer.id).at(-1) ?? "";
+      conn.peer.send(encode({ type: "left", room }));
+    }
+    conn.peer.send(encode({
+      type: "authed",
+      exp: identity.exp,
+      name: this.#name(conn),
+      role: identity.role,
+      uid: identity.uid,
+    }));
+  }
+
+  /** Closes connections whose token expired (4003) and those that owed an `auth` frame too long (4002). */
+  #sweepAuth(): void {
+    const now = this.#now();
+    for (const conn of this.#conns.values()) {
+      if (conn.awaiting && now >= conn.awaiting.until && !conn.verifying) {
+        this.#refuse(
+          conn.peer.id,
+          new ProtocolError(
+            "auth_required",
+            `No auth frame within ${this.#cfg.authTimeoutMs} ms of connecting`,
+            CloseCode.AUTH_FAILED,
+          ),
+        );
+      } else if (conn.identity?.exp !== undefined && conn.identity.exp <= now) {
+        this.#refuse(
+          conn.peer.id,
+          new ProtocolError(
+            "token_expired",
+            "Your sign-in expired: connect again with a new token",
+            CloseCode.TOKEN_EXPIRED,
+          ),
+        );
+      }
+    }
   }
 
   /** A binary frame: not part of the protocol. */
@@ -272,6 +458,7 @@ export class Chat {
   closed(id: number): void {
     const conn = this.#conns.get(id);
     if (!conn || !this.#conns.delete(id)) return;
+    if (!conn.identity) return; // never authenticated: not in the hub
     for (const room of this.hub.soleTabRooms(id)) this.#present(room, this.#name(conn), false);
     if (this.hub.tabsOf(conn.key) === 1) this.#engine.releaseName?.(conn.key);
     for (const room of this.hub.disconnect(id, this.#now())) {
@@ -289,6 +476,7 @@ export class Chat {
     return this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#maintenance);
+      clearInterval(this.#authSweep);
       clearTimeout(this.#presenceTimer);
       this.#commit();
       while (this.#inFlight) await this.#inFlight;
@@ -378,6 +566,12 @@ export class Chat {
         this.#member(conn, msg.room, "type in");
         return this.#roomLine(msg.room, encode({ type: "typing", room: msg.room, name: this.#name(conn) }));
       case "nick":
+        if (!conn.identity!.guest) {
+          throw new ProtocolError(
+            "not_allowed",
+            "Your name comes from your sign-in: change it on the site you signed in with",
+          );
+        }
         if (!this.#engine.claimName) return this.#rename(conn, msg.name);
         return this.#renameEverywhere(conn, msg.name);
       case "history":
@@ -552,12 +746,12 @@ export class Chat {
 
   /** The actor a connection is. */
   #actor(conn: Conn): Actor {
-    return { key: conn.key, uid: conn.identity.uid, name: this.#name(conn), role: conn.identity.role };
+    return { key: conn.key, uid: conn.identity!.uid, name: this.#name(conn), role: conn.identity!.role };
   }
 
   /** Moderation frames need a moderator or an admin, and the room joined (they act on what they see). */
   #moderator(conn: Conn, room: string): void {
-    if (!moderates(conn.identity.role)) {
+    if (!moderates(conn.identity!.role)) {
       throw new ProtocolError("not_allowed", `Only moderators and admins can do that in room "${room}"`);
     }
     this.#member(conn, room, "moderate");
@@ -625,7 +819,7 @@ export class Chat {
       seq,
       { kind: "edit", text, editedTs: now },
       { authorKey: conn.key, sentSince: now - window },
-      { ts: now, action: "edit", by: conn.identity.uid, seq },
+      { ts: now, action: "edit", by: conn.identity!.uid, seq },
     );
     if (!result.ok) {
       if (result.problem === "not_author") {
@@ -708,15 +902,15 @@ export class Chat {
     const now = this.#now();
     for (const conn of this.#conns.values()) {
       if (!this.hub.isMember(conn.peer.id, room)) continue;
-      if ("uid" in change && conn.identity.uid !== change.uid) continue;
-      if (this.#moderation.mayStay(conn.identity, room, now)) continue;
+      if ("uid" in change && conn.identity!.uid !== change.uid) continue;
+      if (this.#moderation.mayStay(conn.identity!, room, now)) continue;
       this.#removeFrom(conn, room, change.kind === "ban" ? "banned" : "forbidden");
     }
   }
 
   #removeUid(room: string, uid: string, why: string): void {
     for (const conn of this.#conns.values()) {
-      if (conn.identity.uid === uid && this.hub.isMember(conn.peer.id, room)) {
+      if (conn.identity?.uid === uid && this.hub.isMember(conn.peer.id, room)) {
         this.#removeFrom(conn, room, why);
       }
     }
@@ -731,7 +925,7 @@ export class Chat {
 
   /** An admin reads the room's audit log, newest first. */
   #audit(conn: Conn, room: string, before?: number, limit?: number): void {
-    if (conn.identity.role !== "admin") {
+    if (conn.identity!.role !== "admin") {
       throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
     }
     const id = conn.peer.id;
@@ -746,19 +940,20 @@ export class Chat {
    * this member wait in the hub, and after the answer only messages newer than it follow.
    */
   #join(conn: Conn, room: string, since?: number, epoch?: string): void {
+    // No hint of why (a private room or a token's limit): the same sentence either way.
+    if (!roomAllowedByClaim(conn.identity!, room)) throw forbidden(room);
     this.#roomForAnswer(conn);
     const access = this.#engine.access;
     if (!access || this.hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch);
     // Refused before any room is touched: no presence, no history, no hint. Frames that come
     // meanwhile wait, so the client may send to the room right after its join.
     const id = conn.peer.id;
-    if (conn.identity.rooms !== undefined && !roomInClaim(conn.identity.rooms, room)) throw forbidden(room);
     conn.queue = [];
-    access.call(this.#engine, room, conn.identity.uid).then(
+    access.call(this.#engine, room, conn.identity!.uid).then(
       (acc) => {
         if (this.#conns.get(id) !== conn) return;
         this.#run(id, () => {
-          this.#moderation.admit(conn.identity, room, acc, this.#now());
+          this.#moderation.admit(conn.identity!, room, acc, this.#now());
           this.#enter(conn, room, since, epoch);
         });
       },
@@ -776,10 +971,7 @@ export class Chat {
     const checking = () => (conn.queue as string[] | undefined) !== undefined;
     while (waiting.length > 0 && !checking() && this.#conns.get(conn.peer.id) === conn) {
       const data = waiting.shift()!;
-      this.#run(conn.peer.id, () => {
-        this.#takeToken(conn);
-        this.#handle(conn, parseClientFrame(data, this.#cfg));
-      });
+      this.#run(conn.peer.id, () => this.#frame(conn, data));
     }
     // A join among them started another check: the rest waits for that one.
     if (checking()) conn.queue!.unshift(...waiting);
@@ -793,8 +985,8 @@ export class Chat {
     this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined).then(
       ({ messages, lastSeq, truncated, epoch, members }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
-        const you: Record<string, unknown> = { role: conn.identity.role };
-        const muted = this.#moderation.mutedUntil(room, conn.identity.uid, this.#now());
+        const you: Record<string, unknown> = { role: conn.identity!.role };
+        const muted = this.#moderation.mutedUntil(room, conn.identity!.uid, this.#now());
         if (muted !== undefined) you.muted = muted;
         conn.peer.send(
           encode({
@@ -872,7 +1064,7 @@ export class Chat {
 
   #send(conn: Conn, room: string, text: string, cid?: string): void {
     this.#member(conn, room, "send to");
-    this.#moderation.checkPost(conn.identity, room, this.#now());
+    this.#moderation.checkPost(conn.identity!, room, this.#now());
     if (cid !== undefined) {
       // Sent again while the first is still being written: it gets the same ack. A cid stored
       // before is the engine's to recognise (it may have been sent to another process).
@@ -1146,10 +1338,15 @@ export class Chat {
 
   /** Renames the person of `conn` here, and in the engine's presence when it spans processes. */
   #rename(conn: Conn, name: string): void {
-    const old = this.#name(conn);
-    this.hub.rename(conn.key, name, this.#now());
+    this.#renamePerson(conn.key, name);
+  }
+
+  /** Renames person `key` here, and in the engine's presence when it spans processes. */
+  #renamePerson(key: string, name: string): void {
+    const old = this.hub.nameOf(key)!;
+    this.hub.rename(key, name, this.#now());
     if (old === name) return;
-    this.#engine.publishRename?.(old, name, this.hub.roomsOfPerson(conn.key));
+    this.#engine.publishRename?.(old, name, this.hub.roomsOfPerson(key));
     this.#engine.renamed?.(old, name).catch((e) =>
       this.#log.debug("rename not recorded in presence", { error: (e as Error).message })
     );

@@ -10,6 +10,8 @@ export type StoreKind = "sqlite" | "memory";
 export type Durability = "full" | "normal";
 /** Log verbosity, quietest last. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Whether people without a signed token may chat; `auto`: only when no key is configured. */
+export type GuestMode = "on" | "off" | "auto";
 
 /** The resolved configuration. All sizes in bytes, all times in the unit their name says. */
 export interface Config {
@@ -128,6 +130,27 @@ export interface Config {
    * a longer page is cut short and the client pages on. @default 262144
    */
   readonly maxAnswerBytes: number;
+
+  /**
+   * HS256 secret shared with the host application that signs identity tokens (at least 32 bytes).
+   * Never logged or quoted. @default "" (no HS256 tokens)
+   */
+  readonly jwtSecret: string;
+  /**
+   * Path of a PEM public key (SPKI: RSA, P-256 or Ed25519) or a JWKS JSON file, read once at start-up;
+   * tokens signed RS256, ES256 or EdDSA with it are accepted. @default "" (none)
+   */
+  readonly jwtPublicKey: string;
+  /** The `aud` a signed token must carry. @default "" (not checked) */
+  readonly jwtAudience: string;
+  /** The `iss` a signed token must carry. @default "" (not checked) */
+  readonly jwtIssuer: string;
+  /** Guests (unsigned, first-come names): `auto` is on without a key, off with one. @default "auto" */
+  readonly guests: GuestMode;
+  /** Milliseconds a connection that owes an `auth` frame has to send it, else close 4002. @default 10000 */
+  readonly authTimeoutMs: number;
+  /** Bytes in one signed token (`?token=` or `auth`); larger is refused `bad_token`. @default 8192 */
+  readonly maxTokenBytes: number;
 }
 
 /** Every default, in one place. */
@@ -173,6 +196,13 @@ export const DEFAULTS: Config = Object.freeze(
     tcpBacklog: 4096,
     reusePort: false,
     maxAnswerBytes: 256 * 1024,
+    jwtSecret: "",
+    jwtPublicKey: "",
+    jwtAudience: "",
+    jwtIssuer: "",
+    guests: "auto",
+    authTimeoutMs: 10_000,
+    maxTokenBytes: 8 * 1024,
   } satisfies Config,
 );
 
@@ -499,6 +529,55 @@ export const SETTINGS: readonly Setting[] = [
     min: 16 * 1024,
     help: "characters in one joined/history answer (at most half of max-buffered-bytes)",
   },
+  {
+    key: "jwtSecret",
+    flag: "jwt-secret",
+    env: "CHAT_JWT_SECRET",
+    kind: "string",
+    secret: true,
+    help:
+      "HS256 secret (32+ bytes) the host app signs identity tokens with (prefer the environment variable)",
+  },
+  {
+    key: "jwtPublicKey",
+    flag: "jwt-public-key",
+    env: "CHAT_JWT_PUBLIC_KEY",
+    kind: "string",
+    help: "path of a PEM public key or JWKS file for RS256/ES256/EdDSA tokens (add it to --allow-read)",
+  },
+  {
+    key: "jwtAudience",
+    flag: "jwt-audience",
+    env: "CHAT_JWT_AUDIENCE",
+    kind: "string",
+    help: "required aud",
+  },
+  { key: "jwtIssuer", flag: "jwt-issuer", env: "CHAT_JWT_ISSUER", kind: "string", help: "required iss" },
+  {
+    key: "guests",
+    flag: "guests",
+    env: "CHAT_GUESTS",
+    kind: { oneOf: ["on", "off", "auto"] },
+    help: "people without a signed token may chat (auto: only when no key is configured)",
+  },
+  {
+    key: "authTimeoutMs",
+    flag: "auth-timeout",
+    env: "CHAT_AUTH_TIMEOUT",
+    kind: I,
+    min: 100,
+    max: 600_000,
+    help: "ms a connection that owes an auth frame has to send it (then close 4002)",
+  },
+  {
+    key: "maxTokenBytes",
+    flag: "max-token-bytes",
+    env: "CHAT_MAX_TOKEN_BYTES",
+    kind: I,
+    min: 256,
+    max: 65_536,
+    help: "bytes in one signed token (larger: bad_token)",
+  },
 ];
 
 /** Input to {@link resolveConfig}: any subset of settings, as values or strings. */
@@ -516,8 +595,31 @@ export function resolveConfig(input: ConfigInput = {}): Config {
     out[s.key] = parseSetting(s, raw);
   }
   if ((out.burst as number) < 1) throw new ConfigError("--burst must be at least 1");
+  const secret = out.jwtSecret as string;
+  if (secret !== "" && new TextEncoder().encode(secret).length < 32) {
+    // The length only: the secret itself never goes into a message.
+    throw new ConfigError(
+      `--jwt-secret (CHAT_JWT_SECRET) must be at least 32 bytes (HS256 keys shorter than its hash are ` +
+        `guessable), got ${new TextEncoder().encode(secret).length}`,
+    );
+  }
+  if (out.guests === "off" && !signedIdentities(out as unknown as Config)) {
+    throw new ConfigError(
+      "--guests off needs --jwt-secret or --jwt-public-key: without a key no one could sign in",
+    );
+  }
 
   return Object.freeze(out) as unknown as Config;
+}
+
+/** Whether the server verifies signed identity tokens (a key is configured). */
+export function signedIdentities(config: Config): boolean {
+  return config.jwtSecret !== "" || config.jwtPublicKey !== "";
+}
+
+/** Whether people without a signed token may chat: `--guests`, where `auto` means "no key configured". */
+export function guestsAllowed(config: Config): boolean {
+  return config.guests === "auto" ? !signedIdentities(config) : config.guests === "on";
 }
 
 function parseSetting(s: Setting, raw: unknown): unknown {

@@ -162,6 +162,14 @@ export class Hub {
     return this.#nameFree(key, name, now);
   }
 
+  /**
+   * The key of whoever else holds `name` or a lookalike (online or within the hold), so that person
+   * `key` cannot take it now; `undefined` when it is free for `key`.
+   */
+  holderOf(key: string, name: string, now: number): string | undefined {
+    return this.#holder(key, name, now)?.key;
+  }
+
   /** The rooms any connection of person `key` is in here. */
   roomsOfPerson(key: string): string[] {
     const rooms = new Set<string>();

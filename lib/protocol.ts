@@ -105,6 +105,8 @@ export type ClientMessage =
     slowModeSeconds?: number;
   }
   | { type: "audit"; room: string; before?: number; limit?: number }
+  /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
+  | { type: "auth"; token: string }
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
 
@@ -330,6 +332,9 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       if (limit !== undefined) msg.limit = limit;
       return msg;
     }
+    case "auth":
+      // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
+      return { type: "auth", token: str(o, "token") };
     default:
       throw new ProtocolError(
         "bad_message",

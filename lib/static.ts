@@ -24,10 +24,16 @@ const TYPES: Record<string, string> = {
   webmanifest: "application/manifest+json",
 };
 
-/** Pages run only our own scripts: a message that slipped into markup still could not run. */
-const CSP =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/**
+ * Pages run only our own scripts: a message that slipped into markup still could not run. `trusted`
+ * origins (a host application's) may embed the page in a frame and answer its token requests.
+ */
+function csp(trusted: readonly string[]): string {
+  const extra = trusted.map((o) => ` ${o}`).join("");
+  return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+    `connect-src 'self'${extra}; object-src 'none'; base-uri 'none'; ` +
+    `frame-ancestors ${trusted.length ? trusted.join(" ") : "'none'"}`;
+}
 
 /** Files never served: the type-checking config of the client lives beside it. */
 const HIDDEN = new Set(["/deno.json", "/deno.jsonc"]);
@@ -35,13 +41,18 @@ const HIDDEN = new Set(["/deno.json", "/deno.jsonc"]);
 /** Serves the files of one directory. */
 export class StaticFiles {
   readonly #assets: Map<string, Asset>;
+  readonly #csp: string;
 
-  private constructor(assets: Map<string, Asset>) {
+  private constructor(assets: Map<string, Asset>, csp: string) {
     this.#assets = assets;
+    this.#csp = csp;
   }
 
-  /** Reads every file under `root` (a directory URL ending in `/`). */
-  static async load(root: URL): Promise<StaticFiles> {
+  /**
+   * Reads every file under `root` (a directory URL ending in `/`). Pages may be framed by, and fetch
+   * from, `trustedOrigins` (exact origins; a `*` in it is ignored: it would let any site frame them).
+   */
+  static async load(root: URL, opts: { trustedOrigins?: readonly string[] } = {}): Promise<StaticFiles> {
     const assets = new Map<string, Asset>();
     const walk = async (dir: URL, prefix: string) => {
       for await (const entry of Deno.readDir(dir)) {
@@ -58,7 +69,7 @@ export class StaticFiles {
       }
     };
     await walk(root, "");
-    return new StaticFiles(assets);
+    return new StaticFiles(assets, csp((opts.trustedOrigins ?? []).filter((o) => o !== "*")));
   }
 
   /** Answers a GET or HEAD for `pathname` (as in the URL, still percent-encoded). */
@@ -86,7 +97,7 @@ export class StaticFiles {
       "cache-control": "no-cache",
       "x-content-type-options": "nosniff",
     };
-    if (asset.type.startsWith("text/html")) headers["content-security-policy"] = CSP;
+    if (asset.type.startsWith("text/html")) headers["content-security-policy"] = this.#csp;
     const inm = req.headers.get("if-none-match");
     if (inm && inm.split(",").some((t) => t.trim() === asset.etag || t.trim() === "*")) {
       return new Response(null, { status: 304, headers });

@@ -30,11 +30,39 @@ function wsUrl() {
 }
 
 /**
- * Connects as `name` (or as the identity this device keeps) and shows the chat.
- * @param {string} [name]
+ * Signed identities: the page was opened with `?tokenUrl=` (see docs/embedding.md). Its tokens come
+ * from that URL, a POST with the host application's cookies; it answers `{"token": "..."}`. The page's
+ * Content-Security-Policy lets it reach only its own origin and the server's --allowed-origins.
+ * @returns {(() => Promise<string>) | undefined}
  */
-function start(name) {
-  const client = new ChatClient({ url: wsUrl(), name, storagePrefix: STORAGE_PREFIX });
+function tokenHook() {
+  const raw = new URLSearchParams(location.search).get("tokenUrl");
+  if (!raw) return undefined;
+  const url = new URL(raw, location.href);
+  if (url.protocol !== "https:" && url.protocol !== "http:") return undefined;
+  return async () => {
+    const res = await fetch(url, {
+      method: "POST",
+      credentials: "include",
+      headers: { accept: "application/json" },
+    });
+    if (!res.ok) throw new Error(`the sign-in service answered ${res.status}`);
+    const body = await res.json();
+    if (typeof body?.token !== "string") throw new Error("the sign-in service sent no token");
+    return body.token;
+  };
+}
+
+/**
+ * Connects as `name` (or as the identity this device keeps, or as the signed user of `getToken`)
+ * and shows the chat.
+ * @param {string} [name]
+ * @param {() => Promise<string>} [getToken]
+ */
+function start(name, getToken) {
+  // A signed person's rooms and outbox are kept apart from the guest's of this browser.
+  const storagePrefix = getToken ? `${STORAGE_PREFIX}signed:` : STORAGE_PREFIX;
+  const client = new ChatClient({ url: wsUrl(), name, storagePrefix, getToken });
   /** @type {AppState} */
   const state = { client, active: "", unread: new Map(), go };
   const topbar = createTopbar(state);
@@ -142,8 +170,10 @@ function start(name) {
    * not cost the room. Undo joins again from where it was left (its messages, then what came
    * meanwhile), with its view, unread count and place.
    * @param {string} room
+   * @param {{ focusUndo?: boolean }} [opts] `focusUndo`: the control used (the room's ×) goes with
+   *   the room, so the focus moves to Undo rather than to nowhere, and to the message box after
    */
-  function leaveRoom(room) {
+  function leaveRoom(room, { focusUndo = false } = {}) {
     const wasActive = state.active === room;
     const v = thread.detach(room);
     const wasUnread = unread.get(room) ?? 0;
@@ -157,13 +187,17 @@ function start(name) {
           if (wasUnread) unread.set(room, (unread.get(room) ?? 0) + wasUnread);
           client.join(room, { resume: kept });
           if (wasActive) {
-            go(room);
+            // Opened now rather than on the hash change a moment later: the message box is enabled
+            // only once a room is open (not so when this was the only room), and the focus goes there.
+            if (location.hash !== `#${room}`) history.pushState(null, "", `#${room}`);
+            open(room);
             composer.focus();
           } else {
             sidebar.render();
             topbar.renderTitle();
           }
         },
+        returnFocus: focusUndo ? () => composer.focus() : undefined,
       });
     }
     unread.delete(room);
@@ -269,5 +303,7 @@ try {
   const identity = JSON.parse(localStorage.getItem(`${STORAGE_PREFIX}identity`) ?? "null");
   if (identity && typeof identity.name === "string" && isValidName(identity.name)) storedName = identity.name;
 } catch { /* no usable identity: ask for a name */ }
-if (storedName) start();
+const getToken = tokenHook();
+if (getToken) start(undefined, getToken);
+else if (storedName) start();
 else askName(start);

@@ -79,6 +79,11 @@
  * @property {number} [typingTtlMs] how long "x is typing" lasts, default 3000
  * @property {number} [typingThrottleMs] at most one `typing` per room this often, default 2000
  * @property {number} [stableMs] a connection live this long resets the backoff, default 5000
+ * @property {() => Promise<string>} [getToken] signed identities: resolves a fresh token from the host
+ *   application (see docs/embedding.md). With it the client connects with `?auth=frame`, sends `auth` first,
+ *   asks again about 30 s before the token's `exp` (a refresh on the open connection) and before every
+ *   reconnect; `name` and the stored guest identity are not used.
+ * @property {number} [refreshBeforeMs] how long before `exp` a token is refreshed, default 30000
  * @property {typeof WebSocket} [WebSocket]
  * @property {(direction: "in" | "out", message: Record<string, unknown>) => void} [trace]
  */
@@ -311,6 +316,7 @@ export class DirectConversation {
  * - `outbox` {}: the outbox changed
  * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
  * - `notice` {message}: something the server wants the user to know
+ * - `authed` {exp, name, role, uid}: a refreshed token was taken (signed identities)
  */
 export class ChatClient extends EventTarget {
   /** @param {ChatClientOptions} opts */
@@ -331,11 +337,18 @@ export class ChatClient extends EventTarget {
     this.stableMs = opts.stableMs ?? 5000;
     this.WebSocketImpl = opts.WebSocket ?? globalThis.WebSocket;
     this.trace = opts.trace;
+    this.getToken = opts.getToken;
+    this.refreshBeforeMs = opts.refreshBeforeMs ?? 30_000;
+    /** Signed identities: your user id, role and when the token expires (ms), from `welcome`/`authed`. */
+    this.uid = "";
+    this.role = "member";
+    this.exp = 0;
 
-    const identity = this.#load("identity");
+    // A signed person's name comes from the token; the guest identity kept here is not theirs.
+    const identity = this.getToken ? undefined : this.#load("identity");
     /** Your name (the server's word after `welcome`). */
     this.me = typeof identity?.name === "string" ? identity.name : opts.name ?? "";
-    if (opts.name && !identity?.token) this.me = opts.name;
+    if (opts.name && !identity?.token && !this.getToken) this.me = opts.name;
     /** @type {string | undefined} */
     this.token = typeof identity?.token === "string" ? identity.token : undefined;
     /** @type {Set<string>} names you have had, to tell your own messages */
@@ -374,7 +387,7 @@ export class ChatClient extends EventTarget {
     /** @type {WebSocket | undefined} */
     this.ws = undefined;
     // A name chosen now is kept even if the page goes away before the server answers.
-    if (opts.name && !identity?.token) this.#saveIdentity();
+    if (opts.name && !identity?.token && !this.getToken) this.#saveIdentity();
   }
 
   #welcomed = false;
@@ -400,6 +413,10 @@ export class ChatClient extends EventTarget {
   #pumpTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #typingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #refreshTimer;
+  /** Counts connects, so a token that arrives after its connect was given up is not used. */
+  #connectSeq = 0;
   /** @type {(() => void) | undefined} */
   #onClosed;
 
@@ -615,9 +632,30 @@ export class ChatClient extends EventTarget {
   #connect() {
     this.retryAt = 0;
     this.#setState(this.stats.connects === 0 || this.#attempt === 0 ? "connecting" : "reconnecting");
+    if (!this.getToken) return this.#open(undefined);
+    // A fresh token before every connect: the last one may have expired meanwhile.
+    const seq = ++this.#connectSeq;
+    this.getToken().then(
+      (token) => {
+        if (seq !== this.#connectSeq || this.#stopped || this.ws) return;
+        if (typeof token !== "string" || token === "") throw new TypeError("getToken() gave no token");
+        this.#open(token);
+      },
+    ).catch((/** @type {unknown} */ e) => {
+      if (seq !== this.#connectSeq || this.#stopped) return;
+      this.#emit("servererror", { code: "no_token", message: `Cannot sign in: ${String(e)}` });
+      this.#scheduleReconnect();
+    });
+  }
+
+  /** @param {string | undefined} token a signed token, sent as the first frame */
+  #open(token) {
     const q = new URLSearchParams({ room: "" });
-    if (this.me && isValidName(this.me)) q.set("name", this.me);
-    if (this.token) q.set("token", this.token);
+    if (token !== undefined) q.set("auth", "frame");
+    else {
+      if (this.me && isValidName(this.me)) q.set("name", this.me);
+      if (this.token) q.set("token", this.token);
+    }
     /** @type {WebSocket} */
     let ws;
     try {
@@ -638,14 +676,44 @@ export class ChatClient extends EventTarget {
         this.#handle(m);
       }
     };
+    // Not in the URL: a query string ends up in logs, a frame does not.
+    if (token !== undefined) ws.onopen = () => this.#send({ type: "auth", token });
     ws.onerror = () => {/* a close event follows */};
-    ws.onclose = () => this.#closed(ws);
+    ws.onclose = (e) => this.#closed(ws, e?.code);
   }
 
-  /** @param {WebSocket} ws */
-  #closed(ws) {
+  /** Asks the host for a new token `refreshBeforeMs` before `exp`, and sends it on this connection. */
+  #scheduleRefresh() {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (!this.getToken || !this.exp) return;
+    const getToken = this.getToken;
+    const delay = Math.max(1000, this.exp - this.refreshBeforeMs - Date.now());
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined;
+      const ws = this.ws;
+      getToken().then((token) => {
+        if (this.ws === ws && this.#welcomed) this.#send({ type: "auth", token });
+      }).catch((/** @type {unknown} */ e) => {
+        // Try again shortly; at exp the server closes and the reconnect asks once more.
+        this.#emit("servererror", { code: "no_token", message: `Cannot renew the sign-in: ${String(e)}` });
+        if (this.exp - Date.now() > 2000) {
+          this.exp = Math.max(Date.now() + this.refreshBeforeMs - 1000, this.exp - 1000);
+          this.#scheduleRefresh();
+        }
+      });
+    }, delay);
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {number} [code]
+   */
+  #closed(ws, code) {
     if (this.ws !== ws) return;
     this.ws = undefined;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     const wasLive = this.#welcomed;
     this.#welcomed = false;
     clearTimeout(this.#pingTimer);
@@ -666,6 +734,8 @@ export class ChatClient extends EventTarget {
     if (this.#stopped) return this.#setState("offline");
     // A connection that stayed up a while starts the backoff over; one that dropped at once does not.
     if (wasLive && Date.now() - this.#liveSince >= this.stableMs) this.#attempt = 0;
+    // An expired sign-in is no fault of the network: come back at once with a new token.
+    if (code === 4003) this.#attempt = 0;
     this.#scheduleReconnect();
   }
 
@@ -719,6 +789,8 @@ export class ChatClient extends EventTarget {
         return this.#history(m);
       case "pong":
         return;
+      case "authed":
+        return this.#authed(m);
       case "error":
         return this.#serverError(m);
     }
@@ -730,8 +802,15 @@ export class ChatClient extends EventTarget {
     this.#liveSince = Date.now();
     this.me = m.name;
     this.myNames.add(m.name);
-    this.token = m.token;
-    this.#saveIdentity();
+    if (typeof m.uid === "string") this.uid = m.uid;
+    if (typeof m.role === "string") this.role = m.role;
+    if (this.getToken) {
+      this.exp = typeof m.exp === "number" ? m.exp : 0;
+      this.#scheduleRefresh();
+    } else {
+      this.token = m.token;
+      this.#saveIdentity();
+    }
     if (m.limits && typeof m.limits === "object") this.limits = { ...DEFAULT_LIMITS, ...m.limits };
     this.#tokens = this.#capacity();
     this.#tokensAt = Date.now();
@@ -741,6 +820,17 @@ export class ChatClient extends EventTarget {
     for (const r of this.rooms.values()) this.#sendJoin(r);
     this.#schedulePing();
     this.#pump();
+  }
+
+  /**
+   * A refreshed token was taken: its expiry (and maybe name and role) are now the connection's.
+   * @param {Record<string, any>} m
+   */
+  #authed(m) {
+    if (typeof m.exp === "number") this.exp = m.exp;
+    if (typeof m.role === "string") this.role = m.role;
+    this.#scheduleRefresh();
+    this.#emit("authed", { exp: m.exp, name: m.name, role: m.role, uid: m.uid });
   }
 
   /** @param {RoomState | undefined} r */
@@ -1074,9 +1164,20 @@ export class ChatClient extends EventTarget {
   }
 
   #clearTimers() {
-    for (const t of [this.#retryTimer, this.#pingTimer, this.#ackTimer, this.#pumpTimer, this.#typingTimer]) {
+    for (
+      const t of [
+        this.#retryTimer,
+        this.#pingTimer,
+        this.#ackTimer,
+        this.#pumpTimer,
+        this.#typingTimer,
+        this.#refreshTimer,
+      ]
+    ) {
       clearTimeout(t);
     }
+    this.#refreshTimer = undefined;
+    this.#connectSeq++;
     this.#retryTimer =
       this.#pingTimer =
       this.#ackTimer =
@@ -1110,6 +1211,7 @@ export class ChatClient extends EventTarget {
   }
 
   #saveIdentity() {
+    if (this.getToken) return; // a signed identity lives with the host application, not here
     this.#save("identity", { name: this.me, token: this.token, names: [...this.myNames].slice(-20) });
   }
 

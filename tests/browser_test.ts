@@ -552,3 +552,60 @@ Deno.test({
     await context.close();
   },
 });
+
+Deno.test({
+  name: "browser: leaving a room with the keyboard puts the focus on Undo, which stays until used",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+    const { page, context, problems } = await openChat(tb, server.url, { name: "alice", hash: "lobby" });
+    await page.focus('#room-list button[aria-label="Leave #lobby"]');
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => !document.querySelector('#room-list a[href="#lobby"]'));
+    await bob.next("presence", (m) => m.event === "leave" && m.name === "alice");
+
+    // The × is gone with the room: the focus goes to Undo, a real button, in a live region.
+    const focused = () =>
+      page.evaluate(() => {
+        const e = document.activeElement;
+        return {
+          tag: e?.tagName,
+          text: e?.tagName === "BUTTON" ? e.textContent : undefined,
+          live: e?.closest("[aria-live]")?.getAttribute("aria-live"),
+          toast: e?.closest(".toast")?.querySelector(".toast-text")?.textContent,
+        };
+      });
+    assert.deepEqual(await focused(), {
+      tag: "BUTTON",
+      text: "Undo",
+      live: "assertive",
+      toast: "You left #lobby",
+    });
+    // Past the 6 s a toast shows, it is still there: whoever is on it has not decided yet.
+    await sleep(6500);
+    assert.equal((await focused()).text, "Undo");
+
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#lobby");
+    await bob.next("presence", (m) => m.event === "join" && m.name === "alice");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "composer-input");
+    // Back in the room: what is said there arrives, and what alice says reaches bob.
+    bob.send({ type: "send", room: "lobby", text: "welcome back" });
+    await waitMessage(page, "welcome back");
+    await say(page, "thanks");
+    await bob.next("message", (m) => m.text === "thanks" && m.room === "lobby");
+    assert.equal(await page.$(".toast"), null, "the toast is gone");
+
+    // Left with /leave, the focus stays in the message box, and the toast goes on its own.
+    await say(page, "/join design");
+    await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#design");
+    await say(page, "/leave");
+    await page.waitForSelector(".toast button::-p-text(Undo)");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "composer-input");
+    await page.waitForSelector(".toast", { hidden: true, timeout: 7500 });
+    assert.deepEqual(problems.errors, []);
+    await context.close();
+  },
+});

@@ -15,7 +15,7 @@ import { toast } from "./toasts.js";
 /**
  * @param {AppState} state
  * @param {object} hooks
- * @param {(room: string) => void} hooks.leaveRoom
+ * @param {(room: string, opts: { focusUndo: boolean }) => void} hooks.leaveRoom
  * @param {() => void} hooks.focusComposer
  */
 export function createSidebar(state, { leaveRoom, focusComposer }) {
@@ -102,7 +102,7 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
         leave.type = "button";
         leave.setAttribute("aria-label", `Leave #${room}`);
         leave.title = `Leave #${room}`;
-        leave.addEventListener("click", () => leaveRoom(room));
+        leave.addEventListener("click", () => leaveRoom(room, { focusUndo: true }));
         li.append(leave);
         return li;
       }));
