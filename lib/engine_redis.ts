@@ -13,8 +13,8 @@
  *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`.
  *
  * A stream entry cannot be changed in place, and `XDEL` only flags an entry (its bytes stay in the
- * node, in `DUMP`, in the RDB): a delete or an edit rewrites the room's stream (see {@link CHANGE}),
- * so a deleted text is gone from Redis. That costs one pass over the retained messages per change.
+ * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
+ * target's node on (see {@link CHANGE}), so a deleted text is gone from Redis.
  *
  * One Lua script per room and group numbers, de-duplicates, appends, trims and publishes atomically,
  * so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
@@ -268,8 +268,18 @@ return rules
 `;
 
 /**
- * Deletes or edits one message, if the guard allows, by rewriting the room's stream: the only way
- * the old text leaves Redis (XDEL leaves it in the stream node). KEYS: meta, log, audit. ARGV: seq,
+ * Entries one stream node holds at most: Redis's `stream-node-max-entries` (default 100) must not be
+ * larger (0 = unlimited breaks it too), or a deleted text may stay in its node. Checked at connect.
+ */
+const NODE = 100;
+
+/**
+ * Deletes or edits one message, if the guard allows. XDEL only flags an entry (its bytes stay in its
+ * node), and a node is freed only when every entry in it is deleted: so the script XDELs the {@link NODE}
+ * entries before the target and every later one (the target's node is among them, whole), lowers the
+ * stream's last id and adds them again, the target changed. The cost is that window (about NODE + the
+ * messages after the target), not the room's history; the entries XDELed in the node before the
+ * target's stay as flagged copies until retention trims that node. KEYS: meta, log, audit. ARGV: seq,
  * kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit JSON ("" none),
  * auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from, text, ts, cid,
  * deleted ('1'/''), editedTs.
@@ -288,9 +298,18 @@ if ARGV[2] == 'delete' then f.t = ''; f.d = '1'; f.e = nil else f.t = ARGV[3]; f
 local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '' }
 if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
 if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
-local all = redis.call('XRANGE', log, '-', '+')
-redis.call('DEL', log)
-for _, x in ipairs(all) do
+-- The window: NODE entries before the target, the target and every later one, oldest first.
+local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', ${NODE})
+for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
+for _, x in ipairs(redis.call('XRANGE', log, id, '+')) do win[#win + 1] = x end
+local ids = {}
+for i, x in ipairs(win) do ids[i] = x[1] end
+for i = 1, #ids, 1000 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 999, #ids))) end
+-- Back to the newest entry kept, so the window goes in again under its own ids.
+local kept = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+local top = kept and kept[1] or '0-1'
+redis.call('XSETID', log, top, 'MAXDELETEDID', top)
+for _, x in ipairs(win) do
   if x[1] == id then redis.call('XADD', log, id, unpack(fields))
   else redis.call('XADD', log, x[1], unpack(x[2])) end
 end
@@ -977,7 +996,14 @@ export class RedisEngine implements Engine {
   async #checkPersistence(): Promise<void> {
     try {
       if (!this.#cmd.configGet) throw new Error("a Cluster client has no CONFIG GET");
-      const conf = await this.#cmd.configGet(["appendonly", "appendfsync"]);
+      const conf = await this.#cmd.configGet(["appendonly", "appendfsync", "stream-node-max-entries"]);
+      const node = Number(conf["stream-node-max-entries"]);
+      if (!(node > 0 && node <= NODE)) {
+        this.#opts.log.warn(
+          `deleted messages may stay in Redis memory: stream-node-max-entries must be from 1 to ${NODE}`,
+          { "stream-node-max-entries": conf["stream-node-max-entries"] },
+        );
+      }
       if (conf.appendonly !== "yes" || conf.appendfsync !== "always") {
         this.#opts.log.warn(
           "acks are not durable: Redis needs appendonly yes and appendfsync always for an ack to survive its crash",

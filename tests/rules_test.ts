@@ -550,8 +550,9 @@ Deno.test({
     const room = newRoom();
     const marker = `MARKER-${crypto.randomUUID()}`;
     const typo = `TYPO-${crypto.randomUUID()}`;
+    // Deep in the stream: many stream nodes before the target, and after it.
+    await engine.append(Array.from({ length: 500 }, (_, i) => draft(room, `before ${i}`)));
     await engine.append([
-      draft(room, "before", { cid: "c0" }),
       draft(room, `secret ${marker}`, { cid: "c1" }),
       draft(room, typo),
       ...Array.from({ length: 300 }, (_, i) => draft(room, `after ${i}`)),
@@ -561,15 +562,25 @@ Deno.test({
       [`chat:{${room}}:log`],
       "the check sees it",
     );
-    assert.ok((await engine.changeMessage!(room, 2, { kind: "delete", by: "mod" }, {})).ok);
-    assert.ok((await engine.changeMessage!(room, 3, { kind: "edit", text: "fixed", editedTs: 1 }, {})).ok);
+    assert.ok((await engine.changeMessage!(room, 501, { kind: "delete", by: "mod" }, {})).ok);
+    assert.ok((await engine.changeMessage!(room, 502, { kind: "edit", text: "fixed", editedTs: 1 }, {})).ok);
     assert.deepEqual(await redisKeysHolding(redis.port, room, marker), []);
     assert.deepEqual(await redisKeysHolding(redis.port, room, typo), []);
-    const page = await engine.after(room, 0, 500);
-    assert.equal(page.messages.length, 303, "every other message is still there, in order");
-    assert.deepEqual(page.messages.map((m) => m.seq), Array.from({ length: 303 }, (_, i) => i + 1));
-    assert.deepEqual(page.messages.slice(0, 3).map((m) => m.text), ["before", "", "fixed"]);
-    assert.equal((await engine.append([draft(room, "next")]))[0].message.seq, 304);
+    const page = await engine.after(room, 0, 1000);
+    const texts = [
+      ...Array.from({ length: 500 }, (_, i) => `before ${i}`),
+      "",
+      "fixed",
+      ...Array.from({ length: 300 }, (_, i) => `after ${i}`),
+    ];
+    assert.deepEqual(page.messages.map((m) => m.text), texts, "every other message is still there, in order");
+    assert.deepEqual(page.messages.map((m) => m.seq), Array.from({ length: 802 }, (_, i) => i + 1));
+    // The first message, and the last: the window reaches the start and the end of the stream.
+    assert.ok((await engine.changeMessage!(room, 1, { kind: "delete", by: "mod" }, {})).ok);
+    assert.ok((await engine.changeMessage!(room, 802, { kind: "edit", text: "end", editedTs: 2 }, {})).ok);
+    const again = (await engine.after(room, 0, 1000)).messages;
+    assert.deepEqual([again.length, again[0].deleted, again[801].text], [802, true, "end"]);
+    assert.equal((await engine.append([draft(room, "next")]))[0].message.seq, 803);
     await engine.close();
   },
 });
