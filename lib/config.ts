@@ -95,6 +95,8 @@ export interface Config {
   readonly retainDays: number;
   /** Seconds a `cid` is remembered for de-duplication. @default 86400 */
   readonly dedupWindowSeconds: number;
+  /** Audit log entries (moderation actions) kept per room, the newest. @default 1000 */
+  readonly auditRetain: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
   /**
@@ -175,6 +177,7 @@ export const DEFAULTS: Config = Object.freeze(
     retainMessages: 10_000,
     retainDays: 30,
     dedupWindowSeconds: 86_400,
+    auditRetain: 1000,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
@@ -426,6 +429,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 0,
     help: "seconds a cid is remembered",
+  },
+  {
+    key: "auditRetain",
+    flag: "audit-retain",
+    env: "CHAT_AUDIT_RETAIN",
+    kind: I,
+    min: 1,
+    help: "audit log entries (moderation actions) kept per room",
   },
   {
     key: "shutdownTimeoutMs",
