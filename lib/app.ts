@@ -65,12 +65,16 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
       retainMessages: config.retainMessages,
       retainMs: config.retainDays * 86_400_000,
       dedupWindowMs,
+      auditRetain: config.auditRetain,
       presenceTtlMs: config.presenceTtlMs,
       nameHoldMs: config.nameHoldSeconds * 1000,
       log,
     });
   }
-  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs });
+  return new EmbeddedEngine(store ?? await openStore(config), {
+    dedupWindowMs,
+    auditRetain: config.auditRetain,
+  });
 }
 
 /**

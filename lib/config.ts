@@ -106,6 +106,8 @@ export interface Config {
   readonly apiMaxBody: number;
   /** Seconds after sending during which its author may edit a message (0 = no edits). @default 900 */
   readonly editWindowSeconds: number;
+  /** Audit log entries (moderation actions) kept per room, the newest. @default 1000 */
+  readonly auditRetain: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
   /**
@@ -190,6 +192,7 @@ export const DEFAULTS: Config = Object.freeze(
     apiKeys: "",
     apiRate: 50,
     apiMaxBody: 64 * 1024,
+    auditRetain: 1000,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
@@ -479,6 +482,14 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 30 * 86_400,
     help: "seconds its author may edit a message (0 = no edits)",
+  },
+  {
+    key: "auditRetain",
+    flag: "audit-retain",
+    env: "CHAT_AUDIT_RETAIN",
+    kind: I,
+    min: 1,
+    help: "audit log entries (moderation actions) kept per room",
   },
   {
     key: "shutdownTimeoutMs",

@@ -8,7 +8,7 @@
  * @module
  */
 import type { ChatMessage } from "./protocol.ts";
-import type { Store, StoredMessage } from "./store.ts";
+import { checkRoomChange, type Store, type StoredMessage, toWire } from "./store.ts";
 
 /** A room message on its way in: everything but its `seq`. */
 export interface Draft {
@@ -245,6 +245,25 @@ export interface Engine {
 export interface EmbeddedOptions {
   /** Milliseconds a `cid` is remembered for de-duplication. */
   dedupWindowMs: number;
+  /** Audit entries kept per room (the newest). @default 1000 */
+  auditRetain?: number;
+}
+
+/** Audit entries kept per room when the options do not say. */
+export const DEFAULT_AUDIT_RETAIN = 1000;
+
+/**
+ * What `guard` says about changing stored message `m`, or undefined when it may be changed. A
+ * tombstone counts as not found: it can be neither deleted again nor edited.
+ */
+export function guardProblem(
+  m: { key: string; ts: number; deleted?: true } | undefined,
+  guard: ChangeGuard,
+): "not_found" | "not_author" | "too_old" | undefined {
+  if (!m || m.deleted) return "not_found";
+  if (guard.authorKey !== undefined && m.key !== guard.authorKey) return "not_author";
+  if (guard.sentSince !== undefined && m.ts < guard.sentSince) return "too_old";
+  return undefined;
 }
 
 /** One process, history in a {@link Store}; appends run one at a time, in call order. */
@@ -266,9 +285,7 @@ export class EmbeddedEngine implements Engine {
   }
 
   append(batch: readonly Draft[]): Promise<Appended[]> {
-    const run = this.#tail.then(() => this.#append(batch));
-    this.#tail = run.catch(() => {});
-    return run;
+    return this.#queue(() => this.#append(batch));
   }
 
   async #append(batch: readonly Draft[]): Promise<Appended[]> {
@@ -324,6 +341,72 @@ export class EmbeddedEngine implements Engine {
   subscribe(events: EngineEvents): () => void {
     this.#subscribers.add(events);
     return () => this.#subscribers.delete(events);
+  }
+
+  access(room: string, uid: string): Promise<RoomAccess> {
+    return Promise.resolve(this.#store.access(room, uid, Date.now()));
+  }
+
+  rules(room: string): Promise<RoomRules> {
+    return Promise.resolve(this.#store.rules(room));
+  }
+
+  accessList(room: string): Promise<AccessList> {
+    return Promise.resolve(this.#store.accessList(room, Date.now()));
+  }
+
+  audit(room: string, before: number, limit: number): Promise<AuditEntry[]> {
+    return Promise.resolve(this.#store.audit(room, before, limit));
+  }
+
+  changeRoom(room: string, change: RoomChange, audit: AuditEntry): Promise<RoomRules> {
+    try {
+      checkRoomChange(change);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    // In line with appends, so every subscriber sees changes and messages in the order they were made.
+    return this.#queue(async () => {
+      const rules = await this.#store.changeRoom(room, change, audit, this.#auditRetain);
+      for (const s of this.#subscribers) s.roomChanged?.(room, change, { ...rules });
+      return rules;
+    });
+  }
+
+  changeMessage(
+    room: string,
+    seq: number,
+    change: MessageChange,
+    guard: ChangeGuard,
+    audit?: AuditEntry,
+  ): Promise<ChangeResult> {
+    // Queued: the guard reads the message and the write replaces it with nothing in between.
+    return this.#queue(async (): Promise<ChangeResult> => {
+      const m = this.#store.message(room, seq);
+      const problem = guardProblem(m, guard);
+      if (problem) return { ok: false, problem };
+      const next: StoredMessage = change.kind === "delete"
+        ? { ...m!, text: "", deleted: true, editedTs: undefined }
+        : { ...m!, text: change.text, editedTs: change.editedTs };
+      if (next.editedTs === undefined) delete next.editedTs;
+      // Retention may have removed it since the read: then nothing was written.
+      if (!await this.#store.changeMessage(next, audit, this.#auditRetain)) {
+        return { ok: false, problem: "not_found" };
+      }
+      const message = toWire(next);
+      for (const s of this.#subscribers) s.messageChanged?.({ ...message });
+      return { ok: true, message };
+    });
+  }
+
+  get #auditRetain(): number {
+    return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
+  }
+
+  #queue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.catch(() => {});
+    return run;
   }
 
   prune(now: number): Promise<number> {

@@ -5,8 +5,16 @@
  * - `chat:{room}:meta`, a hash: `seq` (the last one handed out) and `epoch` (set once);
  * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1`;
  * - `chat:{room}:cid:<key>:<cid>`: the seq and ts a person's cid was stored under, for the dedup window;
- * - `chat:{room}`, the channel each stored message is published on, and `chat:{room}:lines` for
- *   lines that are not stored (typing).
+ * - `chat:{room}`, the channel each stored message is published on (a JSON array), and each change
+ *   to a message or to the room's rules or people (a JSON object); `chat:{room}:lines` for lines
+ *   that are not stored (typing);
+ * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
+ *   of uids; `chat:{room}:bans` and `chat:{room}:mutes`, hashes uid to until (ms, 0 = forever);
+ *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`.
+ *
+ * A stream entry cannot be changed in place, and `XDEL` only flags an entry (its bytes stay in the
+ * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
+ * target's node on (see {@link CHANGE}), so a deleted text is gone from Redis.
  *
  * One Lua script per room and group numbers, de-duplicates, appends, trims and publishes atomically,
  * so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
@@ -15,17 +23,26 @@
  */
 import { createClient, createCluster } from "@redis/client";
 import {
+  type AccessList,
   type Appended,
+  type AuditEntry,
+  type ChangeGuard,
+  type ChangeResult,
+  DEFAULT_AUDIT_RETAIN,
   type Draft,
   type Engine,
   type EngineEvents,
   type HistoryPage,
+  type MessageChange,
+  type RoomAccess,
+  type RoomChange,
+  type RoomRules,
   UnavailableError,
 } from "./engine.ts";
 import type { Logger } from "./log.ts";
 import type { ChatMessage } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
-import { newEpoch } from "./store.ts";
+import { checkRoomChange, holds, newEpoch } from "./store.ts";
 
 /** Options of {@link RedisEngine.connect}. */
 export interface RedisOptions {
@@ -36,6 +53,8 @@ export interface RedisOptions {
   retainMs: number;
   /** Milliseconds a `cid` is remembered. */
   dedupWindowMs: number;
+  /** Audit entries kept per room (the newest). @default 1000 */
+  auditRetain?: number;
   log: Logger;
   /** Milliseconds a command may wait for Redis before it fails as unavailable. @default 2000 */
   commandTimeoutMs?: number;
@@ -55,6 +74,11 @@ const keys = (room: string) => ({
   lines: `chat:{${room}}:lines`,
   who: `chat:{${room}}:who`,
   names: `chat:{${room}}:names`,
+  rules: `chat:{${room}}:rules`,
+  allowed: `chat:{${room}}:allowed`,
+  bans: `chat:{${room}}:bans`,
+  mutes: `chat:{${room}}:mutes`,
+  audit: `chat:{${room}}:audit`,
 });
 
 /** The channel every process hears for lines to one person (direct messages). */
@@ -156,10 +180,17 @@ for _ = 1, tonumber(ARGV[5]) do
   local prev = false
   if cid ~= '' then prev = redis.call('GET', ck) end
   if prev then
-    out[#out + 1] = 'd' .. prev
+    -- The stored message as it is now: 'D' deleted, 'E' edited (editedTs, text), else 'd'.
+    local id = string.match(prev, '^(%d+)') .. '-1'
+    local e = redis.call('XRANGE', log, id, id)[1]
+    local f = {}
+    if e then for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end end
+    if f.d then out[#out + 1] = 'D' .. prev
+    elseif f.e then out[#out + 1] = 'E' .. prev .. ':' .. f.e .. ':' .. f.t
+    else out[#out + 1] = 'd' .. prev end
   else
     seq = seq + 1
-    redis.call('XADD', log, seq .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid)
+    redis.call('XADD', log, seq .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key)
     if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
     redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch }))
     out[#out + 1] = 'n' .. seq .. ':' .. ts
@@ -184,6 +215,136 @@ if oldest and (tsOf(oldest) or minTs) < minTs then
   if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
 end
 return out
+`;
+
+/**
+ * What one person may do in a room, in one round trip (it runs on every join). KEYS: rules, allowed,
+ * bans, mutes. ARGV: uid ("" for the rules only), now (ms). Returns topic, private, readOnly, slow,
+ * allowed (1/0), ban until, mute until ("" when none or expired).
+ */
+const ACCESS = `
+local r = redis.call('HMGET', KEYS[1], 'topic', 'private', 'readOnly', 'slow')
+local uid, now = ARGV[1], tonumber(ARGV[2])
+local function live(h)
+  if uid == '' then return '' end
+  local u = redis.call('HGET', h, uid)
+  if u and (tonumber(u) == 0 or tonumber(u) > now) then return u end
+  return ''
+end
+local allowed = 0
+if uid ~= '' then allowed = redis.call('SISMEMBER', KEYS[2], uid) end
+return { r[1] or '', r[2] or '0', r[3] or '0', r[4] or '0', allowed, live(KEYS[3]), live(KEYS[4]) }
+`;
+
+/**
+ * One change to a room's rules or people, its audit entry, and the news on the room's channel.
+ * KEYS: rules, allowed, bans, mutes, audit. ARGV: kind, uid, until, change JSON, audit JSON,
+ * auditRetain, now, then for `rules` the hash fields and values to set. Returns the rules as ACCESS
+ * does. Expired bans (or mutes) are dropped when that list changes, so the hashes stay small.
+ */
+const CHANGE_ROOM = `
+local kind, uid = ARGV[1], ARGV[2]
+if kind == 'rules' then
+  if #ARGV > 7 then redis.call('HSET', KEYS[1], unpack(ARGV, 8)) end
+elseif kind == 'allow' then redis.call('SADD', KEYS[2], uid)
+elseif kind == 'disallow' then redis.call('SREM', KEYS[2], uid)
+elseif kind == 'kick' then -- nothing stored: the audit entry, and every process hears it
+else
+  local h = KEYS[3]
+  if kind == 'mute' or kind == 'unmute' then h = KEYS[4] end
+  if kind == 'ban' or kind == 'mute' then redis.call('HSET', h, uid, ARGV[3]) else redis.call('HDEL', h, uid) end
+  local all = redis.call('HGETALL', h)
+  for i = 1, #all, 2 do
+    local u = tonumber(all[i + 1])
+    if u ~= 0 and u <= tonumber(ARGV[7]) then redis.call('HDEL', h, all[i]) end
+  end
+end
+redis.call('LPUSH', KEYS[5], ARGV[5])
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[6]) - 1)
+local r = redis.call('HMGET', KEYS[1], 'topic', 'private', 'readOnly', 'slow')
+local rules = { r[1] or '', r[2] or '0', r[3] or '0', r[4] or '0' }
+redis.call('%PUB%', string.sub(KEYS[1], 1, -7),
+  '{"c":"r","change":' .. ARGV[4] .. ',"rules":' .. cjson.encode(rules) .. '}')
+return rules
+`;
+
+/**
+ * Entries one stream node holds at most: Redis's `stream-node-max-entries` (default 100) must not be
+ * larger (0 = unlimited breaks it too), or a deleted text may stay in its node. Checked at connect.
+ */
+const NODE = 100;
+
+/**
+ * Deletes or edits one message, if the guard allows. XDEL only flags an entry (its bytes stay in its
+ * node), and a node is freed only when every entry in it is deleted: so the script XDELs the {@link NODE}
+ * entries before the target and every later one (the target's node is among them, whole), lowers the
+ * stream's last id and adds them again, the target changed. The cost is that window (about NODE + the
+ * messages after the target), not the room's history; the entries XDELed in the node before the
+ * target's stay as flagged copies until retention trims that node. KEYS: meta, log, audit. ARGV: seq,
+ * kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit JSON ("" none),
+ * auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from, text, ts, cid,
+ * deleted ('1'/''), editedTs.
+ */
+const CHANGE = `
+local meta, log = KEYS[1], KEYS[2]
+local id = ARGV[1] .. '-1'
+local e = redis.call('XRANGE', log, id, id)[1]
+if not e then return { 'not_found' } end
+local f = {}
+for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+if f.d then return { 'not_found' } end
+if ARGV[5] ~= '' and f.k ~= ARGV[5] then return { 'not_author' } end
+if ARGV[6] ~= '' and tonumber(f.ts) < tonumber(ARGV[6]) then return { 'too_old' } end
+if ARGV[2] == 'delete' then f.t = ''; f.d = '1'; f.e = nil else f.t = ARGV[3]; f.e = ARGV[4] end
+local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '' }
+if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
+if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
+-- The window: NODE entries before the target, the target and every later one, oldest first.
+local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', ${NODE})
+for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
+for _, x in ipairs(redis.call('XRANGE', log, id, '+')) do win[#win + 1] = x end
+local ids = {}
+for i, x in ipairs(win) do ids[i] = x[1] end
+for i = 1, #ids, 1000 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 999, #ids))) end
+-- Back to the newest entry kept, so the window goes in again under its own ids.
+local kept = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+local top = kept and kept[1] or '0-1'
+redis.call('XSETID', log, top, 'MAXDELETEDID', top)
+for _, x in ipairs(win) do
+  if x[1] == id then redis.call('XADD', log, id, unpack(fields))
+  else redis.call('XADD', log, x[1], unpack(x[2])) end
+end
+if ARGV[7] ~= '' then
+  redis.call('LPUSH', KEYS[3], ARGV[7])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)
+end
+local epoch = redis.call('HGET', meta, 'epoch') or ''
+redis.call('%PUB%', string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
+  ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch }))
+return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '' }
+`;
+
+/**
+ * The audit log, newest first: entries with ts < ARGV[1], at most ARGV[2]. KEYS: audit. Entries are
+ * JSON objects that start with their ts (see {@link auditJson}).
+ */
+const AUDIT = `
+local before, limit, out, i = tonumber(ARGV[1]), tonumber(ARGV[2]), {}, 0
+while #out < limit do
+  local chunk = redis.call('LRANGE', KEYS[1], i, i + 99)
+  if #chunk == 0 then break end
+  for _, e in ipairs(chunk) do
+    local ts = tonumber(string.match(e, '^{"ts":(%-?%d+)'))
+    if ts and ts < before and #out < limit then out[#out + 1] = e end
+  end
+  i = i + 100
+end
+return out
+`;
+
+/** KEYS: allowed, bans, mutes. Returns the members, then both hashes as field/value lists. */
+const PEOPLE_LISTS = `
+return { redis.call('SMEMBERS', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]) }
 `;
 
 /** KEYS: meta. ARGV: epoch if new. Returns epoch and last seq; makes the epoch if the room is new. */
@@ -219,7 +380,14 @@ interface RedisLike {
 /** The scripts with the publish of this deployment: sharded on a Cluster, so a room stays on its node. */
 function scriptsFor(cluster: boolean) {
   const pub = (script: string) => script.replaceAll("%PUB%", cluster ? "SPUBLISH" : "PUBLISH");
-  return { APPEND: pub(APPEND), PJOIN: pub(PJOIN), PLEAVE: pub(PLEAVE), PSWEEP: pub(PSWEEP) };
+  return {
+    APPEND: pub(APPEND),
+    PJOIN: pub(PJOIN),
+    PLEAVE: pub(PLEAVE),
+    PSWEEP: pub(PSWEEP),
+    CHANGE: pub(CHANGE),
+    CHANGE_ROOM: pub(CHANGE_ROOM),
+  };
 }
 
 /** Rooms on Redis; see the module doc. */
@@ -342,10 +510,20 @@ export class RedisEngine implements Engine {
       ) as string[];
       idx.forEach((i, j) => {
         const d = batch[i];
-        const [seq, ts] = res[j + 1].slice(1).split(":").map(Number);
-        const message: ChatMessage = { room, seq, from: d.from, text: d.text, ts };
+        const r = res[j + 1];
+        const [seq, ts, editedTs] = r.slice(1).split(":", 3).map(Number);
+        if (r[0] === "D") {
+          out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
+          return;
+        }
+        // An edited one: its text is what follows the third ':'.
+        const text = r[0] === "E"
+          ? r.slice(r.indexOf(":", r.indexOf(":", r.indexOf(":") + 1) + 1) + 1)
+          : d.text;
+        const message: ChatMessage = { room, seq, from: d.from, text, ts };
         if (d.cid !== undefined) message.cid = d.cid;
-        out[i] = { message, duplicate: res[j + 1][0] === "d" };
+        if (r[0] === "E") message.editedTs = editedTs;
+        out[i] = { message, duplicate: r[0] !== "n" };
       });
     }));
     return out;
@@ -563,6 +741,109 @@ export class RedisEngine implements Engine {
     }
   }
 
+  async access(room: string, uid: string): Promise<RoomAccess> {
+    const k = keys(room);
+    const r = await this.#run(() =>
+      this.#cmd.eval(ACCESS, {
+        keys: [k.rules, k.allowed, k.bans, k.mutes],
+        arguments: [uid, String(Date.now())],
+      })
+    ) as [string, string, string, string, number, string, string];
+    const out: RoomAccess = { rules: rulesOf(r.slice(0, 4) as string[]), allowed: r[4] === 1 };
+    if (r[5] !== "") out.ban = Number(r[5]);
+    if (r[6] !== "") out.mute = Number(r[6]);
+    return out;
+  }
+
+  async rules(room: string): Promise<RoomRules> {
+    return (await this.access(room, "")).rules;
+  }
+
+  async changeRoom(room: string, change: RoomChange, audit: AuditEntry): Promise<RoomRules> {
+    checkRoomChange(change);
+    const k = keys(room);
+    const args = [
+      change.kind,
+      "uid" in change ? change.uid : "",
+      "until" in change ? String(change.until) : "",
+      JSON.stringify(change),
+      auditJson(audit),
+      String(this.#auditRetain),
+      String(Date.now()),
+    ];
+    if (change.kind === "rules") {
+      const r = change.rules;
+      if (r.topic !== undefined) args.push("topic", r.topic);
+      if (r.private !== undefined) args.push("private", r.private ? "1" : "0");
+      if (r.readOnly !== undefined) args.push("readOnly", r.readOnly ? "1" : "0");
+      if (r.slowModeSeconds !== undefined) args.push("slow", String(r.slowModeSeconds));
+    }
+    const r = await this.#run(() =>
+      this.#cmd.eval(this.#lua.CHANGE_ROOM, {
+        keys: [k.rules, k.allowed, k.bans, k.mutes, k.audit],
+        arguments: args,
+      })
+    ) as [string, string, string, string];
+    return rulesOf(r);
+  }
+
+  async changeMessage(
+    room: string,
+    seq: number,
+    change: MessageChange,
+    guard: ChangeGuard,
+    audit?: AuditEntry,
+  ): Promise<ChangeResult> {
+    const k = keys(room);
+    const r = await this.#run(() =>
+      this.#cmd.eval(this.#lua.CHANGE, {
+        keys: [k.meta, k.log, k.audit],
+        arguments: [
+          String(seq),
+          change.kind,
+          change.kind === "edit" ? change.text : "",
+          change.kind === "edit" ? String(change.editedTs) : "",
+          guard.authorKey ?? "",
+          guard.sentSince === undefined ? "" : String(guard.sentSince),
+          audit ? auditJson(audit) : "",
+          String(this.#auditRetain),
+        ],
+      })
+    ) as string[];
+    if (r[0] !== "ok") return { ok: false, problem: r[0] as "not_found" | "not_author" | "too_old" };
+    const [, from, text, ts, cid, deleted, editedTs] = r;
+    return { ok: true, message: changedMessage(room, seq, from, text, ts, cid, deleted, editedTs) };
+  }
+
+  async audit(room: string, before: number, limit: number): Promise<AuditEntry[]> {
+    const bound = Number.isFinite(before) ? String(before) : String(Number.MAX_SAFE_INTEGER);
+    const r = await this.#run(() =>
+      this.#cmd.eval(AUDIT, { keys: [keys(room).audit], arguments: [bound, String(limit)] })
+    ) as string[];
+    return r.map((e) => JSON.parse(e) as AuditEntry);
+  }
+
+  async accessList(room: string): Promise<AccessList> {
+    const k = keys(room);
+    const [allowed, bans, mutes] = await this.#run(() =>
+      this.#cmd.eval(PEOPLE_LISTS, { keys: [k.allowed, k.bans, k.mutes], arguments: [] })
+    ) as [string[], string[], string[]];
+    const now = Date.now();
+    const live = (flat: string[]) => {
+      const out: { uid: string; until: number }[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const until = Number(flat[i + 1]);
+        if (holds(until, now)) out.push({ uid: flat[i], until });
+      }
+      return out.sort((a, b) => a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0);
+    };
+    return { allowed: allowed.sort(), bans: live(bans), mutes: live(mutes) };
+  }
+
+  get #auditRetain(): number {
+    return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
+  }
+
   prune(_now: number): Promise<number> {
     // Both retentions run in the append script, on the room written to.
     return Promise.resolve(0);
@@ -606,7 +887,9 @@ export class RedisEngine implements Engine {
     let m: ChatMessage;
     let epoch: string;
     try {
-      const [seq, from, text, ts, cid, e] = JSON.parse(raw) as [
+      const parsed = JSON.parse(raw);
+      if (!Array.isArray(parsed)) return this.#changed(room, state, parsed);
+      const [seq, from, text, ts, cid, e] = parsed as [
         number,
         string,
         string,
@@ -623,6 +906,29 @@ export class RedisEngine implements Engine {
     state.chain = state.chain.then(() => state.ready).then(() => {
       if (epoch !== state.epoch) this.#restart(room, state, epoch);
       return this.#catchUp(room, state, m);
+    }, () => {});
+  }
+
+  /**
+   * A change on the room's channel: a message's (after that message is delivered here, so nobody
+   * hears of a change before the message) or the room's rules or people.
+   */
+  #changed(room: string, state: Watched, c: Record<string, unknown>): void {
+    if (c.c === "r") {
+      const rules = rulesOf(c.rules as string[]);
+      state.chain = state.chain.then(() => {
+        if (this.#rooms.get(room) !== state) return;
+        for (const s of this.#subscribers) s.roomChanged?.(room, c.change as RoomChange, { ...rules });
+      });
+      return;
+    }
+    if (c.c !== "m") return this.#opts.log.error("bad change on a room channel", { room });
+    const s = c as Record<string, string>;
+    const m = changedMessage(room, Number(s.seq), s.from, s.text, s.ts, s.cid, s.deleted, s.editedTs);
+    state.chain = state.chain.then(() => state.ready).then(async () => {
+      if (this.#rooms.get(room) !== state || s.epoch !== state.epoch) return;
+      if (m.seq > state.delivered) await this.#catchUp(room, state);
+      for (const sub of this.#subscribers) sub.messageChanged?.({ ...m });
     }, () => {});
   }
 
@@ -691,7 +997,14 @@ export class RedisEngine implements Engine {
   async #checkPersistence(): Promise<void> {
     try {
       if (!this.#cmd.configGet) throw new Error("a Cluster client has no CONFIG GET");
-      const conf = await this.#cmd.configGet(["appendonly", "appendfsync"]);
+      const conf = await this.#cmd.configGet(["appendonly", "appendfsync", "stream-node-max-entries"]);
+      const node = Number(conf["stream-node-max-entries"]);
+      if (!(node > 0 && node <= NODE)) {
+        this.#opts.log.warn(
+          `deleted messages may stay in Redis memory: stream-node-max-entries must be from 1 to ${NODE}`,
+          { "stream-node-max-entries": conf["stream-node-max-entries"] },
+        );
+      }
       if (conf.appendonly !== "yes" || conf.appendfsync !== "always") {
         this.#opts.log.warn(
           "acks are not durable: Redis needs appendonly yes and appendfsync always for an ack to survive its crash",
@@ -722,15 +1035,41 @@ interface StreamEntry {
 }
 
 function fromEntry(room: string, e: StreamEntry): ChatMessage {
-  const m: ChatMessage = {
-    room,
-    seq: Number(e.id.split("-")[0]),
-    from: e.message.f,
-    text: e.message.t,
-    ts: Number(e.message.ts),
-  };
-  if (e.message.c) m.cid = e.message.c;
+  const f = e.message;
+  return changedMessage(room, Number(e.id.split("-")[0]), f.f, f.t, f.ts, f.c, f.d, f.e);
+}
+
+/** A message from its stored fields: a tombstone when `deleted` is set ("1"), edited with `editedTs`. */
+function changedMessage(
+  room: string,
+  seq: number,
+  from: string,
+  text: string,
+  ts: string,
+  cid: string | undefined,
+  deleted: string | undefined,
+  editedTs: string | undefined,
+): ChatMessage {
+  if (deleted) return { room, seq, from, ts: Number(ts), text: "", deleted: true };
+  const m: ChatMessage = { room, seq, from, text, ts: Number(ts) };
+  if (cid) m.cid = cid;
+  if (editedTs) m.editedTs = Number(editedTs);
   return m;
+}
+
+/** Rules from the hash fields topic, private, readOnly, slow (as ACCESS returns them). */
+function rulesOf(r: readonly string[]): RoomRules {
+  return { topic: r[0], private: r[1] === "1", readOnly: r[2] === "1", slowModeSeconds: Number(r[3]) };
+}
+
+/** An audit entry as the log keeps it: JSON that starts with `{"ts":`, which the AUDIT script reads. */
+function auditJson(a: AuditEntry): string {
+  const o: AuditEntry = { ts: a.ts, action: a.action, by: a.by };
+  if (a.target !== undefined) o.target = a.target;
+  if (a.reason !== undefined) o.reason = a.reason;
+  if (a.until !== undefined) o.until = a.until;
+  if (a.seq !== undefined) o.seq = a.seq;
+  return JSON.stringify(o);
 }
 
 /** `url` without its password, for logs and messages. */

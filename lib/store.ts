@@ -5,6 +5,14 @@
  * @module
  */
 import type { ChatMessage } from "./protocol.ts";
+import {
+  type AccessList,
+  type AuditEntry,
+  DEFAULT_RULES,
+  type RoomAccess,
+  type RoomChange,
+  type RoomRules,
+} from "./engine.ts";
 
 /** A message as stored: the wire fields plus the sender's key, for de-duplication by `cid`. */
 export interface StoredMessage extends ChatMessage {
@@ -40,7 +48,28 @@ export interface Store {
   before(room: string, before: number, limit: number): ChatMessage[];
   /** The message person `key` sent with `cid` at or after `sinceTs`. */
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined;
-  /** Applies retention; resolves to how many messages were deleted. */
+  /** The stored message `seq` of `room` (a tombstone too), with its author's key. */
+  message(room: string, seq: number): StoredMessage | undefined;
+  /**
+   * Replaces the stored message of `m.room`/`m.seq` with `m` (an edit, or a tombstone whose text is
+   * then gone from the store) and appends `audit`, in one write. Resolves false when the message is
+   * not stored (any more): nothing was written.
+   */
+  changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean>;
+  /** The room's rules (the defaults when none were set). */
+  rules(room: string): RoomRules;
+  /** What person `uid` may do in `room` at `now` (ms): expired bans and mutes read as absent. */
+  access(room: string, uid: string, now: number): RoomAccess;
+  /** The room's added people, and its bans and mutes that have not expired at `now`. */
+  accessList(room: string, now: number): AccessList;
+  /**
+   * Applies `change` and appends `audit` (keeping the newest `auditRetain` of the room), in one write.
+   * Resolves to the rules after it.
+   */
+  changeRoom(room: string, change: RoomChange, audit: AuditEntry, auditRetain: number): Promise<RoomRules>;
+  /** The room's audit log, newest first: entries with `ts < before`, at most `limit`. */
+  audit(room: string, before: number, limit: number): AuditEntry[];
+  /** Applies retention (and forgets expired bans and mutes); resolves to how many messages were deleted. */
   prune(now: number): Promise<number>;
   /** Waits for pending writes, then closes files. Idempotent. */
   close(): Promise<void>;
@@ -57,17 +86,78 @@ export function newEpoch(): string {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** Strips the store-only field. */
-export function toWire(m: StoredMessage): ChatMessage {
+/**
+ * Strips the store-only field. A deleted message goes out as a tombstone: its seq, sender and time
+ * stay (no gap in the room), nothing of what it said (not even its cid).
+ */
+export function toWire(m: StoredMessage | ChatMessage): ChatMessage {
+  if (m.deleted) return { room: m.room, seq: m.seq, from: m.from, ts: m.ts, text: "", deleted: true };
   const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
   if (m.cid !== undefined) o.cid = m.cid;
+  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
   return o;
+}
+
+/** `rules` with `partial` over it. @throws {TypeError} naming the field when a value has the wrong type. */
+export function mergeRules(rules: RoomRules, partial: Partial<RoomRules>): RoomRules {
+  const out = { ...rules };
+  for (const [k, v] of Object.entries(partial) as [keyof RoomRules, unknown][]) {
+    if (v === undefined) continue;
+    const want = typeof DEFAULT_RULES[k];
+    if (want === undefined) throw new TypeError(`Cannot change the room rules: no rule "${k}"`);
+    if (typeof v !== want || (k === "slowModeSeconds" && !(Number.isSafeInteger(v) && (v as number) >= 0))) {
+      throw new TypeError(`Cannot change the room rules: ${k} must be a ${want}, got ${JSON.stringify(v)}`);
+    }
+    (out as Record<string, unknown>)[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Refuses a change no store could apply.
+ * @throws {TypeError} naming what is wrong, e.g. a ban without a uid or a rule of the wrong type.
+ */
+export function checkRoomChange(change: RoomChange): void {
+  const kinds = ["rules", "allow", "disallow", "ban", "unban", "mute", "unmute"];
+  if (!kinds.includes(change?.kind)) {
+    throw new TypeError(`Cannot change the room: unknown change ${JSON.stringify(change?.kind)}`);
+  }
+  if (change.kind === "rules") return void mergeRules(DEFAULT_RULES, change.rules);
+  if (typeof change.uid !== "string" || change.uid === "") {
+    throw new TypeError(
+      `Cannot ${change.kind}: the uid must be a non-empty string, got ${JSON.stringify(change.uid)}`,
+    );
+  }
+  if (
+    (change.kind === "ban" || change.kind === "mute") &&
+    !(Number.isSafeInteger(change.until) && change.until >= 0)
+  ) {
+    throw new TypeError(
+      `Cannot ${change.kind}: until must be a time in ms or 0 (forever), got ${change.until}`,
+    );
+  }
+}
+
+/** A ban or mute `until` (ms, 0 = forever) still holds at `now`. */
+export function holds(until: number | undefined, now: number): until is number {
+  return until !== undefined && (until === 0 || until > now);
+}
+
+/** What the memory store keeps of a room besides its messages. */
+interface MemoryRoom {
+  rules: RoomRules;
+  allowed: Set<string>;
+  bans: Map<string, number>;
+  mutes: Map<string, number>;
+  /** Oldest first. */
+  audit: AuditEntry[];
 }
 
 /** Keeps everything in memory: for tests and `--store memory`. Lost on restart. */
 export class MemoryStore implements Store {
   readonly #rooms = new Map<string, { last: number; messages: StoredMessage[] }>();
   readonly #cids = new Map<string, StoredMessage>();
+  readonly #people = new Map<string, MemoryRoom>();
   readonly #opts: RetentionOptions;
   readonly epoch = newEpoch();
 
@@ -129,7 +219,109 @@ export class MemoryStore implements Store {
     return m && m.ts >= sinceTs ? toWire(m) : undefined;
   }
 
+  message(room: string, seq: number): StoredMessage | undefined {
+    const msgs = this.#rooms.get(room)?.messages ?? [];
+    const m = msgs[lowerBound(msgs, seq)];
+    return m?.seq === seq ? m : undefined;
+  }
+
+  changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean> {
+    const msgs = this.#rooms.get(m.room)?.messages ?? [];
+    const i = lowerBound(msgs, m.seq);
+    if (msgs[i]?.seq !== m.seq) return Promise.resolve(false);
+    // A new object: the old one (and its text) is dropped, not kept behind a flag.
+    const stored: StoredMessage = m.deleted
+      ? { room: m.room, seq: m.seq, from: m.from, text: "", ts: m.ts, key: m.key, deleted: true }
+      : { ...m };
+    if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
+    msgs[i] = stored;
+    if (stored.cid !== undefined) this.#cids.set(`${stored.key}\n${stored.cid}`, stored);
+    if (audit) this.#audit(m.room, audit, auditRetain);
+    return Promise.resolve(true);
+  }
+
+  rules(room: string): RoomRules {
+    return { ...(this.#people.get(room)?.rules ?? DEFAULT_RULES) };
+  }
+
+  access(room: string, uid: string, now: number): RoomAccess {
+    const r = this.#people.get(room);
+    const out: RoomAccess = { rules: this.rules(room), allowed: r?.allowed.has(uid) ?? false };
+    const ban = r?.bans.get(uid), mute = r?.mutes.get(uid);
+    if (holds(ban, now)) out.ban = ban;
+    if (holds(mute, now)) out.mute = mute;
+    return out;
+  }
+
+  accessList(room: string, now: number): AccessList {
+    const r = this.#people.get(room);
+    const live = (m: Map<string, number> | undefined) =>
+      [...(m ?? [])].filter(([, until]) => holds(until, now)).map(([uid, until]) => ({ uid, until }))
+        .sort((a, b) => a.uid < b.uid ? -1 : a.uid > b.uid ? 1 : 0);
+    return { allowed: [...(r?.allowed ?? [])].sort(), bans: live(r?.bans), mutes: live(r?.mutes) };
+  }
+
+  changeRoom(room: string, change: RoomChange, audit: AuditEntry, auditRetain: number): Promise<RoomRules> {
+    try {
+      const r = this.#room(room);
+      switch (change.kind) {
+        case "rules":
+          r.rules = mergeRules(r.rules, change.rules);
+          break;
+        case "allow":
+          r.allowed.add(change.uid);
+          break;
+        case "disallow":
+          r.allowed.delete(change.uid);
+          break;
+        case "ban":
+          r.bans.set(change.uid, change.until);
+          break;
+        case "unban":
+          r.bans.delete(change.uid);
+          break;
+        case "mute":
+          r.mutes.set(change.uid, change.until);
+          break;
+        case "unmute":
+          r.mutes.delete(change.uid);
+          break;
+      }
+      this.#audit(room, audit, auditRetain);
+      return Promise.resolve({ ...r.rules });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  audit(room: string, before: number, limit: number): AuditEntry[] {
+    const all = this.#people.get(room)?.audit ?? [];
+    const out: AuditEntry[] = [];
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) {
+      if (all[i].ts < before) out.push({ ...all[i] });
+    }
+    return out;
+  }
+
+  #room(room: string): MemoryRoom {
+    let r = this.#people.get(room);
+    if (!r) {
+      r = { rules: { ...DEFAULT_RULES }, allowed: new Set(), bans: new Map(), mutes: new Map(), audit: [] };
+      this.#people.set(room, r);
+    }
+    return r;
+  }
+
+  #audit(room: string, entry: AuditEntry, retain: number): void {
+    const log = this.#room(room).audit;
+    log.push({ ...entry });
+    if (log.length > retain) log.splice(0, log.length - retain);
+  }
+
   prune(now: number): Promise<number> {
+    for (const r of this.#people.values()) {
+      for (const m of [r.bans, r.mutes]) for (const [uid, until] of m) if (!holds(until, now)) m.delete(uid);
+    }
     return Promise.resolve(this.#prune(now));
   }
 

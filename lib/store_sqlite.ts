@@ -6,7 +6,16 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "./protocol.ts";
-import { newEpoch, type RetentionOptions, type Store, type StoredMessage, StoreError } from "./store.ts";
+import type { AccessList, AuditEntry, RoomAccess, RoomChange, RoomRules } from "./engine.ts";
+import {
+  holds,
+  newEpoch,
+  type RetentionOptions,
+  type Store,
+  type StoredMessage,
+  StoreError,
+  toWire,
+} from "./store.ts";
 import type { Durability } from "./config.ts";
 
 /** Options of {@link SqliteStore.open}. */
@@ -20,6 +29,17 @@ export type WriterRequest =
   | { id: number; op: "open"; path: string; synchronous: string }
   | { id: number; op: "append"; rows: (string | number | null)[][] }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
+  | {
+    id: number;
+    op: "message";
+    /** text, deleted (0/1), edited_ts, room, seq */
+    row: (string | number | null)[];
+    audit: AuditRow | null;
+    auditRetain: number;
+    /** A delete: once committed, the old text is wiped from the WAL file too. */
+    scrub: boolean;
+  }
+  | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };
 
 /** The writer's answer to the request with the same id. */
@@ -29,23 +49,65 @@ export type WriterAnswer = { id: number; ok: true; count?: number } | {
   error: string;
 };
 
-/** Bumped when the schema changes; a file of another version is refused, not misread. */
-const SCHEMA_VERSION = 1;
+/** An audit entry as the writer inserts it: room, ts, action, by, target, reason, until, seq. */
+export type AuditRow = (string | number | null)[];
 
+/**
+ * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
+ * (see {@link MIGRATIONS}), any other is refused, not misread.
+ */
+const SCHEMA_VERSION = 2;
+
+/**
+ * Version 2 (#10): tombstones and edits on `messages`; room rules, people (`kind` is `allow`, `ban`
+ * or `mute`; `until` ms, 0 = forever) and the audit log.
+ */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
   text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
+  deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER,
   PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_rules (
+  room TEXT PRIMARY KEY, topic TEXT NOT NULL, private INTEGER NOT NULL, read_only INTEGER NOT NULL,
+  slow_mode INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_people (
+  room TEXT NOT NULL, uid TEXT NOT NULL, kind TEXT NOT NULL, until INTEGER NOT NULL,
+  PRIMARY KEY (room, uid, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY, room TEXT NOT NULL, ts INTEGER NOT NULL, action TEXT NOT NULL,
+  by_uid TEXT NOT NULL, target TEXT, reason TEXT, until INTEGER, seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_room ON audit (room);
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
-type Row = { room: string; seq: number; ts: number; sender: string; text: string; cid: string | null };
+/** From each older version to the next; {@link SCHEMA} then adds the new tables. */
+const MIGRATIONS: Record<number, string> = {
+  1: `ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN edited_ts INTEGER;`,
+};
+
+type Row = {
+  room: string;
+  seq: number;
+  ts: number;
+  sender: string;
+  text: string;
+  cid: string | null;
+  deleted: number;
+  edited_ts: number | null;
+  ukey: string;
+};
+
+const COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey";
 
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
@@ -55,6 +117,11 @@ export class SqliteStore implements Store {
   readonly #after: StatementSync;
   readonly #before: StatementSync;
   readonly #cid: StatementSync;
+  readonly #message: StatementSync;
+  readonly #rules: StatementSync;
+  readonly #person: StatementSync;
+  readonly #people: StatementSync;
+  readonly #audit: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
@@ -71,13 +138,22 @@ export class SqliteStore implements Store {
     this.#opts = opts;
     this.#getLast = db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#after = db.prepare(
-      "SELECT room, seq, ts, sender, text, cid FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?",
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
     this.#before = db.prepare(
-      "SELECT room, seq, ts, sender, text, cid FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
     );
     this.#cid = db.prepare(
-      "SELECT room, seq, ts, sender, text, cid FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1",
+      `SELECT ${COLUMNS} FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1`,
+    );
+    this.#message = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
+    this.#rules = db.prepare(
+      "SELECT topic, private, read_only, slow_mode FROM room_rules WHERE room = ?",
+    );
+    this.#person = db.prepare("SELECT kind, until FROM room_people WHERE room = ? AND uid = ?");
+    this.#people = db.prepare("SELECT uid, kind, until FROM room_people WHERE room = ? ORDER BY uid");
+    this.#audit = db.prepare(
+      "SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC LIMIT ?",
     );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -118,13 +194,22 @@ export class SqliteStore implements Store {
       }
       const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
       const empty = !db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'messages'").get();
-      if (!empty && version !== SCHEMA_VERSION) {
+      if (!empty && version !== SCHEMA_VERSION && !MIGRATIONS[version]) {
         throw new Error(
           `it holds schema version ${version}, this server reads version ${SCHEMA_VERSION}; ` +
             "move the file away (or use another --data-dir) to start afresh",
         );
       }
-      db.exec(SCHEMA);
+      // One transaction: a crash mid-upgrade leaves the old version, which the next start upgrades.
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        if (!empty) { for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]); }
+        db.exec(SCHEMA);
+        db.exec("COMMIT");
+      } catch (e) {
+        db.exec("ROLLBACK");
+        throw e;
+      }
       db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', ?)").run(newEpoch());
     } catch (e) {
       try {
@@ -167,6 +252,103 @@ export class SqliteStore implements Store {
     return row && fromRow(row);
   }
 
+  message(room: string, seq: number): StoredMessage | undefined {
+    const row = this.#message.get(room, seq) as Row | undefined;
+    if (!row) return undefined;
+    const m: StoredMessage = { ...fromRow(row), key: row.ukey };
+    if (row.cid !== null) m.cid = row.cid;
+    return m;
+  }
+
+  async changeMessage(
+    m: StoredMessage,
+    audit: AuditEntry | undefined,
+    auditRetain: number,
+  ): Promise<boolean> {
+    const a = await this.#request({
+      id: 0,
+      op: "message",
+      row: [m.deleted ? "" : m.text, m.deleted ? 1 : 0, m.deleted ? null : m.editedTs ?? null, m.room, m.seq],
+      audit: audit ? auditRow(m.room, audit) : null,
+      auditRetain,
+      scrub: m.deleted === true,
+    });
+    if (!a.ok) throw new StoreError(`Cannot change message ${m.seq} of room "${m.room}": ${a.error}`);
+    return a.count === 1;
+  }
+
+  rules(room: string): RoomRules {
+    const r = this.#rules.get(room) as
+      | { topic: string; private: number; read_only: number; slow_mode: number }
+      | undefined;
+    if (!r) return { topic: "", private: false, readOnly: false, slowModeSeconds: 0 };
+    return {
+      topic: r.topic,
+      private: r.private === 1,
+      readOnly: r.read_only === 1,
+      slowModeSeconds: r.slow_mode,
+    };
+  }
+
+  access(room: string, uid: string, now: number): RoomAccess {
+    const out: RoomAccess = { rules: this.rules(room), allowed: false };
+    for (const p of this.#person.all(room, uid) as { kind: string; until: number }[]) {
+      if (p.kind === "allow") out.allowed = true;
+      else if (holds(p.until, now)) out[p.kind as "ban" | "mute"] = p.until;
+    }
+    return out;
+  }
+
+  accessList(room: string, now: number): AccessList {
+    const out: AccessList = { allowed: [], bans: [], mutes: [] };
+    for (const p of this.#people.all(room) as { uid: string; kind: string; until: number }[]) {
+      if (p.kind === "allow") out.allowed.push(p.uid);
+      else if (holds(p.until, now)) {
+        out[p.kind === "ban" ? "bans" : "mutes"].push({ uid: p.uid, until: p.until });
+      }
+    }
+    return out;
+  }
+
+  async changeRoom(
+    room: string,
+    change: RoomChange,
+    audit: AuditEntry,
+    auditRetain: number,
+  ): Promise<RoomRules> {
+    const a = await this.#request({
+      id: 0,
+      op: "room",
+      room,
+      change,
+      audit: auditRow(room, audit),
+      auditRetain,
+    });
+    if (!a.ok) throw new StoreError(`Cannot ${change.kind} in room "${room}": ${a.error}`);
+    return this.rules(room);
+  }
+
+  audit(room: string, before: number, limit: number): AuditEntry[] {
+    // node:sqlite binds Infinity as a REAL, which compares right; the bound keeps it an integer anyway.
+    const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as {
+      ts: number;
+      action: string;
+      by_uid: string;
+      target: string | null;
+      reason: string | null;
+      until: number | null;
+      seq: number | null;
+    }[];
+    return rows.map((r) => {
+      const e: AuditEntry = { ts: r.ts, action: r.action, by: r.by_uid };
+      if (r.target !== null) e.target = r.target;
+      if (r.reason !== null) e.reason = r.reason;
+      if (r.until !== null) e.until = r.until;
+      if (r.seq !== null) e.seq = r.seq;
+      return e;
+    });
+  }
+
   async prune(now: number): Promise<number> {
     const { retainMessages, retainMs } = this.#opts;
     const a = await this.#request({ id: 0, op: "prune", now, retainMessages, retainMs });
@@ -196,5 +378,11 @@ export class SqliteStore implements Store {
 function fromRow(r: Row): ChatMessage {
   const m: ChatMessage = { room: r.room, seq: r.seq, from: r.sender, text: r.text, ts: r.ts };
   if (r.cid !== null) m.cid = r.cid;
-  return m;
+  if (r.deleted) m.deleted = true;
+  if (r.edited_ts !== null) m.editedTs = r.edited_ts;
+  return toWire(m);
+}
+
+function auditRow(room: string, a: AuditEntry): AuditRow {
+  return [room, a.ts, a.action, a.by, a.target ?? null, a.reason ?? null, a.until ?? null, a.seq ?? null];
 }

@@ -6,7 +6,8 @@
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
-import type { WriterAnswer, WriterRequest } from "./store_sqlite.ts";
+import type { RoomChange } from "./engine.ts";
+import type { AuditRow, WriterAnswer, WriterRequest } from "./store_sqlite.ts";
 
 /** Serves one database for the lifetime of the worker. */
 class Writer {
@@ -16,13 +17,24 @@ class Writer {
   readonly #getLast;
   readonly #trimCount;
   readonly #trimAge;
+  readonly #changeMessage;
+  readonly #insertAudit;
+  readonly #capAudit;
+  readonly #setRules;
+  readonly #setPerson;
+  readonly #dropPerson;
+  readonly #expirePeople;
+  /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
+  #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
   readonly #touched = new Set<string>();
 
   constructor(path: string, synchronous: string) {
     this.#db = new DatabaseSync(path);
+    // secure_delete: space freed by a delete or an edit (cells, pages) is zeroed, not left readable.
     this.#db.exec(
-      `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; PRAGMA busy_timeout = 5000`,
+      `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${synchronous}; PRAGMA busy_timeout = 5000;
+       PRAGMA secure_delete = ON`,
     );
     this.#insert = this.#db.prepare(
       "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -33,6 +45,120 @@ class Writer {
     this.#getLast = this.#db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
     this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ?");
+    this.#changeMessage = this.#db.prepare(
+      "UPDATE messages SET text = ?, deleted = ?, edited_ts = ? WHERE room = ? AND seq = ? AND deleted = 0",
+    );
+    this.#insertAudit = this.#db.prepare(
+      "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#capAudit = this.#db.prepare(
+      `DELETE FROM audit WHERE room = ?1 AND id <= (
+         SELECT id FROM audit WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)`,
+    );
+    // A partial change: NULL keeps the stored value (or the default for a new room).
+    this.#setRules = this.#db.prepare(
+      `INSERT INTO room_rules (room, topic, private, read_only, slow_mode)
+         VALUES (?1, coalesce(?2, ''), coalesce(?3, 0), coalesce(?4, 0), coalesce(?5, 0))
+       ON CONFLICT (room) DO UPDATE SET topic = coalesce(?2, topic), private = coalesce(?3, private),
+         read_only = coalesce(?4, read_only), slow_mode = coalesce(?5, slow_mode)`,
+    );
+    this.#setPerson = this.#db.prepare(
+      "INSERT OR REPLACE INTO room_people (room, uid, kind, until) VALUES (?, ?, ?, ?)",
+    );
+    this.#dropPerson = this.#db.prepare("DELETE FROM room_people WHERE room = ? AND uid = ? AND kind = ?");
+    this.#expirePeople = this.#db.prepare(
+      "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
+    );
+  }
+
+  /** Runs `fn` in one transaction; a false result (or a throw) rolls it back. */
+  #transaction(fn: () => boolean): boolean {
+    this.#db.exec("BEGIN IMMEDIATE");
+    let keep: boolean;
+    try {
+      keep = fn();
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+    try {
+      this.#db.exec(keep ? "COMMIT" : "ROLLBACK");
+    } catch (e) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch { /* the transaction may be gone already */ }
+      throw e;
+    }
+    return keep;
+  }
+
+  #audit(row: AuditRow, retain: number): void {
+    this.#insertAudit.run(...row);
+    this.#capAudit.run(row[0], retain);
+  }
+
+  /** Replaces one message's text (a tombstone: ""); false when it is not stored or already deleted. */
+  changeMessage(
+    row: (string | number | null)[],
+    audit: AuditRow | null,
+    retain: number,
+    scrub: boolean,
+  ): boolean {
+    const done = this.#transaction(() => {
+      if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
+      if (audit) this.#audit(audit, retain);
+      return true;
+    });
+    if (done && scrub) this.#scrubPending = true;
+    this.#scrub();
+    return done;
+  }
+
+  /**
+   * The old text of a deleted message is zeroed in the database pages (secure_delete), but the WAL
+   * file still holds the frames that carried it: checkpoint everything and truncate the WAL. Busy
+   * (a reader on an older snapshot): tried again after the next write.
+   */
+  #scrub(): void {
+    if (!this.#scrubPending) return;
+    const r = this.#db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+    this.#scrubPending = r.busy !== 0;
+  }
+
+  changeRoom(room: string, change: RoomChange, audit: AuditRow, retain: number): void {
+    this.#transaction(() => {
+      switch (change.kind) {
+        case "rules": {
+          const r = change.rules;
+          const flag = (b: boolean | undefined) => b === undefined ? null : b ? 1 : 0;
+          this.#setRules.run(
+            room,
+            r.topic ?? null,
+            flag(r.private),
+            flag(r.readOnly),
+            r.slowModeSeconds ?? null,
+          );
+          break;
+        }
+        case "allow":
+          this.#setPerson.run(room, change.uid, "allow", 0);
+          break;
+        case "ban":
+        case "mute":
+          this.#setPerson.run(room, change.uid, change.kind, change.until);
+          break;
+        case "disallow":
+          this.#dropPerson.run(room, change.uid, "allow");
+          break;
+        case "unban":
+        case "unmute":
+          this.#dropPerson.run(room, change.uid, change.kind.slice(2));
+          break;
+      }
+      this.#audit(audit, retain);
+      return true;
+    });
+    this.#scrub();
   }
 
   append(rows: readonly (string | number | null)[][]): void {
@@ -52,6 +178,7 @@ class Writer {
       throw e;
     }
     for (const room of last.keys()) this.#touched.add(room);
+    this.#scrub();
   }
 
   prune(now: number, retainMessages: number, retainMs: number): number {
@@ -64,6 +191,8 @@ class Writer {
     }
     this.#touched.clear();
     if (retainMs > 0) n += Number(this.#trimAge.run(now - retainMs).changes);
+    this.#expirePeople.run(now);
+    this.#scrub();
     return n;
   }
 
@@ -92,6 +221,17 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           break;
         case "prune":
           answer = { id: req.id, ok: true, count: writer!.prune(req.now, req.retainMessages, req.retainMs) };
+          break;
+        case "message":
+          answer = {
+            id: req.id,
+            ok: true,
+            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub) ? 1 : 0,
+          };
+          break;
+        case "room":
+          writer!.changeRoom(req.room, req.change, req.audit, req.auditRetain);
+          answer = { id: req.id, ok: true };
           break;
         case "close":
           writer?.close();
