@@ -553,7 +553,17 @@ export class Chat {
         return this.#leave(conn, msg.room);
       case "send":
         if ("to" in msg) return this.#direct(conn, msg.to, msg.text, msg.cid);
-        return this.#send(conn, msg.room, msg.text, msg.cid);
+        try {
+          return this.#send(conn, msg.room, msg.text, msg.cid);
+        } catch (e) {
+          // The refusal names the send it refuses, so a client with several in flight knows which.
+          if (!(e instanceof ProtocolError)) throw e;
+          return this.#refuse(
+            conn.peer.id,
+            e,
+            msg.cid === undefined ? { room: msg.room } : { cid: msg.cid, room: msg.room },
+          );
+        }
       case "raw":
         if (!conn.current) {
           throw new ProtocolError(
@@ -602,7 +612,14 @@ export class Chat {
         );
         return this.#reply(conn, act, msg.room);
       }
-      case "unban":
+      case "unban": {
+        this.#moderator(conn, msg.room);
+        const actor = this.#actor(conn);
+        const act = this.nameOfUid(msg.uid).then((name) =>
+          this.sanction(actor, msg.room, { uid: msg.uid, name }, { kind: "unban", uid: msg.uid })
+        );
+        return this.#reply(conn, act, msg.room);
+      }
       case "allow":
       case "disallow":
         this.#moderator(conn, msg.room);

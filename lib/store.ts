@@ -118,7 +118,7 @@ export function mergeRules(rules: RoomRules, partial: Partial<RoomRules>): RoomR
  * @throws {TypeError} naming what is wrong, e.g. a ban without a uid or a rule of the wrong type.
  */
 export function checkRoomChange(change: RoomChange): void {
-  const kinds = ["rules", "allow", "disallow", "ban", "unban", "mute", "unmute"];
+  const kinds = ["rules", "allow", "disallow", "ban", "unban", "mute", "unmute", "kick"];
   if (!kinds.includes(change?.kind)) {
     throw new TypeError(`Cannot change the room: unknown change ${JSON.stringify(change?.kind)}`);
   }

@@ -35,7 +35,10 @@ async function call(
 }
 
 async function as(s: TestServer, sub: string, room = "lobby"): Promise<TestClient> {
-  return await TestClient.connect(s, { token: await token(sub), room });
+  const c = await TestClient.connect(s, { token: await token(sub), room });
+  // Taken here, so that a test's next("joined") waits for the join it sent.
+  if (room) await c.next("joined");
+  return c;
 }
 
 Deno.test("the API is off without a key, and refuses a missing or wrong key with 401", async () => {
