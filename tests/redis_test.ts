@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RedisEngine } from "../lib/engine_redis.ts";
+import { SignJWT } from "jose";
 import { createLogger } from "../lib/log.ts";
 import { type Msg, TestClient, waitFor } from "./helpers.ts";
 import { runMain, type ServerProcess, spawnServer } from "./process_helpers.ts";
@@ -525,4 +526,54 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(bob.all("message").filter((m) => m.cid === "dm-x").length, 1);
     }),
+});
+
+Deno.test({
+  name: "redis: moderation on one instance reaches the other: ban, mute, delete, disconnect by the API",
+  ignore: !!missing,
+  fn: async () => {
+    const secret = "redis-moderation-secret-0123456789-abc";
+    const apiKey = "redis-moderation-api-key-0123";
+    const sign = (sub: string, role = "member") =>
+      new SignJWT({ name: sub, role }).setProtectedHeader({ alg: "HS256" }).setSubject(sub)
+        .setExpirationTime("1h").sign(new TextEncoder().encode(secret));
+    await using redis = await startRedis();
+    const dir = await Deno.makeTempDir();
+    const extra = ["--jwt-secret", secret, "--api-key", apiKey];
+    const a = await instance(redis.url, dir, extra);
+    const b = await instance(redis.url, dir, extra);
+    try {
+      await using mod = await client(a, { token: await sign("mo", "moderator"), room: "r" });
+      await using bob = await client(b, { token: await sign("bob"), room: "r" });
+      await using carol = await client(b, { token: await sign("carol"), room: "r" });
+      for (const c of [mod, bob, carol]) await c.next("joined");
+      // A delete on a reaches b's members.
+      carol.send({ type: "send", room: "r", text: "regret", cid: "c1" });
+      const ack = await carol.next("ack");
+      mod.send({ type: "delete", room: "r", seq: ack.seq });
+      assert.deepEqual(await bob.next("deleted"), { type: "deleted", room: "r", seq: ack.seq, by: "mo" });
+      // A mute on a holds on b.
+      mod.send({ type: "mute", room: "r", name: "bob", seconds: 600 });
+      await bob.next("moderation", (m) => m.action === "mute");
+      bob.send({ type: "send", room: "r", text: "hey", cid: "b1" });
+      assert.equal((await bob.next("error")).code, "muted");
+      // A ban on a takes bob out on b, and b refuses his join.
+      mod.send({ type: "ban", room: "r", name: "bob" });
+      await bob.next("kicked");
+      bob.send({ type: "join", room: "r" });
+      assert.equal((await bob.next("error")).code, "banned");
+      // The API on a disconnects carol's connection on b.
+      const res = await fetch(`http://127.0.0.1:${a.port}/api/users/carol/disconnect`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      assert.equal((await carol.closed).code, 4004);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
