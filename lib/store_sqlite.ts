@@ -56,9 +56,13 @@ export type AuditRow = (string | number | null)[];
  * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
  * (see {@link MIGRATIONS}), any other is refused, not misread.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /**
+ * Version 3 (#11): `messages.meta` (JSON: `replyTo`, `mentions`), the people directory (a person key's
+ * uid and current name, found by {@link nameKeys}-style key), direct conversations per person, read
+ * positions per person and room, mentions per person, reactions per message and person.
+ *
  * Version 2 (#10): tombstones and edits on `messages`; room rules, people (`kind` is `allow`, `ban`
  * or `mute`; `until` ms, 0 = forever) and the audit log.
  */
@@ -86,6 +90,25 @@ CREATE TABLE IF NOT EXISTS audit (
   by_uid TEXT NOT NULL, target TEXT, reason TEXT, until INTEGER, seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS audit_room ON audit (room);
+CREATE TABLE IF NOT EXISTS people (
+  ukey TEXT PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL, seen_ts INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS people_name ON people (name_key);
+CREATE TABLE IF NOT EXISTS conversations (
+  ukey TEXT NOT NULL, conv TEXT NOT NULL, peer TEXT NOT NULL, last_ts INTEGER NOT NULL,
+  PRIMARY KEY (ukey, conv)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (ukey, last_ts);
+CREATE TABLE IF NOT EXISTS reads (
+  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (
+  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reactions (
+  room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
+  PRIMARY KEY (room, seq, emoji, ukey)
+) WITHOUT ROWID;
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 
@@ -93,6 +116,7 @@ PRAGMA user_version = ${SCHEMA_VERSION};
 const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE messages ADD COLUMN edited_ts INTEGER;`,
+  2: `ALTER TABLE messages ADD COLUMN meta TEXT;`,
 };
 
 type Row = {

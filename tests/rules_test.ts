@@ -472,7 +472,7 @@ CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 PRAGMA user_version = 1;
 `;
 
-Deno.test("SqliteStore.open() upgrades a version-1 file in place, keeping its history and epoch", async () => {
+Deno.test("SqliteStore.open() upgrades a version-1 file in place (through every version), keeping its history and epoch", async () => {
   const dir = await Deno.makeTempDir();
   const old = new DatabaseSync(`${dir}/chat.db`);
   old.exec("PRAGMA journal_mode = WAL");
@@ -496,9 +496,9 @@ Deno.test("SqliteStore.open() upgrades a version-1 file in place, keeping its hi
   assert.equal((await engine.append([draft("r", "three")]))[0].message.seq, 3);
   await engine.close();
   const db = new DatabaseSync(`${dir}/chat.db`);
-  assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 2);
+  assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 3);
   db.close();
-  // Opened again: already version 2, nothing to upgrade.
+  // Opened again: already the current version, nothing to upgrade.
   const again = await SqliteStore.open(dir, { retainMessages: 0, retainMs: 0, durability: "normal" });
   assert.deepEqual(again.after("r", 0, 10).map((m) => m.deleted ?? false), [true, false, false]);
   await again.close();
