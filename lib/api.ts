@@ -145,12 +145,14 @@ export function createApi(
       return await chat.changeRoom(SYSTEM_ACTOR, room(m[1]), { kind: "rules", rules });
     }],
     ["GET", /^\/api\/rooms\/([^/]+)\/access$/, async (m) => await chat.accessList(room(m[1]))],
-    ["PUT", /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/, (m) => change(m, { kind: "allow", uid: uid(m[2]) })],
-    [
-      "DELETE",
-      /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/,
-      (m) => change(m, { kind: "disallow", uid: uid(m[2]) }),
-    ],
+    ["PUT", /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/, async (m) => {
+      await change(m, { kind: "allow", uid: uid(m[2]) });
+      return { added: uid(m[2]) };
+    }],
+    ["DELETE", /^\/api\/rooms\/([^/]+)\/members\/([^/]+)$/, async (m) => {
+      await change(m, { kind: "disallow", uid: uid(m[2]) });
+      return { removed: uid(m[2]) };
+    }],
     ["POST", /^\/api\/rooms\/([^/]+)\/kick\/([^/]+)$/, async (m, req) => {
       const b = await body(req);
       const target = { uid: uid(m[2]), name: await chat.nameOfUid(uid(m[2])) };
