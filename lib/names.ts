@@ -60,6 +60,9 @@ const SCRIPT_SETS: readonly (readonly string[])[] = [
 ];
 /** Compiled on first use: most names are Latin and never need the other 170 expressions. */
 const setRes: (RegExp | undefined)[] = [];
+/** Names the server itself speaks under: `system` signs the server API's messages. */
+const RESERVED = ["system"];
+let reservedKeys: Set<string> | undefined;
 
 /**
  * The name as the server keeps and shows it: `raw` in NFKC. Input too long to be a name is
@@ -78,6 +81,9 @@ export function nameProblem(name: string): string | undefined {
   if (!NAME_RE.test(name)) {
     return `names are 1-${NAME_MAX_CHARS} letters, digits, "_", "-" or ".", got ${quote(name)}`;
   }
+  // The server speaks under these (the API's system messages): nobody may look like it.
+  reservedKeys ??= new Set(RESERVED.flatMap(nameKeys));
+  if (nameKeys(name).some((k) => reservedKeys!.has(k))) return `${quote(name)} is reserved for the server`;
   if (ASCII_NAME_RE.test(name)) return undefined;
   for (let i = 0; i < SCRIPT_SETS.length; i++) {
     const re = setRes[i] ??= new RegExp(

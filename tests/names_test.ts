@@ -195,3 +195,10 @@ Deno.test("withSuffix() keeps a name within NAME_MAX_CHARS code points", () => {
     "30 units but 15 code points: no cut",
   );
 });
+
+Deno.test("nameProblem() reserves the server's own name and its lookalikes", () => {
+  for (const n of ["system", "System", "SYSTEM", "sуstem"]) {
+    assert.match(nameProblem(n) ?? "", /reserved for the server/, n);
+  }
+  assert.equal(nameProblem("systems"), undefined);
+});
