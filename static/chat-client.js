@@ -137,6 +137,8 @@ const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "shutting_down"]);
 const MODERATOR_ROLES = new Set(["moderator", "admin"]);
 /** @type {RoomRules} */
 const DEFAULT_RULES = Object.freeze({ topic: "", private: false, readOnly: false, slowModeSeconds: 0 });
+/** Characters in a room topic (the server's limit). */
+export const MAX_TOPIC_CHARS = 200;
 /** How many moderation lines a room keeps for the thread. */
 const MAX_MODERATION_LINES = 200;
 const DEFAULT_LIMITS = Object.freeze({
