@@ -1250,6 +1250,14 @@ export class ChatClient extends EventTarget {
    * @param {unknown} cid
    */
   #sentToRoom(room, cid) {
+    const r = this.rooms.get(room);
+    if (r && r.rules.slowModeSeconds > 0 && !this.moderates(room)) {
+      // Slow mode counts per person (any tab): the turn is taken, and the next message waits for it
+      // instead of being refused (a strike).
+      r.slowUntil = Date.now() + r.rules.slowModeSeconds * 1000 + 250;
+      r.slowText = "";
+      this.#emit("standing", { room });
+    }
     this.#typingSent.delete(room);
     const held = this.#typingHeld.get(room);
     this.#typingHeld.delete(room);
@@ -1292,13 +1300,6 @@ export class ChatClient extends EventTarget {
   #ack(m) {
     const item = this.outbox.find((i) => i.cid === m.cid);
     if (item?.room) this.#sentToRoom(item.room, item.cid);
-    const room = item?.room ? this.rooms.get(item.room) : undefined;
-    if (room && room.rules.slowModeSeconds > 0 && !this.moderates(room.name)) {
-      // The turn is taken: the next message waits for it instead of being refused (a strike).
-      room.slowUntil = Date.now() + room.rules.slowModeSeconds * 1000 + 250;
-      room.slowText = "";
-      this.#emit("standing", { room: room.name });
-    }
     if (item) {
       // The message itself normally came just before; a re-send that the server de-duplicated
       // brings only the ack, so make sure the message is shown.
