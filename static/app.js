@@ -10,7 +10,9 @@ import { createComposer } from "./views/composer.js";
 import { byId } from "./views/dom.js";
 import { askName } from "./views/login.js";
 import { createMembers } from "./views/members.js";
+import { createMessageActions } from "./views/message-actions.js";
 import { createNotifications } from "./views/notifications.js";
+import { createRoomInfo } from "./views/roominfo.js";
 import { createSidebar } from "./views/sidebar.js";
 import { isDirect, STORAGE_PREFIX } from "./views/state.js";
 import { createThread } from "./views/thread.js";
@@ -70,6 +72,8 @@ function start(name, getToken) {
   const composer = createComposer(state, { leaveRoom, scrollToBottom: thread.scrollToBottom });
   const sidebar = createSidebar(state, { leaveRoom, focusComposer: () => composer.focus() });
   const members = createMembers(state);
+  const roomInfo = createRoomInfo(state);
+  createMessageActions(state, { focusComposer: () => composer.focus() });
   const { unread } = state;
 
   // -------------------------------------------------------------------------------------------
@@ -97,7 +101,9 @@ function start(name, getToken) {
   /** The names of the open conversation: its title, and the message box's label and placeholder. */
   function renderHeading() {
     topbar.renderHeading();
+    roomInfo.render();
     composer.renderTarget();
+    composer.renderNotice();
   }
 
   /** Follows the URL hash: `#room` joins and opens a room, `#@name` a direct conversation. */
@@ -275,6 +281,32 @@ function start(name, getToken) {
     members.render();
   });
   client.addEventListener("outbox", () => thread.pendingChanged({ keepPlace: true }));
+  client.addEventListener("changed", (e) => {
+    const { room, message } = detail(e);
+    thread.changed(room, message);
+  });
+  client.addEventListener("moderation", (e) => {
+    const { room, line } = detail(e);
+    thread.moderation(room, line);
+    if (room === state.active) members.render(); // muted or not changes a member's actions
+  });
+  client.addEventListener("rules", (e) => {
+    if (detail(e).room === state.active) roomInfo.render();
+  });
+  /** @type {Map<string, string>} room → the role its messages were drawn for */
+  const drawnRole = new Map();
+  client.addEventListener("standing", (e) => {
+    const { room } = detail(e);
+    // Moderators get Delete on every message: a role that changed redraws them.
+    const role = client.moderates(room) ? "moderator" : "member";
+    if ((drawnRole.get(room) ?? role) !== role) thread.redraw();
+    drawnRole.set(room, role);
+    if (room !== state.active) return;
+    composer.renderNotice();
+    roomInfo.render();
+    members.render();
+    thread.pendingChanged({ keepPlace: true });
+  });
 
   // -------------------------------------------------------------------------------------------
   // The browser

@@ -17,6 +17,35 @@
  * @property {string} text
  * @property {number} ts
  * @property {string} [cid]
+ * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
+ * @property {number} [editedTs] when its text was last edited (ms)
+ */
+
+/**
+ * @typedef {object} RoomRules A room's rules (see docs/protocol.md, "Rooms with rules").
+ * @property {string} topic
+ * @property {boolean} private
+ * @property {boolean} readOnly only moderators post
+ * @property {number} slowModeSeconds one message per person per that many seconds (0: off)
+ */
+
+/**
+ * @typedef {object} ModerationLine A moderation action told to the room.
+ * @property {"kick" | "ban" | "unban" | "mute" | "unmute"} action
+ * @property {string} name whom it was done to
+ * @property {string} uid their user id (for `unban`)
+ * @property {string} by who did it
+ * @property {number} [until] when a ban or mute ends (ms), 0 = for good
+ * @property {string} [reason]
+ * @property {number} ts local clock, when it came
+ * @property {number} afterSeq the room's newest seq when it came: it shows after that message
+ */
+
+/**
+ * @typedef {object} Removal Why you are not in a room you asked for.
+ * @property {"kicked" | "banned" | "forbidden" | "refused"} reason `refused`: a join was refused
+ *   (`forbidden`, or a closed room), `forbidden`: taken out (the room became private to you)
+ * @property {string} message the server's sentence, when it gave one
  */
 
 /**
@@ -104,6 +133,14 @@ const SEND_ERRORS = new Set([
 ]);
 /** Send errors worth retrying later (the message may go through then; after a restart for the last). */
 const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "shutting_down"]);
+/** Roles that moderate every room they are in. */
+const MODERATOR_ROLES = new Set(["moderator", "admin"]);
+/** @type {RoomRules} */
+const DEFAULT_RULES = Object.freeze({ topic: "", private: false, readOnly: false, slowModeSeconds: 0 });
+/** Characters in a room topic (the server's limit). */
+export const MAX_TOPIC_CHARS = 200;
+/** How many moderation lines a room keeps for the thread. */
+const MAX_MODERATION_LINES = 200;
 const DEFAULT_LIMITS = Object.freeze({
   textChars: 4000,
   frameBytes: 65536,
@@ -239,6 +276,46 @@ export class RoomState {
     this.loadingOlder = false;
     /** @type {Map<string, number>} name → when their "typing" expires (ms) */
     this.typing = new Map();
+    /** @type {RoomRules} from `joined` and `room` lines */
+    this.rules = { ...DEFAULT_RULES };
+    /** Your role here ("" until joined: the connection's role counts). */
+    this.role = "";
+    /** @type {number | undefined} until when you are muted here (ms), 0 = for good */
+    this.mutedUntil = undefined;
+    /** Slow mode: when you may post here again (ms, local clock), 0 when you may now. */
+    this.slowUntil = 0;
+    /** The server's sentence of the last slow-mode refusal here. */
+    this.slowText = "";
+    /** @type {Removal | undefined} why you are not in this room (kicked, banned, refused) */
+    this.removed = undefined;
+    /** @type {ModerationLine[]} moderation actions seen here, oldest first (this session only) */
+    this.moderation = [];
+    /** @type {Map<string, number>} others muted here, as the moderation lines told: name → until */
+    this.muted = new Map();
+  }
+
+  /**
+   * The message `seq`, if held.
+   * @param {number} seq
+   * @returns {RoomMessage | undefined}
+   */
+  find(seq) {
+    const list = this.messages;
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return list[lo]?.seq === seq ? list[lo] : undefined;
+  }
+
+  /**
+   * Whether you are muted here now.
+   * @param {number} [now]
+   */
+  isMuted(now = Date.now()) {
+    return this.mutedUntil !== undefined && (this.mutedUntil === 0 || this.mutedUntil > now);
   }
 
   /**
@@ -273,6 +350,44 @@ export class RoomState {
   typers(now = Date.now()) {
     return [...this.typing].filter(([, until]) => until > now).map(([n]) => n).sort();
   }
+}
+
+/**
+ * A time for a sentence: "14:05" today, else with the date.
+ * @param {number} ms
+ */
+export function formatUntil(ms) {
+  const d = new Date(ms);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay
+    ? d.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" })
+    : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/**
+ * Why you cannot post in room `r` now, as a sentence for the page, or undefined when you can (slow
+ * mode is not counted: a message waits for it rather than fails).
+ * @param {RoomState} r
+ * @param {boolean} moderator whether you moderate the room (moderators are not held by read-only)
+ * @param {number} [now]
+ * @returns {{ code: string, text: string } | undefined}
+ */
+export function postBlock(r, moderator, now = Date.now()) {
+  const room = `#${r.name}`;
+  if (r.removed) {
+    const { reason } = r.removed;
+    if (reason === "banned") return { code: "banned", text: `You are banned from ${room}` };
+    if (reason === "refused") return { code: "forbidden", text: `You cannot join ${room}` };
+    return { code: "kicked", text: `You were removed from ${room}` };
+  }
+  if (r.isMuted(now)) {
+    const until = r.mutedUntil ? ` until ${formatUntil(r.mutedUntil)}` : "";
+    return { code: "muted", text: `You are muted in ${room}${until}` };
+  }
+  if (r.rules.readOnly && !moderator) {
+    return { code: "read_only", text: `${room} is read-only: only moderators post` };
+  }
+  return undefined;
 }
 
 /** A direct conversation with one person. */
@@ -317,6 +432,10 @@ export class DirectConversation {
  * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
  * - `notice` {message}: something the server wants the user to know
  * - `authed` {exp, name, role, uid}: a refreshed token was taken (signed identities)
+ * - `changed` {room, message}: a message was edited or deleted (it is changed in place)
+ * - `moderation` {room, line}: a moderation action in a room ({@link ModerationLine})
+ * - `rules` {room}: a room's rules (topic, read-only, slow mode) changed
+ * - `standing` {room}: what you may do in a room changed (muted, removed, slow-mode wait, role)
  */
 export class ChatClient extends EventTarget {
   /** @param {ChatClientOptions} opts */
@@ -343,6 +462,8 @@ export class ChatClient extends EventTarget {
     this.uid = "";
     this.role = "member";
     this.exp = 0;
+    /** Whether you are a guest (a first-come name you may change); signed people are not. */
+    this.guest = !opts.getToken;
 
     // A signed person's name comes from the token; the guest identity kept here is not theirs.
     const identity = this.getToken ? undefined : this.#load("identity");
@@ -411,6 +532,8 @@ export class ChatClient extends EventTarget {
   #ackTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #pumpTimer;
+  /** When {@link #pumpTimer} fires (ms). */
+  #pumpDue = 0;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #typingTimer;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
@@ -583,6 +706,7 @@ export class ChatClient extends EventTarget {
    * @throws {RangeError} when the name is not valid
    */
   nick(name) {
+    if (!this.guest) throw new RangeError("Your name comes from your sign-in: change it on that site");
     if (!isValidName(name)) throw new RangeError(`Names are 1-32 letters, digits, "_", "-" or "."`);
     if (!this.live) throw new RangeError("Not connected: try again when live");
     this.#send({ type: "nick", name });
@@ -625,6 +749,99 @@ export class ChatClient extends EventTarget {
    */
   isMe(from) {
     return from === this.me || this.myNames.has(from);
+  }
+
+  /**
+   * Whether you moderate `room` (your role there, or the connection's before it is joined).
+   * @param {string} room
+   */
+  moderates(room) {
+    return MODERATOR_ROLES.has(this.rooms.get(room)?.role || this.role);
+  }
+
+  /**
+   * Deletes message `seq` of `room` (yours, or anyone's when you moderate). The room is told
+   * `deleted`, which turns it into a tombstone here too (a `changed` event).
+   * @param {string} room
+   * @param {number} seq
+   * @throws {RangeError} when not connected or not in the room
+   */
+  deleteMessage(room, seq) {
+    this.#roomFrame({ type: "delete", room, seq });
+  }
+
+  /**
+   * Edits your message `seq` of `room` (within the server's edit window); the room is told `edited`.
+   * @param {string} room
+   * @param {number} seq
+   * @param {string} text
+   * @throws {RangeError} when the text is empty or too long, or not connected or not in the room
+   */
+  editMessage(room, seq, text) {
+    if (text.trim() === "") throw new RangeError("The message is empty: delete it instead");
+    if (text.length > this.limits.textChars) {
+      throw new RangeError(`Messages are at most ${this.limits.textChars} characters`);
+    }
+    this.#roomFrame({ type: "edit", room, seq, text });
+  }
+
+  /**
+   * A moderator's action on `name` in `room`; the room is told with a `moderation` line.
+   * @param {"kick" | "ban" | "mute" | "unmute"} action
+   * @param {string} room
+   * @param {string} name
+   * @param {{ seconds?: number, reason?: string }} [opts] `seconds`: how long a ban or mute lasts
+   *   (none: for good); `reason`: one line, at most 200 characters
+   * @throws {RangeError} when not connected or not in the room
+   */
+  moderate(action, room, name, opts = {}) {
+    /** @type {Record<string, unknown> & { room: string }} */
+    const msg = { type: action, room, name };
+    if (opts.seconds !== undefined && action !== "kick" && action !== "unmute") msg.seconds = opts.seconds;
+    const reason = opts.reason?.trim();
+    if (reason && action !== "unmute") msg.reason = reason;
+    this.#roomFrame(msg);
+  }
+
+  /**
+   * Lifts the ban of user `uid` (from a `moderation` line) in `room`.
+   * @param {string} room
+   * @param {string} uid
+   */
+  unban(room, uid) {
+    this.#roomFrame({ type: "unban", room, uid });
+  }
+
+  /**
+   * Changes `room`'s rules (moderators); every member gets the new ones (a `rules` event).
+   * @param {string} room
+   * @param {Partial<RoomRules>} rules
+   */
+  setRules(room, rules) {
+    this.#roomFrame({ type: "room", room, ...rules });
+  }
+
+  /**
+   * Asks again to join a room you were removed from or refused (a kick is not a ban).
+   * @param {string} room
+   */
+  rejoin(room) {
+    const r = this.rooms.get(room);
+    if (!r || r.joined) return;
+    r.removed = undefined;
+    this.#emit("standing", { room });
+    if (this.#welcomed) this.#sendJoin(r);
+  }
+
+  /**
+   * Sends a frame about a room you are in, or says why it cannot go.
+   * @param {Record<string, unknown> & { room: string }} msg
+   */
+  #roomFrame(msg) {
+    if (!this.live) throw new RangeError("Not connected: try again when live");
+    if (!this.rooms.get(msg.room)?.joined) throw new RangeError(`You are not in #${msg.room}`);
+    this.#takeToken();
+    this.#send(msg);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -793,6 +1010,19 @@ export class ChatClient extends EventTarget {
         return this.#authed(m);
       case "error":
         return this.#serverError(m);
+      case "deleted":
+      case "edited":
+        return this.#messageChanged(m);
+      case "moderation":
+        return this.#moderationLine(m);
+      case "room":
+        return this.#rulesLine(m);
+      case "kicked": {
+        const r = this.rooms.get(m.room);
+        if (!r) return;
+        const reason = m.reason === "banned" || m.reason === "forbidden" ? m.reason : "kicked";
+        return this.#removed(r, { reason, message: "" });
+      }
     }
   }
 
@@ -804,6 +1034,7 @@ export class ChatClient extends EventTarget {
     this.myNames.add(m.name);
     if (typeof m.uid === "string") this.uid = m.uid;
     if (typeof m.role === "string") this.role = m.role;
+    this.guest = typeof m.guest === "boolean" ? m.guest : !this.getToken;
     if (this.getToken) {
       this.exp = typeof m.exp === "number" ? m.exp : 0;
       this.#scheduleRefresh();
@@ -817,7 +1048,8 @@ export class ChatClient extends EventTarget {
     this.#setState("live");
     this.#emit("welcome", { name: m.name, notice: m.notice });
     if (m.notice) this.#emit("notice", { message: m.notice });
-    for (const r of this.rooms.values()) this.#sendJoin(r);
+    // A room you were taken out of is joined again only when you ask ({@link rejoin}).
+    for (const r of this.rooms.values()) if (!r.removed) this.#sendJoin(r);
     this.#schedulePing();
     this.#pump();
   }
@@ -828,7 +1060,15 @@ export class ChatClient extends EventTarget {
    */
   #authed(m) {
     if (typeof m.exp === "number") this.exp = m.exp;
-    if (typeof m.role === "string") this.role = m.role;
+    if (typeof m.role === "string" && m.role !== this.role) {
+      this.role = m.role;
+      // A room's role is the connection's (joined.you.role): a new token's role is every room's.
+      for (const r of this.rooms.values()) {
+        if (!r.role) continue;
+        r.role = m.role;
+        this.#emit("standing", { room: r.name });
+      }
+    }
     this.#scheduleRefresh();
     this.#emit("authed", { exp: m.exp, name: m.name, role: m.role, uid: m.uid });
   }
@@ -866,17 +1106,123 @@ export class ChatClient extends EventTarget {
     if (reset) {
       r.messages = [];
       r.complete = !m.truncated;
+      r.moderation = []; // they sat between messages that are gone
     }
     const added = r.add(msgs);
     r.lastSeq = m.lastSeq;
     if (typeof m.epoch === "string") r.epoch = m.epoch;
     r.synced = true;
     r.joined = true;
+    r.removed = undefined;
+    if (m.rules && typeof m.rules === "object") r.rules = { ...DEFAULT_RULES, ...m.rules };
+    const you = m.you && typeof m.you === "object" ? m.you : {};
+    r.role = typeof you.role === "string" ? you.role : "";
+    r.mutedUntil = typeof you.muted === "number" ? you.muted : undefined;
     for (const msg of added) r.typing.delete(msg.from);
     this.#settleByMessages(added);
     this.#emit("joined", { room: r.name, added, reset });
     this.#emit("members", { room: r.name });
+    this.#emit("rules", { room: r.name });
+    this.#emit("standing", { room: r.name });
     this.#pump();
+  }
+
+  /**
+   * `deleted` and `edited`: the message changes in place (a tombstone keeps its seq).
+   * @param {Record<string, any>} m
+   */
+  #messageChanged(m) {
+    const r = this.rooms.get(m.room);
+    const msg = r && typeof m.seq === "number" ? r.find(m.seq) : undefined;
+    if (!msg) return; // older than what we hold: history brings it changed
+    if (m.type === "deleted") {
+      msg.text = "";
+      msg.deleted = true;
+      delete msg.editedTs;
+    } else {
+      if (typeof m.text !== "string") return;
+      msg.text = m.text;
+      if (typeof m.editedTs === "number") msg.editedTs = m.editedTs;
+    }
+    this.#emit("changed", { room: m.room, message: msg });
+  }
+
+  /** @param {Record<string, any>} m */
+  #moderationLine(m) {
+    const r = this.rooms.get(m.room);
+    const actions = ["kick", "ban", "unban", "mute", "unmute"];
+    if (!r || typeof m.name !== "string" || !actions.includes(m.action)) return;
+    /** @type {ModerationLine} */
+    const line = {
+      action: m.action,
+      name: m.name,
+      uid: String(m.uid ?? ""),
+      by: String(m.by ?? ""),
+      ts: Date.now(),
+      afterSeq: r.lastSeq,
+    };
+    if (typeof m.until === "number") line.until = m.until;
+    if (typeof m.reason === "string") line.reason = m.reason;
+    r.moderation.push(line);
+    if (r.moderation.length > MAX_MODERATION_LINES) r.moderation.shift();
+    if (line.action === "mute") r.muted.set(line.name, line.until ?? 0);
+    else if (line.action === "unmute") r.muted.delete(line.name);
+    const aboutMe = this.uid ? line.uid === this.uid : this.isMe(line.name);
+    if (aboutMe && (line.action === "mute" || line.action === "unmute")) {
+      r.mutedUntil = line.action === "mute" ? line.until ?? 0 : undefined;
+      this.#emit("standing", { room: r.name });
+      this.#pump();
+    }
+    this.#emit("moderation", { room: r.name, line });
+  }
+
+  /**
+   * `room`: the rules changed.
+   * @param {Record<string, any>} m
+   */
+  #rulesLine(m) {
+    const r = this.rooms.get(m.room);
+    if (!r) return;
+    const { type: _, room: __, ...rules } = m;
+    r.rules = { ...DEFAULT_RULES, ...rules };
+    this.#emit("rules", { room: r.name });
+    this.#emit("standing", { room: r.name });
+    this.#pump();
+  }
+
+  /**
+   * You are not (or no longer) in `room`: kicked, banned, or a join was refused. What waits in the
+   * outbox for it fails with `message`: it would wait for a join that is not coming.
+   * @param {RoomState} r
+   * @param {Removal} removal
+   */
+  #removed(r, removal) {
+    r.joined = false;
+    r.loadingOlder = false;
+    r.removed = removal;
+    r.members.clear();
+    r.typing.clear();
+    this.#failRoom(r, removal.message || postBlock(r, false)?.text || "Not in the room");
+    this.#emit("members", { room: r.name });
+    this.#emit("typing", { room: r.name });
+    this.#emit("standing", { room: r.name });
+  }
+
+  /**
+   * Fails every outbox entry of room `r` not yet answered.
+   * @param {RoomState} r
+   * @param {string} error
+   */
+  #failRoom(r, error) {
+    let changed = false;
+    for (const item of this.outbox) {
+      if (item.room !== r.name || item.state === "failed") continue;
+      if (item.cid === this.#inFlight) this.#clearInFlight();
+      item.state = "failed";
+      item.error = error;
+      changed = true;
+    }
+    if (changed) this.#outboxChanged();
   }
 
   /** @param {Record<string, any>} m */
@@ -904,6 +1250,14 @@ export class ChatClient extends EventTarget {
    * @param {unknown} cid
    */
   #sentToRoom(room, cid) {
+    const r = this.rooms.get(room);
+    if (r && r.rules.slowModeSeconds > 0 && !this.moderates(room)) {
+      // Slow mode counts per person (any tab): the turn is taken, and the next message waits for it
+      // instead of being refused (a strike).
+      r.slowUntil = Date.now() + r.rules.slowModeSeconds * 1000 + 250;
+      r.slowText = "";
+      this.#emit("standing", { room });
+    }
     this.#typingSent.delete(room);
     const held = this.#typingHeld.get(room);
     this.#typingHeld.delete(room);
@@ -1009,16 +1363,27 @@ export class ChatClient extends EventTarget {
     /** @type {OutboxItem | undefined} */
     let item;
     if (typeof m.cid === "string") item = this.outbox.find((i) => i.cid === m.cid);
-    // The server does not echo the cid with most refusals of a send; with one send in flight at a
-    // time, a send error belongs to that one.
-    else if (this.#inFlight && SEND_ERRORS.has(m.code)) {
+    // The server does not echo the cid with some refusals of a send (a frame refused before it is
+    // read as a send); with one send in flight at a time, a send error belongs to that one. An error
+    // naming a room without a cid answers something else (a moderation frame).
+    else if (this.#inFlight && SEND_ERRORS.has(m.code) && m.room === undefined) {
       item = this.outbox.find((i) => i.cid === this.#inFlight);
     }
+    const r = typeof item?.room === "string" ? this.rooms.get(item.room) : undefined;
     if (item) {
       if (item.cid === this.#inFlight) this.#clearInFlight();
       if (RETRY_ERRORS.has(m.code)) {
         item.state = "pending";
         this.#pumpLater(1000);
+      } else if (m.code === "slow_mode" && r) {
+        // Slow mode: the message waits its turn and goes by itself, rather than failing; a person
+        // who writes two lines quickly means both. The room's later messages wait behind it (order).
+        const wait = Number(/wait (\d+) s/.exec(String(m.message))?.[1] ?? r.rules.slowModeSeconds) || 5;
+        r.slowUntil = Date.now() + wait * 1000 + 250;
+        r.slowText = String(m.message ?? "");
+        item.state = "pending";
+        this.#emit("standing", { room: r.name });
+        this.#pump();
       } else {
         item.state = "failed";
         item.error = String(m.message ?? m.code);
@@ -1030,12 +1395,49 @@ export class ChatClient extends EventTarget {
       const r = this.rooms.get(m.room);
       if (r) r.joined = false;
     }
+    if ((m.code === "forbidden" || m.code === "banned") && !item) this.#joinRefused(m);
+    // The server said so before we knew (a mute or read-only on its way): the room's page shows it.
+    if (m.code === "muted" || m.code === "read_only") {
+      if (r && m.code === "muted" && !r.isMuted()) {
+        // Until when is only in the sentence ("until <ISO time>" or "for good").
+        const until = /until (\S+Z)\b/.exec(String(m.message))?.[1];
+        r.mutedUntil = until ? Date.parse(until) || 0 : 0;
+      }
+      if (r) this.#emit("standing", { room: r.name });
+    }
     this.#emit("servererror", { code: m.code, message: String(m.message ?? m.code), item });
   }
 
-  /** Sends the next ready outbox entry; one at a time so every refusal is attributable. */
+  /**
+   * A join was refused (`forbidden`, `banned`). The refusal names no room in a field (unlike a
+   * refused send), only in its sentence (`... room "x" ...`; room names hold no quotes): the room is
+   * the one named there, if we are waiting to join it.
+   * @param {Record<string, any>} m
+   */
+  #joinRefused(m) {
+    const named = typeof m.room === "string" ? m.room : /room "([^"]+)"/.exec(String(m.message))?.[1];
+    const r = named === undefined ? undefined : this.rooms.get(named);
+    if (!r || r.joined) return;
+    this.#removed(r, {
+      reason: m.code === "banned" ? "banned" : "refused",
+      message: String(m.message ?? m.code),
+    });
+  }
+
+  /**
+   * Sends the next ready outbox entry; one at a time so every refusal is attributable.
+   *
+   * A message to a room where you know you cannot post (muted, read-only, removed: see
+   * {@link postBlock}) fails here with the sentence the page shows, without being sent: each refusal
+   * would cost the connection a strike (too many close it). The server's word still decides: what
+   * goes out and is refused fails with the server's sentence. Slow mode holds a room's messages
+   * until its wait is over, then they go.
+   */
   #pump() {
     if (!this.live || this.#inFlight || this.#stopped) return;
+    const now = Date.now();
+    /** Rooms whose messages wait for slow mode: later ones must not overtake the first. */
+    let wake = Infinity;
     for (const item of this.outbox) {
       if (item.state !== "pending") continue;
       if (item.room) {
@@ -1046,7 +1448,18 @@ export class ChatClient extends EventTarget {
           this.#outboxChanged();
           continue;
         }
+        const block = r.joined || r.removed ? postBlock(r, this.moderates(r.name), now) : undefined;
+        if (block) {
+          item.state = "failed";
+          item.error = block.text;
+          this.#outboxChanged();
+          continue;
+        }
         if (!r.joined) continue;
+        if (r.slowUntil > now) {
+          wake = Math.min(wake, r.slowUntil);
+          continue;
+        }
       }
       if (!this.#takeToken()) return this.#pumpLater(Math.ceil(1000 / this.limits.messagesPerSecond));
       item.state = "sending";
@@ -1067,11 +1480,20 @@ export class ChatClient extends EventTarget {
       this.#outboxChanged();
       return;
     }
+    if (wake !== Infinity) this.#pumpLater(wake - now);
   }
 
-  /** @param {number} ms */
+  /**
+   * Runs the pump in `ms` (or sooner, when it is due sooner already).
+   * @param {number} ms
+   */
   #pumpLater(ms) {
-    if (this.#pumpTimer !== undefined) return;
+    const due = Date.now() + ms;
+    if (this.#pumpTimer !== undefined) {
+      if (this.#pumpDue <= due) return;
+      clearTimeout(this.#pumpTimer);
+    }
+    this.#pumpDue = due;
     this.#pumpTimer = setTimeout(() => {
       this.#pumpTimer = undefined;
       this.#pump();

@@ -3,6 +3,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { SignJWT } from "jose";
 import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
 import {
   backoffDelay,
@@ -442,5 +443,96 @@ Deno.test("a send refused with shutting_down stays in the outbox and goes out af
   await until(() => texts(client).includes("during shutdown"), "delivered");
   assert.deepEqual(texts(client), ["held", "during shutdown"]);
   assert.ok(second);
+  await client.stop();
+});
+
+const MOD_SECRET = "chat-client-moderation-secret-0123456789";
+
+/** A signed token for `sub` with the test's secret. */
+function signed(sub: string, claims: { role?: string; rooms?: string[] } = {}): Promise<string> {
+  return new SignJWT({ name: sub, ...claims }).setProtectedHeader({ alg: "HS256" }).setSubject(sub)
+    .setExpirationTime("10m").sign(new TextEncoder().encode(MOD_SECRET));
+}
+
+Deno.test("the outbox fails a send to a room where you are muted or read-only, without sending it, and sends again once lifted", async () => {
+  await using server = await startServer({ jwtSecret: MOD_SECRET });
+  await using mod = await TestClient.connect(server, { token: await signed("mo", { role: "moderator" }) });
+  await mod.next("joined");
+  const { client, sent } = makeClient(server.wsUrl, { getToken: () => signed("alice") });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  assert.equal(client.guest, false);
+  assert.throws(() => client.nick("alicia"), RangeError, "a signed name is the host's");
+  const lobby = client.rooms.get("lobby")!;
+  const sends = () => sent.filter((m) => m.type === "send").length;
+
+  mod.send({ type: "mute", room: "lobby", name: "alice", seconds: 600 });
+  await until(() => lobby.isMuted(), "muted");
+  assert.ok(lobby.mutedUntil! > Date.now() + 590_000);
+  assert.equal(lobby.moderation.at(-1)?.action, "mute");
+  const muted = client.send({ room: "lobby", text: "let me speak" });
+  assert.equal(muted.state, "failed");
+  assert.match(muted.error ?? "", /^You are muted in #lobby until /);
+  assert.equal(sends(), 0, "not sent: the server would refuse it, a strike");
+
+  mod.send({ type: "unmute", room: "lobby", name: "alice" });
+  await until(() => !lobby.isMuted(), "unmuted");
+  client.retry(muted.cid);
+  await until(() => client.outbox.length === 0, "sent after the unmute");
+  assert.deepEqual(texts(client), ["let me speak"]);
+
+  mod.send({ type: "room", room: "lobby", readOnly: true, topic: "announcements" });
+  await until(() => lobby.rules.readOnly, "read-only");
+  assert.equal(lobby.rules.topic, "announcements");
+  const ro = client.send({ room: "lobby", text: "may I?" });
+  assert.equal(ro.state, "failed");
+  assert.equal(ro.error, "#lobby is read-only: only moderators post");
+  assert.equal(sends(), 1);
+  await client.stop();
+});
+
+Deno.test("kicked, banned and refused rooms fail their outbox with a sentence; slow mode holds a message until its turn", async () => {
+  await using server = await startServer({ jwtSecret: MOD_SECRET });
+  await using mod = await TestClient.connect(server, { token: await signed("mo", { role: "moderator" }) });
+  await mod.next("joined");
+  const { client, sent } = makeClient(server.wsUrl, {
+    getToken: () => signed("alice", { rooms: ["lobby"] }),
+  });
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  const lobby = client.rooms.get("lobby")!;
+
+  // A join the token does not allow: refused, and what waits for the room fails with the server's sentence.
+  client.join("secret");
+  const waiting = client.send({ room: "secret", text: "hello?" });
+  await until(() => waiting.state === "failed", "refused");
+  assert.equal(waiting.error, 'You cannot join room "secret"');
+  assert.equal(client.rooms.get("secret")!.removed?.reason, "refused");
+  client.discard(waiting.cid);
+
+  // Slow mode: the second message waits for its turn instead of being refused.
+  mod.send({ type: "room", room: "lobby", slowModeSeconds: 1 });
+  await until(() => lobby.rules.slowModeSeconds === 1, "slow mode");
+  client.send({ room: "lobby", text: "one" });
+  client.send({ room: "lobby", text: "two" });
+  await until(() => client.outbox.length === 0, "both sent", 4000);
+  assert.deepEqual(texts(client), ["one", "two"]);
+  const [t1, t2] = lobby.messages.map((m) => m.ts);
+  assert.ok(t2 - t1 >= 1000, `one second apart, got ${t2 - t1} ms`);
+  assert.equal(sent.filter((m) => m.type === "send").length, 2, "no refused try");
+  mod.send({ type: "room", room: "lobby", slowModeSeconds: 0 });
+  await until(() => lobby.rules.slowModeSeconds === 0, "slow mode off");
+
+  mod.send({ type: "kick", room: "lobby", name: "alice" });
+  await until(() => lobby.removed?.reason === "kicked", "kicked");
+  assert.equal(client.send({ room: "lobby", text: "back?" }).error, "You were removed from #lobby");
+  client.rejoin("lobby");
+  await until(() => lobby.joined, "joined again");
+
+  mod.send({ type: "ban", room: "lobby", name: "alice", reason: "spam" });
+  await until(() => lobby.removed?.reason === "banned", "banned");
+  assert.equal(client.send({ room: "lobby", text: "please" }).error, "You are banned from #lobby");
+  client.rejoin("lobby");
+  await until(() => lobby.removed?.reason === "banned" && !lobby.joined, "refused again");
   await client.stop();
 });

@@ -1,10 +1,11 @@
 /**
- * The message box under the conversation: what it is labelled, who is typing above it, and what
- * Enter does with its text (send it, or run a slash command: /join, /leave, /nick, /msg).
+ * The message box under the conversation: what it is labelled, who is typing above it, what Enter
+ * does with its text (send it, or run a slash command: /join, /leave, /nick, /msg), and why you
+ * cannot post in the open room when you cannot (muted, read-only, slow mode, removed, refused).
  * @module
  */
-import { normalizeRoom } from "../chat-client.js";
-import { byId } from "./dom.js";
+import { normalizeRoom, postBlock } from "../chat-client.js";
+import { byId, el } from "./dom.js";
 import { isDirect, viewTitle } from "./state.js";
 import { toast } from "./toasts.js";
 
@@ -30,6 +31,9 @@ export function createComposer(state, { leaveRoom, scrollToBottom }) {
   const input = byId("composer-input", HTMLTextAreaElement);
   const label = byId("composer-label", HTMLElement);
   const typing = byId("typing", HTMLElement);
+  const notice = byId("composer-notice", HTMLElement);
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let noticeTimer;
 
   function autosize() {
     input.style.height = "auto";
@@ -123,6 +127,57 @@ export function createComposer(state, { leaveRoom, scrollToBottom }) {
       input.disabled = !active;
       label.textContent = active ? `Message ${viewTitle(active)}` : "Message";
       input.placeholder = active ? `Message ${viewTitle(active)}` : "Join a room to write";
+    },
+
+    /**
+     * Why you cannot post in the open room (or must wait), above the box; nothing when you can.
+     * It is drawn again when a mute or a slow-mode wait runs out.
+     */
+    renderNotice() {
+      const { active, client } = state;
+      clearTimeout(noticeTimer);
+      noticeTimer = undefined;
+      const r = active && !isDirect(active) ? client.rooms.get(active) : undefined;
+      const now = Date.now();
+      const block = r ? postBlock(r, client.moderates(r.name), now) : undefined;
+      /** @type {string} */
+      let text = "";
+      let kind = "";
+      /** @type {number | undefined} */
+      let redrawAt;
+      if (r && block) {
+        text = block.text;
+        kind = block.code;
+        if (block.code === "muted" && r.mutedUntil) redrawAt = r.mutedUntil;
+      } else if (r && r.rules.slowModeSeconds > 0 && !client.moderates(r.name)) {
+        kind = "slow_mode";
+        if (r.slowUntil > now) {
+          text = r.slowText ||
+            `#${r.name} is in slow mode: wait ${
+              Math.ceil((r.slowUntil - now) / 1000)
+            } s before posting again`;
+          redrawAt = r.slowUntil;
+        } else text = `#${r.name} is in slow mode: one message every ${r.rules.slowModeSeconds} s`;
+      }
+      if (redrawAt !== undefined) {
+        noticeTimer = setTimeout(() => this.renderNotice(), Math.min(2 ** 31 - 1, redrawAt - now + 50));
+      }
+      if (notice.dataset.kind === kind && notice.firstChild?.textContent === text) return;
+      notice.dataset.kind = kind;
+      notice.hidden = text === "";
+      notice.replaceChildren();
+      if (!text) return;
+      notice.append(el("span", "composer-notice-text", text));
+      if (r && (kind === "kicked" || kind === "forbidden")) {
+        const again = el("button", "text-button", kind === "kicked" ? "Join again" : "Try again");
+        again.type = "button";
+        again.setAttribute("aria-label", `${again.textContent} #${r.name}`);
+        again.addEventListener("click", () => {
+          client.rejoin(r.name);
+          input.focus();
+        });
+        notice.append(again);
+      }
     },
 
     /** Who is typing in the open room, above the box. */

@@ -1,62 +1,181 @@
 /**
  * The member list: who is in the open room (or, in a direct conversation, online in any of your
  * rooms), you first; a click on someone opens a direct conversation. The line under the view title
- * sums it up ("3 members", "Online").
+ * sums it up ("3 members", "Online"). A moderator gets, per member, a "Moderate" button that opens
+ * their actions: mute for 10 minutes (or unmute), kick, and ban (asked first, with a reason).
  * @module
  */
+import { ask } from "./dialog.js";
 import { avatar, byId, el } from "./dom.js";
 import { isDirect, onlineNames } from "./state.js";
+import { toast } from "./toasts.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
 
 /** @typedef {ReturnType<typeof createMembers>} Members */
+
+/** How long the member list's "Mute" lasts. */
+const MUTE_SECONDS = 600;
 
 /** @param {AppState} state */
 export function createMembers(state) {
   const title = byId("members-title", HTMLElement);
   const list = byId("member-list", HTMLUListElement);
   const viewSub = byId("view-sub", HTMLElement);
+  /** Whose actions are open (room and name), so a redraw keeps them open. */
+  let open = { room: "", name: "" };
 
-  return {
-    render() {
-      const { active, client } = state;
-      /** @type {string[]} */
-      let names;
-      if (active && !isDirect(active)) {
-        names = [...(client.rooms.get(active)?.members ?? [])];
-        title.textContent = `Members · ${names.length}`;
-        viewSub.textContent = names.length === 1 ? "1 member" : `${names.length} members`;
-      } else {
-        const seen = new Map();
-        for (const r of client.rooms.values()) for (const m of r.members) seen.set(m.toLowerCase(), m);
-        names = [...seen.values()];
-        title.textContent = `Online in your rooms · ${names.length}`;
-        viewSub.textContent = active
-          ? (onlineNames(client).has(active.slice(1).toLowerCase())
-            ? "Online"
-            : "Not in your rooms right now")
-          : "";
+  /**
+   * Runs a moderation action; a refusal comes back as a server error (a toast).
+   * @param {() => void} act
+   */
+  function run(act) {
+    try {
+      act();
+    } catch (e) {
+      toast(/** @type {Error} */ (e).message);
+    }
+  }
+
+  /**
+   * The moderator's actions on `name` in `room`: a disclosure button and the group it opens.
+   * @param {string} room
+   * @param {string} name
+   */
+  function moderationControls(room, name) {
+    const { client } = state;
+    const r = client.rooms.get(room);
+    const isOpen = open.room === room && open.name === name;
+    const toggle = el("button", "member-more", "⋯");
+    toggle.type = "button";
+    toggle.dataset.control = "toggle";
+    toggle.setAttribute("aria-label", `Moderate ${name}`);
+    toggle.setAttribute("aria-expanded", String(isOpen));
+    const group = el("div", "member-actions");
+    group.id = `moderate-${room}-${name}`;
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", `Moderate ${name} in #${room}`);
+    group.hidden = !isOpen;
+    toggle.setAttribute("aria-controls", group.id);
+    toggle.addEventListener("click", () => {
+      open = isOpen ? { room: "", name: "" } : { room, name };
+      render();
+      focusControl(name, isOpen ? "toggle" : "first");
+    });
+    const until = r?.muted.get(name);
+    const muted = until !== undefined && (until === 0 || until > Date.now());
+    /**
+     * @param {string} text
+     * @param {string} control
+     * @param {string} label
+     * @param {() => void} act
+     */
+    const button = (text, control, label, act) => {
+      const b = el("button", "small-button", text);
+      b.type = "button";
+      b.dataset.control = control;
+      b.setAttribute("aria-label", label);
+      b.addEventListener("click", act);
+      return b;
+    };
+    group.append(
+      muted
+        ? button("Unmute", "unmute", `Unmute ${name}`, () => run(() => client.moderate("unmute", room, name)))
+        : button(
+          "Mute 10 min",
+          "mute",
+          `Mute ${name} for 10 minutes`,
+          () => run(() => client.moderate("mute", room, name, { seconds: MUTE_SECONDS })),
+        ),
+      button(
+        "Kick",
+        "kick",
+        `Kick ${name} out of #${room}`,
+        () => run(() => client.moderate("kick", room, name)),
+      ),
+      button("Ban…", "ban", `Ban ${name} from #${room}`, async () => {
+        const answer = await ask({
+          title: `Ban ${name} from #${room}?`,
+          message: `${name} is taken out of the room and cannot join it again until unbanned.`,
+          confirm: "Ban",
+          danger: true,
+          input: { label: "Reason (optional, everyone sees it)", maxLength: 200 },
+        });
+        if (answer) run(() => client.moderate("ban", room, name, { reason: answer.value }));
+      }),
+    );
+    group.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape") return;
+      e.stopPropagation();
+      open = { room: "", name: "" };
+      render();
+      focusControl(name, "toggle");
+    });
+    return [toggle, group];
+  }
+
+  /**
+   * Focuses a control of `name`'s row after a redraw ("first": the first action).
+   * @param {string} name
+   * @param {string} control
+   */
+  function focusControl(name, control) {
+    const row = [...list.children].find((li) => li instanceof HTMLElement && li.dataset.name === name);
+    const target = control === "first"
+      ? row?.querySelector(".member-actions button")
+      : row?.querySelector(`[data-control="${control}"]`);
+    if (target instanceof HTMLElement) target.focus();
+  }
+
+  function render() {
+    const { active, client } = state;
+    /** @type {string[]} */
+    let names;
+    if (active && !isDirect(active)) {
+      names = [...(client.rooms.get(active)?.members ?? [])];
+      title.textContent = `Members · ${names.length}`;
+      viewSub.textContent = names.length === 1 ? "1 member" : `${names.length} members`;
+    } else {
+      const seen = new Map();
+      for (const r of client.rooms.values()) for (const m of r.members) seen.set(m.toLowerCase(), m);
+      names = [...seen.values()];
+      title.textContent = `Online in your rooms · ${names.length}`;
+      viewSub.textContent = active
+        ? (onlineNames(client).has(active.slice(1).toLowerCase()) ? "Online" : "Not in your rooms right now")
+        : "";
+    }
+    names.sort((a, b) => (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) || a.localeCompare(b));
+    const room = active && !isDirect(active) ? active : "";
+    const moderator = room !== "" && client.moderates(room) && !!client.rooms.get(room)?.joined;
+    // A redraw (presence, a rename) must not take the keyboard focus away from a row's control.
+    const focused = document.activeElement instanceof HTMLElement && list.contains(document.activeElement)
+      ? {
+        name: document.activeElement.closest("li")?.dataset.name ?? "",
+        control: document.activeElement.dataset.control ?? "",
       }
-      names.sort((a, b) => (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) || a.localeCompare(b));
-      list.replaceChildren(...names.map((name) => {
-        const li = el("li", "member");
-        li.dataset.name = name;
-        const me = client.isMe(name);
-        const inner = me ? el("div", "member-item") : el("button", "member-item");
-        if (inner instanceof HTMLButtonElement) {
-          inner.type = "button";
-          inner.setAttribute("aria-label", `${name}: send a direct message`);
-          inner.addEventListener("click", () => state.go(`@${name}`));
-        }
-        const dot = el("span", "presence online");
-        dot.setAttribute("aria-hidden", "true");
-        const face = el("span", "avatar-wrap");
-        face.append(avatar(name, "small"), dot);
-        inner.append(face, el("span", "member-name", name));
-        if (me) inner.append(el("span", "member-you", "you"));
-        li.append(inner);
-        return li;
-      }));
-    },
-  };
+      : undefined;
+    list.replaceChildren(...names.map((name) => {
+      const li = el("li", "member");
+      li.dataset.name = name;
+      const me = client.isMe(name);
+      const inner = me ? el("div", "member-item") : el("button", "member-item");
+      if (inner instanceof HTMLButtonElement) {
+        inner.type = "button";
+        inner.setAttribute("aria-label", `${name}: send a direct message`);
+        inner.addEventListener("click", () => state.go(`@${name}`));
+      }
+      const dot = el("span", "presence online");
+      dot.setAttribute("aria-hidden", "true");
+      const face = el("span", "avatar-wrap");
+      face.append(avatar(name, "small"), dot);
+      inner.append(face, el("span", "member-name", name));
+      if (me) inner.append(el("span", "member-you", "you"));
+      li.append(inner);
+      if (moderator && !me) li.append(...moderationControls(room, name));
+      return li;
+    }));
+    if (focused?.control) focusControl(focused.name, focused.control);
+  }
+
+  return { render };
 }

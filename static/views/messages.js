@@ -1,15 +1,17 @@
 /**
- * One message as list items: delivered ones (with day separators and grouping) and those still in
- * the outbox (with their state, and Retry / Discard when refused).
+ * One message as list items: delivered ones (with day separators and grouping; "(edited)", or
+ * "message deleted" for a tombstone; Edit and Delete for yours, Delete for a moderator), those still
+ * in the outbox (with their state, and Retry / Discard when refused), and moderation lines.
  * @module
  */
-import { mentions } from "../chat-client.js";
+import { formatUntil, mentions } from "../chat-client.js";
 import { avatar, el, hue, textNodes } from "./dom.js";
 
 /** @typedef {import("../chat-client.js").ChatClient} ChatClient */
 /** @typedef {import("../chat-client.js").RoomMessage} RoomMessage */
 /** @typedef {import("../chat-client.js").DirectMessage} DirectMessage */
 /** @typedef {import("../chat-client.js").OutboxItem} OutboxItem */
+/** @typedef {import("../chat-client.js").ModerationLine} ModerationLine */
 /** @typedef {RoomMessage | DirectMessage} AnyMessage */
 
 /** Messages of one person this close together share one header. */
@@ -45,9 +47,11 @@ function dayLabel(ts) {
  * @param {AnyMessage} m
  * @param {AnyMessage | undefined} prev
  * @param {ChatClient} client who "you" are
+ * @param {{ afterLine?: boolean }} [opts] `afterLine`: a moderation line sits between `prev` and this
+ *   one, so this one starts a group of its own
  * @returns {HTMLElement[]}
  */
-export function messageNodes(m, prev, client) {
+export function messageNodes(m, prev, client, opts = {}) {
   /** @type {HTMLElement[]} */
   const out = [];
   const newDay = !prev || dayKey(prev.ts) !== dayKey(m.ts);
@@ -58,11 +62,13 @@ export function messageNodes(m, prev, client) {
     out.push(sep);
   }
   const own = client.isMe(m.from);
-  const grouped = !newDay && prev?.from === m.from && m.ts - prev.ts < GROUP_MS;
+  const grouped = !newDay && !opts.afterLine && prev?.from === m.from && m.ts - prev.ts < GROUP_MS;
+  const deleted = "deleted" in m && m.deleted === true;
   const li = el("li", "msg");
   if (own) li.classList.add("own");
   if (grouped) li.classList.add("grouped");
-  if (!own && mentions(m.text, client.me)) li.classList.add("mention");
+  if (deleted) li.classList.add("deleted");
+  if (!own && !deleted && mentions(m.text, client.me)) li.classList.add("mention");
   if ("seq" in m) li.dataset.seq = String(m.seq);
   if (m.cid) li.dataset.cid = m.cid;
   li.append(avatar(m.from));
@@ -73,13 +79,76 @@ export function messageNodes(m, prev, client) {
   time.dateTime = new Date(m.ts).toISOString();
   time.title = fullFormat.format(m.ts);
   meta.append(time);
+  if ("editedTs" in m && typeof m.editedTs === "number" && !deleted) {
+    const edited = el("span", "msg-edited", "(edited)");
+    edited.title = `Edited ${fullFormat.format(m.editedTs)}`;
+    meta.append(edited);
+  }
   body.append(meta);
-  const text = el("div", "msg-text");
-  text.append(textNodes(m.text));
-  body.append(text);
+  if (deleted) {
+    body.append(el("div", "msg-text msg-tombstone", "message deleted"));
+  } else {
+    const text = el("div", "msg-text");
+    text.append(textNodes(m.text));
+    body.append(text);
+    if ("seq" in m) {
+      const actions = messageActions(m, own, client);
+      if (actions) body.append(actions);
+    }
+  }
   li.append(body);
   out.push(li);
   return out;
+}
+
+/**
+ * Edit and Delete under your own room message; Delete under anyone's when you moderate the room.
+ * The buttons carry `data-action`; the thread's message actions (message-actions.js) handle them.
+ * @param {RoomMessage} m
+ * @param {boolean} own
+ * @param {ChatClient} client
+ */
+function messageActions(m, own, client) {
+  const canDelete = own || client.moderates(m.room);
+  if (!canDelete) return undefined;
+  const whose = own ? "your message" : `the message from ${m.from}`;
+  const actions = el("div", "msg-tools");
+  if (own) {
+    const edit = el("button", "msg-tool", "Edit");
+    edit.type = "button";
+    edit.dataset.action = "edit";
+    edit.setAttribute("aria-label", `Edit ${whose}`);
+    actions.append(edit);
+  }
+  const del = el("button", "msg-tool", "Delete");
+  del.type = "button";
+  del.dataset.action = "delete";
+  del.setAttribute("aria-label", `Delete ${whose}`);
+  actions.append(del);
+  return actions;
+}
+
+const VERBS = { kick: "kicked", ban: "banned", unban: "unbanned", mute: "muted", unmute: "unmuted" };
+
+/**
+ * A moderation action as a short line in the thread: "mo banned bob: spam".
+ * @param {ModerationLine} line
+ * @param {ChatClient} client
+ */
+export function moderationNode(line, client) {
+  const who = (/** @type {string} */ name) => client.isMe(name) ? "you" : name;
+  let text = `${client.isMe(line.by) ? "You" : line.by} ${VERBS[line.action]} ${who(line.name)}`;
+  if ((line.action === "mute" || line.action === "ban") && line.until) {
+    text += ` until ${formatUntil(line.until)}`;
+  }
+  if (line.reason) text += `: ${line.reason}`;
+  const li = el("li", "system-line");
+  li.dataset.action = line.action;
+  li.append(el("span", "system-text", text));
+  const time = el("time", "msg-time", timeFormat.format(line.ts));
+  time.dateTime = new Date(line.ts).toISOString();
+  li.append(time);
+  return li;
 }
 
 /**
@@ -94,11 +163,14 @@ export function pendingNode(item, client) {
   const body = el("div", "msg-body");
   const meta = el("div", "msg-meta");
   meta.append(el("span", "msg-from", "You"));
+  const slowUntil = item.room ? client.rooms.get(item.room)?.slowUntil ?? 0 : 0;
   const state = item.state === "failed"
     ? `Not sent: ${item.error ?? "refused"}`
-    : client.live
-    ? "Sending…"
-    : "Waiting for the connection";
+    : !client.live
+    ? "Waiting for the connection"
+    : slowUntil > Date.now()
+    ? "Waiting for slow mode"
+    : "Sending…";
   meta.append(el("span", "msg-state", state));
   body.append(meta);
   const text = el("div", "msg-text");

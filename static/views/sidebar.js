@@ -91,6 +91,12 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
     render() {
       const { client } = state;
       meName.textContent = client.me;
+      // A signed person's name is the host application's: the server refuses a rename (not_allowed).
+      renameButton.hidden = !client.guest;
+      if (!client.guest && !renameForm.hidden) {
+        renameForm.hidden = true;
+        renameButton.setAttribute("aria-expanded", "false");
+      }
       meAvatar.textContent = [...client.me][0]?.toUpperCase() ?? "?";
       meAvatar.className = `avatar ${hue(client.me)}`;
 

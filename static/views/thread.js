@@ -6,7 +6,7 @@
  * @module
  */
 import { byId, el } from "./dom.js";
-import { messageNodes, pendingNode } from "./messages.js";
+import { messageNodes, moderationNode, pendingNode } from "./messages.js";
 import { isDirect, viewTitle } from "./state.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
@@ -21,6 +21,7 @@ import { isDirect, viewTitle } from "./state.js";
  * @property {HTMLOListElement} list
  * @property {HTMLOListElement} pending
  * @property {AnyMessage | undefined} last the last message rendered
+ * @property {boolean} lineLast a moderation line was rendered after it
  * @property {number} scrollTop where the reader was when they left the view
  * @property {boolean} pinned whether the reader was at the bottom
  */
@@ -69,7 +70,7 @@ export function createThread(state, { onRead, focusComposer }) {
     pending.setAttribute("aria-label", "Not sent yet");
     root.append(status, list, pending);
     scroller.append(root);
-    v = { key, root, status, list, pending, last: undefined, scrollTop: 0, pinned: true };
+    v = { key, root, status, list, pending, last: undefined, lineLast: false, scrollTop: 0, pinned: true };
     labelView(v);
     views.set(key, v);
     renderAll(v);
@@ -93,17 +94,31 @@ export function createThread(state, { onRead, focusComposer }) {
    */
   function renderAll(v) {
     const msgs = messagesOf(v.key);
+    const lines = isDirect(v.key) ? [] : state.client.rooms.get(v.key)?.moderation ?? [];
     v.list.setAttribute("aria-busy", "true");
     /** @type {HTMLElement[]} */
     const nodes = [];
     /** @type {AnyMessage | undefined} */
     let prev;
+    // Each moderation line goes after the message that was the newest when it came.
+    let j = 0;
+    let afterLine = false;
     for (const m of msgs) {
-      nodes.push(...messageNodes(m, prev, state.client));
+      while (j < lines.length && "seq" in m && lines[j].afterSeq < m.seq) {
+        nodes.push(moderationNode(lines[j++], state.client));
+        afterLine = true;
+      }
+      nodes.push(...messageNodes(m, prev, state.client, { afterLine }));
+      afterLine = false;
       prev = m;
+    }
+    while (j < lines.length) {
+      nodes.push(moderationNode(lines[j++], state.client));
+      afterLine = true;
     }
     v.list.replaceChildren(...nodes);
     v.last = prev;
+    v.lineLast = afterLine;
     v.list.removeAttribute("aria-busy");
     renderHistoryStatus(v);
   }
@@ -117,8 +132,35 @@ export function createThread(state, { onRead, focusComposer }) {
     const last = v.last;
     const after = !last || ("seq" in m && "seq" in last ? m.seq > last.seq : m.ts >= last.ts);
     if (!after) return renderAll(v);
-    v.list.append(...messageNodes(m, last, state.client));
+    v.list.append(...messageNodes(m, last, state.client, { afterLine: v.lineLast }));
     v.last = m;
+    v.lineLast = false;
+  }
+
+  /**
+   * Redraws one message in place (edited, deleted), keeping the focus on its control if it had it.
+   * @param {View} v
+   * @param {import("./messages.js").RoomMessage} m
+   */
+  function renderChanged(v, m) {
+    const old = v.list.querySelector(`li.msg[data-seq="${m.seq}"]`);
+    if (!(old instanceof HTMLElement)) return;
+    const msgs = messagesOf(v.key);
+    const i = msgs.indexOf(m);
+    const prev = i > 0 ? msgs[i - 1] : undefined;
+    const fresh = messageNodes(m, prev, state.client).at(-1);
+    if (!fresh) return;
+    // Its place in a group is the old node's (a moderation line may sit before it).
+    fresh.classList.toggle("grouped", old.classList.contains("grouped"));
+    const focused = document.activeElement instanceof HTMLElement && old.contains(document.activeElement)
+      ? document.activeElement.dataset.action
+      : undefined;
+    old.replaceWith(fresh);
+    if (focused) {
+      const again = fresh.querySelector(`[data-action="${focused}"]`);
+      if (again instanceof HTMLElement) again.focus();
+      else focusComposer();
+    }
   }
 
   /** @param {View} v */
@@ -300,6 +342,42 @@ export function createThread(state, { onRead, focusComposer }) {
       if (key === state.active) {
         keepScroll(() => renderMessage(v, message), { newBelow: !state.client.isMe(message.from) });
       } else renderMessage(v, message);
+    },
+
+    /**
+     * A message of `room` was edited or deleted.
+     * @param {string} room
+     * @param {import("./messages.js").RoomMessage} message
+     */
+    changed(room, message) {
+      const v = views.get(room);
+      if (!v) return;
+      if (room === state.active) keepScroll(() => renderChanged(v, message));
+      else renderChanged(v, message);
+    },
+
+    /**
+     * A moderation line in `room`: shown at the end, as a small line.
+     * @param {string} room
+     * @param {import("./messages.js").ModerationLine} line
+     */
+    moderation(room, line) {
+      const v = views.get(room);
+      if (!v) return;
+      const add = () => {
+        v.list.append(moderationNode(line, state.client));
+        v.lineLast = true;
+      };
+      if (room === state.active) keepScroll(add, { newBelow: true });
+      else add();
+    },
+
+    /** Redraws every view's messages (what you may do to them changed: your role). */
+    redraw() {
+      for (const v of views.values()) {
+        if (v.key === state.active) keepScroll(() => renderAll(v));
+        else renderAll(v);
+      }
     },
 
     /**
