@@ -280,6 +280,7 @@ export class Chat {
         messagesPerSecond: cfg.messagesPerSecond,
         burst: cfg.burst,
         historyPage: cfg.historyPage,
+        editSeconds: cfg.editWindowSeconds,
       },
       version: PROTOCOL_VERSION,
     };
@@ -291,7 +292,7 @@ export class Chat {
     }
     peer.send(encode(welcome));
     if (this.#engine.claimName) this.#claimEverywhere(conn, name);
-    if (room) this.#run(peer.id, () => this.#join(conn, room));
+    if (room) this.#run(peer.id, () => this.#join(conn, room), { room });
   }
 
   /**
@@ -501,7 +502,8 @@ export class Chat {
     this.#answer(conn.peer, SHUTTING_DOWN, extra);
   }
 
-  #run(id: number, fn: () => void): void {
+  /** Runs `fn`; a refusal it throws is answered, with `extra` (the room or send it is about). */
+  #run(id: number, fn: () => void, extra?: { cid?: string; room?: string }): void {
     try {
       fn();
     } catch (e) {
@@ -509,7 +511,7 @@ export class Chat {
         this.#log.error("handler failed", { conn: id, error: String((e as Error)?.stack ?? e) });
         return;
       }
-      this.#refuse(id, e);
+      this.#refuse(id, e, extra);
     }
   }
 
@@ -548,7 +550,10 @@ export class Chat {
   #handle(conn: Conn, msg: ClientMessage): void {
     switch (msg.type) {
       case "join":
-        return this.#join(conn, msg.room, msg.since, msg.epoch);
+        // A refused join names its room, so a client with several joins out knows which.
+        return this.#run(conn.peer.id, () => this.#join(conn, msg.room, msg.since, msg.epoch), {
+          room: msg.room,
+        });
       case "leave":
         return this.#leave(conn, msg.room);
       case "send":
@@ -972,7 +977,7 @@ export class Chat {
         this.#run(id, () => {
           this.#moderation.admit(conn.identity!, room, acc, this.#now());
           this.#enter(conn, room, since, epoch);
-        });
+        }, { room });
       },
       (e) => {
         if (this.#conns.get(id) !== conn) return;

@@ -85,6 +85,7 @@
  * @property {number} messagesPerSecond
  * @property {number} burst
  * @property {number} historyPage
+ * @property {number} editSeconds How long after sending its author may edit a message (0: never).
  */
 
 /**
@@ -148,6 +149,7 @@ const DEFAULT_LIMITS = Object.freeze({
   messagesPerSecond: 10,
   burst: 30,
   historyPage: 200,
+  editSeconds: 900,
 });
 
 /**

@@ -282,6 +282,7 @@ Deno.test("a rooms claim limits joins: another room is forbidden with one senten
     type: "error",
     code: "forbidden",
     message: 'You cannot join room "lobby"',
+    room: "lobby",
   });
   c.send({ type: "join", room: "team-a" });
   assert.equal((await c.next("joined")).room, "team-a");

@@ -15,6 +15,7 @@ Deno.test("welcome is the first message and carries id, name, token, rooms, limi
   assert.equal(w.version, 1);
   assert.deepEqual(Object.keys(w.limits).sort(), [
     "burst",
+    "editSeconds",
     "frameBytes",
     "historyPage",
     "messagesPerSecond",

@@ -113,7 +113,9 @@ function messageActions(m, own, client) {
   if (!canDelete) return undefined;
   const whose = own ? "your message" : `the message from ${m.from}`;
   const actions = el("div", "msg-tools");
-  if (own) {
+  // Offered while the server's edit window is open (at render time; a late click gets its refusal).
+  const editable = own && Date.now() - m.ts < client.limits.editSeconds * 1000;
+  if (editable) {
     const edit = el("button", "msg-tool", "Edit");
     edit.type = "button";
     edit.dataset.action = "edit";
