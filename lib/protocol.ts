@@ -235,18 +235,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "nick": {
       return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
     }
-    case "history": {
-      const msg: { type: "history"; room: string; before?: number; limit?: number } = {
-        type: "history",
-        room: room(o),
-      };
-      const before = optInt(o, "before");
-      // An empty page could only say "complete" falsely or "not complete" uselessly: limit starts at 1.
-      const limit = optInt(o, "limit", 1);
-      if (before !== undefined) msg.before = before;
-      if (limit !== undefined) msg.limit = limit;
-      return msg;
-    }
+    case "history":
+      return { type: "history", ...page(o) };
     case "ping":
       return { type: "ping" };
     case "delete":
@@ -321,17 +311,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       }
       return msg;
     }
-    case "audit": {
-      const msg: { type: "audit"; room: string; before?: number; limit?: number } = {
-        type: "audit",
-        room: room(o),
-      };
-      const before = optInt(o, "before");
-      const limit = optInt(o, "limit", 1);
-      if (before !== undefined) msg.before = before;
-      if (limit !== undefined) msg.limit = limit;
-      return msg;
-    }
+    case "audit":
+      return { type: "audit", ...page(o) };
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };
@@ -378,6 +359,17 @@ function optInt(o: Record<string, unknown>, field: string, min = 0): number | un
     );
   }
   return v;
+}
+
+/** A page request: `room`, and `before`/`limit` when given. */
+function page(o: Record<string, unknown>): { room: string; before?: number; limit?: number } {
+  const out: { room: string; before?: number; limit?: number } = { room: room(o) };
+  const before = optInt(o, "before");
+  // An empty page could only say "complete" falsely or "not complete" uselessly: limit starts at 1.
+  const limit = optInt(o, "limit", 1);
+  if (before !== undefined) out.before = before;
+  if (limit !== undefined) out.limit = limit;
+  return out;
 }
 
 function reqInt(o: Record<string, unknown>, field: string, min: number): number {
