@@ -291,7 +291,10 @@ export interface Engine {
    * How many messages mention person `key` in each room after the given seq (a read position): rooms
    * without any are left out. Mentions of deleted messages, and of those retention removed, do not count.
    */
-  mentionCounts?(key: string, rooms: readonly { room: string; after: number }[]): Promise<Record<string, number>>;
+  mentionCounts?(
+    key: string,
+    rooms: readonly { room: string; after: number }[],
+  ): Promise<Record<string, number>>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */
@@ -518,7 +521,10 @@ export class EmbeddedEngine implements Engine {
     return Promise.resolve(this.#store.reactions(room, from, to, key));
   }
 
-  mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Promise<Record<string, number>> {
+  mentionCounts(
+    key: string,
+    rooms: readonly { room: string; after: number }[],
+  ): Promise<Record<string, number>> {
     return Promise.resolve(this.#store.mentionCounts(key, rooms));
   }
 

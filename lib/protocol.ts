@@ -265,7 +265,10 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
           throw new ProtocolError("bad_message", "A send has either room or to, not both");
         }
         if (replyTo !== undefined) {
-          throw new ProtocolError("bad_message", "Replies are for room messages: a direct message has no replyTo");
+          throw new ProtocolError(
+            "bad_message",
+            "Replies are for room messages: a direct message has no replyTo",
+          );
         }
         const raw = str(o, "to");
         const to = normalizeName(raw, `Cannot send to ${quote(raw)}`);

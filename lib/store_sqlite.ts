@@ -321,12 +321,19 @@ export class SqliteStore implements Store {
 
   async react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void> {
     const a = await this.#request({ id: 0, op: "react", row: [room, seq, emoji, key, ts], on });
-    if (!a.ok) throw new StoreError(`Cannot change a reaction on message ${seq} of room "${room}": ${a.error}`);
+    if (!a.ok) {
+      throw new StoreError(`Cannot change a reaction on message ${seq} of room "${room}": ${a.error}`);
+    }
   }
 
   reactions(room: string, from: number, to: number, key: string): Map<number, MessageReactions> {
     const out = new Map<number, MessageReactions>();
-    const rows = this.#reactions.all(key, room, from, to) as { seq: number; emoji: string; n: number; mine: number }[];
+    const rows = this.#reactions.all(key, room, from, to) as {
+      seq: number;
+      emoji: string;
+      n: number;
+      mine: number;
+    }[];
     for (const r of rows) {
       let m = out.get(r.seq);
       if (!m) out.set(r.seq, m = { counts: {}, mine: [] });

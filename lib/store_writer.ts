@@ -45,7 +45,9 @@ class Writer {
     this.#insert = this.#db.prepare(
       "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#insertMention = this.#db.prepare("INSERT OR IGNORE INTO mentions (ukey, room, seq) VALUES (?, ?, ?)");
+    this.#insertMention = this.#db.prepare(
+      "INSERT OR IGNORE INTO mentions (ukey, room, seq) VALUES (?, ?, ?)",
+    );
     // Only on a message that is stored and not deleted: retention may have removed it since the check.
     this.#addReaction = this.#db.prepare(
       `INSERT OR IGNORE INTO reactions (room, seq, emoji, ukey, ts) SELECT ?1, ?2, ?3, ?4, ?5
@@ -142,7 +144,7 @@ class Writer {
   ): boolean {
     const done = this.#transaction(() => {
       if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
-      if (row[1] === 1) for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number);
+      if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number); }
       if (audit) this.#audit(audit, retain);
       return true;
     });
@@ -231,14 +233,14 @@ class Writer {
       for (const room of this.#touched) {
         const last = (this.#getLast.get(room) as { s: number } | undefined)?.s ?? 0;
         const trimmed = Number(this.#trimCount.run(room, last - retainMessages).changes);
-        if (trimmed > 0) for (const t of this.#trimExtras) t.run(room, last - retainMessages);
+        if (trimmed > 0) { for (const t of this.#trimExtras) t.run(room, last - retainMessages); }
         n += trimmed;
       }
     }
     this.#touched.clear();
     if (retainMs > 0) {
       const aged = Number(this.#trimAge.run(now - retainMs).changes);
-      if (aged > 0) for (const o of this.#orphans) o.run();
+      if (aged > 0) { for (const o of this.#orphans) o.run(); }
       n += aged;
     }
     this.#expirePeople.run(now);
