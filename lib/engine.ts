@@ -374,7 +374,9 @@ export class EmbeddedEngine implements Engine {
       }
       let quote: ChatMessage["replyTo"];
       if (d.replyTo !== undefined) {
-        const target = this.#store.message(d.room, d.replyTo);
+        // Earlier in this batch (as the Redis script, which has added it already, finds it) or stored.
+        const target = fresh.find((m) => m.room === d.room && m.seq === d.replyTo) ??
+          this.#store.message(d.room, d.replyTo);
         if (!target || target.deleted) {
           out.push({ message: refusedDraft(d), duplicate: false, refused: "reply_not_found" });
           continue;

@@ -185,7 +185,7 @@ const MENTIONS_KEPT = 1000;
  */
 const QUOTE_LUA = `
 local function quote(t)
-  local nl = string.find(t, '[\r\n]')
+  local nl = string.find(t, '[\\r\\n]')
   if nl then t = string.sub(t, 1, nl - 1) end
   local n = 0
   for i = 1, #t do
