@@ -597,7 +597,6 @@ export class Chat {
       case "ping":
         return void conn.peer.send(encode({ type: "pong", ts: this.#now() }));
       case "react":
-        this.#member(conn, msg.room, "react in");
         return this.#reply(conn, this.#react(conn, msg.room, msg.seq, msg.emoji, msg.on), msg.room);
       case "delete":
         this.#member(conn, msg.room, "delete in");
@@ -1406,6 +1405,7 @@ export class Chat {
 
   /** Puts, takes back or toggles the person's reaction; the room hears the new counts. */
   async #react(conn: Conn, room: string, seq: number, emoji: string, on?: boolean): Promise<void> {
+    this.#member(conn, room, "react in");
     const muted = this.#moderation.mutedUntil(room, conn.identity!.uid, this.#now());
     if (muted !== undefined) throw new ProtocolError("muted", `You are muted in room "${room}"`);
     const react = this.#engine.react;
