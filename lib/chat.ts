@@ -11,7 +11,7 @@ import type { Config } from "./config.ts";
 import { Hub, type Peer } from "./hub.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { withSuffix } from "./names.ts";
+import { canonicalName, nameProblem, withSuffix } from "./names.ts";
 import {
   type ChatMessage,
   type ClientMessage,
@@ -31,6 +31,7 @@ import {
   DEFAULT_RULES,
   type Draft,
   type Engine,
+  type Mention,
   type RoomChange,
   type RoomRules,
   UnavailableError,
@@ -90,6 +91,8 @@ interface Pending {
   sender: Peer;
   /** Connections that re-sent the same cid while this was being written: they get the ack too. */
   waiters: Peer[];
+  /** Its mentions of people on other processes are being looked up: the write waits for it. */
+  ready?: Promise<void>;
 }
 
 /** A history read failed: the room's history cannot be given now. */
@@ -118,6 +121,11 @@ const AUTH_SWEEP_MS = 1000;
 const MAX_DIRECT_CIDS = 10_000;
 /** JSON around one message in an answer (`{"type":"message","room":…,"seq":…}`), for the size budget. */
 const ANSWER_OVERHEAD_CHARS = 160;
+/**
+ * An `@name` in a message: `@` not inside a word (so `a@b.example` mentions nobody), then name
+ * characters (see lib/names.ts; marks too, as NFKC may compose them).
+ */
+const MENTION_RE = /(?<![\p{L}\p{N}\p{M}_.@-])@([\p{L}\p{N}\p{M}_.-]{1,128})/gu;
 
 /** One chat service: a hub, an engine, and the rules between clients and them. */
 export class Chat {
@@ -559,7 +567,7 @@ export class Chat {
       case "send":
         if ("to" in msg) return this.#direct(conn, msg.to, msg.text, msg.cid);
         try {
-          return this.#send(conn, msg.room, msg.text, msg.cid);
+          return this.#send(conn, msg.room, msg.text, msg.cid, msg.replyTo);
         } catch (e) {
           // The refusal names the send it refuses, so a client with several in flight knows which.
           if (!(e instanceof ProtocolError)) throw e;
@@ -593,6 +601,8 @@ export class Chat {
         return this.#history(conn, msg.room, msg.before, msg.limit);
       case "ping":
         return void conn.peer.send(encode({ type: "pong", ts: this.#now() }));
+      case "react":
+        return this.#reply(conn, this.#react(conn, msg.room, msg.seq, msg.emoji, msg.on), msg.room);
       case "delete":
         this.#member(conn, msg.room, "delete in");
         return this.#reply(conn, this.deleteMessage(this.#actor(conn), msg.room, msg.seq), msg.room);
@@ -1004,7 +1014,7 @@ export class Chat {
     conn.current = room;
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
     const id = conn.peer.id;
-    this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined).then(
+    this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined, conn.key).then(
       ({ messages, lastSeq, truncated, epoch, members }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
         const you: Record<string, unknown> = { role: conn.identity!.role };
@@ -1044,6 +1054,7 @@ export class Chat {
     since?: number,
     epoch?: string,
     arriving?: string,
+    key = "",
   ): Promise<
     { messages: ChatMessage[]; lastSeq: number; truncated: boolean; epoch: string; members: string[] }
   > {
@@ -1072,6 +1083,7 @@ export class Chat {
       truncated = lost || messages.length > n;
       if (messages.length > n) messages = messages.slice(-n);
     }
+    messages = await this.#withReactions(room, messages, key);
     const fitted = this.#fit(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
     const members = this.#engine.members ? await this.#engine.members(room) : this.hub.members(room);
@@ -1084,7 +1096,7 @@ export class Chat {
     conn.peer.send(encode({ type: "left", room }));
   }
 
-  #send(conn: Conn, room: string, text: string, cid?: string): void {
+  #send(conn: Conn, room: string, text: string, cid?: string, replyTo?: number): void {
     this.#member(conn, room, "send to");
     this.#moderation.checkPost(conn.identity!, room, this.#now());
     if (cid !== undefined) {
@@ -1095,7 +1107,10 @@ export class Chat {
     }
     const draft: Draft = { room, from: this.#name(conn), text, ts: this.#now(), key: conn.key };
     if (cid !== undefined) draft.cid = cid;
+    if (replyTo !== undefined) draft.replyTo = replyTo;
     const p: Pending = { draft, sender: conn.peer, waiters: [] };
+    // Most messages hold no "@": one indexOf is all they cost.
+    if (text.includes("@")) this.#mentions(p, conn.key);
     this.#pending.push(p);
     if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
     // At the end of this turn of the event loop, so every frame read in this turn goes in one write
@@ -1119,7 +1134,12 @@ export class Chat {
     const batch = this.#pending;
     this.#pending = [];
     this.#writing = batch.length;
-    this.#inFlight = this.#engine.append(batch.map((p) => p.draft))
+    // Mentions of people elsewhere are looked up first; the batch keeps its order.
+    const lookups = batch.filter((p) => p.ready).map((p) => p.ready);
+    const appended = lookups.length === 0
+      ? this.#engine.append(batch.map((p) => p.draft))
+      : Promise.all(lookups).then(() => this.#engine.append(batch.map((p) => p.draft)));
+    this.#inFlight = appended
       .then((stored) => this.#written(batch, stored), (e) => this.#failed(batch, e as Error))
       .catch((e) => this.#log.error("delivery failed", { error: String((e as Error)?.stack ?? e) }))
       .finally(() => {
@@ -1139,6 +1159,17 @@ export class Chat {
     }
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i];
+      if (stored[i].refused) {
+        const err = new ProtocolError(
+          "message_not_found",
+          `Room "${p.draft.room}" has no message ${p.draft.replyTo} to reply to (or it was deleted)`,
+        );
+        for (const peer of [p.sender, ...p.waiters]) {
+          this.#refuse(peer.id, err, { cid: p.draft.cid, room: p.draft.room });
+        }
+        this.#forget(p);
+        continue;
+      }
       if (p.draft.cid !== undefined) {
         const ack = ackLine(stored[i].message);
         p.sender.send(ack);
@@ -1271,15 +1302,17 @@ export class Chat {
         let messages = page.messages;
         let complete = messages.length <= n;
         if (!complete) messages = messages.slice(1);
-        const fitted = this.#fit(messages);
-        if (fitted.length < messages.length) messages = fitted, complete = false;
-        conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+        return this.#withReactions(room, messages, conn.key).then((read) => {
+          if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
+          const messages = this.#fit(read);
+          if (messages.length < read.length) complete = false;
+          conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+        });
       },
-      (e) => {
-        this.#log.error("history read failed", { room, error: (e as Error).message });
-        this.#answer(conn.peer, UNREADABLE(room, e), { room });
-      },
-    );
+    ).catch((e) => {
+      this.#log.error("history read failed", { room, error: (e as Error).message });
+      this.#answer(conn.peer, UNREADABLE(room, e), { room });
+    });
   }
 
   /**
@@ -1301,10 +1334,104 @@ export class Chat {
   #fit(messages: ChatMessage[]): ChatMessage[] {
     let size = 0;
     for (let i = messages.length - 1; i >= 0; i--) {
-      size += messages[i].text.length + messages[i].from.length + ANSWER_OVERHEAD_CHARS;
+      const m = messages[i];
+      size += m.text.length + m.from.length + ANSWER_OVERHEAD_CHARS;
+      if (m.replyTo || m.mentions || m.reactions) size += extrasChars(m);
       if (size > this.#answerChars) return messages.slice(i + 1);
     }
     return messages;
+  }
+
+  /**
+   * `messages` (one room's, oldest first) with their reactions and person `key`'s own: one read for
+   * the page, none when the engine keeps no reactions.
+   */
+  async #withReactions(room: string, messages: ChatMessage[], key: string): Promise<ChatMessage[]> {
+    if (!this.#engine.reactions || messages.length === 0) return messages;
+    const got = await this.#engine.reactions(room, messages[0].seq, messages.at(-1)!.seq, key);
+    if (got.size === 0) return messages;
+    return messages.map((m) => {
+      const r = got.get(m.seq);
+      if (!r || m.deleted) return m;
+      const out: ChatMessage = { ...m, reactions: r.counts };
+      if (r.mine.length > 0) out.mine = r.mine;
+      return out;
+    });
+  }
+
+  /**
+   * Finds who the `@name`s of `p`'s text mention (the first `maxMentions` distinct valid names): people
+   * online here at once, others through the engine (then `p.ready` holds the write back until known).
+   * A name nobody holds, and the sender, are not recorded.
+   */
+  #mentions(p: Pending, self: string): void {
+    const max = this.#cfg.maxMentions;
+    const names: string[][] = [];
+    const seen = new Set<string>();
+    for (const match of p.draft.text.matchAll(MENTION_RE)) {
+      if (names.length >= max) break;
+      // "@bob." at the end of a sentence: "bob." first (a valid name), then "bob".
+      const raw = canonicalName(match[1]);
+      const tries = [raw, raw.replace(/[.\-_]+$/, "")].filter((n, i, a) =>
+        n !== "" && a.indexOf(n) === i && nameProblem(n) === undefined
+      );
+      if (tries.length === 0 || seen.has(tries[0])) continue;
+      seen.add(tries[0]);
+      names.push(tries);
+    }
+    if (names.length === 0) return;
+    const found: (Mention | undefined)[] = new Array(names.length);
+    const remote: number[] = [];
+    names.forEach((tries, i) => {
+      for (const n of tries) {
+        const key = this.hub.personByName(n);
+        if (key !== undefined) return void (found[i] = { key, name: this.hub.nameOf(key)! });
+      }
+      remote.push(i);
+    });
+    const done = () => {
+      const keys = new Set<string>([self]);
+      const mentions: Mention[] = [];
+      for (const m of found) if (m && !keys.has(m.key)) keys.add(m.key), mentions.push(m);
+      if (mentions.length > 0) p.draft.mentions = mentions;
+    };
+    const whoIs = this.#engine.whoIs;
+    if (remote.length === 0 || !whoIs) return done();
+    p.ready = Promise.all(remote.map(async (i) => {
+      for (const n of names[i]) {
+        const got = await whoIs.call(this.#engine, n);
+        if (got) return void (found[i] = got);
+      }
+    })).catch((e) => {
+      // A mention is worth less than the message: it goes without the people not found.
+      this.#log.debug("mentions not looked up", { error: (e as Error).message });
+    }).then(done);
+  }
+
+  /** Puts, takes back or toggles the person's reaction; the room hears the new counts. */
+  async #react(conn: Conn, room: string, seq: number, emoji: string, on?: boolean): Promise<void> {
+    this.#member(conn, room, "react in");
+    const muted = this.#moderation.mutedUntil(room, conn.identity!.uid, this.#now());
+    if (muted !== undefined) throw new ProtocolError("muted", `You are muted in room "${room}"`);
+    const react = this.#engine.react;
+    if (!react) throw new ProtocolError("not_allowed", "This server keeps no reactions");
+    const caps = { maxEmoji: this.#cfg.maxReactionEmoji, maxPerPerson: this.#cfg.maxReactionsPerPerson };
+    const r = await react.call(this.#engine, room, seq, conn.key, emoji, on, caps);
+    if (!r.ok) {
+      if (r.problem === "not_found") {
+        throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to react to`);
+      }
+      throw new ProtocolError(
+        "too_many_reactions",
+        r.problem === "too_many_emoji"
+          ? `Message ${seq} has ${caps.maxEmoji} different reactions already: add to one of them`
+          : `You have ${caps.maxPerPerson} reactions on message ${seq} already: take one back first`,
+      );
+    }
+    this.#roomLine(
+      room,
+      encode({ type: "reactions", room, seq, counts: r.counts, by: this.#name(conn), emoji, on: r.on }),
+    );
   }
 
   #member(conn: Conn, room: string, verb: string): void {
@@ -1438,6 +1565,15 @@ export class Chat {
       (e) => this.#log.error("retention failed", { error: (e as Error).message }),
     );
   }
+}
+
+/** About the characters a message's reply quote, mentions and reactions add to an answer. */
+function extrasChars(m: ChatMessage): number {
+  let n = 0;
+  if (m.replyTo) n += m.replyTo.text.length + m.replyTo.from.length + 40;
+  for (const name of m.mentions ?? []) n += name.length + 3;
+  for (const e in m.reactions ?? {}) n += 2 * e.length + 12;
+  return n;
 }
 
 /** A person's id for the host application: the signed `sub`, or a guest's key. */

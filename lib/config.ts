@@ -108,6 +108,12 @@ export interface Config {
   readonly editWindowSeconds: number;
   /** Audit log entries (moderation actions) kept per room, the newest. @default 1000 */
   readonly auditRetain: number;
+  /** Distinct emoji one message may carry as reactions; a new one past it is `too_many_reactions`. @default 20 */
+  readonly maxReactionEmoji: number;
+  /** Reactions one person may put on one message; one more is `too_many_reactions`. @default 10 */
+  readonly maxReactionsPerPerson: number;
+  /** `@name` mentions one message records; later ones in its text are not recorded. @default 20 */
+  readonly maxMentions: number;
   /** Milliseconds shutdown waits for clients and storage. @default 5000 */
   readonly shutdownTimeoutMs: number;
   /**
@@ -193,6 +199,9 @@ export const DEFAULTS: Config = Object.freeze(
     apiRate: 50,
     apiMaxBody: 64 * 1024,
     auditRetain: 1000,
+    maxReactionEmoji: 20,
+    maxReactionsPerPerson: 10,
+    maxMentions: 20,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
     relistenTimeoutSeconds: 30,
@@ -490,6 +499,33 @@ export const SETTINGS: readonly Setting[] = [
     kind: I,
     min: 1,
     help: "audit log entries (moderation actions) kept per room",
+  },
+  {
+    key: "maxReactionEmoji",
+    flag: "max-reaction-emoji",
+    env: "CHAT_MAX_REACTION_EMOJI",
+    kind: I,
+    min: 1,
+    max: 1000,
+    help: "distinct emoji reacted to one message",
+  },
+  {
+    key: "maxReactionsPerPerson",
+    flag: "max-reactions-per-person",
+    env: "CHAT_MAX_REACTIONS_PER_PERSON",
+    kind: I,
+    min: 1,
+    max: 1000,
+    help: "reactions one person puts on one message",
+  },
+  {
+    key: "maxMentions",
+    flag: "max-mentions",
+    env: "CHAT_MAX_MENTIONS",
+    kind: I,
+    min: 0,
+    max: 1000,
+    help: "@name mentions recorded per message (later ones are not)",
   },
   {
     key: "shutdownTimeoutMs",

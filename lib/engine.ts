@@ -7,7 +7,7 @@
  * This module holds the interface and the embedded engine: one process, history in a {@link Store}.
  * @module
  */
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, quoteOf } from "./protocol.ts";
 import { checkRoomChange, type Store, type StoredMessage, toWire } from "./store.ts";
 
 /** A room message on its way in: everything but its `seq`. */
@@ -19,14 +19,51 @@ export interface Draft {
   /** The sending person's key, for de-duplication by `cid`. */
   key: string;
   cid?: string;
+  /**
+   * The seq (in the same room) this message answers: the engine quotes it (see {@link quoteOf}) as the
+   * message's `replyTo`, or refuses the draft when that message is not stored or deleted.
+   */
+  replyTo?: number;
+  /** The people it mentions: their key (a row each, for {@link Engine.mentionCounts}) and name (`mentions`). */
+  mentions?: Mention[];
+}
+
+/** One mentioned person. */
+export interface Mention {
+  key: string;
+  name: string;
 }
 
 /** What {@link Engine.append} made of one draft. */
 export interface Appended {
-  /** The stored message: the new one, or for a repeated `cid` the one stored before. */
+  /**
+   * The stored message: the new one, or for a repeated `cid` the one stored before. For a refused
+   * draft, the draft as it came with seq 0: nothing was stored.
+   */
   message: ChatMessage;
   /** True when the `cid` was stored before (within the dedup window): nothing new was stored. */
   duplicate: boolean;
+  /** The draft was not stored: the message its `replyTo` names is not stored (or deleted). */
+  refused?: "reply_not_found";
+}
+
+/** Caps a reaction is checked against. */
+export interface ReactionCaps {
+  /** Distinct emoji on one message. */
+  maxEmoji: number;
+  /** Reactions of one person on one message. */
+  maxPerPerson: number;
+}
+
+/** What {@link Engine.react} did. */
+export type ReactResult =
+  | { ok: true; on: boolean; counts: Record<string, number> }
+  | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" };
+
+/** The reactions of one message, for a reader: counts, and that reader's own. */
+export interface MessageReactions {
+  counts: Record<string, number>;
+  mine: string[];
 }
 
 /** A history read: messages (oldest first) and the room's newest delivered seq when it was read. */
@@ -233,6 +270,31 @@ export interface Engine {
   audit?(room: string, before: number, limit: number): Promise<AuditEntry[]>;
   /** The room's added people, bans and mutes (expired ones left out). */
   accessList?(room: string): Promise<AccessList>;
+  /** The stored message `seq` of `room` (a tombstone too), or undefined. */
+  message?(room: string, seq: number): Promise<ChatMessage | undefined>;
+  /**
+   * Puts (`want` true), takes back (false) or toggles (undefined) person `key`'s reaction `emoji` on
+   * message `seq`, within `caps`, and resolves to the message's counts after it. A deleted or unknown
+   * message is `not_found`. Nothing is told to the subscribers: the caller tells the room.
+   */
+  react?(
+    room: string,
+    seq: number,
+    key: string,
+    emoji: string,
+    want: boolean | undefined,
+    caps: ReactionCaps,
+  ): Promise<ReactResult>;
+  /** The reactions of the messages `from`..`to` of `room` that have any, with person `key`'s own. */
+  reactions?(room: string, from: number, to: number, key: string): Promise<Map<number, MessageReactions>>;
+  /**
+   * How many messages mention person `key` in each room after the given seq (a read position): rooms
+   * without any are left out. Mentions of deleted messages, and of those retention removed, do not count.
+   */
+  mentionCounts?(
+    key: string,
+    rooms: readonly { room: string; after: number }[],
+  ): Promise<Record<string, number>>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health?(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */
@@ -264,6 +326,13 @@ export function guardProblem(
   if (guard.authorKey !== undefined && m.key !== guard.authorKey) return "not_author";
   if (guard.sentSince !== undefined && m.ts < guard.sentSince) return "too_old";
   return undefined;
+}
+
+/** A draft that was refused, as the message it would have been (seq 0: nothing was stored). */
+export function refusedDraft(d: Draft): ChatMessage {
+  const m: ChatMessage = { room: d.room, seq: 0, from: d.from, text: d.text, ts: d.ts };
+  if (d.cid !== undefined) m.cid = d.cid;
+  return m;
 }
 
 /** One process, history in a {@link Store}; appends run one at a time, in call order. */
@@ -303,10 +372,26 @@ export class EmbeddedEngine implements Engine {
           continue;
         }
       }
+      let quote: ChatMessage["replyTo"];
+      if (d.replyTo !== undefined) {
+        // Earlier in this batch (as the Redis script, which has added it already, finds it) or stored.
+        const target = fresh.find((m) => m.room === d.room && m.seq === d.replyTo) ??
+          this.#store.message(d.room, d.replyTo);
+        if (!target || target.deleted) {
+          out.push({ message: refusedDraft(d), duplicate: false, refused: "reply_not_found" });
+          continue;
+        }
+        quote = { seq: target.seq, from: target.from, text: quoteOf(target.text) };
+      }
       const seq = (next.get(d.room) ?? this.#store.lastSeq(d.room)) + 1;
       next.set(d.room, seq);
       const m: StoredMessage = { room: d.room, seq, from: d.from, text: d.text, ts: d.ts, key: d.key };
       if (d.cid !== undefined) m.cid = d.cid;
+      if (quote) m.replyTo = quote;
+      if (d.mentions?.length) {
+        m.mentions = d.mentions.map((p) => p.name);
+        m.mentionKeys = d.mentions.map((p) => p.key);
+      }
       fresh.push(m);
       out.push({ message: m, duplicate: false });
       if (dedup !== undefined) inBatch.set(dedup, m);
@@ -397,6 +482,52 @@ export class EmbeddedEngine implements Engine {
       for (const s of this.#subscribers) s.messageChanged?.({ ...message });
       return { ok: true, message };
     });
+  }
+
+  message(room: string, seq: number): Promise<ChatMessage | undefined> {
+    const m = this.#store.message(room, seq);
+    return Promise.resolve(m && toWire(m));
+  }
+
+  react(
+    room: string,
+    seq: number,
+    key: string,
+    emoji: string,
+    want: boolean | undefined,
+    caps: ReactionCaps,
+  ): Promise<ReactResult> {
+    // Queued like changeMessage: the check and the write see the same message and counts.
+    return this.#queue(async (): Promise<ReactResult> => {
+      const m = this.#store.message(room, seq);
+      if (!m || m.deleted) return { ok: false, problem: "not_found" };
+      const now = this.#store.reactions(room, seq, seq, key).get(seq) ?? { counts: {}, mine: [] };
+      const had = now.mine.includes(emoji);
+      const on = want ?? !had;
+      const counts = { ...now.counts };
+      if (on === had) return { ok: true, on, counts };
+      if (on) {
+        if (now.mine.length >= caps.maxPerPerson) return { ok: false, problem: "too_many_mine" };
+        if (!(emoji in counts) && Object.keys(counts).length >= caps.maxEmoji) {
+          return { ok: false, problem: "too_many_emoji" };
+        }
+      }
+      await this.#store.react(room, seq, emoji, key, on, Date.now());
+      counts[emoji] = (counts[emoji] ?? 0) + (on ? 1 : -1);
+      if (counts[emoji] <= 0) delete counts[emoji];
+      return { ok: true, on, counts };
+    });
+  }
+
+  reactions(room: string, from: number, to: number, key: string): Promise<Map<number, MessageReactions>> {
+    return Promise.resolve(this.#store.reactions(room, from, to, key));
+  }
+
+  mentionCounts(
+    key: string,
+    rooms: readonly { room: string; after: number }[],
+  ): Promise<Record<string, number>> {
+    return Promise.resolve(this.#store.mentionCounts(key, rooms));
   }
 
   get #auditRetain(): number {

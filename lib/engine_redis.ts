@@ -10,7 +10,17 @@
  *   that are not stored (typing);
  * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
  *   of uids; `chat:{room}:bans` and `chat:{room}:mutes`, hashes uid to until (ms, 0 = forever);
- *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`.
+ *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`;
+ * - reactions (#11): `chat:{room}:rc:<seq>`, a hash emoji to count; `chat:{room}:rp:<seq>`, a hash
+ *   person key to that person's emoji (tab-separated); `chat:{room}:rx`, a sorted set of the seqs
+ *   that have reactions (a page read, retention and deletes find them there);
+ * - mentions (#11): `chat:{room}:mn:<person key>`, a sorted set of the seqs that mention the person
+ *   (score = seq), capped at {@link MENTIONS_KEPT}: in the room's slot, so the append, a delete and
+ *   retention change them atomically with the message; a person's counts are one read per room.
+ *
+ * A message's stream entry holds `f` (from), `t` (text), `ts`, `c` (cid), `k` (sender key), and when
+ * it has them `d` (deleted), `e` (editedTs), `r` (reply quote JSON), `m` (mentioned names JSON) and
+ * `mk` (mentioned person keys, tab-separated).
  *
  * A stream entry cannot be changed in place, and `XDEL` only flags an entry (its bytes stay in the
  * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
@@ -34,13 +44,17 @@ import {
   type EngineEvents,
   type HistoryPage,
   type MessageChange,
+  type MessageReactions,
+  type ReactionCaps,
+  type ReactResult,
+  refusedDraft,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
   UnavailableError,
 } from "./engine.ts";
 import type { Logger } from "./log.ts";
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, holds, newEpoch } from "./store.ts";
 
@@ -79,6 +93,9 @@ const keys = (room: string) => ({
   bans: `chat:{${room}}:bans`,
   mutes: `chat:{${room}}:mutes`,
   audit: `chat:{${room}}:audit`,
+  rx: `chat:{${room}}:rx`,
+  /** Followed by a person key: the seqs that mention them. */
+  mentions: `chat:{${room}}:mn:`,
 });
 
 /** The channel every process hears for lines to one person (direct messages). */
@@ -159,12 +176,37 @@ end
 return n
 `;
 
+/** Mentions kept per person and room (the newest): a count shows at most this many. */
+const MENTIONS_KEPT = 1000;
+
+/**
+ * Lua: the quote a reply keeps of `t` (as `quoteOf` in lib/protocol.ts): its first line, cut to
+ * QUOTE_MAX_CHARS code points (UTF-8 lead bytes are counted, so no character is split).
+ */
+const QUOTE_LUA = `
+local function quote(t)
+  local nl = string.find(t, '[\\r\\n]')
+  if nl then t = string.sub(t, 1, nl - 1) end
+  local n = 0
+  for i = 1, #t do
+    local b = string.byte(t, i)
+    if b < 128 or b >= 192 then
+      n = n + 1
+      if n > ${QUOTE_MAX_CHARS} then return string.sub(t, 1, i - 1) end
+    end
+  end
+  return t
+end
+`;
+
 /**
  * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs (0: keep all), dedupMs, count, then per message
- * key, cid ("" for none), from, text, ts. Returns the epoch, then per message "n" or "d" with seq and ts.
- * The cid keys share the room's hash tag, so they live in its slot.
+ * key, cid ("" for none), from, text, ts, replyTo seq (""), mentioned names JSON (""), mentioned keys
+ * (tab-separated, ""). Returns the epoch, then per message "n" or "d" with seq and ts, or "r" (its
+ * replyTo is not stored or deleted: nothing stored). The cid, reaction and mention keys share the
+ * room's hash tag, so they live in its slot.
  */
-const APPEND = `
+const APPEND = `${QUOTE_LUA}
 local meta, log = KEYS[1], KEYS[2]
 redis.call('HSETNX', meta, 'epoch', ARGV[1])
 local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
@@ -175,11 +217,26 @@ local channel = string.sub(meta, 1, -6)
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
   local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
+  local reply, names, mkeys = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  i = i + 8
   local ck = base .. 'cid:' .. key .. ':' .. cid
   local prev = false
   if cid ~= '' then prev = redis.call('GET', ck) end
-  if prev then
+  local quoted = ''
+  if not prev and reply ~= '' then
+    local t = redis.call('XRANGE', log, reply .. '-1', reply .. '-1')[1]
+    local f = {}
+    if t then for j = 1, #t[2], 2 do f[t[2][j]] = t[2][j + 1] end end
+    if t and not f.d then
+      quoted = cjson.encode({ seq = tonumber(reply), from = f.f, text = quote(f.t) })
+    else
+      prev = 'refused'
+      out[#out + 1] = 'r'
+    end
+  end
+  if prev == 'refused' then
+    -- nothing stored
+  elseif prev then
     -- The stored message as it is now: 'D' deleted, 'E' edited (editedTs, text), else 'd'.
     local id = string.match(prev, '^(%d+)') .. '-1'
     local e = redis.call('XRANGE', log, id, id)[1]
@@ -190,9 +247,20 @@ for _ = 1, tonumber(ARGV[5]) do
     else out[#out + 1] = 'd' .. prev end
   else
     seq = seq + 1
-    redis.call('XADD', log, seq .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key)
+    local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
+    if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
+    if names ~= '' then
+      fields[#fields + 1] = 'm'; fields[#fields + 1] = names
+      fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
+      for pk in string.gmatch(mkeys, '[^\t]+') do
+        local mn = base .. 'mn:' .. pk
+        redis.call('ZADD', mn, seq, seq)
+        redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
+      end
+    end
+    redis.call('XADD', log, seq .. '-1', unpack(fields))
     if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
-    redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch }))
+    redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch, quoted, names }))
     out[#out + 1] = 'n' .. seq .. ':' .. ts
   end
 end
@@ -214,7 +282,77 @@ if oldest and (tsOf(oldest) or minTs) < minTs then
   end
   if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
 end
+-- Reactions of messages retention removed go with them (most rooms have none: one EXISTS).
+local rx = base .. 'rx'
+if redis.call('EXISTS', rx) == 1 then
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)
+  local gone = redis.call('ZRANGEBYSCORE', rx, '-inf', '(' .. low)
+  for _, s in ipairs(gone) do redis.call('DEL', base .. 'rc:' .. s, base .. 'rp:' .. s) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', rx, '-inf', '(' .. low) end
+end
 return out
+`;
+
+/**
+ * Puts, takes back or toggles one person's reaction on one message, within the caps. KEYS: log, rx.
+ * ARGV: seq, person key, emoji, want ('t' toggle, '1' on, '0' off), max emoji, max per person.
+ * Returns { 'ok', on (1/0), counts as emoji, n, ... } or { problem }.
+ */
+const REACT = `
+local log, rx = KEYS[1], KEYS[2]
+local seq, key, emoji, want = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local e = redis.call('XRANGE', log, seq .. '-1', seq .. '-1')[1]
+if not e then return { 'not_found' } end
+for j = 1, #e[2], 2 do if e[2][j] == 'd' then return { 'not_found' } end end
+local base = string.sub(log, 1, -4)
+local rc, rp = base .. 'rc:' .. seq, base .. 'rp:' .. seq
+local list, had = {}, false
+for x in string.gmatch(redis.call('HGET', rp, key) or '', '[^\t]+') do
+  if x == emoji then had = true else list[#list + 1] = x end
+end
+local on = (want == '1') or (want == 't' and not had)
+if on ~= had then
+  if on then
+    if #list >= tonumber(ARGV[6]) then return { 'too_many_mine' } end
+    if redis.call('HEXISTS', rc, emoji) == 0 and redis.call('HLEN', rc) >= tonumber(ARGV[5]) then
+      return { 'too_many_emoji' }
+    end
+    redis.call('HINCRBY', rc, emoji, 1)
+    list[#list + 1] = emoji
+  elseif redis.call('HINCRBY', rc, emoji, -1) <= 0 then
+    redis.call('HDEL', rc, emoji)
+  end
+  if #list == 0 then redis.call('HDEL', rp, key) else redis.call('HSET', rp, key, table.concat(list, '\t')) end
+  if redis.call('EXISTS', rc) == 0 then redis.call('ZREM', rx, seq) else redis.call('ZADD', rx, seq, seq) end
+end
+return { 'ok', on and 1 or 0, redis.call('HGETALL', rc) }
+`;
+
+/**
+ * The reactions of the messages from ARGV[2] to ARGV[3] that have any, with person ARGV[1]'s own.
+ * KEYS: rx. Returns { seq, counts (emoji, n, ...), mine (tab-separated) } per message.
+ */
+const REACTIONS = `
+local base = string.sub(KEYS[1], 1, -3)
+local out = {}
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], ARGV[3])) do
+  out[#out + 1] = { s, redis.call('HGETALL', base .. 'rc:' .. s), redis.call('HGET', base .. 'rp:' .. s, ARGV[1]) or '' }
+end
+return out
+`;
+
+/**
+ * How many seqs after ARGV[1] mention the person, among the messages retention kept. KEYS: the
+ * person's mention set in the room, the room's log.
+ */
+const MENTION_COUNT = `
+local after = tonumber(ARGV[1])
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+if not first then return 0 end
+local low = tonumber(string.match(first[1], '^(%d+)')) - 1
+if low > after then after = low end
+return redis.call('ZCOUNT', KEYS[1], '(' .. after, '+inf')
 `;
 
 /**
@@ -295,10 +433,20 @@ for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
 if f.d then return { 'not_found' } end
 if ARGV[5] ~= '' and f.k ~= ARGV[5] then return { 'not_author' } end
 if ARGV[6] ~= '' and tonumber(f.ts) < tonumber(ARGV[6]) then return { 'too_old' } end
-if ARGV[2] == 'delete' then f.t = ''; f.d = '1'; f.e = nil else f.t = ARGV[3]; f.e = ARGV[4] end
+local base = string.sub(log, 1, -4)
+if ARGV[2] == 'delete' then
+  -- Its reactions and mention rows go with the text; so do its quote and mentions.
+  redis.call('DEL', base .. 'rc:' .. ARGV[1], base .. 'rp:' .. ARGV[1])
+  redis.call('ZREM', base .. 'rx', ARGV[1])
+  for pk in string.gmatch(f.mk or '', '[^\t]+') do redis.call('ZREM', base .. 'mn:' .. pk, ARGV[1]) end
+  f.t = ''; f.d = '1'; f.e = nil; f.r = nil; f.m = nil; f.mk = nil
+else f.t = ARGV[3]; f.e = ARGV[4] end
 local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '' }
 if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
 if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
+for _, x in ipairs({ 'r', 'm', 'mk' }) do
+  if f[x] then fields[#fields + 1] = x; fields[#fields + 1] = f[x] end
+end
 -- The window: NODE entries before the target, the target and every later one, oldest first.
 local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', ${NODE})
 for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
@@ -320,8 +468,9 @@ if ARGV[7] ~= '' then
 end
 local epoch = redis.call('HGET', meta, 'epoch') or ''
 redis.call('%PUB%', string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
-  ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch }))
-return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '' }
+  ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = f.r or '',
+  m = f.m or '' }))
+return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', f.r or '', f.m or '' }
 `;
 
 /**
@@ -503,7 +652,10 @@ export class RedisEngine implements Engine {
       args.push(String(idx.length));
       for (const i of idx) {
         const d = batch[i];
-        args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts));
+        args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts), d.replyTo ? String(d.replyTo) : "");
+        if (d.mentions?.length) {
+          args.push(JSON.stringify(d.mentions.map((p) => p.name)), d.mentions.map((p) => p.key).join("\t"));
+        } else args.push("", "");
       }
       const res = await this.#run(() =>
         this.#cmd.eval(this.#lua.APPEND, { keys: [k.meta, k.log], arguments: args })
@@ -511,6 +663,10 @@ export class RedisEngine implements Engine {
       idx.forEach((i, j) => {
         const d = batch[i];
         const r = res[j + 1];
+        if (r === "r") {
+          out[i] = { message: refusedDraft(d), duplicate: false, refused: "reply_not_found" };
+          return;
+        }
         const [seq, ts, editedTs] = r.slice(1).split(":", 3).map(Number);
         if (r[0] === "D") {
           out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
@@ -523,6 +679,7 @@ export class RedisEngine implements Engine {
         const message: ChatMessage = { room, seq, from: d.from, text, ts };
         if (d.cid !== undefined) message.cid = d.cid;
         if (r[0] === "E") message.editedTs = editedTs;
+        if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
         out[i] = { message, duplicate: r[0] !== "n" };
       });
     }));
@@ -811,8 +968,82 @@ export class RedisEngine implements Engine {
       })
     ) as string[];
     if (r[0] !== "ok") return { ok: false, problem: r[0] as "not_found" | "not_author" | "too_old" };
-    const [, from, text, ts, cid, deleted, editedTs] = r;
-    return { ok: true, message: changedMessage(room, seq, from, text, ts, cid, deleted, editedTs) };
+    const [, from, text, ts, cid, deleted, editedTs, reply, names] = r;
+    return {
+      ok: true,
+      message: changedMessage(room, seq, from, text, ts, cid, deleted, editedTs, reply, names),
+    };
+  }
+
+  async message(room: string, seq: number): Promise<ChatMessage | undefined> {
+    const entries = await this.#run(() =>
+      this.#cmd.xRange(keys(room).log, `${seq}-1`, `${seq}-1`)
+    ) as unknown as StreamEntry[];
+    return entries[0] && fromEntry(room, entries[0]);
+  }
+
+  async react(
+    room: string,
+    seq: number,
+    key: string,
+    emoji: string,
+    want: boolean | undefined,
+    caps: ReactionCaps,
+  ): Promise<ReactResult> {
+    const k = keys(room);
+    const r = await this.#run(() =>
+      this.#cmd.eval(REACT, {
+        keys: [k.log, k.rx],
+        arguments: [
+          String(seq),
+          key,
+          emoji,
+          want === undefined ? "t" : want ? "1" : "0",
+          String(caps.maxEmoji),
+          String(caps.maxPerPerson),
+        ],
+      })
+    ) as [string, number?, string[]?];
+    if (r[0] !== "ok") {
+      return { ok: false, problem: r[0] as "not_found" | "too_many_emoji" | "too_many_mine" };
+    }
+    return { ok: true, on: r[1] === 1, counts: countsOf(r[2]!) };
+  }
+
+  async reactions(
+    room: string,
+    from: number,
+    to: number,
+    key: string,
+  ): Promise<Map<number, MessageReactions>> {
+    const r = await this.#run(() =>
+      this.#cmd.eval(REACTIONS, { keys: [keys(room).rx], arguments: [key, String(from), String(to)] })
+    ) as [string, string[], string][];
+    const out = new Map<number, MessageReactions>();
+    for (const [seq, counts, mine] of r) {
+      out.set(Number(seq), { counts: countsOf(counts), mine: mine === "" ? [] : mine.split("\t") });
+    }
+    return out;
+  }
+
+  async mentionCounts(
+    key: string,
+    rooms: readonly { room: string; after: number }[],
+  ): Promise<Record<string, number>> {
+    // One read per room (each room's keys live in its own slot), all at once.
+    const counts = await Promise.all(
+      rooms.map(({ room, after }) =>
+        this.#run(() =>
+          this.#cmd.eval(MENTION_COUNT, {
+            keys: [`${keys(room).mentions}${key}`, keys(room).log],
+            arguments: [String(after)],
+          })
+        ) as Promise<number>
+      ),
+    );
+    const out: Record<string, number> = {};
+    rooms.forEach(({ room }, i) => counts[i] > 0 && (out[room] = counts[i]));
+    return out;
   }
 
   async audit(room: string, before: number, limit: number): Promise<AuditEntry[]> {
@@ -889,16 +1120,20 @@ export class RedisEngine implements Engine {
     try {
       const parsed = JSON.parse(raw);
       if (!Array.isArray(parsed)) return this.#changed(room, state, parsed);
-      const [seq, from, text, ts, cid, e] = parsed as [
+      const [seq, from, text, ts, cid, e, reply, names] = parsed as [
         number,
         string,
         string,
         number,
         string,
         string,
+        string?,
+        string?,
       ];
       m = { room, seq, from, text, ts };
       if (cid) m.cid = cid;
+      if (reply) m.replyTo = replyOf(reply);
+      if (names) m.mentions = JSON.parse(names);
       epoch = e;
     } catch {
       return this.#opts.log.error("bad message on a room channel", { room });
@@ -924,7 +1159,18 @@ export class RedisEngine implements Engine {
     }
     if (c.c !== "m") return this.#opts.log.error("bad change on a room channel", { room });
     const s = c as Record<string, string>;
-    const m = changedMessage(room, Number(s.seq), s.from, s.text, s.ts, s.cid, s.deleted, s.editedTs);
+    const m = changedMessage(
+      room,
+      Number(s.seq),
+      s.from,
+      s.text,
+      s.ts,
+      s.cid,
+      s.deleted,
+      s.editedTs,
+      s.r,
+      s.m,
+    );
     state.chain = state.chain.then(() => state.ready).then(async () => {
       if (this.#rooms.get(room) !== state || s.epoch !== state.epoch) return;
       if (m.seq > state.delivered) await this.#catchUp(room, state);
@@ -1036,7 +1282,14 @@ interface StreamEntry {
 
 function fromEntry(room: string, e: StreamEntry): ChatMessage {
   const f = e.message;
-  return changedMessage(room, Number(e.id.split("-")[0]), f.f, f.t, f.ts, f.c, f.d, f.e);
+  return changedMessage(room, Number(e.id.split("-")[0]), f.f, f.t, f.ts, f.c, f.d, f.e, f.r, f.m);
+}
+
+/** Counts from a flat HGETALL list (emoji, n, ...). */
+function countsOf(flat: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < flat.length; i += 2) out[flat[i]] = Number(flat[i + 1]);
+  return out;
 }
 
 /** A message from its stored fields: a tombstone when `deleted` is set ("1"), edited with `editedTs`. */
@@ -1049,12 +1302,22 @@ function changedMessage(
   cid: string | undefined,
   deleted: string | undefined,
   editedTs: string | undefined,
+  reply?: string,
+  names?: string,
 ): ChatMessage {
   if (deleted) return { room, seq, from, ts: Number(ts), text: "", deleted: true };
   const m: ChatMessage = { room, seq, from, text, ts: Number(ts) };
   if (cid) m.cid = cid;
   if (editedTs) m.editedTs = Number(editedTs);
+  if (reply) m.replyTo = replyOf(reply);
+  if (names) m.mentions = JSON.parse(names);
   return m;
+}
+
+/** A stored reply quote (cjson's key order is its own: the wire's is seq, from, text). */
+function replyOf(json: string): ChatMessage["replyTo"] {
+  const q = JSON.parse(json) as { seq: number; from: string; text: string };
+  return { seq: q.seq, from: q.from, text: q.text };
 }
 
 /** Rules from the hash fields topic, private, readOnly, slow (as ACCESS returns them). */

@@ -52,7 +52,8 @@ export type ErrorCode =
   | "slow_mode"
   | "not_allowed"
   | "message_not_found"
-  | "edit_window_closed";
+  | "edit_window_closed"
+  | "too_many_reactions";
 
 /** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
 export class ProtocolError extends Error {
@@ -78,13 +79,49 @@ export interface ChatMessage {
   deleted?: true;
   /** When the text was last edited (ms). */
   editedTs?: number;
+  /** The message this one answers, quoted as it was when the reply was sent. */
+  replyTo?: ReplyQuote;
+  /** The names (as they were then) of the people this message mentions with `@name`. */
+  mentions?: string[];
+  /** History and resume only: the reactions, emoji to count (absent when none). */
+  reactions?: Record<string, number>;
+  /** History and resume only: the asking person's own reactions (absent when none). */
+  mine?: string[];
+}
+
+/** What a reply keeps of the message it answers. */
+export interface ReplyQuote {
+  seq: number;
+  from: string;
+  /** The first line of its text, at most {@link QUOTE_MAX_CHARS} code points. */
+  text: string;
+}
+
+/** Code points of the original a reply quotes (of its first line). */
+export const QUOTE_MAX_CHARS = 100;
+/** UTF-16 units in one reaction emoji (the longest ZWJ family sequences are about 20). */
+export const EMOJI_MAX_UNITS = 32;
+
+/** The quote of `text` a reply keeps: its first line, cut to {@link QUOTE_MAX_CHARS} code points. */
+export function quoteOf(text: string): string {
+  const nl = text.search(/[\r\n]/);
+  const line = nl < 0 ? text : text.slice(0, nl);
+  // Code points, not UTF-16 units: an astral character is never split (the Redis script counts alike).
+  if (line.length <= QUOTE_MAX_CHARS) return line;
+  let n = 0, i = 0;
+  while (i < line.length && n < QUOTE_MAX_CHARS) {
+    const c = line.charCodeAt(i);
+    i += c >= 0xd800 && c <= 0xdbff && i + 1 < line.length ? 2 : 1;
+    n++;
+  }
+  return line.slice(0, i);
 }
 
 /** Everything a client may send, after validation. */
 export type ClientMessage =
   | { type: "join"; room: string; since?: number; epoch?: string }
   | { type: "leave"; room: string }
-  | { type: "send"; room: string; text: string; cid?: string }
+  | { type: "send"; room: string; text: string; cid?: string; replyTo?: number }
   | { type: "send"; to: string; text: string; cid?: string }
   | { type: "typing"; room: string }
   | { type: "nick"; name: string }
@@ -92,6 +129,8 @@ export type ClientMessage =
   | { type: "ping" }
   | { type: "delete"; room: string; seq: number }
   | { type: "edit"; room: string; seq: number; text: string }
+  /** Toggles (or with `on`, sets) the sender's reaction `emoji` on a message. */
+  | { type: "react"; room: string; seq: number; emoji: string; on?: boolean }
   | { type: "kick" | "ban" | "mute"; room: string; name: string; seconds?: number; reason?: string }
   | { type: "unmute"; room: string; name: string }
   | { type: "unban"; room: string; uid: string }
@@ -220,17 +259,29 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "send": {
       const text = checkText(str(o, "text"), limits);
       const cid = optCid(o);
+      const replyTo = optInt(o, "replyTo", 1);
       if (o.to !== undefined) {
         if (o.room !== undefined) {
           throw new ProtocolError("bad_message", "A send has either room or to, not both");
+        }
+        if (replyTo !== undefined) {
+          throw new ProtocolError(
+            "bad_message",
+            "Replies are for room messages: a direct message has no replyTo",
+          );
         }
         const raw = str(o, "to");
         const to = normalizeName(raw, `Cannot send to ${quote(raw)}`);
         return cid === undefined ? { type: "send", to, text } : { type: "send", to, text, cid };
       }
-      return cid === undefined
-        ? { type: "send", room: room(o), text }
-        : { type: "send", room: room(o), text, cid };
+      const send: { type: "send"; room: string; text: string; cid?: string; replyTo?: number } = {
+        type: "send",
+        room: room(o),
+        text,
+      };
+      if (cid !== undefined) send.cid = cid;
+      if (replyTo !== undefined) send.replyTo = replyTo;
+      return send;
     }
     case "nick": {
       return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
@@ -248,6 +299,21 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         seq: reqInt(o, "seq", 1),
         text: checkText(str(o, "text"), limits),
       };
+    case "react": {
+      const msg: { type: "react"; room: string; seq: number; emoji: string; on?: boolean } = {
+        type: "react",
+        room: room(o),
+        seq: reqInt(o, "seq", 1),
+        emoji: checkEmoji(str(o, "emoji")),
+      };
+      if (o.on !== undefined) {
+        if (typeof o.on !== "boolean") {
+          throw new ProtocolError("bad_message", `"on" must be true or false, got ${typeName(o.on)}`);
+        }
+        msg.on = o.on;
+      }
+      return msg;
+    }
     case "kick":
     case "ban":
     case "mute": {
@@ -335,6 +401,35 @@ function checkText(text: string, limits: ParseLimits): string {
   }
   if (text.trim() === "") throw new ProtocolError("bad_message", "Message text must not be empty");
   return text;
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+/** What an emoji may be made of: pictographs, skin tones, ZWJ, variation selectors, flags, keycaps, tags. */
+const EMOJI_PARTS_RE =
+  /^[\p{Extended_Pictographic}\p{Emoji_Modifier}\p{Regional_Indicator}\u200d\ufe0e\ufe0f\u20e3\u{e0020}-\u{e007f}0-9#*]+$/u;
+const PICTOGRAPH_RE = /\p{Extended_Pictographic}/u;
+const FLAG_RE = /^\p{Regional_Indicator}{2}$/u;
+const KEYCAP_RE = /^[0-9#*]\ufe0f?\u20e3$/u;
+
+/**
+ * `emoji` when it is exactly one emoji: one grapheme cluster (Intl.Segmenter) of at most
+ * {@link EMOJI_MAX_UNITS} UTF-16 units that holds a pictograph (with skin tones, ZWJ sequences and
+ * variation selectors), or is a flag (two regional indicators) or a keycap.
+ * @throws {ProtocolError} `bad_message` otherwise (text, control characters, several emoji, too long).
+ */
+export function checkEmoji(emoji: string): string {
+  const bad = (why: string) =>
+    new ProtocolError("bad_message", `"emoji" must be exactly one emoji, got ${quote(emoji)}: ${why}`);
+  if (emoji.length === 0 || emoji.length > EMOJI_MAX_UNITS) {
+    throw bad(`1-${EMOJI_MAX_UNITS} UTF-16 units, got ${emoji.length}`);
+  }
+  if (!EMOJI_PARTS_RE.test(emoji)) throw bad("it holds characters that are not part of an emoji");
+  if (!PICTOGRAPH_RE.test(emoji) && !FLAG_RE.test(emoji) && !KEYCAP_RE.test(emoji)) {
+    throw bad("no pictograph, flag or keycap");
+  }
+  let n = 0;
+  for (const _ of graphemes.segment(emoji)) if (++n > 1) throw bad("more than one character");
+  return emoji;
 }
 
 function str(o: Record<string, unknown>, field: string): string {
@@ -451,6 +546,10 @@ export function wireMessage(m: ChatMessage): Record<string, unknown> {
   if (m.cid !== undefined) o.cid = m.cid;
   if (m.deleted) o.deleted = true;
   if (m.editedTs !== undefined) o.editedTs = m.editedTs;
+  if (m.replyTo !== undefined) o.replyTo = m.replyTo;
+  if (m.mentions !== undefined) o.mentions = m.mentions;
+  if (m.reactions !== undefined) o.reactions = m.reactions;
+  if (m.mine !== undefined) o.mine = m.mine;
   return o;
 }
 

@@ -9,6 +9,7 @@ import {
   type AccessList,
   type AuditEntry,
   DEFAULT_RULES,
+  type MessageReactions,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
@@ -18,6 +19,8 @@ import {
 export interface StoredMessage extends ChatMessage {
   /** Stable key of the sending person (a hash of their token). */
   key: string;
+  /** The keys of the people in `mentions`, in the same order: a mention row each. */
+  mentionKeys?: string[];
 }
 
 /** Retention and de-duplication settings a store applies. */
@@ -52,10 +55,16 @@ export interface Store {
   message(room: string, seq: number): StoredMessage | undefined;
   /**
    * Replaces the stored message of `m.room`/`m.seq` with `m` (an edit, or a tombstone whose text is
-   * then gone from the store) and appends `audit`, in one write. Resolves false when the message is
-   * not stored (any more): nothing was written.
+   * then gone from the store, with its reactions and mention rows) and appends `audit`, in one write.
+   * Resolves false when the message is not stored (any more): nothing was written.
    */
   changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean>;
+  /** Adds (`on`) or removes person `key`'s reaction `emoji` on message `seq` of `room`. */
+  react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void>;
+  /** The reactions of messages `from`..`to` of `room` that have any, with person `key`'s own. */
+  reactions(room: string, from: number, to: number, key: string): Map<number, MessageReactions>;
+  /** Per room, the mention rows of person `key` with a seq after `after` (rooms with none left out). */
+  mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Record<string, number>;
   /** The room's rules (the defaults when none were set). */
   rules(room: string): RoomRules;
   /** What person `uid` may do in `room` at `now` (ms): expired bans and mutes read as absent. */
@@ -95,6 +104,8 @@ export function toWire(m: StoredMessage | ChatMessage): ChatMessage {
   const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
   if (m.cid !== undefined) o.cid = m.cid;
   if (m.editedTs !== undefined) o.editedTs = m.editedTs;
+  if (m.replyTo !== undefined) o.replyTo = m.replyTo;
+  if (m.mentions !== undefined) o.mentions = m.mentions;
   return o;
 }
 
@@ -158,6 +169,10 @@ export class MemoryStore implements Store {
   readonly #rooms = new Map<string, { last: number; messages: StoredMessage[] }>();
   readonly #cids = new Map<string, StoredMessage>();
   readonly #people = new Map<string, MemoryRoom>();
+  /** Room to seq to emoji to the keys of the people who reacted with it (emoji in first-use order). */
+  readonly #reactions = new Map<string, Map<number, Map<string, Set<string>>>>();
+  /** Person key to room to the seqs that mention them. */
+  readonly #mentions = new Map<string, Map<string, Set<number>>>();
   readonly #opts: RetentionOptions;
   readonly epoch = newEpoch();
 
@@ -187,6 +202,13 @@ export class MemoryStore implements Store {
       r.last = m.seq;
       r.messages.push(m);
       if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, m);
+      for (const key of m.mentionKeys ?? []) {
+        let rooms = this.#mentions.get(key);
+        if (!rooms) this.#mentions.set(key, rooms = new Map());
+        let seqs = rooms.get(m.room);
+        if (!seqs) rooms.set(m.room, seqs = new Set());
+        seqs.add(m.seq);
+      }
     }
     // Count retention runs at once so memory is bounded between prunes.
     if (this.#opts.retainMessages > 0) {
@@ -234,10 +256,65 @@ export class MemoryStore implements Store {
       ? { room: m.room, seq: m.seq, from: m.from, text: "", ts: m.ts, key: m.key, deleted: true }
       : { ...m };
     if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
+    if (m.deleted) this.#forgetExtras(msgs[i]);
     msgs[i] = stored;
     if (stored.cid !== undefined) this.#cids.set(`${stored.key}\n${stored.cid}`, stored);
     if (audit) this.#audit(m.room, audit, auditRetain);
     return Promise.resolve(true);
+  }
+
+  react(room: string, seq: number, emoji: string, key: string, on: boolean, _ts: number): Promise<void> {
+    let bySeq = this.#reactions.get(room);
+    if (!bySeq) this.#reactions.set(room, bySeq = new Map());
+    let byEmoji = bySeq.get(seq);
+    if (!byEmoji) bySeq.set(seq, byEmoji = new Map());
+    let who = byEmoji.get(emoji);
+    if (on) {
+      if (!who) byEmoji.set(emoji, who = new Set());
+      who.add(key);
+    } else if (who?.delete(key) && who.size === 0) {
+      byEmoji.delete(emoji);
+      if (byEmoji.size === 0) bySeq.delete(seq);
+      if (bySeq.size === 0) this.#reactions.delete(room);
+    }
+    return Promise.resolve();
+  }
+
+  reactions(room: string, from: number, to: number, key: string): Map<number, MessageReactions> {
+    const out = new Map<number, MessageReactions>();
+    const bySeq = this.#reactions.get(room);
+    if (!bySeq) return out;
+    const add = (seq: number, byEmoji: Map<string, Set<string>>) => {
+      const r: MessageReactions = { counts: {}, mine: [] };
+      for (const [emoji, who] of byEmoji) {
+        r.counts[emoji] = who.size;
+        if (who.has(key)) r.mine.push(emoji);
+      }
+      out.set(seq, r);
+    };
+    // A page is at most a few hundred seqs; a room has reactions on fewer messages than that, or more.
+    if (to - from < bySeq.size) {
+      for (let seq = from; seq <= to; seq++) {
+        const byEmoji = bySeq.get(seq);
+        if (byEmoji) add(seq, byEmoji);
+      }
+    } else {
+      for (const [seq, byEmoji] of [...bySeq].sort((a, b) => a[0] - b[0])) {
+        if (seq >= from && seq <= to) add(seq, byEmoji);
+      }
+    }
+    return out;
+  }
+
+  mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    const mine = this.#mentions.get(key);
+    for (const { room, after } of rooms) {
+      let n = 0;
+      for (const seq of mine?.get(room) ?? []) if (seq > after) n++;
+      if (n > 0) out[room] = n;
+    }
+    return out;
   }
 
   rules(room: string): RoomRules {
@@ -342,7 +419,23 @@ export class MemoryStore implements Store {
   }
 
   #drop(gone: StoredMessage[]): void {
-    for (const m of gone) if (m.cid !== undefined) this.#cids.delete(`${m.key}\n${m.cid}`);
+    for (const m of gone) {
+      if (m.cid !== undefined) this.#cids.delete(`${m.key}\n${m.cid}`);
+      this.#forgetExtras(m);
+    }
+  }
+
+  /** A message is gone (deleted or removed by retention): its reactions and mention rows go too. */
+  #forgetExtras(m: StoredMessage): void {
+    const bySeq = this.#reactions.get(m.room);
+    if (bySeq?.delete(m.seq) && bySeq.size === 0) this.#reactions.delete(m.room);
+    for (const key of m.mentionKeys ?? []) {
+      const rooms = this.#mentions.get(key);
+      const seqs = rooms?.get(m.room);
+      if (!seqs?.delete(m.seq) || seqs.size > 0) continue;
+      rooms!.delete(m.room);
+      if (rooms!.size === 0) this.#mentions.delete(key);
+    }
   }
 }
 

@@ -6,7 +6,14 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "./protocol.ts";
-import type { AccessList, AuditEntry, RoomAccess, RoomChange, RoomRules } from "./engine.ts";
+import type {
+  AccessList,
+  AuditEntry,
+  MessageReactions,
+  RoomAccess,
+  RoomChange,
+  RoomRules,
+} from "./engine.ts";
 import {
   holds,
   newEpoch,
@@ -27,7 +34,15 @@ export interface SqliteOptions extends RetentionOptions {
 /** A request to the writer worker. */
 export type WriterRequest =
   | { id: number; op: "open"; path: string; synchronous: string }
-  | { id: number; op: "append"; rows: (string | number | null)[][] }
+  | {
+    id: number;
+    op: "append";
+    /** room, seq, ts, sender, text, ukey, cid, meta */
+    rows: (string | number | null)[][];
+    /** ukey, room, seq: one per mentioned person */
+    mentions: (string | number)[][];
+  }
+  | { id: number; op: "react"; row: (string | number)[]; on: boolean }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {
     id: number;
@@ -71,7 +86,7 @@ CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
   text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
-  deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER,
+  deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER, meta TEXT,
   PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
@@ -105,6 +120,7 @@ CREATE TABLE IF NOT EXISTS reads (
 CREATE TABLE IF NOT EXISTS mentions (
   ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mentions_message ON mentions (room, seq);
 CREATE TABLE IF NOT EXISTS reactions (
   room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
   PRIMARY KEY (room, seq, emoji, ukey)
@@ -129,9 +145,16 @@ type Row = {
   deleted: number;
   edited_ts: number | null;
   ukey: string;
+  meta: string | null;
 };
 
-const COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey";
+const COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey, meta";
+
+/** What `messages.meta` holds (JSON), when a message has any of it. */
+interface Meta {
+  replyTo?: ChatMessage["replyTo"];
+  mentions?: string[];
+}
 
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
@@ -146,6 +169,8 @@ export class SqliteStore implements Store {
   readonly #person: StatementSync;
   readonly #people: StatementSync;
   readonly #audit: StatementSync;
+  readonly #reactions: StatementSync;
+  readonly #mentionCount: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
@@ -178,6 +203,14 @@ export class SqliteStore implements Store {
     this.#people = db.prepare("SELECT uid, kind, until FROM room_people WHERE room = ? ORDER BY uid");
     this.#audit = db.prepare(
       "SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC LIMIT ?",
+    );
+    // Emoji of a message in the order they were first used; `mine` from the same rows.
+    this.#reactions = db.prepare(
+      `SELECT seq, emoji, count(*) AS n, max(ukey = ?) AS mine, min(ts) AS first FROM reactions
+       WHERE room = ? AND seq BETWEEN ? AND ? GROUP BY seq, emoji ORDER BY seq, first, emoji`,
+    );
+    this.#mentionCount = db.prepare(
+      "SELECT count(*) AS n FROM mentions WHERE ukey = ? AND room = ? AND seq > ?",
     );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -253,8 +286,10 @@ export class SqliteStore implements Store {
 
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
-    const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null]);
-    const a = await this.#request({ id: 0, op: "append", rows });
+    const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null, metaOf(m)]);
+    const mentions: (string | number)[][] = [];
+    for (const m of batch) for (const key of m.mentionKeys ?? []) mentions.push([key, m.room, m.seq]);
+    const a = await this.#request({ id: 0, op: "append", rows, mentions });
     if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
@@ -282,6 +317,39 @@ export class SqliteStore implements Store {
     const m: StoredMessage = { ...fromRow(row), key: row.ukey };
     if (row.cid !== null) m.cid = row.cid;
     return m;
+  }
+
+  async react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void> {
+    const a = await this.#request({ id: 0, op: "react", row: [room, seq, emoji, key, ts], on });
+    if (!a.ok) {
+      throw new StoreError(`Cannot change a reaction on message ${seq} of room "${room}": ${a.error}`);
+    }
+  }
+
+  reactions(room: string, from: number, to: number, key: string): Map<number, MessageReactions> {
+    const out = new Map<number, MessageReactions>();
+    const rows = this.#reactions.all(key, room, from, to) as {
+      seq: number;
+      emoji: string;
+      n: number;
+      mine: number;
+    }[];
+    for (const r of rows) {
+      let m = out.get(r.seq);
+      if (!m) out.set(r.seq, m = { counts: {}, mine: [] });
+      m.counts[r.emoji] = r.n;
+      if (r.mine) m.mine.push(r.emoji);
+    }
+    return out;
+  }
+
+  mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const { room, after } of rooms) {
+      const n = (this.#mentionCount.get(key, room, after) as { n: number }).n;
+      if (n > 0) out[room] = n;
+    }
+    return out;
   }
 
   async changeMessage(
@@ -404,7 +472,21 @@ function fromRow(r: Row): ChatMessage {
   if (r.cid !== null) m.cid = r.cid;
   if (r.deleted) m.deleted = true;
   if (r.edited_ts !== null) m.editedTs = r.edited_ts;
+  if (r.meta !== null && !r.deleted) {
+    const meta = JSON.parse(r.meta) as Meta;
+    if (meta.replyTo) m.replyTo = meta.replyTo;
+    if (meta.mentions) m.mentions = meta.mentions;
+  }
   return toWire(m);
+}
+
+/** The `meta` column of a message: JSON of its reply quote and mentions, or null (most messages). */
+function metaOf(m: StoredMessage): string | null {
+  if (m.replyTo === undefined && m.mentions === undefined) return null;
+  const meta: Meta = {};
+  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
+  if (m.mentions !== undefined) meta.mentions = m.mentions;
+  return JSON.stringify(meta);
 }
 
 function auditRow(room: string, a: AuditEntry): AuditRow {

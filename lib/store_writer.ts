@@ -24,6 +24,12 @@ class Writer {
   readonly #setPerson;
   readonly #dropPerson;
   readonly #expirePeople;
+  readonly #insertMention;
+  readonly #addReaction;
+  readonly #dropReaction;
+  readonly #dropExtras: { run(room: string, seq: number): unknown }[];
+  readonly #trimExtras: { run(room: string, seq: number): unknown }[];
+  readonly #orphans;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
@@ -37,16 +43,48 @@ class Writer {
        PRAGMA secure_delete = ON`,
     );
     this.#insert = this.#db.prepare(
-      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
+    this.#insertMention = this.#db.prepare(
+      "INSERT OR IGNORE INTO mentions (ukey, room, seq) VALUES (?, ?, ?)",
+    );
+    // Only on a message that is stored and not deleted: retention may have removed it since the check.
+    this.#addReaction = this.#db.prepare(
+      `INSERT OR IGNORE INTO reactions (room, seq, emoji, ukey, ts) SELECT ?1, ?2, ?3, ?4, ?5
+       WHERE EXISTS (SELECT 1 FROM messages WHERE room = ?1 AND seq = ?2 AND deleted = 0)`,
+    );
+    this.#dropReaction = this.#db.prepare(
+      "DELETE FROM reactions WHERE room = ? AND seq = ? AND emoji = ? AND ukey = ?",
+    );
+    this.#dropExtras = [
+      this.#db.prepare("DELETE FROM reactions WHERE room = ? AND seq = ?"),
+      this.#db.prepare("DELETE FROM mentions WHERE room = ? AND seq = ?"),
+    ];
+    this.#trimExtras = [
+      this.#db.prepare("DELETE FROM reactions WHERE room = ? AND seq <= ?"),
+      this.#db.prepare("DELETE FROM mentions WHERE room = ? AND seq <= ?"),
+    ];
+    // After age retention: the reactions and mention rows whose message is gone.
+    this.#orphans = [
+      this.#db.prepare(
+        `DELETE FROM reactions WHERE NOT EXISTS
+           (SELECT 1 FROM messages m WHERE m.room = reactions.room AND m.seq = reactions.seq)`,
+      ),
+      this.#db.prepare(
+        `DELETE FROM mentions WHERE NOT EXISTS
+           (SELECT 1 FROM messages m WHERE m.room = mentions.room AND m.seq = mentions.seq)`,
+      ),
+    ];
     this.#setLast = this.#db.prepare(
       "INSERT INTO rooms (room, last_seq) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
     );
     this.#getLast = this.#db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
     this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ?");
+    // A delete drops the reply quote and mentions (meta) with the text.
     this.#changeMessage = this.#db.prepare(
-      "UPDATE messages SET text = ?, deleted = ?, edited_ts = ? WHERE room = ? AND seq = ? AND deleted = 0",
+      `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
+       WHERE room = ?4 AND seq = ?5 AND deleted = 0`,
     );
     this.#insertAudit = this.#db.prepare(
       "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -106,6 +144,7 @@ class Writer {
   ): boolean {
     const done = this.#transaction(() => {
       if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
+      if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number); }
       if (audit) this.#audit(audit, retain);
       return true;
     });
@@ -161,7 +200,13 @@ class Writer {
     this.#scrub();
   }
 
-  append(rows: readonly (string | number | null)[][]): void {
+  /** Adds or removes one reaction (one row; an add to a message that is gone adds nothing). */
+  react(row: readonly (string | number)[], on: boolean): void {
+    if (on) this.#addReaction.run(...row);
+    else this.#dropReaction.run(row[0], row[1], row[2], row[3]);
+  }
+
+  append(rows: readonly (string | number | null)[][], mentions: readonly (string | number)[][]): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
     try {
@@ -169,6 +214,7 @@ class Writer {
         this.#insert.run(...r);
         last.set(r[0] as string, r[1] as number);
       }
+      for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);
       this.#db.exec("COMMIT");
     } catch (e) {
@@ -186,11 +232,17 @@ class Writer {
     if (retainMessages > 0) {
       for (const room of this.#touched) {
         const last = (this.#getLast.get(room) as { s: number } | undefined)?.s ?? 0;
-        n += Number(this.#trimCount.run(room, last - retainMessages).changes);
+        const trimmed = Number(this.#trimCount.run(room, last - retainMessages).changes);
+        if (trimmed > 0) { for (const t of this.#trimExtras) t.run(room, last - retainMessages); }
+        n += trimmed;
       }
     }
     this.#touched.clear();
-    if (retainMs > 0) n += Number(this.#trimAge.run(now - retainMs).changes);
+    if (retainMs > 0) {
+      const aged = Number(this.#trimAge.run(now - retainMs).changes);
+      if (aged > 0) { for (const o of this.#orphans) o.run(); }
+      n += aged;
+    }
     this.#expirePeople.run(now);
     this.#scrub();
     return n;
@@ -216,7 +268,11 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows);
+          writer!.append(req.rows, req.mentions);
+          answer = { id: req.id, ok: true };
+          break;
+        case "react":
+          writer!.react(req.row, req.on);
           answer = { id: req.id, ok: true };
           break;
         case "prune":

@@ -19,6 +19,10 @@
  * @property {string} [cid]
  * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
  * @property {number} [editedTs] when its text was last edited (ms)
+ * @property {{ seq: number, from: string, text: string }} [replyTo] the message it answers, quoted
+ * @property {string[]} [mentions] names it mentions with `@name`
+ * @property {Record<string, number>} [reactions] emoji to count
+ * @property {string[]} [mine] this person's own reactions
  */
 
 /**
@@ -63,6 +67,7 @@
  * @property {string} [room]
  * @property {string} [to]
  * @property {string} text
+ * @property {number} [replyTo] the seq (in `room`) it answers
  * @property {number} createdAt local clock, ms
  * @property {"pending" | "sending" | "failed"} state
  * @property {string} [error] why it failed (the server's message)
@@ -632,8 +637,9 @@ export class ChatClient extends EventTarget {
   }
 
   /**
-   * Queues a message for a room (`room`) or a person (`to`) and sends it when it can.
-   * @param {{ room?: string, to?: string, text: string }} target
+   * Queues a message for a room (`room`, optionally answering its message `replyTo`) or a person
+   * (`to`) and sends it when it can.
+   * @param {{ room?: string, to?: string, text: string, replyTo?: number }} target
    * @returns {OutboxItem}
    * @throws {RangeError} when the text is empty or too long, or the target is missing
    */
@@ -652,11 +658,37 @@ export class ChatClient extends EventTarget {
       const room = target.room === undefined ? undefined : normalizeRoom(target.room);
       if (!room || !this.rooms.has(room)) throw new RangeError("Join the room before sending to it");
       item.room = room;
+      if (target.replyTo !== undefined) {
+        if (!Number.isSafeInteger(target.replyTo) || target.replyTo < 1) {
+          throw new RangeError(`replyTo must be a message's seq, got ${target.replyTo}`);
+        }
+        item.replyTo = target.replyTo;
+      }
     }
     this.outbox.push(item);
     this.#outboxChanged();
     this.#pump();
     return item;
+  }
+
+  /**
+   * Toggles (or with `on`, sets) this person's reaction `emoji` on message `seq` of `room`. Not
+   * queued: false when it cannot go now (offline, rate limit). The room's `reactions` line updates
+   * the message (event `reactions`); a refusal comes back as an `error` event.
+   * @param {string} room
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} [on]
+   * @returns {boolean} whether it was sent
+   */
+  react(room, seq, emoji, on) {
+    const r = this.rooms.get(normalizeRoom(room) ?? "");
+    if (!r?.joined || !this.live || !this.#takeToken()) return false;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "react", room: r.name, seq, emoji };
+    if (on !== undefined) msg.on = on;
+    this.#send(msg);
+    return true;
   }
 
   /**
@@ -1006,6 +1038,8 @@ export class ChatClient extends EventTarget {
         return this.#renamed(m.old, m.name);
       case "history":
         return this.#history(m);
+      case "reactions":
+        return this.#reactions(m);
       case "pong":
         return;
       case "authed":
@@ -1234,6 +1268,8 @@ export class ChatClient extends EventTarget {
     /** @type {RoomMessage} */
     const msg = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
     if (m.cid !== undefined) msg.cid = m.cid;
+    if (m.replyTo && typeof m.replyTo === "object") msg.replyTo = m.replyTo;
+    if (Array.isArray(m.mentions)) msg.mentions = m.mentions;
     const added = r.add([msg]);
     if (m.seq > r.lastSeq) r.lastSeq = m.seq;
     if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
@@ -1330,6 +1366,25 @@ export class ChatClient extends EventTarget {
     const added = r.add(Array.isArray(m.messages) ? m.messages : []);
     if (m.complete) r.complete = true;
     this.#emit("history", { room: r.name, added });
+  }
+
+  /**
+   * A message's reactions changed: its counts, and ours when the change was ours.
+   * @param {Record<string, any>} m
+   */
+  #reactions(m) {
+    const r = this.rooms.get(m.room);
+    const msg = r?.messages.find((x) => x.seq === m.seq);
+    if (!r || !msg || !m.counts || typeof m.counts !== "object") return;
+    if (Object.keys(m.counts).length > 0) msg.reactions = m.counts;
+    else delete msg.reactions;
+    if (this.isMe(m.by)) {
+      const mine = (msg.mine ?? []).filter((e) => e !== m.emoji);
+      if (m.on) mine.push(m.emoji);
+      if (mine.length > 0) msg.mine = mine;
+      else delete msg.mine;
+    }
+    this.#emit("reactions", { room: r.name, seq: m.seq, message: msg });
   }
 
   /**
@@ -1470,6 +1525,7 @@ export class ChatClient extends EventTarget {
       const msg = { type: "send", text: item.text, cid: item.cid };
       if (item.room) msg.room = item.room;
       else msg.to = item.to;
+      if (item.replyTo !== undefined) msg.replyTo = item.replyTo;
       this.#send(msg);
       this.#ackTimer = setTimeout(() => {
         this.#ackTimer = undefined;

@@ -536,3 +536,36 @@ Deno.test("kicked, banned and refused rooms fail their outbox with a sentence; s
   await until(() => lobby.removed?.reason === "banned" && !lobby.joined, "refused again");
   await client.stop();
 });
+
+Deno.test("ChatClient.send({replyTo}) and react() keep replies, mentions and reactions on the room's messages", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, sent } = makeClient(server.wsUrl, { name: "alice" });
+  const reactions: unknown[] = [];
+  client.addEventListener("reactions", (e) => reactions.push((e as CustomEvent).detail.seq));
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  bob.send({ type: "send", room: "lobby", text: "hello @alice\nsecond line", cid: "b1" });
+  const first = await bob.next("ack");
+  await until(() => texts(client).length === 1, "bob's message");
+  assert.deepEqual(client.rooms.get("lobby")!.messages[0].mentions, ["alice"]);
+  client.send({ room: "lobby", text: "hi!", replyTo: first.seq });
+  assert.throws(() => client.send({ room: "lobby", text: "x", replyTo: 0 }), RangeError);
+  await until(() => texts(client).length === 2, "the reply");
+  assert.deepEqual(client.rooms.get("lobby")!.messages[1].replyTo, {
+    seq: first.seq,
+    from: "bob",
+    text: "hello @alice",
+  });
+  assert.equal(sent.find((m) => m.type === "send")!.replyTo, first.seq);
+  assert.equal(client.react("lobby", first.seq, "👍"), true);
+  await until(() => reactions.length === 1, "our reaction");
+  bob.send({ type: "react", room: "lobby", seq: first.seq, emoji: "👍" });
+  await until(() => reactions.length === 2, "bob's reaction");
+  const m = client.rooms.get("lobby")!.messages[0];
+  assert.deepEqual([m.reactions, m.mine], [{ "👍": 2 }, ["👍"]]);
+  client.react("lobby", first.seq, "👍");
+  await until(() => reactions.length === 3, "taken back");
+  assert.deepEqual([m.reactions, m.mine], [{ "👍": 1 }, undefined]);
+  await client.stop();
+});
