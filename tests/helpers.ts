@@ -204,6 +204,8 @@ export function faultyStore() {
       findCid: (key, cid, since) => inner.findCid(key, cid, since),
       message: (room, seq) => inner.message(room, seq),
       changeMessage: (m, audit, retain) => inner.changeMessage(m, audit, retain),
+      rev: (room) => inner.rev(room),
+      changes: (room, upTo, afterRev, limit) => inner.changes(room, upTo, afterRev, limit),
       rules: (room) => inner.rules(room),
       access: (room, uid, now) => inner.access(room, uid, now),
       accessList: (room, now) => inner.accessList(room, now),
