@@ -1179,8 +1179,10 @@ export class ChatClient extends EventTarget {
   #messageChanged(m) {
     const r = this.rooms.get(m.room);
     if (!r) return;
-    // Counted even when we do not hold the message (history brings it changed); only in order.
-    if (typeof m.rev === "number" && m.rev === r.rev + 1) r.rev = m.rev;
+    // Counted only in order, and only for a seq we have had (an older one: history brings it
+    // changed). A line can overtake its message (another process publishes it): that message may
+    // then come with its old text, and the next resume must still list the change.
+    if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
     const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };
     const msg = typeof m.seq === "number" ? applyChange(r, m.seq, change) : undefined;
     if (msg) this.#emit("changed", { room: m.room, message: msg });
