@@ -559,7 +559,7 @@ export class Chat {
     switch (msg.type) {
       case "join":
         // A refused join names its room, so a client with several joins out knows which.
-        return this.#run(conn.peer.id, () => this.#join(conn, msg.room, msg.since, msg.epoch), {
+        return this.#run(conn.peer.id, () => this.#join(conn, msg.room, msg.since, msg.epoch, msg.rev), {
           room: msg.room,
         });
       case "leave":
@@ -838,7 +838,7 @@ export class Chat {
       }
       throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to delete`);
     }
-    this.#roomLine(room, encode({ type: "deleted", room, seq, by: actor.name }));
+    this.#roomLine(room, encode({ type: "deleted", room, seq, by: actor.name, rev: result.rev }));
   }
 
   /** Edits one's own message within the edit window; every member is told `edited`. */
@@ -865,7 +865,7 @@ export class Chat {
       }
       throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to edit`);
     }
-    this.#roomLine(room, encode({ type: "edited", room, seq, text, editedTs: now }));
+    this.#roomLine(room, encode({ type: "edited", room, seq, text, editedTs: now, rev: result.rev }));
   }
 
   /** Takes `target` out of `room` on every process (their tabs get `kicked`); the room is told. */
@@ -971,12 +971,12 @@ export class Chat {
    * Joins at once and answers `joined` when the history is read: meanwhile the room's lines for
    * this member wait in the hub, and after the answer only messages newer than it follow.
    */
-  #join(conn: Conn, room: string, since?: number, epoch?: string): void {
+  #join(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
     // No hint of why (a private room or a token's limit): the same sentence either way.
     if (!roomAllowedByClaim(conn.identity!, room)) throw forbidden(room);
     this.#roomForAnswer(conn);
     const access = this.#engine.access;
-    if (!access || this.hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch);
+    if (!access || this.hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch, rev);
     // Refused before any room is touched: no presence, no history, no hint. Frames that come
     // meanwhile wait, so the client may send to the room right after its join.
     const id = conn.peer.id;
@@ -986,7 +986,7 @@ export class Chat {
         if (this.#conns.get(id) !== conn) return;
         this.#run(id, () => {
           this.#moderation.admit(conn.identity!, room, acc, this.#now());
-          this.#enter(conn, room, since, epoch);
+          this.#enter(conn, room, since, epoch, rev);
         }, { room });
       },
       (e) => {
@@ -1009,30 +1009,34 @@ export class Chat {
     if (checking()) conn.queue!.unshift(...waiting);
   }
 
-  #enter(conn: Conn, room: string, since?: number, epoch?: string): void {
+  #enter(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
     const { added, firstTab } = this.hub.join(conn.peer.id, room, true);
     conn.current = room;
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
     const id = conn.peer.id;
-    this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined, conn.key).then(
-      ({ messages, lastSeq, truncated, epoch, members }) => {
+    this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined, conn.key, rev).then(
+      ({ messages, lastSeq, truncated, epoch, members, changed }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
         const you: Record<string, unknown> = { role: conn.identity!.role };
         const muted = this.#moderation.mutedUntil(room, conn.identity!.uid, this.#now());
         if (muted !== undefined) you.muted = muted;
-        conn.peer.send(
-          encode({
-            type: "joined",
-            room,
-            members,
-            messages: messages.map(wireMessage),
-            lastSeq,
-            truncated,
-            epoch,
-            rules: this.#moderation.rules(room),
-            you,
-          }),
-        );
+        const joined: Record<string, unknown> = {
+          type: "joined",
+          room,
+          members,
+          messages: messages.map(wireMessage),
+          lastSeq,
+          truncated,
+          epoch,
+          rules: this.#moderation.rules(room),
+          you,
+        };
+        if (changed) {
+          joined.rev = changed.rev;
+          if (changed.messages) joined.changes = changed.messages.map(wireMessage);
+          if (changed.truncated) joined.changesTruncated = true;
+        }
+        conn.peer.send(encode(joined));
         this.hub.settle(id, room, lastSeq);
       },
       (e) => {
@@ -1048,6 +1052,7 @@ export class Chat {
   /**
    * What `joined` holds: the missed messages after `since`, or the last `historyOnJoin`. A `since`
    * of another epoch means nothing here: that history is gone, and the answer says `truncated`.
+   * With `rev` (and a `since` of this epoch), also the held messages (seq <= since) changed since.
    */
   async #readJoin(
     room: string,
@@ -1055,8 +1060,16 @@ export class Chat {
     epoch?: string,
     arriving?: string,
     key = "",
+    rev?: number,
   ): Promise<
-    { messages: ChatMessage[]; lastSeq: number; truncated: boolean; epoch: string; members: string[] }
+    {
+      messages: ChatMessage[];
+      lastSeq: number;
+      truncated: boolean;
+      epoch: string;
+      members: string[];
+      changed?: { rev: number; messages?: ChatMessage[]; truncated?: boolean };
+    }
   > {
     let messages: ChatMessage[];
     let truncated: boolean;
@@ -1064,12 +1077,21 @@ export class Chat {
     // Live messages first, then the read: whatever the read misses is on its way (the hub holds it).
     await this.#engine.watch?.(room);
     if (arriving !== undefined) await this.#engine.presence?.(room, arriving, true);
+    // The rev is read before the messages: a change after it reaches this member as a line (held
+    // like the live messages), with a higher rev; one before it is in the answer.
+    const resuming = since !== undefined && rev !== undefined;
+    const cap = this.#cfg.resumeCap;
+    const revPage = await this.#engine.changes?.(
+      room,
+      resuming ? since : 0,
+      rev ?? 0,
+      resuming ? cap + 1 : 0,
+    );
     let page = since === undefined
       ? undefined
       : await this.#engine.after(room, since, this.#cfg.resumeCap + 1);
     const lost = page !== undefined && epoch !== undefined && epoch !== page.epoch;
     if (page && !lost) {
-      const cap = this.#cfg.resumeCap;
       lastSeq = page.lastSeq;
       // A page holds nothing newer than its lastSeq (the engine's promise).
       messages = page.messages;
@@ -1087,7 +1109,19 @@ export class Chat {
     const fitted = this.#fit(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
     const members = this.#engine.members ? await this.#engine.members(room) : this.hub.members(room);
-    return { messages, lastSeq, truncated, epoch: page.epoch, members };
+    if (!revPage) return { messages, lastSeq, truncated, epoch: page.epoch, members };
+    // A rev of another history (lost between the two reads) would be too high: 0 is always safe.
+    const changed: { rev: number; messages?: ChatMessage[]; truncated?: boolean } = {
+      rev: revPage.epoch === page.epoch ? revPage.rev : 0,
+    };
+    if (resuming && !lost && revPage.epoch === page.epoch) {
+      // More than resumeCap, or more than fits beside the messages: the client reloads instead.
+      const fits =
+        this.#fit([...messages, ...revPage.messages]).length === messages.length + revPage.messages.length;
+      if (revPage.messages.length > cap || !fits) changed.messages = [], changed.truncated = true;
+      else changed.messages = revPage.messages;
+    }
+    return { messages, lastSeq, truncated, epoch: page.epoch, members, changed };
   }
 
   #leave(conn: Conn, room: string): void {
@@ -1457,6 +1491,8 @@ export class Chat {
       lastSeq: 0,
       truncated: true,
       epoch,
+      // The new history's rev is not read here; 0 is below it, so a later resume misses nothing.
+      rev: 0,
     });
     this.hub.restart(room, line);
   }

@@ -155,8 +155,22 @@ export interface ChangeGuard {
 
 /** What {@link Engine.changeMessage} did. */
 export type ChangeResult =
-  | { ok: true; message: ChatMessage }
+  /** `rev`: the room's change revision this change took (see {@link Engine.changes}). */
+  | { ok: true; message: ChatMessage; rev: number }
   | { ok: false; problem: "not_found" | "not_author" | "too_old" };
+
+/** What {@link Engine.changes} read. */
+export interface ChangesPage {
+  /**
+   * The room's change revision when read: it counts the room's message changes (deletes and edits),
+   * one each, from 1; 0 when none was made.
+   */
+  rev: number;
+  /** The history it counts in (see {@link HistoryPage.epoch}). */
+  epoch: string;
+  /** The changed messages as they are now (tombstone or edited), oldest seq first. */
+  messages: ChatMessage[];
+}
 
 /** The people lists of a room, for the server API. */
 export interface AccessList {
@@ -266,6 +280,12 @@ export interface Engine {
     guard: ChangeGuard,
     audit?: AuditEntry,
   ): Promise<ChangeResult>;
+  /**
+   * The room's change revision, read before the messages, and the current form of every stored
+   * message with `seq <= upTo` whose last change took a rev above `afterRev`: at most `limit`, oldest
+   * seq first. A change made after the read has a higher rev than the one returned.
+   */
+  changes?(room: string, upTo: number, afterRev: number, limit: number): Promise<ChangesPage>;
   /** The room's audit log, newest first: entries older than `before` (ms), at most `limit`. */
   audit?(room: string, before: number, limit: number): Promise<AuditEntry[]>;
   /** The room's added people, bans and mutes (expired ones left out). */
@@ -470,9 +490,11 @@ export class EmbeddedEngine implements Engine {
       const m = this.#store.message(room, seq);
       const problem = guardProblem(m, guard);
       if (problem) return { ok: false, problem };
+      // The room's next change revision, stored with the change (appends and changes are queued).
+      const rev = this.#store.rev(room) + 1;
       const next: StoredMessage = change.kind === "delete"
-        ? { ...m!, text: "", deleted: true, editedTs: undefined }
-        : { ...m!, text: change.text, editedTs: change.editedTs };
+        ? { ...m!, text: "", deleted: true, editedTs: undefined, rev }
+        : { ...m!, text: change.text, editedTs: change.editedTs, rev };
       if (next.editedTs === undefined) delete next.editedTs;
       // Retention may have removed it since the read: then nothing was written.
       if (!await this.#store.changeMessage(next, audit, this.#auditRetain)) {
@@ -480,7 +502,7 @@ export class EmbeddedEngine implements Engine {
       }
       const message = toWire(next);
       for (const s of this.#subscribers) s.messageChanged?.({ ...message });
-      return { ok: true, message };
+      return { ok: true, message, rev };
     });
   }
 
@@ -528,6 +550,14 @@ export class EmbeddedEngine implements Engine {
     rooms: readonly { room: string; after: number }[],
   ): Promise<Record<string, number>> {
     return Promise.resolve(this.#store.mentionCounts(key, rooms));
+  }
+
+  changes(room: string, upTo: number, afterRev: number, limit: number): Promise<ChangesPage> {
+    // Synchronous reads: the rev and the messages are one snapshot. Only delivered seqs count.
+    const rev = this.#store.rev(room);
+    const bound = Math.min(upTo, this.#delivered(room));
+    const messages = limit > 0 ? this.#store.changes(room, bound, afterRev, limit) : [];
+    return Promise.resolve({ rev, epoch: this.#store.epoch, messages });
   }
 
   get #auditRetain(): number {

@@ -2,8 +2,11 @@
  * The Redis engine: rooms shared by every server process on one Redis. Per room, under the hash tag
  * `{room}` (so one room's keys live in one Cluster slot):
  *
- * - `chat:{room}:meta`, a hash: `seq` (the last one handed out) and `epoch` (set once);
- * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1`;
+ * - `chat:{room}:meta`, a hash: `seq` (the last one handed out), `epoch` (set once) and `rev` (the
+ *   room's change revision: one per delete or edit);
+ * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1` (a changed one's field `v`:
+ *   the rev of its last change);
+ * - `chat:{room}:changes`, a sorted set: the seqs of changed messages, scored by that rev (for resume);
  * - `chat:{room}:cid:<key>:<cid>`: the seq and ts a person's cid was stored under, for the dedup window;
  * - `chat:{room}`, the channel each stored message is published on (a JSON array), and each change
  *   to a message or to the room's rules or people (a JSON object); `chat:{room}:lines` for lines
@@ -38,6 +41,7 @@ import {
   type AuditEntry,
   type ChangeGuard,
   type ChangeResult,
+  type ChangesPage,
   DEFAULT_AUDIT_RETAIN,
   type Draft,
   type Engine,
@@ -96,6 +100,7 @@ const keys = (room: string) => ({
   rx: `chat:{${room}}:rx`,
   /** Followed by a person key: the seqs that mention them. */
   mentions: `chat:{${room}}:mn:`,
+  changes: `chat:{${room}}:changes`,
 });
 
 /** The channel every process hears for lines to one person (direct messages). */
@@ -418,10 +423,11 @@ const NODE = 100;
  * entries before the target and every later one (the target's node is among them, whole), lowers the
  * stream's last id and adds them again, the target changed. The cost is that window (about NODE + the
  * messages after the target), not the room's history; the entries XDELed in the node before the
- * target's stay as flagged copies until retention trims that node. KEYS: meta, log, audit. ARGV: seq,
- * kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit JSON ("" none),
- * auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from, text, ts, cid,
- * deleted ('1'/''), editedTs.
+ * target's stay as flagged copies until retention trims that node. KEYS: meta, log, audit, changes.
+ * ARGV: seq, kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit JSON
+ * ("" none), auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from, text,
+ * ts, cid, deleted ('1'/''), editedTs, rev (the room's change revision this change took: the meta
+ * hash's `rev`, also stored on the entry and in the changes set).
  */
 const CHANGE = `
 local meta, log = KEYS[1], KEYS[2]
@@ -441,7 +447,10 @@ if ARGV[2] == 'delete' then
   for pk in string.gmatch(f.mk or '', '[^\t]+') do redis.call('ZREM', base .. 'mn:' .. pk, ARGV[1]) end
   f.t = ''; f.d = '1'; f.e = nil; f.r = nil; f.m = nil; f.mk = nil
 else f.t = ARGV[3]; f.e = ARGV[4] end
-local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '' }
+-- The room's change revision: on the entry as 'v' ('r' is a reply's quote) and in the changes set.
+f.v = tostring(redis.call('HINCRBY', meta, 'rev', 1))
+redis.call('ZADD', KEYS[4], f.v, ARGV[1])
+local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '', 'v', f.v }
 if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
 if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
 for _, x in ipairs({ 'r', 'm', 'mk' }) do
@@ -466,11 +475,50 @@ if ARGV[7] ~= '' then
   redis.call('LPUSH', KEYS[3], ARGV[7])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)
 end
+-- Seqs that retention trimmed from the log leave the changes set once it outgrows the log (amortized).
+if redis.call('ZCARD', KEYS[4]) > 2 * redis.call('XLEN', log) + 64 then
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  local low = first and tonumber(string.match(first[1], '^(%d+)')) or math.huge
+  for _, s in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    if tonumber(s) < low then redis.call('ZREM', KEYS[4], s) end
+  end
+end
 local epoch = redis.call('HGET', meta, 'epoch') or ''
 redis.call('%PUB%', string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
   ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = f.r or '',
-  m = f.m or '' }))
-return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', f.r or '', f.m or '' }
+  m = f.m or '', rev = f.v }))
+return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', f.r or '', f.m or '', f.v }
+`;
+
+/**
+ * The room's change revision and the changed messages a resume needs, in one step. KEYS: meta, log,
+ * changes. ARGV: upTo (seq), afterRev, limit, epoch if new. Returns the epoch, the rev, then per
+ * message (in rev order, at most limit, seq <= upTo, rev > afterRev) its seq and stream fields. A seq
+ * that retention trimmed is dropped from the set on the way.
+ */
+const CHANGES = `
+local meta, log, changes = KEYS[1], KEYS[2], KEYS[3]
+redis.call('HSETNX', meta, 'epoch', ARGV[4])
+local out = { redis.call('HGET', meta, 'epoch'), redis.call('HGET', meta, 'rev') or '0' }
+local upTo, limit, offset = tonumber(ARGV[1]), tonumber(ARGV[3]), 0
+while #out - 2 < limit * 2 do
+  local chunk = redis.call('ZRANGEBYSCORE', changes, '(' .. ARGV[2], '+inf', 'LIMIT', offset, 200)
+  if #chunk == 0 then break end
+  offset = offset + #chunk
+  for _, s in ipairs(chunk) do
+    if tonumber(s) <= upTo and #out - 2 < limit * 2 then
+      local e = redis.call('XRANGE', log, s .. '-1', s .. '-1')[1]
+      if e then
+        out[#out + 1] = s
+        out[#out + 1] = e[2]
+      else
+        redis.call('ZREM', changes, s)
+        offset = offset - 1
+      end
+    end
+  end
+end
+return out
 `;
 
 /**
@@ -954,7 +1002,7 @@ export class RedisEngine implements Engine {
     const k = keys(room);
     const r = await this.#run(() =>
       this.#cmd.eval(this.#lua.CHANGE, {
-        keys: [k.meta, k.log, k.audit],
+        keys: [k.meta, k.log, k.audit, k.changes],
         arguments: [
           String(seq),
           change.kind,
@@ -968,10 +1016,11 @@ export class RedisEngine implements Engine {
       })
     ) as string[];
     if (r[0] !== "ok") return { ok: false, problem: r[0] as "not_found" | "not_author" | "too_old" };
-    const [, from, text, ts, cid, deleted, editedTs, reply, names] = r;
+    const [, from, text, ts, cid, deleted, editedTs, reply, names, rev] = r;
     return {
       ok: true,
       message: changedMessage(room, seq, from, text, ts, cid, deleted, editedTs, reply, names),
+      rev: Number(rev),
     };
   }
 
@@ -1044,6 +1093,25 @@ export class RedisEngine implements Engine {
     const out: Record<string, number> = {};
     rooms.forEach(({ room }, i) => counts[i] > 0 && (out[room] = counts[i]));
     return out;
+  }
+
+  async changes(room: string, upTo: number, afterRev: number, limit: number): Promise<ChangesPage> {
+    const k = keys(room);
+    const r = await this.#run(() =>
+      this.#cmd.eval(CHANGES, {
+        keys: [k.meta, k.log, k.changes],
+        arguments: [String(upTo), String(afterRev), String(limit), newEpoch()],
+      })
+    ) as [string, string, ...(string | string[])[]];
+    const messages: ChatMessage[] = [];
+    for (let i = 2; i < r.length; i += 2) {
+      const flat = r[i + 1] as string[];
+      const message: Record<string, string> = {};
+      for (let j = 0; j < flat.length; j += 2) message[flat[j]] = flat[j + 1];
+      messages.push(fromEntry(room, { id: `${r[i]}-1`, message }));
+    }
+    messages.sort((a, b) => a.seq - b.seq);
+    return { epoch: r[0], rev: Number(r[1]), messages };
   }
 
   async audit(room: string, before: number, limit: number): Promise<AuditEntry[]> {

@@ -119,7 +119,7 @@ export function quoteOf(text: string): string {
 
 /** Everything a client may send, after validation. */
 export type ClientMessage =
-  | { type: "join"; room: string; since?: number; epoch?: string }
+  | { type: "join"; room: string; since?: number; epoch?: string; rev?: number }
   | { type: "leave"; room: string }
   | { type: "send"; room: string; text: string; cid?: string; replyTo?: number }
   | { type: "send"; to: string; text: string; cid?: string }
@@ -235,12 +235,14 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
   const o = v as Record<string, unknown>;
   switch (o.type) {
     case "join": {
-      const join: { type: "join"; room: string; since?: number; epoch?: string } = {
+      const join: { type: "join"; room: string; since?: number; epoch?: string; rev?: number } = {
         type: "join",
         room: room(o),
       };
       const since = optInt(o, "since");
       if (since !== undefined) join.since = since;
+      const rev = optInt(o, "rev");
+      if (rev !== undefined) join.rev = rev;
       if (o.epoch !== undefined) {
         if (typeof o.epoch !== "string" || !EPOCH_RE.test(o.epoch)) {
           throw new ProtocolError(

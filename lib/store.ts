@@ -21,6 +21,8 @@ export interface StoredMessage extends ChatMessage {
   key: string;
   /** The keys of the people in `mentions`, in the same order: a mention row each. */
   mentionKeys?: string[];
+  /** The room's change revision its last change (delete or edit) took; none when never changed. */
+  rev?: number;
 }
 
 /** Retention and de-duplication settings a store applies. */
@@ -65,6 +67,14 @@ export interface Store {
   reactions(room: string, from: number, to: number, key: string): Map<number, MessageReactions>;
   /** Per room, the mention rows of person `key` with a seq after `after` (rooms with none left out). */
   mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Record<string, number>;
+  /**
+   * The room's change revision: the highest `rev` a {@link changeMessage} stored (0 if none), kept
+   * with the room even when retention removed that message. `changeMessage` with `m.rev` sets it, in
+   * the same write.
+   */
+  rev(room: string): number;
+  /** Messages with `seq <= upTo` and a `rev` above `afterRev`, oldest seq first, at most `limit`. */
+  changes(room: string, upTo: number, afterRev: number, limit: number): ChatMessage[];
   /** The room's rules (the defaults when none were set). */
   rules(room: string): RoomRules;
   /** What person `uid` may do in `room` at `now` (ms): expired bans and mutes read as absent. */
@@ -166,7 +176,7 @@ interface MemoryRoom {
 
 /** Keeps everything in memory: for tests and `--store memory`. Lost on restart. */
 export class MemoryStore implements Store {
-  readonly #rooms = new Map<string, { last: number; messages: StoredMessage[] }>();
+  readonly #rooms = new Map<string, { last: number; messages: StoredMessage[]; rev?: number }>();
   readonly #cids = new Map<string, StoredMessage>();
   readonly #people = new Map<string, MemoryRoom>();
   /** Room to seq to emoji to the keys of the people who reacted with it (emoji in first-use order). */
@@ -248,7 +258,8 @@ export class MemoryStore implements Store {
   }
 
   changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean> {
-    const msgs = this.#rooms.get(m.room)?.messages ?? [];
+    const room = this.#rooms.get(m.room);
+    const msgs = room?.messages ?? [];
     const i = lowerBound(msgs, m.seq);
     if (msgs[i]?.seq !== m.seq) return Promise.resolve(false);
     // A new object: the old one (and its text) is dropped, not kept behind a flag.
@@ -257,6 +268,8 @@ export class MemoryStore implements Store {
       : { ...m };
     if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
     if (m.deleted) this.#forgetExtras(msgs[i]);
+    if (m.deleted && m.rev !== undefined) stored.rev = m.rev;
+    if (m.rev !== undefined) room!.rev = Math.max(room!.rev ?? 0, m.rev);
     msgs[i] = stored;
     if (stored.cid !== undefined) this.#cids.set(`${stored.key}\n${stored.cid}`, stored);
     if (audit) this.#audit(m.room, audit, auditRetain);
@@ -313,6 +326,20 @@ export class MemoryStore implements Store {
       let n = 0;
       for (const seq of mine?.get(room) ?? []) if (seq > after) n++;
       if (n > 0) out[room] = n;
+    }
+    return out;
+  }
+
+  rev(room: string): number {
+    return this.#rooms.get(room)?.rev ?? 0;
+  }
+
+  changes(room: string, upTo: number, afterRev: number, limit: number): ChatMessage[] {
+    const out: ChatMessage[] = [];
+    // Linear in the room's held messages; the memory store is for tests and small servers.
+    for (const m of this.#rooms.get(room)?.messages ?? []) {
+      if (m.seq > upTo || out.length >= limit) break;
+      if (m.rev !== undefined && m.rev > afterRev) out.push(toWire(m));
     }
     return out;
   }

@@ -53,6 +53,8 @@ export type WriterRequest =
     auditRetain: number;
     /** A delete: once committed, the old text is wiped from the WAL file too. */
     scrub: boolean;
+    /** The room's change revision this change takes (stored on the message and the room). */
+    rev?: number;
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };
@@ -80,17 +82,25 @@ const SCHEMA_VERSION = 3;
  *
  * Version 2 (#10): tombstones and edits on `messages`; room rules, people (`kind` is `allow`, `ban`
  * or `mute`; `until` ms, 0 = forever) and the audit log.
+ *
+ * Also in version 3: `rooms.rev`, the room's change revision (deletes and edits, counted from 1),
+ * and `messages.rev`, the rev a message's last change took (NULL: never changed), indexed for resume.
  */
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS rooms (room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rooms (
+  room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
+  rev INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
   text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
   deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER, meta TEXT,
+  rev INTEGER,
   PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE INDEX IF NOT EXISTS messages_rev ON messages (room, rev) WHERE rev IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS room_rules (
   room TEXT PRIMARY KEY, topic TEXT NOT NULL, private INTEGER NOT NULL, read_only INTEGER NOT NULL,
@@ -132,7 +142,9 @@ PRAGMA user_version = ${SCHEMA_VERSION};
 const MIGRATIONS: Record<number, string> = {
   1: `ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE messages ADD COLUMN edited_ts INTEGER;`,
-  2: `ALTER TABLE messages ADD COLUMN meta TEXT;`,
+  2: `ALTER TABLE messages ADD COLUMN meta TEXT;
+      ALTER TABLE messages ADD COLUMN rev INTEGER;
+      ALTER TABLE rooms ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
 };
 
 type Row = {
@@ -161,6 +173,8 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #opts: SqliteOptions;
   readonly #getLast: StatementSync;
+  readonly #getRev: StatementSync;
+  readonly #changes: StatementSync;
   readonly #after: StatementSync;
   readonly #before: StatementSync;
   readonly #cid: StatementSync;
@@ -186,6 +200,13 @@ export class SqliteStore implements Store {
     this.#db = db;
     this.#opts = opts;
     this.#getLast = db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
+    this.#getRev = db.prepare("SELECT rev FROM rooms WHERE room = ?");
+    // The rows changed after the client's rev (few), not every row up to its seq (the primary key,
+    // which the planner picks without statistics). Preparing fails if the index cannot serve it.
+    this.#changes = db.prepare(
+      `SELECT ${COLUMNS} FROM messages INDEXED BY messages_rev
+       WHERE room = ? AND rev > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+    );
     this.#after = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
@@ -364,9 +385,18 @@ export class SqliteStore implements Store {
       audit: audit ? auditRow(m.room, audit) : null,
       auditRetain,
       scrub: m.deleted === true,
+      rev: m.rev,
     });
     if (!a.ok) throw new StoreError(`Cannot change message ${m.seq} of room "${m.room}": ${a.error}`);
     return a.count === 1;
+  }
+
+  rev(room: string): number {
+    return (this.#getRev.get(room) as { rev: number } | undefined)?.rev ?? 0;
+  }
+
+  changes(room: string, upTo: number, afterRev: number, limit: number): ChatMessage[] {
+    return (this.#changes.all(room, afterRev, upTo, limit) as Row[]).map(fromRow);
   }
 
   rules(room: string): RoomRules {

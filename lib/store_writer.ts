@@ -18,6 +18,8 @@ class Writer {
   readonly #trimCount;
   readonly #trimAge;
   readonly #changeMessage;
+  readonly #setMessageRev;
+  readonly #setRoomRev;
   readonly #insertAudit;
   readonly #capAudit;
   readonly #setRules;
@@ -86,6 +88,9 @@ class Writer {
       `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
        WHERE room = ?4 AND seq = ?5 AND deleted = 0`,
     );
+    // The message's change revision, and the room's: both in the change's transaction.
+    this.#setMessageRev = this.#db.prepare("UPDATE messages SET rev = ? WHERE room = ? AND seq = ?");
+    this.#setRoomRev = this.#db.prepare("UPDATE rooms SET rev = max(rev, ?) WHERE room = ?");
     this.#insertAudit = this.#db.prepare(
       "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
@@ -141,10 +146,16 @@ class Writer {
     audit: AuditRow | null,
     retain: number,
     scrub: boolean,
+    rev?: number,
   ): boolean {
     const done = this.#transaction(() => {
       if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
       if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number); }
+      if (rev !== undefined) {
+        const [room, seq] = row.slice(-2);
+        this.#setMessageRev.run(rev, room, seq);
+        this.#setRoomRev.run(rev, room);
+      }
       if (audit) this.#audit(audit, retain);
       return true;
     });
@@ -282,7 +293,7 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = {
             id: req.id,
             ok: true,
-            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub) ? 1 : 0,
+            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub, req.rev) ? 1 : 0,
           };
           break;
         case "room":

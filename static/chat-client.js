@@ -259,6 +259,30 @@ export function mentions(text, name) {
   return new RegExp(`(^|[^\\p{L}\\p{N}_.-])@?${escaped}(?![\\p{L}\\p{N}_-])`, "iu").test(text);
 }
 
+/**
+ * Applies a delete (`deleted: true`) or an edit (`text`, `editedTs`) to the held message `seq` of
+ * `r`, in place (a tombstone keeps its seq). Returns the message, or undefined when not held (older
+ * than what we hold: history brings it changed) or the change is malformed.
+ * @param {RoomState} r
+ * @param {number} seq
+ * @param {{ deleted?: unknown, text?: unknown, editedTs?: unknown }} change
+ * @returns {RoomMessage | undefined}
+ */
+function applyChange(r, seq, change) {
+  const msg = r.find(seq);
+  if (!msg) return undefined;
+  if (change.deleted === true) {
+    msg.text = "";
+    msg.deleted = true;
+    delete msg.editedTs;
+  } else {
+    if (typeof change.text !== "string") return undefined;
+    msg.text = change.text;
+    if (typeof change.editedTs === "number") msg.editedTs = change.editedTs;
+  }
+  return msg;
+}
+
 /** The messages, members and typing state of one room. */
 export class RoomState {
   /** @param {string} name */
@@ -273,6 +297,12 @@ export class RoomState {
     this.lastSeq = 0;
     /** The server's name for this room's history; another one means its seqs started over. */
     this.epoch = "";
+    /**
+     * The room's change revision up to which every delete and edit is applied to what we hold:
+     * from `joined`, then moved on only by the next one in order (a `deleted`/`edited` line whose
+     * `rev` is one more), so a line lost or overtaken is asked for again on the next join.
+     */
+    this.rev = 0;
     /** Nothing older than `messages[0]` exists on the server. */
     this.complete = false;
     /** Joined on the current connection. */
@@ -439,7 +469,8 @@ export class DirectConversation {
  * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
  * - `notice` {message}: something the server wants the user to know
  * - `authed` {exp, name, role, uid}: a refreshed token was taken (signed identities)
- * - `changed` {room, message}: a message was edited or deleted (it is changed in place)
+ * - `changed` {room, message}: a message was edited or deleted (it is changed in place), live or
+ *   while we were away (told in `joined.changes` on a resume)
  * - `moderation` {room, line}: a moderation action in a room ({@link ModerationLine})
  * - `rules` {room}: a room's rules (topic, read-only, slow mode) changed
  * - `standing` {room}: what you may do in a room changed (muted, removed, slow-mode wait, role)
@@ -1117,6 +1148,7 @@ export class ChatClient extends EventTarget {
     if (r.synced) {
       msg.since = r.lastSeq;
       if (r.epoch) msg.epoch = r.epoch;
+      msg.rev = r.rev;
     }
     this.#takeToken();
     this.#send(msg);
@@ -1137,15 +1169,23 @@ export class ChatClient extends EventTarget {
     r.members = new Set(m.members ?? []);
     // A resume keeps what we have, unless the server's history no longer lines up with it
     // (more missed than it returns, or a store that started over).
-    const reset = !r.synced || m.truncated || m.lastSeq < r.lastSeq ||
+    // More changes of held messages than one answer tells: what we hold is reloaded, like a gap.
+    const reset = !r.synced || m.truncated || m.changesTruncated === true || m.lastSeq < r.lastSeq ||
       (typeof m.epoch === "string" && r.epoch !== "" && m.epoch !== r.epoch);
     if (reset) {
       r.messages = [];
-      r.complete = !m.truncated;
+      r.complete = !m.truncated && m.changesTruncated !== true;
       r.moderation = []; // they sat between messages that are gone
     }
     const added = r.add(msgs);
+    // Held messages deleted or edited while we were away, in their form now.
+    const changed = [];
+    for (const c of Array.isArray(m.changes) && !reset ? m.changes : []) {
+      const msg = c && typeof c.seq === "number" ? applyChange(r, c.seq, c) : undefined;
+      if (msg) changed.push(msg);
+    }
     r.lastSeq = m.lastSeq;
+    r.rev = typeof m.rev === "number" ? m.rev : 0;
     if (typeof m.epoch === "string") r.epoch = m.epoch;
     r.synced = true;
     r.joined = true;
@@ -1157,6 +1197,9 @@ export class ChatClient extends EventTarget {
     for (const msg of added) r.typing.delete(msg.from);
     this.#settleByMessages(added);
     this.#emit("joined", { room: r.name, added, reset });
+    for (const message of changed) this.#emit("changed", { room: r.name, message });
+    // The held messages were dropped: the newest page comes back in its current form.
+    if (m.changesTruncated === true) this.loadOlder(r.name);
     this.#emit("members", { room: r.name });
     this.#emit("rules", { room: r.name });
     this.#emit("standing", { room: r.name });
@@ -1169,18 +1212,14 @@ export class ChatClient extends EventTarget {
    */
   #messageChanged(m) {
     const r = this.rooms.get(m.room);
-    const msg = r && typeof m.seq === "number" ? r.find(m.seq) : undefined;
-    if (!msg) return; // older than what we hold: history brings it changed
-    if (m.type === "deleted") {
-      msg.text = "";
-      msg.deleted = true;
-      delete msg.editedTs;
-    } else {
-      if (typeof m.text !== "string") return;
-      msg.text = m.text;
-      if (typeof m.editedTs === "number") msg.editedTs = m.editedTs;
-    }
-    this.#emit("changed", { room: m.room, message: msg });
+    if (!r) return;
+    // Counted only in order, and only for a seq we have had (an older one: history brings it
+    // changed). A line can overtake its message (another process publishes it): that message may
+    // then come with its old text, and the next resume must still list the change.
+    if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
+    const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };
+    const msg = typeof m.seq === "number" ? applyChange(r, m.seq, change) : undefined;
+    if (msg) this.#emit("changed", { room: m.room, message: msg });
   }
 
   /** @param {Record<string, any>} m */

@@ -242,6 +242,7 @@ Deno.test("a dropped connection reconnects by itself and resumes with since: no 
     room: "lobby",
     since: 2,
     epoch,
+    rev: 0,
   }]);
   assert.deepEqual(joinedEvents[1].reset, false);
   assert.deepEqual(
@@ -253,6 +254,85 @@ Deno.test("a dropped connection reconnects by itself and resumes with since: no 
   const mine = await bob.next("message", (m) => m.cid === offline.cid);
   assert.deepEqual(mine.from, "alice");
   assert.deepEqual(sent.filter((m) => m.type === "send" && m.cid === offline.cid).length, 1);
+  await client.stop();
+});
+
+/** A client holding bob's m1..m3 whose connection then drops (a long backoff: the test says when it is back). */
+async function heldThenDropped(overrides: Record<string, unknown> = {}) {
+  const server = await startServer(overrides);
+  const bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  for (const text of ["m1", "m2", "m3"]) {
+    bob.send({ type: "send", room: "lobby", text, cid: text });
+    await bob.next("ack", (m) => m.cid === text);
+  }
+  const { client, sent } = makeClient(server.wsUrl, {
+    name: "alice",
+    backoff: { baseMs: 60_000, maxMs: 60_000 },
+  });
+  const changed: { seq: number; text: string; deleted?: boolean }[] = [];
+  client.addEventListener("changed", (e) => {
+    const { message } = (e as CustomEvent).detail;
+    changed.push({ seq: message.seq, text: message.text, deleted: message.deleted });
+  });
+  client.start();
+  await until(() => texts(client).length === 3, "history on join");
+  // A live change moves the room's rev on.
+  bob.send({ type: "edit", room: "lobby", seq: 3, text: "m3, edited live" });
+  await until(() => client.rooms.get("lobby")!.rev === 1, "rev 1 from the edited line");
+  client.ws!.close(); // the network drops
+  await until(() => client.state === "reconnecting", "reconnecting");
+  return { server, bob, client, sent, changed };
+}
+
+Deno.test("a resumed room applies joined.changes: a held message deleted and one edited while away", async () => {
+  const { server, bob, client, sent, changed } = await heldThenDropped();
+  await using _server = server;
+  await using _bob = bob;
+  bob.send({ type: "delete", room: "lobby", seq: 1 });
+  await bob.next("deleted");
+  bob.send({ type: "edit", room: "lobby", seq: 2, text: "m2, better" });
+  await bob.next("edited");
+  changed.length = 0;
+
+  client.reconnectNow();
+  await until(() => client.rooms.get("lobby")!.rev === 3, "the resume's rev");
+  const join = sent.filter((m) => m.type === "join").at(-1)!;
+  assert.deepEqual([join.since, join.rev], [3, 1], "the join sends the rev it has seen");
+  const r = client.rooms.get("lobby")!;
+  assert.deepEqual(r.messages.map((m) => [m.seq, m.text, m.deleted ?? false]), [
+    [1, "", true],
+    [2, "m2, better", false],
+    [3, "m3, edited live", false],
+  ]);
+  assert.equal(typeof r.messages[1].editedTs, "number");
+  assert.deepEqual(changed, [{ seq: 1, text: "", deleted: true }, {
+    seq: 2,
+    text: "m2, better",
+    deleted: undefined,
+  }]);
+  await client.stop();
+});
+
+Deno.test("a resume whose changes were too many (changesTruncated) reloads the room's history", async () => {
+  const { server, bob, client } = await heldThenDropped({ resumeCap: 1 });
+  await using _server = server;
+  await using _bob = bob;
+  for (const seq of [1, 2]) {
+    bob.send({ type: "delete", room: "lobby", seq });
+    await bob.next("deleted", (m) => m.seq === seq);
+  }
+  const joined: Record<string, unknown>[] = [];
+  client.addEventListener("joined", (e) => joined.push((e as CustomEvent).detail));
+  client.reconnectNow();
+  await until(() => joined.length === 1, "joined");
+  assert.equal(joined[0].reset, true);
+  await until(() => texts(client).length === 3, "the history reloaded");
+  assert.deepEqual(client.rooms.get("lobby")!.messages.map((m) => [m.seq, m.text, m.deleted ?? false]), [
+    [1, "", true],
+    [2, "", true],
+    [3, "m3, edited live", false],
+  ]);
+  assert.equal(client.rooms.get("lobby")!.rev, 3);
   await client.stop();
 });
 
@@ -410,6 +490,7 @@ Deno.test("join(room, { resume }) with what leave() returned asks only for what 
     room: "lobby",
     since: 1,
     epoch: kept.epoch,
+    rev: 0,
   });
   assert.equal(client.leave("nowhere"), undefined);
   await client.stop();

@@ -207,6 +207,8 @@ export function faultyStore() {
       react: (room, seq, emoji, key, on, ts) => inner.react(room, seq, emoji, key, on, ts),
       reactions: (room, from, to, key) => inner.reactions(room, from, to, key),
       mentionCounts: (key, rooms) => inner.mentionCounts(key, rooms),
+      rev: (room) => inner.rev(room),
+      changes: (room, upTo, afterRev, limit) => inner.changes(room, upTo, afterRev, limit),
       rules: (room) => inner.rules(room),
       access: (room, uid, now) => inner.access(room, uid, now),
       accessList: (room, now) => inner.accessList(room, now),

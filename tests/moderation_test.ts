@@ -50,7 +50,7 @@ Deno.test("delete: the author's own message becomes a tombstone for everyone, li
   await bob.next("message", (m) => m.seq === ack.seq);
   alice.send({ type: "delete", room: "lobby", seq: ack.seq });
   const seen = await bob.next("deleted");
-  assert.deepEqual(seen, { type: "deleted", room: "lobby", seq: ack.seq, by: "alice" });
+  assert.deepEqual(seen, { type: "deleted", room: "lobby", seq: ack.seq, by: "alice", rev: 1 });
   await alice.next("deleted");
   bob.send({ type: "history", room: "lobby" });
   const h = await bob.next("history");
@@ -95,7 +95,7 @@ Deno.test("edit: the author edits within the window; others cannot; history has 
   now += 1000;
   alice.send({ type: "edit", room: "lobby", seq: ack.seq, text: "hello" });
   const ed = await bob.next("edited");
-  assert.deepEqual(ed, { type: "edited", room: "lobby", seq: ack.seq, text: "hello", editedTs: now });
+  assert.deepEqual(ed, { type: "edited", room: "lobby", seq: ack.seq, text: "hello", editedTs: now, rev: 1 });
   bob.send({ type: "edit", room: "lobby", seq: ack.seq, text: "bob was here" });
   assert.equal((await bob.next("error")).code, "not_allowed");
   bob.send({ type: "history", room: "lobby" });

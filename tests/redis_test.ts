@@ -551,7 +551,13 @@ Deno.test({
       carol.send({ type: "send", room: "r", text: "regret", cid: "c1" });
       const ack = await carol.next("ack");
       mod.send({ type: "delete", room: "r", seq: ack.seq });
-      assert.deepEqual(await bob.next("deleted"), { type: "deleted", room: "r", seq: ack.seq, by: "mo" });
+      assert.deepEqual(await bob.next("deleted"), {
+        type: "deleted",
+        room: "r",
+        seq: ack.seq,
+        by: "mo",
+        rev: 1,
+      });
       // A mute on a holds on b.
       mod.send({ type: "mute", room: "r", name: "bob", seconds: 600 });
       await bob.next("moderation", (m) => m.action === "mute");
