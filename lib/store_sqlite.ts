@@ -6,7 +6,15 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "./protocol.ts";
-import type { AccessList, AuditEntry, RoomAccess, RoomChange, RoomRules } from "./engine.ts";
+import type {
+  AccessList,
+  AuditEntry,
+  ConversationEntry,
+  Person,
+  RoomAccess,
+  RoomChange,
+  RoomRules,
+} from "./engine.ts";
 import {
   holds,
   newEpoch,
@@ -27,7 +35,17 @@ export interface SqliteOptions extends RetentionOptions {
 /** A request to the writer worker. */
 export type WriterRequest =
   | { id: number; op: "open"; path: string; synchronous: string }
-  | { id: number; op: "append"; rows: (string | number | null)[][] }
+  | {
+    id: number;
+    op: "append";
+    rows: (string | number | null)[][];
+    /** Read positions its senders move to: ukey, room, seq. */
+    reads: (string | number)[][];
+    /** Conversation list entries: ukey, conv, peer, last_ts. */
+    convs: (string | number)[][];
+  }
+  | { id: number; op: "person"; row: (string | number)[] }
+  | { id: number; op: "read"; key: string; room: string; seq: number }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {
     id: number;
@@ -146,6 +164,11 @@ export class SqliteStore implements Store {
   readonly #person: StatementSync;
   readonly #people: StatementSync;
   readonly #audit: StatementSync;
+  readonly #personOf: StatementSync;
+  readonly #personByName: StatementSync;
+  readonly #convList: StatementSync;
+  readonly #convPeer: StatementSync;
+  readonly #readOf: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
@@ -179,6 +202,15 @@ export class SqliteStore implements Store {
     this.#audit = db.prepare(
       "SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC LIMIT ?",
     );
+    this.#personOf = db.prepare("SELECT ukey, uid, name FROM people WHERE ukey = ?");
+    this.#personByName = db.prepare(
+      "SELECT ukey, uid, name FROM people WHERE name_key = ? ORDER BY seen_ts DESC LIMIT 1",
+    );
+    this.#convList = db.prepare(
+      "SELECT conv, peer, last_ts FROM conversations WHERE ukey = ? AND last_ts < ? ORDER BY last_ts DESC LIMIT ?",
+    );
+    this.#convPeer = db.prepare("SELECT peer FROM conversations WHERE ukey = ? AND conv = ?");
+    this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
       const w = this.#waiting.get(e.data.id);
@@ -254,7 +286,15 @@ export class SqliteStore implements Store {
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
     const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null]);
-    const a = await this.#request({ id: 0, op: "append", rows });
+    const reads: (string | number)[][] = [];
+    const convs: (string | number)[][] = [];
+    for (const m of batch) {
+      reads.push([m.key, m.room, m.seq]);
+      if (m.between) {
+        convs.push([m.between[0], m.room, m.between[1], m.ts], [m.between[1], m.room, m.between[0], m.ts]);
+      }
+    }
+    const a = await this.#request({ id: 0, op: "append", rows, reads, convs });
     if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
@@ -269,6 +309,46 @@ export class SqliteStore implements Store {
 
   before(room: string, before: number, limit: number): ChatMessage[] {
     return (this.#before.all(room, before, limit) as Row[]).map(fromRow).reverse();
+  }
+
+  person(key: string): Person | undefined {
+    const r = this.#personOf.get(key) as { ukey: string; uid: string; name: string } | undefined;
+    return r && { key: r.ukey, uid: r.uid, name: r.name };
+  }
+
+  findPerson(nameKeys: readonly string[]): Person | undefined {
+    for (const nk of nameKeys) {
+      const r = this.#personByName.get(nk) as { ukey: string; uid: string; name: string } | undefined;
+      if (r) return { key: r.ukey, uid: r.uid, name: r.name };
+    }
+    return undefined;
+  }
+
+  async rememberPerson(p: Person, nameKey: string, now: number): Promise<void> {
+    const a = await this.#request({ id: 0, op: "person", row: [p.key, p.uid, p.name, nameKey, now] });
+    if (!a.ok) throw new StoreError(`Cannot record person "${p.name}": ${a.error}`);
+  }
+
+  conversations(key: string, before: number, limit: number): ConversationEntry[] {
+    const rows = this.#convList.all(key, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as {
+      conv: string;
+      peer: string;
+      last_ts: number;
+    }[];
+    return rows.map((r) => ({ conv: r.conv, peer: r.peer, lastTs: r.last_ts }));
+  }
+
+  conversationPeer(key: string, conv: string): string | undefined {
+    return (this.#convPeer.get(key, conv) as { peer: string } | undefined)?.peer;
+  }
+
+  readPosition(key: string, room: string): number {
+    return (this.#readOf.get(key, room) as { seq: number } | undefined)?.seq ?? 0;
+  }
+
+  async markRead(key: string, room: string, seq: number): Promise<void> {
+    const a = await this.#request({ id: 0, op: "read", key, room, seq });
+    if (!a.ok) throw new StoreError(`Cannot store the read position in "${room}": ${a.error}`);
   }
 
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined {
