@@ -363,3 +363,34 @@ Deno.test("conversations page newest first with before, capped by limit", async 
     for (const p of peers) await p.close();
   }
 });
+
+Deno.test("parseClientFrame() takes read, conversations and history {conv} and refuses bad ones", async () => {
+  const { parseClientFrame } = await import("../lib/protocol.ts");
+  const limits = { maxTextChars: 100, maxFrameBytes: 1000 };
+  const parse = (o: unknown) => parseClientFrame(JSON.stringify(o), limits);
+  const conv = "@" + "a".repeat(22);
+  assert.deepEqual(parse({ type: "read", room: "Lobby", seq: 3 }), { type: "read", room: "lobby", seq: 3 });
+  assert.deepEqual(parse({ type: "read", conv, seq: 0 }), { type: "read", conv, seq: 0 });
+  assert.deepEqual(parse({ type: "conversations", before: 5, limit: 2 }), {
+    type: "conversations",
+    before: 5,
+    limit: 2,
+  });
+  assert.deepEqual(parse({ type: "history", conv, after: 4 }), { type: "history", conv, after: 4 });
+  for (
+    const bad of [
+      { type: "read", room: "r" },
+      { type: "read", room: "r", seq: 1.5 },
+      { type: "read", room: "r", conv, seq: 1 },
+      { type: "read", conv: "lobby", seq: 1 },
+      { type: "history", conv, before: 1, after: 1 },
+      { type: "conversations", limit: 0 },
+    ]
+  ) {
+    assert.throws(
+      () => parse(bad),
+      (e: Error & { code?: string }) => e.code === "bad_message",
+      JSON.stringify(bad),
+    );
+  }
+});
