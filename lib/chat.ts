@@ -22,12 +22,14 @@ import {
   parseClientFrame,
   PROTOCOL_VERSION,
   ProtocolError,
+  wireConvMessage,
   wireMessage,
 } from "./protocol.ts";
 import {
   type AccessList,
   type Appended,
   type AuditEntry,
+  conversationId,
   DEFAULT_RULES,
   type Draft,
   type Engine,
@@ -88,6 +90,8 @@ interface Conn {
 
 interface Pending {
   draft: Draft;
+  /** A direct message: the other person's name when it was sent. */
+  to?: string;
   sender: Peer;
   /** Connections that re-sent the same cid while this was being written: they get the ack too. */
   waiters: Peer[];
@@ -117,8 +121,13 @@ const STRIKE_WINDOW_MS = 60_000;
 const MAINTENANCE_MS = 30_000;
 /** How often expired tokens and owed `auth` frames are looked for (one sweep, no timer per connection). */
 const AUTH_SWEEP_MS = 1000;
-/** Direct-message cids remembered in memory (they are not stored). */
-const MAX_DIRECT_CIDS = 10_000;
+/** Direct conversations in one `conversations` answer (the first comes right after `welcome`). */
+export const CONVERSATIONS_PAGE = 50;
+/** What an engine of the message-extras work adds: mentions of a person per room after a seq. */
+type MentionCounts = (
+  key: string,
+  rooms: { room: string; after: number }[],
+) => Promise<Record<string, number>>;
 /** JSON around one message in an answer (`{"type":"message","room":…,"seq":…}`), for the size budget. */
 const ANSWER_OVERHEAD_CHARS = 160;
 /**
@@ -142,7 +151,6 @@ export class Chat {
   /** Messages in the write in flight. */
   #writing = 0;
   readonly #pendingByCid = new Map<string, Pending>();
-  readonly #directCids = new Map<string, { ack: string; ts: number }>();
   #commitQueued = false;
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | undefined;
@@ -299,6 +307,8 @@ export class Chat {
       welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
     }
     peer.send(encode(welcome));
+    this.#remember(key, name);
+    this.#sendConversations(conn, Number.MAX_SAFE_INTEGER, CONVERSATIONS_PAGE);
     if (this.#engine.claimName) this.#claimEverywhere(conn, name);
     if (room) this.#run(peer.id, () => this.#join(conn, room), { room });
   }
@@ -523,7 +533,7 @@ export class Chat {
     }
   }
 
-  #refuse(id: number, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
+  #refuse(id: number, e: ProtocolError, extra?: { cid?: string; room?: string; conv?: string }): void {
     const conn = this.#conns.get(id);
     if (!conn) return;
     this.#answer(conn.peer, e, extra);
@@ -534,7 +544,7 @@ export class Chat {
   }
 
   /** Sends `e` as an error frame, with no strike: for refusals that are not the client's fault. */
-  #answer(peer: Peer, e: ProtocolError, extra?: { cid?: string; room?: string }): void {
+  #answer(peer: Peer, e: ProtocolError, extra?: { cid?: string; room?: string; conv?: string }): void {
     if (!this.#conns.has(peer.id)) return;
     this.#metrics.error(e.code);
     peer.send(encodeError(e, extra));
@@ -565,17 +575,14 @@ export class Chat {
       case "leave":
         return this.#leave(conn, msg.room);
       case "send":
-        if ("to" in msg) return this.#direct(conn, msg.to, msg.text, msg.cid);
         try {
+          if ("to" in msg) return this.#direct(conn, msg.to, msg.text, msg.cid);
           return this.#send(conn, msg.room, msg.text, msg.cid, msg.replyTo);
         } catch (e) {
           // The refusal names the send it refuses, so a client with several in flight knows which.
           if (!(e instanceof ProtocolError)) throw e;
-          return this.#refuse(
-            conn.peer.id,
-            e,
-            msg.cid === undefined ? { room: msg.room } : { cid: msg.cid, room: msg.room },
-          );
+          const room = "room" in msg ? { room: msg.room } : {};
+          return this.#refuse(conn.peer.id, e, msg.cid === undefined ? room : { cid: msg.cid, ...room });
         }
       case "raw":
         if (!conn.current) {
@@ -598,7 +605,19 @@ export class Chat {
         if (!this.#engine.claimName) return this.#rename(conn, msg.name);
         return this.#renameEverywhere(conn, msg.name);
       case "history":
+        if ("conv" in msg) return this.#convHistory(conn, msg.conv, msg.before, msg.after, msg.limit);
         return this.#history(conn, msg.room, msg.before, msg.limit);
+      case "read":
+        return "conv" in msg
+          ? this.#readConv(conn, msg.conv, msg.seq)
+          : this.#readRoom(conn, msg.room, msg.seq);
+      case "conversations":
+        return this.#sendConversations(
+          conn,
+          msg.before ?? Number.MAX_SAFE_INTEGER,
+          Math.min(msg.limit ?? CONVERSATIONS_PAGE, CONVERSATIONS_PAGE),
+          true,
+        );
       case "ping":
         return void conn.peer.send(encode({ type: "pong", ts: this.#now() }));
       case "react":
@@ -1015,7 +1034,7 @@ export class Chat {
     if (!added) return this.hub.settle(conn.peer.id, room, this.hub.knownSeq(conn.peer.id, room));
     const id = conn.peer.id;
     this.#readJoin(room, since, epoch, firstTab ? this.#name(conn) : undefined, conn.key, rev).then(
-      ({ messages, lastSeq, truncated, epoch, members, changed }) => {
+      ({ messages, lastSeq, truncated, epoch, members, changed, lastRead, mentions }) => {
         if (this.#conns.get(id) !== conn || !this.hub.isMember(id, room)) return;
         const you: Record<string, unknown> = { role: conn.identity!.role };
         const muted = this.#moderation.mutedUntil(room, conn.identity!.uid, this.#now());
@@ -1030,7 +1049,10 @@ export class Chat {
           epoch,
           rules: this.#moderation.rules(room),
           you,
+          lastRead,
+          unread: Math.max(0, lastSeq - lastRead),
         };
+        if (mentions !== undefined) joined.mentions = mentions;
         if (changed) {
           joined.rev = changed.rev;
           if (changed.messages) joined.changes = changed.messages.map(wireMessage);
@@ -1069,6 +1091,8 @@ export class Chat {
       epoch: string;
       members: string[];
       changed?: { rev: number; messages?: ChatMessage[]; truncated?: boolean };
+      lastRead: number;
+      mentions?: number;
     }
   > {
     let messages: ChatMessage[];
@@ -1108,8 +1132,13 @@ export class Chat {
     messages = await this.#withReactions(room, messages, key);
     const fitted = this.#fit(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
-    const members = this.#engine.members ? await this.#engine.members(room) : this.hub.members(room);
-    if (!revPage) return { messages, lastSeq, truncated, epoch: page.epoch, members };
+    const [members, [lastRead]] = await Promise.all([
+      this.#engine.members ? this.#engine.members(room) : this.hub.members(room),
+      this.#engine.readPositions?.(key, [room]) ?? [0],
+    ]);
+    const mentions = (await this.#mentionCounts(key, [{ room, after: lastRead }]))?.[room];
+    const base = { messages, lastSeq, truncated, epoch: page.epoch, members, lastRead, mentions };
+    if (!revPage) return base;
     // A rev of another history (lost between the two reads) would be too high: 0 is always safe.
     const changed: { rev: number; messages?: ChatMessage[]; truncated?: boolean } = {
       rev: revPage.epoch === page.epoch ? revPage.rev : 0,
@@ -1121,7 +1150,7 @@ export class Chat {
       if (revPage.messages.length > cap || !fits) changed.messages = [], changed.truncated = true;
       else changed.messages = revPage.messages;
     }
-    return { messages, lastSeq, truncated, epoch: page.epoch, members, changed };
+    return { ...base, changed };
   }
 
   #leave(conn: Conn, room: string): void {
@@ -1145,8 +1174,13 @@ export class Chat {
     const p: Pending = { draft, sender: conn.peer, waiters: [] };
     // Most messages hold no "@": one indexOf is all they cost.
     if (text.includes("@")) this.#mentions(p, conn.key);
+    this.#queue(p);
+  }
+
+  /** Queues `p` for the next durable write. */
+  #queue(p: Pending): void {
     this.#pending.push(p);
-    if (cid !== undefined) this.#pendingByCid.set(`${conn.key}\n${cid}`, p);
+    if (p.draft.cid !== undefined) this.#pendingByCid.set(`${p.draft.key}\n${p.draft.cid}`, p);
     // At the end of this turn of the event loop, so every frame read in this turn goes in one write
     // (setImmediate runs after the turn's I/O events and costs microseconds; setTimeout(0) costs
     // about 2 ms in Deno). While a write is in flight, what arrives goes in the next one.
@@ -1204,7 +1238,15 @@ export class Chat {
         this.#forget(p);
         continue;
       }
-      if (p.draft.cid !== undefined) {
+      if (p.draft.between) {
+        const m = stored[i].message;
+        if (!stored[i].duplicate) this.#deliverDirect(p, m);
+        if (p.draft.cid !== undefined) {
+          const ack = encode({ type: "ack", cid: m.cid, seq: m.seq, ts: m.ts, conv: m.room, to: p.to });
+          p.sender.send(ack);
+          for (const peer of p.waiters) peer.send(ack);
+        }
+      } else if (p.draft.cid !== undefined) {
         const ack = ackLine(stored[i].message);
         p.sender.send(ack);
         for (const peer of p.waiters) peer.send(ack);
@@ -1238,7 +1280,11 @@ export class Chat {
       this.#forget(p);
       // The server's fault, not the client's: an answer, never a strike.
       for (const peer of [p.sender, ...p.waiters]) {
-        this.#answer(peer, err, { cid: p.draft.cid, room: p.draft.room });
+        this.#answer(
+          peer,
+          err,
+          p.draft.between ? { cid: p.draft.cid } : { cid: p.draft.cid, room: p.draft.room },
+        );
       }
     }
   }
@@ -1247,79 +1293,240 @@ export class Chat {
     if (p.draft.cid !== undefined) this.#pendingByCid.delete(`${p.draft.key}\n${p.draft.cid}`);
   }
 
+  /**
+   * A direct message: found by name (online here, online elsewhere, then the people directory), it is
+   * stored in the two people's conversation like a room message (same batch, same ack rule).
+   */
   #direct(conn: Conn, to: string, text: string, cid?: string): void {
-    const now = this.#now();
-    const dedupKey = cid === undefined ? undefined : `${conn.key}\n${cid}`;
-    if (dedupKey) {
-      const seen = this.#directCids.get(dedupKey);
-      if (seen && now - seen.ts < this.#cfg.dedupWindowSeconds * 1000) return void conn.peer.send(seen.ack);
-    }
     const local = this.hub.personByName(to);
-    const whoIs = this.#engine.whoIs;
-    if (local || !whoIs) {
-      if (!local) throw new ProtocolError("user_not_found", `No one called "${to}" is online`);
-      return this.#deliverDirect(conn, { key: local, name: this.hub.nameOf(local)! }, text, now, cid);
+    if (local !== undefined) {
+      return this.#queueDirect(conn, { key: local, name: this.hub.nameOf(local)! }, text, cid);
     }
-    // Not here: maybe on another process.
     const id = conn.peer.id;
-    whoIs.call(this.#engine, to).then(
+    this.#findPerson(to).then(
       (found) => {
         if (this.#conns.get(id) !== conn) return;
         if (!found) {
-          return this.#refuse(id, new ProtocolError("user_not_found", `No one called "${to}" is online`), {
-            cid,
-          });
+          return this.#refuse(id, new ProtocolError("user_not_found", `No one is called "${to}"`), { cid });
         }
-        this.#deliverDirect(conn, found, text, now, cid);
+        try {
+          this.#queueDirect(conn, found, text, cid);
+        } catch (e) {
+          if (!(e instanceof ProtocolError)) throw e;
+          this.#refuse(id, e, { cid });
+        }
       },
-      (e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }),
+    ).catch((e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
+  }
+
+  /** Who is called `name`: someone online on another process, else the directory's. */
+  async #findPerson(name: string): Promise<{ key: string; name: string } | undefined> {
+    const online = await this.#engine.whoIs?.(name);
+    if (online) return online;
+    const known = await this.#engine.findPerson?.(name);
+    return known && { key: known.key, name: this.hub.nameOf(known.key) ?? known.name };
+  }
+
+  #queueDirect(conn: Conn, target: { key: string; name: string }, text: string, cid?: string): void {
+    if (target.key === conn.key) {
+      throw new ProtocolError("bad_message", "You cannot send a direct message to yourself");
+    }
+    if (this.#closed) return this.#answer(conn.peer, SHUTTING_DOWN, { cid });
+    if (cid !== undefined) {
+      const waiting = this.#pendingByCid.get(`${conn.key}\n${cid}`);
+      if (waiting) return void waiting.waiters.push(conn.peer);
+    }
+    const draft: Draft = {
+      room: conversationId(conn.key, target.key),
+      from: this.#name(conn),
+      text,
+      ts: this.#now(),
+      key: conn.key,
+      between: [conn.key, target.key],
+    };
+    if (cid !== undefined) draft.cid = cid;
+    this.#queue({ draft, to: target.name, sender: conn.peer, waiters: [] });
+  }
+
+  /** A stored direct message goes to every connection of both people, on every process. */
+  #deliverDirect(p: Pending, m: ChatMessage): void {
+    const line = encode(wireConvMessage(m, p.to));
+    const [a, b] = p.draft.between!;
+    const everywhere = this.#engine.sendToPerson;
+    if (!everywhere) {
+      this.hub.sendToPerson(a, line);
+      this.hub.sendToPerson(b, line);
+      return;
+    }
+    // Stored already: a lost publish costs only the live copy (the conversation's history has it).
+    for (const key of [a, b]) {
+      everywhere.call(this.#engine, key, line).catch((e) =>
+        this.#log.warn("direct message not delivered live", { error: (e as Error).message })
+      );
+    }
+  }
+
+  /** A line to every connection of person `key`, on every process. */
+  #toPersonEverywhere(key: string, line: string): Promise<unknown> {
+    if (!this.#engine.sendToPerson) return Promise.resolve(this.hub.sendToPerson(key, line));
+    return this.#engine.sendToPerson(key, line);
+  }
+
+  /** Records person `key` in the people directory under `name` (best effort: logged when it fails). */
+  #remember(key: string, name: string): void {
+    this.#engine.rememberPerson?.({ key, uid: uidOfKey(key), name }).catch((e) =>
+      this.#log.warn("person not recorded", { error: (e as Error).message })
     );
   }
 
-  #deliverDirect(
-    conn: Conn,
-    target: { key: string; name: string },
-    text: string,
-    now: number,
-    cid?: string,
-  ): void {
-    const dedupKey = cid === undefined ? undefined : `${conn.key}\n${cid}`;
-    const msg: Record<string, unknown> = {
-      type: "message",
-      to: target.name,
-      from: this.#name(conn),
-      text,
-      ts: now,
-    };
-    if (cid !== undefined) msg.cid = cid;
-    const line = encode(msg);
-    const ack = dedupKey === undefined ? "" : encode({ type: "ack", cid, ts: now, to: msg.to });
-    const acked = () => {
-      if (!dedupKey) return;
-      conn.peer.send(ack);
-      if (this.#directCids.size >= MAX_DIRECT_CIDS) {
-        this.#directCids.delete(this.#directCids.keys().next().value!);
-      }
-      this.#directCids.set(dedupKey, { ack, ts: now });
-    };
-    const everywhere = this.#engine.sendToPerson;
-    if (!everywhere) {
-      this.hub.sendToPerson(target.key, line);
-      if (target.key !== conn.key) this.hub.sendToPerson(conn.key, line);
-      return acked();
+  /** Mention counts when the engine keeps mentions; undefined when it does not. */
+  #mentionCounts(
+    key: string,
+    rooms: { room: string; after: number }[],
+  ): Promise<Record<string, number>> | undefined {
+    const counts = (this.#engine as Engine & { mentionCounts?: MentionCounts }).mentionCounts;
+    if (!counts || rooms.length === 0) return undefined;
+    return counts.call(this.#engine, key, rooms);
+  }
+
+  /** A page of the person's conversations, newest first (see docs/protocol.md, Direct conversations). */
+  async conversationsOf(
+    key: string,
+    before: number,
+    limit: number,
+  ): Promise<{ items: Record<string, unknown>[]; complete: boolean }> {
+    const e = this.#engine;
+    if (!e.conversations) return { items: [], complete: true };
+    const found = await e.conversations(key, before, limit + 1);
+    const page = found.slice(0, limit);
+    const convs = page.map((c) => c.conv);
+    const [people, reads, lasts] = await Promise.all([
+      e.people?.(page.map((c) => c.peer)) ?? [],
+      e.readPositions?.(key, convs) ?? [],
+      Promise.all(convs.map((conv) => e.before(conv, Number.MAX_SAFE_INTEGER, 1))),
+    ]);
+    const mentions = await this.#mentionCounts(key, convs.map((room, i) => ({ room, after: reads[i] ?? 0 })));
+    const items = page.map((c, i) => {
+      const last = lasts[i].messages.at(-1);
+      const lastRead = reads[i] ?? 0;
+      const item: Record<string, unknown> = {
+        conv: c.conv,
+        with: this.hub.nameOf(c.peer) ?? people[i]?.name ?? uidOfKey(c.peer),
+        uid: people[i]?.uid ?? uidOfKey(c.peer),
+        lastSeq: lasts[i].lastSeq,
+        lastTs: c.lastTs,
+        last: last ? wireConvMessage(last) : null,
+        lastRead,
+        unread: Math.max(0, lasts[i].lastSeq - lastRead),
+      };
+      if (mentions) item.mentions = mentions[c.conv] ?? 0;
+      return item;
+    });
+    return { items, complete: found.length <= limit };
+  }
+
+  /** Sends `conversations {items, complete}`; `asked`: an answer to the client (errors go back to it). */
+  #sendConversations(conn: Conn, before: number, limit: number, asked = false): void {
+    if (!this.#engine.conversations) {
+      if (asked) throw new ProtocolError("not_allowed", "This server keeps no conversations");
+      return;
     }
-    // On every process: acked once handed over, or answered unavailable (never dropped unsaid). A cid
-    // already delivered through another process gets that ack again, and nothing is sent twice.
-    const engine = this.#engine;
+    if (asked) this.#roomForAnswer(conn);
+    const id = conn.peer.id;
+    this.conversationsOf(conn.key, before, limit).then(
+      (page) => this.#conns.get(id) === conn && conn.peer.send(encode({ type: "conversations", ...page })),
+      (e) => {
+        this.#log.error("conversations read failed", { error: (e as Error).message });
+        this.#answer(conn.peer, UNREADABLE_PERSON(e));
+      },
+    );
+  }
+
+  /** Throws `not_member` unless the person of `conn` is in conversation `conv`. */
+  async #inConversation(conn: Conn, conv: string): Promise<void> {
+    const peer = await this.#engine.conversationPeer?.(conn.key, conv);
+    if (peer === undefined) {
+      throw new ProtocolError("not_member", `You are not in conversation "${conv}"`);
+    }
+  }
+
+  /** `history {conv}`: older than `before`, or newer than `after` (oldest first either way). */
+  #convHistory(conn: Conn, conv: string, before?: number, after?: number, limit?: number): void {
+    this.#roomForAnswer(conn);
+    const n = Math.min(limit ?? this.#cfg.historyPage, this.#cfg.historyPage);
+    const id = conn.peer.id;
     (async () => {
-      const earlier = cid === undefined ? undefined : await engine.directAck?.(conn.key, cid);
-      if (earlier !== undefined) return void conn.peer.send(earlier);
-      const copies = [everywhere.call(engine, target.key, line)];
-      if (target.key !== conn.key) copies.push(everywhere.call(engine, conn.key, line));
-      await Promise.all(copies);
-      acked();
-      if (cid !== undefined) await engine.rememberDirect?.(conn.key, cid, ack);
-    })().catch((e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), { cid }));
+      await this.#inConversation(conn, conv);
+      let messages: ChatMessage[];
+      let complete: boolean;
+      let lastSeq: number;
+      if (after !== undefined) {
+        const page = await this.#engine.after(conv, after, n + 1);
+        lastSeq = page.lastSeq;
+        messages = page.messages.slice(0, n);
+        complete = page.messages.length <= n;
+        // Forward: the oldest that fit, so the client asks again after the last one.
+        let size = 0;
+        for (let i = 0; i < messages.length; i++) {
+          size += messages[i].text.length + messages[i].from.length + ANSWER_OVERHEAD_CHARS;
+          if (size > this.#answerChars) {
+            messages = messages.slice(0, i), complete = false;
+            break;
+          }
+        }
+      } else {
+        const page = await this.#engine.before(conv, before ?? Number.MAX_SAFE_INTEGER, n + 1);
+        lastSeq = page.lastSeq;
+        messages = page.messages;
+        complete = messages.length <= n;
+        if (!complete) messages = messages.slice(1);
+        const fitted = this.#fit(messages);
+        if (fitted.length < messages.length) messages = fitted, complete = false;
+      }
+      if (this.#conns.get(id) !== conn) return;
+      conn.peer.send(encode({
+        type: "history",
+        conv,
+        messages: messages.map((m) => wireConvMessage(m)),
+        complete,
+        lastSeq,
+      }));
+    })().catch((e) => {
+      if (e instanceof ProtocolError) return this.#refuse(id, e, { conv });
+      this.#log.error("history read failed", { conv, error: (e as Error).message });
+      this.#answer(conn.peer, UNREADABLE(conv, e), { conv });
+    });
+  }
+
+  /** `read {room, seq}`: the person's position, stored, told to all their connections. */
+  #readRoom(conn: Conn, room: string, seq: number): void {
+    this.#member(conn, room, "mark as read");
+    this.#markRead(conn, { room }, seq);
+  }
+
+  #readConv(conn: Conn, conv: string, seq: number): void {
+    const id = conn.peer.id;
+    this.#inConversation(conn, conv).then(
+      () => this.#markRead(conn, { conv }, seq),
+      (e) =>
+        e instanceof ProtocolError
+          ? this.#refuse(id, e, { conv })
+          : this.#answer(conn.peer, UNREADABLE_PERSON(e)),
+    );
+  }
+
+  #markRead(conn: Conn, where: { room: string } | { conv: string }, seq: number): void {
+    const markRead = this.#engine.markRead;
+    if (!markRead) throw new ProtocolError("not_allowed", "This server keeps no read positions");
+    const room = "room" in where ? where.room : where.conv;
+    markRead.call(this.#engine, conn.key, room, seq).then(
+      (mark) => {
+        const line = encode({ type: "read", ...where, seq: mark.seq });
+        // Moved: every connection of the person hears it; not moved: only the asker, as the answer.
+        if (!mark.moved) return void conn.peer.send(line);
+        return this.#toPersonEverywhere(conn.key, line);
+      },
+    ).catch((e) => this.#answer(conn.peer, UNREADABLE_PERSON(e), where));
   }
 
   #history(conn: Conn, room: string, before?: number, limit?: number): void {
@@ -1531,6 +1738,7 @@ export class Chat {
     const old = this.hub.nameOf(key)!;
     this.hub.rename(key, name, this.#now());
     if (old === name) return;
+    this.#remember(key, name);
     this.#engine.publishRename?.(old, name, this.hub.roomsOfPerson(key));
     this.#engine.renamed?.(old, name).catch((e) =>
       this.#log.debug("rename not recorded in presence", { error: (e as Error).message })
@@ -1594,8 +1802,6 @@ export class Chat {
     const now = this.#now();
     this.hub.sweep(now);
     this.#moderation.sweep(now);
-    const window = this.#cfg.dedupWindowSeconds * 1000;
-    for (const [k, v] of this.#directCids) if (now - v.ts >= window) this.#directCids.delete(k);
     this.#engine.prune(now).then(
       (n) => n && this.#log.info("retention", { deleted: n }),
       (e) => this.#log.error("retention failed", { error: (e as Error).message }),

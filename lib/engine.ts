@@ -8,6 +8,8 @@
  * @module
  */
 import { type ChatMessage, quoteOf } from "./protocol.ts";
+import { createHash } from "node:crypto";
+import { nameKeys } from "./names.ts";
 import { checkRoomChange, type Store, type StoredMessage, toWire } from "./store.ts";
 
 /** A room message on its way in: everything but its `seq`. */
@@ -26,12 +28,49 @@ export interface Draft {
   replyTo?: number;
   /** The people it mentions: their key (a row each, for {@link Engine.mentionCounts}) and name (`mentions`). */
   mentions?: Mention[];
+  /**
+   * For a direct conversation (`room` is its id, see `conversationId`): the two people's keys. The
+   * engine puts the conversation in both people's conversation lists, no later than the message.
+   */
+  between?: readonly [string, string];
 }
 
 /** One mentioned person. */
 export interface Mention {
   key: string;
   name: string;
+}
+
+/**
+ * The id of the direct conversation between persons `a` and `b` (either order): `@` and 22 base64url
+ * characters of a SHA-256 of both keys. Room names never start with `@`, so it is stored as a room.
+ */
+export function conversationId(a: string, b: string): string {
+  const [lo, hi] = a < b ? [a, b] : [b, a];
+  return "@" + createHash("sha256").update(`${lo}\n${hi}`).digest("base64url").slice(0, 22);
+}
+
+/** A person in the people directory: who a key is and what they are called now. */
+export interface Person {
+  key: string;
+  uid: string;
+  name: string;
+}
+
+/** One entry of a person's conversation list. */
+export interface ConversationEntry {
+  /** The conversation's id (an internal room id starting with `@`). */
+  conv: string;
+  /** The other person's key. */
+  peer: string;
+  /** When its newest message was sent (ms). */
+  lastTs: number;
+}
+
+/** What {@link Engine.markRead} did: the stored read position, and whether it moved. */
+export interface ReadMark {
+  seq: number;
+  moved: boolean;
 }
 
 /** What {@link Engine.append} made of one draft. */
@@ -232,12 +271,26 @@ export interface Engine {
   /** Someone present here renamed: their presence follows the new name (no join or leave). */
   renamed?(oldName: string, newName: string): Promise<void>;
   /**
-   * Direct messages have no store: the `ack` person `key` got for `cid` on any process within the
-   * dedup window, if any (see {@link rememberDirect}).
+   * The people directory (durable): records person `p.key`'s uid and current name, so a direct
+   * message to that name finds them while they are offline.
    */
-  directAck?(key: string, cid: string): Promise<string | undefined>;
-  /** Keeps the `ack` of a delivered direct message for the dedup window, for every process. */
-  rememberDirect?(key: string, cid: string, ack: string): Promise<void>;
+  rememberPerson?(p: Person): Promise<void>;
+  /** The person the directory knows by `name` (or a lookalike of it), the one seen last if several. */
+  findPerson?(name: string): Promise<Person | undefined>;
+  /** The directory's entry of each key (undefined for a key it does not know). */
+  people?(keys: readonly string[]): Promise<(Person | undefined)[]>;
+  /** Person `key`'s direct conversations, newest first: those whose last message is older than `before` (ms). */
+  conversations?(key: string, before: number, limit: number): Promise<ConversationEntry[]>;
+  /** The other person of conversation `conv`, if person `key` is in it; else undefined. */
+  conversationPeer?(key: string, conv: string): Promise<string | undefined>;
+  /** Person `key`'s read position in each of `rooms` (rooms and conversations; 0 when never read). */
+  readPositions?(key: string, rooms: readonly string[]): Promise<number[]>;
+  /**
+   * Moves person `key`'s read position in `room` to `seq`, clamped to the room's last seq; never
+   * backwards. Resolves to the stored position. A sent message moves its sender's position too (in
+   * {@link append}).
+   */
+  markRead?(key: string, room: string, seq: number): Promise<ReadMark>;
   /** Tells every process that `oldName` is now `newName`, for the members of `rooms` there. Best effort. */
   publishRename?(oldName: string, newName: string, rooms: string[]): void;
   /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
@@ -412,6 +465,7 @@ export class EmbeddedEngine implements Engine {
         m.mentions = d.mentions.map((p) => p.name);
         m.mentionKeys = d.mentions.map((p) => p.key);
       }
+      if (d.between !== undefined) m.between = d.between;
       fresh.push(m);
       out.push({ message: m, duplicate: false });
       if (dedup !== undefined) inBatch.set(dedup, m);
@@ -446,6 +500,42 @@ export class EmbeddedEngine implements Engine {
   subscribe(events: EngineEvents): () => void {
     this.#subscribers.add(events);
     return () => this.#subscribers.delete(events);
+  }
+
+  rememberPerson(p: Person): Promise<void> {
+    const known = this.#store.person(p.key);
+    // Most connects change nothing: no write then.
+    if (known && known.uid === p.uid && known.name === p.name) return Promise.resolve();
+    return this.#store.rememberPerson(p, nameKeys(p.name)[0], Date.now());
+  }
+
+  findPerson(name: string): Promise<Person | undefined> {
+    return Promise.resolve(this.#store.findPerson(nameKeys(name)));
+  }
+
+  people(keys: readonly string[]): Promise<(Person | undefined)[]> {
+    return Promise.resolve(keys.map((k) => this.#store.person(k)));
+  }
+
+  conversations(key: string, before: number, limit: number): Promise<ConversationEntry[]> {
+    return Promise.resolve(this.#store.conversations(key, before, limit));
+  }
+
+  conversationPeer(key: string, conv: string): Promise<string | undefined> {
+    return Promise.resolve(this.#store.conversationPeer(key, conv));
+  }
+
+  readPositions(key: string, rooms: readonly string[]): Promise<number[]> {
+    return Promise.resolve(rooms.map((r) => this.#store.readPosition(key, r)));
+  }
+
+  async markRead(key: string, room: string, seq: number): Promise<ReadMark> {
+    const before = this.#store.readPosition(key, room);
+    const target = Math.min(seq, this.#store.lastSeq(room));
+    if (target <= before) return { seq: before, moved: false };
+    await this.#store.markRead(key, room, target);
+    const now = this.#store.readPosition(key, room);
+    return { seq: now, moved: now > before };
   }
 
   access(room: string, uid: string): Promise<RoomAccess> {

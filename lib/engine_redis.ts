@@ -14,12 +14,19 @@
  * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
  *   of uids; `chat:{room}:bans` and `chat:{room}:mutes`, hashes uid to until (ms, 0 = forever);
  *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`;
+ * - `chat:{room}:reads`, a hash: person key to their read position (seq) in the room.
  * - reactions (#11): `chat:{room}:rc:<seq>`, a hash emoji to count; `chat:{room}:rp:<seq>`, a hash
  *   person key to that person's emoji (tab-separated); `chat:{room}:rx`, a sorted set of the seqs
  *   that have reactions (a page read, retention and deletes find them there);
  * - mentions (#11): `chat:{room}:mn:<person key>`, a sorted set of the seqs that mention the person
  *   (score = seq), capped at {@link MENTIONS_KEPT}: in the room's slot, so the append, a delete and
  *   retention change them atomically with the message; a person's counts are one read per room.
+ *
+ * A direct conversation is a room whose name is its id (`@…`, see `conversationId`), with the keys
+ * above. Per person, under `{names}` (one slot): `chat:{names}:dir:<key>` (hash `uid`, `name`, `nk`,
+ * `seen`) and `chat:{names}:dirname:<name key>` (to the key) are the people directory;
+ * `chat:{names}:convs:<key>` (sorted set, conv by last ts) and `chat:{names}:peers:<key>` (hash, conv to
+ * the other person's key) the person's conversations.
  *
  * A message's stream entry holds `f` (from), `t` (text), `ts`, `c` (cid), `k` (sender key), and when
  * it has them `d` (deleted), `e` (editedTs), `r` (reply quote JSON), `m` (mentioned names JSON) and
@@ -42,6 +49,7 @@ import {
   type ChangeGuard,
   type ChangeResult,
   type ChangesPage,
+  type ConversationEntry,
   DEFAULT_AUDIT_RETAIN,
   type Draft,
   type Engine,
@@ -49,8 +57,10 @@ import {
   type HistoryPage,
   type MessageChange,
   type MessageReactions,
+  type Person,
   type ReactionCaps,
   type ReactResult,
+  type ReadMark,
   refusedDraft,
   type RoomAccess,
   type RoomChange,
@@ -101,18 +111,95 @@ const keys = (room: string) => ({
   /** Followed by a person key: the seqs that mention them. */
   mentions: `chat:{${room}}:mn:`,
   changes: `chat:{${room}}:changes`,
+  reads: `chat:{${room}}:reads`,
 });
 
 /** The channel every process hears for lines to one person (direct messages). */
 const PEOPLE = "chat:people";
-/** KEYS: the key. ARGV: value, ttl ms. */
-const KEEP = `redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 0`;
 /** The channel every process hears for renames (told to the members of the person's rooms). */
 const RENAMES = "chat:renames";
 // One hash tag for every name key: a claim touches several, and on a Cluster they must share a slot.
 const nameKey = (k: string) => `chat:{names}:name:${k}`;
 
 const personKey = (key: string) => `chat:{names}:person:${key}`;
+/** The people directory (durable, unlike the name claims above): a hash per person, a key per name. */
+const dirKey = (key: string) => `chat:{names}:dir:${key}`;
+const dirNameKey = (nameKey: string) => `chat:{names}:dirname:${nameKey}`;
+/** A person's conversations: a sorted set (conv by last ts) and a hash (conv to the other person's key). */
+const convsKey = (key: string) => `chat:{names}:convs:${key}`;
+const peersKey = (key: string) => `chat:{names}:peers:${key}`;
+
+/**
+ * KEYS: the person's entry, their new name's key. ARGV: key, uid, name, name key, ts. The old name's
+ * key is dropped when it still points here (same hash tag, so the same slot).
+ */
+const REMEMBER = `
+local old = redis.call('HGET', KEYS[1], 'nk')
+if old and old ~= ARGV[4] then
+  local ok = string.sub(KEYS[2], 1, -1 - string.len(ARGV[4])) .. old
+  if redis.call('GET', ok) == ARGV[1] then redis.call('DEL', ok) end
+end
+redis.call('HSET', KEYS[1], 'uid', ARGV[2], 'name', ARGV[3], 'nk', ARGV[4], 'seen', ARGV[5])
+redis.call('SET', KEYS[2], ARGV[1])
+return 0
+`;
+
+/** KEYS: name keys. Returns key, uid, name of the first that names a person, or nothing. */
+const FIND = `
+for i = 1, #KEYS do
+  local k = redis.call('GET', KEYS[i])
+  if k then
+    local d = string.sub(KEYS[i], 1, string.find(KEYS[i], ':dirname:', 1, true)) .. 'dir:' .. k
+    local p = redis.call('HMGET', d, 'uid', 'name')
+    if p[1] then return { k, p[1], p[2] } end
+  end
+end
+return {}
+`;
+
+/** KEYS: directory entries. Returns uid and name of each ('' for none). */
+const DIRS = `
+local out = {}
+for i = 1, #KEYS do
+  local p = redis.call('HMGET', KEYS[i], 'uid', 'name')
+  out[#out + 1] = p[1] or ''
+  out[#out + 1] = p[2] or ''
+end
+return out
+`;
+
+/** KEYS: convs A, peers A, convs B, peers B. ARGV: conv, key A, key B, ts. Both lists get the conv. */
+const CONVERSE = `
+redis.call('ZADD', KEYS[1], 'GT', ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 'GT', ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+return 0
+`;
+
+/** KEYS: convs, peers. ARGV: before (exclusive), limit. Returns conv, peer, ts triples, newest first. */
+const CONVERSATIONS = `
+local r = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local out = {}
+for i = 1, #r, 2 do
+  out[#out + 1] = r[i]
+  out[#out + 1] = redis.call('HGET', KEYS[2], r[i]) or ''
+  out[#out + 1] = r[i + 1]
+end
+return out
+`;
+
+/**
+ * KEYS: reads, meta. ARGV: key, seq. The read position, clamped to the last seq, never backwards.
+ * Returns the position and 1 when it moved.
+ */
+const READ = `
+local last = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local at = math.min(tonumber(ARGV[2]), last)
+local was = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if at > was then redis.call('HSET', KEYS[1], ARGV[1], at) return { at, 1 } end
+return { was, 0 }
+`;
 
 /**
  * KEYS: the person's key, then the name's keys (its lookalike keys). ARGV: person key, value
@@ -205,11 +292,11 @@ end
 `;
 
 /**
- * KEYS: meta, log. ARGV: epoch if new, retainMessages, minTs (0: keep all), dedupMs, count, then per message
- * key, cid ("" for none), from, text, ts, replyTo seq (""), mentioned names JSON (""), mentioned keys
- * (tab-separated, ""). Returns the epoch, then per message "n" or "d" with seq and ts, or "r" (its
- * replyTo is not stored or deleted: nothing stored). The cid, reaction and mention keys share the
- * room's hash tag, so they live in its slot.
+ * KEYS: meta, log, reads (each sender's read position moves to their message). ARGV: epoch if new,
+ * retainMessages, minTs (0: keep all), dedupMs, count, then per message key, cid ("" for none), from, text,
+ * ts, replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""). Returns the epoch,
+ * then per message "n" or "d" with seq and ts, or "r" (its replyTo is not stored or deleted: nothing
+ * stored). The cid, reaction and mention keys share the room's hash tag, so they live in its slot.
  */
 const APPEND = `${QUOTE_LUA}
 local meta, log = KEYS[1], KEYS[2]
@@ -264,6 +351,7 @@ for _ = 1, tonumber(ARGV[5]) do
       end
     end
     redis.call('XADD', log, seq .. '-1', unpack(fields))
+    redis.call('HSET', KEYS[3], key, seq)
     if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
     redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch, quoted, names }))
     out[#out + 1] = 'n' .. seq .. ':' .. ts
@@ -689,6 +777,20 @@ export class RedisEngine implements Engine {
     batch.forEach((d, i) => byRoom.set(d.room, [...(byRoom.get(d.room) ?? []), i]));
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
+    // A conversation goes in both people's lists before its message is stored (another slot on a
+    // Cluster, so not in the same script): a crash between the two leaves a listed conversation
+    // without that message, never a stored message in a conversation nobody lists.
+    const conversing = new Map<string, Draft>();
+    for (const d of batch) if (d.between) conversing.set(d.room, d);
+    await Promise.all([...conversing.values()].map((d) => {
+      const [a, b] = d.between!;
+      return this.#run(() =>
+        this.#cmd.eval(CONVERSE, {
+          keys: [convsKey(a), peersKey(a), convsKey(b), peersKey(b)],
+          arguments: [d.room, a, b, String(d.ts)],
+        })
+      );
+    }));
     await Promise.all([...byRoom].map(async ([room, idx]) => {
       const k = keys(room);
       const args = [
@@ -706,7 +808,7 @@ export class RedisEngine implements Engine {
         } else args.push("", "");
       }
       const res = await this.#run(() =>
-        this.#cmd.eval(this.#lua.APPEND, { keys: [k.meta, k.log], arguments: args })
+        this.#cmd.eval(this.#lua.APPEND, { keys: [k.meta, k.log, k.reads], arguments: args })
       ) as string[];
       idx.forEach((i, j) => {
         const d = batch[i];
@@ -858,15 +960,72 @@ export class RedisEngine implements Engine {
     ).then((r) => r === 1);
   }
 
-  async directAck(key: string, cid: string): Promise<string | undefined> {
-    return (await this.#run(() => this.#cmd.get(`chat:{names}:dm:${key}:${cid}`))) ?? undefined;
+  async rememberPerson(p: Person): Promise<void> {
+    const nk = nameKeys(p.name)[0];
+    await this.#run(() =>
+      this.#cmd.eval(REMEMBER, {
+        keys: [dirKey(p.key), dirNameKey(nk)],
+        arguments: [p.key, p.uid, p.name, nk, String(Date.now())],
+      })
+    );
   }
 
-  async rememberDirect(key: string, cid: string, ack: string): Promise<void> {
-    const k = `chat:{names}:dm:${key}:${cid}`;
-    await this.#run(() =>
-      this.#cmd.eval(KEEP, { keys: [k], arguments: [ack, String(this.#opts.dedupWindowMs)] })
-    );
+  async findPerson(name: string): Promise<Person | undefined> {
+    const r = await this.#run(() =>
+      this.#cmd.eval(FIND, { keys: nameKeys(name).map(dirNameKey), arguments: [] })
+    ) as string[];
+    return r.length ? { key: r[0], uid: r[1], name: r[2] } : undefined;
+  }
+
+  async people(keys: readonly string[]): Promise<(Person | undefined)[]> {
+    if (keys.length === 0) return [];
+    const r = await this.#run(() =>
+      this.#cmd.eval(DIRS, { keys: keys.map(dirKey), arguments: [] })
+    ) as string[];
+    return keys.map((key, i) => r[2 * i] === "" ? undefined : { key, uid: r[2 * i], name: r[2 * i + 1] });
+  }
+
+  async conversations(key: string, before: number, limit: number): Promise<ConversationEntry[]> {
+    const bound = Number.isFinite(before) ? String(before) : "+inf";
+    const r = await this.#run(() =>
+      this.#cmd.eval(CONVERSATIONS, {
+        keys: [convsKey(key), peersKey(key)],
+        arguments: [bound, String(limit)],
+      })
+    ) as string[];
+    const out: ConversationEntry[] = [];
+    for (let i = 0; i < r.length; i += 3) out.push({ conv: r[i], peer: r[i + 1], lastTs: Number(r[i + 2]) });
+    return out;
+  }
+
+  async conversationPeer(key: string, conv: string): Promise<string | undefined> {
+    const r = await this.#run(() =>
+      this.#cmd.eval("return redis.call('HGET', KEYS[1], ARGV[1])", {
+        keys: [peersKey(key)],
+        arguments: [conv],
+      })
+    ) as string | null;
+    return r ?? undefined;
+  }
+
+  readPositions(key: string, rooms: readonly string[]): Promise<number[]> {
+    return Promise.all(rooms.map(async (room) => {
+      const r = await this.#run(() =>
+        this.#cmd.eval("return redis.call('HGET', KEYS[1], ARGV[1])", {
+          keys: [keys(room).reads],
+          arguments: [key],
+        })
+      ) as string | null;
+      return Number(r ?? 0);
+    }));
+  }
+
+  async markRead(key: string, room: string, seq: number): Promise<ReadMark> {
+    const k = keys(room);
+    const [at, moved] = await this.#run(() =>
+      this.#cmd.eval(READ, { keys: [k.reads, k.meta], arguments: [key, String(seq)] })
+    ) as [number, number];
+    return { seq: Number(at), moved: moved === 1 };
   }
 
   publishRename(oldName: string, newName: string, rooms: string[]): void {

@@ -126,6 +126,13 @@ export type ClientMessage =
   | { type: "typing"; room: string }
   | { type: "nick"; name: string }
   | { type: "history"; room: string; before?: number; limit?: number }
+  /** A direct conversation's history: older than `before`, or (with `after`) newer than `after`. */
+  | { type: "history"; conv: string; before?: number; after?: number; limit?: number }
+  /** How far the person has read a room or a direct conversation. */
+  | { type: "read"; room: string; seq: number }
+  | { type: "read"; conv: string; seq: number }
+  /** A page of the person's direct conversations: those whose last message is older than `before` (ms). */
+  | { type: "conversations"; before?: number; limit?: number }
   | { type: "ping" }
   | { type: "delete"; room: string; seq: number }
   | { type: "edit"; room: string; seq: number; text: string }
@@ -158,6 +165,8 @@ export interface ParseLimits {
 const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** A direct conversation's id: `@` and 22 base64url characters. */
+const CONV_RE = /^@[A-Za-z0-9_-]{22}$/;
 /** A person id the host application gave (a token's `sub`) or a guest's key: printable, no spaces. */
 const UID_RE = /^[\x21-\x7e]{1,128}$/;
 /** Characters in a moderation reason and in a room topic. */
@@ -288,10 +297,45 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "nick": {
       return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
     }
-    case "history":
+    case "history": {
+      if (o.conv !== undefined) {
+        const msg: { type: "history"; conv: string; before?: number; after?: number; limit?: number } = {
+          type: "history",
+          conv: conv(o),
+        };
+        const before = optInt(o, "before");
+        const after = optInt(o, "after");
+        if (before !== undefined && after !== undefined) {
+          throw new ProtocolError("bad_message", `A history has either "before" or "after", not both`);
+        }
+        const limit = optInt(o, "limit", 1);
+        if (before !== undefined) msg.before = before;
+        if (after !== undefined) msg.after = after;
+        if (limit !== undefined) msg.limit = limit;
+        return msg;
+      }
       return { type: "history", ...page(o) };
+    }
     case "ping":
       return { type: "ping" };
+    case "read": {
+      const seq = reqInt(o, "seq", 0);
+      if (o.conv !== undefined) {
+        if (o.room !== undefined) {
+          throw new ProtocolError("bad_message", "A read has either room or conv, not both");
+        }
+        return { type: "read", conv: conv(o), seq };
+      }
+      return { type: "read", room: room(o), seq };
+    }
+    case "conversations": {
+      const msg: { type: "conversations"; before?: number; limit?: number } = { type: "conversations" };
+      const before = optInt(o, "before");
+      const limit = optInt(o, "limit", 1);
+      if (before !== undefined) msg.before = before;
+      if (limit !== undefined) msg.limit = limit;
+      return msg;
+    }
     case "delete":
       return { type: "delete", room: room(o), seq: reqInt(o, "seq", 1) };
     case "edit":
@@ -446,6 +490,17 @@ function room(o: Record<string, unknown>): string {
   return normalizeRoom(str(o, "room"));
 }
 
+function conv(o: Record<string, unknown>): string {
+  const v = str(o, "conv");
+  if (!CONV_RE.test(v)) {
+    throw new ProtocolError(
+      "bad_message",
+      `"conv" must be a conversation id ("@" and 22 characters), got ${quote(v)}`,
+    );
+  }
+  return v;
+}
+
 function optInt(o: Record<string, unknown>, field: string, min = 0): number | undefined {
   const v = o[field];
   if (v === undefined) return undefined;
@@ -555,7 +610,26 @@ export function wireMessage(m: ChatMessage): Record<string, unknown> {
   return o;
 }
 
+/**
+ * A stored message of a direct conversation as the wire object: `conv` instead of `room`, and, live,
+ * `to` (the other person's name then).
+ */
+export function wireConvMessage(m: ChatMessage, to?: string): Record<string, unknown> {
+  const o: Record<string, unknown> = { type: "message", conv: m.room, seq: m.seq };
+  if (to !== undefined) o.to = to;
+  o.from = m.from;
+  o.text = m.text;
+  o.ts = m.ts;
+  if (m.cid !== undefined) o.cid = m.cid;
+  if (m.deleted) o.deleted = true;
+  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
+  return o;
+}
+
 /** Encodes an `error` frame line. */
-export function encodeError(err: ProtocolError, extra?: { cid?: string; room?: string }): string {
+export function encodeError(
+  err: ProtocolError,
+  extra?: { cid?: string; room?: string; conv?: string },
+): string {
   return JSON.stringify({ type: "error", code: err.code, message: err.message, ...extra });
 }

@@ -8,8 +8,10 @@ import type { ChatMessage } from "./protocol.ts";
 import {
   type AccessList,
   type AuditEntry,
+  type ConversationEntry,
   DEFAULT_RULES,
   type MessageReactions,
+  type Person,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
@@ -23,6 +25,8 @@ export interface StoredMessage extends ChatMessage {
   mentionKeys?: string[];
   /** The room's change revision its last change (delete or edit) took; none when never changed. */
   rev?: number;
+  /** A direct conversation's two people (see `Draft.between`); not part of the stored row. */
+  between?: readonly [string, string];
 }
 
 /** Retention and de-duplication settings a store applies. */
@@ -43,8 +47,26 @@ export interface Store {
    * memory store after a restart) has another one and nobody resumes into restarted seqs.
    */
   readonly epoch: string;
-  /** Writes `batch` atomically and durably; when it resolves, every message survives a crash. */
+  /**
+   * Writes `batch` atomically and durably; when it resolves, every message survives a crash. In the
+   * same write: each sender's read position moves to their message, and a message with `between`
+   * puts its conversation in both people's lists (last ts).
+   */
   append(batch: readonly StoredMessage[]): Promise<void>;
+  /** The directory's entry of person `key`. */
+  person(key: string): Person | undefined;
+  /** The person seen last whose name's first name key is one of `nameKeys`. */
+  findPerson(nameKeys: readonly string[]): Person | undefined;
+  /** Records a person's uid and current name (`nameKey`: the first of its name keys), seen at `now`. */
+  rememberPerson(p: Person, nameKey: string, now: number): Promise<void>;
+  /** Person `key`'s conversations with a last message older than `before`, newest first. */
+  conversations(key: string, before: number, limit: number): ConversationEntry[];
+  /** The other person of `conv` when `key` is in it. */
+  conversationPeer(key: string, conv: string): string | undefined;
+  /** Person `key`'s read position in `room` (0 when none). */
+  readPosition(key: string, room: string): number;
+  /** Sets person `key`'s read position in `room` to `seq` unless it is further already. */
+  markRead(key: string, room: string, seq: number): Promise<void>;
   /** The highest `seq` ever stored in `room` (0 if none), even if pruned since. */
   lastSeq(room: string): number;
   /** Messages with `seq > after`, oldest first, at most `limit`. */
@@ -183,6 +205,13 @@ export class MemoryStore implements Store {
   readonly #reactions = new Map<string, Map<number, Map<string, Set<string>>>>();
   /** Person key to room to the seqs that mention them. */
   readonly #mentions = new Map<string, Map<string, Set<number>>>();
+  /** The people directory: key to person, and first name key to the keys holding it (last seen last). */
+  readonly #persons = new Map<string, Person & { nameKey: string }>();
+  readonly #byName = new Map<string, string[]>();
+  /** Person key to conversation id to entry. */
+  readonly #convs = new Map<string, Map<string, ConversationEntry>>();
+  /** `key\nroom` to read position. */
+  readonly #reads = new Map<string, number>();
   readonly #opts: RetentionOptions;
   readonly epoch = newEpoch();
 
@@ -210,14 +239,20 @@ export class MemoryStore implements Store {
       let r = this.#rooms.get(m.room);
       if (!r) this.#rooms.set(m.room, r = { last: 0, messages: [] });
       r.last = m.seq;
-      r.messages.push(m);
-      if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, m);
+      const { between, ...stored } = m;
+      r.messages.push(stored);
+      if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, stored);
       for (const key of m.mentionKeys ?? []) {
         let rooms = this.#mentions.get(key);
         if (!rooms) this.#mentions.set(key, rooms = new Map());
         let seqs = rooms.get(m.room);
         if (!seqs) rooms.set(m.room, seqs = new Set());
         seqs.add(m.seq);
+      }
+      this.#read(m.key, m.room, m.seq);
+      if (between) {
+        this.#converse(between[0], between[1], m.room, m.ts);
+        this.#converse(between[1], between[0], m.room, m.ts);
       }
     }
     // Count retention runs at once so memory is bounded between prunes.
@@ -232,6 +267,61 @@ export class MemoryStore implements Store {
 
   lastSeq(room: string): number {
     return this.#rooms.get(room)?.last ?? 0;
+  }
+
+  #read(key: string, room: string, seq: number): void {
+    const k = `${key}\n${room}`;
+    if ((this.#reads.get(k) ?? 0) < seq) this.#reads.set(k, seq);
+  }
+
+  #converse(key: string, peer: string, conv: string, ts: number): void {
+    let mine = this.#convs.get(key);
+    if (!mine) this.#convs.set(key, mine = new Map());
+    const e = mine.get(conv);
+    if (!e || e.lastTs < ts) mine.set(conv, { conv, peer, lastTs: ts });
+  }
+
+  person(key: string): Person | undefined {
+    const p = this.#persons.get(key);
+    return p && { key: p.key, uid: p.uid, name: p.name };
+  }
+
+  findPerson(nameKeys: readonly string[]): Person | undefined {
+    for (const nk of nameKeys) {
+      const keys = this.#byName.get(nk);
+      if (keys?.length) return this.person(keys[keys.length - 1]);
+    }
+    return undefined;
+  }
+
+  rememberPerson(p: Person, nameKey: string, _now: number): Promise<void> {
+    const old = this.#persons.get(p.key);
+    if (old) {
+      const list = this.#byName.get(old.nameKey)!.filter((k) => k !== p.key);
+      if (list.length) this.#byName.set(old.nameKey, list);
+      else this.#byName.delete(old.nameKey);
+    }
+    this.#persons.set(p.key, { key: p.key, uid: p.uid, name: p.name, nameKey });
+    this.#byName.set(nameKey, [...(this.#byName.get(nameKey) ?? []), p.key]);
+    return Promise.resolve();
+  }
+
+  conversations(key: string, before: number, limit: number): ConversationEntry[] {
+    return [...(this.#convs.get(key)?.values() ?? [])].filter((e) => e.lastTs < before)
+      .sort((a, b) => b.lastTs - a.lastTs).slice(0, limit).map((e) => ({ ...e }));
+  }
+
+  conversationPeer(key: string, conv: string): string | undefined {
+    return this.#convs.get(key)?.get(conv)?.peer;
+  }
+
+  readPosition(key: string, room: string): number {
+    return this.#reads.get(`${key}\n${room}`) ?? 0;
+  }
+
+  markRead(key: string, room: string, seq: number): Promise<void> {
+    this.#read(key, room, seq);
+    return Promise.resolve();
   }
 
   after(room: string, after: number, limit: number): ChatMessage[] {

@@ -9,7 +9,9 @@ import type { ChatMessage } from "./protocol.ts";
 import type {
   AccessList,
   AuditEntry,
+  ConversationEntry,
   MessageReactions,
+  Person,
   RoomAccess,
   RoomChange,
   RoomRules,
@@ -41,8 +43,14 @@ export type WriterRequest =
     rows: (string | number | null)[][];
     /** ukey, room, seq: one per mentioned person */
     mentions: (string | number)[][];
+    /** Read positions its senders move to: ukey, room, seq. */
+    reads: (string | number)[][];
+    /** Conversation list entries: ukey, conv, peer, last_ts. */
+    convs: (string | number)[][];
   }
   | { id: number; op: "react"; row: (string | number)[]; on: boolean }
+  | { id: number; op: "person"; row: (string | number)[] }
+  | { id: number; op: "read"; key: string; room: string; seq: number }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {
     id: number;
@@ -185,6 +193,11 @@ export class SqliteStore implements Store {
   readonly #audit: StatementSync;
   readonly #reactions: StatementSync;
   readonly #mentionCount: StatementSync;
+  readonly #personOf: StatementSync;
+  readonly #personByName: StatementSync;
+  readonly #convList: StatementSync;
+  readonly #convPeer: StatementSync;
+  readonly #readOf: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
@@ -233,6 +246,15 @@ export class SqliteStore implements Store {
     this.#mentionCount = db.prepare(
       "SELECT count(*) AS n FROM mentions WHERE ukey = ? AND room = ? AND seq > ?",
     );
+    this.#personOf = db.prepare("SELECT ukey, uid, name FROM people WHERE ukey = ?");
+    this.#personByName = db.prepare(
+      "SELECT ukey, uid, name FROM people WHERE name_key = ? ORDER BY seen_ts DESC LIMIT 1",
+    );
+    this.#convList = db.prepare(
+      "SELECT conv, peer, last_ts FROM conversations WHERE ukey = ? AND last_ts < ? ORDER BY last_ts DESC LIMIT ?",
+    );
+    this.#convPeer = db.prepare("SELECT peer FROM conversations WHERE ukey = ? AND conv = ?");
+    this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
       const w = this.#waiting.get(e.data.id);
@@ -309,8 +331,16 @@ export class SqliteStore implements Store {
     if (batch.length === 0) return;
     const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null, metaOf(m)]);
     const mentions: (string | number)[][] = [];
-    for (const m of batch) for (const key of m.mentionKeys ?? []) mentions.push([key, m.room, m.seq]);
-    const a = await this.#request({ id: 0, op: "append", rows, mentions });
+    const reads: (string | number)[][] = [];
+    const convs: (string | number)[][] = [];
+    for (const m of batch) {
+      for (const key of m.mentionKeys ?? []) mentions.push([key, m.room, m.seq]);
+      reads.push([m.key, m.room, m.seq]);
+      if (m.between) {
+        convs.push([m.between[0], m.room, m.between[1], m.ts], [m.between[1], m.room, m.between[0], m.ts]);
+      }
+    }
+    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs });
     if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
@@ -325,6 +355,46 @@ export class SqliteStore implements Store {
 
   before(room: string, before: number, limit: number): ChatMessage[] {
     return (this.#before.all(room, before, limit) as Row[]).map(fromRow).reverse();
+  }
+
+  person(key: string): Person | undefined {
+    const r = this.#personOf.get(key) as { ukey: string; uid: string; name: string } | undefined;
+    return r && { key: r.ukey, uid: r.uid, name: r.name };
+  }
+
+  findPerson(nameKeys: readonly string[]): Person | undefined {
+    for (const nk of nameKeys) {
+      const r = this.#personByName.get(nk) as { ukey: string; uid: string; name: string } | undefined;
+      if (r) return { key: r.ukey, uid: r.uid, name: r.name };
+    }
+    return undefined;
+  }
+
+  async rememberPerson(p: Person, nameKey: string, now: number): Promise<void> {
+    const a = await this.#request({ id: 0, op: "person", row: [p.key, p.uid, p.name, nameKey, now] });
+    if (!a.ok) throw new StoreError(`Cannot record person "${p.name}": ${a.error}`);
+  }
+
+  conversations(key: string, before: number, limit: number): ConversationEntry[] {
+    const rows = this.#convList.all(key, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as {
+      conv: string;
+      peer: string;
+      last_ts: number;
+    }[];
+    return rows.map((r) => ({ conv: r.conv, peer: r.peer, lastTs: r.last_ts }));
+  }
+
+  conversationPeer(key: string, conv: string): string | undefined {
+    return (this.#convPeer.get(key, conv) as { peer: string } | undefined)?.peer;
+  }
+
+  readPosition(key: string, room: string): number {
+    return (this.#readOf.get(key, room) as { seq: number } | undefined)?.seq ?? 0;
+  }
+
+  async markRead(key: string, room: string, seq: number): Promise<void> {
+    const a = await this.#request({ id: 0, op: "read", key, room, seq });
+    if (!a.ok) throw new StoreError(`Cannot store the read position in "${room}": ${a.error}`);
   }
 
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined {

@@ -32,6 +32,9 @@ class Writer {
   readonly #dropExtras: { run(room: string, seq: number): unknown }[];
   readonly #trimExtras: { run(room: string, seq: number): unknown }[];
   readonly #orphans;
+  readonly #setRead;
+  readonly #setConv;
+  readonly #setPerson2;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
@@ -109,6 +112,20 @@ class Writer {
       "INSERT OR REPLACE INTO room_people (room, uid, kind, until) VALUES (?, ?, ?, ?)",
     );
     this.#dropPerson = this.#db.prepare("DELETE FROM room_people WHERE room = ? AND uid = ? AND kind = ?");
+    // Never backwards.
+    this.#setRead = this.#db.prepare(
+      `INSERT INTO reads (ukey, room, seq) VALUES (?, ?, ?)
+       ON CONFLICT (ukey, room) DO UPDATE SET seq = max(seq, excluded.seq)`,
+    );
+    this.#setConv = this.#db.prepare(
+      `INSERT INTO conversations (ukey, conv, peer, last_ts) VALUES (?, ?, ?, ?)
+       ON CONFLICT (ukey, conv) DO UPDATE SET last_ts = max(last_ts, excluded.last_ts)`,
+    );
+    this.#setPerson2 = this.#db.prepare(
+      `INSERT INTO people (ukey, uid, name, name_key, seen_ts) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (ukey) DO UPDATE SET uid = excluded.uid, name = excluded.name,
+         name_key = excluded.name_key, seen_ts = excluded.seen_ts`,
+    );
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
@@ -217,7 +234,12 @@ class Writer {
     else this.#dropReaction.run(row[0], row[1], row[2], row[3]);
   }
 
-  append(rows: readonly (string | number | null)[][], mentions: readonly (string | number)[][]): void {
+  append(
+    rows: readonly (string | number | null)[][],
+    mentions: readonly (string | number)[][],
+    reads: readonly (string | number)[][],
+    convs: readonly (string | number)[][],
+  ): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
     try {
@@ -227,6 +249,11 @@ class Writer {
       }
       for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);
+      // One row per sender and room: the batch's last message of each.
+      const newest = new Map<string, (string | number)[]>();
+      for (const r of reads) newest.set(`${r[0]}\n${r[1]}`, r);
+      for (const r of newest.values()) this.#setRead.run(...r);
+      for (const c of convs) this.#setConv.run(...c);
       this.#db.exec("COMMIT");
     } catch (e) {
       try {
@@ -236,6 +263,18 @@ class Writer {
     }
     for (const room of last.keys()) this.#touched.add(room);
     this.#scrub();
+  }
+
+  /** A person's directory entry. */
+  person(row: readonly (string | number)[]): void {
+    this.#setPerson2.run(...row);
+  }
+
+  /** A read position, clamped to the room's last seq, never backwards. */
+  read(key: string, room: string, seq: number): void {
+    const last = (this.#getLast.get(room) as { s: number } | undefined)?.s ?? 0;
+    const at = Math.min(seq, last);
+    if (at > 0) this.#setRead.run(key, room, at);
   }
 
   prune(now: number, retainMessages: number, retainMs: number): number {
@@ -279,11 +318,19 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows, req.mentions);
+          writer!.append(req.rows, req.mentions, req.reads, req.convs);
           answer = { id: req.id, ok: true };
           break;
         case "react":
           writer!.react(req.row, req.on);
+          answer = { id: req.id, ok: true };
+          break;
+        case "person":
+          writer!.person(req.row);
+          answer = { id: req.id, ok: true };
+          break;
+        case "read":
+          writer!.read(req.key, req.room, req.seq);
           answer = { id: req.id, ok: true };
           break;
         case "prune":

@@ -53,7 +53,10 @@
  */
 
 /**
- * @typedef {object} DirectMessage A direct message (not stored by the server; no seq).
+ * @typedef {object} DirectMessage A direct message, stored by the server in conversation `conv` under
+ * `convSeq` (not `seq`: the page tells room messages from direct ones by `seq`).
+ * @property {string} [conv]
+ * @property {number} [convSeq]
  * @property {string} to
  * @property {string} from
  * @property {string} text
@@ -329,6 +332,9 @@ export class RoomState {
     this.moderation = [];
     /** @type {Map<string, number>} others muted here, as the moderation lines told: name → until */
     this.muted = new Map();
+    /** Your read position (the server's, for every device) and what is unread after it. */
+    this.lastRead = 0;
+    this.unread = 0;
   }
 
   /**
@@ -435,6 +441,11 @@ export class DirectConversation {
     this.peer = peer;
     /** @type {DirectMessage[]} */
     this.messages = [];
+    /** The server's id of the conversation ("" until known), its newest seq, your read position, unread. */
+    this.conv = "";
+    this.lastSeq = 0;
+    this.lastRead = 0;
+    this.unread = 0;
   }
 
   /**
@@ -444,9 +455,19 @@ export class DirectConversation {
    */
   add(m) {
     const dup = this.messages.some((x) =>
-      m.cid ? x.cid === m.cid && x.from === m.from : x.ts === m.ts && x.from === m.from && x.text === m.text
+      m.convSeq !== undefined && x.convSeq !== undefined
+        ? x.convSeq === m.convSeq
+        : m.cid
+        ? x.cid === m.cid && x.from === m.from
+        : x.ts === m.ts && x.from === m.from && x.text === m.text
     );
-    if (dup) return false;
+    if (dup) {
+      // The same message known before without its seq (from an ack): now it has one.
+      const x = this.messages.find((x) => x.cid !== undefined && x.cid === m.cid && x.from === m.from);
+      if (x && m.convSeq !== undefined) x.convSeq = m.convSeq, x.conv = m.conv;
+      return false;
+    }
+    if (m.convSeq !== undefined && m.convSeq > this.lastSeq) this.lastSeq = m.convSeq;
     let i = this.messages.length;
     while (i > 0 && this.messages[i - 1].ts > m.ts) i--;
     this.messages.splice(i, 0, m);
@@ -474,6 +495,8 @@ export class DirectConversation {
  * - `moderation` {room, line}: a moderation action in a room ({@link ModerationLine})
  * - `rules` {room}: a room's rules (topic, read-only, slow mode) changed
  * - `standing` {room}: what you may do in a room changed (muted, removed, slow-mode wait, role)
+ * - `conversations` {}: the list of direct conversations (with unread counts) came from the server
+ * - `read` {room?, peer?}: your read position moved (on this device or another)
  */
 export class ChatClient extends EventTarget {
   /** @param {ChatClientOptions} opts */
@@ -795,6 +818,28 @@ export class ChatClient extends EventTarget {
   }
 
   /**
+   * Tells the server you have read `target` (a room, or the conversation with `peer`) up to its newest
+   * message (or `seq`); your other devices hear it.
+   * @param {{room: string, seq?: number} | {peer: string, seq?: number}} target
+   * @returns {boolean} whether a `read` went out
+   */
+  markRead(target) {
+    if (!this.live) return false;
+    if ("room" in target) {
+      const r = this.rooms.get(target.room);
+      const seq = target.seq ?? r?.lastSeq ?? 0;
+      if (!r?.joined || seq <= r.lastRead) return false;
+      this.#send({ type: "read", room: r.name, seq });
+      return true;
+    }
+    const c = this.directs.get(target.peer.toLowerCase());
+    const seq = target.seq ?? c?.lastSeq ?? 0;
+    if (!c?.conv || seq <= c.lastRead) return false;
+    this.#send({ type: "read", conv: c.conv, seq });
+    return true;
+  }
+
+  /**
    * The direct conversation with `name`, created if needed.
    * @param {string} name
    */
@@ -1068,9 +1113,13 @@ export class ChatClient extends EventTarget {
       case "nick":
         return this.#renamed(m.old, m.name);
       case "history":
-        return this.#history(m);
+        return typeof m.conv === "string" ? this.#convHistory(m) : this.#history(m);
       case "reactions":
         return this.#reactions(m);
+      case "conversations":
+        return this.#conversations(m);
+      case "read":
+        return this.#read(m);
       case "pong":
         return;
       case "authed":
@@ -1186,6 +1235,8 @@ export class ChatClient extends EventTarget {
     }
     r.lastSeq = m.lastSeq;
     r.rev = typeof m.rev === "number" ? m.rev : 0;
+    if (typeof m.lastRead === "number") r.lastRead = m.lastRead;
+    r.unread = Math.max(0, r.lastSeq - r.lastRead);
     if (typeof m.epoch === "string") r.epoch = m.epoch;
     r.synced = true;
     r.joined = true;
@@ -1311,6 +1362,9 @@ export class ChatClient extends EventTarget {
     if (Array.isArray(m.mentions)) msg.mentions = m.mentions;
     const added = r.add([msg]);
     if (m.seq > r.lastSeq) r.lastSeq = m.seq;
+    // Your own message reads the room up to it (the server does the same).
+    if (this.isMe(m.from) && m.seq > r.lastRead) r.lastRead = m.seq;
+    r.unread = Math.max(0, r.lastSeq - r.lastRead);
     if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
     if (this.isMe(m.from)) this.#sentToRoom(r.name, m.cid);
     this.#settleByMessages(added);
@@ -1349,8 +1403,16 @@ export class ChatClient extends EventTarget {
     /** @type {DirectMessage} */
     const msg = { to: m.to, from: m.from, text: m.text, ts: m.ts };
     if (m.cid !== undefined) msg.cid = m.cid;
+    if (typeof m.conv === "string") msg.conv = m.conv;
+    if (typeof m.seq === "number") msg.convSeq = m.seq;
     const c = this.direct(peer);
-    if (c.add(msg)) this.#emit("message", { peer: c.peer, message: msg });
+    if (msg.conv) c.conv = msg.conv;
+    const added = c.add(msg);
+    if (msg.convSeq !== undefined && this.isMe(msg.from) && msg.convSeq > c.lastRead) {
+      c.lastRead = msg.convSeq;
+    }
+    c.unread = Math.max(0, c.lastSeq - c.lastRead);
+    if (added) this.#emit("message", { peer: c.peer, message: msg });
     if (msg.cid && this.isMe(msg.from)) this.#settle(msg.cid);
   }
 
@@ -1388,13 +1450,87 @@ export class ChatClient extends EventTarget {
           if (added.length) this.#emit("message", { room: r.name, message: msg });
         }
       } else if (item.to) {
+        /** @type {DirectMessage} */
         const msg = { to: m.to ?? item.to, from: this.me, text: item.text, ts: m.ts, cid: item.cid };
+        if (typeof m.conv === "string" && typeof m.seq === "number") msg.conv = m.conv, msg.convSeq = m.seq;
         const c = this.direct(msg.to);
+        if (msg.conv) c.conv = msg.conv;
         if (c.add(msg)) this.#emit("message", { peer: c.peer, message: msg });
       }
     }
     this.#settle(m.cid);
     this.#pump();
+  }
+
+  /**
+   * The list of direct conversations: each one's id, newest seq, read position and last message.
+   * @param {Record<string, any>} m
+   */
+  #conversations(m) {
+    if (!Array.isArray(m.items)) return;
+    for (const item of m.items) {
+      if (typeof item?.with !== "string" || typeof item.conv !== "string") continue;
+      const c = this.direct(item.with);
+      c.conv = item.conv;
+      if (typeof item.lastSeq === "number" && item.lastSeq > c.lastSeq) c.lastSeq = item.lastSeq;
+      if (typeof item.lastRead === "number" && item.lastRead > c.lastRead) c.lastRead = item.lastRead;
+      c.unread = Math.max(0, c.lastSeq - c.lastRead);
+      const last = item.last;
+      if (last && typeof last.from === "string") {
+        c.add({
+          conv: item.conv,
+          convSeq: last.seq,
+          to: this.isMe(last.from) ? c.peer : this.me,
+          from: last.from,
+          text: last.text,
+          ts: last.ts,
+          ...(last.cid === undefined ? {} : { cid: last.cid }),
+        });
+      }
+    }
+    this.#emit("conversations", {});
+  }
+
+  /**
+   * A page of a direct conversation's history.
+   * @param {Record<string, any>} m
+   */
+  #convHistory(m) {
+    const c = [...this.directs.values()].find((x) => x.conv === m.conv);
+    if (!c || !Array.isArray(m.messages)) return;
+    for (const x of m.messages) {
+      c.add({
+        conv: m.conv,
+        convSeq: x.seq,
+        to: this.isMe(x.from) ? c.peer : this.me,
+        from: x.from,
+        text: x.text,
+        ts: x.ts,
+        ...(x.cid === undefined ? {} : { cid: x.cid }),
+      });
+    }
+    c.unread = Math.max(0, c.lastSeq - c.lastRead);
+    this.#emit("history", { peer: c.peer });
+  }
+
+  /**
+   * Your read position moved (maybe on another device).
+   * @param {Record<string, any>} m
+   */
+  #read(m) {
+    if (typeof m.seq !== "number") return;
+    if (typeof m.room === "string") {
+      const r = this.rooms.get(m.room);
+      if (!r) return;
+      if (m.seq > r.lastRead) r.lastRead = m.seq;
+      r.unread = Math.max(0, r.lastSeq - r.lastRead);
+      return this.#emit("read", { room: r.name });
+    }
+    const c = [...this.directs.values()].find((x) => x.conv === m.conv);
+    if (!c) return;
+    if (m.seq > c.lastRead) c.lastRead = m.seq;
+    c.unread = Math.max(0, c.lastSeq - c.lastRead);
+    this.#emit("read", { peer: c.peer });
   }
 
   /** @param {Record<string, any>} m */

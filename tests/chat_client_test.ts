@@ -650,3 +650,30 @@ Deno.test("ChatClient.send({replyTo}) and react() keep replies, mentions and rea
   assert.deepEqual([m.reactions, m.mine], [{ "👍": 1 }, undefined]);
   await client.stop();
 });
+
+Deno.test("a DM sent while offline shows with its unread count on connect; markRead clears it on every device", async () => {
+  await using server = await startServer();
+  const bob = await TestClient.connect(server, { name: "bob", room: "" });
+  const token = bob.all("welcome")[0].token;
+  await bob.close();
+  await using alice = await TestClient.connect(server, { name: "alice", room: "" });
+  alice.send({ type: "send", to: "bob", text: "while you were out", cid: "o1" });
+  const { conv } = await alice.next("ack");
+  await using phone = await TestClient.connect(server, { token, room: "" });
+  const storage = new MemoryStorage();
+  storage.setItem("chat:identity", JSON.stringify({ token, name: "bob" }));
+  const { client } = makeClient(server.wsUrl, { storage });
+  client.start();
+  await until(() => client.directs.get("alice")?.unread === 1, "unread 1 from the list");
+  const c = client.directs.get("alice")!;
+  assert.equal(c.conv, conv);
+  assert.deepEqual(c.messages.map((m) => [m.from, m.text, m.convSeq]), [["alice", "while you were out", 1]]);
+  assert.ok(client.markRead({ peer: "alice" }));
+  assert.deepEqual(await phone.next("read"), { type: "read", conv, seq: 1 });
+  await until(() => c.unread === 0 && c.lastRead === 1, "read here");
+  phone.send({ type: "send", to: "alice", text: "back now", cid: "p1" });
+  alice.send({ type: "send", to: "bob", text: "welcome back", cid: "o2" });
+  await until(() => c.lastSeq === 3, "both live messages");
+  assert.equal(c.unread, 1, "alice's second message is unread; bob's own is not");
+  await client.stop();
+});

@@ -17,7 +17,7 @@ async function connect(port: number, q: Record<string, string>): Promise<TestCli
  * Publishes with up to `window` messages in flight until `stopAfterAcks` acks are in, then
  * returns what was sent and what was acked. The caller kills the server meanwhile.
  */
-function publish(c: TestClient, room: string, prefix: string, window: number) {
+function publish(c: TestClient, room: string, prefix: string, window: number, to?: string) {
   const sent: string[] = [];
   const acked = new Map<string, number>();
   let inFlight = 0;
@@ -27,7 +27,11 @@ function publish(c: TestClient, room: string, prefix: string, window: number) {
       const cid = `${prefix}-${sent.length}`;
       sent.push(cid);
       inFlight++;
-      c.send({ type: "send", room, text: `text of ${cid}`, cid });
+      c.send(
+        to
+          ? { type: "send", to, text: `text of ${cid}`, cid }
+          : { type: "send", room, text: `text of ${cid}`, cid },
+      );
     }
   };
   c.ws.addEventListener("message", (e) => {
@@ -115,6 +119,86 @@ Deno.test("SIGKILL mid-stream loses no acked message; seq resumes with no gap or
     assert.equal(new Set(cids).size, cids.length, "no message appears twice");
     for (const cid of run.sent) assert.ok(cids.includes(cid), `${cid} is stored exactly once`);
     for (const m of after) allAcked.set(m.cid, m.seq);
+    await r.close();
+    await again.stop("SIGTERM");
+  }
+  await Deno.remove(dataDir, { recursive: true });
+});
+
+/** Every message of conversation `conv`, oldest first, read forward page by page. */
+async function readConversation(c: TestClient, conv: string): Promise<Msg[]> {
+  const all: Msg[] = [];
+  for (;;) {
+    c.send({ type: "history", conv, after: all.at(-1)?.seq ?? 0 });
+    const page = await c.next("history", (m) => m.conv === conv, 10_000);
+    all.push(...page.messages);
+    if (page.complete) return all;
+  }
+}
+
+Deno.test("SIGKILL mid-stream of direct messages: every acked DM is stored once, gap-free, to a person offline", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const allAcked = new Map<string, number>();
+  let token: string | undefined;
+  let conv = "";
+  let readerToken = "";
+  for (let round = 0; round < CRASH_ROUNDS; round++) {
+    const server = await spawnServer(dataDir, LIMITS);
+    if (round === 0) {
+      // The reader is known (the people directory) and then offline for the whole test.
+      const reader = await connect(server.port, { name: "reader", room: "" });
+      readerToken = reader.all("welcome")[0].token;
+      await reader.close();
+    }
+    const c = await connect(
+      server.port,
+      token ? { token, name: "dmwriter", room: "" } : { name: "dmwriter", room: "" },
+    );
+    token ??= c.all("welcome")[0].token;
+    const run = publish(c, "", `d${round}`, 32, "reader");
+    const target = 150 + Math.floor(Math.random() * 250);
+    const deadline = Date.now() + 10_000;
+    while (run.acked.size < target) {
+      if (Date.now() > deadline) throw new Error(`only ${run.acked.size} acks in 10 s:\n${server.output()}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    conv ||= c.all("ack")[0].conv;
+    const status = await server.stop("SIGKILL");
+    run.stop();
+    assert.equal(status.signal, "SIGKILL");
+    await c.closed;
+    assert.ok(run.sent.length > run.acked.size, "some messages were still in flight");
+
+    const again = await spawnServer(dataDir, LIMITS);
+    const r = await connect(again.port, { token: token!, name: "dmwriter", room: "" });
+    const stored = await readConversation(r, conv);
+    assert.deepEqual(stored.map((m) => m.seq), stored.map((_, i) => i + 1), "gap-free from 1");
+    const byCid = new Map(stored.map((m) => [m.cid, m.seq]));
+    for (const [cid, seq] of [...run.acked, ...allAcked]) {
+      assert.equal(byCid.get(cid), seq, `acked ${cid} is stored with seq ${seq}`);
+    }
+    // Re-send what was not acked (and one that was): each is stored once.
+    const unacked = run.sent.filter((cid) => !run.acked.has(cid));
+    for (const cid of unacked) r.send({ type: "send", to: "reader", text: `text of ${cid}`, cid });
+    const [oneCid, oneSeq] = [...run.acked][0];
+    r.send({ type: "send", to: "reader", text: `text of ${oneCid}`, cid: oneCid });
+    const acks = new Map<string, number>();
+    while (acks.size < unacked.length + 1) {
+      const a = await r.next("ack", () => true, 10_000);
+      acks.set(a.cid, a.seq);
+    }
+    assert.equal(acks.get(oneCid), oneSeq);
+    const after = await readConversation(r, conv);
+    assert.deepEqual(after.map((m) => m.seq), after.map((_, i) => i + 1), "still gap-free");
+    const cids = after.map((m) => m.cid);
+    assert.equal(new Set(cids).size, cids.length, "no DM appears twice");
+    for (const cid of run.sent) assert.ok(cids.includes(cid), `${cid} is stored exactly once`);
+    for (const m of after) allAcked.set(m.cid, m.seq);
+    // The reader, offline all along, finds every one of them unread on connect.
+    const reader = await connect(again.port, { token: readerToken, name: "reader", room: "" });
+    const item = (await reader.next("conversations")).items[0];
+    assert.deepEqual([item.conv, item.lastSeq, item.unread], [conv, after.length, after.length]);
+    await reader.close();
     await r.close();
     await again.stop("SIGTERM");
   }
