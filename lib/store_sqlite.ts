@@ -5,7 +5,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, quoteOf } from "./protocol.ts";
 import type {
   AccessList,
   AuditEntry,
@@ -53,6 +53,8 @@ export type WriterRequest =
     auditRetain: number;
     /** A delete: once committed, the old text is wiped from the WAL file too. */
     scrub: boolean;
+    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
+    quote: string | null;
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };
@@ -364,6 +366,7 @@ export class SqliteStore implements Store {
       audit: audit ? auditRow(m.room, audit) : null,
       auditRetain,
       scrub: m.deleted === true,
+      quote: m.deleted ? null : quoteOf(m.text),
     });
     if (!a.ok) throw new StoreError(`Cannot change message ${m.seq} of room "${m.room}": ${a.error}`);
     return a.count === 1;

@@ -18,6 +18,7 @@ class Writer {
   readonly #trimCount;
   readonly #trimAge;
   readonly #changeMessage;
+  readonly #requote;
   readonly #insertAudit;
   readonly #capAudit;
   readonly #setRules;
@@ -86,6 +87,14 @@ class Writer {
       `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
        WHERE room = ?4 AND seq = ?5 AND deleted = 0`,
     );
+    // The replies to a changed message, after it in its room (a range of the primary key; most rows
+    // have no meta): their quote gets its new first line (?3), or on a delete (?3 NULL) loses its text.
+    this.#requote = this.#db.prepare(
+      `UPDATE messages SET meta = CASE WHEN ?3 IS NULL
+         THEN json_set(meta, '$.replyTo.text', '', '$.replyTo.deleted', json('true'))
+         ELSE json_set(meta, '$.replyTo.text', ?3) END
+       WHERE room = ?1 AND seq > ?2 AND meta IS NOT NULL AND json_extract(meta, '$.replyTo.seq') = ?2`,
+    );
     this.#insertAudit = this.#db.prepare(
       "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
@@ -135,16 +144,21 @@ class Writer {
     this.#capAudit.run(row[0], retain);
   }
 
-  /** Replaces one message's text (a tombstone: ""); false when it is not stored or already deleted. */
+  /**
+   * Replaces one message's text (a tombstone: "") and the quote of the replies to it (`quote`, null for
+   * a tombstone's); false when it is not stored or already deleted.
+   */
   changeMessage(
     row: (string | number | null)[],
     audit: AuditRow | null,
     retain: number,
     scrub: boolean,
+    quote: string | null,
   ): boolean {
     const done = this.#transaction(() => {
       if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
       if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number); }
+      this.#requote.run(row[3] as string, row[4] as number, quote);
       if (audit) this.#audit(audit, retain);
       return true;
     });
@@ -282,7 +296,7 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = {
             id: req.id,
             ok: true,
-            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub) ? 1 : 0,
+            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub, req.quote) ? 1 : 0,
           };
           break;
         case "room":
