@@ -19,7 +19,8 @@
  * @property {string} [cid]
  * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
  * @property {number} [editedTs] when its text was last edited (ms)
- * @property {{ seq: number, from: string, text: string }} [replyTo] the message it answers, quoted
+ * @property {{ seq: number, from: string, text: string, deleted?: boolean }} [replyTo] the message it
+ *   answers, quoted as it is now: its first line ("" and `deleted` once it is deleted)
  * @property {string[]} [mentions] names it mentions with `@name`
  * @property {Record<string, number>} [reactions] emoji to count
  * @property {string[]} [mine] this person's own reactions
@@ -147,6 +148,18 @@ const DEFAULT_RULES = Object.freeze({ topic: "", private: false, readOnly: false
 export const MAX_TOPIC_CHARS = 200;
 /** How many moderation lines a room keeps for the thread. */
 const MAX_MODERATION_LINES = 200;
+/** Code points of a reply's quote (the server's QUOTE_MAX_CHARS). */
+const QUOTE_MAX_CHARS = 100;
+
+/**
+ * The quote a reply keeps of `text`, as the server makes it: its first line, at most
+ * {@link QUOTE_MAX_CHARS} code points.
+ * @param {string} text
+ */
+function quoteOf(text) {
+  const line = text.split(/[\r\n]/, 1)[0];
+  return line.length <= QUOTE_MAX_CHARS ? line : [...line].slice(0, QUOTE_MAX_CHARS).join("");
+}
 const DEFAULT_LIMITS = Object.freeze({
   textChars: 4000,
   frameBytes: 65536,
@@ -439,7 +452,8 @@ export class DirectConversation {
  * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
  * - `notice` {message}: something the server wants the user to know
  * - `authed` {exp, name, role, uid}: a refreshed token was taken (signed identities)
- * - `changed` {room, message}: a message was edited or deleted (it is changed in place)
+ * - `changed` {room, message}: a message was edited or deleted, or the one a reply quotes was (it is
+ *   changed in place)
  * - `moderation` {room, line}: a moderation action in a room ({@link ModerationLine})
  * - `rules` {room}: a room's rules (topic, read-only, slow mode) changed
  * - `standing` {room}: what you may do in a room changed (muted, removed, slow-mode wait, role)
@@ -1169,7 +1183,19 @@ export class ChatClient extends EventTarget {
    */
   #messageChanged(m) {
     const r = this.rooms.get(m.room);
-    const msg = r && typeof m.seq === "number" ? r.find(m.seq) : undefined;
+    if (!r || typeof m.seq !== "number") return;
+    if (m.type === "edited" && typeof m.text !== "string") return;
+    // The replies to it quote it (as the server now stores them): held even when it is not.
+    for (let i = r.messages.length - 1; i >= 0 && r.messages[i].seq > m.seq; i--) {
+      const reply = r.messages[i];
+      if (reply.replyTo?.seq !== m.seq) continue;
+      const { seq, from } = reply.replyTo;
+      reply.replyTo = m.type === "deleted"
+        ? { seq, from, text: "", deleted: true }
+        : { seq, from, text: quoteOf(m.text) };
+      this.#emit("changed", { room: m.room, message: reply });
+    }
+    const msg = r.find(m.seq);
     if (!msg) return; // older than what we hold: history brings it changed
     if (m.type === "deleted") {
       msg.text = "";
