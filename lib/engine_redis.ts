@@ -511,13 +511,15 @@ const NODE = 100;
  * entries before the target and every later one (the target's node is among them, whole), lowers the
  * stream's last id and adds them again, the target changed. The cost is that window (about NODE + the
  * messages after the target), not the room's history; the entries XDELed in the node before the
- * target's stay as flagged copies until retention trims that node. KEYS: meta, log, audit, changes.
- * ARGV: seq, kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit JSON
- * ("" none), auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from, text,
- * ts, cid, deleted ('1'/''), editedTs, rev (the room's change revision this change took: the meta
- * hash's `rev`, also stored on the entry and in the changes set).
+ * target's stay as flagged copies until retention trims that node. The replies to the target are
+ * among the entries added again (a reply comes after what it answers): their quote (`r`) gets the
+ * target's new first line, or on a delete loses its text, in the same pass. KEYS: meta, log, audit,
+ * changes. ARGV: seq, kind (delete, edit), text, editedTs, authorKey ("" any), sentSince ("" any), audit
+ * JSON ("" none), auditRetain. Returns a problem (not_found, not_author, too_old) or 'ok' with from,
+ * text, ts, cid, deleted ('1'/''), editedTs, quote, names, rev (the room's change revision this change
+ * took: the meta hash's `rev`, also stored on the entry as `v` and in the changes set).
  */
-const CHANGE = `
+const CHANGE = `${QUOTE_LUA}
 local meta, log = KEYS[1], KEYS[2]
 local id = ARGV[1] .. '-1'
 local e = redis.call('XRANGE', log, id, id)[1]
@@ -555,9 +557,23 @@ for i = 1, #ids, 1000 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 999
 local kept = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
 local top = kept and kept[1] or '0-1'
 redis.call('XSETID', log, top, 'MAXDELETEDID', top)
+local target = tonumber(ARGV[1])
+local requoted = cjson.encode(f.d and { seq = target, from = f.f, text = '', deleted = true }
+  or { seq = target, from = f.f, text = quote(f.t) })
+local after = false
 for _, x in ipairs(win) do
-  if x[1] == id then redis.call('XADD', log, id, unpack(fields))
-  else redis.call('XADD', log, x[1], unpack(x[2])) end
+  if x[1] == id then
+    redis.call('XADD', log, id, unpack(fields))
+    after = true
+  else
+    if after then
+      local v = x[2]
+      for j = 1, #v, 2 do
+        if v[j] == 'r' and cjson.decode(v[j + 1]).seq == target then v[j + 1] = requoted end
+      end
+    end
+    redis.call('XADD', log, x[1], unpack(x[2]))
+  end
 end
 if ARGV[7] ~= '' then
   redis.call('LPUSH', KEYS[3], ARGV[7])
@@ -1541,10 +1557,12 @@ function changedMessage(
   return m;
 }
 
-/** A stored reply quote (cjson's key order is its own: the wire's is seq, from, text). */
+/** A stored reply quote (cjson's key order is its own: the wire's is seq, from, text, deleted). */
 function replyOf(json: string): ChatMessage["replyTo"] {
-  const q = JSON.parse(json) as { seq: number; from: string; text: string };
-  return { seq: q.seq, from: q.from, text: q.text };
+  const q = JSON.parse(json) as { seq: number; from: string; text: string; deleted?: boolean };
+  return q.deleted
+    ? { seq: q.seq, from: q.from, text: "", deleted: true }
+    : { seq: q.seq, from: q.from, text: q.text };
 }
 
 /** Rules from the hash fields topic, private, readOnly, slow (as ACCESS returns them). */

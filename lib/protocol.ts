@@ -79,7 +79,7 @@ export interface ChatMessage {
   deleted?: true;
   /** When the text was last edited (ms). */
   editedTs?: number;
-  /** The message this one answers, quoted as it was when the reply was sent. */
+  /** The message this one answers, quoted as it is now (an edit changes the quote, a delete empties it). */
   replyTo?: ReplyQuote;
   /** The names (as they were then) of the people this message mentions with `@name`. */
   mentions?: string[];
@@ -93,8 +93,17 @@ export interface ChatMessage {
 export interface ReplyQuote {
   seq: number;
   from: string;
-  /** The first line of its text, at most {@link QUOTE_MAX_CHARS} code points. */
+  /** The first line of its text, at most {@link QUOTE_MAX_CHARS} code points ("" once it is deleted). */
   text: string;
+  /** The message it answers was deleted: its text is gone from the quote too. */
+  deleted?: true;
+}
+
+/** The quote of a reply to `seq` of `from` (its text now, or its tombstone's) after a change of it. */
+export function requote(seq: number, from: string, changed: { text: string; deleted?: true }): ReplyQuote {
+  return changed.deleted
+    ? { seq, from, text: "", deleted: true }
+    : { seq, from, text: quoteOf(changed.text) };
 }
 
 /** Code points of the original a reply quotes (of its first line). */

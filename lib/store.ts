@@ -4,7 +4,7 @@
  * a store answers reads from what has been appended, so join + read is one step with no seam.
  * @module
  */
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, requote } from "./protocol.ts";
 import {
   type AccessList,
   type AuditEntry,
@@ -79,8 +79,9 @@ export interface Store {
   message(room: string, seq: number): StoredMessage | undefined;
   /**
    * Replaces the stored message of `m.room`/`m.seq` with `m` (an edit, or a tombstone whose text is
-   * then gone from the store, with its reactions and mention rows) and appends `audit`, in one write.
-   * Resolves false when the message is not stored (any more): nothing was written.
+   * then gone from the store, with its reactions and mention rows), gives every reply to it in the room
+   * its new quote (see {@link requote}) and appends `audit`, in one write. Resolves false when the
+   * message is not stored (any more): nothing was written.
    */
   changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean>;
   /** Adds (`on`) or removes person `key`'s reaction `emoji` on message `seq` of `room`. */
@@ -362,6 +363,13 @@ export class MemoryStore implements Store {
     if (m.rev !== undefined) room!.rev = Math.max(room!.rev ?? 0, m.rev);
     msgs[i] = stored;
     if (stored.cid !== undefined) this.#cids.set(`${stored.key}\n${stored.cid}`, stored);
+    // Replies come after it: the rest of the room. New objects, as above (live copies are not changed).
+    for (let j = i + 1; j < msgs.length; j++) {
+      const r = msgs[j];
+      if (r.replyTo?.seq !== m.seq) continue;
+      msgs[j] = { ...r, replyTo: requote(m.seq, r.replyTo.from, stored) };
+      if (r.cid !== undefined) this.#cids.set(`${r.key}\n${r.cid}`, msgs[j]);
+    }
     if (audit) this.#audit(m.room, audit, auditRetain);
     return Promise.resolve(true);
   }

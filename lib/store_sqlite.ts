@@ -5,7 +5,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ChatMessage } from "./protocol.ts";
+import { type ChatMessage, quoteOf } from "./protocol.ts";
 import type {
   AccessList,
   AuditEntry,
@@ -63,6 +63,8 @@ export type WriterRequest =
     scrub: boolean;
     /** The room's change revision this change takes (stored on the message and the room). */
     rev?: number;
+    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
+    quote: string | null;
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };
@@ -456,6 +458,7 @@ export class SqliteStore implements Store {
       auditRetain,
       scrub: m.deleted === true,
       rev: m.rev,
+      quote: m.deleted ? null : quoteOf(m.text),
     });
     if (!a.ok) throw new StoreError(`Cannot change message ${m.seq} of room "${m.room}": ${a.error}`);
     return a.count === 1;

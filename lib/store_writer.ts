@@ -20,6 +20,7 @@ class Writer {
   readonly #changeMessage;
   readonly #setMessageRev;
   readonly #setRoomRev;
+  readonly #requote;
   readonly #insertAudit;
   readonly #capAudit;
   readonly #setRules;
@@ -94,6 +95,14 @@ class Writer {
     // The message's change revision, and the room's: both in the change's transaction.
     this.#setMessageRev = this.#db.prepare("UPDATE messages SET rev = ? WHERE room = ? AND seq = ?");
     this.#setRoomRev = this.#db.prepare("UPDATE rooms SET rev = max(rev, ?) WHERE room = ?");
+    // The replies to a changed message, after it in its room (a range of the primary key; most rows
+    // have no meta): their quote gets its new first line (?3), or on a delete (?3 NULL) loses its text.
+    this.#requote = this.#db.prepare(
+      `UPDATE messages SET meta = CASE WHEN ?3 IS NULL
+         THEN json_set(meta, '$.replyTo.text', '', '$.replyTo.deleted', json('true'))
+         ELSE json_set(meta, '$.replyTo.text', ?3) END
+       WHERE room = ?1 AND seq > ?2 AND meta IS NOT NULL AND json_extract(meta, '$.replyTo.seq') = ?2`,
+    );
     this.#insertAudit = this.#db.prepare(
       "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
@@ -157,12 +166,16 @@ class Writer {
     this.#capAudit.run(row[0], retain);
   }
 
-  /** Replaces one message's text (a tombstone: ""); false when it is not stored or already deleted. */
+  /**
+   * Replaces one message's text (a tombstone: "") and the quote of the replies to it (`quote`, null for
+   * a tombstone's); false when it is not stored or already deleted.
+   */
   changeMessage(
     row: (string | number | null)[],
     audit: AuditRow | null,
     retain: number,
     scrub: boolean,
+    quote: string | null,
     rev?: number,
   ): boolean {
     const done = this.#transaction(() => {
@@ -173,6 +186,7 @@ class Writer {
         this.#setMessageRev.run(rev, room, seq);
         this.#setRoomRev.run(rev, room);
       }
+      this.#requote.run(row[3] as string, row[4] as number, quote);
       if (audit) this.#audit(audit, retain);
       return true;
     });
@@ -340,7 +354,9 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = {
             id: req.id,
             ok: true,
-            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub, req.rev) ? 1 : 0,
+            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub, req.quote, req.rev)
+              ? 1
+              : 0,
           };
           break;
         case "room":

@@ -19,7 +19,8 @@
  * @property {string} [cid]
  * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
  * @property {number} [editedTs] when its text was last edited (ms)
- * @property {{ seq: number, from: string, text: string }} [replyTo] the message it answers, quoted
+ * @property {{ seq: number, from: string, text: string, deleted?: boolean }} [replyTo] the message it
+ *   answers, quoted as it is now: its first line ("" and `deleted` once it is deleted)
  * @property {string[]} [mentions] names it mentions with `@name`
  * @property {Record<string, number>} [reactions] emoji to count
  * @property {string[]} [mine] this person's own reactions
@@ -150,6 +151,18 @@ const DEFAULT_RULES = Object.freeze({ topic: "", private: false, readOnly: false
 export const MAX_TOPIC_CHARS = 200;
 /** How many moderation lines a room keeps for the thread. */
 const MAX_MODERATION_LINES = 200;
+/** Code points of a reply's quote (the server's QUOTE_MAX_CHARS). */
+const QUOTE_MAX_CHARS = 100;
+
+/**
+ * The quote a reply keeps of `text`, as the server makes it: its first line, at most
+ * {@link QUOTE_MAX_CHARS} code points.
+ * @param {string} text
+ */
+function quoteOf(text) {
+  const line = text.split(/[\r\n]/, 1)[0];
+  return line.length <= QUOTE_MAX_CHARS ? line : [...line].slice(0, QUOTE_MAX_CHARS).join("");
+}
 const DEFAULT_LIMITS = Object.freeze({
   textChars: 4000,
   frameBytes: 65536,
@@ -264,26 +277,37 @@ export function mentions(text, name) {
 
 /**
  * Applies a delete (`deleted: true`) or an edit (`text`, `editedTs`) to the held message `seq` of
- * `r`, in place (a tombstone keeps its seq). Returns the message, or undefined when not held (older
- * than what we hold: history brings it changed) or the change is malformed.
+ * `r`, in place (a tombstone keeps its seq), and to the quote of every held reply to it (as the server
+ * stores them: held even when the original is not). Returns what changed: the message when held (not
+ * held: older than what we hold, history brings it changed), and the replies. Nothing for a
+ * malformed change.
  * @param {RoomState} r
  * @param {number} seq
  * @param {{ deleted?: unknown, text?: unknown, editedTs?: unknown }} change
- * @returns {RoomMessage | undefined}
+ * @returns {RoomMessage[]}
  */
 function applyChange(r, seq, change) {
-  const msg = r.find(seq);
-  if (!msg) return undefined;
-  if (change.deleted === true) {
-    msg.text = "";
-    msg.deleted = true;
-    delete msg.editedTs;
-  } else {
-    if (typeof change.text !== "string") return undefined;
-    msg.text = change.text;
-    if (typeof change.editedTs === "number") msg.editedTs = change.editedTs;
+  const deleted = change.deleted === true;
+  if (!deleted && typeof change.text !== "string") return [];
+  const text = deleted ? "" : /** @type {string} */ (change.text);
+  const out = [];
+  for (let i = r.messages.length - 1; i >= 0 && r.messages[i].seq > seq; i--) {
+    const reply = r.messages[i];
+    if (reply.replyTo?.seq !== seq) continue;
+    const { from } = reply.replyTo;
+    reply.replyTo = deleted ? { seq, from, text: "", deleted: true } : { seq, from, text: quoteOf(text) };
+    out.push(reply);
   }
-  return msg;
+  const msg = r.find(seq);
+  if (msg) {
+    msg.text = text;
+    if (deleted) {
+      msg.deleted = true;
+      delete msg.editedTs;
+    } else if (typeof change.editedTs === "number") msg.editedTs = change.editedTs;
+    out.unshift(msg);
+  }
+  return out;
 }
 
 /** The messages, members and typing state of one room. */
@@ -490,8 +514,8 @@ export class DirectConversation {
  * - `servererror` {code, message, item?}: the server refused something (item: the outbox entry)
  * - `notice` {message}: something the server wants the user to know
  * - `authed` {exp, name, role, uid}: a refreshed token was taken (signed identities)
- * - `changed` {room, message}: a message was edited or deleted (it is changed in place), live or
- *   while we were away (told in `joined.changes` on a resume)
+ * - `changed` {room, message}: a message was edited or deleted, or the one a reply quotes was (it is
+ *   changed in place), live or while we were away (told in `joined.changes` on a resume)
  * - `moderation` {room, line}: a moderation action in a room ({@link ModerationLine})
  * - `rules` {room}: a room's rules (topic, read-only, slow mode) changed
  * - `standing` {room}: what you may do in a room changed (muted, removed, slow-mode wait, role)
@@ -1230,8 +1254,7 @@ export class ChatClient extends EventTarget {
     // Held messages deleted or edited while we were away, in their form now.
     const changed = [];
     for (const c of Array.isArray(m.changes) && !reset ? m.changes : []) {
-      const msg = c && typeof c.seq === "number" ? applyChange(r, c.seq, c) : undefined;
-      if (msg) changed.push(msg);
+      if (c && typeof c.seq === "number") changed.push(...applyChange(r, c.seq, c));
     }
     r.lastSeq = m.lastSeq;
     r.rev = typeof m.rev === "number" ? m.rev : 0;
@@ -1269,8 +1292,8 @@ export class ChatClient extends EventTarget {
     // then come with its old text, and the next resume must still list the change.
     if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
     const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };
-    const msg = typeof m.seq === "number" ? applyChange(r, m.seq, change) : undefined;
-    if (msg) this.#emit("changed", { room: m.room, message: msg });
+    if (typeof m.seq !== "number") return;
+    for (const msg of applyChange(r, m.seq, change)) this.#emit("changed", { room: m.room, message: msg });
   }
 
   /** @param {Record<string, any>} m */

@@ -677,3 +677,36 @@ Deno.test("a DM sent while offline shows with its unread count on connect; markR
   assert.equal(c.unread, 1, "alice's second message is unread; bob's own is not");
   await client.stop();
 });
+
+Deno.test("ChatClient: edited and deleted lines update the quotes of the replies it holds", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client } = makeClient(server.wsUrl, { name: "alice" });
+  const changed: number[] = [];
+  client.addEventListener("changed", (e) => changed.push((e as CustomEvent).detail.message.seq));
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  bob.send({ type: "send", room: "lobby", text: "secret plan\nsecond line", cid: "b1" });
+  const first = await bob.next("ack");
+  bob.send({ type: "send", room: "lobby", text: "other", cid: "b2" });
+  const other = await bob.next("ack");
+  await until(() => texts(client).length === 2, "bob's messages");
+  client.send({ room: "lobby", text: "agreed", replyTo: first.seq });
+  client.send({ room: "lobby", text: "re other", replyTo: other.seq });
+  client.send({ room: "lobby", text: "me too", replyTo: first.seq });
+  await until(() => texts(client).length === 5, "the replies");
+  const quotes = () => client.rooms.get("lobby")!.messages.slice(2).map((m) => m.replyTo);
+  const rest = { seq: other.seq, from: "bob", text: "other" };
+  bob.send({ type: "edit", room: "lobby", seq: first.seq, text: "revised plan\nsecond line" });
+  await until(() => changed.length >= 3, "the edit");
+  const revised = { seq: first.seq, from: "bob", text: "revised plan" };
+  assert.deepEqual(quotes(), [revised, rest, revised]);
+  assert.deepEqual(changed.sort(), [first.seq, first.seq + 2, first.seq + 4], "the replies are changed too");
+  changed.length = 0;
+  bob.send({ type: "delete", room: "lobby", seq: first.seq });
+  await until(() => changed.length >= 3, "the delete");
+  const gone = { seq: first.seq, from: "bob", text: "", deleted: true };
+  assert.deepEqual(quotes(), [gone, rest, gone]);
+  assert.ok(!JSON.stringify(client.rooms.get("lobby")!.messages).includes("plan"));
+  await client.stop();
+});

@@ -254,6 +254,55 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}.changeMessage() rewrites the quotes of the replies: an edit's first line, a delete's nothing`, async () => {
+    const u = await make({});
+    const [room, other] = [newRoom(), newRoom()];
+    const bob = { from: "bob", key: "k-bob" };
+    await u.engine.append([
+      draft(room, "secret plan\nsecond line"), // 1
+      draft(room, "unrelated"), // 2
+      draft(room, "agreed", { ...bob, replyTo: 1 }), // 3
+      draft(room, "re unrelated", { replyTo: 2 }), // 4
+      draft(room, "me too", { ...bob, replyTo: 1 }), // 5
+      draft(room, "re agreed", { replyTo: 3 }), // 6: a reply to a reply quotes the reply
+    ]);
+    // The same seq in another room: its reply keeps its quote.
+    await u.engine.append([draft(other, "secret plan"), draft(other, "elsewhere", { replyTo: 1 })]);
+    const quotes = async (r = room) => (await page(u.engine, r)).map((m) => m.replyTo);
+    const rest = [{ seq: 2, from: "alice", text: "unrelated" }, { seq: 3, from: "bob", text: "agreed" }];
+    const edit = { kind: "edit", text: "revised plan\nsecond line", editedTs: Date.now() } as const;
+    assert.ok((await u.engine.changeMessage!(room, 1, edit, {})).ok);
+    const revised = { seq: 1, from: "alice", text: "revised plan" };
+    const afterEdit = [undefined, undefined, revised, rest[0], revised, rest[1]];
+    assert.deepEqual(await quotes(), afterEdit);
+    assert.deepEqual((await u.engine.message!(room, 5))?.replyTo, revised);
+    if (u.reopen) {
+      await u.reopen();
+      assert.deepEqual(await quotes(), afterEdit, "after a restart");
+    }
+    assert.ok((await u.engine.changeMessage!(room, 1, { kind: "delete", by: "mod" }, {})).ok);
+    const gone = { seq: 1, from: "alice", text: "", deleted: true };
+    const afterDelete = [undefined, undefined, gone, rest[0], gone, rest[1]];
+    assert.deepEqual(await quotes(), afterDelete);
+    assert.deepEqual((await u.engine.message!(room, 3))?.replyTo, gone);
+    assert.ok(!JSON.stringify(await page(u.engine, room)).includes("plan"), "nothing of the text is left");
+    assert.deepEqual(await quotes(other), [undefined, { seq: 1, from: "alice", text: "secret plan" }]);
+    if (u.reopen) {
+      await u.reopen();
+      assert.deepEqual(await quotes(), afterDelete, "after a restart");
+    }
+    // The replies are otherwise as they were: text, sender, order.
+    assert.deepEqual((await page(u.engine, room)).map((m) => m.text), [
+      "",
+      "unrelated",
+      "agreed",
+      "re unrelated",
+      "me too",
+      "re agreed",
+    ]);
+    await u.cleanup();
+  });
+
   Deno.test(`${kind}.mentionCounts() counts per room after a seq, leaving out rooms without any`, async () => {
     const u = await make({});
     const [a, b, c] = [newRoom(), newRoom(), newRoom()];

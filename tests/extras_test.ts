@@ -9,6 +9,7 @@ import { EmbeddedEngine, type Engine } from "../lib/engine.ts";
 import { RedisEngine } from "../lib/engine_redis.ts";
 import { createLogger } from "../lib/log.ts";
 import { MemoryStore } from "../lib/store.ts";
+import type { ConfigInput } from "../lib/config.ts";
 import { type Msg, startServer, TestClient, type TestServer } from "./helpers.ts";
 
 const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
@@ -54,6 +55,63 @@ Deno.test("send replyTo: the reply carries the quote live, in history and on res
   const j = await carol.next("joined");
   assert.deepEqual(j.messages.map((m: Msg) => [m.seq, m.replyTo]), [[reply.seq, quote]]);
 });
+
+/** The stores a socket test runs on: memory, SQLite, and Redis when TEST_REDIS_URL is set. */
+const backends: [string, () => Promise<{ overrides: ConfigInput; cleanup(): Promise<void> }>][] = [
+  ["memory", () => Promise.resolve({ overrides: { store: "memory" }, cleanup: () => Promise.resolve() })],
+  ["SQLite", async () => {
+    const dataDir = await Deno.makeTempDir();
+    return {
+      overrides: { store: "sqlite", dataDir },
+      cleanup: () => Deno.remove(dataDir, { recursive: true }),
+    };
+  }],
+];
+if (TEST_REDIS_URL) {
+  backends.push(["Redis", () => Promise.resolve({ overrides: {}, cleanup: () => Promise.resolve() })]);
+}
+
+for (const [backend, setup] of backends) {
+  Deno.test(`edit and delete (${backend}): the replies' quotes follow, in history and on resume`, async () => {
+    const b = await setup();
+    try {
+      await using s = await startServer(b.overrides);
+      await using alice = await join(s, "alice");
+      await using bob = await join(s, "bob");
+      const first = await sendAndAck(alice, { text: "secret plan\nsecond line", cid: "a1" });
+      const r1 = await sendAndAck(bob, { text: "agreed", cid: "b1", replyTo: first.seq });
+      const r2 = await sendAndAck(bob, { text: "me too", cid: "b2", replyTo: first.seq });
+      const quotes = async (c: TestClient) => {
+        c.send({ type: "history", room: "lobby" });
+        const h = await c.next("history");
+        return h.messages.filter((m: Msg) => m.replyTo).map((m: Msg) => [m.seq, m.replyTo]);
+      };
+      /** What a newcomer gets on join (resume from 0). */
+      const resumed = async () => {
+        await using carol = await TestClient.connect(s, { name: "carol", room: "" });
+        carol.send({ type: "join", room: "lobby", since: 0 });
+        const j = await carol.next("joined");
+        return j.messages.filter((m: Msg) => m.replyTo).map((m: Msg) => [m.seq, m.replyTo]);
+      };
+      alice.send({ type: "edit", room: "lobby", seq: first.seq, text: "revised plan\nsecond line" });
+      await bob.next("edited");
+      const revised = { seq: first.seq, from: "alice", text: "revised plan" };
+      const afterEdit = [[r1.seq, revised], [r2.seq, revised]];
+      assert.deepEqual(await quotes(bob), afterEdit);
+      assert.deepEqual(await resumed(), afterEdit);
+      alice.send({ type: "delete", room: "lobby", seq: first.seq });
+      await bob.next("deleted");
+      const gone = { seq: first.seq, from: "alice", text: "", deleted: true };
+      const afterDelete = [[r1.seq, gone], [r2.seq, gone]];
+      assert.deepEqual(await quotes(bob), afterDelete);
+      assert.deepEqual(await resumed(), afterDelete);
+      bob.send({ type: "history", room: "lobby" });
+      assert.ok(!JSON.stringify(await bob.next("history")).includes("plan"), "nothing of its text is left");
+    } finally {
+      await b.cleanup();
+    }
+  });
+}
 
 Deno.test("send replyTo: an unknown or deleted seq is message_not_found and nothing is stored", async () => {
   await using s = await startServer();

@@ -432,7 +432,7 @@ async function filesHolding(dir: string, marker: string): Promise<string[]> {
   return out;
 }
 
-Deno.test("SqliteStore: a deleted message's text is in neither the database file nor its WAL", async () => {
+Deno.test("SqliteStore: a deleted message's text is in neither the database file nor its WAL, nor in a reply's quote", async () => {
   const dir = await Deno.makeTempDir();
   const store = await SqliteStore.open(dir, { retainMessages: 0, retainMs: 0, durability: "normal" });
   const engine = new EmbeddedEngine(store, { dedupWindowMs: 60_000 });
@@ -444,6 +444,7 @@ Deno.test("SqliteStore: a deleted message's text is in neither the database file
     // Longer than a page: it lives on overflow pages, which the delete frees.
     draft("r", `${long} ${"x".repeat(9000)} ${long}`),
     draft("r", "after"),
+    draft("r", "re", { replyTo: 2 }), // its quote holds the marker too
   ]);
   assert.deepEqual(await filesHolding(dir, marker), ["chat.db-wal"], "the check finds text that is there");
   assert.ok((await engine.changeMessage!("r", 2, { kind: "delete", by: "mod" }, {})).ok);
@@ -453,7 +454,8 @@ Deno.test("SqliteStore: a deleted message's text is in neither the database file
   await engine.close();
   assert.deepEqual(await filesHolding(dir, marker), [], "nor after close");
   const reopened = await SqliteStore.open(dir, { retainMessages: 0, retainMs: 0, durability: "normal" });
-  assert.deepEqual(reopened.after("r", 0, 10).map((m) => m.text), ["before", "", "", "after"]);
+  assert.deepEqual(reopened.after("r", 0, 10).map((m) => m.text), ["before", "", "", "after", "re"]);
+  assert.deepEqual(reopened.after("r", 0, 10)[4].replyTo, { seq: 2, from: "alice", text: "", deleted: true });
   await reopened.close();
   await Deno.remove(dir, { recursive: true });
 });
@@ -542,7 +544,8 @@ async function rawDump(port: number, key: string): Promise<string> {
 }
 
 Deno.test({
-  name: "RedisEngine: a deleted message's text is in no key of its room (DUMP), nor an edited one's old text",
+  name:
+    "RedisEngine: a deleted message's text is in no key of its room (DUMP), nor an edited one's old text, nor in a reply's quote",
   ignore: !!missing,
   fn: async () => {
     await using redis = await startRedis();
@@ -555,6 +558,9 @@ Deno.test({
     await engine.append([
       draft(room, `secret ${marker}`, { cid: "c1" }),
       draft(room, typo),
+      // Replies quote both: the quotes go with the texts.
+      draft(room, "re secret", { replyTo: 501 }),
+      draft(room, "re typo", { replyTo: 502 }),
       ...Array.from({ length: 300 }, (_, i) => draft(room, `after ${i}`)),
     ]);
     assert.deepEqual(
@@ -571,16 +577,22 @@ Deno.test({
       ...Array.from({ length: 500 }, (_, i) => `before ${i}`),
       "",
       "fixed",
+      "re secret",
+      "re typo",
       ...Array.from({ length: 300 }, (_, i) => `after ${i}`),
     ];
     assert.deepEqual(page.messages.map((m) => m.text), texts, "every other message is still there, in order");
-    assert.deepEqual(page.messages.map((m) => m.seq), Array.from({ length: 802 }, (_, i) => i + 1));
+    assert.deepEqual(page.messages.map((m) => m.seq), Array.from({ length: 804 }, (_, i) => i + 1));
+    assert.deepEqual(page.messages.slice(502, 504).map((m) => m.replyTo), [
+      { seq: 501, from: "alice", text: "", deleted: true },
+      { seq: 502, from: "alice", text: "fixed" },
+    ]);
     // The first message, and the last: the window reaches the start and the end of the stream.
     assert.ok((await engine.changeMessage!(room, 1, { kind: "delete", by: "mod" }, {})).ok);
-    assert.ok((await engine.changeMessage!(room, 802, { kind: "edit", text: "end", editedTs: 2 }, {})).ok);
+    assert.ok((await engine.changeMessage!(room, 804, { kind: "edit", text: "end", editedTs: 2 }, {})).ok);
     const again = (await engine.after(room, 0, 1000)).messages;
-    assert.deepEqual([again.length, again[0].deleted, again[801].text], [802, true, "end"]);
-    assert.equal((await engine.append([draft(room, "next")]))[0].message.seq, 803);
+    assert.deepEqual([again.length, again[0].deleted, again[803].text], [804, true, "end"]);
+    assert.equal((await engine.append([draft(room, "next")]))[0].message.seq, 805);
     await engine.close();
   },
 });
