@@ -1298,7 +1298,9 @@ export class Chat {
    * stored in the two people's conversation like a room message (same batch, same ack rule).
    */
   #direct(conn: Conn, to: string, text: string, cid?: string): void {
-    const local = this.hub.personByName(to);
+    // Online here, or gone moments ago and still holding the name here: the directory may not have
+    // their entry written yet, and they are the person so called.
+    const local = this.hub.personByName(to, true);
     if (local !== undefined) {
       return this.#queueDirect(conn, { key: local, name: this.hub.nameOf(local)! }, text, cid);
     }

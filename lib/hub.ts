@@ -392,12 +392,13 @@ export class Hub {
 
   /**
    * The key of the person online under `name` or a name that looks the same (a shared
-   * {@link nameKeys} key; the case-insensitive match first).
+   * {@link nameKeys} key; the case-insensitive match first). With `held`, also a person offline who
+   * still holds the name (within the name hold).
    */
-  personByName(name: string): string | undefined {
+  personByName(name: string, held = false): string | undefined {
     for (const k of nameKeys(name)) {
       const p = this.#names.get(k);
-      if (p && p.conns.size > 0) return p.key;
+      if (p && (held || p.conns.size > 0)) return p.key;
     }
     return undefined;
   }

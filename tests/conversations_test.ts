@@ -10,7 +10,7 @@ import { RedisEngine } from "../lib/engine_redis.ts";
 import { createLogger } from "../lib/log.ts";
 import { MemoryStore } from "../lib/store.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";
-import { type Msg, startServer, TestClient } from "./helpers.ts";
+import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
 
 const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
 const log = createLogger("error");
@@ -393,4 +393,20 @@ Deno.test("parseClientFrame() takes read, conversations and history {conv} and r
       JSON.stringify(bad),
     );
   }
+});
+
+Deno.test("a DM to someone who left a moment ago reaches them before the people directory has them", async () => {
+  const slow = faultyStore();
+  await using s = await startServer({}, { store: slow.store });
+  slow.hold(); // writes wait, like a slow disk: the directory does not know the newcomer yet
+  const reader = new TestClient(`${s.wsUrl}?name=reader&room=`);
+  await reader.next("welcome");
+  await reader.close();
+  await using writer = await TestClient.connect(s, { name: "writer", room: "" });
+  writer.send({ type: "send", to: "reader", text: "you just missed me", cid: "w1" });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(writer.all("error"), [], "the name is still held here: it is reader's");
+  slow.release();
+  const ack = await writer.next("ack");
+  assert.deepEqual([ack.cid, ack.to, ack.seq], ["w1", "reader", 1]);
 });

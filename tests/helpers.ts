@@ -216,7 +216,11 @@ export function faultyStore() {
       audit: (room, before, limit) => inner.audit(room, before, limit),
       person: (key) => inner.person(key),
       findPerson: (keys) => inner.findPerson(keys),
-      rememberPerson: (p, nameKey, now) => inner.rememberPerson(p, nameKey, now),
+      // A person's directory entry is a write too: held like the others (a slow disk).
+      rememberPerson: async (p, nameKey, now) => {
+        if (gate && ctl.holdAt === "before") await gate;
+        await inner.rememberPerson(p, nameKey, now);
+      },
       conversations: (key, before, limit) => inner.conversations(key, before, limit),
       conversationPeer: (key, conv) => inner.conversationPeer(key, conv),
       readPosition: (key, room) => inner.readPosition(key, room),
