@@ -10,13 +10,17 @@ import { RedisEngine } from "../lib/engine_redis.ts";
 import { createLogger } from "../lib/log.ts";
 import { MemoryStore } from "../lib/store.ts";
 import type { ConfigInput } from "../lib/config.ts";
-import { type Msg, startServer, TestClient, type TestServer } from "./helpers.ts";
+import { type Msg, startServer, TestClient, type TestServer, waitFor } from "./helpers.ts";
 
 const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
 
 async function sendAndAck(c: TestClient, m: Msg): Promise<Msg> {
   c.send({ type: "send", room: "lobby", ...m });
-  return await c.next("ack", (a) => a.cid === m.cid);
+  const ack = await c.next("ack", (a) => a.cid === m.cid);
+  // On Redis the ack can come before the message itself (pub/sub), and history holds only what this
+  // member was handed: wait until it has it (without taking it from the test).
+  await waitFor(() => Promise.resolve(c.lines.some((l) => l.type === "message" && l.seq === ack.seq)));
+  return ack;
 }
 
 /** Connects `name` to the lobby and takes its joined. */
