@@ -18,74 +18,14 @@ import {
   type RoomChange,
   type RoomRules,
 } from "../lib/engine.ts";
-import { RedisEngine } from "../lib/engine_redis.ts";
-import { createLogger } from "../lib/log.ts";
 import type { ChatMessage } from "../lib/protocol.ts";
-import { MemoryStore } from "../lib/store.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";
+import { connectRedisEngine, engineKinds } from "./engine_kinds.ts";
 import { redisMissing, startRedis } from "./redis_helpers.ts";
 
-const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
 const missing = redisMissing();
-const log = createLogger("error");
 
-interface Opts {
-  auditRetain?: number;
-  retainMessages?: number;
-}
-
-/** An engine under test; `reopen` closes it and opens the same storage again (a restart). */
-interface Under {
-  engine: Engine;
-  reopen?(): Promise<Engine>;
-  cleanup(): Promise<void>;
-}
-
-const redisEngine = (url: string, o: Opts) =>
-  RedisEngine.connect({
-    url,
-    retainMessages: o.retainMessages ?? 0,
-    retainMs: 0,
-    dedupWindowMs: 60_000,
-    auditRetain: o.auditRetain,
-    log,
-  });
-
-const kinds: [string, (o: Opts) => Promise<Under>][] = [
-  ["MemoryStore", (o) => {
-    const store = new MemoryStore({ retainMessages: o.retainMessages ?? 0, retainMs: 0 });
-    const engine = new EmbeddedEngine(store, { dedupWindowMs: 60_000, auditRetain: o.auditRetain });
-    return Promise.resolve({ engine, cleanup: () => engine.close() });
-  }],
-  ["SqliteStore", async (o) => {
-    const dir = await Deno.makeTempDir();
-    const open = async () =>
-      new EmbeddedEngine(
-        await SqliteStore.open(dir, {
-          retainMessages: o.retainMessages ?? 0,
-          retainMs: 0,
-          durability: "normal",
-        }),
-        { dedupWindowMs: 60_000, auditRetain: o.auditRetain },
-      );
-    const under: Under = {
-      engine: await open(),
-      reopen: async () => (await under.engine.close(), under.engine = await open()),
-      cleanup: async () => (await under.engine.close(), await Deno.remove(dir, { recursive: true })),
-    };
-    return under;
-  }],
-];
-if (TEST_REDIS_URL) {
-  kinds.push(["RedisEngine", async (o) => {
-    const under: Under = {
-      engine: await redisEngine(TEST_REDIS_URL, o),
-      reopen: async () => (await under.engine.close(), under.engine = await redisEngine(TEST_REDIS_URL, o)),
-      cleanup: () => under.engine.close(),
-    };
-    return under;
-  }]);
-}
+const kinds = engineKinds();
 
 /** A room of its own per test: Redis runs are not flushed between tests. */
 const newRoom = () => `r${crypto.randomUUID().slice(0, 8)}`;
@@ -549,7 +489,7 @@ Deno.test({
   ignore: !!missing,
   fn: async () => {
     await using redis = await startRedis();
-    const engine = await redisEngine(redis.url, {});
+    const engine = await connectRedisEngine(redis.url);
     const room = newRoom();
     const marker = `MARKER-${crypto.randomUUID()}`;
     const typo = `TYPO-${crypto.randomUUID()}`;
@@ -602,9 +542,9 @@ Deno.test({
   ignore: !!missing,
   fn: async () => {
     await using redis = await startRedis();
-    const a = await redisEngine(redis.url, {});
-    const b = await redisEngine(redis.url, {});
-    const c = await redisEngine(redis.url, {});
+    const a = await connectRedisEngine(redis.url);
+    const b = await connectRedisEngine(redis.url);
+    const c = await connectRedisEngine(redis.url);
     try {
       const room = newRoom();
       const heard = await listen(b, room);
@@ -648,7 +588,7 @@ Deno.test({
   ignore: !!missing,
   fn: async () => {
     await using redis = await startRedis();
-    const engine = await redisEngine(redis.url, {});
+    const engine = await connectRedisEngine(redis.url);
     const room = newRoom();
     await engine.changeRoom!(room, { kind: "ban", uid: "bob", until: 0 }, entry("ban"));
     const c = createClient({ url: redis.url });
