@@ -5,57 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { conversationId, type Draft, EmbeddedEngine, type Engine } from "../lib/engine.ts";
-import { RedisEngine } from "../lib/engine_redis.ts";
-import { createLogger } from "../lib/log.ts";
-import { MemoryStore } from "../lib/store.ts";
-import { SqliteStore } from "../lib/store_sqlite.ts";
+import { conversationId, type Draft } from "../lib/engine.ts";
+import { engineKinds } from "./engine_kinds.ts";
 import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
 
-const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
-const log = createLogger("error");
-
-interface Under {
-  engine: Engine;
-  reopen?(): Promise<Engine>;
-  cleanup(): Promise<void>;
-}
-
-const redisEngine = (url: string) =>
-  RedisEngine.connect({ url, retainMessages: 0, retainMs: 0, dedupWindowMs: 60_000, log });
-
-const kinds: [string, () => Promise<Under>][] = [
-  ["MemoryStore", () => {
-    const engine = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0 }), {
-      dedupWindowMs: 60_000,
-    });
-    return Promise.resolve({ engine, cleanup: () => engine.close() });
-  }],
-  ["SqliteStore", async () => {
-    const dir = await Deno.makeTempDir();
-    const open = async () =>
-      new EmbeddedEngine(
-        await SqliteStore.open(dir, { retainMessages: 0, retainMs: 0, durability: "normal" }),
-        { dedupWindowMs: 60_000 },
-      );
-    const under: Under = {
-      engine: await open(),
-      reopen: async () => (await under.engine.close(), under.engine = await open()),
-      cleanup: async () => (await under.engine.close(), await Deno.remove(dir, { recursive: true })),
-    };
-    return under;
-  }],
-];
-if (TEST_REDIS_URL) {
-  kinds.push(["RedisEngine", async () => {
-    const under: Under = {
-      engine: await redisEngine(TEST_REDIS_URL),
-      reopen: async () => (await under.engine.close(), under.engine = await redisEngine(TEST_REDIS_URL)),
-      cleanup: () => under.engine.close(),
-    };
-    return under;
-  }]);
-}
+const kinds = engineKinds();
 
 /** Keys of their own per test: Redis runs are not flushed between engine tests. */
 const fresh = (p: string) => `${p}-${crypto.randomUUID().slice(0, 8)}`;

@@ -7,78 +7,11 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { type Draft, EmbeddedEngine, type Engine, type ReactionCaps } from "../lib/engine.ts";
-import { RedisEngine } from "../lib/engine_redis.ts";
-import { createLogger } from "../lib/log.ts";
 import type { ChatMessage } from "../lib/protocol.ts";
-import { MemoryStore } from "../lib/store.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";
+import { engineKinds } from "./engine_kinds.ts";
 
-const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
-const log = createLogger("error");
-
-interface Opts {
-  retainMessages?: number;
-}
-
-/** An engine under test; `reopen` closes it and opens the same storage again (a restart). */
-interface Under {
-  engine: Engine;
-  reopen?(): Promise<Engine>;
-  /** Applies retention (the Redis engine applies it in its next append). */
-  prune(): Promise<void>;
-  cleanup(): Promise<void>;
-}
-
-const redisEngine = (url: string, o: Opts) =>
-  RedisEngine.connect({
-    url,
-    retainMessages: o.retainMessages ?? 0,
-    retainMs: 0,
-    dedupWindowMs: 60_000,
-    log,
-  });
-
-const kinds: [string, (o: Opts) => Promise<Under>][] = [
-  ["MemoryStore", (o) => {
-    const store = new MemoryStore({ retainMessages: o.retainMessages ?? 0, retainMs: 0 });
-    const engine = new EmbeddedEngine(store, { dedupWindowMs: 60_000 });
-    return Promise.resolve({
-      engine,
-      prune: async () => void await engine.prune(Date.now()),
-      cleanup: () => engine.close(),
-    });
-  }],
-  ["SqliteStore", async (o) => {
-    const dir = await Deno.makeTempDir();
-    const open = async () =>
-      new EmbeddedEngine(
-        await SqliteStore.open(dir, {
-          retainMessages: o.retainMessages ?? 0,
-          retainMs: 0,
-          durability: "normal",
-        }),
-        { dedupWindowMs: 60_000 },
-      );
-    const under: Under = {
-      engine: await open(),
-      reopen: async () => (await under.engine.close(), under.engine = await open()),
-      prune: async () => void await under.engine.prune(Date.now()),
-      cleanup: async () => (await under.engine.close(), await Deno.remove(dir, { recursive: true })),
-    };
-    return under;
-  }],
-];
-if (TEST_REDIS_URL) {
-  kinds.push(["RedisEngine", async (o) => {
-    const under: Under = {
-      engine: await redisEngine(TEST_REDIS_URL, o),
-      reopen: async () => (await under.engine.close(), under.engine = await redisEngine(TEST_REDIS_URL, o)),
-      prune: () => Promise.resolve(),
-      cleanup: () => under.engine.close(),
-    };
-    return under;
-  }]);
-}
+const kinds = engineKinds();
 
 /** A room of its own per test: Redis runs are not flushed between tests. */
 const newRoom = () => `r${crypto.randomUUID().slice(0, 8)}`;

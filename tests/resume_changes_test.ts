@@ -7,12 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { type Draft, EmbeddedEngine, type Engine } from "../lib/engine.ts";
-import { RedisEngine } from "../lib/engine_redis.ts";
-import { createLogger } from "../lib/log.ts";
+import type { Draft, Engine } from "../lib/engine.ts";
 import type { ChatMessage } from "../lib/protocol.ts";
-import { MemoryStore } from "../lib/store.ts";
-import { SqliteStore } from "../lib/store_sqlite.ts";
+import { engineKinds } from "./engine_kinds.ts";
 import { type Msg, startServer, TestClient, type TestServer } from "./helpers.ts";
 
 const SECRET = "resume-changes-test-secret-0123456789-abcdef";
@@ -161,47 +158,7 @@ Deno.test("join: rev must be a whole number", async () => {
 
 // --- The engines: the rev of each change, and changes() as resume reads it, on every backend. ---
 
-type Under = { engine: Engine; reopen?(): Promise<Engine>; cleanup(): Promise<void> };
-
-const log = createLogger("error");
-const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
-const redisEngine = (url: string, retainMessages: number) =>
-  RedisEngine.connect({ url, retainMessages, retainMs: 0, dedupWindowMs: 60_000, log });
-
-const kinds: [string, (retainMessages: number) => Promise<Under>][] = [
-  ["MemoryStore", (retainMessages) => {
-    const engine = new EmbeddedEngine(new MemoryStore({ retainMessages, retainMs: 0 }), {
-      dedupWindowMs: 60_000,
-    });
-    return Promise.resolve({ engine, cleanup: () => engine.close() });
-  }],
-  ["SqliteStore", async (retainMessages) => {
-    const dir = await Deno.makeTempDir();
-    const open = async () =>
-      new EmbeddedEngine(
-        await SqliteStore.open(dir, { retainMessages, retainMs: 0, durability: "normal" }),
-        { dedupWindowMs: 60_000 },
-      );
-    const under: Under = {
-      engine: await open(),
-      reopen: async () => (await under.engine.close(), under.engine = await open()),
-      cleanup: async () => (await under.engine.close(), await Deno.remove(dir, { recursive: true })),
-    };
-    return under;
-  }],
-];
-if (TEST_REDIS_URL) {
-  kinds.push(["RedisEngine", async (retainMessages) => {
-    const under: Under = {
-      engine: await redisEngine(TEST_REDIS_URL, retainMessages),
-      reopen: async () => (
-        await under.engine.close(), under.engine = await redisEngine(TEST_REDIS_URL, retainMessages)
-      ),
-      cleanup: () => under.engine.close(),
-    };
-    return under;
-  }]);
-}
+const kinds = engineKinds();
 
 /** A room of its own per test: Redis runs are not flushed between engine tests. */
 const newRoom = () => `r${crypto.randomUUID().slice(0, 8)}`;
@@ -232,7 +189,7 @@ const shape = (ms: ChatMessage[]) => ms.map((m) => [m.seq, m.text, m.deleted ?? 
 
 for (const [kind, make] of kinds) {
   Deno.test(`${kind}.changeMessage() takes the room's next rev, per room, from 1`, async () => {
-    const u = await make(0);
+    const u = await make({ retainMessages: 0 });
     try {
       const [room, other] = [newRoom(), newRoom()];
       const seqs = await appendTexts(u.engine, room, ["a", "b"]);
@@ -251,7 +208,7 @@ for (const [kind, make] of kinds) {
   });
 
   Deno.test(`${kind}.changes() reads the rev and the messages up to a seq changed after a rev, as they are now`, async () => {
-    const u = await make(0);
+    const u = await make({ retainMessages: 0 });
     try {
       const room = newRoom();
       const s = await appendTexts(u.engine, room, ["one", "two", "three", "four"]);
@@ -282,7 +239,7 @@ for (const [kind, make] of kinds) {
   });
 
   Deno.test(`${kind}.changes() leaves out what retention removed; the rev stays`, async () => {
-    const u = await make(2);
+    const u = await make({ retainMessages: 2 });
     try {
       const room = newRoom();
       const s = await appendTexts(u.engine, room, ["a", "b"]);
@@ -300,7 +257,7 @@ for (const [kind, make] of kinds) {
 
   if (kind !== "MemoryStore") {
     Deno.test(`${kind}: the rev and the changed messages' revs survive a restart`, async () => {
-      const u = await make(0);
+      const u = await make({ retainMessages: 0 });
       try {
         const room = newRoom();
         const s = await appendTexts(u.engine, room, ["a", "b"]);
