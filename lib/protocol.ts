@@ -397,14 +397,7 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "disallow":
       return { type: o.type, room: room(o), uid: uid(o) };
     case "room": {
-      const msg: {
-        type: "room";
-        room: string;
-        topic?: string;
-        private?: boolean;
-        readOnly?: boolean;
-        slowModeSeconds?: number;
-      } = { type: "room", room: room(o) };
+      const msg: Extract<ClientMessage, { type: "room" }> = { type: "room", room: room(o) };
       const topic = optString(o, "topic", MAX_TOPIC_CHARS, true);
       if (topic !== undefined) msg.topic = topic;
       for (const f of ["private", "readOnly"] as const) {
