@@ -66,7 +66,11 @@ export function openPalette(button, pick) {
     });
     palette.append(b);
   }
+  let open = true;
   const close = (/** @type {boolean} */ refocus = false) => {
+    // Removing the palette takes the focus out of it, which closes it again (focusout): once only.
+    if (!open) return;
+    open = false;
     palette.remove();
     button.setAttribute("aria-expanded", "false");
     document.removeEventListener("pointerdown", outside, true);
