@@ -1,17 +1,21 @@
 /**
  * The chat page: wires the views (static/views/, one part of the screen each) to a
- * {@link ChatClient}. It owns what they share (the open conversation, unread counts), follows the
- * address (`#room`, `#@name`), and turns the client's events into renders. Everything a user typed
- * reaches the page through `textContent` and `createElement` only.
+ * {@link ChatClient}. It owns what they share (the open conversation), follows the address
+ * (`#room`, `#@name`), and turns the client's events into renders. Unread and mention counts are
+ * the server's (kept by the client), read state goes out when the open conversation is seen
+ * (reading.js). Everything a user typed reaches the page through `textContent` and `createElement`
+ * only.
  * @module
  */
-import { ChatClient, isValidName, mentions } from "./chat-client.js";
+import { ChatClient, isValidName } from "./chat-client.js";
 import { createComposer } from "./views/composer.js";
 import { byId } from "./views/dom.js";
 import { askName } from "./views/login.js";
 import { createMembers } from "./views/members.js";
 import { createMessageActions } from "./views/message-actions.js";
 import { createNotifications } from "./views/notifications.js";
+import { createReading } from "./views/reading.js";
+import { createReplyBar } from "./views/reply.js";
 import { createRoomInfo } from "./views/roominfo.js";
 import { createSidebar } from "./views/sidebar.js";
 import { isDirect, STORAGE_PREFIX } from "./views/state.js";
@@ -66,15 +70,23 @@ function start(name, getToken) {
   const storagePrefix = getToken ? `${STORAGE_PREFIX}signed:` : STORAGE_PREFIX;
   const client = new ChatClient({ url: wsUrl(), name, storagePrefix, getToken });
   /** @type {AppState} */
-  const state = { client, active: "", unread: new Map(), go };
+  const state = { client, active: "", go };
+  const focusComposer = () => composer.focus();
   const topbar = createTopbar(state);
-  const thread = createThread(state, { onRead: markRead, focusComposer: () => composer.focus() });
-  const composer = createComposer(state, { leaveRoom, scrollToBottom: thread.scrollToBottom });
-  const sidebar = createSidebar(state, { leaveRoom, focusComposer: () => composer.focus() });
+  const thread = createThread(state, { onRead: markRead, focusComposer });
+  const replyBar = createReplyBar(state, { focusComposer });
+  const composer = createComposer(state, { leaveRoom, scrollToBottom: thread.scrollToBottom, replyBar });
+  const sidebar = createSidebar(state, { leaveRoom, focusComposer });
   const members = createMembers(state);
   const roomInfo = createRoomInfo(state);
-  createMessageActions(state, { focusComposer: () => composer.focus() });
-  const { unread } = state;
+  const reading = createReading(state, { atBottom: thread.atBottom, onRead: renderCounts });
+  createMessageActions(state, {
+    focusComposer,
+    reply(room, seq) {
+      replyBar.set(room, seq);
+      composer.focus();
+    },
+  });
 
   // -------------------------------------------------------------------------------------------
   // Navigation
@@ -88,7 +100,7 @@ function start(name, getToken) {
     state.active = key;
     if (key && isDirect(key)) client.direct(key.slice(1));
     thread.show(key);
-    if (key) unread.delete(key);
+    reading.check();
     renderHeading();
     topbar.closeDrawers();
     sidebar.render();
@@ -132,18 +144,20 @@ function start(name, getToken) {
     else location.hash = hash;
   }
 
-  /** The open conversation was read to its end. */
+  /** The reader reached the end of the open conversation. */
   function markRead() {
-    if (state.active && unread.has(state.active) && !document.hidden) {
-      unread.delete(state.active);
-      sidebar.render();
-      topbar.renderTitle();
-    }
+    reading.check();
+  }
+
+  /** The unread counts changed: the sidebar's and the title's. */
+  function renderCounts() {
+    sidebar.render();
+    topbar.renderTitle();
   }
 
   /**
    * Someone renamed: the client moved their direct conversation to the new name (unless one with
-   * that name was there already), so its view, unread count and, when open, address follow.
+   * that name was there already), so its view and, when open, address follow.
    * @param {string} old
    * @param {string} name
    */
@@ -157,12 +171,6 @@ function start(name, getToken) {
     const wasTheirs = (key) => isDirect(key) && key.slice(1).toLowerCase() === from;
     const viewed = [...thread.keys()].find(wasTheirs);
     if (viewed !== undefined) thread.rekey(viewed, to);
-    const counted = [...unread.keys()].find(wasTheirs);
-    if (counted !== undefined) {
-      const n = unread.get(counted) ?? 0;
-      unread.delete(counted);
-      unread.set(to, (unread.get(to) ?? 0) + n);
-    }
     if (wasTheirs(state.active)) {
       state.active = to;
       history.replaceState(null, "", `#${to}`);
@@ -174,7 +182,7 @@ function start(name, getToken) {
   /**
    * Leaves a room at once and offers, while the toast shows, to undo it: a stray click on × must
    * not cost the room. Undo joins again from where it was left (its messages, then what came
-   * meanwhile), with its view, unread count and place.
+   * meanwhile), with its view and place; its unread count is the server's again.
    * @param {string} room
    * @param {{ focusUndo?: boolean }} [opts] `focusUndo`: the control used (the room's ×) goes with
    *   the room, so the focus moves to Undo rather than to nowhere, and to the message box after
@@ -182,7 +190,6 @@ function start(name, getToken) {
   function leaveRoom(room, { focusUndo = false } = {}) {
     const wasActive = state.active === room;
     const v = thread.detach(room);
-    const wasUnread = unread.get(room) ?? 0;
     const kept = client.leave(room);
     if (kept) {
       toast(`You left #${room}`, "info", {
@@ -190,7 +197,6 @@ function start(name, getToken) {
         run: () => {
           if (client.rooms.has(room)) return; // joined again meanwhile
           if (v) thread.attach(v);
-          if (wasUnread) unread.set(room, (unread.get(room) ?? 0) + wasUnread);
           client.join(room, { resume: kept });
           if (wasActive) {
             // Opened now rather than on the hash change a moment later: the message box is enabled
@@ -206,7 +212,6 @@ function start(name, getToken) {
         returnFocus: focusUndo ? () => composer.focus() : undefined,
       });
     }
-    unread.delete(room);
     if (wasActive) {
       state.active = "";
       const next = client.rooms.keys().next().value;
@@ -225,16 +230,15 @@ function start(name, getToken) {
   const notifications = createNotifications(state);
 
   /**
+   * Notifies of the direct messages and mentions of you among `msgs` while the page is hidden.
    * @param {string} key
    * @param {AnyMessage[]} msgs
    */
-  function countUnread(key, msgs) {
-    const visible = key === state.active && !document.hidden;
+  function notifyOf(key, msgs) {
+    if (document.visibilityState !== "hidden") return;
     for (const m of msgs) {
       if (client.isMe(m.from)) continue;
-      const mentioned = isDirect(key) || mentions(m.text, client.me);
-      if (!visible) unread.set(key, (unread.get(key) ?? 0) + 1);
-      if (mentioned && (document.hidden || key !== state.active)) notifications.notify(key, m);
+      if (isDirect(key) || client.mentionsMe(m)) notifications.notify(key, m);
     }
   }
 
@@ -251,20 +255,37 @@ function start(name, getToken) {
   client.addEventListener("rooms", () => sidebar.render());
   client.addEventListener("joined", (e) => {
     const { room, added, reset } = detail(e);
-    if (!reset) countUnread(room, added);
+    if (!reset) notifyOf(room, added);
     thread.joined(room, added);
-    sidebar.render();
-    topbar.renderTitle();
+    reading.check();
+    renderCounts();
   });
   client.addEventListener("message", (e) => {
     const { room, peer, message } = detail(e);
     const key = room ?? `@${peer}`;
     thread.message(key, message);
-    countUnread(key, [message]);
-    sidebar.render();
-    topbar.renderTitle();
+    reading.check();
+    notifyOf(key, [message]);
+    renderCounts();
   });
-  client.addEventListener("history", (e) => thread.history(detail(e).room));
+  client.addEventListener("history", (e) => {
+    const { room, peer } = detail(e);
+    thread.history(room ?? `@${peer}`);
+    if (peer !== undefined) reading.check();
+    renderCounts();
+  });
+  client.addEventListener("conversations", () => {
+    // The read positions of direct conversations are known now, and which ones have a history.
+    thread.readPositions();
+    if (isDirect(state.active)) thread.maybeLoadOlder();
+    reading.check();
+    renderCounts();
+  });
+  client.addEventListener("read", () => renderCounts());
+  client.addEventListener("reactions", (e) => {
+    const { room, message } = detail(e);
+    thread.changed(room, message);
+  });
   client.addEventListener("members", (e) => {
     const { room } = detail(e);
     if (room === state.active || isDirect(state.active)) members.render();
@@ -284,6 +305,7 @@ function start(name, getToken) {
   client.addEventListener("changed", (e) => {
     const { room, message } = detail(e);
     thread.changed(room, message);
+    if (message.deleted) replyBar.render(); // a reply to it cannot be sent any more
   });
   client.addEventListener("moderation", (e) => {
     const { room, line } = detail(e);
@@ -320,7 +342,6 @@ function start(name, getToken) {
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) return;
     if (client.state === "reconnecting") client.reconnectNow();
-    if (thread.atBottom()) markRead();
   });
 
   byId("app", HTMLElement).hidden = false;

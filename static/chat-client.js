@@ -359,6 +359,8 @@ export class RoomState {
     /** Your read position (the server's, for every device) and what is unread after it. */
     this.lastRead = 0;
     this.unread = 0;
+    /** Messages after `lastRead` that mention you (the server's count, then kept up here). */
+    this.mentions = 0;
   }
 
   /**
@@ -470,6 +472,29 @@ export class DirectConversation {
     this.lastSeq = 0;
     this.lastRead = 0;
     this.unread = 0;
+    /** Nothing older than the oldest message held exists on the server. */
+    this.complete = false;
+    /** A `history {conv, before}` request is out. */
+    this.loadingOlder = false;
+    /** A `history {conv, after}` request (catching up after a reconnect) is out. */
+    this.catchingUp = false;
+    /**
+     * Catching up waits for an older page that is out (the answers do not say which they answer):
+     * then it asks after this seq (0: no wait).
+     */
+    this.catchUpAfter = 0;
+  }
+
+  /** The newest seq held (0: none). */
+  heldSeq() {
+    let max = 0;
+    for (const m of this.messages) if (m.convSeq !== undefined && m.convSeq > max) max = m.convSeq;
+    return max;
+  }
+
+  /** When the newest message held was sent (0: none). */
+  get lastTs() {
+    return this.messages.at(-1)?.ts ?? 0;
   }
 
   /**
@@ -506,7 +531,7 @@ export class DirectConversation {
  * - `rooms` {}: the set of rooms changed
  * - `joined` {room, added, reset}: (re)joined; `reset` means the list was replaced
  * - `message` {room?, peer?, message}: a new room message (`room`) or direct message (`peer`)
- * - `history` {room, added}: older messages arrived
+ * - `history` {room, added} or {peer}: older messages arrived (a room's, or a direct conversation's)
  * - `members` {room}: a room's members changed
  * - `typing` {room}: who types in `room` changed
  * - `nick` {old, name}: someone (maybe you: see `me`) changed name
@@ -589,6 +614,8 @@ export class ChatClient extends EventTarget {
     this.limits = { ...DEFAULT_LIMITS };
     /** Counters, for tests and diagnostics. */
     this.stats = { frames: 0, lines: 0, connects: 0 };
+    /** The server's list of direct conversations came on this connection. */
+    this.conversationsLoaded = false;
 
     /** @type {WebSocket | undefined} */
     this.ws = undefined;
@@ -849,18 +876,72 @@ export class ChatClient extends EventTarget {
    */
   markRead(target) {
     if (!this.live) return false;
+    // Taken as read here at once (the badge goes now, and the same seq is not sent twice); the
+    // server's `read` line confirms it, and a later `joined` or conversation list corrects it.
     if ("room" in target) {
       const r = this.rooms.get(target.room);
-      const seq = target.seq ?? r?.lastSeq ?? 0;
+      const seq = Math.min(target.seq ?? r?.lastSeq ?? 0, r?.lastSeq ?? 0);
       if (!r?.joined || seq <= r.lastRead) return false;
       this.#send({ type: "read", room: r.name, seq });
+      r.lastRead = seq;
+      r.unread = Math.max(0, r.lastSeq - r.lastRead);
+      this.#recountMentions(r);
+      this.#emit("read", { room: r.name });
       return true;
     }
     const c = this.directs.get(target.peer.toLowerCase());
-    const seq = target.seq ?? c?.lastSeq ?? 0;
+    const seq = Math.min(target.seq ?? c?.lastSeq ?? 0, c?.lastSeq ?? 0);
     if (!c?.conv || seq <= c.lastRead) return false;
     this.#send({ type: "read", conv: c.conv, seq });
+    c.lastRead = seq;
+    c.unread = Math.max(0, c.lastSeq - c.lastRead);
+    this.#emit("read", { peer: c.peer });
     return true;
+  }
+
+  /**
+   * Whether message `m` mentions you, as the server marked it (`mentions`, the names it mentions).
+   * @param {RoomMessage | DirectMessage} m
+   */
+  mentionsMe(m) {
+    return "mentions" in m && Array.isArray(m.mentions) && m.mentions.some((n) => this.isMe(n));
+  }
+
+  /**
+   * Asks for the page of the direct conversation with `peer` older than what is held (its stored
+   * history: the server keeps DMs like room messages).
+   * @param {string} peer
+   * @returns {boolean} whether a request went out
+   */
+  loadOlderDirect(peer) {
+    const c = this.directs.get(peer.toLowerCase());
+    if (!c || c.complete || c.loadingOlder || c.catchingUp || !this.live) return false;
+    if (!c.conv) {
+      // Not in the server's list: no message was ever stored between you.
+      if (this.conversationsLoaded) c.complete = true;
+      return false;
+    }
+    c.loadingOlder = true;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "history", conv: c.conv };
+    const oldest = c.messages.find((m) => m.convSeq !== undefined)?.convSeq;
+    if (oldest !== undefined) msg.before = oldest;
+    this.#takeToken();
+    this.#send(msg);
+    return true;
+  }
+
+  /**
+   * Counts again the messages after the read position that mention you, from those held when they
+   * cover it all; else the count can only shrink with the unread ones.
+   * @param {RoomState} r
+   */
+  #recountMentions(r) {
+    if (r.lastRead >= r.lastSeq) return void (r.mentions = 0);
+    const first = r.messages[0]?.seq ?? Infinity;
+    if (r.complete || first <= r.lastRead + 1) {
+      r.mentions = r.messages.filter((m) => m.seq > r.lastRead && !m.deleted && this.mentionsMe(m)).length;
+    } else r.mentions = Math.min(r.mentions, r.unread);
   }
 
   /**
@@ -1070,6 +1151,11 @@ export class ChatClient extends EventTarget {
     clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
     this.#clearInFlight();
+    this.conversationsLoaded = false;
+    for (const c of this.directs.values()) {
+      c.loadingOlder = c.catchingUp = false;
+      c.catchUpAfter = 0;
+    }
     for (const r of this.rooms.values()) {
       r.joined = false;
       r.loadingOlder = false;
@@ -1260,6 +1346,8 @@ export class ChatClient extends EventTarget {
     r.rev = typeof m.rev === "number" ? m.rev : 0;
     if (typeof m.lastRead === "number") r.lastRead = m.lastRead;
     r.unread = Math.max(0, r.lastSeq - r.lastRead);
+    if (typeof m.mentions === "number") r.mentions = Math.min(m.mentions, r.unread);
+    else this.#recountMentions(r);
     if (typeof m.epoch === "string") r.epoch = m.epoch;
     r.synced = true;
     r.joined = true;
@@ -1388,6 +1476,8 @@ export class ChatClient extends EventTarget {
     // Your own message reads the room up to it (the server does the same).
     if (this.isMe(m.from) && m.seq > r.lastRead) r.lastRead = m.seq;
     r.unread = Math.max(0, r.lastSeq - r.lastRead);
+    if (this.isMe(m.from)) this.#recountMentions(r);
+    else if (added.length && m.seq > r.lastRead && this.mentionsMe(msg)) r.mentions++;
     if (r.typing.delete(m.from)) this.#emit("typing", { room: r.name });
     if (this.isMe(m.from)) this.#sentToRoom(r.name, m.cid);
     this.#settleByMessages(added);
@@ -1495,6 +1585,9 @@ export class ChatClient extends EventTarget {
       if (typeof item?.with !== "string" || typeof item.conv !== "string") continue;
       const c = this.direct(item.with);
       c.conv = item.conv;
+      // Held messages, then some missed while away: ask for those (after the newest held) first.
+      const held = c.heldSeq();
+      if (held > 0 && typeof item.lastSeq === "number" && item.lastSeq > held) this.#catchUp(c, held);
       if (typeof item.lastSeq === "number" && item.lastSeq > c.lastSeq) c.lastSeq = item.lastSeq;
       if (typeof item.lastRead === "number" && item.lastRead > c.lastRead) c.lastRead = item.lastRead;
       c.unread = Math.max(0, c.lastSeq - c.lastRead);
@@ -1511,7 +1604,21 @@ export class ChatClient extends EventTarget {
         });
       }
     }
+    this.conversationsLoaded = true;
     this.#emit("conversations", {});
+  }
+
+  /**
+   * Asks for the messages of `c` newer than `after` (they were missed while disconnected).
+   * @param {DirectConversation} c
+   * @param {number} after
+   */
+  #catchUp(c, after) {
+    if (c.catchingUp || !c.conv) return;
+    if (c.loadingOlder) return void (c.catchUpAfter = after);
+    c.catchingUp = true;
+    this.#takeToken();
+    this.#send({ type: "history", conv: c.conv, after });
   }
 
   /**
@@ -1532,7 +1639,17 @@ export class ChatClient extends EventTarget {
         ...(x.cid === undefined ? {} : { cid: x.cid }),
       });
     }
+    if (typeof m.lastSeq === "number" && m.lastSeq > c.lastSeq) c.lastSeq = m.lastSeq;
     c.unread = Math.max(0, c.lastSeq - c.lastRead);
+    // An answer to `after` (catching up) or to `before` (older history).
+    if (c.catchingUp) {
+      c.catchingUp = false;
+      if (!m.complete && m.messages.length > 0) this.#catchUp(c, m.messages.at(-1).seq);
+    } else {
+      c.loadingOlder = false;
+      if (m.complete) c.complete = true;
+      if (c.catchUpAfter) this.#catchUp(c, c.catchUpAfter), c.catchUpAfter = 0;
+    }
     this.#emit("history", { peer: c.peer });
   }
 
@@ -1547,6 +1664,7 @@ export class ChatClient extends EventTarget {
       if (!r) return;
       if (m.seq > r.lastRead) r.lastRead = m.seq;
       r.unread = Math.max(0, r.lastSeq - r.lastRead);
+      this.#recountMentions(r);
       return this.#emit("read", { room: r.name });
     }
     const c = [...this.directs.values()].find((x) => x.conv === m.conv);
@@ -1875,11 +1993,12 @@ export class ChatClient extends EventTarget {
   #outboxChanged() {
     this.#save(
       "outbox",
-      this.outbox.map(({ cid, room, to, text, createdAt, state, error }) => ({
+      this.outbox.map(({ cid, room, to, text, replyTo, createdAt, state, error }) => ({
         cid,
         room,
         to,
         text,
+        replyTo,
         createdAt,
         state: state === "sending" ? "pending" : state,
         error,

@@ -111,10 +111,15 @@ Deno.test({
     await waitMessage(mo.page, "buy cheap watches");
     const seq = await seqOf(mo.page, "buy cheap watches");
     assert.notEqual(seq, "");
-    // Bob, a member, has Edit and Delete on his own message only; the moderator Delete on it.
+    // Bob, a member, has Edit and Delete on his own message only (besides Reply and React, which
+    // every room message has); the moderator Delete on it.
     assert.deepEqual(
       await bob.page.$$eval(`${msg(seq)} [data-action]`, (es) => es.map((e) => e.getAttribute("aria-label"))),
-      ["Edit your message", "Delete your message"],
+      ["Reply to your message", "Add a reaction to your message", "Edit your message", "Delete your message"],
+    );
+    assert.deepEqual(
+      await mo.page.$$eval(`${msg(seq)} [data-action]`, (es) => es.map((e) => e.getAttribute("data-action"))),
+      ["reply", "add-reaction", "delete"],
     );
     await mo.page.click(`${msg(seq)} [data-action="delete"]`);
     await confirmDialog(mo.page);

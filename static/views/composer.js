@@ -1,7 +1,8 @@
 /**
  * The message box under the conversation: what it is labelled, who is typing above it, what Enter
- * does with its text (send it, or run a slash command: /join, /leave, /nick, /msg), and why you
- * cannot post in the open room when you cannot (muted, read-only, slow mode, removed, refused).
+ * does with its text (send it, as a reply when the reply bar is up, or run a slash command: /join,
+ * /leave, /nick, /msg), and why you cannot post in the open room when you cannot (muted, read-only,
+ * slow mode, removed, refused).
  * @module
  */
 import { normalizeRoom, postBlock } from "../chat-client.js";
@@ -10,6 +11,7 @@ import { isDirect, viewTitle } from "./state.js";
 import { toast } from "./toasts.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
+/** @typedef {import("./reply.js").ReplyBar} ReplyBar */
 
 /** @typedef {ReturnType<typeof createComposer>} Composer */
 
@@ -25,8 +27,9 @@ document.querySelector(".skip-link")?.addEventListener("click", (e) => {
  * @param {object} hooks
  * @param {(room: string) => void} hooks.leaveRoom
  * @param {() => void} hooks.scrollToBottom shows the end of the open conversation
+ * @param {ReplyBar} hooks.replyBar the message being answered, if any
  */
-export function createComposer(state, { leaveRoom, scrollToBottom }) {
+export function createComposer(state, { leaveRoom, scrollToBottom, replyBar }) {
   const form = byId("composer", HTMLFormElement);
   const input = byId("composer-input", HTMLTextAreaElement);
   const label = byId("composer-label", HTMLElement);
@@ -85,7 +88,13 @@ export function createComposer(state, { leaveRoom, scrollToBottom }) {
       if (!active) throw new RangeError("Join a room first");
       const body = text.startsWith("//") ? text.slice(1) : text;
       if (isDirect(active)) client.send({ to: active.slice(1), text: body });
-      else client.send({ room: active, text: body });
+      else {
+        const replyTo = replyBar.replyTo(active);
+        client.send(
+          replyTo === undefined ? { room: active, text: body } : { room: active, text: body, replyTo },
+        );
+        replyBar.clear();
+      }
       scrollToBottom();
       return true;
     } catch (e) {
@@ -106,6 +115,10 @@ export function createComposer(state, { leaveRoom, scrollToBottom }) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       form.requestSubmit();
+    } else if (e.key === "Escape" && state.active && replyBar.replyTo(state.active) !== undefined) {
+      e.preventDefault();
+      e.stopPropagation(); // not the page's Escape (it closes drawers)
+      replyBar.clear();
     }
   });
   input.addEventListener("input", () => {
@@ -127,6 +140,7 @@ export function createComposer(state, { leaveRoom, scrollToBottom }) {
       input.disabled = !active;
       label.textContent = active ? `Message ${viewTitle(active)}` : "Message";
       input.placeholder = active ? `Message ${viewTitle(active)}` : "Join a room to write";
+      replyBar.render(); // a reply belongs to its room: it goes when another conversation opens
     },
 
     /**

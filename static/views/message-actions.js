@@ -1,11 +1,14 @@
 /**
- * What the Edit and Delete buttons under a message do (messages.js draws them): Delete asks first,
- * then deletes; Edit swaps the text for a box in place (Enter saves, Shift+Enter makes a new line,
- * Escape cancels). The room is told, and its `edited` / `deleted` line redraws the message.
+ * What the buttons under a message do (messages.js and reactions.js draw them): Reply puts the
+ * message in the reply bar above the message box; a reaction toggles yours, Add reaction opens the
+ * palette; Delete asks first, then deletes; Edit swaps the text for a box in place (Enter saves,
+ * Shift+Enter makes a new line, Escape cancels). The room is told, and its `edited` / `deleted` /
+ * `reactions` line redraws the message.
  * @module
  */
 import { byId, el } from "./dom.js";
 import { ask } from "./dialog.js";
+import { openPalette } from "./reactions.js";
 import { toast } from "./toasts.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
@@ -14,8 +17,9 @@ import { toast } from "./toasts.js";
  * @param {AppState} state
  * @param {object} hooks
  * @param {() => void} hooks.focusComposer
+ * @param {(room: string, seq: number) => void} hooks.reply starts a reply to message `seq` of `room`
  */
-export function createMessageActions(state, { focusComposer }) {
+export function createMessageActions(state, { focusComposer, reply }) {
   const scroller = byId("scroller", HTMLElement);
 
   /**
@@ -128,5 +132,28 @@ export function createMessageActions(state, { focusComposer }) {
     const action = button.getAttribute("data-action");
     if (action === "edit") startEdit(t);
     else if (action === "delete") void confirmDelete(t);
+    else if (action === "reply") reply(t.room, t.seq);
+    else if (action === "react") react(t, button.getAttribute("data-emoji") ?? "");
+    else if (action === "add-reaction" && button instanceof HTMLElement) {
+      openPalette(button, (emoji) => react(t, emoji, true));
+    }
   });
+
+  /**
+   * Toggles your reaction `emoji` (or with `on`, puts it); a refusal comes back as the server's
+   * sentence (a toast), the new counts as a `reactions` line.
+   * @param {NonNullable<ReturnType<typeof target>>} t
+   * @param {string} emoji
+   * @param {boolean} [on]
+   */
+  function react(t, emoji, on) {
+    if (!emoji) return;
+    if (!state.client.react(t.room, t.seq, emoji, on)) {
+      toast(
+        state.client.live
+          ? "Too many actions at once: try again in a moment"
+          : "Not connected: try again when live",
+      );
+    }
+  }
 }

@@ -1,11 +1,14 @@
 /**
- * One message as list items: delivered ones (with day separators and grouping; "(edited)", or
- * "message deleted" for a tombstone; Edit and Delete for yours, Delete for a moderator), those still
+ * One message as list items: delivered ones (with day separators and grouping; the quote of the
+ * message a reply answers; "(edited)", or "message deleted" for a tombstone; its reactions; Reply
+ * and Add reaction on room messages, Edit and Delete for yours, Delete for a moderator), those still
  * in the outbox (with their state, and Retry / Discard when refused), and moderation lines.
  * @module
  */
 import { formatUntil, mentions } from "../chat-client.js";
 import { avatar, el, hue, textNodes } from "./dom.js";
+import { reactionBar } from "./reactions.js";
+import { quoteNode } from "./reply.js";
 
 /** @typedef {import("../chat-client.js").ChatClient} ChatClient */
 /** @typedef {import("../chat-client.js").RoomMessage} RoomMessage */
@@ -68,8 +71,12 @@ export function messageNodes(m, prev, client, opts = {}) {
   if (own) li.classList.add("own");
   if (grouped) li.classList.add("grouped");
   if (deleted) li.classList.add("deleted");
-  if (!own && !deleted && mentions(m.text, client.me)) li.classList.add("mention");
-  if ("seq" in m) li.dataset.seq = String(m.seq);
+  if (!own && !deleted && (client.mentionsMe(m) || mentions(m.text, client.me))) li.classList.add("mention");
+  if ("seq" in m) {
+    li.dataset.seq = String(m.seq);
+    li.tabIndex = -1; // a tap focuses it, which shows its actions (see .msg-tools)
+  }
+  if ("replyTo" in m && m.replyTo) li.dataset.replyTo = String(m.replyTo.seq);
   if (m.cid) li.dataset.cid = m.cid;
   li.append(avatar(m.from));
   const body = el("div", "msg-body");
@@ -88,12 +95,15 @@ export function messageNodes(m, prev, client, opts = {}) {
   if (deleted) {
     body.append(el("div", "msg-text msg-tombstone", "message deleted"));
   } else {
+    if ("replyTo" in m && m.replyTo && typeof m.replyTo.from === "string") {
+      body.append(quoteNode(m.replyTo, client.rooms.get(m.room)?.find(m.replyTo.seq), client));
+    }
     const text = el("div", "msg-text");
     text.append(textNodes(m.text));
     body.append(text);
     if ("seq" in m) {
-      const actions = messageActions(m, own, client);
-      if (actions) body.append(actions);
+      if (m.reactions && Object.keys(m.reactions).length > 0) body.append(reactionBar(m));
+      body.append(messageActions(m, own, client));
     }
   }
   li.append(body);
@@ -102,17 +112,32 @@ export function messageNodes(m, prev, client, opts = {}) {
 }
 
 /**
- * Edit and Delete under your own room message; Delete under anyone's when you moderate the room.
- * The buttons carry `data-action`; the thread's message actions (message-actions.js) handle them.
+ * Reply and (while it has no reactions yet) Add reaction under a room message; Edit and Delete
+ * under your own; Delete under anyone's when you moderate the room. The buttons carry
+ * `data-action`; the thread's message actions (message-actions.js) handle them.
  * @param {RoomMessage} m
  * @param {boolean} own
  * @param {ChatClient} client
  */
 function messageActions(m, own, client) {
-  const canDelete = own || client.moderates(m.room);
-  if (!canDelete) return undefined;
   const whose = own ? "your message" : `the message from ${m.from}`;
   const actions = el("div", "msg-tools");
+  const reply = el("button", "msg-tool", "Reply");
+  reply.type = "button";
+  reply.dataset.action = "reply";
+  reply.setAttribute("aria-label", `Reply to ${whose}`);
+  actions.append(reply);
+  if (!m.reactions || Object.keys(m.reactions).length === 0) {
+    const react = el("button", "msg-tool", "React");
+    react.type = "button";
+    react.dataset.action = "add-reaction";
+    react.setAttribute("aria-label", `Add a reaction to ${whose}`);
+    react.setAttribute("aria-haspopup", "true");
+    react.setAttribute("aria-expanded", "false");
+    actions.append(react);
+  }
+  const canDelete = own || client.moderates(m.room);
+  if (!canDelete) return actions;
   // Offered while the server's edit window is open (at render time; a late click gets its refusal).
   const editable = own && Date.now() - m.ts < client.limits.editSeconds * 1000;
   if (editable) {
@@ -175,6 +200,8 @@ export function pendingNode(item, client) {
     : "Sending…";
   meta.append(el("span", "msg-state", state));
   body.append(meta);
+  const original = item.room && item.replyTo ? client.rooms.get(item.room)?.find(item.replyTo) : undefined;
+  if (original) body.append(quoteNode(original, original, client));
   const text = el("div", "msg-text");
   text.append(textNodes(item.text));
   body.append(text);

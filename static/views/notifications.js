@@ -1,5 +1,6 @@
 /**
- * Mention notifications: the sidebar button that turns them on (remembered on this device) and the
+ * Notifications of mentions and direct messages: the sidebar button that turns them on (remembered
+ * on this device; the browser asks for permission only when it is pressed, never on load) and the
  * notification itself, which opens its conversation when clicked.
  * @module
  */
@@ -24,7 +25,7 @@ export function createNotifications(state) {
     on = localStorage.getItem(`${STORAGE_PREFIX}notify`) === "1" && Notification.permission === "granted";
     button.hidden = false;
     const label = () => {
-      button.textContent = on ? "Mention notifications: on" : "Notify me when mentioned";
+      button.textContent = on ? "Notifications: on" : "Notify me of mentions and direct messages";
       button.setAttribute("aria-pressed", String(on));
     };
     label();

@@ -1,11 +1,13 @@
 /**
  * The sidebar: who you are (and renaming), joining a room, your rooms (each with ×) and direct
- * conversations, with unread counts; and the total unread on the button that opens it on a phone.
+ * conversations (newest first, as the server lists them, with the ones opened here), with unread
+ * and mention counts (the server's, so the same on every device and after a reload); and the total
+ * unread on the button that opens it on a phone.
  * @module
  */
 import { normalizeRoom } from "../chat-client.js";
 import { avatar, byId, el, hue } from "./dom.js";
-import { onlineNames, totalUnread } from "./state.js";
+import { isDirect, onlineNames, totalUnread, unreadOf } from "./state.js";
 import { toast } from "./toasts.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
@@ -44,11 +46,17 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
     if (first) a.append(first);
     a.append(el("span", "nav-label", label.replace(/^#/, "")));
     a.append(...rest);
-    const n = state.unread.get(key) ?? 0;
-    if (n > 0) {
-      const badge = el("span", "badge", n > 99 ? "99+" : String(n));
-      badge.setAttribute("aria-label", `${n} unread`);
+    const { unread, mentions } = unreadOf(state, key);
+    if (unread > 0) a.classList.add("unread");
+    if (unread > 0) {
+      const badge = el("span", "badge", unread > 99 ? "99+" : String(unread));
+      badge.setAttribute("aria-label", `${unread} unread`);
       a.append(badge);
+    }
+    if (mentions > 0 && !isDirect(key)) {
+      const at = el("span", "badge mention-badge", `@${mentions > 99 ? "99+" : mentions}`);
+      at.setAttribute("aria-label", `${mentions} ${mentions === 1 ? "mention" : "mentions"}`);
+      a.append(at);
     }
     return a;
   }
@@ -114,7 +122,10 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
       }));
 
       const online = onlineNames(client);
-      const dms = [...client.directs.values()];
+      // Newest first; one opened here and not written to yet goes on top, where it was started.
+      const when = (/** @type {import("../chat-client.js").DirectConversation} */ c) =>
+        c.lastTs || Number.MAX_SAFE_INTEGER;
+      const dms = [...client.directs.values()].sort((x, y) => when(y) - when(x));
       dmList.replaceChildren(...dms.map((c) => {
         const li = el("li", "nav-row");
         const dot = el("span", `presence ${online.has(c.peer.toLowerCase()) ? "online" : "away"}`);

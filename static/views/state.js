@@ -10,7 +10,6 @@
  * @typedef {object} AppState
  * @property {ChatClient} client
  * @property {string} active the open conversation: a room name, `@name`, or "" for none
- * @property {Map<string, number>} unread unread messages per conversation
  * @property {(key: string) => void} go opens a conversation through the address (`#room`, `#@name`)
  */
 
@@ -44,11 +43,30 @@ export function onlineNames(client) {
 }
 
 /**
+ * What is unread in conversation `key`, as the server counts it for the person (so it is the same on
+ * every device and after a reload): messages after the read position, and those of them that
+ * mention you (a direct message counts as one).
+ * @param {AppState} state
+ * @param {string} key
+ * @returns {{ unread: number, mentions: number }}
+ */
+export function unreadOf(state, key) {
+  const { client } = state;
+  if (isDirect(key)) {
+    const c = client.directs.get(key.slice(1).toLowerCase());
+    return { unread: c?.unread ?? 0, mentions: c?.unread ?? 0 };
+  }
+  const r = client.rooms.get(key);
+  return { unread: r?.unread ?? 0, mentions: r?.mentions ?? 0 };
+}
+
+/**
  * Unread messages in all conversations.
  * @param {AppState} state
  */
 export function totalUnread(state) {
   let total = 0;
-  for (const n of state.unread.values()) total += n;
+  for (const r of state.client.rooms.values()) total += r.unread;
+  for (const c of state.client.directs.values()) total += c.unread;
   return total;
 }

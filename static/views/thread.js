@@ -1,13 +1,14 @@
 /**
  * The conversation in the middle of the screen: one view (a list of messages, the outbox below it,
  * the history line above it) per room or direct conversation opened, kept while hidden so each
- * keeps its place; the reader's scroll position, the "New messages" button and loading older
- * history when the reader nears the top.
+ * keeps its place; the reader's scroll position, the "New messages" button, the "New messages"
+ * divider at the read position the conversation had when it was opened, and loading older history
+ * (a room's or a direct conversation's: both are stored) when the reader nears the top.
  * @module
  */
 import { byId, el } from "./dom.js";
 import { messageNodes, moderationNode, pendingNode } from "./messages.js";
-import { isDirect, viewTitle } from "./state.js";
+import { isDirect, unreadOf, viewTitle } from "./state.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
 /** @typedef {import("./messages.js").AnyMessage} AnyMessage */
@@ -24,6 +25,8 @@ import { isDirect, viewTitle } from "./state.js";
  * @property {boolean} lineLast a moderation line was rendered after it
  * @property {number} scrollTop where the reader was when they left the view
  * @property {boolean} pinned whether the reader was at the bottom
+ * @property {number | null | undefined} readMark the read position when the view was opened: the
+ *   "New messages" divider goes after it (null: nothing was unread; undefined: not known yet)
  */
 
 /** @typedef {ReturnType<typeof createThread>} Thread */
@@ -70,7 +73,18 @@ export function createThread(state, { onRead, focusComposer }) {
     pending.setAttribute("aria-label", "Not sent yet");
     root.append(status, list, pending);
     scroller.append(root);
-    v = { key, root, status, list, pending, last: undefined, lineLast: false, scrollTop: 0, pinned: true };
+    v = {
+      key,
+      root,
+      status,
+      list,
+      pending,
+      last: undefined,
+      lineLast: false,
+      scrollTop: 0,
+      pinned: true,
+      readMark: undefined,
+    };
     labelView(v);
     views.set(key, v);
     renderAll(v);
@@ -103,10 +117,19 @@ export function createThread(state, { onRead, focusComposer }) {
     // Each moderation line goes after the message that was the newest when it came.
     let j = 0;
     let afterLine = false;
+    let divided = false;
     for (const m of msgs) {
       while (j < lines.length && "seq" in m && lines[j].afterSeq < m.seq) {
         nodes.push(moderationNode(lines[j++], state.client));
         afterLine = true;
+      }
+      const seq = "seq" in m ? m.seq : m.convSeq;
+      if (!divided && typeof v.readMark === "number" && seq !== undefined && seq > v.readMark) {
+        divided = true;
+        if (!state.client.isMe(m.from)) {
+          nodes.push(unreadDivider());
+          afterLine = true;
+        }
       }
       nodes.push(...messageNodes(m, prev, state.client, { afterLine }));
       afterLine = false;
@@ -152,30 +175,85 @@ export function createThread(state, { onRead, focusComposer }) {
     if (!fresh) return;
     // Its place in a group is the old node's (a moderation line may sit before it).
     fresh.classList.toggle("grouped", old.classList.contains("grouped"));
-    const focused = document.activeElement instanceof HTMLElement && old.contains(document.activeElement)
-      ? document.activeElement.dataset.action
+    const active = document.activeElement instanceof HTMLElement && old.contains(document.activeElement)
+      ? document.activeElement
       : undefined;
+    const focused = active?.dataset.action;
     old.replaceWith(fresh);
-    if (focused) {
-      const again = fresh.querySelector(`[data-action="${focused}"]`);
+    if (active && focused) {
+      // The same control again (a reaction is told apart by its emoji), else the first of its kind.
+      const same = [...fresh.querySelectorAll("[data-action]")].filter((e) =>
+        e instanceof HTMLElement && e.dataset.action === focused
+      );
+      const again = same.find((e) => e instanceof HTMLElement && e.dataset.emoji === active.dataset.emoji) ??
+        same[0] ?? fresh.querySelector('[data-action="add-reaction"]');
       if (again instanceof HTMLElement) again.focus();
       else focusComposer();
     }
   }
 
+  /** The "New messages" line at the read position. */
+  function unreadDivider() {
+    const li = el("li", "unread-sep");
+    li.setAttribute("role", "separator");
+    li.append(el("span", "", "New messages"));
+    return li;
+  }
+
+  /**
+   * Sets where the view's "New messages" divider goes: after the read position the conversation
+   * has now, if anything is unread. Returns whether it moved (the list must be drawn again).
+   * Not known until the server told the read position (`joined`, the conversation list).
+   * @param {View} v
+   */
+  function placeReadMark(v) {
+    const { client } = state;
+    let known;
+    let lastRead = 0;
+    if (isDirect(v.key)) {
+      const c = client.directs.get(v.key.slice(1).toLowerCase());
+      known = !!c && (client.conversationsLoaded || c.conv !== "");
+      lastRead = c?.lastRead ?? 0;
+    } else {
+      const r = client.rooms.get(v.key);
+      known = !!r?.synced;
+      lastRead = r?.lastRead ?? 0;
+    }
+    if (!known) return false;
+    // Never read (a room joined for the first time): all of it is new, and no line says so.
+    const mark = unreadOf(state, v.key).unread > 0 && lastRead > 0 ? lastRead : null;
+    if (mark === v.readMark) return false;
+    v.readMark = mark;
+    return true;
+  }
+
+  /**
+   * Brings the "New messages" divider of the open view into sight when the end of the conversation
+   * is too far below it to show both (the reader then reads down from there).
+   * @param {View} v
+   */
+  function showReadMark(v) {
+    const divider = v.list.querySelector(".unread-sep");
+    if (!(divider instanceof HTMLElement)) return;
+    const above = divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+    if (above < 0 || above > scroller.clientHeight - 80) {
+      scroller.scrollTop += above - 40;
+      if (!atBottom()) jump.hidden = false;
+    }
+  }
+
   /** @param {View} v */
   function renderHistoryStatus(v) {
-    if (isDirect(v.key)) {
-      v.status.textContent = `Direct messages with ${
-        v.key.slice(1)
-      } are not stored: they last as long as this tab.`;
-      return;
-    }
-    const r = state.client.rooms.get(v.key);
-    v.status.classList.toggle("loading", !!r?.loadingOlder);
-    if (!r) v.status.textContent = "";
-    else if (r.complete) v.status.textContent = `This is the very beginning of #${v.key}.`;
-    else if (r.loadingOlder) v.status.textContent = "Loading older messages…";
+    const { client } = state;
+    const c = isDirect(v.key) ? client.directs.get(v.key.slice(1).toLowerCase()) : undefined;
+    const r = isDirect(v.key) ? undefined : client.rooms.get(v.key);
+    const loading = !!(c?.loadingOlder || r?.loadingOlder);
+    v.status.classList.toggle("loading", loading);
+    if (!r && !c) v.status.textContent = "";
+    else if (c?.complete) {
+      v.status.textContent = `This is the very beginning of your direct messages with ${c.peer}.`;
+    } else if (r?.complete) v.status.textContent = `This is the very beginning of #${v.key}.`;
+    else if (loading) v.status.textContent = "Loading older messages…";
     else v.status.textContent = "Scroll up for older messages";
   }
 
@@ -217,10 +295,14 @@ export function createThread(state, { onRead, focusComposer }) {
   /** Loads older messages when the reader is near the top (or the page is not full yet). */
   function maybeLoadOlder() {
     const { active, client } = state;
-    if (!active || isDirect(active)) return;
+    if (!active) return;
     if (scroller.scrollTop < 120 || scroller.scrollHeight <= scroller.clientHeight) {
-      if (client.loadOlder(active)) renderHistoryStatus(viewFor(active));
+      const asked = isDirect(active) ? client.loadOlderDirect(active.slice(1)) : client.loadOlder(active);
+      // A direct conversation the server has no messages of is complete without asking.
+      renderHistoryStatus(viewFor(active));
+      return asked;
     }
+    return false;
   }
 
   scroller.addEventListener("scroll", () => {
@@ -267,9 +349,26 @@ export function createThread(state, { onRead, focusComposer }) {
       if (!key) return;
       const v = viewFor(key);
       v.root.hidden = false;
-      if (v.pinned) scrollToBottom();
-      else scroller.scrollTop = v.scrollTop;
+      if (placeReadMark(v)) renderAll(v);
       jump.hidden = true;
+      // A reader who had scrolled up finds their place again; else the end, or the divider.
+      if (!v.pinned) return void (scroller.scrollTop = v.scrollTop);
+      scrollToBottom();
+      showReadMark(v);
+    },
+
+    /**
+     * The read positions are known now (the conversation list came): views that waited for them
+     * place their "New messages" divider.
+     */
+    readPositions() {
+      for (const v of views.values()) {
+        if (v.readMark !== undefined || !placeReadMark(v)) continue;
+        if (v.key === state.active) {
+          keepScroll(() => renderAll(v));
+          showReadMark(v);
+        } else renderAll(v);
+      }
     },
 
     /**
@@ -325,8 +424,11 @@ export function createThread(state, { onRead, focusComposer }) {
     joined(room, added) {
       const v = views.get(room);
       if (v) {
-        if (room === state.active) keepScroll(() => renderAll(v), { newBelow: added.length > 0 });
-        else renderAll(v);
+        const first = v.readMark === undefined && placeReadMark(v);
+        if (room === state.active) {
+          keepScroll(() => renderAll(v), { newBelow: added.length > 0 });
+          if (first) showReadMark(v);
+        } else renderAll(v);
       }
       if (room === state.active) maybeLoadOlder();
     },
@@ -352,8 +454,18 @@ export function createThread(state, { onRead, focusComposer }) {
     changed(room, message) {
       const v = views.get(room);
       if (!v) return;
-      if (room === state.active) keepScroll(() => renderChanged(v, message));
-      else renderChanged(v, message);
+      const redraw = () => {
+        renderChanged(v, message);
+        if (!message.deleted) return;
+        // Replies to it now say "original message deleted".
+        const r = state.client.rooms.get(room);
+        for (const li of v.list.querySelectorAll(`li.msg[data-reply-to="${message.seq}"]`)) {
+          const reply = r?.find(Number(/** @type {HTMLElement} */ (li).dataset.seq));
+          if (reply) renderChanged(v, reply);
+        }
+      };
+      if (room === state.active) keepScroll(redraw);
+      else redraw();
     },
 
     /**
@@ -381,15 +493,18 @@ export function createThread(state, { onRead, focusComposer }) {
     },
 
     /**
-     * Older messages of `room` arrived: they go on top, the reader stays on what they read.
-     * @param {string} room
+     * Older messages of conversation `key` arrived (a room, or `@name`: then maybe also newer ones
+     * missed while away): they go in their place, the reader stays on what they read.
+     * @param {string} key
      */
-    history(room) {
-      const v = views.get(room);
+    history(key) {
+      const v = views.get(key);
       if (!v) return;
-      if (room === state.active) keepScroll(() => renderAll(v), { prepend: true });
+      const first = v.readMark === undefined && placeReadMark(v);
+      if (key === state.active) keepScroll(() => renderAll(v), { prepend: true });
       else renderAll(v);
-      if (room === state.active) requestAnimationFrame(maybeLoadOlder);
+      if (key === state.active && first) showReadMark(v);
+      if (key === state.active) requestAnimationFrame(maybeLoadOlder);
     },
 
     /**
