@@ -1604,7 +1604,8 @@ export class Chat {
 
   /**
    * Finds who the `@name`s of `p`'s text mention (the first `maxMentions` distinct valid names): people
-   * online here at once, others through the engine (then `p.ready` holds the write back until known).
+   * online (or holding the name) here at once, others through the engine, online elsewhere or known to
+   * the people directory (then `p.ready` holds the write back until known).
    * A name nobody holds, and the sender, are not recorded.
    */
   #mentions(p: Pending, self: string): void {
@@ -1627,7 +1628,7 @@ export class Chat {
     const remote: number[] = [];
     names.forEach((tries, i) => {
       for (const n of tries) {
-        const key = this.hub.personByName(n);
+        const key = this.hub.personByName(n, true);
         if (key !== undefined) return void (found[i] = { key, name: this.hub.nameOf(key)! });
       }
       remote.push(i);
@@ -1638,11 +1639,12 @@ export class Chat {
       for (const m of found) if (m && !keys.has(m.key)) keys.add(m.key), mentions.push(m);
       if (mentions.length > 0) p.draft.mentions = mentions;
     };
-    const whoIs = this.#engine.whoIs;
-    if (remote.length === 0 || !whoIs) return done();
+    if (remote.length === 0 || (!this.#engine.whoIs && !this.#engine.findPerson)) return done();
+    // Online on another process, else known to the people directory (offline): a mention counts for
+    // the person on every device, whenever they come back.
     p.ready = Promise.all(remote.map(async (i) => {
       for (const n of names[i]) {
-        const got = await whoIs.call(this.#engine, n);
+        const got = await this.#findPerson(n);
         if (got) return void (found[i] = got);
       }
     })).catch((e) => {

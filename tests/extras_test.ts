@@ -363,3 +363,18 @@ function tokenOf(c: TestClient): Promise<string> {
 function pick(m: Msg, ...fields: string[]): Msg {
   return Object.fromEntries(fields.map((f) => [f, m[f]]));
 }
+
+Deno.test("mentions: a person who is away (known to the directory) is mentioned and finds the count on return", async () => {
+  await using s = await startServer({ nameHoldSeconds: 1 });
+  const dana = await TestClient.connect(s, { name: "dana", room: "lobby" });
+  const token = dana.all("welcome")[0].token;
+  await dana.close();
+  // Past the name hold: dana is only in the people directory now.
+  await new Promise((r) => setTimeout(r, 1500));
+  await using alice = await join(s, "alice");
+  await sendAndAck(alice, { text: "@dana are you around?", cid: "m1" });
+  assert.deepEqual(alice.all("message").at(-1)?.mentions, ["dana"]);
+  await using back = await TestClient.connect(s, { token, room: "lobby" });
+  const joined = await back.next("joined");
+  assert.equal(joined.mentions, 1);
+});
