@@ -11,15 +11,16 @@ import type { RoomChange, RoomRules } from "./engine.ts";
 import type { Logger } from "./log.ts";
 import { type Actor, SYSTEM_ACTOR } from "./moderation.ts";
 import {
-  MAX_REASON_CHARS,
   MAX_SANCTION_SECONDS,
-  MAX_SLOW_MODE_SECONDS,
-  MAX_TOPIC_CHARS,
   normalizeName,
   normalizeRoom,
+  parseReason,
+  parseRules,
+  parseUid,
   ProtocolError,
   wireMessage,
 } from "./protocol.ts";
+import { keyOfUid } from "./identity.ts";
 
 /** HTTP status of each error code the API answers with. */
 const STATUS: Record<string, number> = {
@@ -156,7 +157,7 @@ export function createApi(
     ["POST", /^\/api\/rooms\/([^/]+)\/kick\/([^/]+)$/, async (m, req) => {
       const b = await body(req);
       const target = { uid: uid(m[2]), name: await chat.nameOfUid(uid(m[2])) };
-      await chat.kick(SYSTEM_ACTOR, room(m[1]), target, optString(b, "reason", MAX_REASON_CHARS));
+      await chat.kick(SYSTEM_ACTOR, room(m[1]), target, parseReason(b));
       return { kicked: target.uid };
     }],
     ["PUT", /^\/api\/rooms\/([^/]+)\/(bans|mutes)\/([^/]+)$/, async (m, req) => {
@@ -165,7 +166,7 @@ export function createApi(
       const until = seconds === undefined ? 0 : Date.now() + seconds * 1000;
       const target = { uid: uid(m[3]), name: await chat.nameOfUid(uid(m[3])) };
       const kind = m[2] === "bans" ? "ban" : "mute";
-      const reason = optString(b, "reason", MAX_REASON_CHARS);
+      const reason = parseReason(b);
       await chat.sanction(SYSTEM_ACTOR, room(m[1]), target, { kind, uid: target.uid, until }, reason);
       return { [kind === "ban" ? "banned" : "muted"]: target.uid, until };
     }],
@@ -182,7 +183,7 @@ export function createApi(
     }],
     ["POST", /^\/api\/users\/([^/]+)\/disconnect$/, async (m, req) => {
       const b = await body(req);
-      const reason = optString(b, "reason", MAX_REASON_CHARS) ?? "disconnected by the host application";
+      const reason = parseReason(b) ?? "disconnected by the host application";
       return { disconnected: uid(m[1]), here: await chat.disconnectPerson(uid(m[1]), reason) };
     }],
   ];
@@ -240,32 +241,17 @@ async function actorOf(chat: Chat, b: Body): Promise<Actor> {
   }
   const id = uid(typeof b.uid === "string" ? b.uid : "");
   const name = typeof b.name === "string" ? normalizeName(b.name, "Cannot post") : await chat.nameOfUid(id);
-  return { key: `u:${id}`, uid: id, name, role: "member" };
+  return { key: keyOfUid(id), uid: id, name, role: "member" };
 }
 
+/** The settings a PATCH sets: the `room` frame's rules, and nothing else. */
 function rulesOf(b: Body): Partial<RoomRules> {
-  const rules: Partial<RoomRules> = {};
-  const topic = optString(b, "topic", MAX_TOPIC_CHARS, true);
-  if (topic !== undefined) rules.topic = topic;
-  for (const f of ["private", "readOnly"] as const) {
-    if (b[f] === undefined) continue;
-    if (typeof b[f] !== "boolean") throw new ApiError("bad_message", `"${f}" must be true or false`);
-    rules[f] = b[f];
-  }
-  const slow = optInt(b, "slowModeSeconds", 0, MAX_SLOW_MODE_SECONDS);
-  if (slow !== undefined) rules.slowModeSeconds = slow;
   for (const k of Object.keys(b)) {
     if (!["topic", "private", "readOnly", "slowModeSeconds"].includes(k)) {
       throw new ApiError("bad_message", `Unknown setting ${JSON.stringify(k.slice(0, 40))}`);
     }
   }
-  if (Object.keys(rules).length === 0) {
-    throw new ApiError(
-      "bad_message",
-      `Give at least one of "topic", "private", "readOnly", "slowModeSeconds"`,
-    );
-  }
-  return rules;
+  return parseRules(b, "A settings change");
 }
 
 function textOf(b: Body, max: number): string {
@@ -283,11 +269,7 @@ function room(raw: string): string {
 }
 
 function uid(raw: string): string {
-  const v = decode(raw);
-  if (!/^[\x21-\x7e]{1,128}$/.test(v)) {
-    throw new ApiError("bad_message", "A user id is 1-128 printable characters without spaces");
-  }
-  return v;
+  return parseUid(decode(raw));
 }
 
 function decode(raw: string): string {

@@ -15,7 +15,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { type Config, ConfigError } from "./config.ts";
-import type { Identity, Role } from "./identity.ts";
+import { type Identity, keyOfUid, type Role } from "./identity.ts";
 import { canonicalName, NAME_MAX_CHARS, nameProblem } from "./names.ts";
 import { ProtocolError, utf8Length } from "./protocol.ts";
 
@@ -182,7 +182,7 @@ function identityOf(p: JWTPayload): Identity {
   const role = p.role ?? "member";
   if (!ROLES.includes(role as Role)) throw bad(`"role" must be one of ${ROLES.join(", ")}`);
   const identity: Identity = {
-    key: `u:${sub}`,
+    key: keyOfUid(sub),
     uid: sub,
     name: displayName(p.name, sub),
     role: role as Role,

@@ -38,7 +38,7 @@ import {
   type RoomRules,
   UnavailableError,
 } from "./engine.ts";
-import { type Identity, moderates, roomAllowedByClaim } from "./identity.ts";
+import { type Identity, isSignedKey, keyOfUid, moderates, roomAllowedByClaim, uidOfKey } from "./identity.ts";
 import { type Actor, forbidden, Moderation } from "./moderation.ts";
 
 /** What the caller of {@link Chat.open} learned from the upgrade request (already validated). */
@@ -321,7 +321,7 @@ export class Chat {
   #signedName(key: string, wanted: string): string {
     const now = this.#now();
     const holder = this.hub.holderOf(key, wanted, now);
-    if (holder !== undefined && !holder.startsWith("u:")) {
+    if (holder !== undefined && !isSignedKey(holder)) {
       const old = this.hub.nameOf(holder)!;
       let moved = old;
       for (let i = 2; moved === old || !this.hub.nameFreeFor(holder, moved, now); i++) {
@@ -760,7 +760,7 @@ export class Chat {
 
   /** The display name of person `uid` while they are online or within the name hold, else `uid`. */
   async nameOfUid(uid: string): Promise<string> {
-    const key = `u:${uid}`;
+    const key = keyOfUid(uid);
     return this.hub.nameOf(key) ?? this.hub.nameOf(uid) ?? await this.#engine.nameOf?.(key) ?? uid;
   }
 
@@ -769,7 +769,7 @@ export class Chat {
    * `disconnected` line saying why. Resolves to how many were closed here.
    */
   async disconnectPerson(uid: string, reason: string): Promise<number> {
-    const key = `u:${uid}`;
+    const key = keyOfUid(uid);
     const line = encode({ type: "disconnected", reason });
     if (this.#engine.sendToPerson) {
       try {
@@ -1820,11 +1820,6 @@ function extrasChars(m: ChatMessage): number {
   for (const name of m.mentions ?? []) n += name.length + 3;
   for (const e in m.reactions ?? {}) n += 2 * e.length + 12;
   return n;
-}
-
-/** A person's id for the host application: the signed `sub`, or a guest's key. */
-function uidOfKey(key: string): string {
-  return key.startsWith("u:") ? key.slice(2) : key;
 }
 
 function ackLine(m: ChatMessage): string {

@@ -23,6 +23,21 @@ export interface Identity {
   guest: boolean;
 }
 
+/** The person key of signed user `uid` (the token's `sub`). */
+export function keyOfUid(uid: string): string {
+  return `u:${uid}`;
+}
+
+/** The id the host application knows for person `key`: a signed user's `sub`, or a guest's key. */
+export function uidOfKey(key: string): string {
+  return isSignedKey(key) ? key.slice(2) : key;
+}
+
+/** Whether `key` is a signed user's (guest keys never hold a `:`). */
+export function isSignedKey(key: string): boolean {
+  return key.startsWith("u:");
+}
+
 /** Whether `role` moderates rooms. */
 export function moderates(role: Role): boolean {
   return role === "moderator" || role === "admin";

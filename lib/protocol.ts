@@ -384,7 +384,7 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         const seconds = optInt(o, "seconds", 1);
         if (seconds !== undefined) msg.seconds = Math.min(seconds, MAX_SANCTION_SECONDS);
       }
-      const reason = optString(o, "reason", MAX_REASON_CHARS);
+      const reason = parseReason(o);
       if (reason !== undefined) msg.reason = reason;
       return msg;
     }
@@ -396,35 +396,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "allow":
     case "disallow":
       return { type: o.type, room: room(o), uid: uid(o) };
-    case "room": {
-      const msg: Extract<ClientMessage, { type: "room" }> = { type: "room", room: room(o) };
-      const topic = optString(o, "topic", MAX_TOPIC_CHARS, true);
-      if (topic !== undefined) msg.topic = topic;
-      for (const f of ["private", "readOnly"] as const) {
-        if (o[f] === undefined) continue;
-        if (typeof o[f] !== "boolean") {
-          throw new ProtocolError("bad_message", `"${f}" must be true or false, got ${typeName(o[f])}`);
-        }
-        msg[f] = o[f];
-      }
-      const slow = optInt(o, "slowModeSeconds");
-      if (slow !== undefined) {
-        if (slow > MAX_SLOW_MODE_SECONDS) {
-          throw new ProtocolError(
-            "bad_message",
-            `"slowModeSeconds" is at most ${MAX_SLOW_MODE_SECONDS}, got ${slow}`,
-          );
-        }
-        msg.slowModeSeconds = slow;
-      }
-      if (Object.keys(msg).length === 2) {
-        throw new ProtocolError(
-          "bad_message",
-          `"room" needs at least one of "topic", "private", "readOnly", "slowModeSeconds"`,
-        );
-      }
-      return msg;
-    }
+    case "room":
+      return { type: "room", room: room(o), ...parseRules(o, `"room"`) };
     case "audit":
       return { type: "audit", ...page(o) };
     case "auth":
@@ -533,11 +506,58 @@ function reqInt(o: Record<string, unknown>, field: string, min: number): number 
 }
 
 function uid(o: Record<string, unknown>): string {
-  const v = str(o, "uid");
+  return parseUid(str(o, "uid"));
+}
+
+/** A person id (a token's `sub`, or a guest's key) as the socket and the API take it. @throws bad_message */
+export function parseUid(v: string): string {
   if (!UID_RE.test(v)) {
     throw new ProtocolError("bad_message", `"uid" must be 1-128 printable characters without spaces`);
   }
   return v;
+}
+
+/** A moderation reason: one line of at most {@link MAX_REASON_CHARS}, when given. @throws bad_message */
+export function parseReason(o: Record<string, unknown>): string | undefined {
+  return optString(o, "reason", MAX_REASON_CHARS);
+}
+
+/**
+ * The room rules `o` sets (a `room` frame, or the API's settings): any of `topic`, `private`,
+ * `readOnly`, `slowModeSeconds`, at least one. `what` names the request in the refusal.
+ * @throws {ProtocolError} bad_message
+ */
+export function parseRules(
+  o: Record<string, unknown>,
+  what: string,
+): { topic?: string; private?: boolean; readOnly?: boolean; slowModeSeconds?: number } {
+  const rules: { topic?: string; private?: boolean; readOnly?: boolean; slowModeSeconds?: number } = {};
+  const topic = optString(o, "topic", MAX_TOPIC_CHARS, true);
+  if (topic !== undefined) rules.topic = topic;
+  for (const f of ["private", "readOnly"] as const) {
+    if (o[f] === undefined) continue;
+    if (typeof o[f] !== "boolean") {
+      throw new ProtocolError("bad_message", `"${f}" must be true or false, got ${typeName(o[f])}`);
+    }
+    rules[f] = o[f];
+  }
+  const slow = optInt(o, "slowModeSeconds");
+  if (slow !== undefined) {
+    if (slow > MAX_SLOW_MODE_SECONDS) {
+      throw new ProtocolError(
+        "bad_message",
+        `"slowModeSeconds" is at most ${MAX_SLOW_MODE_SECONDS}, got ${slow}`,
+      );
+    }
+    rules.slowModeSeconds = slow;
+  }
+  if (Object.keys(rules).length === 0) {
+    throw new ProtocolError(
+      "bad_message",
+      `${what} needs at least one of "topic", "private", "readOnly", "slowModeSeconds"`,
+    );
+  }
+  return rules;
 }
 
 /** An optional one-line string of at most `max` characters (control characters refused). */
