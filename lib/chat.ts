@@ -979,6 +979,7 @@ export class Chat {
     if (conn.identity!.role !== "admin") {
       throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
     }
+    this.#roomForAnswer(conn);
     const id = conn.peer.id;
     this.auditPage(room, before ?? Number.MAX_SAFE_INTEGER, limit ?? this.#cfg.historyPage).then(
       (page) => this.#conns.get(id) === conn && conn.peer.send(encode({ type: "audit", room, ...page })),
