@@ -1378,6 +1378,7 @@ export class ChatClient extends EventTarget {
     // Counted only in order, and only for a seq we have had (an older one: history brings it
     // changed). A line can overtake its message (another process publishes it): that message may
     // then come with its old text, and the next resume must still list the change.
+    if (typeof m.rev === "number" && m.rev <= r.rev) return; // in joined already (it landed during the join)
     if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
     const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };
     if (typeof m.seq !== "number") return;
@@ -1472,6 +1473,7 @@ export class ChatClient extends EventTarget {
     if (m.replyTo && typeof m.replyTo === "object") msg.replyTo = m.replyTo;
     if (Array.isArray(m.mentions)) msg.mentions = m.mentions;
     const added = r.add([msg]);
+    if (!added.length) this.#completeHeld(r, msg);
     if (m.seq > r.lastSeq) r.lastSeq = m.seq;
     // Your own message reads the room up to it (the server does the same).
     if (this.isMe(m.from) && m.seq > r.lastRead) r.lastRead = m.seq;
@@ -1482,6 +1484,21 @@ export class ChatClient extends EventTarget {
     if (this.isMe(m.from)) this.#sentToRoom(r.name, m.cid);
     this.#settleByMessages(added);
     if (added.length) this.#emit("message", { room: r.name, message: msg });
+  }
+
+  /**
+   * A message line for a seq we already hold: ours, shown from its ack, which can come first (on
+   * Redis the line travels through pub/sub). The ack has no quote or mentions; the line has.
+   * @param {RoomState} r
+   * @param {RoomMessage} line
+   */
+  #completeHeld(r, line) {
+    const held = r.find(line.seq);
+    if (!held || held.from !== line.from) return;
+    let changed = false;
+    if (line.replyTo && !held.replyTo) held.replyTo = line.replyTo, changed = true;
+    if (line.mentions && !held.mentions) held.mentions = line.mentions, changed = true;
+    if (changed) this.#emit("changed", { room: r.name, message: held });
   }
 
   /**

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { faultyStore, type Msg, startServer, TestClient } from "./helpers.ts";
+import { EmbeddedEngine, type Engine, type EngineEvents } from "../lib/engine.ts";
+import { MemoryStore } from "../lib/store.ts";
 import {
   backoffDelay,
   ChatClient,
@@ -278,6 +280,7 @@ async function heldThenDropped(overrides: Record<string, unknown> = {}) {
   await until(() => texts(client).length === 3, "history on join");
   // A live change moves the room's rev on.
   bob.send({ type: "edit", room: "lobby", seq: 3, text: "m3, edited live" });
+  await bob.next("edited", (m) => m.seq === 3);
   await until(() => client.rooms.get("lobby")!.rev === 1, "rev 1 from the edited line");
   client.ws!.close(); // the network drops
   await until(() => client.state === "reconnecting", "reconnecting");
@@ -697,6 +700,8 @@ Deno.test("ChatClient: edited and deleted lines update the quotes of the replies
   await until(() => texts(client).length === 5, "the replies");
   const quotes = () => client.rooms.get("lobby")!.messages.slice(2).map((m) => m.replyTo);
   const rest = { seq: other.seq, from: "bob", text: "other" };
+  await until(() => quotes().every((q) => q !== undefined), "the replies' own lines");
+  changed.length = 0;
   bob.send({ type: "edit", room: "lobby", seq: first.seq, text: "revised plan\nsecond line" });
   await until(() => changed.length >= 3, "the edit");
   const revised = { seq: first.seq, from: "bob", text: "revised plan" };
@@ -708,5 +713,101 @@ Deno.test("ChatClient: edited and deleted lines update the quotes of the replies
   const gone = { seq: first.seq, from: "bob", text: "", deleted: true };
   assert.deepEqual(quotes(), [gone, rest, gone]);
   assert.ok(!JSON.stringify(client.rooms.get("lobby")!.messages).includes("plan"));
+  await client.stop();
+});
+
+/**
+ * An embedded engine with some calls replaced by `wrap(inner)`: a test's seam for the timing another
+ * engine (Redis, a Cluster) can show.
+ */
+function engineWith(wrap: (inner: EmbeddedEngine) => Partial<Engine>): Engine {
+  const inner = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0 }), {
+    dedupWindowMs: 60_000,
+  });
+  const replaced = wrap(inner) as Record<PropertyKey, unknown>;
+  return new Proxy(inner, {
+    get(target, p) {
+      if (p in replaced) return replaced[p];
+      const v = Reflect.get(target, p, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  }) as unknown as Engine;
+}
+
+Deno.test("ChatClient: an ack that overtakes its message (as on Redis) still leaves the reply's quote and mentions", async () => {
+  // Stored messages reach the members 30 ms after the append resolved (the sender's ack is out).
+  const late = new Set<ReturnType<typeof setTimeout>>();
+  const engine = engineWith((inner) => ({
+    subscribe: (events: EngineEvents) =>
+      inner.subscribe({
+        ...events,
+        message: (m) => {
+          const t = setTimeout(() => (late.delete(t), events.message(m)), 30);
+          late.add(t);
+        },
+      }),
+  }));
+  await using server = await startServer({}, { engine });
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  const { client, received } = makeClient(server.wsUrl, { name: "alice" });
+  const changed: number[] = [];
+  client.addEventListener("changed", (e) => changed.push((e as CustomEvent).detail.message.seq));
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  bob.send({ type: "send", room: "lobby", text: "plan A\nmore", cid: "b1" });
+  const first = await bob.next("ack");
+  await until(() => texts(client).length === 1, "bob's message");
+  client.send({ room: "lobby", text: "yes @bob", replyTo: first.seq });
+  await until(() => received.some((m) => m.type === "message" && m.from === "alice"), "alice's own line");
+  const lines = received.filter((m) => m.type === "ack" || (m.type === "message" && m.from === "alice"));
+  assert.deepEqual(lines.map((m) => m.type), ["ack", "message"], "the ack came first");
+  const mine = client.rooms.get("lobby")!.messages[1];
+  assert.deepEqual(mine.replyTo, { seq: first.seq, from: "bob", text: "plan A" });
+  assert.deepEqual(mine.mentions, ["bob"]);
+  assert.deepEqual(changed, [mine.seq], "the page is told to draw it again");
+  await client.stop();
+  await until(() => late.size === 0, "the late deliveries");
+});
+
+Deno.test("ChatClient: a change both in joined.changes and held as a line (it landed during the join) counts once", async () => {
+  // The join's read of the changes waits (once held) until the test lets it go.
+  let gate: Promise<void> | undefined;
+  let open = () => {};
+  let waiting = 0;
+  const engine = engineWith((inner) => ({
+    changes: async (room: string, upTo: number, afterRev: number, limit: number) => {
+      if (gate) waiting++, await gate;
+      return inner.changes(room, upTo, afterRev, limit);
+    },
+  }));
+  await using server = await startServer({}, { engine });
+  using _ = { [Symbol.dispose]: () => open() }; // a failed assertion must not leave the read held
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  for (const text of ["m1", "m2"]) {
+    bob.send({ type: "send", room: "lobby", text, cid: text });
+    await bob.next("ack", (m) => m.cid === text);
+  }
+  const { client } = makeClient(server.wsUrl, { name: "alice", backoff: { baseMs: 60_000, maxMs: 60_000 } });
+  const changed: { seq: number; text: string }[] = [];
+  client.addEventListener("changed", (e) => {
+    const { message } = (e as CustomEvent).detail;
+    changed.push({ seq: message.seq, text: message.text });
+  });
+  client.start();
+  await until(() => texts(client).length === 2, "history on join");
+  client.ws!.close();
+  await until(() => client.state === "reconnecting", "reconnecting");
+  gate = new Promise((r) => open = r);
+  client.reconnectNow();
+  await until(() => waiting === 1, "the join reading its changes");
+  bob.send({ type: "edit", room: "lobby", seq: 1, text: "m1, better" });
+  await bob.next("edited");
+  gate = undefined;
+  open();
+  await until(() => client.rooms.get("lobby")!.rev === 1, "the resume's rev");
+  bob.send({ type: "send", room: "lobby", text: "m3", cid: "m3" });
+  await until(() => texts(client).length === 3, "a later message (the held line is long here)");
+  assert.deepEqual(texts(client), ["m1, better", "m2", "m3"]);
+  assert.deepEqual(changed, [{ seq: 1, text: "m1, better" }], "once");
   await client.stop();
 });
