@@ -49,7 +49,7 @@ export type WriterRequest =
     convs: (string | number)[][];
   }
   | { id: number; op: "react"; row: (string | number)[]; on: boolean }
-  | { id: number; op: "person"; row: (string | number)[] }
+  | { id: number; op: "people"; rows: (string | number)[][] }
   | { id: number; op: "read"; key: string; room: string; seq: number }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {
@@ -178,6 +178,22 @@ interface Meta {
   mentions?: string[];
 }
 
+/**
+ * Milliseconds directory entries (a person's key, uid and name, recorded at every connect that changes
+ * one) wait for company before they are written: one transaction (one fsync) for the connects of that
+ * moment instead of one each. Nobody waits for them (a connect does not), and a person online is found
+ * through the hub anyway; what is lost to a crash in that moment is rewritten at the next connect.
+ */
+const PEOPLE_WRITE_DELAY_MS = 20;
+
+/** Directory entries on their way to the writer together. */
+interface PeopleBatch {
+  rows: (string | number)[][];
+  answer: Promise<WriterAnswer>;
+  /** Sends them now (at close: before the writer's last answer). */
+  send(): void;
+}
+
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
@@ -203,6 +219,8 @@ export class SqliteStore implements Store {
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
+  /** Directory entries waiting to go to the writer together (see {@link PEOPLE_WRITE_DELAY_MS}). */
+  #peopleBatch: PeopleBatch | undefined;
   #closed: Promise<void> | undefined;
   /** Why the writer died, if it did: later requests fail at once instead of waiting forever. */
   #dead: string | undefined;
@@ -373,8 +391,25 @@ export class SqliteStore implements Store {
   }
 
   async rememberPerson(p: Person, nameKey: string, now: number): Promise<void> {
-    const a = await this.#request({ id: 0, op: "person", row: [p.key, p.uid, p.name, nameKey, now] });
+    const batch = this.#peopleBatch ??= this.#newPeopleBatch();
+    batch.rows.push([p.key, p.uid, p.name, nameKey, now]);
+    const a = await batch.answer;
     if (!a.ok) throw new StoreError(`Cannot record person "${p.name}": ${a.error}`);
+  }
+
+  /** A batch of directory entries, sent to the writer when its moment is over (or at close). */
+  #newPeopleBatch(): PeopleBatch {
+    const rows: (string | number)[][] = [];
+    let resolve = (_: WriterAnswer) => {};
+    const answer = new Promise<WriterAnswer>((r) => resolve = r);
+    const send = () => {
+      clearTimeout(timer);
+      if (this.#peopleBatch === batch) this.#peopleBatch = undefined;
+      this.#request({ id: 0, op: "people", rows }).then(resolve);
+    };
+    const timer = setTimeout(send, PEOPLE_WRITE_DELAY_MS);
+    const batch: PeopleBatch = { rows, answer, send };
+    return batch;
   }
 
   conversations(key: string, before: number, limit: number): ConversationEntry[] {
@@ -553,6 +588,7 @@ export class SqliteStore implements Store {
 
   close(): Promise<void> {
     return this.#closed ??= (async () => {
+      this.#peopleBatch?.send();
       // Requests are answered in order, so this waits for every write before it.
       if (!this.#dead) await this.#request({ id: 0, op: "close" });
       this.#worker.terminate();

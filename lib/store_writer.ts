@@ -279,9 +279,12 @@ class Writer {
     this.#scrub();
   }
 
-  /** A person's directory entry. */
-  person(row: readonly (string | number)[]): void {
-    this.#setPerson2.run(...row);
+  /** People's directory entries, in one transaction. */
+  people(rows: readonly (readonly (string | number)[])[]): void {
+    this.#transaction(() => {
+      for (const row of rows) this.#setPerson2.run(...row);
+      return true;
+    });
   }
 
   /** A read position, clamped to the room's last seq, never backwards. */
@@ -339,8 +342,8 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           writer!.react(req.row, req.on);
           answer = { id: req.id, ok: true };
           break;
-        case "person":
-          writer!.person(req.row);
+        case "people":
+          writer!.people(req.rows);
           answer = { id: req.id, ok: true };
           break;
         case "read":
