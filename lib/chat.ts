@@ -152,6 +152,8 @@ export class Chat {
   #writing = 0;
   readonly #pendingByCid = new Map<string, Pending>();
   #commitQueued = false;
+  /** The wait of an idle writer for company (see `commitDelayMs`); cleared by the commit (or close). */
+  #commitTimer: ReturnType<typeof setTimeout> | undefined;
   #presenceTimer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | undefined;
   readonly #maintenance: ReturnType<typeof setInterval>;
@@ -1186,10 +1188,14 @@ export class Chat {
     if (p.draft.cid !== undefined) this.#pendingByCid.set(`${p.draft.key}\n${p.draft.cid}`, p);
     // At the end of this turn of the event loop, so every frame read in this turn goes in one write
     // (setImmediate runs after the turn's I/O events and costs microseconds; setTimeout(0) costs
-    // about 2 ms in Deno). While a write is in flight, what arrives goes in the next one.
+    // about 2 ms in Deno). While a write is in flight, what arrives goes in the next one. An idle
+    // writer waits commitDelayMs for company: at a few messages a second per room, several rooms'
+    // messages then share one transaction (one fsync) instead of one each.
     if (!this.#commitQueued) {
       this.#commitQueued = true;
-      setImmediate(this.#commitNow);
+      const wait = this.#cfg.commitDelayMs;
+      if (wait > 0 && !this.#inFlight) this.#commitTimer = setTimeout(this.#commitNow, wait);
+      else setImmediate(this.#commitNow);
     }
   }
 
@@ -1201,6 +1207,8 @@ export class Chat {
    */
   #commit(): void {
     this.#commitQueued = false;
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
     if (this.#inFlight || this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];

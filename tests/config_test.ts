@@ -111,3 +111,12 @@ Deno.test("the README's tables name every setting, with its environment variable
     assert.ok(row.includes(`\`${s.env}\``), `README's row for --${s.flag} names ${s.env}`);
   }
 });
+
+Deno.test("--commit-delay is 2 ms on a durable store, 0 on the memory store (nothing to share there); a value given wins", () => {
+  assert.equal(resolveConfig().commitDelayMs, 2);
+  assert.equal(resolveConfig({ store: "memory" }).commitDelayMs, 0);
+  assert.equal(resolveConfig({ store: "memory", redisUrl: "redis://127.0.0.1:6379" }).commitDelayMs, 2);
+  assert.equal(resolveConfig({ store: "memory", commitDelayMs: 5 }).commitDelayMs, 5);
+  assert.equal(configFromArgs(["--commit-delay", "0"], () => undefined).commitDelayMs, 0);
+  assert.throws(() => configFromArgs(["--commit-delay", "5000"], () => undefined), ConfigError);
+});

@@ -119,3 +119,20 @@ for (const when of ["read first", "wait first"] as const) {
     assert.equal(joined.lastSeq, when === "read first" ? 2 : 3);
   });
 }
+
+Deno.test("an idle writer waits commitDelayMs for company: messages of several people in that moment share one write", async () => {
+  await using s = await startServer({ commitDelayMs: 300 });
+  const people = await Promise.all(
+    ["ann", "ben", "cat"].map((name) => TestClient.connect(s, { name, room: "r" })),
+  );
+  const before = s.app.metrics.storeBatches;
+  // 25 ms apart: each in a turn of its own, all within the wait.
+  for (const [i, c] of people.entries()) {
+    c.send({ type: "send", room: "r", text: `hi ${i}`, cid: `c${i}` });
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const acks = await Promise.all(people.map((c) => c.next("ack")));
+  assert.deepEqual(acks.map((a) => a.seq).sort(), [1, 2, 3]);
+  assert.equal(s.app.metrics.storeBatches - before, 1, "one durable write for the three");
+  await Promise.all(people.map((c) => c.close()));
+});
