@@ -136,3 +136,18 @@ Deno.test("an idle writer waits commitDelayMs for company: messages of several p
   assert.equal(s.app.metrics.storeBatches - before, 1, "one durable write for the three");
   await Promise.all(people.map((c) => c.close()));
 });
+
+Deno.test("a sender in a loop (its last message just before) does not make the idle writer wait for company", async () => {
+  await using s = await startServer({ commitDelayMs: 40 });
+  await using bot = await TestClient.connect(s, { name: "bot", room: "r" });
+  const timed = async (cid: string) => {
+    const t = performance.now();
+    bot.send({ type: "send", room: "r", text: cid, cid });
+    await bot.next("ack", (m) => m.cid === cid);
+    return performance.now() - t;
+  };
+  const first = await timed("b1"); // a first message: it waits the 40 ms
+  const next = await timed("b2"); // sent as soon as b1 was acked: not at a person's pace
+  assert.ok(first >= 35, `the first waited for company (${first.toFixed(1)} ms)`);
+  assert.ok(next < 35, `the next did not (${next.toFixed(1)} ms)`);
+});
