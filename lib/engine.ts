@@ -239,9 +239,11 @@ export interface EngineEvents {
 /** Where rooms live. See the module doc. */
 export interface Engine {
   /**
-   * Numbers and durably stores one group of drafts, in order, and hands each new message to the
-   * subscribers before it resolves. A draft whose `cid` the same person used within the dedup window
-   * resolves to the message stored then. Rejects (storing nothing of the group) when storing fails.
+   * Numbers and durably stores one group of drafts, in order; each new message reaches the subscribers
+   * once (the embedded engine hands it over before it resolves; Redis through pub/sub, maybe after, so
+   * a sender's ack can come before its message). A draft whose `cid` the same person used within the
+   * dedup window resolves to the message stored then. Rejects (storing nothing of the group) when
+   * storing fails.
    */
   append(batch: readonly Draft[]): Promise<Appended[]>;
   /** Messages with `seq > after`, oldest first, at most `limit`. */

@@ -36,8 +36,8 @@
  * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
  * target's node on (see {@link CHANGE}), so a deleted text is gone from Redis.
  *
- * One Lua script per room and group numbers, de-duplicates, appends, trims and publishes atomically,
- * so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
+ * One Lua script per group of messages (on a Cluster: per room and group) numbers, de-duplicates,
+ * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
  * jump, or comes back from a lost connection, reads the gap from the stream before it delivers newer.
  * @module
  */
@@ -292,99 +292,107 @@ end
 `;
 
 /**
- * KEYS: meta, log, reads (each sender's read position moves to their message). ARGV: epoch if new,
- * retainMessages, minTs (0: keep all), dedupMs, count, then per message key, cid ("" for none), from, text,
- * ts, replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""). Returns the epoch,
- * then per message "n" or "d" with seq and ts, or "r" (its replyTo is not stored or deleted: nothing
- * stored). The cid, reaction and mention keys share the room's hash tag, so they live in its slot.
+ * Stores one group of messages, room by room: KEYS are (meta, log, reads) per room (reads: each
+ * sender's read position moves to their message). ARGV: retainMessages, minTs (0: keep all), dedupMs,
+ * then per room its epoch if new and its count, then per message key, cid ("" for none), from, text, ts,
+ * replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""). Returns per room the
+ * epoch, then per message "n" or "d" with seq and ts, or "r" (its replyTo is not stored or deleted:
+ * nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
+ * share the room's hash tag, so they live in its slot); on one Redis, every room of the group: one call.
  */
 const APPEND = `${QUOTE_LUA}
-local meta, log = KEYS[1], KEYS[2]
-redis.call('HSETNX', meta, 'epoch', ARGV[1])
-local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
-local epoch = redis.call('HGET', meta, 'epoch')
-local out = { epoch }
-local base = string.sub(meta, 1, -5)
-local channel = string.sub(meta, 1, -6)
-local i = 6
-for _ = 1, tonumber(ARGV[5]) do
-  local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  local reply, names, mkeys = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  i = i + 8
-  local ck = base .. 'cid:' .. key .. ':' .. cid
-  local prev = false
-  if cid ~= '' then prev = redis.call('GET', ck) end
-  local quoted = ''
-  if not prev and reply ~= '' then
-    local t = redis.call('XRANGE', log, reply .. '-1', reply .. '-1')[1]
-    local f = {}
-    if t then for j = 1, #t[2], 2 do f[t[2][j]] = t[2][j + 1] end end
-    if t and not f.d then
-      quoted = cjson.encode({ seq = tonumber(reply), from = f.f, text = quote(f.t) })
-    else
-      prev = 'refused'
-      out[#out + 1] = 'r'
-    end
-  end
-  if prev == 'refused' then
-    -- nothing stored
-  elseif prev then
-    -- The stored message as it is now: 'D' deleted, 'E' edited (editedTs, text), else 'd'.
-    local id = string.match(prev, '^(%d+)') .. '-1'
-    local e = redis.call('XRANGE', log, id, id)[1]
-    local f = {}
-    if e then for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end end
-    if f.d then out[#out + 1] = 'D' .. prev
-    elseif f.e then out[#out + 1] = 'E' .. prev .. ':' .. f.e .. ':' .. f.t
-    else out[#out + 1] = 'd' .. prev end
-  else
-    seq = seq + 1
-    local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
-    if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
-    if names ~= '' then
-      fields[#fields + 1] = 'm'; fields[#fields + 1] = names
-      fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
-      for pk in string.gmatch(mkeys, '[^\t]+') do
-        local mn = base .. 'mn:' .. pk
-        redis.call('ZADD', mn, seq, seq)
-        redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
+local function room(meta, log, reads, at)
+  redis.call('HSETNX', meta, 'epoch', ARGV[at])
+  local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
+  local epoch = redis.call('HGET', meta, 'epoch')
+  local out = { epoch }
+  local base = string.sub(meta, 1, -5)
+  local channel = string.sub(meta, 1, -6)
+  local i = at + 2
+  for _ = 1, tonumber(ARGV[at + 1]) do
+    local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    local reply, names, mkeys = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    i = i + 8
+    local ck = base .. 'cid:' .. key .. ':' .. cid
+    local prev = false
+    if cid ~= '' then prev = redis.call('GET', ck) end
+    local quoted = ''
+    if not prev and reply ~= '' then
+      local t = redis.call('XRANGE', log, reply .. '-1', reply .. '-1')[1]
+      local f = {}
+      if t then for j = 1, #t[2], 2 do f[t[2][j]] = t[2][j + 1] end end
+      if t and not f.d then
+        quoted = cjson.encode({ seq = tonumber(reply), from = f.f, text = quote(f.t) })
+      else
+        prev = 'refused'
+        out[#out + 1] = 'r'
       end
     end
-    redis.call('XADD', log, seq .. '-1', unpack(fields))
-    redis.call('HSET', KEYS[3], key, seq)
-    if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[4]) end
-    redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch, quoted, names }))
-    out[#out + 1] = 'n' .. seq .. ':' .. ts
+    if prev == 'refused' then
+      -- nothing stored
+    elseif prev then
+      -- The stored message as it is now: 'D' deleted, 'E' edited (editedTs, text), else 'd'.
+      local id = string.match(prev, '^(%d+)') .. '-1'
+      local e = redis.call('XRANGE', log, id, id)[1]
+      local f = {}
+      if e then for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end end
+      if f.d then out[#out + 1] = 'D' .. prev
+      elseif f.e then out[#out + 1] = 'E' .. prev .. ':' .. f.e .. ':' .. f.t
+      else out[#out + 1] = 'd' .. prev end
+    else
+      seq = seq + 1
+      local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
+      if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
+      if names ~= '' then
+        fields[#fields + 1] = 'm'; fields[#fields + 1] = names
+        fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
+        for pk in string.gmatch(mkeys, '[^\t]+') do
+          local mn = base .. 'mn:' .. pk
+          redis.call('ZADD', mn, seq, seq)
+          redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
+        end
+      end
+      redis.call('XADD', log, seq .. '-1', unpack(fields))
+      redis.call('HSET', reads, key, seq)
+      if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[3]) end
+      redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch, quoted, names }))
+      out[#out + 1] = 'n' .. seq .. ':' .. ts
+    end
   end
-end
-redis.call('HSET', meta, 'seq', seq)
-local keep = tonumber(ARGV[2])
-if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
--- Age retention: the oldest entries (at most 100 a call) older than ARGV[3] ms since the epoch.
-local minTs = tonumber(ARGV[3])
-local function tsOf(e)
-  for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
-end
-local oldest = minTs > 0 and redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
--- Most writes find the oldest entry young enough: one read. Only then up to 100 are looked at.
-if oldest and (tsOf(oldest) or minTs) < minTs then
-  local cut = nil
-  for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
-    local ts = tsOf(e)
-    if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
+  redis.call('HSET', meta, 'seq', seq)
+  local keep = tonumber(ARGV[1])
+  if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
+  -- Age retention: the oldest entries (at most 100 a call) older than ARGV[3] ms since the epoch.
+  local minTs = tonumber(ARGV[2])
+  local function tsOf(e)
+    for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
   end
-  if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
+  local oldest = minTs > 0 and redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  -- Most writes find the oldest entry young enough: one read. Only then up to 100 are looked at.
+  if oldest and (tsOf(oldest) or minTs) < minTs then
+    local cut = nil
+    for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
+      local ts = tsOf(e)
+      if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
+    end
+    if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
+  end
+  -- Reactions of messages retention removed go with them (most rooms have none: one EXISTS).
+  local rx = base .. 'rx'
+  if redis.call('EXISTS', rx) == 1 then
+    local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+    local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)
+    local gone = redis.call('ZRANGEBYSCORE', rx, '-inf', '(' .. low)
+    for _, s in ipairs(gone) do redis.call('DEL', base .. 'rc:' .. s, base .. 'rp:' .. s) end
+    if #gone > 0 then redis.call('ZREMRANGEBYSCORE', rx, '-inf', '(' .. low) end
+  end
+  return out, i
 end
--- Reactions of messages retention removed go with them (most rooms have none: one EXISTS).
-local rx = base .. 'rx'
-if redis.call('EXISTS', rx) == 1 then
-  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
-  local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)
-  local gone = redis.call('ZRANGEBYSCORE', rx, '-inf', '(' .. low)
-  for _, s in ipairs(gone) do redis.call('DEL', base .. 'rc:' .. s, base .. 'rp:' .. s) end
-  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', rx, '-inf', '(' .. low) end
+local all, at = {}, 4
+for k = 1, #KEYS, 3 do
+  all[#all + 1], at = room(KEYS[k], KEYS[k + 1], KEYS[k + 2], at)
 end
-return out
+return all
 `;
 
 /**
@@ -807,46 +815,52 @@ export class RedisEngine implements Engine {
         })
       );
     }));
-    await Promise.all([...byRoom].map(async ([room, idx]) => {
-      const k = keys(room);
-      const args = [
-        newEpoch(),
-        String(this.#opts.retainMessages),
-        String(minTs),
-        String(this.#opts.dedupWindowMs),
-      ];
-      args.push(String(idx.length));
-      for (const i of idx) {
-        const d = batch[i];
-        args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts), d.replyTo ? String(d.replyTo) : "");
-        if (d.mentions?.length) {
-          args.push(JSON.stringify(d.mentions.map((p) => p.name)), d.mentions.map((p) => p.key).join("\t"));
-        } else args.push("", "");
+    // One script for every room of the group on one Redis; one per room on a Cluster (a room's keys
+    // share one slot, rooms may not).
+    const rooms = [...byRoom];
+    const groups = this.#cluster ? rooms.map((r) => [r]) : [rooms];
+    await Promise.all(groups.map(async (group) => {
+      const keyList: string[] = [];
+      const args = [String(this.#opts.retainMessages), String(minTs), String(this.#opts.dedupWindowMs)];
+      for (const [room, idx] of group) {
+        const k = keys(room);
+        keyList.push(k.meta, k.log, k.reads);
+        args.push(newEpoch(), String(idx.length));
+        for (const i of idx) {
+          const d = batch[i];
+          args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts), d.replyTo ? String(d.replyTo) : "");
+          if (d.mentions?.length) {
+            args.push(JSON.stringify(d.mentions.map((p) => p.name)), d.mentions.map((p) => p.key).join("\t"));
+          } else args.push("", "");
+        }
       }
-      const res = await this.#run(() =>
-        this.#cmd.eval(this.#lua.APPEND, { keys: [k.meta, k.log, k.reads], arguments: args })
-      ) as string[];
-      idx.forEach((i, j) => {
-        const d = batch[i];
-        const r = res[j + 1];
-        if (r === "r") {
-          out[i] = { message: refusedDraft(d), duplicate: false, refused: "reply_not_found" };
-          return;
-        }
-        const [seq, ts, editedTs] = r.slice(1).split(":", 3).map(Number);
-        if (r[0] === "D") {
-          out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
-          return;
-        }
-        // An edited one: its text is what follows the third ':'.
-        const text = r[0] === "E"
-          ? r.slice(r.indexOf(":", r.indexOf(":", r.indexOf(":") + 1) + 1) + 1)
-          : d.text;
-        const message: ChatMessage = { room, seq, from: d.from, text, ts };
-        if (d.cid !== undefined) message.cid = d.cid;
-        if (r[0] === "E") message.editedTs = editedTs;
-        if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
-        out[i] = { message, duplicate: r[0] !== "n" };
+      const all = await this.#run(() =>
+        this.#cmd.eval(this.#lua.APPEND, { keys: keyList, arguments: args })
+      ) as string[][];
+      group.forEach(([room, idx], g) => {
+        const res = all[g];
+        idx.forEach((i, j) => {
+          const d = batch[i];
+          const r = res[j + 1];
+          if (r === "r") {
+            out[i] = { message: refusedDraft(d), duplicate: false, refused: "reply_not_found" };
+            return;
+          }
+          const [seq, ts, editedTs] = r.slice(1).split(":", 3).map(Number);
+          if (r[0] === "D") {
+            out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
+            return;
+          }
+          // An edited one: its text is what follows the third ':'.
+          const text = r[0] === "E"
+            ? r.slice(r.indexOf(":", r.indexOf(":", r.indexOf(":") + 1) + 1) + 1)
+            : d.text;
+          const message: ChatMessage = { room, seq, from: d.from, text, ts };
+          if (d.cid !== undefined) message.cid = d.cid;
+          if (r[0] === "E") message.editedTs = editedTs;
+          if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
+          out[i] = { message, duplicate: r[0] !== "n" };
+        });
       });
     }));
     return out;
