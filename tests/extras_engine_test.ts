@@ -82,6 +82,36 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}.append() of one group across rooms numbers each room on its own and answers in the group's order`, async () => {
+    const u = await make({});
+    const [a, b, c] = [newRoom(), newRoom(), newRoom()];
+    const e = u.engine;
+    await e.append([draft(b, "b1", { cid: "x" })]);
+    const got = await e.append([
+      draft(a, "a1"),
+      draft(b, "b2"),
+      draft(a, "a2", { replyTo: 7 }), // refused: nothing of it stored
+      draft(c, "c1", { mentions: [{ name: "bob", key: "k-bob" }] }),
+      draft(b, "b1 again", { cid: "x" }), // the cid of b's first message
+      draft(a, "a2", { replyTo: 1 }),
+    ]);
+    assert.deepEqual(got.map((r) => [r.message.room, r.message.seq, r.duplicate, r.refused]), [
+      [a, 1, false, undefined],
+      [b, 2, false, undefined],
+      [a, 0, false, "reply_not_found"],
+      [c, 1, false, undefined],
+      [b, 1, true, undefined],
+      [a, 2, false, undefined],
+    ]);
+    assert.deepEqual((await page(e, a)).map((m) => [m.seq, m.text, m.replyTo?.seq]), [
+      [1, "a1", undefined],
+      [2, "a2", 1],
+    ]);
+    assert.deepEqual((await page(e, b)).map((m) => m.text), ["b1", "b2"]);
+    assert.deepEqual((await page(e, c)).map((m) => [m.text, m.mentions]), [["c1", ["bob"]]]);
+    await u.cleanup();
+  });
+
   Deno.test(`${kind}.react() toggles, sets, caps and counts; reactions() reads a page with the reader's own`, async () => {
     const u = await make({});
     const room = newRoom();
