@@ -37,8 +37,9 @@
  * target's node on (see {@link CHANGE}), so a deleted text is gone from Redis.
  *
  * One Lua script per group of messages (on a Cluster: per room and group) numbers, de-duplicates,
- * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes. Pub/sub is lossy: a process that sees a seq
- * jump, or comes back from a lost connection, reads the gap from the stream before it delivers newer.
+ * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes.
+ * Pub/sub is lossy: a process that sees a seq jump, or comes back from a lost connection, reads the gap
+ * from the stream before it delivers newer.
  * @module
  */
 import { createClient, createCluster } from "@redis/client";
