@@ -7,8 +7,10 @@
  * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1` (a changed one's field `v`:
  *   the rev of its last change);
  * - `chat:{room}:changes`, a sorted set: the seqs of changed messages, scored by that rev (for resume);
- * - `chat:{room}:cid:<key>:<cid>`: the seq and ts a person's cid was stored under, for the dedup window;
- * - `chat:{room}`, the channel each stored message is published on (a JSON array), and each change
+ * - `chat:{room}:cids:<n>`, a hash per half dedup window: `<key>:<cid>` to the seq and ts the person's
+ *   cid was stored under (see {@link APPEND});
+ * - `chat:{room}`, the channel the messages of each append are published on (a JSON array: the epoch,
+ *   then the messages), and each change
  *   to a message or to the room's rules or people (a JSON object); `chat:{room}:lines` for lines
  *   that are not stored (typing);
  * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
@@ -296,27 +298,64 @@ end
  * Stores one group of messages, room by room: KEYS are (meta, log, reads) per room (reads: each
  * sender's read position moves to their message). ARGV: retainMessages, minTs (0: keep all), dedupMs,
  * then per room its epoch if new and its count, then per message key, cid ("" for none), from, text, ts,
- * replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""). Returns per room the
+ * replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""), and its channel form
+ * (the JSON array `[from, text, ts, cid, names]` without its brackets). Returns per room the
  * epoch, then per message "n" or "d" with seq and ts, or "r" (its replyTo is not stored or deleted:
  * nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
  * share the room's hash tag, so they live in its slot); on one Redis, every room of the group: one call.
+ *
+ * Redis spends more on each `redis.call` than on most commands it makes, so the work per message is
+ * one XADD; the rest is per room and group: the cids are looked up with one HMGET per cid bucket and
+ * written with one HSET, the read positions with one HSET, and the room's new messages go out as one
+ * publish, `[epoch, [seq, from, text, ts, cid, names, quote], ...]`, put together from the channel forms
+ * the process encoded (Lua's number formatting and cjson cost more than the rest). A cid bucket (`cids:<n>`, field `<key>:<cid>`) holds the cids
+ * stored in half a dedup window (Redis' clock: TIME) and expires a window after its last moment, so a
+ * cid is remembered at least the window and at most one and a half.
  */
 const APPEND = `${QUOTE_LUA}
+local win = tonumber(ARGV[3])
+local half = math.max(1, math.ceil(win / 2))
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local bucket = math.floor(now / half)
+local function chunked(f, cmd, key, list)
+  local out = {}
+  for c = 1, #list, 1000 do
+    local r = redis.call(cmd, key, unpack(list, c, math.min(c + 999, #list)))
+    if f then for x = 1, #r do out[c + x - 1] = r[x] end end
+  end
+  return out
+end
 local function room(meta, log, reads, at)
   redis.call('HSETNX', meta, 'epoch', ARGV[at])
-  local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
-  local epoch = redis.call('HGET', meta, 'epoch')
+  local head = redis.call('HMGET', meta, 'seq', 'epoch')
+  local seq, epoch = tonumber(head[1] or '0'), head[2]
   local out = { epoch }
   local base = string.sub(meta, 1, -5)
   local channel = string.sub(meta, 1, -6)
+  local count = tonumber(ARGV[at + 1])
+  -- The cids of this room's messages stored within the window (and, below, those of this group).
+  local known, fresh = {}, {}
+  if win > 0 then
+    local fields = {}
+    for i = at + 2, at + 1 + count * 9, 9 do
+      if ARGV[i + 1] ~= '' then fields[#fields + 1] = ARGV[i] .. ':' .. ARGV[i + 1] end
+    end
+    if #fields > 0 then
+      for b = math.floor((now - win) / half), bucket do
+        local got = chunked(true, 'HMGET', base .. 'cids:' .. b, fields)
+        for x = 1, #fields do if got[x] then known[fields[x]] = got[x] end end
+      end
+    end
+  end
+  local readAt, pubs = {}, {}
   local i = at + 2
-  for _ = 1, tonumber(ARGV[at + 1]) do
+  for _ = 1, count do
     local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local reply, names, mkeys = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-    i = i + 8
-    local ck = base .. 'cid:' .. key .. ':' .. cid
-    local prev = false
-    if cid ~= '' then prev = redis.call('GET', ck) end
+    local reply, names, mkeys, tail = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+    i = i + 9
+    local field = cid ~= '' and (key .. ':' .. cid)
+    local prev = field and known[field] or false
     local quoted = ''
     if not prev and reply ~= '' then
       local t = redis.call('XRANGE', log, reply .. '-1', reply .. '-1')[1]
@@ -342,6 +381,7 @@ local function room(meta, log, reads, at)
       else out[#out + 1] = 'd' .. prev end
     else
       seq = seq + 1
+      local sid = tostring(seq)
       local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
       if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
       if names ~= '' then
@@ -353,17 +393,33 @@ local function room(meta, log, reads, at)
           redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
         end
       end
-      redis.call('XADD', log, seq .. '-1', unpack(fields))
-      redis.call('HSET', reads, key, seq)
-      if cid ~= '' then redis.call('SET', ck, seq .. ':' .. ts, 'PX', ARGV[3]) end
-      redis.call('%PUB%', channel, cjson.encode({ seq, from, text, tonumber(ts), cid, epoch, quoted, names }))
-      out[#out + 1] = 'n' .. seq .. ':' .. ts
+      redis.call('XADD', log, sid .. '-1', unpack(fields))
+      readAt[key] = sid
+      local stored = sid .. ':' .. ts
+      if field then
+        known[field] = stored
+        fresh[#fresh + 1] = field
+        fresh[#fresh + 1] = stored
+      end
+      pubs[#pubs + 1] = ',[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
+      out[#out + 1] = 'n' .. stored
     end
   end
-  redis.call('HSET', meta, 'seq', seq)
+  if #pubs > 0 then
+    redis.call('HSET', meta, 'seq', seq)
+    local positions = {}
+    for k, s in pairs(readAt) do positions[#positions + 1] = k; positions[#positions + 1] = s end
+    chunked(false, 'HSET', reads, positions)
+    if win > 0 and #fresh > 0 then
+      local cids = base .. 'cids:' .. bucket
+      chunked(false, 'HSET', cids, fresh)
+      redis.call('PEXPIREAT', cids, (bucket + 1) * half + win)
+    end
+    redis.call('%PUB%', channel, '[' .. cjson.encode(epoch) .. table.concat(pubs) .. ']')
+  end
   local keep = tonumber(ARGV[1])
   if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
-  -- Age retention: the oldest entries (at most 100 a call) older than ARGV[3] ms since the epoch.
+  -- Age retention: the oldest entries (at most 100 a call) older than ARGV[2] (ms since the epoch).
   local minTs = tonumber(ARGV[2])
   local function tsOf(e)
     for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
@@ -687,6 +743,9 @@ interface RedisLike {
   configGet?(parameters: string[]): Promise<Record<string, string>>;
 }
 
+/** `s` as it reads back from UTF-8: a lone surrogate is U+FFFD. */
+const wellFormed = (s: string) => s.isWellFormed() ? s : s.toWellFormed();
+
 /** The scripts with the publish of this deployment: sharded on a Cluster, so a room stays on its node. */
 function scriptsFor(cluster: boolean) {
   const pub = (script: string) => script.replaceAll("%PUB%", cluster ? "SPUBLISH" : "PUBLISH");
@@ -830,9 +889,13 @@ export class RedisEngine implements Engine {
         for (const i of idx) {
           const d = batch[i];
           args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts), d.replyTo ? String(d.replyTo) : "");
-          if (d.mentions?.length) {
-            args.push(JSON.stringify(d.mentions.map((p) => p.name)), d.mentions.map((p) => p.key).join("\t"));
-          } else args.push("", "");
+          const names = d.mentions?.length ? JSON.stringify(d.mentions.map((p) => p.name)) : "";
+          args.push(names, d.mentions?.length ? d.mentions.map((p) => p.key).join("\t") : "");
+          // The message as the channel carries it, but for its seq (first) and reply quote (last).
+          // Stored as UTF-8, a lone surrogate becomes U+FFFD: the channel says what the stream holds.
+          args.push(
+            JSON.stringify([d.from, wellFormed(d.text), d.ts, wellFormed(d.cid ?? ""), names]).slice(1, -1),
+          );
         }
       }
       const all = await this.#run(() =>
@@ -1373,32 +1436,34 @@ export class RedisEngine implements Engine {
   }
 
   #received(room: string, state: Watched, raw: string): void {
-    let m: ChatMessage;
-    let epoch: string;
+    const got: [ChatMessage, string][] = [];
     try {
       const parsed = JSON.parse(raw);
       if (!Array.isArray(parsed)) return this.#changed(room, state, parsed);
-      const [seq, from, text, ts, cid, e, reply, names] = parsed as [
-        number,
-        string,
-        string,
-        number,
-        string,
-        string,
-        string?,
-        string?,
-      ];
-      m = { room, seq, from, text, ts };
-      if (cid) m.cid = cid;
-      if (reply) m.replyTo = replyOf(reply);
-      if (names) m.mentions = JSON.parse(names);
-      epoch = e;
+      // One publish per room and append, `[epoch, ...messages]` (see APPEND); a message alone is
+      // what an older process publishes.
+      const old = typeof parsed[0] === "number";
+      const epoch: string = old ? parsed[5] : parsed[0];
+      for (let x = old ? 0 : 1; x < (old ? 1 : parsed.length); x++) {
+        const one = old ? parsed : parsed[x];
+        const [seq, from, text, ts, cid] = one as [number, string, string, number, string];
+        const [names, reply] = old ? [one[7], one[6]] : [one[5], one[6]] as [string?, string?];
+        const m: ChatMessage = { room, seq, from, text, ts };
+        if (cid) m.cid = cid;
+        if (reply) m.replyTo = replyOf(reply);
+        if (names) m.mentions = JSON.parse(names);
+        got.push([m, epoch]);
+      }
     } catch {
       return this.#opts.log.error("bad message on a room channel", { room });
     }
-    state.chain = state.chain.then(() => state.ready).then(() => {
-      if (epoch !== state.epoch) this.#restart(room, state, epoch);
-      return this.#catchUp(room, state, m);
+    state.chain = state.chain.then(() => state.ready).then(async () => {
+      for (const [m, epoch] of got) {
+        if (epoch !== state.epoch) this.#restart(room, state, epoch);
+        // In order and nothing missing (the usual case): no backfill to wait for.
+        if (m.seq === state.delivered + 1 && this.#rooms.get(room) === state) this.#hand(state, m);
+        else await this.#catchUp(room, state, m);
+      }
     }, () => {});
   }
 

@@ -12,7 +12,7 @@ import { SqliteStore } from "../lib/store_sqlite.ts";
 
 const TEST_REDIS_URL = Deno.env.get("TEST_REDIS_URL");
 const log = createLogger("error");
-// No spec varies these: a retry within a minute is a duplicate, and age never expires a message.
+// Unless a spec says otherwise a retry within a minute is a duplicate; age never expires a message.
 const DEDUP_WINDOW_MS = 60_000;
 const RETAIN_MS = 0;
 
@@ -28,6 +28,11 @@ export interface EngineKindOptions {
    * @default {DEFAULT_AUDIT_RETAIN} (the engine's own default)
    */
   auditRetain?: number;
+  /**
+   * How long a cid is remembered, ms.
+   * @default {60_000}
+   */
+  dedupWindowMs?: number;
 }
 
 /** An engine under test. */
@@ -50,7 +55,7 @@ export function connectRedisEngine(url: string, options: EngineKindOptions = {})
     url,
     retainMessages: options.retainMessages ?? 0,
     retainMs: RETAIN_MS,
-    dedupWindowMs: DEDUP_WINDOW_MS,
+    dedupWindowMs: options.dedupWindowMs ?? DEDUP_WINDOW_MS,
     auditRetain: options.auditRetain,
     log,
   });
@@ -66,7 +71,7 @@ export function engineKinds(): EngineKind[] {
     ["MemoryStore", (o = {}) => {
       const store = new MemoryStore({ retainMessages: o.retainMessages ?? 0, retainMs: RETAIN_MS });
       const engine = new EmbeddedEngine(store, {
-        dedupWindowMs: DEDUP_WINDOW_MS,
+        dedupWindowMs: o.dedupWindowMs ?? DEDUP_WINDOW_MS,
         auditRetain: o.auditRetain,
       });
       return Promise.resolve({
@@ -84,7 +89,7 @@ export function engineKinds(): EngineKind[] {
             retainMs: RETAIN_MS,
             durability: "normal",
           }),
-          { dedupWindowMs: DEDUP_WINDOW_MS, auditRetain: o.auditRetain },
+          { dedupWindowMs: o.dedupWindowMs ?? DEDUP_WINDOW_MS, auditRetain: o.auditRetain },
         );
       const under: EngineUnderTest = {
         engine: await open(),

@@ -112,6 +112,41 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}.append() stores a person's cid once within the dedup window, and anew after it`, async () => {
+    const u = await make({ dedupWindowMs: 300 });
+    const room = newRoom();
+    const e = u.engine;
+    const shape = (got: Awaited<ReturnType<Engine["append"]>>) =>
+      got.map((r) => [r.message.seq, r.duplicate]);
+    assert.deepEqual(shape(await e.append([draft(room, "one", { cid: "c" })])), [[1, false]]);
+    assert.deepEqual(
+      shape(
+        await e.append([
+          draft(room, "one", { cid: "c" }),
+          draft(room, "one", { cid: "c", from: "bob", key: "k-bob" }), // another person's cid
+          draft(room, "two", { cid: "d" }),
+          draft(room, "two", { cid: "d" }), // twice in one group
+        ]),
+      ),
+      [[1, true], [2, false], [3, false], [3, true]],
+    );
+    await new Promise((r) => setTimeout(r, 700)); // over twice the window
+    assert.deepEqual(shape(await e.append([draft(room, "one", { cid: "c" })])), [[4, false]]);
+    await u.cleanup();
+  });
+
+  Deno.test(`${kind}.append() with a dedup window of 0 dedups a cid within one group only`, async () => {
+    const u = await make({ dedupWindowMs: 0 });
+    const room = newRoom();
+    const e = u.engine;
+    const got = await e.append([draft(room, "one", { cid: "c" }), draft(room, "one", { cid: "c" })]);
+    assert.deepEqual(got.map((r) => [r.message.seq, r.duplicate]), [[1, false], [1, true]]);
+    await new Promise((r) => setTimeout(r, 5));
+    const [again] = await e.append([draft(room, "one", { cid: "c" })]);
+    assert.deepEqual([again.message.seq, again.duplicate], [2, false]);
+    await u.cleanup();
+  });
+
   Deno.test(`${kind}.react() toggles, sets, caps and counts; reactions() reads a page with the reader's own`, async () => {
     const u = await make({});
     const room = newRoom();

@@ -584,6 +584,66 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "RedisEngine.append() runs one XADD per message and one publish per room; a lone message still arrives",
+  ignore: !!missing,
+  fn: async () => {
+    await using redis = await startRedis();
+    const engine = await connectRedisEngine(redis.url);
+    const room = newRoom();
+    const { got, unsubscribe } = await listen(engine, room);
+    const c = createClient({ url: redis.url });
+    c.on("error", () => {});
+    await c.connect();
+    const calls = async () => {
+      const info = await c.info("commandstats");
+      return new Map(
+        [...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]),
+      );
+    };
+    await engine.append([draft(room, "warm")]); // the room's meta is made once
+    await until("the first message", () => got.messages.length === 1);
+    const before = await calls();
+    const n = 20;
+    const res = await engine.append(
+      Array.from({ length: n }, (_, i) =>
+        draft(room, `m${i} \u2028 "q" \ud800`, {
+          cid: `c${i}`,
+          ...(i === 3 ? { mentions: [{ name: "bob", key: "k-bob" }] } : {}),
+          ...(i === 4 ? { replyTo: 2 } : {}),
+        })),
+    );
+    const after = await calls();
+    const grew = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    assert.deepEqual([grew("eval"), grew("xadd"), grew("publish"), grew("set"), grew("get")], [
+      1,
+      n,
+      1,
+      0,
+      0,
+    ]);
+    await until("the group", () => got.messages.length === n + 1);
+    // What the channel carried is what the stream holds (a lone surrogate is U+FFFD in both).
+    const stored = (await engine.after(room, 1, 100)).messages;
+    assert.deepEqual(got.messages.slice(1), stored);
+    assert.equal(stored[0].text, 'm0 \u2028 "q" \ufffd');
+    assert.deepEqual([stored[3].mentions, stored[4].replyTo?.seq], [["bob"], 2]);
+    assert.deepEqual(res.map((r) => r.message.seq), stored.map((m) => m.seq));
+    // An older process publishes each message alone: still delivered, in order.
+    const epoch = (await engine.after(room, 0, 1)).epoch;
+    await c.publish(
+      `chat:{${room}}`,
+      JSON.stringify([n + 2, "bob", "alone", Date.now(), "x", epoch, "", ""]),
+    );
+    await until("the lone message", () => got.messages.length === n + 2);
+    assert.deepEqual(got.messages.at(-1)!.text, "alone");
+    unsubscribe();
+    await c.close();
+    await engine.close();
+  },
+});
+
+Deno.test({
   name: "RedisEngine.access() is one Redis command (a script), and how long it takes next to a GET",
   ignore: !!missing,
   fn: async () => {
