@@ -858,7 +858,11 @@ export class RedisEngine implements Engine {
   async append(batch: readonly Draft[]): Promise<Appended[]> {
     // One script per room, in order: a room's keys share one slot; rooms may not.
     const byRoom = new Map<string, number[]>();
-    batch.forEach((d, i) => byRoom.set(d.room, [...(byRoom.get(d.room) ?? []), i]));
+    batch.forEach((d, i) => {
+      const idx = byRoom.get(d.room);
+      if (idx) idx.push(i);
+      else byRoom.set(d.room, [i]);
+    });
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
     // A conversation goes in both people's lists before its message is stored (another slot on a
