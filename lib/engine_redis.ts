@@ -271,6 +271,9 @@ end
 return n
 `;
 
+/** How often, at most, an append looks for messages past the age retention in a room (ms). */
+const AGE_CHECK_MS = 1000;
+
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
 
@@ -327,9 +330,14 @@ local function chunked(f, cmd, key, list)
   return out
 end
 local function room(meta, log, reads, at)
-  redis.call('HSETNX', meta, 'epoch', ARGV[at])
-  local head = redis.call('HMGET', meta, 'seq', 'epoch')
+  -- aged: when age retention last looked (ms); cb: the cid bucket whose expiry is set.
+  local head = redis.call('HMGET', meta, 'seq', 'epoch', 'aged', 'cb')
   local seq, epoch = tonumber(head[1] or '0'), head[2]
+  local later = {}
+  if not epoch then
+    epoch = ARGV[at]
+    later = { 'epoch', epoch }
+  end
   local out = { epoch }
   local base = string.sub(meta, 1, -5)
   local channel = string.sub(meta, 1, -6)
@@ -406,37 +414,49 @@ local function room(meta, log, reads, at)
     end
   end
   if #pubs > 0 then
-    redis.call('HSET', meta, 'seq', seq)
+    later[#later + 1] = 'seq'
+    later[#later + 1] = seq
     local positions = {}
     for k, s in pairs(readAt) do positions[#positions + 1] = k; positions[#positions + 1] = s end
     chunked(false, 'HSET', reads, positions)
     if win > 0 and #fresh > 0 then
       local cids = base .. 'cids:' .. bucket
       chunked(false, 'HSET', cids, fresh)
-      redis.call('PEXPIREAT', cids, (bucket + 1) * half + win)
+      if head[4] ~= tostring(bucket) then
+        redis.call('PEXPIREAT', cids, (bucket + 1) * half + win)
+        later[#later + 1] = 'cb'
+        later[#later + 1] = bucket
+      end
     end
     redis.call('%PUB%', channel, '[' .. cjson.encode(epoch) .. table.concat(pubs) .. ']')
   end
+  local trimmed = 0
   local keep = tonumber(ARGV[1])
-  if keep > 0 and seq > keep then redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
-  -- Age retention: the oldest entries (at most 100 a call) older than ARGV[2] (ms since the epoch).
+  if keep > 0 and seq > keep then trimmed = redis.call('XTRIM', log, 'MINID', (seq - keep + 1) .. '-1') end
+  -- Age retention: the oldest entries (at most 100 a call) older than ARGV[2] (ms since the epoch),
+  -- looked for at most every ${AGE_CHECK_MS} ms a room (retention is counted in days).
   local minTs = tonumber(ARGV[2])
-  local function tsOf(e)
-    for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
-  end
-  local oldest = minTs > 0 and redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
-  -- Most writes find the oldest entry young enough: one read. Only then up to 100 are looked at.
-  if oldest and (tsOf(oldest) or minTs) < minTs then
-    local cut = nil
-    for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
-      local ts = tsOf(e)
-      if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
+  if minTs > 0 and now - tonumber(head[3] or '0') >= ${AGE_CHECK_MS} then
+    later[#later + 1] = 'aged'
+    later[#later + 1] = now
+    local function tsOf(e)
+      for j = 1, #e[2], 2 do if e[2][j] == 'ts' then return tonumber(e[2][j + 1]) end end
     end
-    if cut then redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
+    local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+    -- Most looks find the oldest entry young enough: one read. Only then up to 100 are looked at.
+    if oldest and (tsOf(oldest) or minTs) < minTs then
+      local cut = nil
+      for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 100)) do
+        local ts = tsOf(e)
+        if ts and ts < minTs then cut = tonumber(string.match(e[1], '^(%d+)')) else break end
+      end
+      if cut then trimmed = trimmed + redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
+    end
   end
-  -- Reactions of messages retention removed go with them (most rooms have none: one EXISTS).
+  if #later > 0 then redis.call('HSET', meta, unpack(later)) end
+  -- Reactions of messages retention removed go with them.
   local rx = base .. 'rx'
-  if redis.call('EXISTS', rx) == 1 then
+  if trimmed > 0 and redis.call('EXISTS', rx) == 1 then
     local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
     local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)
     local gone = redis.call('ZRANGEBYSCORE', rx, '-inf', '(' .. low)

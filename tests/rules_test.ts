@@ -622,6 +622,9 @@ Deno.test({
       0,
       0,
     ]);
+    // Everything else is per room and group: the meta, the cid buckets, the read positions.
+    const perMessage = [...after.keys()].filter((k) => !["xadd", "info"].includes(k) && grew(k) > 4);
+    assert.deepEqual(perMessage, [], "no other command per message");
     await until("the group", () => got.messages.length === n + 1);
     // What the channel carried is what the stream holds (a lone surrogate is U+FFFD in both).
     const stored = (await engine.after(room, 1, 100)).messages;
