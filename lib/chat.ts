@@ -88,6 +88,11 @@ interface Conn {
   strikesSince: number;
   /** When its last message was queued (performance.now ms; see {@link BULK_SENDER_GAP_MS}). */
   sentAt: number;
+  /**
+   * The name claim across processes in flight (at connect, or a `nick`): the next one waits for it,
+   * so the name asked for last is the one held.
+   */
+  naming?: Promise<unknown>;
 }
 
 interface Pending {
@@ -1762,7 +1767,7 @@ export class Chat {
       }
       return undefined;
     };
-    claim().then((got) => {
+    conn.naming = claim().then((got) => {
       if (got === undefined || got === this.hub.nameOf(conn.key) || !this.#conns.has(conn.peer.id)) return;
       this.#rename(conn, got);
     }).catch((e) => this.#log.warn("name not claimed everywhere", { error: (e as Error).message }));
@@ -1791,7 +1796,8 @@ export class Chat {
     if (!this.hub.nameFreeFor(conn.key, name, this.#now())) {
       throw new ProtocolError("name_taken", `The name "${name}" is taken`);
     }
-    this.#engine.claimName!(conn.key, name).then(
+    const before = conn.naming ?? Promise.resolve();
+    conn.naming = before.then(() => this.#engine.claimName!(conn.key, name)).then(
       (ok) => {
         if (!this.#conns.has(id)) return;
         if (!ok) return this.#refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));

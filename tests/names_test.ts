@@ -4,7 +4,9 @@
  * `lib/names.ts` one function at a time.
  */
 import assert from "node:assert/strict";
+import { EmbeddedEngine, type Engine } from "../lib/engine.ts";
 import { canonicalName, NAME_MAX_CHARS, nameKeys, nameProblem, withSuffix } from "../lib/names.ts";
+import { MemoryStore } from "../lib/store.ts";
 import { startServer, TestClient, wsHeaders } from "./helpers.ts";
 
 /** U+20000, a CJK Extension B ideograph: two UTF-16 units, one code point, kept as is by NFKC. */
@@ -201,4 +203,49 @@ Deno.test("nameProblem() reserves the server's own name and its lookalikes", () 
     assert.match(nameProblem(n) ?? "", /reserved for the server/, n);
   }
   assert.equal(nameProblem("systems"), undefined);
+});
+
+Deno.test("a nick sent right after connecting wins over the connect-time name claim that answers later", async () => {
+  // Names shared across processes, as on Redis, with the connect-time lookup answering 100 ms late:
+  // the nick's claim is made while the connect-time claim has not been made yet.
+  const inner = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0 }), {
+    dedupWindowMs: 60_000,
+  });
+  const holder = new Map<string, string>(); // name -> key
+  const held = (key: string) => [...holder].find(([, k]) => k === key)?.[0];
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const replaced: Partial<Engine> = {
+    nameOf: (key) => {
+      const name = held(key); // read now, answered late (as a slow round trip)
+      return new Promise((resolve) => {
+        const t = setTimeout(() => (timers.delete(t), resolve(name)), 100);
+        timers.add(t);
+      });
+    },
+    claimName: (key, name) => {
+      if (holder.has(name) && holder.get(name) !== key) return Promise.resolve(false);
+      const old = held(key);
+      if (old !== undefined) holder.delete(old);
+      holder.set(name, key);
+      return Promise.resolve(true);
+    },
+    releaseName: () => {},
+  };
+  const engine = new Proxy(inner, {
+    get(target, p) {
+      if (p in replaced) return replaced[p as keyof Engine];
+      const v = Reflect.get(target, p, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  }) as unknown as Engine;
+  await using s = await startServer({}, { engine });
+  await using bob = await TestClient.connect(s, { name: "bob" });
+  bob.send({ type: "nick", name: "robert" });
+  assert.equal((await bob.next("nick")).name, "robert");
+  await new Promise((r) => setTimeout(r, 250)); // the connect-time claim has answered
+  assert.deepEqual(bob.all("nick").map((m) => m.name), ["robert"], "not renamed back");
+  assert.deepEqual([...holder.keys()], ["robert"], "the name held everywhere is the one asked for last");
+  await using carol = await TestClient.connect(s, { name: "carol" });
+  assert.ok((await carol.next("joined")).members.includes("robert"));
+  for (const t of timers) clearTimeout(t);
 });
