@@ -303,8 +303,9 @@ end
  * then per room its epoch if new and its count, then per message key, cid ("" for none), from, text, ts,
  * replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""), and its channel form
  * (the JSON array `[from, text, ts, cid, names]` without its brackets). Returns per room the
- * epoch, then per message "n" or "d" with seq and ts, or "r" (its replyTo is not stored or deleted:
- * nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
+ * epoch and its seq before the group, then per message "n" (stored: numbered on from that seq), "d"
+ * (a duplicate: its seq and ts; "D" deleted since, "E" edited), or "r" (its replyTo is not stored or
+ * deleted: nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
  * share the room's hash tag, so they live in its slot); on one Redis, every room of the group: one call.
  *
  * Redis spends more on each `redis.call` than on most commands it makes, so the work per message is
@@ -338,7 +339,7 @@ local function room(meta, log, reads, at)
     epoch = ARGV[at]
     later = { 'epoch', epoch }
   end
-  local out = { epoch }
+  local out = { epoch, tostring(seq) }
   local base = string.sub(meta, 1, -5)
   local channel = string.sub(meta, 1, -6)
   local count = tonumber(ARGV[at + 1])
@@ -390,18 +391,22 @@ local function room(meta, log, reads, at)
     else
       seq = seq + 1
       local sid = tostring(seq)
-      local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
-      if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
-      if names ~= '' then
-        fields[#fields + 1] = 'm'; fields[#fields + 1] = names
-        fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
-        for pk in string.gmatch(mkeys, '[^\t]+') do
-          local mn = base .. 'mn:' .. pk
-          redis.call('ZADD', mn, seq, seq)
-          redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
+      if quoted == '' and names == '' then
+        redis.call('XADD', log, sid .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key)
+      else
+        local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
+        if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
+        if names ~= '' then
+          fields[#fields + 1] = 'm'; fields[#fields + 1] = names
+          fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
+          for pk in string.gmatch(mkeys, '[^\t]+') do
+            local mn = base .. 'mn:' .. pk
+            redis.call('ZADD', mn, seq, seq)
+            redis.call('ZREMRANGEBYRANK', mn, 0, -${MENTIONS_KEPT + 1})
+          end
         end
+        redis.call('XADD', log, sid .. '-1', unpack(fields))
       end
-      redis.call('XADD', log, sid .. '-1', unpack(fields))
       readAt[key] = sid
       local stored = sid .. ':' .. ts
       if field then
@@ -410,7 +415,7 @@ local function room(meta, log, reads, at)
         fresh[#fresh + 1] = stored
       end
       pubs[#pubs + 1] = ',[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
-      out[#out + 1] = 'n' .. stored
+      out[#out + 1] = 'n'
     end
   end
   if #pubs > 0 then
@@ -927,9 +932,18 @@ export class RedisEngine implements Engine {
       ) as string[][];
       group.forEach(([room, idx], g) => {
         const res = all[g];
+        // New messages are numbered on from the room's seq before the group, in order.
+        let next = Number(res[1]);
         idx.forEach((i, j) => {
           const d = batch[i];
-          const r = res[j + 1];
+          const r = res[j + 2];
+          if (r === "n") {
+            const message: ChatMessage = { room, seq: ++next, from: d.from, text: d.text, ts: d.ts };
+            if (d.cid !== undefined) message.cid = d.cid;
+            if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
+            out[i] = { message, duplicate: false };
+            return;
+          }
           if (r === "r") {
             out[i] = { message: refusedDraft(d), duplicate: false, refused: "reply_not_found" };
             return;
@@ -947,7 +961,7 @@ export class RedisEngine implements Engine {
           if (d.cid !== undefined) message.cid = d.cid;
           if (r[0] === "E") message.editedTs = editedTs;
           if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
-          out[i] = { message, duplicate: r[0] !== "n" };
+          out[i] = { message, duplicate: true };
         });
       });
     }));
