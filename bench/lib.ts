@@ -141,12 +141,16 @@ export function portListening(port: number): boolean {
   return portListeners(port) > 0;
 }
 
-/** utime+stime of a process (all threads), in clock ticks (100 Hz), or NaN. */
+/**
+ * utime+stime of a process (all threads) and of the processes it started, theirs too (a wrapper's
+ * redis-server and server instances), in clock ticks (100 Hz), or NaN.
+ */
 export function procCpuTicks(pid: number): number {
   const s = readProc(`/proc/${pid}/stat`);
   if (!s) return NaN;
   const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]);
+  const children = (readProc(`/proc/${pid}/task/${pid}/children`) ?? "").trim().split(" ").filter(Boolean);
+  return Number(f[11]) + Number(f[12]) + children.reduce((n, c) => n + (procCpuTicks(Number(c)) || 0), 0);
 }
 
 /** Per-core [busy, total] ticks from /proc/stat; busy includes softirq (loopback TCP work). */
@@ -348,7 +352,7 @@ const ourCmd = (extra: string[]) => (port: number, dir: string) => [
 /**
  * Our server on Redis: a redis-server of its own (AOF on, `fsync` as given) and `instances` servers on one
  * port (--reuse-port), all in one process group started by bash, so the bench pins them to one core and stops
- * them together. The server CPU figure counts the bash wrapper only; read core 0's busy share instead.
+ * them together. The server CPU figure counts the whole group (see procCpuTicks).
  */
 const redisCmd = (fsync: "always" | "everysec", instances: number) => (port: number, dir: string) => {
   const one = ourCmd([...(instances > 1 ? ["--reuse-port"] : []), "--redis", "redis://127.0.0.1:$RP"])(

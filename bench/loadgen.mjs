@@ -47,11 +47,13 @@ const now = () => performance.now() * 1000; // microseconds, monotonic, process-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------- /proc helpers ----------
-function procCpuTicks(pid) { // utime+stime of all threads, in clock ticks (100 Hz)
+function procCpuTicks(pid) { // utime+stime of all threads and of its child processes, in clock ticks (100 Hz)
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return Number(f[11]) + Number(f[12]);
+    let children = [];
+    try { children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ").filter(Boolean); } catch { /* none */ }
+    return Number(f[11]) + Number(f[12]) + children.reduce((n, c) => n + (procCpuTicks(Number(c)) || 0), 0);
   } catch { return NaN; }
 }
 function procRssKiB(pid) {
