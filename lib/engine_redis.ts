@@ -301,7 +301,8 @@ end
  * Stores one group of messages, room by room: KEYS are (meta, log, reads) per room (reads: each
  * sender's read position moves to their message). ARGV: retainMessages, minTs (0: keep all), dedupMs,
  * then per room its epoch if new and its count, then per message key, cid ("" for none), from, text, ts,
- * replyTo seq (""), mentioned names JSON (""), mentioned keys (tab-separated, ""), and its channel form
+ * extras ("" or replyTo seq, mentioned names JSON and mentioned keys (tab-separated), each line ""
+ * when it has none), and its channel form
  * (the JSON array `[from, text, ts, cid, names]` without its brackets). Returns per room the
  * epoch and its seq before the group, then per message "n" (stored: numbered on from that seq), "d"
  * (a duplicate: its seq and ts; "D" deleted since, "E" edited), or "r" (its replyTo is not stored or
@@ -344,12 +345,15 @@ local function room(meta, log, reads, at)
   local channel = string.sub(meta, 1, -6)
   local count = tonumber(ARGV[at + 1])
   -- The cids of this room's messages stored within the window (and, below, those of this group).
-  local known, fresh = {}, {}
-  if win > 0 then
-    local fields = {}
-    for i = at + 2, at + 1 + count * 9, 9 do
-      if ARGV[i + 1] ~= '' then fields[#fields + 1] = ARGV[i] .. ':' .. ARGV[i + 1] end
+  local known, fresh, fieldOf, fields = {}, {}, {}, {}
+  for n = 1, count do
+    local i = at + 2 + (n - 1) * 7
+    if ARGV[i + 1] ~= '' then
+      fieldOf[n] = ARGV[i] .. ':' .. ARGV[i + 1]
+      fields[#fields + 1] = fieldOf[n]
     end
+  end
+  if win > 0 then
     if #fields > 0 then
       for b = math.floor((now - win) / half), bucket do
         local got = chunked(true, 'HMGET', base .. 'cids:' .. b, fields)
@@ -359,11 +363,13 @@ local function room(meta, log, reads, at)
   end
   local readAt, pubs = {}, {}
   local i = at + 2
-  for _ = 1, count do
+  for n = 1, count do
     local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    local reply, names, mkeys, tail = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
-    i = i + 9
-    local field = cid ~= '' and (key .. ':' .. cid)
+    local extras, tail = ARGV[i + 5], ARGV[i + 6]
+    i = i + 7
+    local reply, names, mkeys = '', '', ''
+    if extras ~= '' then reply, names, mkeys = string.match(extras, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$') end
+    local field = fieldOf[n] or false
     local prev = field and known[field] or false
     local quoted = ''
     if not prev and reply ~= '' then
@@ -917,9 +923,11 @@ export class RedisEngine implements Engine {
         args.push(newEpoch(), String(idx.length));
         for (const i of idx) {
           const d = batch[i];
-          args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts), d.replyTo ? String(d.replyTo) : "");
+          args.push(d.key, d.cid ?? "", d.from, d.text, String(d.ts));
           const names = d.mentions?.length ? JSON.stringify(d.mentions.map((p) => p.name)) : "";
-          args.push(names, d.mentions?.length ? d.mentions.map((p) => p.key).join("\t") : "");
+          // A reply and mentions in one argument ("" for neither, as most messages): fewer to encode.
+          const mkeys = d.mentions?.length ? d.mentions.map((p) => p.key).join("\t") : "";
+          args.push(d.replyTo || names ? `${d.replyTo ?? ""}\n${names}\n${mkeys}` : "");
           // The message as the channel carries it, but for its seq (first) and reply quote (last).
           // Stored as UTF-8, a lone surrogate becomes U+FFFD: the channel says what the stream holds.
           args.push(
