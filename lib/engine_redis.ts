@@ -302,8 +302,9 @@ end
  * sender's read position moves to their message). ARGV: retainMessages, minTs (0: keep all), dedupMs,
  * then per room its epoch if new and its count, then per message key, cid ("" for none), from, text, ts,
  * extras ("" or replyTo seq, mentioned names JSON and mentioned keys (tab-separated), each line ""
- * when it has none), and its channel form
- * (the JSON array `[from, text, ts, cid, names]` without its brackets). Returns per room the
+ * when it has none), and its channel form (the JSON array `[from, text, ts, cid, names]` without its
+ * brackets; "" when none of from, text and cid has a character JSON escapes and it mentions nobody: the
+ * script puts it together). Returns per room the
  * epoch and its seq before the group, then per message "n" (stored: numbered on from that seq), "d"
  * (a duplicate: its seq and ts; "D" deleted since, "E" edited), or "r" (its replyTo is not stored or
  * deleted: nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
@@ -420,6 +421,8 @@ local function room(meta, log, reads, at)
         fresh[#fresh + 1] = field
         fresh[#fresh + 1] = stored
       end
+      -- No channel form: from, text and cid need no escaping in JSON (and there are no mentions).
+      if tail == '' then tail = '"' .. from .. '","' .. text .. '",' .. ts .. ',"' .. cid .. '",""' end
       pubs[#pubs + 1] = ',[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
       out[#out + 1] = 'n'
     end
@@ -774,6 +777,10 @@ interface RedisLike {
   configGet?(parameters: string[]): Promise<Record<string, string>>;
 }
 
+/** What JSON must escape in a string: a quote, a backslash, a control character. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
+
 /** `s` as it reads back from UTF-8: a lone surrogate is U+FFFD. */
 const wellFormed = (s: string) => s.isWellFormed() ? s : s.toWellFormed();
 
@@ -928,10 +935,18 @@ export class RedisEngine implements Engine {
           // A reply and mentions in one argument ("" for neither, as most messages): fewer to encode.
           const mkeys = d.mentions?.length ? d.mentions.map((p) => p.key).join("\t") : "";
           args.push(d.replyTo || names ? `${d.replyTo ?? ""}\n${names}\n${mkeys}` : "");
-          // The message as the channel carries it, but for its seq (first) and reply quote (last).
+          // The message as the channel carries it, but for its seq (first) and reply quote (last); ""
+          // when the script can put it together itself (most messages: nothing to escape, no mentions).
           // Stored as UTF-8, a lone surrogate becomes U+FFFD: the channel says what the stream holds.
+          const plain = !names && !NEEDS_ESCAPE.test(d.text) && !NEEDS_ESCAPE.test(d.from) &&
+            !NEEDS_ESCAPE.test(d.cid ?? "");
           args.push(
-            JSON.stringify([d.from, wellFormed(d.text), d.ts, wellFormed(d.cid ?? ""), names]).slice(1, -1),
+            plain
+              ? ""
+              : JSON.stringify([d.from, wellFormed(d.text), d.ts, wellFormed(d.cid ?? ""), names]).slice(
+                1,
+                -1,
+              ),
           );
         }
       }
