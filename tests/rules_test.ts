@@ -63,6 +63,12 @@ async function listen(engine: Engine, room: string) {
   return { got, unsubscribe };
 }
 
+/** Calls per command so far (INFO commandstats); the commands a script runs count too. */
+async function commandCalls(c: { info(section: string): Promise<string> }): Promise<Map<string, number>> {
+  const info = await c.info("commandstats");
+  return new Map([...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]));
+}
+
 async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
@@ -595,12 +601,7 @@ Deno.test({
     const c = createClient({ url: redis.url });
     c.on("error", () => {});
     await c.connect();
-    const calls = async () => {
-      const info = await c.info("commandstats");
-      return new Map(
-        [...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]),
-      );
-    };
+    const calls = () => commandCalls(c);
     await engine.append([draft(room, "warm")]); // the room's meta is made once
     await until("the first message", () => got.messages.length === 1);
     const before = await calls();
@@ -658,13 +659,7 @@ Deno.test({
     const c = createClient({ url: redis.url });
     c.on("error", () => {});
     await c.connect();
-    // Commands a script runs count too: the script is the one command sent, the rest run inside it.
-    const calls = async () => {
-      const info = await c.info("commandstats");
-      return new Map(
-        [...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]),
-      );
-    };
+    const calls = () => commandCalls(c);
     const before = await calls();
     await engine.access!(room, "bob");
     const after = await calls();
