@@ -9,8 +9,8 @@
  * - `chat:{room}:changes`, a sorted set: the seqs of changed messages, scored by that rev (for resume);
  * - `chat:{room}:cids:<n>`, a hash per half dedup window: `<key>:<cid>` to the seq and ts the person's
  *   cid was stored under (see {@link APPEND});
- * - `chat:{room}`, the channel the messages of each append are published on (a JSON array: the epoch,
- *   then the messages), and each change
+ * - `chat:{room}`, the channel the messages of each append are published on (a JSON object: the
+ *   epoch and the messages), and each change
  *   to a message or to the room's rules or people (a JSON object); `chat:{room}:lines` for lines
  *   that are not stored (typing);
  * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
@@ -304,17 +304,19 @@ end
  * extras ("" or replyTo seq, mentioned names JSON and mentioned keys (tab-separated), each line ""
  * when it has none), and its channel form (the JSON array `[from, text, ts, cid, names]` without its
  * brackets; "" when none of from, text and cid has a character JSON escapes and it mentions nobody: the
- * script puts it together). Returns per room the
- * epoch and its seq before the group, then per message "n" (stored: numbered on from that seq), "d"
- * (a duplicate: its seq and ts; "D" deleted since, "E" edited), or "r" (its replyTo is not stored or
- * deleted: nothing stored). On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys,
- * share the room's hash tag, so they live in its slot); on one Redis, every room of the group: one call.
+ * script puts it together). Returns per room the epoch and its seq before the group, then per message
+ * "n" (stored: numbered on from that seq), "d" (a duplicate: its seq and ts; "D" deleted since, "E"
+ * edited), or "r" (its replyTo is not stored or deleted: nothing stored). On a Cluster a call holds one
+ * room (its keys, and the cid, reaction and mention keys, share the room's hash tag, so they live in its
+ * slot); on one Redis, every room of the group: one call.
  *
  * Redis spends more on each `redis.call` than on most commands it makes, so the work per message is
  * one XADD; the rest is per room and group: the cids are looked up with one HMGET per cid bucket and
  * written with one HSET, the read positions with one HSET, and the room's new messages go out as one
- * publish, `[epoch, [seq, from, text, ts, cid, names, quote], ...]`, put together from the channel forms
- * the process encoded (Lua's number formatting and cjson cost more than the rest). A cid bucket (`cids:<n>`, field `<key>:<cid>`) holds the cids
+ * publish, `{"e": epoch, "m": [[seq, from, text, ts, cid, names, quote], ...]}` (an object, so a process of
+ * an older version, which read an array as one message, drops it as a change it does not know rather
+ * than misreading it), put together from the channel forms the process encoded (Lua's number formatting
+ * and cjson cost more than the rest). A cid bucket (`cids:<n>`, field `<key>:<cid>`) holds the cids
  * stored in half a dedup window (Redis' clock: TIME) and expires a window after its last moment, so a
  * cid is remembered at least the window and at most one and a half.
  */
@@ -423,7 +425,7 @@ local function room(meta, log, reads, at)
       end
       -- No channel form: from, text and cid need no escaping in JSON (and there are no mentions).
       if tail == '' then tail = '"' .. from .. '","' .. text .. '",' .. ts .. ',"' .. cid .. '",""' end
-      pubs[#pubs + 1] = ',[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
+      pubs[#pubs + 1] = '[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
       out[#out + 1] = 'n'
     end
   end
@@ -442,7 +444,7 @@ local function room(meta, log, reads, at)
         later[#later + 1] = bucket
       end
     end
-    redis.call('%PUB%', channel, '[' .. cjson.encode(epoch) .. table.concat(pubs) .. ']')
+    redis.call('%PUB%', channel, '{"e":' .. cjson.encode(epoch) .. ',"m":[' .. table.concat(pubs, ',') .. ']}')
   end
   local trimmed = 0
   local keep = tonumber(ARGV[1])
@@ -1500,13 +1502,14 @@ export class RedisEngine implements Engine {
     const got: [ChatMessage, string][] = [];
     try {
       const parsed = JSON.parse(raw);
-      if (!Array.isArray(parsed)) return this.#changed(room, state, parsed);
-      // One publish per room and append, `[epoch, ...messages]` (see APPEND); a message alone is
-      // what an older process publishes.
-      const old = typeof parsed[0] === "number";
-      const epoch: string = old ? parsed[5] : parsed[0];
-      for (let x = old ? 0 : 1; x < (old ? 1 : parsed.length); x++) {
-        const one = old ? parsed : parsed[x];
+      // One publish per room and append, `{e: epoch, m: [...messages]}` (see APPEND); a message alone
+      // (an array) is what an older process publishes.
+      const old = Array.isArray(parsed);
+      if (!old && (parsed.c !== undefined || !Array.isArray(parsed.m))) {
+        return this.#changed(room, state, parsed);
+      }
+      const epoch: string = old ? parsed[5] : parsed.e;
+      for (const one of old ? [parsed] : parsed.m) {
         const [seq, from, text, ts, cid] = one as [number, string, string, number, string];
         const [names, reply] = old ? [one[7], one[6]] : [one[5], one[6]] as [string?, string?];
         const m: ChatMessage = { room, seq, from, text, ts };
