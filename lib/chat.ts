@@ -1797,7 +1797,8 @@ export class Chat {
       throw new ProtocolError("name_taken", `The name "${name}" is taken`);
     }
     const before = conn.naming ?? Promise.resolve();
-    conn.naming = before.then(() => this.#engine.claimName!(conn.key, name)).then(
+    // Gone by its turn: nothing to claim (its names were released when it closed).
+    conn.naming = before.then(() => this.#conns.has(id) && this.#engine.claimName!(conn.key, name)).then(
       (ok) => {
         if (!this.#conns.has(id)) return;
         if (!ok) return this.#refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));
