@@ -962,18 +962,11 @@ export class RedisEngine implements Engine {
         idx.forEach((i, j) => {
           const d = batch[i];
           const r = res[j + 2];
-          if (r === "n") {
-            const message: ChatMessage = { room, seq: ++next, from: d.from, text: d.text, ts: d.ts };
-            if (d.cid !== undefined) message.cid = d.cid;
-            if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
-            out[i] = { message, duplicate: false };
-            return;
-          }
           if (r === "r") {
             out[i] = { message: refusedDraft(d), duplicate: false, refused: "reply_not_found" };
             return;
           }
-          const [seq, ts, editedTs] = r.slice(1).split(":", 3).map(Number);
+          const [seq, ts, editedTs] = r === "n" ? [++next, d.ts] : r.slice(1).split(":", 3).map(Number);
           if (r[0] === "D") {
             out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
             return;
@@ -986,7 +979,7 @@ export class RedisEngine implements Engine {
           if (d.cid !== undefined) message.cid = d.cid;
           if (r[0] === "E") message.editedTs = editedTs;
           if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
-          out[i] = { message, duplicate: true };
+          out[i] = { message, duplicate: r !== "n" };
         });
       });
     }));
@@ -1499,7 +1492,8 @@ export class RedisEngine implements Engine {
   }
 
   #received(room: string, state: Watched, raw: string): void {
-    const got: [ChatMessage, string][] = [];
+    const got: ChatMessage[] = [];
+    let epoch: string;
     try {
       const parsed = JSON.parse(raw);
       // One publish per room and append, `{e: epoch, m: [...messages]}` (see APPEND); a message alone
@@ -1508,7 +1502,7 @@ export class RedisEngine implements Engine {
       if (!old && (parsed.c !== undefined || !Array.isArray(parsed.m))) {
         return this.#changed(room, state, parsed);
       }
-      const epoch: string = old ? parsed[5] : parsed.e;
+      epoch = old ? parsed[5] : parsed.e;
       for (const one of old ? [parsed] : parsed.m) {
         const [seq, from, text, ts, cid] = one as [number, string, string, number, string];
         const [names, reply] = old ? [one[7], one[6]] : [one[5], one[6]] as [string?, string?];
@@ -1516,14 +1510,14 @@ export class RedisEngine implements Engine {
         if (cid) m.cid = cid;
         if (reply) m.replyTo = replyOf(reply);
         if (names) m.mentions = JSON.parse(names);
-        got.push([m, epoch]);
+        got.push(m);
       }
     } catch {
       return this.#opts.log.error("bad message on a room channel", { room });
     }
     state.chain = state.chain.then(() => state.ready).then(async () => {
-      for (const [m, epoch] of got) {
-        if (epoch !== state.epoch) this.#restart(room, state, epoch);
+      if (epoch !== state.epoch) this.#restart(room, state, epoch);
+      for (const m of got) {
         // In order and nothing missing (the usual case): no backfill to wait for.
         if (m.seq === state.delivered + 1 && this.#rooms.get(room) === state) this.#hand(state, m);
         else await this.#catchUp(room, state, m);
