@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Chat } from "./chat.ts";
 import type { Config } from "./config.ts";
-import type { RoomChange, RoomRules } from "./engine.ts";
+import type { RoomChange, RoomRules } from "./domain.ts";
 import type { Logger } from "./log.ts";
 import { type Actor, SYSTEM_ACTOR } from "./moderation.ts";
 import {

@@ -7,65 +7,49 @@
  * This module holds the interface and the embedded engine: one process, history in a {@link Store}.
  * @module
  */
-import { type ChatMessage, quoteOf } from "./protocol.ts";
-import { createHash } from "node:crypto";
+import {
+  type AccessList,
+  type AuditEntry,
+  type ChangeGuard,
+  type ChatMessage,
+  checkRoomChange,
+  cidKey,
+  type ConversationEntry,
+  type Draft,
+  guardProblem,
+  type MessageChange,
+  type MessageReactions,
+  type Person,
+  quoteOf,
+  refusedDraft,
+  type RoomAccess,
+  type RoomChange,
+  type RoomRules,
+  type StoredMessage,
+  toWire,
+} from "./domain.ts";
 import { nameKeys } from "./names.ts";
-import { checkRoomChange, type Store, type StoredMessage, toWire } from "./store.ts";
+import type { Store } from "./store.ts";
 
-/** A room message on its way in: everything but its `seq`. */
-export interface Draft {
-  room: string;
-  from: string;
-  text: string;
-  ts: number;
-  /** The sending person's key, for de-duplication by `cid`. */
-  key: string;
-  cid?: string;
-  /**
-   * The seq (in the same room) this message answers: the engine quotes it (see {@link quoteOf}) as the
-   * message's `replyTo`, or refuses the draft when that message is not stored or deleted.
-   */
-  replyTo?: number;
-  /** The people it mentions: their key (a row each, for {@link Engine.mentionCounts}) and name (`mentions`). */
-  mentions?: Mention[];
-  /**
-   * For a direct conversation (`room` is its id, see `conversationId`): the two people's keys. The
-   * engine puts the conversation in both people's conversation lists, no later than the message.
-   */
-  between?: readonly [string, string];
-}
-
-/** One mentioned person. */
-export interface Mention {
-  key: string;
-  name: string;
-}
-
-/**
- * The id of the direct conversation between persons `a` and `b` (either order): `@` and 22 base64url
- * characters of a SHA-256 of both keys. Room names never start with `@`, so it is stored as a room.
- */
-export function conversationId(a: string, b: string): string {
-  const [lo, hi] = a < b ? [a, b] : [b, a];
-  return "@" + createHash("sha256").update(`${lo}\n${hi}`).digest("base64url").slice(0, 22);
-}
-
-/** A person in the people directory: who a key is and what they are called now. */
-export interface Person {
-  key: string;
-  uid: string;
-  name: string;
-}
-
-/** One entry of a person's conversation list. */
-export interface ConversationEntry {
-  /** The conversation's id (an internal room id starting with `@`). */
-  conv: string;
-  /** The other person's key. */
-  peer: string;
-  /** When its newest message was sent (ms). */
-  lastTs: number;
-}
+// The domain's types, where callers of the engine have always found them.
+export {
+  type AccessList,
+  type AuditEntry,
+  type ChangeGuard,
+  type ConversationEntry,
+  conversationId,
+  DEFAULT_RULES,
+  type Draft,
+  guardProblem,
+  type Mention,
+  type MessageChange,
+  type MessageReactions,
+  type Person,
+  refusedDraft,
+  type RoomAccess,
+  type RoomChange,
+  type RoomRules,
+} from "./domain.ts";
 
 /** What {@link Engine.markRead} did: the stored read position, and whether it moved. */
 export interface ReadMark {
@@ -99,12 +83,6 @@ export type ReactResult =
   | { ok: true; on: boolean; counts: Record<string, number> }
   | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" };
 
-/** The reactions of one message, for a reader: counts, and that reader's own. */
-export interface MessageReactions {
-  counts: Record<string, number>;
-  mine: string[];
-}
-
 /** A history read: messages (oldest first) and the room's newest delivered seq when it was read. */
 export interface HistoryPage {
   /** None newer than `lastSeq`. */
@@ -121,75 +99,6 @@ export interface HistoryPage {
 /** The engine cannot be reached (Redis is down): nothing was stored or read; try again later. */
 export class UnavailableError extends Error {
   override name = "UnavailableError";
-}
-
-/** A room's settings, stored durably with its history. */
-export interface RoomRules {
-  /** Shown under the room's name; "" for none. */
-  topic: string;
-  /** Only people allowed (by their token's `rooms` claim, by being added, or as moderators) may join. */
-  private: boolean;
-  /** Only moderators and admins post. */
-  readOnly: boolean;
-  /** Seconds one person waits between two messages in the room (0 = off). */
-  slowModeSeconds: number;
-}
-
-/** The rules of a room nobody has set any for. */
-export const DEFAULT_RULES: Readonly<RoomRules> = Object.freeze({
-  topic: "",
-  private: false,
-  readOnly: false,
-  slowModeSeconds: 0,
-});
-
-/** What one person may do in a room, as the engine knows it. */
-export interface RoomAccess {
-  rules: RoomRules;
-  /** The person was added to the (private) room. */
-  allowed: boolean;
-  /** Banned until this time (ms); 0 = forever; absent = not banned (an expired ban is absent). */
-  ban?: number;
-  /** Muted until this time (ms); 0 = forever; absent = not muted. */
-  mute?: number;
-}
-
-/** One change to a room's rules or people, made by a moderator, an admin or the API. */
-export type RoomChange =
-  | { kind: "rules"; rules: Partial<RoomRules> }
-  | { kind: "allow" | "disallow"; uid: string }
-  | { kind: "ban" | "mute"; uid: string; until: number }
-  | { kind: "unban" | "unmute"; uid: string }
-  /** Nothing stored but the audit entry: every process takes the person out of the room. */
-  | { kind: "kick"; uid: string };
-
-/** One line of a room's audit log: who did what to whom, when and why. */
-export interface AuditEntry {
-  ts: number;
-  /** `delete`, `edit`, `kick`, `ban`, `unban`, `mute`, `unmute`, `rules`, `allow`, `disallow`. */
-  action: string;
-  /** The uid that did it (`api` for the server API without a user). */
-  by: string;
-  /** The uid it was done to. */
-  target?: string;
-  reason?: string;
-  /** For bans and mutes: until when (ms), 0 = forever. */
-  until?: number;
-  /** For deletes and edits: the message. */
-  seq?: number;
-}
-
-/** A change to one stored message. */
-export type MessageChange =
-  | { kind: "delete"; by: string }
-  | { kind: "edit"; text: string; editedTs: number };
-
-/** Who a message change is allowed for; the engine checks it against the stored message. */
-export interface ChangeGuard {
-  /** Only the message of this person key may be changed. */
-  authorKey?: string;
-  /** Only a message sent at or after this time (ms) may be changed. */
-  sentSince?: number;
 }
 
 /** What {@link Engine.changeMessage} did. */
@@ -209,13 +118,6 @@ export interface ChangesPage {
   epoch: string;
   /** The changed messages as they are now (tombstone or edited), oldest seq first. */
   messages: ChatMessage[];
-}
-
-/** The people lists of a room, for the server API. */
-export interface AccessList {
-  allowed: string[];
-  bans: { uid: string; until: number }[];
-  mutes: { uid: string; until: number }[];
 }
 
 /** What an engine tells its subscriber. */
@@ -389,27 +291,6 @@ export interface EmbeddedOptions {
 /** Audit entries kept per room when the options do not say. */
 export const DEFAULT_AUDIT_RETAIN = 1000;
 
-/**
- * What `guard` says about changing stored message `m`, or undefined when it may be changed. A
- * tombstone counts as not found: it can be neither deleted again nor edited.
- */
-export function guardProblem(
-  m: { key: string; ts: number; deleted?: true } | undefined,
-  guard: ChangeGuard,
-): "not_found" | "not_author" | "too_old" | undefined {
-  if (!m || m.deleted) return "not_found";
-  if (guard.authorKey !== undefined && m.key !== guard.authorKey) return "not_author";
-  if (guard.sentSince !== undefined && m.ts < guard.sentSince) return "too_old";
-  return undefined;
-}
-
-/** A draft that was refused, as the message it would have been (seq 0: nothing was stored). */
-export function refusedDraft(d: Draft): ChatMessage {
-  const m: ChatMessage = { room: d.room, seq: 0, from: d.from, text: d.text, ts: d.ts };
-  if (d.cid !== undefined) m.cid = d.cid;
-  return m;
-}
-
 /** One process, history in a {@link Store}; appends run one at a time, in call order. */
 export class EmbeddedEngine implements Engine {
   readonly #store: Store;
@@ -438,7 +319,7 @@ export class EmbeddedEngine implements Engine {
     const next = new Map<string, number>();
     const inBatch = new Map<string, StoredMessage>();
     for (const d of batch) {
-      const dedup = d.cid === undefined ? undefined : `${d.key}\n${d.cid}`;
+      const dedup = d.cid === undefined ? undefined : cidKey(d.key, d.cid);
       if (dedup !== undefined) {
         const earlier = inBatch.get(dedup) ??
           this.#store.findCid(d.key, d.cid!, d.ts - this.#opts.dedupWindowMs);

@@ -5,7 +5,7 @@
  * `roomChanged` events, so a send is checked without a round trip.
  * @module
  */
-import { DEFAULT_RULES, type RoomAccess, type RoomChange, type RoomRules } from "./engine.ts";
+import { DEFAULT_RULES, holds, type RoomAccess, type RoomChange, type RoomRules } from "./domain.ts";
 import { type Identity, moderates, roomInClaim } from "./identity.ts";
 import { ProtocolError } from "./protocol.ts";
 
@@ -49,7 +49,7 @@ export class Moderation {
    */
   admit(identity: Identity, room: string, access: RoomAccess, now: number): void {
     if (!mayEnter(identity, room, access)) throw forbidden(room);
-    if (access.ban !== undefined && (access.ban === 0 || access.ban > now)) {
+    if (holds(access.ban, now)) {
       throw new ProtocolError(
         "banned",
         `You are banned from room "${room}" ${access.ban === 0 ? "for good" : `until ${iso(access.ban)}`}`,
@@ -70,7 +70,7 @@ export class Moderation {
   /** Until when `uid` is muted in `room` (0 = forever), if they are. */
   mutedUntil(room: string, uid: string, now: number): number | undefined {
     const mute = this.#rooms.get(room)?.people.get(uid)?.mute;
-    return mute !== undefined && (mute === 0 || mute > now) ? mute : undefined;
+    return holds(mute, now) ? mute : undefined;
   }
 
   /**
@@ -147,8 +147,7 @@ export class Moderation {
     const state = this.#rooms.get(room);
     if (!state) return true;
     const person = state.people.get(identity.uid) ?? { allowed: false };
-    const ban = person.ban;
-    if (ban !== undefined && (ban === 0 || ban > now)) return false;
+    if (holds(person.ban, now)) return false;
     return mayEnter(identity, room, { rules: state.rules, allowed: person.allowed });
   }
 

@@ -4,6 +4,10 @@
  * @module
  */
 import { canonicalName, nameProblem } from "./names.ts";
+import type { ChatMessage } from "./domain.ts";
+
+// The message and its quote are the domain's; the wire format has always exported them.
+export { type ChatMessage, QUOTE_MAX_CHARS, quoteOf, type ReplyQuote, requote } from "./domain.ts";
 
 /** Protocol version sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -67,64 +71,8 @@ export class ProtocolError extends Error {
   }
 }
 
-/** A stored room message, as it goes on the wire. */
-export interface ChatMessage {
-  room: string;
-  seq: number;
-  from: string;
-  text: string;
-  ts: number;
-  cid?: string;
-  /** A tombstone: the message was deleted; its text is gone (""). */
-  deleted?: true;
-  /** When the text was last edited (ms). */
-  editedTs?: number;
-  /** The message this one answers, quoted as it is now (an edit changes the quote, a delete empties it). */
-  replyTo?: ReplyQuote;
-  /** The names (as they were then) of the people this message mentions with `@name`. */
-  mentions?: string[];
-  /** History and resume only: the reactions, emoji to count (absent when none). */
-  reactions?: Record<string, number>;
-  /** History and resume only: the asking person's own reactions (absent when none). */
-  mine?: string[];
-}
-
-/** What a reply keeps of the message it answers. */
-export interface ReplyQuote {
-  seq: number;
-  from: string;
-  /** The first line of its text, at most {@link QUOTE_MAX_CHARS} code points ("" once it is deleted). */
-  text: string;
-  /** The message it answers was deleted: its text is gone from the quote too. */
-  deleted?: true;
-}
-
-/** The quote of a reply to `seq` of `from` (its text now, or its tombstone's) after a change of it. */
-export function requote(seq: number, from: string, changed: { text: string; deleted?: true }): ReplyQuote {
-  return changed.deleted
-    ? { seq, from, text: "", deleted: true }
-    : { seq, from, text: quoteOf(changed.text) };
-}
-
-/** Code points of the original a reply quotes (of its first line). */
-export const QUOTE_MAX_CHARS = 100;
 /** UTF-16 units in one reaction emoji (the longest ZWJ family sequences are about 20). */
 export const EMOJI_MAX_UNITS = 32;
-
-/** The quote of `text` a reply keeps: its first line, cut to {@link QUOTE_MAX_CHARS} code points. */
-export function quoteOf(text: string): string {
-  const nl = text.search(/[\r\n]/);
-  const line = nl < 0 ? text : text.slice(0, nl);
-  // Code points, not UTF-16 units: an astral character is never split (the Redis script counts alike).
-  if (line.length <= QUOTE_MAX_CHARS) return line;
-  let n = 0, i = 0;
-  while (i < line.length && n < QUOTE_MAX_CHARS) {
-    const c = line.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < line.length ? 2 : 1;
-    n++;
-  }
-  return line.slice(0, i);
-}
 
 /** Everything a client may send, after validation. */
 export type ClientMessage =

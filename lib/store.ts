@@ -4,30 +4,27 @@
  * a store answers reads from what has been appended, so join + read is one step with no seam.
  * @module
  */
-import { type ChatMessage, requote } from "./protocol.ts";
 import {
   type AccessList,
   type AuditEntry,
+  type ChatMessage,
   type ConversationEntry,
   DEFAULT_RULES,
+  holds,
+  mergeRules,
   type MessageReactions,
+  newEpoch,
   type Person,
+  requote,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
-} from "./engine.ts";
+  type StoredMessage,
+  toWire,
+} from "./domain.ts";
 
-/** A message as stored: the wire fields plus the sender's key, for de-duplication by `cid`. */
-export interface StoredMessage extends ChatMessage {
-  /** Stable key of the sending person (a hash of their token). */
-  key: string;
-  /** The keys of the people in `mentions`, in the same order: a mention row each. */
-  mentionKeys?: string[];
-  /** The room's change revision its last change (delete or edit) took; none when never changed. */
-  rev?: number;
-  /** A direct conversation's two people (see `Draft.between`); not part of the stored row. */
-  between?: readonly [string, string];
-}
+// The domain's helpers, where stores have always found them.
+export { checkRoomChange, holds, mergeRules, newEpoch, type StoredMessage, toWire } from "./domain.ts";
 
 /** Retention and de-duplication settings a store applies. */
 export interface RetentionOptions {
@@ -120,71 +117,6 @@ export interface Store {
 /** A store failure: the message says what failed and where. */
 export class StoreError extends Error {
   override name = "StoreError";
-}
-
-/** A random epoch: 16 bytes, base64url. */
-export function newEpoch(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/**
- * Strips the store-only field. A deleted message goes out as a tombstone: its seq, sender and time
- * stay (no gap in the room), nothing of what it said (not even its cid).
- */
-export function toWire(m: StoredMessage | ChatMessage): ChatMessage {
-  if (m.deleted) return { room: m.room, seq: m.seq, from: m.from, ts: m.ts, text: "", deleted: true };
-  const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
-  if (m.cid !== undefined) o.cid = m.cid;
-  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
-  if (m.replyTo !== undefined) o.replyTo = m.replyTo;
-  if (m.mentions !== undefined) o.mentions = m.mentions;
-  return o;
-}
-
-/** `rules` with `partial` over it. @throws {TypeError} naming the field when a value has the wrong type. */
-export function mergeRules(rules: RoomRules, partial: Partial<RoomRules>): RoomRules {
-  const out = { ...rules };
-  for (const [k, v] of Object.entries(partial) as [keyof RoomRules, unknown][]) {
-    if (v === undefined) continue;
-    const want = typeof DEFAULT_RULES[k];
-    if (want === undefined) throw new TypeError(`Cannot change the room rules: no rule "${k}"`);
-    if (typeof v !== want || (k === "slowModeSeconds" && !(Number.isSafeInteger(v) && (v as number) >= 0))) {
-      throw new TypeError(`Cannot change the room rules: ${k} must be a ${want}, got ${JSON.stringify(v)}`);
-    }
-    (out as Record<string, unknown>)[k] = v;
-  }
-  return out;
-}
-
-/**
- * Refuses a change no store could apply.
- * @throws {TypeError} naming what is wrong, e.g. a ban without a uid or a rule of the wrong type.
- */
-export function checkRoomChange(change: RoomChange): void {
-  const kinds = ["rules", "allow", "disallow", "ban", "unban", "mute", "unmute", "kick"];
-  if (!kinds.includes(change?.kind)) {
-    throw new TypeError(`Cannot change the room: unknown change ${JSON.stringify(change?.kind)}`);
-  }
-  if (change.kind === "rules") return void mergeRules(DEFAULT_RULES, change.rules);
-  if (typeof change.uid !== "string" || change.uid === "") {
-    throw new TypeError(
-      `Cannot ${change.kind}: the uid must be a non-empty string, got ${JSON.stringify(change.uid)}`,
-    );
-  }
-  if (
-    (change.kind === "ban" || change.kind === "mute") &&
-    !(Number.isSafeInteger(change.until) && change.until >= 0)
-  ) {
-    throw new TypeError(
-      `Cannot ${change.kind}: until must be a time in ms or 0 (forever), got ${change.until}`,
-    );
-  }
-}
-
-/** A ban or mute `until` (ms, 0 = forever) still holds at `now`. */
-export function holds(until: number | undefined, now: number): until is number {
-  return until !== undefined && (until === 0 || until > now);
 }
 
 /** What the memory store keeps of a room besides its messages. */

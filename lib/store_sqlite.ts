@@ -5,26 +5,23 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { type ChatMessage, quoteOf } from "./protocol.ts";
-import type {
-  AccessList,
-  AuditEntry,
-  ConversationEntry,
-  MessageReactions,
-  Person,
-  RoomAccess,
-  RoomChange,
-  RoomRules,
-} from "./engine.ts";
 import {
+  type AccessList,
+  type AuditEntry,
+  type ChatMessage,
+  type ConversationEntry,
   holds,
+  type MessageReactions,
   newEpoch,
-  type RetentionOptions,
-  type Store,
+  type Person,
+  quoteOf,
+  type RoomAccess,
+  type RoomChange,
+  type RoomRules,
   type StoredMessage,
-  StoreError,
   toWire,
-} from "./store.ts";
+} from "./domain.ts";
+import { type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 
 /** Options of {@link SqliteStore.open}. */

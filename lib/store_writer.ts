@@ -6,7 +6,7 @@
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
-import type { RoomChange } from "./engine.ts";
+import type { RoomChange } from "./domain.ts";
 import type { AuditRow, WriterAnswer, WriterRequest } from "./store_sqlite.ts";
 
 /** Serves one database for the lifetime of the worker. */
