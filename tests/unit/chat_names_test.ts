@@ -1,0 +1,133 @@
+/** Unit tests of `Chat` with fake connections: `nick`, and the signed identities of `auth` frames. */
+import assert from "node:assert/strict";
+import type { Verifier } from "../../lib/auth.ts";
+import type { Identity } from "../../lib/identity.ts";
+import { CloseCode, ProtocolError } from "../../lib/protocol.ts";
+import { signed, testChat } from "../helpers/chat_harness.ts";
+
+Deno.test("Chat: nick renames the person on every tab and tells their rooms; later messages carry the new name", async () => {
+  await using t = testChat();
+  const a = await t.connect({ name: "alice", room: "r" });
+  const tab = await t.connect({ token: a.all("welcome")[0].token, room: "" });
+  const b = await t.connect({ name: "bob", room: "r" });
+  const c = await t.connect({ name: "carol", room: "elsewhere" });
+  a.frame({ type: "nick", name: "alicia" });
+  const line = { type: "nick", old: "alice", name: "alicia" };
+  for (const p of [a, tab, b]) assert.deepEqual(await p.next("nick"), line);
+  a.frame({ type: "send", room: "r", text: "hi", cid: "n1" });
+  assert.equal((await b.next("message")).from, "alicia");
+  assert.deepEqual(await t.chat.presence("r"), ["alicia", "bob"]);
+  await t.settle();
+  assert.equal(c.all("nick").length, 0);
+});
+
+Deno.test("Chat: nick to a name someone else holds, or a lookalike, is name_taken; a bad name bad_name", async () => {
+  await using t = testChat();
+  const a = await t.connect({ name: "alice", room: "" });
+  await t.connect({ name: "bob", room: "" });
+  a.frame({ type: "nick", name: "bob" });
+  assert.equal((await a.error("name_taken")).message, 'The name "bob" is taken');
+  a.frame({ type: "nick", name: "B0B" });
+  assert.equal(
+    (await a.error("name_taken")).message,
+    'The name "B0B" is taken: it looks like "bob", held by someone else',
+  );
+  a.frame({ type: "nick", name: "no spaces" });
+  assert.match((await a.error("bad_name")).message, /^Cannot change name: /);
+  a.frame({ type: "nick", name: "ALICE" });
+  assert.deepEqual(
+    await a.next("nick"),
+    { type: "nick", old: "alice", name: "ALICE" },
+    "one's own lookalike is free",
+  );
+});
+
+Deno.test("Chat: nick from a signed person is not_allowed", async () => {
+  await using t = testChat();
+  const a = await t.connect({ identity: signed("ann"), room: "" });
+  a.frame({ type: "nick", name: "other" });
+  assert.equal(
+    (await a.error("not_allowed")).message,
+    "Your name comes from your sign-in: change it on the site you signed in with",
+  );
+});
+
+/** A verifier that knows the tokens of `known`; any other is bad_token. */
+function verifier(known: Record<string, Identity>): Verifier {
+  return {
+    verify: (token) =>
+      known[token]
+        ? Promise.resolve(known[token])
+        : Promise.reject(new ProtocolError("bad_token", "The token's signature does not match")),
+  };
+}
+
+Deno.test("Chat: a connection that owes auth gets nothing until it comes; other frames are auth_required", async () => {
+  await using t = testChat({}, { verifier: verifier({ "tok-ann": signed("ann", { name: "Ann" }) }) });
+  const a = t.open({ authenticate: true, room: "team" });
+  a.frame({ type: "ping" });
+  const e = await a.error("auth_required");
+  assert.equal(e.message, "Send auth {token} first: this server needs to know who you are");
+  assert.deepEqual(a.lines.map((m) => m.type), ["error"]);
+  assert.equal(t.chat.identityOf(a.id), undefined);
+  a.frame({ type: "auth", token: "tok-ann" });
+  const w = await a.next("welcome");
+  assert.deepEqual([w.name, w.uid, w.guest], ["Ann", "ann", false]);
+  assert.equal((await a.next("joined")).room, "team");
+});
+
+Deno.test("Chat: a refused auth frame that was owed closes with 4002", async () => {
+  await using t = testChat({}, { verifier: verifier({}) });
+  const a = t.open({ authenticate: true, room: "" });
+  a.frame({ type: "auth", token: "forged" });
+  assert.equal((await a.error("bad_token")).message, "The token's signature does not match");
+  assert.deepEqual(await a.closed(), { code: CloseCode.AUTH_FAILED, reason: "bad_token" });
+});
+
+Deno.test("Chat: a refresh answers authed with the new token's name and role; rooms it no longer allows are left", async () => {
+  const exp = Date.now() + 3_600_000;
+  await using t = testChat({}, {
+    verifier: verifier({
+      "new": signed("ann", { name: "Annie", role: "moderator", rooms: ["a"], exp: exp + 1000 }),
+      "other": signed("bob"),
+    }),
+  });
+  const ann = await t.connect({ identity: signed("ann", { exp }), room: "a" });
+  ann.frame({ type: "join", room: "b" });
+  await ann.next("joined", (j) => j.room === "b");
+  ann.frame({ type: "auth", token: "other" });
+  assert.equal(
+    (await ann.error("bad_token")).message,
+    "A refreshed token must be for the same user (sub) as the connection",
+  );
+  ann.frame({ type: "auth", token: "new" });
+  assert.deepEqual(await ann.next("left"), { type: "left", room: "b" });
+  assert.deepEqual(await ann.next("authed"), {
+    type: "authed",
+    exp: exp + 1000,
+    name: "Annie",
+    role: "moderator",
+    uid: "ann",
+  });
+  assert.equal(ann.closedWith, undefined);
+  assert.equal(t.chat.identityOf(ann.id)?.role, "moderator");
+});
+
+Deno.test("Chat: a guest's connection cannot sign in with an auth frame", async () => {
+  await using t = testChat({}, { verifier: verifier({ "tok": signed("ann") }) });
+  const g = await t.connect({ name: "gus", room: "" });
+  g.frame({ type: "auth", token: "tok" });
+  await g.error("bad_token");
+  assert.equal(g.closedWith, undefined);
+});
+
+Deno.test("Chat: once a second, an expired token closes 4003 and an auth frame owed too long closes 4002", async () => {
+  await using t = testChat({ authTimeoutMs: 5000 }, { verifier: verifier({}) });
+  const expiring = await t.connect({ identity: signed("ann", { exp: t.clock.now() + 1000 }), room: "" });
+  const waiting = t.open({ authenticate: true, room: "" });
+  t.clock.advance(5000);
+  assert.deepEqual(await expiring.closed(3000), { code: CloseCode.TOKEN_EXPIRED, reason: "token_expired" });
+  assert.equal(expiring.all("error")[0].message, "Your sign-in expired: connect again with a new token");
+  assert.deepEqual(await waiting.closed(3000), { code: CloseCode.AUTH_FAILED, reason: "auth_required" });
+  assert.equal(waiting.all("error")[0].message, "No auth frame within 5000 ms of connecting");
+});
