@@ -120,7 +120,7 @@ export function createApi(
   };
 
   const routes: [string, RegExp, Route][] = [
-    ["GET", /^\/api\/rooms$/, () => Promise.resolve({ rooms: chat.hub.roomCounts() })],
+    ["GET", /^\/api\/rooms$/, () => Promise.resolve({ rooms: chat.roomCounts() })],
     ["POST", /^\/api\/rooms\/([^/]+)\/messages$/, async (m, req) => {
       const b = await body(req);
       const text = textOf(b, config.maxTextChars);

@@ -10,6 +10,8 @@ import { createApi } from "./api.ts";
 import { Chat } from "./chat.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
+import type { Sharing } from "./sharing.ts";
+import { redisSharing } from "./sharing_redis.ts";
 import { type Config, guestsAllowed } from "./config.ts";
 import type { Identity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -26,6 +28,10 @@ export interface AppDeps {
   store?: Store;
   /** Where rooms live; when given, `store` is not used. @default the embedded engine */
   engine?: Engine;
+  /**
+   * What processes share. @default Redis sharing when the engine is Redis, else this process alone
+   */
+  sharing?: Sharing;
   log?: Logger;
   /** Directory URL of the client files. @default the project's `static/` */
   staticRoot?: URL;
@@ -78,6 +84,14 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
 }
 
 /**
+ * What the processes of a deployment share, for its engine: a Redis engine shares through Redis; any
+ * other serves one process, whose sharing the chat service builds on its hub (undefined here).
+ */
+export function sharingOf(engine: Engine): Sharing | undefined {
+  return engine instanceof RedisEngine ? redisSharing(engine) : undefined;
+}
+
+/**
  * Builds the app: token verifier, store, chat, static files, handler.
  * @throws {ConfigError} when the `--jwt-public-key` file cannot be read or holds no usable key.
  */
@@ -95,7 +109,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     trustedOrigins: config.allowedOrigins,
   });
   const engine = deps.engine ?? await openEngine(config, deps.store, log);
-  const chat = new Chat(config, { engine, log, metrics, verifier, now: deps.now });
+  const sharing = deps.sharing ?? sharingOf(engine);
+  const chat = new Chat(config, { engine, sharing, log, metrics, verifier, now: deps.now });
   const flusher = new Flusher();
   const perIp = new Map<string, number>();
   let open = 0;
@@ -259,8 +274,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       metrics.render({
         connections: chat.connectionCount,
         sockets: open,
-        rooms: chat.hub.size.rooms,
-        people: chat.hub.size.people,
+        rooms: chat.size.rooms,
+        people: chat.size.people,
         pendingMessages: chat.pendingCount,
         storeHealthy: chat.storeHealthy,
         memory: Deno.memoryUsage(),

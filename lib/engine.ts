@@ -126,11 +126,14 @@ export interface EngineEvents {
   message(message: ChatMessage): void;
   /** A room's history was lost and its seqs start over (a new epoch). */
   restarted?(room: string, epoch: string): void;
-  /** A line from {@link Engine.publishLine}, from any process. */
+  /**
+   * The sharing side's events (see `SharingEvents` in lib/sharing.ts), for an engine that also
+   * shares (Redis): its sharing face subscribes with them.
+   */
   line?(room: string, line: string): void;
-  /** A line for every connection here of person `key` (see {@link Engine.sendToPerson}). */
+  /** See `SharingEvents.person`. */
   person?(key: string, line: string): void;
-  /** Someone on any process renamed (see {@link Engine.publishRename}). */
+  /** See `SharingEvents.renamed`. */
   renamed?(oldName: string, newName: string, rooms: string[]): void;
   /** A room's rules or people changed, on any process. */
   roomChanged?(room: string, change: RoomChange, rules: RoomRules): void;
@@ -138,7 +141,11 @@ export interface EngineEvents {
   messageChanged?(message: ChatMessage): void;
 }
 
-/** Where rooms live. See the module doc. */
+/**
+ * Where rooms are stored: history, room rules and audit, the people directory, reactions, read
+ * positions and conversations. Every engine implements all of it; what processes share (presence,
+ * names, live lines) is {@link Sharing}'s (lib/sharing.ts). See the module doc.
+ */
 export interface Engine {
   /**
    * Numbers and durably stores one group of drafts, in order; each new message reaches the subscribers
@@ -155,82 +162,41 @@ export interface Engine {
   /** Receives what happens in watched rooms (see {@link EngineEvents}). Returns the function that unsubscribes. */
   subscribe(events: EngineEvents): () => void;
   /**
-   * Sends a line that is not stored (typing) to the room's members in every process; they get it
-   * through {@link EngineEvents.line}. Best effort. Without it the line stays in this process.
-   */
-  publishLine?(room: string, line: string): void;
-  /**
-   * This process has members in `room` from now on: its messages must reach {@link subscribe}.
-   * Resolves once they will; a history read started after it meets the live messages with no gap.
-   */
-  watch?(room: string): Promise<void>;
-  /** This process has no members in `room` any more. */
-  unwatch?(room: string): void;
-  /**
-   * Presence across processes: `name` is (or stops being) in `room` here. The engine announces a
-   * name's first join and last leave anywhere through {@link EngineEvents.line} (presence lines).
-   * Without it, presence is this process's own (the hub's).
-   */
-  presence?(room: string, name: string, present: boolean): Promise<void>;
-  /** Someone present here renamed: their presence follows the new name (no join or leave). */
-  renamed?(oldName: string, newName: string): Promise<void>;
-  /**
    * The people directory (durable): records person `p.key`'s uid and current name, so a direct
    * message to that name finds them while they are offline.
    */
-  rememberPerson?(p: Person): Promise<void>;
+  rememberPerson(p: Person): Promise<void>;
   /** The person the directory knows by `name` (or a lookalike of it), the one seen last if several. */
-  findPerson?(name: string): Promise<Person | undefined>;
+  findPerson(name: string): Promise<Person | undefined>;
   /** The directory's entry of each key (undefined for a key it does not know). */
-  people?(keys: readonly string[]): Promise<(Person | undefined)[]>;
+  people(keys: readonly string[]): Promise<(Person | undefined)[]>;
   /** Person `key`'s direct conversations, newest first: those whose last message is older than `before` (ms). */
-  conversations?(key: string, before: number, limit: number): Promise<ConversationEntry[]>;
+  conversations(key: string, before: number, limit: number): Promise<ConversationEntry[]>;
   /** The other person of conversation `conv`, if person `key` is in it; else undefined. */
-  conversationPeer?(key: string, conv: string): Promise<string | undefined>;
+  conversationPeer(key: string, conv: string): Promise<string | undefined>;
   /** Person `key`'s read position in each of `rooms` (rooms and conversations; 0 when never read). */
-  readPositions?(key: string, rooms: readonly string[]): Promise<number[]>;
+  readPositions(key: string, rooms: readonly string[]): Promise<number[]>;
   /**
    * Moves person `key`'s read position in `room` to `seq`, clamped to the room's last seq; never
    * backwards. Resolves to the stored position. A sent message moves its sender's position too (in
    * {@link append}).
    */
-  markRead?(key: string, room: string, seq: number): Promise<ReadMark>;
-  /** Tells every process that `oldName` is now `newName`, for the members of `rooms` there. Best effort. */
-  publishRename?(oldName: string, newName: string, rooms: string[]): void;
-  /** Everyone in `room` on any process, sorted by code unit (with {@link presence}). */
-  members?(room: string): Promise<string[]>;
-  /**
-   * People across processes: takes `name` (and its lookalikes) for person `key` everywhere, or
-   * resolves false when someone else holds it. Held while the person is online here, then for the
-   * name hold. Without it names are this process's own.
-   */
-  claimName?(key: string, name: string): Promise<boolean>;
-  /** The name person `key` holds on any process (online or within the name hold). */
-  nameOf?(key: string): Promise<string | undefined>;
-  /** Person `key` has no connection here any more: its name is held for the name hold, then freed. */
-  releaseName?(key: string): void;
-  /** Who holds `name` (or a lookalike) on any process. */
-  whoIs?(name: string): Promise<{ key: string; name: string } | undefined>;
-  /**
-   * Sends `line` to every connection of person `key`, on every process (through
-   * {@link EngineEvents.person}). Rejects with {@link UnavailableError} when it cannot.
-   */
-  sendToPerson?(key: string, line: string): Promise<void>;
+  markRead(key: string, room: string, seq: number): Promise<ReadMark>;
   /** What person `uid` may do in `room` (defaults when nothing is stored). */
-  access?(room: string, uid: string): Promise<RoomAccess>;
+  access(room: string, uid: string): Promise<RoomAccess>;
   /** The room's rules (defaults when nothing is stored). */
-  rules?(room: string): Promise<RoomRules>;
+  rules(room: string): Promise<RoomRules>;
   /**
    * Applies `change` durably, appends `audit` to the room's audit log, and tells every process
    * ({@link EngineEvents.roomChanged}). Resolves to the rules after the change.
    */
-  changeRoom?(room: string, change: RoomChange, audit: AuditEntry): Promise<RoomRules>;
+  changeRoom(room: string, change: RoomChange, audit: AuditEntry): Promise<RoomRules>;
   /**
    * Deletes (the text is gone from the store, the seq stays as a tombstone) or edits one stored message
    * if `guard` allows, appends `audit` when given, and tells every process
    * ({@link EngineEvents.messageChanged}).
    */
-  changeMessage?(
+  changeMessage(
     room: string,
     seq: number,
     change: MessageChange,
@@ -242,19 +208,19 @@ export interface Engine {
    * message with `seq <= upTo` whose last change took a rev above `afterRev`: at most `limit`, oldest
    * seq first. A change made after the read has a higher rev than the one returned.
    */
-  changes?(room: string, upTo: number, afterRev: number, limit: number): Promise<ChangesPage>;
+  changes(room: string, upTo: number, afterRev: number, limit: number): Promise<ChangesPage>;
   /** The room's audit log, newest first: entries older than `before` (ms), at most `limit`. */
-  audit?(room: string, before: number, limit: number): Promise<AuditEntry[]>;
+  audit(room: string, before: number, limit: number): Promise<AuditEntry[]>;
   /** The room's added people, bans and mutes (expired ones left out). */
-  accessList?(room: string): Promise<AccessList>;
+  accessList(room: string): Promise<AccessList>;
   /** The stored message `seq` of `room` (a tombstone too), or undefined. */
-  message?(room: string, seq: number): Promise<ChatMessage | undefined>;
+  message(room: string, seq: number): Promise<ChatMessage | undefined>;
   /**
    * Puts (`want` true), takes back (false) or toggles (undefined) person `key`'s reaction `emoji` on
    * message `seq`, within `caps`, and resolves to the message's counts after it. A deleted or unknown
    * message is `not_found`. Nothing is told to the subscribers: the caller tells the room.
    */
-  react?(
+  react(
     room: string,
     seq: number,
     key: string,
@@ -263,17 +229,17 @@ export interface Engine {
     caps: ReactionCaps,
   ): Promise<ReactResult>;
   /** The reactions of the messages `from`..`to` of `room` that have any, with person `key`'s own. */
-  reactions?(room: string, from: number, to: number, key: string): Promise<Map<number, MessageReactions>>;
+  reactions(room: string, from: number, to: number, key: string): Promise<Map<number, MessageReactions>>;
   /**
    * How many messages mention person `key` in each room after the given seq (a read position): rooms
    * without any are left out. Mentions of deleted messages, and of those retention removed, do not count.
    */
-  mentionCounts?(
+  mentionCounts(
     key: string,
     rooms: readonly { room: string; after: number }[],
   ): Promise<Record<string, number>>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
-  health?(): string | undefined;
+  health(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */
   prune(now: number): Promise<number>;
   /** Finishes pending writes and closes. Idempotent. */
@@ -541,6 +507,11 @@ export class EmbeddedEngine implements Engine {
     const run = this.#tail.then(fn);
     this.#tail = run.catch(() => {});
     return run;
+  }
+
+  /** The embedded store reports its failures through the writes that fail. */
+  health(): string | undefined {
+    return undefined;
   }
 
   prune(now: number): Promise<number> {

@@ -1,6 +1,6 @@
 /**
  * The hub: people, their connections, rooms and membership, presence and broadcast.
- * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s and a {@link Bus}.
+ * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s.
  * @module
  */
 import { nameKeys, withSuffix } from "./names.ts";
@@ -18,38 +18,12 @@ export interface Peer {
   backlog?(): number;
 }
 
-/** Carries room broadcasts, so that several processes can share rooms. */
-export interface Bus {
-  /**
-   * Sends `line` to every member of `room`, in this process and any other on the bus. `seq` is set
-   * for a stored room message (its sequence number), so a member still joining can tell it apart.
-   */
-  publish(room: string, line: string, seq?: number): void;
-  /** Receives what is published. Returns the function that unsubscribes. */
-  subscribe(deliver: (room: string, line: string, seq?: number) => void): () => void;
-}
-
-/** A bus within this process: publish calls the subscribers at once. */
-export function createLocalBus(): Bus {
-  const subscribers = new Set<(room: string, line: string, seq?: number) => void>();
-  return {
-    publish(room, line, seq) {
-      for (const deliver of subscribers) deliver(room, line, seq);
-    },
-    subscribe(deliver) {
-      subscribers.add(deliver);
-      return () => subscribers.delete(deliver);
-    },
-  };
-}
-
 /** Hub limits, from the config. */
 export interface HubOptions {
   maxRoomsPerConnection: number;
   maxRooms: number;
   /** Milliseconds a name stays reserved after its person's last connection. */
   nameHoldMs: number;
-  bus?: Bus;
   /**
    * When set, presence lines are queued per room and this is called when the first one is queued;
    * the owner then calls {@link Hub.flushPresence} (after a short delay). Without it presence goes
@@ -129,15 +103,11 @@ export class Hub {
   /** Each of a held name's {@link nameKeys} (case-insensitive confusable skeletons) to its person. */
   readonly #names = new Map<string, Person>();
   readonly #opts: HubOptions;
-  readonly #bus: Bus;
-  readonly #unsubscribe: () => void;
   /** Rooms with presence lines waiting for {@link Hub.flushPresence}. */
   readonly #presenceRooms = new Set<string>();
 
   constructor(opts: HubOptions) {
     this.#opts = opts;
-    this.#bus = opts.bus ?? createLocalBus();
-    this.#unsubscribe = this.#bus.subscribe((room, line, seq) => this.#deliver(room, line, seq));
   }
 
   /** Connections, rooms and people (online or holding a name). */
@@ -404,26 +374,18 @@ export class Hub {
   }
 
   /**
-   * Sends `line` to every member of `room` through the bus, after the room's queued presence, so
-   * that "alice joined" always comes before alice's first message or typing.
+   * Sends `line` to every member of `room` here, after the room's queued presence, so that "alice
+   * joined" always comes before alice's first message or typing. Other processes' members get it from
+   * their own hub (see lib/sharing.ts).
    */
   publish(room: string, line: string, seq?: number): void {
     this.#flushRoom(room);
-    this.#bus.publish(room, line, seq);
+    this.#deliver(room, line, seq);
   }
 
   /** Sends every queued presence line, each to the members who were in its room when it happened. */
   flushPresence(): void {
     for (const room of this.#presenceRooms) this.#flushRoom(room);
-  }
-
-  /** Ids of person `key`'s connections that are members of `room`. */
-  tabsIn(key: string, room: string): number[] {
-    const person = this.#people.get(key);
-    if (!person) return [];
-    const out: number[] = [];
-    for (const c of person.conns) if (this.isMember(c.peer.id, room)) out.push(c.peer.id);
-    return out;
   }
 
   /** Ids of every connection of person `key`. */
@@ -467,11 +429,6 @@ export class Hub {
     for (const c of [...this.#clients.values()]) c.peer.close(code, reason);
   }
 
-  /** Stops listening to the bus. */
-  dispose(): void {
-    this.#unsubscribe();
-  }
-
   #announce(room: string, r: Room, line: string, about?: string): void {
     const notify = this.#opts.onPresenceQueued;
     if (!notify) {
@@ -487,7 +444,7 @@ export class Hub {
 
   /**
    * Sends `room`'s queued presence: to each member the lines queued since it joined. Presence is
-   * about this process's members, so it goes to them directly, not through the bus.
+   * about this process's members, so it goes to them directly.
    */
   #flushRoom(room: string): void {
     if (!this.#presenceRooms.delete(room)) return;

@@ -71,14 +71,17 @@ function slowReads(inner: Engine, when: "read first" | "wait first") {
     const page = await read();
     return await g, page;
   };
-  const engine: Engine = {
-    append: (batch) => inner.append(batch),
+  const replaced: Partial<Engine> = {
     after: (room, after, limit) => slow(() => inner.after(room, after, limit)),
     before: (room, before, limit) => slow(() => inner.before(room, before, limit)),
-    subscribe: (events) => inner.subscribe(events),
-    prune: (now) => inner.prune(now),
-    close: () => inner.close(),
   };
+  const engine = new Proxy(inner, {
+    get(target, p) {
+      if (p in replaced) return replaced[p as keyof Engine];
+      const v = Reflect.get(target, p, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
   return {
     engine,
     hold: () => void (gate = new Promise<void>((r) => open = r)),

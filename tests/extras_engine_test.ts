@@ -9,6 +9,7 @@ import { DatabaseSync } from "node:sqlite";
 import { type Draft, EmbeddedEngine, type Engine, type ReactionCaps } from "../lib/engine.ts";
 import type { ChatMessage } from "../lib/protocol.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";
+import { sharingOf } from "../lib/app.ts";
 import { engineKinds } from "./engine_kinds.ts";
 
 const kinds = engineKinds();
@@ -353,7 +354,7 @@ for (const [kind, make] of kinds) {
     const e = u.engine;
     const got: ChatMessage[] = [];
     const unsubscribe = e.subscribe({ message: (m) => got.push(m) });
-    await e.watch?.(room);
+    await sharingOf(e)?.watch(room);
     await e.append([
       draft(room, "one"),
       draft(room, "@bob yes", { replyTo: 1, mentions: [{ key: "kb", name: "bob" }] }),
@@ -364,7 +365,7 @@ for (const [kind, make] of kinds) {
     assert.deepEqual(got[1].mentions, ["bob"]);
     assert.equal(got[0].replyTo, undefined);
     unsubscribe();
-    e.unwatch?.(room);
+    sharingOf(e)?.unwatch(room);
     await u.cleanup();
   });
 

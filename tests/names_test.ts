@@ -4,9 +4,8 @@
  * `lib/names.ts` one function at a time.
  */
 import assert from "node:assert/strict";
-import { EmbeddedEngine, type Engine } from "../lib/engine.ts";
 import { canonicalName, NAME_MAX_CHARS, nameKeys, nameProblem, withSuffix } from "../lib/names.ts";
-import { MemoryStore } from "../lib/store.ts";
+import type { Sharing, SharingEvents } from "../lib/sharing.ts";
 import { startServer, TestClient, wsHeaders } from "./helpers.ts";
 
 /** U+20000, a CJK Extension B ideograph: two UTF-16 units, one code point, kept as is by NFKC. */
@@ -208,13 +207,29 @@ Deno.test("nameProblem() reserves the server's own name and its lookalikes", () 
 Deno.test("a nick sent right after connecting wins over the connect-time name claim that answers later", async () => {
   // Names shared across processes, as on Redis, with the connect-time lookup answering 100 ms late:
   // the nick's claim is made while the connect-time claim has not been made yet.
-  const inner = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0 }), {
-    dedupWindowMs: 60_000,
-  });
   const holder = new Map<string, string>(); // name -> key
   const held = (key: string) => [...holder].find(([, k]) => k === key)?.[0];
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  const replaced: Partial<Engine> = {
+  const present = new Map<string, Set<string>>(); // room -> names
+  const subscribers = new Set<SharingEvents>();
+  const sharing: Sharing = {
+    spansProcesses: true,
+    subscribe: (events) => (subscribers.add(events), () => subscribers.delete(events)),
+    publishLine: (room, line) => subscribers.forEach((s) => s.line(room, line)),
+    watch: () => Promise.resolve(),
+    unwatch: () => {},
+    presence: (room, name, on) => {
+      const names = present.get(room) ?? new Set();
+      present.set(room, names);
+      on ? names.add(name) : names.delete(name);
+      return Promise.resolve();
+    },
+    renamed: (old, name) => {
+      for (const names of present.values()) if (names.delete(old)) names.add(name);
+      return Promise.resolve();
+    },
+    publishRename: () => {},
+    members: (room) => Promise.resolve([...present.get(room) ?? []].sort()),
     nameOf: (key) => {
       const name = held(key); // read now, answered late (as a slow round trip)
       return new Promise((resolve) => {
@@ -230,15 +245,10 @@ Deno.test("a nick sent right after connecting wins over the connect-time name cl
       return Promise.resolve(true);
     },
     releaseName: () => {},
+    whoIs: () => Promise.resolve(undefined),
+    sendToPerson: (key, line) => (subscribers.forEach((s) => s.person(key, line)), Promise.resolve()),
   };
-  const engine = new Proxy(inner, {
-    get(target, p) {
-      if (p in replaced) return replaced[p as keyof Engine];
-      const v = Reflect.get(target, p, target);
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  }) as unknown as Engine;
-  await using s = await startServer({}, { engine });
+  await using s = await startServer({ store: "memory" }, { sharing });
   await using bob = await TestClient.connect(s, { name: "bob" });
   bob.send({ type: "nick", name: "robert" });
   assert.equal((await bob.next("nick")).name, "robert");

@@ -20,6 +20,7 @@ import {
 } from "../lib/engine.ts";
 import type { ChatMessage } from "../lib/protocol.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";
+import { sharingOf } from "../lib/app.ts";
 import { connectRedisEngine, engineKinds } from "./engine_kinds.ts";
 import { redisMissing, startRedis } from "./redis_helpers.ts";
 
@@ -59,7 +60,7 @@ async function listen(engine: Engine, room: string) {
     roomChanged: (room, change, rules) => got.rooms.push({ room, change, rules }),
   };
   const unsubscribe = engine.subscribe(events);
-  await engine.watch?.(room);
+  await sharingOf(engine)?.watch(room);
   return { got, unsubscribe };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Small defects of `Chat` found while writing its unit tests (issue #17, step 9), each pinned by a test
- * that fails on main. They are ignored so the suite stays green until the chat split fixes them; the
- * fix unignores them.
+ * that failed before the chat split (one place maps engine errors, and a failed action is logged as
+ * what it was).
  */
 import assert from "node:assert/strict";
 import {
@@ -31,8 +31,6 @@ class FailingChanges extends EmbeddedEngine {
 }
 
 Deno.test({
-  // fails on main: fixed by the chat split
-  ignore: true,
   name:
     "Chat: a read mark that finds the engine out of reach says the read position was not saved, not that people cannot be reached",
   async fn() {
@@ -47,8 +45,6 @@ Deno.test({
 });
 
 Deno.test({
-  // fails on main: fixed by the chat split
-  ignore: true,
   name: 'Chat: a failed react is logged as a failed reaction, not as "moderation failed"',
   async fn() {
     await using t = testChat({}, { engineClass: FailingChanges });
@@ -67,8 +63,6 @@ Deno.test({
 });
 
 Deno.test({
-  // fails on main: fixed by the chat split
-  ignore: true,
   name: 'Chat: a failed edit is logged as a failed edit, not as "moderation failed"',
   async fn() {
     await using t = testChat({}, { engineClass: FailingChanges });

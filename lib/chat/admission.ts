@@ -1,0 +1,222 @@
+/**
+ * Admission: who a new connection is (a guest by its token, a signed person by a verified token, or
+ * one that owes an `auth` frame), its name, its `welcome`, its first room; later token refreshes, and
+ * the sweep that closes expired sign-ins and connections that never authenticated.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import type { Verifier } from "../auth.ts";
+import { randomId } from "../domain.ts";
+import { type Identity, roomAllowedByClaim } from "../identity.ts";
+import { CloseCode, encode, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
+import type { Conn } from "./connections.ts";
+import { type ChatContext, nameOf } from "./context.ts";
+import { CONVERSATIONS_PAGE, type Direct } from "./direct.ts";
+import type { Naming } from "./naming.ts";
+import type { Rooms } from "./rooms.ts";
+
+/** What the caller of `Chat.open` learned from the upgrade request (already validated). */
+export interface OpenParams {
+  name?: string;
+  /** Canonical room name, or "" for none. */
+  room: string;
+  /** A guest's opaque token (from an earlier `welcome`). */
+  token?: string;
+  /** A signed identity the HTTP layer verified (`?token=` holding a JWT). */
+  identity?: Identity;
+  /** The connection owes an `auth {token}` frame: no identity, no welcome, no room until it comes. */
+  authenticate?: boolean;
+}
+
+const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
+
+/** The admission feature. */
+export class Admission {
+  readonly #ctx: ChatContext;
+  readonly #verifier: Verifier | undefined;
+  readonly #naming: Naming;
+  readonly #rooms: Rooms;
+  readonly #direct: Direct;
+
+  constructor(
+    ctx: ChatContext,
+    parts: { verifier: Verifier | undefined; naming: Naming; rooms: Rooms; direct: Direct },
+  ) {
+    this.#ctx = ctx;
+    this.#verifier = parts.verifier;
+    this.#naming = parts.naming;
+    this.#rooms = parts.rooms;
+    this.#direct = parts.direct;
+  }
+
+  /** A new connection: a guest or a signed person is admitted now; one owing `auth` waits for it. */
+  open(conn: Conn, params: OpenParams): void {
+    if (params.authenticate) {
+      conn.awaiting = { room: params.room, until: this.#ctx.now() + this.#ctx.cfg.authTimeoutMs };
+      return;
+    }
+    if (params.identity) return this.#admit(conn, params.identity, params.room);
+    const token = params.token && TOKEN_RE.test(params.token) ? params.token : randomId();
+    const key = keyOf(token);
+    const guest: Identity = { key, uid: key, role: "member", guest: true };
+    this.#admit(conn, guest, params.room, { token, name: params.name });
+  }
+
+  /**
+   * Gives `conn` its identity and name, sends `welcome` and joins `room`. A guest's name is
+   * first-come (`?name=`, else the one its token holds); a signed person's comes from the token.
+   */
+  #admit(conn: Conn, identity: Identity, room: string, guest?: { token: string; name?: string }): void {
+    const { hub, cfg, conns } = this.#ctx;
+    const { peer } = conn;
+    const key = identity.key;
+    const now = this.#ctx.now();
+    conn.key = key;
+    conn.identity = identity;
+    // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
+    const held = hub.nameOf(key);
+    const wanted = held ??
+      (guest
+        ? guest.name ?? `guest-${guest.token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`
+        : identity.name!);
+    const name = guest || held !== undefined
+      ? hub.freeName(key, wanted, now)
+      : this.#naming.signedName(key, wanted);
+    hub.connect(peer, key, name, now);
+    const welcome: Record<string, unknown> = {
+      type: "welcome",
+      id: peer.id,
+      name,
+      uid: identity.uid,
+      role: identity.role,
+      guest: identity.guest,
+      rooms: [],
+      limits: {
+        textChars: cfg.maxTextChars,
+        frameBytes: cfg.maxFrameBytes,
+        roomsPerConnection: cfg.maxRoomsPerConnection,
+        messagesPerSecond: cfg.messagesPerSecond,
+        burst: cfg.burst,
+        historyPage: cfg.historyPage,
+        editSeconds: cfg.editWindowSeconds,
+      },
+      version: PROTOCOL_VERSION,
+    };
+    // A signed person's token belongs to the host application: it is never echoed.
+    if (guest) welcome.token = guest.token;
+    if (identity.exp !== undefined) welcome.exp = identity.exp;
+    if (name !== wanted) {
+      welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
+    }
+    peer.send(encode(welcome));
+    this.#naming.remember(key, name);
+    this.#direct.list(conn, Number.MAX_SAFE_INTEGER, CONVERSATIONS_PAGE);
+    this.#naming.claimEverywhere(conn, name);
+    if (room) conns.run(peer.id, () => this.#rooms.join(conn, room), { room });
+  }
+
+  /**
+   * An `auth` frame: the identity a connection owed (a bad token closes it with 4002), or a refresh of
+   * a signed one (same `sub`; a bad token is an error and the connection keeps its old token).
+   */
+  auth(conn: Conn, token: string): void {
+    const { conns, log } = this.#ctx;
+    const verifier = this.#verifier;
+    const first = conn.identity === undefined;
+    const fail = (e: ProtocolError) =>
+      conns.refuse(conn.peer.id, first ? new ProtocolError(e.code, e.message, CloseCode.AUTH_FAILED) : e);
+    if (!verifier) {
+      return fail(new ProtocolError("bad_token", "This server takes no signed tokens: connect as a guest"));
+    }
+    if (conn.identity?.guest) {
+      throw new ProtocolError(
+        "bad_token",
+        "This connection is a guest's: to sign in, connect again with auth=frame and send auth first",
+      );
+    }
+    if (conn.verifying) {
+      throw new ProtocolError("bad_message", "An auth frame is still being checked: wait for its answer");
+    }
+    conn.verifying = true;
+    const id = conn.peer.id;
+    verifier.verify(token).then(
+      (identity) => {
+        conn.verifying = false;
+        if (!conns.alive(conn) || this.#ctx.closing()) return;
+        if (conn.awaiting) {
+          const room = conn.awaiting.room;
+          conn.awaiting = undefined;
+          return this.#admit(conn, identity, room);
+        }
+        conns.run(id, () => this.#refresh(conn, identity));
+      },
+      (e) => {
+        conn.verifying = false;
+        if (!conns.alive(conn)) return;
+        if (e instanceof ProtocolError) return fail(e);
+        log.error("token verification failed", { conn: id, error: String((e as Error)?.stack ?? e) });
+        fail(new ProtocolError("bad_token", "The token could not be checked"));
+      },
+    );
+  }
+
+  /** A new token for a signed connection: later expiry, and the token's name, role and rooms. */
+  #refresh(conn: Conn, identity: Identity): void {
+    const { hub } = this.#ctx;
+    const old = conn.identity!;
+    if (identity.key !== old.key) {
+      throw new ProtocolError(
+        "bad_token",
+        "A refreshed token must be for the same user (sub) as the connection",
+      );
+    }
+    conn.identity = identity;
+    // The token's display name changed: a rename, with the same rules as at connect.
+    if (identity.name !== old.name) {
+      this.#naming.rename(conn.key, this.#naming.signedName(conn.key, identity.name!));
+    }
+    // Rooms the new token no longer allows are left.
+    for (const room of hub.roomsOf(conn.peer.id)) {
+      if (!roomAllowedByClaim(identity, room)) this.#rooms.drop(conn, room);
+    }
+    conn.peer.send(encode({
+      type: "authed",
+      exp: identity.exp,
+      name: nameOf(this.#ctx, conn),
+      role: identity.role,
+      uid: identity.uid,
+    }));
+  }
+
+  /** Closes connections whose token expired (4003) and those that owed an `auth` frame too long (4002). */
+  sweep(): void {
+    const { conns, cfg } = this.#ctx;
+    const now = this.#ctx.now();
+    for (const conn of conns.values()) {
+      if (conn.awaiting && now >= conn.awaiting.until && !conn.verifying) {
+        conns.refuse(
+          conn.peer.id,
+          new ProtocolError(
+            "auth_required",
+            `No auth frame within ${cfg.authTimeoutMs} ms of connecting`,
+            CloseCode.AUTH_FAILED,
+          ),
+        );
+      } else if (conn.identity?.exp !== undefined && conn.identity.exp <= now) {
+        conns.refuse(
+          conn.peer.id,
+          new ProtocolError(
+            "token_expired",
+            "Your sign-in expired: connect again with a new token",
+            CloseCode.TOKEN_EXPIRED,
+          ),
+        );
+      }
+    }
+  }
+}
+
+/** Tokens are secrets; the store and the hub only ever see this hash of one. */
+function keyOf(token: string): string {
+  return createHash("sha256").update(token).digest("base64url").slice(0, 22);
+}

@@ -1,0 +1,185 @@
+/**
+ * Direct conversations: a message to a person by name (online here, online elsewhere, or known to the
+ * people directory), stored in the two people's conversation like a room message and delivered to
+ * every connection of both; the conversation list; a conversation's history.
+ * @module
+ */
+import { type ChatMessage, conversationId, type Draft } from "../domain.ts";
+import { uidOfKey } from "../identity.ts";
+import { encode, ProtocolError, wireConvMessage } from "../protocol.ts";
+import type { AnswerBudget } from "./answers.ts";
+import type { Conn } from "./connections.ts";
+import { type ChatContext, nameOf } from "./context.ts";
+import { engineError, SHUTTING_DOWN } from "./errors.ts";
+import type { Found, Naming } from "./naming.ts";
+import { mustBeInConversation, type ReadState } from "./read_state.ts";
+import type { Writer } from "./writer.ts";
+
+/** Direct conversations in one `conversations` answer (the first comes right after `welcome`). */
+export const CONVERSATIONS_PAGE = 50;
+
+/** The direct-conversation feature. */
+export class Direct {
+  readonly #ctx: ChatContext;
+  readonly #writer: Writer;
+  readonly #naming: Naming;
+  readonly #reads: ReadState;
+  readonly #budget: AnswerBudget;
+
+  constructor(
+    ctx: ChatContext,
+    parts: { writer: Writer; naming: Naming; reads: ReadState; budget: AnswerBudget },
+  ) {
+    this.#ctx = ctx;
+    this.#writer = parts.writer;
+    this.#naming = parts.naming;
+    this.#reads = parts.reads;
+    this.#budget = parts.budget;
+  }
+
+  /** `send {to}`: the person is found by name, then the message is queued like a room message. */
+  send(conn: Conn, to: string, text: string, cid?: string): void {
+    const { conns } = this.#ctx;
+    // Online here, or gone moments ago and still holding the name here: the directory may not have
+    // their entry written yet, and they are the person so called.
+    const here = this.#naming.findHere(to, true);
+    if (here) return this.#queue(conn, here, text, cid);
+    const id = conn.peer.id;
+    this.#naming.findPerson(to, { held: true, directory: true }).then((found) => {
+      if (!conns.alive(conn)) return;
+      if (!found) {
+        return conns.refuse(id, new ProtocolError("user_not_found", `No one is called "${to}"`), { cid });
+      }
+      conns.run(id, () => this.#queue(conn, found, text, cid), { cid });
+    }).catch((e) => conns.answer(conn.peer, engineError("people", e), { cid }));
+  }
+
+  #queue(conn: Conn, target: Found, text: string, cid?: string): void {
+    const { conns, now } = this.#ctx;
+    if (target.key === conn.key) {
+      throw new ProtocolError("bad_message", "You cannot send a direct message to yourself");
+    }
+    if (this.#ctx.closing()) return conns.answer(conn.peer, SHUTTING_DOWN, { cid });
+    if (this.#writer.joinInFlight(conn.key, cid, conn.peer)) return;
+    const draft: Draft = {
+      room: conversationId(conn.key, target.key),
+      from: nameOf(this.#ctx, conn),
+      text,
+      ts: now(),
+      key: conn.key,
+      between: [conn.key, target.key],
+    };
+    if (cid !== undefined) draft.cid = cid;
+    this.#writer.submit({
+      draft,
+      sender: conn.peer,
+      waiters: [],
+      about: { cid },
+      ack: (m) => encode({ type: "ack", cid: m.cid, seq: m.seq, ts: m.ts, conv: m.room, to: target.name }),
+      stored: (m) => this.#deliver(draft.between!, m, target.name),
+    }, conn);
+  }
+
+  /** A stored direct message goes to every connection of both people, on every process. */
+  #deliver(between: readonly [string, string], m: ChatMessage, to: string): void {
+    const line = encode(wireConvMessage(m, to));
+    // Stored already: a lost publish costs only the live copy (the conversation's history has it).
+    for (const key of between) {
+      this.#ctx.sharing.sendToPerson(key, line).catch((e) =>
+        this.#ctx.log.warn("direct message not delivered live", { error: (e as Error).message })
+      );
+    }
+  }
+
+  /** A page of the person's conversations, newest first (see docs/protocol.md, Direct conversations). */
+  async page(
+    key: string,
+    before: number,
+    limit: number,
+  ): Promise<{ items: Record<string, unknown>[]; complete: boolean }> {
+    const { engine, hub } = this.#ctx;
+    const found = await engine.conversations(key, before, limit + 1);
+    const page = found.slice(0, limit);
+    const convs = page.map((c) => c.conv);
+    const [people, reads, lasts] = await Promise.all([
+      engine.people(page.map((c) => c.peer)),
+      engine.readPositions(key, convs),
+      Promise.all(convs.map((conv) => engine.before(conv, Number.MAX_SAFE_INTEGER, 1))),
+    ]);
+    const mentions = await this.#reads.mentionCounts(
+      key,
+      convs.map((room, i) => ({ room, after: reads[i] ?? 0 })),
+    );
+    const items = page.map((c, i) => {
+      const last = lasts[i].messages.at(-1);
+      const lastRead = reads[i] ?? 0;
+      return {
+        conv: c.conv,
+        with: hub.nameOf(c.peer) ?? people[i]?.name ?? uidOfKey(c.peer),
+        uid: people[i]?.uid ?? uidOfKey(c.peer),
+        lastSeq: lasts[i].lastSeq,
+        lastTs: c.lastTs,
+        last: last ? wireConvMessage(last) : null,
+        lastRead,
+        unread: Math.max(0, lasts[i].lastSeq - lastRead),
+        mentions: mentions[c.conv] ?? 0,
+      };
+    });
+    return { items, complete: found.length <= limit };
+  }
+
+  /** Sends `conversations {items, complete}`; `asked`: an answer to the client (its budget applies). */
+  list(conn: Conn, before: number, limit: number, asked = false): void {
+    const { conns, log } = this.#ctx;
+    if (asked) this.#budget.reserve(conn);
+    this.page(conn.key, before, limit).then(
+      (page) => conns.alive(conn) && conn.peer.send(encode({ type: "conversations", ...page })),
+      (e) => {
+        log.error("conversations read failed", { error: (e as Error).message });
+        conns.answer(conn.peer, engineError("people", e));
+      },
+    );
+  }
+
+  /** `history {conv}`: older than `before`, or newer than `after` (oldest first either way). */
+  history(conn: Conn, conv: string, before?: number, after?: number, limit?: number): void {
+    const { engine, conns, cfg, log } = this.#ctx;
+    this.#budget.reserve(conn);
+    const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
+    (async () => {
+      await mustBeInConversation(this.#ctx, conn, conv);
+      let messages: ChatMessage[];
+      let complete: boolean;
+      let lastSeq: number;
+      if (after !== undefined) {
+        const page = await engine.after(conv, after, n + 1);
+        lastSeq = page.lastSeq;
+        messages = page.messages.slice(0, n);
+        complete = page.messages.length <= n;
+        // Forward: the oldest that fit, so the client asks again after the last one.
+        const fitted = this.#budget.oldest(messages);
+        if (fitted.length < messages.length) messages = fitted, complete = false;
+      } else {
+        const page = await engine.before(conv, before ?? Number.MAX_SAFE_INTEGER, n + 1);
+        lastSeq = page.lastSeq;
+        messages = page.messages;
+        complete = messages.length <= n;
+        if (!complete) messages = messages.slice(1);
+        const fitted = this.#budget.newest(messages);
+        if (fitted.length < messages.length) messages = fitted, complete = false;
+      }
+      if (!conns.alive(conn)) return;
+      conn.peer.send(encode({
+        type: "history",
+        conv,
+        messages: messages.map((m) => wireConvMessage(m)),
+        complete,
+        lastSeq,
+      }));
+    })().catch((e) => {
+      if (e instanceof ProtocolError) return conns.refuse(conn.peer.id, e, { conv });
+      log.error("history read failed", { conv, error: (e as Error).message });
+      conns.answer(conn.peer, engineError({ reading: conv }, e), { conv });
+    });
+  }
+}

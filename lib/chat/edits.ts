@@ -1,0 +1,70 @@
+/**
+ * Message changes: a delete (by its author or a moderator; the seq stays as a tombstone) and an edit
+ * (by its author, within the edit window). Every member is told `deleted` or `edited`.
+ * @module
+ */
+import type { Actor } from "../moderation.ts";
+import { moderates } from "../identity.ts";
+import { encode, ProtocolError } from "../protocol.ts";
+import type { Conn } from "./connections.ts";
+import { type ChatContext, roomLine } from "./context.ts";
+
+/** The message-change feature. */
+export class Edits {
+  readonly #ctx: ChatContext;
+
+  constructor(ctx: ChatContext) {
+    this.#ctx = ctx;
+  }
+
+  /**
+   * Deletes message `seq` of `room` for `actor`: its author, or a moderator.
+   * @throws {ProtocolError} `message_not_found`, `not_allowed`.
+   */
+  async delete(actor: Actor, room: string, seq: number): Promise<void> {
+    const t = this.#ctx.now();
+    const mod = moderates(actor.role);
+    const result = await this.#ctx.engine.changeMessage(
+      room,
+      seq,
+      { kind: "delete", by: actor.uid },
+      mod ? {} : { authorKey: actor.key },
+      { ts: t, action: "delete", by: actor.uid, seq },
+    );
+    if (!result.ok) {
+      if (result.problem === "not_author") {
+        throw new ProtocolError("not_allowed", `Only its author or a moderator can delete message ${seq}`);
+      }
+      throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to delete`);
+    }
+    roomLine(this.#ctx, room, encode({ type: "deleted", room, seq, by: actor.name, rev: result.rev }));
+  }
+
+  /** Edits one's own message within the edit window. */
+  async edit(conn: Conn, room: string, seq: number, text: string): Promise<void> {
+    const { cfg, engine } = this.#ctx;
+    const t = this.#ctx.now();
+    const window = cfg.editWindowSeconds * 1000;
+    if (window === 0) throw new ProtocolError("not_allowed", "Messages cannot be edited on this server");
+    const result = await engine.changeMessage(
+      room,
+      seq,
+      { kind: "edit", text, editedTs: t },
+      { authorKey: conn.key, sentSince: t - window },
+      { ts: t, action: "edit", by: conn.identity!.uid, seq },
+    );
+    if (!result.ok) {
+      if (result.problem === "not_author") {
+        throw new ProtocolError("not_allowed", `Only its author can edit message ${seq}`);
+      }
+      if (result.problem === "too_old") {
+        throw new ProtocolError(
+          "edit_window_closed",
+          `Messages can be edited for ${cfg.editWindowSeconds} s after they are sent; message ${seq} is older`,
+        );
+      }
+      throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to edit`);
+    }
+    roomLine(this.#ctx, room, encode({ type: "edited", room, seq, text, editedTs: t, rev: result.rev }));
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Moderation: kicks, bans, mutes, who may join a private room, the room's rules and its audit log,
+ * from moderators' frames and from the server API; and what every process does when a room changes
+ * (its members here get the new rules, removals where due). Who may do what is `lib/moderation.ts`'s.
+ * @module
+ */
+import type { AccessList, AuditEntry, RoomChange, RoomRules } from "../domain.ts";
+import { moderates, uidOfKey as uidOf } from "../identity.ts";
+import type { Actor } from "../moderation.ts";
+import { type ClientMessage, encode, ProtocolError } from "../protocol.ts";
+import type { AnswerBudget } from "./answers.ts";
+import type { Conn } from "./connections.ts";
+import { type ChatContext, mustBeMember, nameOf, roomLine, settle } from "./context.ts";
+import { engineError } from "./errors.ts";
+import type { Naming } from "./naming.ts";
+import type { Rooms } from "./rooms.ts";
+
+/** A person a moderation action is about. */
+export interface Target {
+  uid: string;
+  name: string;
+}
+
+/** Moderation frames that name their target. */
+type Sanction = Extract<ClientMessage, { type: "kick" | "ban" | "mute" | "unmute" }>;
+
+/** The moderation feature. */
+export class Moderate {
+  readonly #ctx: ChatContext;
+  readonly #naming: Naming;
+  readonly #rooms: Rooms;
+  readonly #budget: AnswerBudget;
+
+  constructor(ctx: ChatContext, parts: { naming: Naming; rooms: Rooms; budget: AnswerBudget }) {
+    this.#ctx = ctx;
+    this.#naming = parts.naming;
+    this.#rooms = parts.rooms;
+    this.#budget = parts.budget;
+  }
+
+  /** The actor a connection is. */
+  actor(conn: Conn): Actor {
+    return {
+      key: conn.key,
+      uid: conn.identity!.uid,
+      name: nameOf(this.#ctx, conn),
+      role: conn.identity!.role,
+    };
+  }
+
+  /** Moderation frames need a moderator or an admin, and the room joined (they act on what they see). */
+  #moderator(conn: Conn, room: string): void {
+    if (!moderates(conn.identity!.role)) {
+      throw new ProtocolError("not_allowed", `Only moderators and admins can do that in room "${room}"`);
+    }
+    mustBeMember(this.#ctx, conn, room, "moderate");
+  }
+
+  /** `kick`, `ban`, `mute`, `unmute` {name}: the person is found by name, here or elsewhere. */
+  sanctionFrame(conn: Conn, msg: Sanction): void {
+    this.#moderator(conn, msg.room);
+    const actor = this.actor(conn);
+    const act = this.#target(msg.name).then((target) => {
+      if (msg.type === "kick") return this.kick(actor, msg.room, target, msg.reason);
+      if (msg.type === "unmute") {
+        return this.sanction(actor, msg.room, target, { kind: "unmute", uid: target.uid });
+      }
+      const until = msg.seconds === undefined ? 0 : this.#ctx.now() + msg.seconds * 1000;
+      return this.sanction(actor, msg.room, target, { kind: msg.type, uid: target.uid, until }, msg.reason);
+    });
+    settle(this.#ctx, conn, act, msg.room, msg.type);
+  }
+
+  /** `unban {uid}`: by uid, as the banned person is not in the room to be named. */
+  unbanFrame(conn: Conn, room: string, uid: string): void {
+    this.#moderator(conn, room);
+    const actor = this.actor(conn);
+    const act = this.#naming.nameOfUid(uid).then((name) =>
+      this.sanction(actor, room, { uid, name }, { kind: "unban", uid })
+    );
+    settle(this.#ctx, conn, act, room, "unban");
+  }
+
+  /** `allow`, `disallow` {uid} and `room` {rules}: a change to the room. */
+  changeFrame(conn: Conn, room: string, change: RoomChange): void {
+    this.#moderator(conn, room);
+    settle(this.#ctx, conn, this.changeRoom(this.actor(conn), room, change), room, change.kind);
+  }
+
+  /** The person called `name`, online here or on another process. */
+  async #target(name: string): Promise<Target> {
+    const found = await this.#naming.findPerson(name, { held: false, directory: false });
+    if (!found) throw new ProtocolError("user_not_found", `No one called "${name}" is online`);
+    return { uid: uidOf(found.key), name: found.name };
+  }
+
+  /** Takes `target` out of `room` on every process (their tabs get `kicked`); the room is told. */
+  async kick(actor: Actor, room: string, target: Target, reason?: string): Promise<void> {
+    const audit: AuditEntry = { ts: this.#ctx.now(), action: "kick", by: actor.uid, target: target.uid };
+    if (reason !== undefined) audit.reason = reason;
+    await this.#ctx.engine.changeRoom(room, { kind: "kick", uid: target.uid }, audit);
+    this.#announce(room, "kick", actor, target, undefined, reason);
+  }
+
+  /** Bans, mutes or unmutes `target` in `room`, durably; a ban also takes them out of the room. */
+  async sanction(
+    actor: Actor,
+    room: string,
+    target: Target,
+    change: Extract<RoomChange, { kind: "ban" | "mute" | "unmute" | "unban" }>,
+    reason?: string,
+  ): Promise<void> {
+    await this.changeRoom(actor, room, change, reason);
+    const until = "until" in change ? change.until : undefined;
+    this.#announce(room, change.kind, actor, target, until, reason);
+  }
+
+  /** Applies `change` to `room` durably with an audit entry; every process applies it to its members. */
+  changeRoom(actor: Actor, room: string, change: RoomChange, reason?: string): Promise<RoomRules> {
+    const audit: AuditEntry = { ts: this.#ctx.now(), action: change.kind, by: actor.uid };
+    if ("uid" in change) audit.target = change.uid;
+    if ("until" in change) audit.until = change.until;
+    if (reason !== undefined) audit.reason = reason;
+    return this.#ctx.engine.changeRoom(room, change, audit);
+  }
+
+  #announce(
+    room: string,
+    action: string,
+    actor: Actor,
+    target: Target,
+    until?: number,
+    reason?: string,
+  ): void {
+    const line: Record<string, unknown> = {
+      type: "moderation",
+      room,
+      action,
+      name: target.name,
+      uid: target.uid,
+      by: actor.name,
+    };
+    if (until !== undefined) line.until = until;
+    if (reason !== undefined) line.reason = reason;
+    roomLine(this.#ctx, room, encode(line));
+  }
+
+  /** A change to a room from any process: rules to its members here, removals where due. */
+  roomChanged(room: string, change: RoomChange, rules: RoomRules): void {
+    const { hub, moderation, conns, now } = this.#ctx;
+    if (!hub.hasRoom(room)) return;
+    const recheck = moderation.changed(room, change, rules);
+    if (change.kind === "rules") hub.publish(room, encode({ type: "room", room, ...rules }));
+    if (change.kind === "kick") return this.#removeUid(room, change.uid, "kicked");
+    if (!recheck) return;
+    const t = now();
+    for (const conn of conns.values()) {
+      if (!hub.isMember(conn.peer.id, room)) continue;
+      if ("uid" in change && conn.identity!.uid !== change.uid) continue;
+      if (moderation.mayStay(conn.identity!, room, t)) continue;
+      this.#rooms.remove(conn, room, change.kind === "ban" ? "banned" : "forbidden");
+    }
+  }
+
+  #removeUid(room: string, uid: string, why: string): void {
+    const { hub, conns } = this.#ctx;
+    for (const conn of conns.values()) {
+      if (conn.identity?.uid === uid && hub.isMember(conn.peer.id, room)) this.#rooms.remove(conn, room, why);
+    }
+  }
+
+  /** `audit`: an admin reads the room's audit log, newest first. */
+  audit(conn: Conn, room: string, before?: number, limit?: number): void {
+    const { conns, cfg } = this.#ctx;
+    if (conn.identity!.role !== "admin") {
+      throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
+    }
+    this.#budget.reserve(conn);
+    this.auditPage(room, before ?? Number.MAX_SAFE_INTEGER, limit ?? cfg.historyPage).then(
+      (page) => conns.alive(conn) && conn.peer.send(encode({ type: "audit", room, ...page })),
+      (e) => conns.refuse(conn.peer.id, e, { room }),
+    );
+  }
+
+  /** A page of the room's audit log, newest first, older than `before` (ms). */
+  async auditPage(
+    room: string,
+    before: number,
+    limit: number,
+  ): Promise<{ entries: AuditEntry[]; complete: boolean }> {
+    const n = Math.min(limit, this.#ctx.cfg.historyPage);
+    let entries: AuditEntry[];
+    try {
+      entries = await this.#ctx.engine.audit(room, before, n + 1);
+    } catch (e) {
+      throw engineError({ reading: room }, e);
+    }
+    return { entries: entries.slice(0, n), complete: entries.length <= n };
+  }
+
+  /** The room's rules as stored. */
+  async rulesOf(room: string): Promise<RoomRules> {
+    try {
+      return await this.#ctx.engine.rules(room);
+    } catch (e) {
+      throw engineError({ reading: room }, e);
+    }
+  }
+
+  /** The room's added people, bans and mutes. */
+  async accessList(room: string): Promise<AccessList> {
+    try {
+      return await this.#ctx.engine.accessList(room);
+    } catch (e) {
+      throw engineError({ reading: room }, e);
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Presence: who is in a room. In one process the hub announces arrivals and departures itself; when
+ * rooms span processes, sharing decides a name's first join and last leave anywhere and the lines come
+ * back through it. Either way announcements are grouped for `presenceDelayMs`.
+ * @module
+ */
+import type { ChatContext } from "./context.ts";
+
+/** The presence side of the chat service. */
+export class Presence {
+  readonly #ctx: ChatContext;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(ctx: ChatContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Tells sharing that `name` arrived in or left `room` here (best effort). */
+  present(room: string, name: string, present: boolean): void {
+    this.#ctx.sharing.presence(room, name, present).catch((e) =>
+      this.#ctx.log.debug("presence not recorded", { room, error: (e as Error).message })
+    );
+  }
+
+  /** A line sharing brings for `room`: presence goes through the hub's grouping, the rest straight out. */
+  line(room: string, line: string): void {
+    const { hub } = this.#ctx;
+    if (!line.startsWith('{"type":"presence"')) return hub.publish(room, line);
+    try {
+      hub.announce(room, line, (JSON.parse(line) as { name: string }).name);
+    } catch { /* not ours */ }
+  }
+
+  /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */
+  soon(): void {
+    if (this.#ctx.closing() || this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#ctx.hub.flushPresence();
+    }, this.#ctx.cfg.presenceDelayMs);
+  }
+
+  /** Stops the grouping timer (shutdown). */
+  close(): void {
+    clearTimeout(this.#timer);
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * Rooms: join (with its access check), resume (`join {since, epoch, rev}`), leave, history pages, and
+ * a room whose history started over. A join takes the member in at once and answers `joined` when the
+ * history is read: meanwhile the room's lines for this member wait in the hub, and after the answer
+ * only messages newer than it follow.
+ * @module
+ */
+import type { ChatMessage } from "../domain.ts";
+import { roomAllowedByClaim } from "../identity.ts";
+import { forbidden } from "../moderation.ts";
+import { encode, ProtocolError, wireMessage } from "../protocol.ts";
+import type { AnswerBudget } from "./answers.ts";
+import type { Conn } from "./connections.ts";
+import { type ChatContext, mustBeMember, nameOf } from "./context.ts";
+import { engineError } from "./errors.ts";
+import type { Presence } from "./presence.ts";
+import type { Reactions } from "./reactions.ts";
+import type { ReadState } from "./read_state.ts";
+
+/** What `joined` holds besides the room's rules and the member's standing. */
+interface JoinRead {
+  messages: ChatMessage[];
+  lastSeq: number;
+  truncated: boolean;
+  epoch: string;
+  members: string[];
+  changed?: { rev: number; messages?: ChatMessage[]; truncated?: boolean };
+  lastRead: number;
+  mentions?: number;
+}
+
+/** Rooms and their members' answers. */
+export class Rooms {
+  readonly #ctx: ChatContext;
+  readonly #budget: AnswerBudget;
+  readonly #presence: Presence;
+  readonly #reactions: Reactions;
+  readonly #reads: ReadState;
+  /** Handles one frame that waited for a join check. */
+  readonly #frame: (conn: Conn, data: string) => void;
+
+  constructor(
+    ctx: ChatContext,
+    parts: {
+      budget: AnswerBudget;
+      presence: Presence;
+      reactions: Reactions;
+      reads: ReadState;
+      frame: (conn: Conn, data: string) => void;
+    },
+  ) {
+    this.#ctx = ctx;
+    this.#budget = parts.budget;
+    this.#presence = parts.presence;
+    this.#reactions = parts.reactions;
+    this.#reads = parts.reads;
+    this.#frame = parts.frame;
+  }
+
+  /** `join`: checked against the room's rules first (frames that come meanwhile wait), then entered. */
+  join(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
+    const { hub, engine, conns, moderation, now } = this.#ctx;
+    // No hint of why (a private room or a token's limit): the same sentence either way.
+    if (!roomAllowedByClaim(conn.identity!, room)) throw forbidden(room);
+    this.#budget.reserve(conn);
+    if (hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch, rev);
+    // Refused before any room is touched: no presence, no history, no hint. Frames that come
+    // meanwhile wait, so the client may send to the room right after its join.
+    const id = conn.peer.id;
+    conn.queue = [];
+    engine.access(room, conn.identity!.uid).then(
+      (acc) => {
+        if (!conns.alive(conn)) return;
+        conns.run(id, () => {
+          moderation.admit(conn.identity!, room, acc, now());
+          this.#enter(conn, room, since, epoch, rev);
+        }, { room });
+      },
+      (e) => conns.alive(conn) && conns.answer(conn.peer, engineError({ reading: room }, e), { room }),
+    ).finally(() => this.#drain(conn));
+  }
+
+  /** Handles the frames that waited for a join check, in order, until another check starts. */
+  #drain(conn: Conn): void {
+    const waiting = conn.queue ?? [];
+    conn.queue = undefined;
+    const checking = () => (conn.queue as string[] | undefined) !== undefined;
+    while (waiting.length > 0 && !checking() && this.#ctx.conns.alive(conn)) {
+      const data = waiting.shift()!;
+      this.#ctx.conns.run(conn.peer.id, () => this.#frame(conn, data));
+    }
+    // A join among them started another check: the rest waits for that one.
+    if (checking()) conn.queue!.unshift(...waiting);
+  }
+
+  #enter(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
+    const { hub, conns, moderation, now, log } = this.#ctx;
+    const { added, firstTab } = hub.join(conn.peer.id, room, true);
+    conn.current = room;
+    if (!added) return hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room));
+    const id = conn.peer.id;
+    const arriving = firstTab ? nameOf(this.#ctx, conn) : undefined;
+    this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
+      ({ messages, lastSeq, truncated, epoch, members, changed, lastRead, mentions }) => {
+        if (!conns.alive(conn) || !hub.isMember(id, room)) return;
+        const you: Record<string, unknown> = { role: conn.identity!.role };
+        const muted = moderation.mutedUntil(room, conn.identity!.uid, now());
+        if (muted !== undefined) you.muted = muted;
+        const joined: Record<string, unknown> = {
+          type: "joined",
+          room,
+          members,
+          messages: messages.map(wireMessage),
+          lastSeq,
+          truncated,
+          epoch,
+          rules: moderation.rules(room),
+          you,
+          lastRead,
+          unread: Math.max(0, lastSeq - lastRead),
+        };
+        if (mentions !== undefined) joined.mentions = mentions;
+        if (changed) {
+          joined.rev = changed.rev;
+          if (changed.messages) joined.changes = changed.messages.map(wireMessage);
+          if (changed.truncated) joined.changesTruncated = true;
+        }
+        conn.peer.send(encode(joined));
+        hub.settle(id, room, lastSeq);
+      },
+      (e) => {
+        if (!conns.alive(conn)) return;
+        log.error("history read failed", { room, error: (e as Error).message });
+        this.left(conn, room);
+        if (conn.current === room) conn.current = hub.roomsOf(id).at(-1) ?? "";
+        conns.answer(conn.peer, engineError({ reading: room }, e), { room });
+      },
+    );
+  }
+
+  /**
+   * What `joined` holds: the missed messages after `since`, or the last `historyOnJoin`. A `since`
+   * of another epoch means nothing here: that history is gone, and the answer says `truncated`.
+   * With `rev` (and a `since` of this epoch), also the held messages (seq <= since) changed since.
+   */
+  async #readJoin(
+    room: string,
+    since: number | undefined,
+    epoch: string | undefined,
+    arriving: string | undefined,
+    key: string,
+    rev: number | undefined,
+  ): Promise<JoinRead> {
+    const { engine, sharing, cfg } = this.#ctx;
+    let messages: ChatMessage[];
+    let truncated: boolean;
+    let lastSeq: number;
+    // Live messages first, then the read: whatever the read misses is on its way (the hub holds it).
+    await sharing.watch(room);
+    if (arriving !== undefined) await sharing.presence(room, arriving, true);
+    // The rev is read before the messages: a change after it reaches this member as a line (held
+    // like the live messages), with a higher rev; one before it is in the answer.
+    const resuming = since !== undefined && rev !== undefined;
+    const cap = cfg.resumeCap;
+    const revPage = await engine.changes(room, resuming ? since : 0, rev ?? 0, resuming ? cap + 1 : 0);
+    let page = since === undefined ? undefined : await engine.after(room, since, cap + 1);
+    const lost = page !== undefined && epoch !== undefined && epoch !== page.epoch;
+    if (page && !lost) {
+      lastSeq = page.lastSeq;
+      // A page holds nothing newer than its lastSeq (the engine's promise).
+      messages = page.messages;
+      truncated = messages.length > cap;
+      if (truncated) messages = (await engine.before(room, lastSeq + 1, cap)).messages;
+    } else {
+      const n = cfg.historyOnJoin;
+      page = await engine.before(room, Number.MAX_SAFE_INTEGER, n + 1);
+      lastSeq = page.lastSeq;
+      messages = n === 0 ? [] : page.messages;
+      truncated = lost || messages.length > n;
+      if (messages.length > n) messages = messages.slice(-n);
+    }
+    // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
+    const [reacted, members, [lastRead]] = await Promise.all([
+      this.#reactions.attach(room, messages, key),
+      sharing.members(room),
+      engine.readPositions(key, [room]),
+    ]);
+    messages = reacted;
+    const fitted = this.#budget.newest(messages);
+    if (fitted.length < messages.length) messages = fitted, truncated = true;
+    const mentions = (await this.#reads.mentionCounts(key, [{ room, after: lastRead }]))[room];
+    const base = { messages, lastSeq, truncated, epoch: page.epoch, members, lastRead, mentions };
+    // A rev of another history (lost between the two reads) would be too high: 0 is always safe.
+    const changed: JoinRead["changed"] = { rev: revPage.epoch === page.epoch ? revPage.rev : 0 };
+    if (resuming && !lost && revPage.epoch === page.epoch) {
+      // More than resumeCap, or more than fits beside the messages: the client reloads instead.
+      const all = [...messages, ...revPage.messages];
+      const fits = this.#budget.newest(all).length === all.length;
+      if (revPage.messages.length > cap || !fits) changed.messages = [], changed.truncated = true;
+      else changed.messages = revPage.messages;
+    }
+    return { ...base, changed };
+  }
+
+  /** `leave`: out of the room, answered `left`. */
+  leave(conn: Conn, room: string): void {
+    if (!this.left(conn, room)) throw new ProtocolError("not_member", `You are not in room "${room}"`);
+    this.#moveCurrent(conn, room);
+    conn.peer.send(encode({ type: "left", room }));
+  }
+
+  /** Takes one connection out of `room` and tells it why (`kicked`, `banned`, `forbidden`). */
+  remove(conn: Conn, room: string, why: string): void {
+    this.left(conn, room);
+    this.#moveCurrent(conn, room);
+    conn.peer.send(encode({ type: "kicked", room, reason: why }));
+  }
+
+  /** Out of `room` because the token no longer allows it: answered `left`, as a leave is. */
+  drop(conn: Conn, room: string): boolean {
+    if (!this.left(conn, room)) return false;
+    this.#moveCurrent(conn, room);
+    conn.peer.send(encode({ type: "left", room }));
+    return true;
+  }
+
+  /** Raw text goes to the last room joined: after leaving `room`, the one joined before. */
+  #moveCurrent(conn: Conn, room: string): void {
+    if (conn.current === room) conn.current = this.#ctx.hub.roomsOf(conn.peer.id).at(-1) ?? "";
+  }
+
+  /**
+   * Connection `conn` leaves `room`; sharing hears when it was the person's last tab or the room's last
+   * member here. Returns whether it was in the room.
+   */
+  left(conn: Conn, room: string): boolean {
+    const { hub, sharing, moderation } = this.#ctx;
+    const { removed, deleted, lastTab } = hub.leave(conn.peer.id, room);
+    if (lastTab) this.#presence.present(room, nameOf(this.#ctx, conn), false);
+    if (deleted) sharing.unwatch(room), moderation.forget(room);
+    return removed;
+  }
+
+  /** `history {room}`: a page older than `before`, never newer than what the member has live. */
+  history(conn: Conn, room: string, before?: number, limit?: number): void {
+    const { hub, engine, conns, cfg, log } = this.#ctx;
+    mustBeMember(this.#ctx, conn, room, "read the history of");
+    this.#budget.reserve(conn);
+    const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
+    // Nothing newer than what this member has: that is on its way live.
+    const id = conn.peer.id;
+    const end = Math.min(before ?? Infinity, hub.knownSeq(id, room) + 1);
+    const here = () => conns.alive(conn) && hub.isMember(id, room);
+    // n >= 1 (the parser refuses limit 0), so an answer with fewer than n + 1 rows really is the start.
+    engine.before(room, end, n + 1).then((page) => {
+      if (!here()) return;
+      let messages = page.messages;
+      let complete = messages.length <= n;
+      if (!complete) messages = messages.slice(1);
+      return this.#reactions.attach(room, messages, conn.key).then((read) => {
+        if (!here()) return;
+        const messages = this.#budget.newest(read);
+        if (messages.length < read.length) complete = false;
+        conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+      });
+    }).catch((e) => {
+      log.error("history read failed", { room, error: (e as Error).message });
+      conns.answer(conn.peer, engineError({ reading: room }, e), { room });
+    });
+  }
+
+  /**
+   * The room's history was lost and its seqs start over: every member here is told with a fresh
+   * `joined` (nothing in it, `truncated`, the new epoch), so no client takes new seqs for old ones.
+   */
+  restarted(room: string, epoch: string): void {
+    const { hub } = this.#ctx;
+    const line = encode({
+      type: "joined",
+      room,
+      members: hub.members(room),
+      messages: [],
+      lastSeq: 0,
+      truncated: true,
+      epoch,
+      // The new history's rev is not read here; 0 is below it, so a later resume misses nothing.
+      rev: 0,
+    });
+    hub.restart(room, line);
+  }
+}

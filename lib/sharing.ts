@@ -1,0 +1,132 @@
+/**
+ * What the processes serving one deployment share: live lines of a room (typing, changes, moderation),
+ * presence, name claims, lines to a person, and which rooms this process watches. Storage is the
+ * {@link Engine}'s; this is the other half, so the two can be chosen apart (embedded storage alone,
+ * Redis for both, later a Postgres store with Redis sharing).
+ *
+ * One process needs no sharing: {@link LocalSharing} is the complete implementation for it, built on
+ * the hub, so feature code calls every method without asking whether it exists.
+ * @module
+ */
+import type { Hub } from "./hub.ts";
+
+/** What sharing tells its subscriber, from this process and every other. */
+export interface SharingEvents {
+  /** A line from {@link Sharing.publishLine} (presence lines too, when presence spans processes). */
+  line(room: string, line: string): void;
+  /** A line for every connection here of person `key` (see {@link Sharing.sendToPerson}). */
+  person(key: string, line: string): void;
+  /** Someone on any process renamed (see {@link Sharing.publishRename}). */
+  renamed(oldName: string, newName: string, rooms: string[]): void;
+}
+
+/** Rooms, presence and people across the processes of one deployment. */
+export interface Sharing {
+  /**
+   * Whether other processes take part. When false, presence and names are this process's own: the
+   * hub announces joins and leaves itself and a name is taken at once, with no claim to wait for.
+   */
+  readonly spansProcesses: boolean;
+  /** Receives lines, person lines and renames. Returns the function that unsubscribes. */
+  subscribe(events: SharingEvents): () => void;
+  /** Sends a line that is not stored (typing, a change, a moderation line) to the room's members everywhere. */
+  publishLine(room: string, line: string): void;
+  /**
+   * This process has members in `room` from now on: its stored messages must reach the engine's
+   * subscribers. Resolves once they will; a history read started after it meets the live messages.
+   */
+  watch(room: string): Promise<void>;
+  /** This process has no members in `room` any more. */
+  unwatch(room: string): void;
+  /**
+   * `name` is (or stops being) in `room` here. When presence spans processes, a name's first join and
+   * last leave anywhere come back as presence lines through {@link SharingEvents.line}.
+   */
+  presence(room: string, name: string, present: boolean): Promise<void>;
+  /** Someone present here renamed: their presence follows the new name (no join or leave). */
+  renamed(oldName: string, newName: string): Promise<void>;
+  /** Tells every other process that `oldName` is now `newName`, for the members of `rooms` there. */
+  publishRename(oldName: string, newName: string, rooms: string[]): void;
+  /** Everyone in `room` on any process, sorted by code unit. */
+  members(room: string): Promise<string[]>;
+  /**
+   * Takes `name` (and its lookalikes) for person `key` everywhere, or resolves false when someone else
+   * holds it. Held while the person is online here, then for the name hold.
+   */
+  claimName(key: string, name: string): Promise<boolean>;
+  /** The name person `key` holds on any process (online or within the name hold). */
+  nameOf(key: string): Promise<string | undefined>;
+  /** Person `key` has no connection here any more: its name is held for the name hold, then freed. */
+  releaseName(key: string): void;
+  /** Who holds `name` (or a lookalike) on any process. */
+  whoIs(name: string): Promise<{ key: string; name: string } | undefined>;
+  /**
+   * Sends `line` to every connection of person `key`, on every process (through
+   * {@link SharingEvents.person}). Rejects with `UnavailableError` when it cannot.
+   */
+  sendToPerson(key: string, line: string): Promise<void>;
+}
+
+/** Sharing for a single process: everything is the hub's, and every line goes straight back in. */
+export class LocalSharing implements Sharing {
+  readonly spansProcesses = false;
+  readonly #hub: Hub;
+  readonly #subscribers = new Set<SharingEvents>();
+
+  constructor(hub: Hub) {
+    this.#hub = hub;
+  }
+
+  subscribe(events: SharingEvents): () => void {
+    this.#subscribers.add(events);
+    return () => this.#subscribers.delete(events);
+  }
+
+  publishLine(room: string, line: string): void {
+    for (const s of this.#subscribers) s.line(room, line);
+  }
+
+  watch(_room: string): Promise<void> {
+    return Promise.resolve();
+  }
+
+  unwatch(_room: string): void {}
+
+  /** The hub announces presence itself in one process. */
+  presence(_room: string, _name: string, _present: boolean): Promise<void> {
+    return Promise.resolve();
+  }
+
+  renamed(_oldName: string, _newName: string): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** No other process to tell: the hub told this one's rooms when it renamed. */
+  publishRename(_oldName: string, _newName: string, _rooms: string[]): void {}
+
+  members(room: string): Promise<string[]> {
+    return Promise.resolve(this.#hub.members(room));
+  }
+
+  /** The hub decided already (a name is free or taken here); nobody else can hold it. */
+  claimName(_key: string, _name: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  nameOf(key: string): Promise<string | undefined> {
+    return Promise.resolve(this.#hub.nameOf(key));
+  }
+
+  /** The hub holds a gone person's name itself. */
+  releaseName(_key: string): void {}
+
+  whoIs(name: string): Promise<{ key: string; name: string } | undefined> {
+    const key = this.#hub.personByName(name);
+    return Promise.resolve(key === undefined ? undefined : { key, name: this.#hub.nameOf(key)! });
+  }
+
+  sendToPerson(key: string, line: string): Promise<void> {
+    for (const s of this.#subscribers) s.person(key, line);
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Sharing across processes through Redis: the {@link RedisEngine} keeps rooms, presence and names in
+ * Redis, and this is its {@link Sharing} face.
+ * @module
+ */
+import type { RedisEngine } from "./engine_redis.ts";
+import type { Sharing, SharingEvents } from "./sharing.ts";
+
+/** The sharing half of a Redis deployment, served by the engine that also stores its rooms. */
+export function redisSharing(engine: RedisEngine): Sharing {
+  return {
+    spansProcesses: true,
+    // The engine's subscribers get stored messages too; they are the storage side's to handle.
+    subscribe: (events: SharingEvents) => engine.subscribe({ message: () => {}, ...events }),
+    publishLine: (room, line) => engine.publishLine(room, line),
+    watch: (room) => engine.watch(room),
+    unwatch: (room) => engine.unwatch(room),
+    presence: (room, name, present) => engine.presence(room, name, present),
+    renamed: (oldName, newName) => engine.renamed(oldName, newName),
+    publishRename: (oldName, newName, rooms) => engine.publishRename(oldName, newName, rooms),
+    members: (room) => engine.members(room),
+    claimName: (key, name) => engine.claimName(key, name),
+    nameOf: (key) => engine.nameOf(key),
+    releaseName: (key) => engine.releaseName(key),
+    whoIs: (name) => engine.whoIs(name),
+    sendToPerson: (key, line) => engine.sendToPerson(key, line),
+  };
+}
