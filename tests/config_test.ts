@@ -8,7 +8,8 @@ import {
   SETTINGS,
   settingsFor,
 } from "../lib/config.ts";
-import { helpText } from "../lib/settings_doc.ts";
+import { SECTION_ORDER } from "../lib/settings.ts";
+import { helpText, settingsMarkdown, withSettingsTables } from "../lib/settings_doc.ts";
 
 Deno.test("resolveConfig() fills every default and freezes the result", () => {
   const c = resolveConfig();
@@ -320,4 +321,23 @@ Deno.test("helpText() shows each setting's default with its unit, by section", (
   assert.match(line("store"), /sqlite \(durable\) or memory \(lost on restart\) \[sqlite\]$/, "no Markdown");
   assert.ok(text.indexOf("Server:") < text.indexOf("Signed identities:"));
   assert.ok(text.indexOf("Signed identities:") < text.indexOf("Limits:"));
+});
+
+Deno.test("the README's settings tables are exactly the ones generated from the settings table", () => {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  for (const section of SECTION_ORDER) {
+    const begin = `<!-- settings:${section}:begin -->`, end = `<!-- settings:${section}:end -->`;
+    const block = readme.slice(readme.indexOf(begin) + begin.length, readme.indexOf(end));
+    assert.ok(readme.includes(begin) && readme.includes(end), `README has the ${section} markers`);
+    assert.equal(
+      block,
+      `\n\n${settingsMarkdown(section)}\n\n`,
+      `README's ${section} table: run deno task settings-doc`,
+    );
+  }
+  assert.equal(withSettingsTables(readme), readme);
+  // The generator notices a change: a default edited in the README is rewritten back.
+  const edited = readme.replace("| 15000 ms ", "| 16000 ms ");
+  assert.notEqual(edited, readme);
+  assert.equal(withSettingsTables(edited), readme);
 });
