@@ -5,11 +5,12 @@
  * @module
  */
 import { createApp } from "./lib/app.ts";
-import { ConfigError, configFromArgs, helpText } from "./lib/config.ts";
+import { ConfigError, configFromArgs, ms } from "./lib/config.ts";
 import { UnavailableError } from "./lib/engine.ts";
 import { redactUrl } from "./lib/engine_redis.ts";
 import { createLogger } from "./lib/log.ts";
 import { listen, ListenError } from "./lib/server.ts";
+import { helpText } from "./lib/settings_doc.ts";
 import { StoreError } from "./lib/store.ts";
 
 if (import.meta.main) {
@@ -65,7 +66,7 @@ if (import.meta.main) {
     server = listen(app.handler, {
       port: config.port,
       hostname: config.hostname,
-      relistenTimeoutMs: config.relistenTimeoutSeconds * 1000,
+      relistenTimeoutMs: ms(config, "relistenTimeoutSeconds"),
       tcpBacklog: config.tcpBacklog,
       reusePort: config.reusePort,
       log,

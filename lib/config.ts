@@ -1,648 +1,123 @@
 /**
- * Configuration: every setting and limit with its default, resolved once into a frozen object.
- * Only `main.ts` reads flags and the environment; it hands them to {@link configFromArgs}.
+ * Configuration: every setting resolved once into a frozen object, from the one table in
+ * `settings.ts`. Only `main.ts` reads flags and the environment; it hands them to {@link configFromArgs}.
+ * A component takes its slice with {@link settingsFor}, durations already in milliseconds.
  * @module
  */
+import { type Section, SECTION_ORDER, type Spec, TABLE } from "./settings.ts";
+
+// Every section's entries as one object type: the union of the sections turned into their intersection.
+type Each<U> = U extends unknown ? (x: U) => void : never;
+type Table = Each<typeof TABLE[Section]> extends (x: infer All) => void ? All : never;
+
+/** The value type a spec's kind yields. */
+type ValueOf<S> = S extends { kind: "int" } ? number
+  : S extends { kind: "bool" } ? boolean
+  : S extends { kind: "origins" } ? readonly string[]
+  : S extends { kind: "choice"; choices: readonly (infer C)[] } ? C
+  : string;
+
+/**
+ * The resolved configuration, derived from the table: one key per setting. Sizes in bytes, times in the
+ * unit their name says (`…Ms`, `…Seconds`, `…Days`); `settingsFor` gives them in milliseconds.
+ */
+export type Config = { readonly [K in keyof Table]: ValueOf<Table[K]> };
+
+/** A setting of the table with its {@link Config} key and section. */
+export type Setting = Spec & { readonly key: keyof Config; readonly section: Section };
+
+/** The table behind flags, environment variables, defaults, `--help` and the README, in README order. */
+export const SETTINGS: readonly Setting[] = Object.freeze(
+  SECTION_ORDER.flatMap((section) =>
+    Object.entries(TABLE[section]).map(([key, spec]) =>
+      Object.freeze({ key: key as keyof Config, section, ...spec } as Setting)
+    )
+  ),
+);
+
+/** The keys of settings that are durations (unit `ms`, `s` or `days`). */
+export type DurationKey = { [K in keyof Table]: Table[K] extends { unit: "ms" | "s" | "days" } ? K : never }[
+  keyof Table
+];
+
+type SuffixOf<U> = U extends "ms" ? "Ms" : U extends "s" ? "Seconds" : U extends "days" ? "Days" : never;
+type UnitOf<S> = S extends { unit: infer U } ? U : undefined;
+/** Keys whose name and unit disagree: a `…Ms`/`…Seconds`/`…Days` key with another unit, or the reverse. */
+type Misnamed = {
+  [K in keyof Table]: K extends `${string}${"Ms" | "Seconds" | "Days"}`
+    ? K extends `${string}${SuffixOf<UnitOf<Table[K]>>}` ? never : K
+    : [SuffixOf<UnitOf<Table[K]>>] extends [never] ? never
+    : K;
+}[keyof Table];
+// Checked when the module compiles: `settingsFor` renames a duration by its suffix, so it must be there.
+const _durationsNamedByUnit: [Misnamed] extends [never] ? true : { misnamed: Misnamed } = true;
 
 /** How history is kept. */
-export type StoreKind = "sqlite" | "memory";
+export type StoreKind = Config["store"];
 /** SQLite `synchronous` level: `full` survives power loss, `normal` survives a killed process. */
-export type Durability = "full" | "normal";
+export type Durability = Config["durability"];
 /** Log verbosity, quietest last. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogLevel = Config["logLevel"];
 /** Whether people without a signed token may chat; `auto`: only when no key is configured. */
-export type GuestMode = "on" | "off" | "auto";
+export type GuestMode = Config["guests"];
 
-/** The resolved configuration. All sizes in bytes, all times in the unit their name says. */
-export interface Config {
-  /** TCP port. @default 8000 */
-  readonly port: number;
-  /** Address to listen on. @default "0.0.0.0" */
-  readonly hostname: string;
-  /** Directory of the history database. @default "./data" */
-  readonly dataDir: string;
-  /** `sqlite` (durable) or `memory` (lost on restart). @default "sqlite" */
-  readonly store: StoreKind;
-  /** @default "full" */
-  readonly durability: Durability;
-  /**
-   * Origins the server's own page is published under, e.g. `https://chat.example.com` behind a proxy.
-   * Besides these, a page whose origin is the URL the client connects to is accepted only when its host
-   * is `localhost`, an IP address or {@link Config.hostname}: names a DNS-rebinding page cannot take.
-   * @default []
-   */
-  readonly publicOrigins: readonly string[];
-  /** Origins allowed besides the server's own; `*` allows any. @default [] */
-  readonly allowedOrigins: readonly string[];
-  /** @default "warn" */
-  readonly logLevel: LogLevel;
-  /**
-   * When set, `/metrics` answers only requests with `Authorization: Bearer <metricsToken>`.
-   * @default "" (no token: `/metrics` is open)
-   */
-  readonly metricsToken: string;
-  /**
-   * Redis URL (`redis://` or `rediss://`, a password may be in it; `redis+cluster://` for a Redis
-   * Cluster, naming one of its nodes): rooms, history and delivery are
-   * shared by every process on it. Empty: the embedded engine (`store`). @default ""
-   */
-  readonly redisUrl: string;
-  /**
-   * With Redis: milliseconds a process's presence entries live without a refresh, so the people of a
-   * process that died leave their rooms within about this (announced once). @default 15000
-   */
-  readonly presenceTtlMs: number;
-
-  /** Characters in a message text. @default 4000 */
-  readonly maxTextChars: number;
-  /** Bytes in one client frame; larger closes with 1009. @default 65536 */
-  readonly maxFrameBytes: number;
-  /** Rooms one connection may be in. @default 20 */
-  readonly maxRoomsPerConnection: number;
-  /** Rooms the server holds at once. @default 10000 */
-  readonly maxRooms: number;
-  /** Token bucket refill: client frames per second per connection. @default 10 */
-  readonly messagesPerSecond: number;
-  /** Token bucket size. @default 30 */
-  readonly burst: number;
-  /** Error strikes within a minute before closing with 1008. @default 20 */
-  readonly maxStrikes: number;
-  /** Open connections in total. @default 10000 */
-  readonly maxConnections: number;
-  /** Open connections from one IP address. @default 50 */
-  readonly maxConnectionsPerIp: number;
-  /**
-   * Seconds without any frame before the connection is pinged, then closed. It is also what ends a
-   * connection whose receive side Deno gave up on (a message too large to hold). @default 60
-   */
-  readonly idleTimeoutSeconds: number;
-  /** Bytes queued for one client before it is closed as a slow consumer (4001). @default 1048576 */
-  readonly maxBufferedBytes: number;
-  /** Seconds a name stays reserved after its person's last connection closes. @default 60 */
-  readonly nameHoldSeconds: number;
-  /** Milliseconds presence (join/leave) is held to send a room's changes together (0 = at once). @default 250 */
-  readonly presenceDelayMs: number;
-  /**
-   * Milliseconds a message that finds the history writer idle waits for others to share its durable
-   * write (one transaction, one fsync); a message that finds a write in flight waits for that anyway.
-   * @default 2 (0 with `--store memory` and no Redis: there a write costs nothing to share)
-   */
-  readonly commitDelayMs: number;
-
-  /** Messages sent with `joined` when no `since` is given. @default 50 */
-  readonly historyOnJoin: number;
-  /** Most messages one `history` answer holds. @default 200 */
-  readonly historyPage: number;
-  /** Most messages a resume (`join` with `since`) returns. @default 1000 */
-  readonly resumeCap: number;
-  /** Messages kept per room; older ones are deleted (0 = no cap). @default 10000 */
-  readonly retainMessages: number;
-  /** Days a message is kept (0 = forever). @default 30 */
-  readonly retainDays: number;
-  /** Seconds a `cid` is remembered for de-duplication. @default 86400 */
-  readonly dedupWindowSeconds: number;
-  /**
-   * Keys the server API (`/api/`) accepts as `Authorization: Bearer <key>`, comma-separated (several for
-   * rotation). Empty: the API is off. @default ""
-   */
-  readonly apiKeys: string;
-  /** API requests per second per key (a token bucket of as many). @default 50 */
-  readonly apiRate: number;
-  /** Bytes in one API request body. @default 65536 */
-  readonly apiMaxBody: number;
-  /** Seconds after sending during which its author may edit a message (0 = no edits). @default 900 */
-  readonly editWindowSeconds: number;
-  /** Audit log entries (moderation actions) kept per room, the newest. @default 1000 */
-  readonly auditRetain: number;
-  /** Distinct emoji one message may carry as reactions; a new one past it is `too_many_reactions`. @default 20 */
-  readonly maxReactionEmoji: number;
-  /** Reactions one person may put on one message; one more is `too_many_reactions`. @default 10 */
-  readonly maxReactionsPerPerson: number;
-  /** `@name` mentions one message records; later ones in its text are not recorded. @default 20 */
-  readonly maxMentions: number;
-  /** Milliseconds shutdown waits for clients and storage. @default 5000 */
-  readonly shutdownTimeoutMs: number;
-  /**
-   * Milliseconds after SIGTERM/SIGINT during which the listener stays open answering 503
-   * `shutting_down`, so balancers and reconnecting clients hear why instead of a refused connection. @default 500
-   */
-  readonly shutdownDrainMs: number;
-  /**
-   * Connections the kernel queues for accept. Deno's default, 511, overflows in a reconnect storm
-   * (handshakes then wait for TCP's retransmission, seconds); the kernel caps it at `somaxconn`. @default 4096
-   */
-  readonly tcpBacklog: number;
-  /**
-   * Listen with SO_REUSEPORT, so several processes (on Redis) share one port and the kernel spreads
-   * connections over them. Off by default: then a second server on the same port is refused. @default false
-   */
-  readonly reusePort: boolean;
-  /** Seconds to keep trying to listen again after the listener failed (e.g. no file descriptors). @default 30 */
-  readonly relistenTimeoutSeconds: number;
-  /**
-   * Characters one `joined` or `history` answer may hold (at most half of `maxBufferedBytes` is used);
-   * a longer page is cut short and the client pages on. @default 262144
-   */
-  readonly maxAnswerBytes: number;
-
-  /**
-   * HS256 secret shared with the host application that signs identity tokens (at least 32 bytes).
-   * Never logged or quoted. @default "" (no HS256 tokens)
-   */
-  readonly jwtSecret: string;
-  /**
-   * Path of a PEM public key (SPKI: RSA, P-256 or Ed25519) or a JWKS JSON file, read once at start-up;
-   * tokens signed RS256, ES256 or EdDSA with it are accepted. @default "" (none)
-   */
-  readonly jwtPublicKey: string;
-  /** The `aud` a signed token must carry. @default "" (not checked) */
-  readonly jwtAudience: string;
-  /** The `iss` a signed token must carry. @default "" (not checked) */
-  readonly jwtIssuer: string;
-  /** Guests (unsigned, first-come names): `auto` is on without a key, off with one. @default "auto" */
-  readonly guests: GuestMode;
-  /** Milliseconds a connection that owes an `auth` frame has to send it, else close 4002. @default 10000 */
-  readonly authTimeoutMs: number;
-  /** Bytes in one signed token (`?token=` or `auth`); larger is refused `bad_token`. @default 8192 */
-  readonly maxTokenBytes: number;
-}
-
-/** Every default, in one place. */
+/** Every default, read from the table. */
 export const DEFAULTS: Config = Object.freeze(
-  {
-    port: 8000,
-    hostname: "0.0.0.0",
-    dataDir: "./data",
-    store: "sqlite",
-    durability: "full",
-    publicOrigins: [],
-    allowedOrigins: [],
-    logLevel: "warn",
-    metricsToken: "",
-    redisUrl: "",
-    presenceTtlMs: 15_000,
-    maxTextChars: 4000,
-    maxFrameBytes: 64 * 1024,
-    maxRoomsPerConnection: 20,
-    maxRooms: 10_000,
-    messagesPerSecond: 10,
-    burst: 30,
-    maxStrikes: 20,
-    maxConnections: 10_000,
-    maxConnectionsPerIp: 50,
-    idleTimeoutSeconds: 60,
-    maxBufferedBytes: 1024 * 1024,
-    nameHoldSeconds: 60,
-    presenceDelayMs: 250,
-    commitDelayMs: 2,
-    historyOnJoin: 50,
-    historyPage: 200,
-    resumeCap: 1000,
-    retainMessages: 10_000,
-    retainDays: 30,
-    dedupWindowSeconds: 86_400,
-    editWindowSeconds: 900,
-    apiKeys: "",
-    apiRate: 50,
-    apiMaxBody: 64 * 1024,
-    auditRetain: 1000,
-    maxReactionEmoji: 20,
-    maxReactionsPerPerson: 10,
-    maxMentions: 20,
-    shutdownTimeoutMs: 5000,
-    shutdownDrainMs: 500,
-    relistenTimeoutSeconds: 30,
-    tcpBacklog: 4096,
-    reusePort: false,
-    maxAnswerBytes: 256 * 1024,
-    jwtSecret: "",
-    jwtPublicKey: "",
-    jwtAudience: "",
-    jwtIssuer: "",
-    guests: "auto",
-    authTimeoutMs: 10_000,
-    maxTokenBytes: 8 * 1024,
-  } satisfies Config,
-);
+  Object.fromEntries(
+    SETTINGS.map((s) => [s.key, Array.isArray(s.default) ? Object.freeze([...s.default]) : s.default]),
+  ),
+) as Config;
 
 /** A setting with a bad value; `main.ts` prints its message and exits 1. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** `origins`: a comma-separated list of `http(s)://host[:port]`, normalized as browsers send them. */
-type Kind = "int" | "bool" | "string" | "origins" | { oneOf: readonly string[] };
-interface Setting {
-  key: keyof Config;
-  flag: string;
-  env: string;
-  kind: Kind;
-  min?: number;
-  max?: number;
-  /** A string setting's syntax, and how to say it when a value breaks it. */
-  pattern?: { re: RegExp; says: string };
-  /** Never quoted in messages: they end up in logs. */
-  secret?: boolean;
-  /** `origins` only: `*` (any origin) is a valid element. */
-  wildcard?: boolean;
-  help: string;
+const MS_PER: Readonly<Partial<Record<string, number>>> = { ms: 1, s: 1000, days: 86_400_000 };
+const BY_KEY: ReadonlyMap<keyof Config, Setting> = new Map(SETTINGS.map((s) => [s.key, s]));
+
+/** A duration key renamed for milliseconds: `nameHoldSeconds` → `nameHoldMs`, `retainDays` → `retainMs`. */
+type MsName<K extends string> = K extends `${infer B}Seconds` ? `${B}Ms`
+  : K extends `${infer B}Days` ? `${B}Ms`
+  : K;
+
+/** A component's settings: the keys it asked for, durations renamed `…Ms` and converted to milliseconds. */
+export type Settings<K extends keyof Config> = {
+  readonly [P in K as P extends DurationKey ? MsName<P> : P]: Config[P];
+};
+
+/**
+ * The milliseconds a duration setting stands for, whatever its unit.
+ * @example ms(config, "nameHoldSeconds") // 60000 by default
+ */
+export function ms(config: Config, key: DurationKey): number {
+  const factor = msPer(key);
+  if (factor === undefined) throw new TypeError(`ms(): ${key} is not a duration`);
+  return config[key] * factor;
 }
 
-const I = "int" as const;
-/** The table behind flags, environment variables, `--help` and the README. */
-export const SETTINGS: readonly Setting[] = [
-  { key: "port", flag: "port", env: "PORT", kind: I, min: 0, max: 65535, help: "TCP port" },
-  { key: "hostname", flag: "hostname", env: "HOST", kind: "string", help: "address to listen on" },
-  { key: "dataDir", flag: "data-dir", env: "CHAT_DATA_DIR", kind: "string", help: "history directory" },
-  {
-    key: "store",
-    flag: "store",
-    env: "CHAT_STORE",
-    kind: { oneOf: ["sqlite", "memory"] },
-    help: "sqlite (durable) or memory",
-  },
-  {
-    key: "durability",
-    flag: "durability",
-    env: "CHAT_DURABILITY",
-    kind: { oneOf: ["full", "normal"] },
-    help: "full: survives power loss; normal: survives a killed process",
-  },
-  {
-    key: "publicOrigins",
-    flag: "public-origin",
-    env: "CHAT_PUBLIC_ORIGIN",
-    kind: "origins",
-    help: "comma-separated origins the server's page is served under, besides localhost and IP addresses",
-  },
-  {
-    key: "allowedOrigins",
-    flag: "allowed-origins",
-    env: "CHAT_ALLOWED_ORIGINS",
-    kind: "origins",
-    wildcard: true,
-    help: "comma-separated origins allowed besides the server's own, or *",
-  },
-  {
-    key: "logLevel",
-    flag: "log",
-    env: "CHAT_LOG",
-    kind: { oneOf: ["debug", "info", "warn", "error"] },
-    help: "log level",
-  },
-  {
-    key: "metricsToken",
-    flag: "metrics-token",
-    env: "CHAT_METRICS_TOKEN",
-    kind: "string",
-    secret: true,
-    // RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
-    pattern: { re: /^[A-Za-z0-9._~+/-]+=*$/, says: "letters, digits and - . _ ~ + / (then = padding)" },
-    help: "bearer token /metrics requires (prefer the environment variable: flags show in ps)",
-  },
-  {
-    key: "redisUrl",
-    flag: "redis",
-    env: "REDIS_URL",
-    kind: "string",
-    secret: true,
-    pattern: {
-      re: /^rediss?(\+cluster)?:\/\/[^\s]+$/,
-      says: "a URL like redis://host:6379, rediss://:password@host:6380 or redis+cluster://node:7000",
-    },
-    help: "share rooms through Redis (several processes); default: embedded store",
-  },
-  {
-    key: "presenceTtlMs",
-    flag: "presence-ttl",
-    env: "CHAT_PRESENCE_TTL",
-    kind: I,
-    min: 300,
-    max: 600_000,
-    help: "with Redis: ms until the people of a process that died leave their rooms",
-  },
-  {
-    key: "maxTextChars",
-    flag: "max-text-chars",
-    env: "CHAT_MAX_TEXT_CHARS",
-    kind: I,
-    min: 1,
-    help: "characters in a message",
-  },
-  {
-    key: "maxFrameBytes",
-    flag: "max-frame-bytes",
-    env: "CHAT_MAX_FRAME_BYTES",
-    kind: I,
-    min: 256,
-    help: "bytes in a client frame (1009 beyond)",
-  },
-  {
-    key: "maxRoomsPerConnection",
-    flag: "max-rooms-per-connection",
-    env: "CHAT_MAX_ROOMS_PER_CONNECTION",
-    kind: I,
-    min: 1,
-    help: "rooms per connection",
-  },
-  { key: "maxRooms", flag: "max-rooms", env: "CHAT_MAX_ROOMS", kind: I, min: 1, help: "rooms on the server" },
-  {
-    key: "messagesPerSecond",
-    flag: "messages-per-second",
-    env: "CHAT_MESSAGES_PER_SECOND",
-    kind: I,
-    min: 1,
-    help: "frames per second per connection",
-  },
-  { key: "burst", flag: "burst", env: "CHAT_BURST", kind: I, min: 1, help: "token bucket size" },
-  {
-    key: "maxStrikes",
-    flag: "max-strikes",
-    env: "CHAT_MAX_STRIKES",
-    kind: I,
-    min: 1,
-    help: "errors per minute before close 1008",
-  },
-  {
-    key: "maxConnections",
-    flag: "max-connections",
-    env: "CHAT_MAX_CONNECTIONS",
-    kind: I,
-    min: 1,
-    help: "connections in total",
-  },
-  {
-    key: "maxConnectionsPerIp",
-    flag: "max-connections-per-ip",
-    env: "CHAT_MAX_CONNECTIONS_PER_IP",
-    kind: I,
-    min: 1,
-    help: "connections per IP",
-  },
-  {
-    key: "idleTimeoutSeconds",
-    flag: "idle-timeout",
-    env: "CHAT_IDLE_TIMEOUT",
-    kind: I,
-    min: 1,
-    max: 3600,
-    help: "seconds idle before ping, then close",
-  },
-  {
-    key: "maxBufferedBytes",
-    flag: "max-buffered-bytes",
-    env: "CHAT_MAX_BUFFERED_BYTES",
-    kind: I,
-    min: 1024,
-    help: "bytes queued per client before close 4001",
-  },
-  {
-    key: "nameHoldSeconds",
-    flag: "name-hold",
-    env: "CHAT_NAME_HOLD",
-    kind: I,
-    min: 0,
-    help: "seconds a name stays reserved after disconnect",
-  },
-  {
-    key: "commitDelayMs",
-    flag: "commit-delay",
-    env: "CHAT_COMMIT_DELAY",
-    kind: I,
-    min: 0,
-    max: 1000,
-    help:
-      "ms a message that finds the history writer idle waits for company in its write (0 with --store memory)",
-  },
-  {
-    key: "presenceDelayMs",
-    flag: "presence-delay",
-    env: "CHAT_PRESENCE_DELAY",
-    kind: I,
-    min: 0,
-    max: 10_000,
-    help: "ms presence is held to send a room's joins and leaves together (0 = at once)",
-  },
-  {
-    key: "historyOnJoin",
-    flag: "history-on-join",
-    env: "CHAT_HISTORY_ON_JOIN",
-    kind: I,
-    min: 0,
-    help: "messages sent on join",
-  },
-  {
-    key: "historyPage",
-    flag: "history-page",
-    env: "CHAT_HISTORY_PAGE",
-    kind: I,
-    min: 1,
-    help: "messages per history page",
-  },
-  {
-    key: "resumeCap",
-    flag: "resume-cap",
-    env: "CHAT_RESUME_CAP",
-    kind: I,
-    min: 1,
-    help: "messages returned on resume",
-  },
-  {
-    key: "retainMessages",
-    flag: "retain-messages",
-    env: "CHAT_RETAIN_MESSAGES",
-    kind: I,
-    min: 0,
-    help: "messages kept per room (0 = all)",
-  },
-  {
-    key: "retainDays",
-    flag: "retain-days",
-    env: "CHAT_RETAIN_DAYS",
-    kind: I,
-    min: 0,
-    help: "days messages are kept (0 = forever)",
-  },
-  {
-    key: "dedupWindowSeconds",
-    flag: "dedup-window",
-    env: "CHAT_DEDUP_WINDOW",
-    kind: I,
-    min: 0,
-    help: "seconds a cid is remembered",
-  },
-  {
-    key: "apiKeys",
-    flag: "api-key",
-    env: "CHAT_API_KEYS",
-    kind: "string",
-    secret: true,
-    pattern: {
-      re: /^([A-Za-z0-9._~+/-]{16,}=*)(,[A-Za-z0-9._~+/-]{16,}=*)*$/,
-      says: "comma-separated keys of 16 or more letters, digits and - . _ ~ + /",
-    },
-    help: "server API keys, comma-separated (prefer the environment variable: flags show in ps)",
-  },
-  {
-    key: "apiRate",
-    flag: "api-rate",
-    env: "CHAT_API_RATE",
-    kind: I,
-    min: 1,
-    help: "API requests a second per key",
-  },
-  {
-    key: "apiMaxBody",
-    flag: "api-max-body",
-    env: "CHAT_API_MAX_BODY",
-    kind: I,
-    min: 1024,
-    max: 16 * 1024 * 1024,
-    help: "bytes in one API request body",
-  },
-  {
-    key: "editWindowSeconds",
-    flag: "edit-window",
-    env: "CHAT_EDIT_WINDOW",
-    kind: I,
-    min: 0,
-    max: 30 * 86_400,
-    help: "seconds its author may edit a message (0 = no edits)",
-  },
-  {
-    key: "auditRetain",
-    flag: "audit-retain",
-    env: "CHAT_AUDIT_RETAIN",
-    kind: I,
-    min: 1,
-    help: "audit log entries (moderation actions) kept per room",
-  },
-  {
-    key: "maxReactionEmoji",
-    flag: "max-reaction-emoji",
-    env: "CHAT_MAX_REACTION_EMOJI",
-    kind: I,
-    min: 1,
-    max: 1000,
-    help: "distinct emoji reacted to one message",
-  },
-  {
-    key: "maxReactionsPerPerson",
-    flag: "max-reactions-per-person",
-    env: "CHAT_MAX_REACTIONS_PER_PERSON",
-    kind: I,
-    min: 1,
-    max: 1000,
-    help: "reactions one person puts on one message",
-  },
-  {
-    key: "maxMentions",
-    flag: "max-mentions",
-    env: "CHAT_MAX_MENTIONS",
-    kind: I,
-    min: 0,
-    max: 1000,
-    help: "@name mentions recorded per message (later ones are not)",
-  },
-  {
-    key: "shutdownTimeoutMs",
-    flag: "shutdown-timeout",
-    env: "CHAT_SHUTDOWN_TIMEOUT",
-    kind: I,
-    min: 0,
-    help: "ms shutdown waits",
-  },
-  {
-    key: "shutdownDrainMs",
-    flag: "shutdown-drain",
-    env: "CHAT_SHUTDOWN_DRAIN",
-    kind: I,
-    min: 0,
-    max: 60_000,
-    help: "ms the listener keeps answering 503 after a stop signal",
-  },
-  {
-    key: "tcpBacklog",
-    flag: "tcp-backlog",
-    env: "CHAT_TCP_BACKLOG",
-    kind: I,
-    min: 1,
-    max: 65535,
-    help: "connections queued for accept (the kernel caps it at net.core.somaxconn)",
-  },
-  {
-    key: "reusePort",
-    flag: "reuse-port",
-    env: "CHAT_REUSE_PORT",
-    kind: "bool",
-    help: "share the port with other processes (SO_REUSEPORT; several instances on Redis)",
-  },
-  {
-    key: "relistenTimeoutSeconds",
-    flag: "relisten-timeout",
-    env: "CHAT_RELISTEN_TIMEOUT",
-    kind: I,
-    min: 1,
-    help: "seconds to keep trying to listen again after accept failed, then exit 1",
-  },
-  {
-    key: "maxAnswerBytes",
-    flag: "max-answer-bytes",
-    env: "CHAT_MAX_ANSWER_BYTES",
-    kind: I,
-    min: 16 * 1024,
-    help: "characters in one joined/history answer (at most half of max-buffered-bytes)",
-  },
-  {
-    key: "jwtSecret",
-    flag: "jwt-secret",
-    env: "CHAT_JWT_SECRET",
-    kind: "string",
-    secret: true,
-    help:
-      "HS256 secret (32+ bytes) the host app signs identity tokens with (prefer the environment variable)",
-  },
-  {
-    key: "jwtPublicKey",
-    flag: "jwt-public-key",
-    env: "CHAT_JWT_PUBLIC_KEY",
-    kind: "string",
-    help: "path of a PEM public key or JWKS file for RS256/ES256/EdDSA tokens (add it to --allow-read)",
-  },
-  {
-    key: "jwtAudience",
-    flag: "jwt-audience",
-    env: "CHAT_JWT_AUDIENCE",
-    kind: "string",
-    help: "required aud",
-  },
-  { key: "jwtIssuer", flag: "jwt-issuer", env: "CHAT_JWT_ISSUER", kind: "string", help: "required iss" },
-  {
-    key: "guests",
-    flag: "guests",
-    env: "CHAT_GUESTS",
-    kind: { oneOf: ["on", "off", "auto"] },
-    help: "people without a signed token may chat (auto: only when no key is configured)",
-  },
-  {
-    key: "authTimeoutMs",
-    flag: "auth-timeout",
-    env: "CHAT_AUTH_TIMEOUT",
-    kind: I,
-    min: 100,
-    max: 600_000,
-    help: "ms a connection that owes an auth frame has to send it (then close 4002)",
-  },
-  {
-    key: "maxTokenBytes",
-    flag: "max-token-bytes",
-    env: "CHAT_MAX_TOKEN_BYTES",
-    kind: I,
-    min: 256,
-    max: 65_536,
-    help: "bytes in one signed token (larger: bad_token)",
-  },
-];
+/**
+ * The settings a component needs, with units converted once here instead of by each consumer: durations
+ * are in milliseconds under a `…Ms` name, everything else as in {@link Config} (sizes in bytes).
+ * @example settingsFor(config, ["nameHoldSeconds", "presenceDelayMs", "maxTextChars"])
+ *   // { nameHoldMs: 60000, presenceDelayMs: 250, maxTextChars: 4000 }
+ */
+export function settingsFor<K extends keyof Config>(config: Config, keys: readonly K[]): Settings<K> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) {
+    if (!BY_KEY.has(key)) throw new TypeError(`settingsFor(): no setting ${JSON.stringify(key)}`);
+    const factor = msPer(key);
+    if (factor === undefined) out[key] = config[key];
+    else out[key.replace(/(Seconds|Days)$/, "Ms")] = (config[key] as number) * factor;
+  }
+  return Object.freeze(out) as Settings<K>;
+}
+
+/** Milliseconds per unit of a duration setting; undefined for any other. */
+function msPer(key: keyof Config): number | undefined {
+  const s = BY_KEY.get(key);
+  return s?.kind === "int" && s.unit !== undefined ? MS_PER[s.unit] : undefined;
+}
 
 /** Input to {@link resolveConfig}: any subset of settings, as values or strings. */
 export type ConfigInput = { [K in keyof Config]?: Config[K] | string };
@@ -725,19 +200,20 @@ function parseSetting(s: Setting, raw: unknown): unknown {
     }));
   }
   const value = String(raw);
-  if (typeof s.kind === "object" && !s.kind.oneOf.includes(value)) {
-    throw new ConfigError(`--${s.flag} (${s.env}) must be one of ${s.kind.oneOf.join(", ")}, got ${shown}`);
+  if (s.kind === "choice" && !s.choices.includes(value)) {
+    throw new ConfigError(`--${s.flag} (${s.env}) must be one of ${s.choices.join(", ")}, got ${shown}`);
   }
   if (value === "") throw new ConfigError(`--${s.flag} (${s.env}) must not be empty`);
-  if (s.pattern && !s.pattern.re.test(value)) {
+  const pattern = s.kind === "string" ? s.pattern : undefined;
+  if (pattern && !pattern.re.test(value)) {
     let got = shown;
-    if (s.secret) {
-      const at = [...value].findIndex((_, i, all) => !s.pattern!.re.test(all.slice(0, i + 1).join("")));
+    if (s.kind === "string" && s.secret) {
+      const at = [...value].findIndex((_, i, all) => !pattern.re.test(all.slice(0, i + 1).join("")));
       got = `a value (not shown) that breaks the rule at character ${at + 1}, ${
         JSON.stringify([...value][at])
       }`;
     }
-    throw new ConfigError(`--${s.flag} (${s.env}) takes ${s.pattern.says}, got ${got}`);
+    throw new ConfigError(`--${s.flag} (${s.env}) takes ${pattern.says}, got ${got}`);
   }
   return value;
 }
@@ -769,20 +245,4 @@ export function configFromArgs(args: readonly string[], env: (name: string) => s
     input[s.key] = value;
   }
   return resolveConfig(input);
-}
-
-/** The `--help` text, generated from {@link SETTINGS}. */
-export function helpText(): string {
-  const rows = SETTINGS.map((s) => {
-    const def = DEFAULTS[s.key];
-    const shown = Array.isArray(def)
-      ? (def.length ? def.join(",") : "(none)")
-      : def === ""
-      ? "(none)"
-      : String(def);
-    return `  --${s.flag.padEnd(26)} ${s.env.padEnd(31)} ${s.help} [${shown}]`;
-  });
-  return `Usage: chat [options]\n\nOptions (flag, environment variable, meaning [default]):\n${
-    rows.join("\n")
-  }\n  --help\n`;
 }

@@ -1,0 +1,555 @@
+/**
+ * The settings table: every setting declared once, with its flag, environment variable, kind, default,
+ * unit and help. The `Config` type, the defaults and validation (`config.ts`), `--help` and the README's
+ * tables (`settings_doc.ts`) are all derived from it, so adding a setting is adding one entry here.
+ *
+ * To add one: write its entry in its section (a duration's key ends in its unit, `…Ms`, `…Seconds` or
+ * `…Days`: the type check refuses it otherwise), run `deno task settings-doc` to rewrite the README's
+ * tables, and read it in a component through `settingsFor(config, [...])`, durations in milliseconds.
+ * @module
+ */
+
+/** What a number measures; a number without a unit is a count. Durations are converted by `settingsFor`. */
+export type Unit = "ms" | "s" | "days" | "bytes" | "chars" | "/s";
+/** Where a setting is documented: one README table and one `--help` group each. */
+export type Section = typeof SECTION_ORDER[number];
+
+interface Common {
+  /** The command-line flag without its leading `--`. */
+  flag: string;
+  env: string;
+  /** One line for `--help` and the README (Markdown code spans allowed: `--help` drops the backticks). */
+  help: string;
+}
+interface IntSpec extends Common {
+  kind: "int";
+  default: number;
+  /** Smallest accepted value; 0 when absent. */
+  min?: number;
+  max?: number;
+  unit?: Unit;
+}
+interface BoolSpec extends Common {
+  kind: "bool";
+  default: boolean;
+}
+interface StringSpec extends Common {
+  kind: "string";
+  default: string;
+  /** A string setting's syntax, and how to say it when a value breaks it. */
+  pattern?: { re: RegExp; says: string };
+  /** Never quoted in messages: they end up in logs. */
+  secret?: boolean;
+  /** What the empty default means, for the README: `(none: <none>)`. */
+  none?: string;
+}
+/** A comma-separated list of `http(s)://host[:port]`, normalized as browsers send them. */
+interface OriginsSpec extends Common {
+  kind: "origins";
+  default: readonly string[];
+  /** `*` (any origin) is a valid element. */
+  wildcard?: boolean;
+  none?: string;
+}
+interface ChoiceSpec extends Common {
+  kind: "choice";
+  choices: readonly string[];
+  default: string;
+}
+/** One setting as declared in the table. */
+export type Spec = IntSpec | BoolSpec | StringSpec | OriginsSpec | ChoiceSpec;
+
+/** The table's sections, in README order. */
+export const SECTION_ORDER = ["server", "identity", "limits"] as const;
+
+/**
+ * Every setting by section, in README order; `config.ts` derives the `Config` type and the defaults from it.
+ * JSDoc on an entry is what an editor shows on `config.<key>`: it says why, the fields say what.
+ */
+export const TABLE = {
+  server: {
+    port: { flag: "port", env: "PORT", kind: "int", default: 8000, min: 0, max: 65535, help: "TCP port" },
+    hostname: {
+      flag: "hostname",
+      env: "HOST",
+      kind: "string",
+      default: "0.0.0.0",
+      help: "address to listen on",
+    },
+    dataDir: {
+      flag: "data-dir",
+      env: "CHAT_DATA_DIR",
+      kind: "string",
+      default: "./data",
+      help: "history directory",
+    },
+    store: {
+      flag: "store",
+      env: "CHAT_STORE",
+      kind: "choice",
+      choices: ["sqlite", "memory"],
+      default: "sqlite",
+      help: "`sqlite` (durable) or `memory` (lost on restart)",
+    },
+    /** SQLite's `synchronous` level. */
+    durability: {
+      flag: "durability",
+      env: "CHAT_DURABILITY",
+      kind: "choice",
+      choices: ["full", "normal"],
+      default: "full",
+      help: "`full`: an ack survives power loss (fsync per write); `normal`: survives a killed process",
+    },
+    /**
+     * Origins the server's own page is published under, e.g. `https://chat.example.com` behind a proxy.
+     * Besides these, a page whose origin is the URL the client connects to is accepted only when its host
+     * is `localhost`, an IP address or `hostname`: names a DNS-rebinding page cannot take.
+     */
+    publicOrigins: {
+      flag: "public-origin",
+      env: "CHAT_PUBLIC_ORIGIN",
+      kind: "origins",
+      default: [],
+      none: "localhost and IP addresses",
+      help:
+        "comma-separated origins the page is served under besides localhost and IP addresses, e.g. `https://chat.example.com`",
+    },
+    allowedOrigins: {
+      flag: "allowed-origins",
+      env: "CHAT_ALLOWED_ORIGINS",
+      kind: "origins",
+      wildcard: true,
+      default: [],
+      none: "the server's own only",
+      help: "comma-separated origins allowed besides the server's own, or `*`",
+    },
+    logLevel: {
+      flag: "log",
+      env: "CHAT_LOG",
+      kind: "choice",
+      choices: ["debug", "info", "warn", "error"],
+      default: "warn",
+      help: "`debug`, `info`, `warn`, `error` (logfmt lines on stderr)",
+    },
+    /** When set, `/metrics` answers only requests with `Authorization: Bearer <metricsToken>`. */
+    metricsToken: {
+      flag: "metrics-token",
+      env: "CHAT_METRICS_TOKEN",
+      kind: "string",
+      default: "",
+      none: "`/metrics` open",
+      secret: true,
+      // RFC 6750's b64token: what may follow "Bearer " in an Authorization header.
+      pattern: { re: /^[A-Za-z0-9._~+/-]+=*$/, says: "letters, digits and - . _ ~ + / (then = padding)" },
+      help: "bearer token `/metrics` requires; prefer the environment (flags show in `ps`)",
+    },
+    /**
+     * Redis URL (a password may be in it; `redis+cluster://` for a Redis Cluster, naming one of its nodes):
+     * rooms, history and delivery are shared by every process on it. Empty: the embedded engine (`store`).
+     */
+    redisUrl: {
+      flag: "redis",
+      env: "REDIS_URL",
+      kind: "string",
+      default: "",
+      none: "embedded store",
+      secret: true,
+      pattern: {
+        re: /^rediss?(\+cluster)?:\/\/[^\s]+$/,
+        says: "a URL like redis://host:6379, rediss://:password@host:6380 or redis+cluster://node:7000",
+      },
+      help:
+        "`redis://host:6379` (`rediss://`, a password in the URL, `redis+cluster://` for a Cluster): share rooms across processes",
+    },
+    /** Presence entries of a process live this long without a refresh, so a dead process's people leave once. */
+    presenceTtlMs: {
+      flag: "presence-ttl",
+      env: "CHAT_PRESENCE_TTL",
+      kind: "int",
+      default: 15_000,
+      unit: "ms",
+      min: 300,
+      max: 600_000,
+      help: "with Redis: ms until the people of a process that died leave their rooms",
+    },
+  },
+  identity: {
+    /** Never logged or quoted: it signs identities. */
+    jwtSecret: {
+      flag: "jwt-secret",
+      env: "CHAT_JWT_SECRET",
+      kind: "string",
+      default: "",
+      secret: true,
+      help:
+        "HS256 secret shared with the host app, at least 32 bytes; prefer the environment (flags show in `ps`)",
+    },
+    /** Read once at start-up (SPKI PEM or JWKS JSON). */
+    jwtPublicKey: {
+      flag: "jwt-public-key",
+      env: "CHAT_JWT_PUBLIC_KEY",
+      kind: "string",
+      default: "",
+      help:
+        "path of a PEM public key (RSA, P-256, Ed25519) or a JWKS file: RS256, ES256, EdDSA tokens (add it to `--allow-read`)",
+    },
+    jwtAudience: {
+      flag: "jwt-audience",
+      env: "CHAT_JWT_AUDIENCE",
+      kind: "string",
+      default: "",
+      none: "not checked",
+      help: "the `aud` a token must carry",
+    },
+    jwtIssuer: {
+      flag: "jwt-issuer",
+      env: "CHAT_JWT_ISSUER",
+      kind: "string",
+      default: "",
+      none: "not checked",
+      help: "the `iss` a token must carry",
+    },
+    guests: {
+      flag: "guests",
+      env: "CHAT_GUESTS",
+      kind: "choice",
+      choices: ["on", "off", "auto"],
+      default: "auto",
+      help: "`on`, `off`, or `auto`: guests (unsigned, first-come names) only when no key is set",
+    },
+    authTimeoutMs: {
+      flag: "auth-timeout",
+      env: "CHAT_AUTH_TIMEOUT",
+      kind: "int",
+      default: 10_000,
+      unit: "ms",
+      min: 100,
+      max: 600_000,
+      help: "ms a connection that owes an `auth` frame has to send it, then close 4002",
+    },
+    maxTokenBytes: {
+      flag: "max-token-bytes",
+      env: "CHAT_MAX_TOKEN_BYTES",
+      kind: "int",
+      default: 8 * 1024,
+      unit: "bytes",
+      min: 256,
+      max: 65_536,
+      help: "bytes in one token (`?token=` or `auth`); larger is refused `bad_token`",
+    },
+  },
+  limits: {
+    maxTextChars: {
+      flag: "max-text-chars",
+      env: "CHAT_MAX_TEXT_CHARS",
+      kind: "int",
+      default: 4000,
+      unit: "chars",
+      min: 1,
+      help: "characters in a message text; more: error `text_too_long`",
+    },
+    maxFrameBytes: {
+      flag: "max-frame-bytes",
+      env: "CHAT_MAX_FRAME_BYTES",
+      kind: "int",
+      default: 64 * 1024,
+      unit: "bytes",
+      min: 256,
+      help: "bytes in one client frame; more: error `frame_too_big`, close 1009",
+    },
+    maxRoomsPerConnection: {
+      flag: "max-rooms-per-connection",
+      env: "CHAT_MAX_ROOMS_PER_CONNECTION",
+      kind: "int",
+      default: 20,
+      min: 1,
+      help: "rooms one connection may be in; more: error `too_many_rooms`",
+    },
+    maxRooms: {
+      flag: "max-rooms",
+      env: "CHAT_MAX_ROOMS",
+      kind: "int",
+      default: 10_000,
+      min: 1,
+      help: "rooms the server holds at once; more: error `server_rooms_full`",
+    },
+    messagesPerSecond: {
+      flag: "messages-per-second",
+      env: "CHAT_MESSAGES_PER_SECOND",
+      kind: "int",
+      default: 10,
+      unit: "/s",
+      min: 1,
+      help: "token bucket refill: client frames a second per connection; past it: error `rate_limited`",
+    },
+    burst: { flag: "burst", env: "CHAT_BURST", kind: "int", default: 30, min: 1, help: "token bucket size" },
+    maxStrikes: {
+      flag: "max-strikes",
+      env: "CHAT_MAX_STRIKES",
+      kind: "int",
+      default: 20,
+      min: 1,
+      help: "errors within a minute before close 1008",
+    },
+    maxConnections: {
+      flag: "max-connections",
+      env: "CHAT_MAX_CONNECTIONS",
+      kind: "int",
+      default: 10_000,
+      min: 1,
+      help: "open connections in total; more: HTTP 503 `server_full` before the upgrade",
+    },
+    maxConnectionsPerIp: {
+      flag: "max-connections-per-ip",
+      env: "CHAT_MAX_CONNECTIONS_PER_IP",
+      kind: "int",
+      default: 50,
+      min: 1,
+      help: "open connections from one IP address; more: HTTP 429 `too_many_connections_ip`",
+    },
+    /** It is also what ends a connection whose receive side Deno gave up on (a message too large to hold). */
+    idleTimeoutSeconds: {
+      flag: "idle-timeout",
+      env: "CHAT_IDLE_TIMEOUT",
+      kind: "int",
+      default: 60,
+      unit: "s",
+      min: 1,
+      max: 3600,
+      help: "seconds without a frame: ping, then close 1001 (1-3600; cannot be off)",
+    },
+    maxBufferedBytes: {
+      flag: "max-buffered-bytes",
+      env: "CHAT_MAX_BUFFERED_BYTES",
+      kind: "int",
+      default: 1024 * 1024,
+      unit: "bytes",
+      min: 1024,
+      help: "bytes queued for a client that does not read: close 4001 `slow consumer`",
+    },
+    /** Characters, despite the name; at most half of `maxBufferedBytes` is used. */
+    maxAnswerBytes: {
+      flag: "max-answer-bytes",
+      env: "CHAT_MAX_ANSWER_BYTES",
+      kind: "int",
+      default: 256 * 1024,
+      unit: "chars",
+      min: 16 * 1024,
+      help: "characters in one `joined`/`history` answer; more is cut short (paged)",
+    },
+    nameHoldSeconds: {
+      flag: "name-hold",
+      env: "CHAT_NAME_HOLD",
+      kind: "int",
+      default: 60,
+      unit: "s",
+      min: 0,
+      help: "seconds a name stays reserved after its owner's last connection",
+    },
+    presenceDelayMs: {
+      flag: "presence-delay",
+      env: "CHAT_PRESENCE_DELAY",
+      kind: "int",
+      default: 250,
+      unit: "ms",
+      min: 0,
+      max: 10_000,
+      help: "ms joins/leaves are held so a room's changes go out in one frame (0 = at once)",
+    },
+    /**
+     * A message that finds a write in flight waits for that anyway. The default is 0 with `--store memory`
+     * and no Redis: there a write costs nothing to share.
+     */
+    commitDelayMs: {
+      flag: "commit-delay",
+      env: "CHAT_COMMIT_DELAY",
+      kind: "int",
+      default: 2,
+      unit: "ms",
+      min: 0,
+      max: 1000,
+      help: "ms a message finding the history writer idle waits to share its write (memory: 0)",
+    },
+    historyOnJoin: {
+      flag: "history-on-join",
+      env: "CHAT_HISTORY_ON_JOIN",
+      kind: "int",
+      default: 50,
+      min: 0,
+      help: "messages sent with `joined`",
+    },
+    historyPage: {
+      flag: "history-page",
+      env: "CHAT_HISTORY_PAGE",
+      kind: "int",
+      default: 200,
+      min: 1,
+      help: "most messages per `history` answer",
+    },
+    resumeCap: {
+      flag: "resume-cap",
+      env: "CHAT_RESUME_CAP",
+      kind: "int",
+      default: 1000,
+      min: 1,
+      help: "most messages a resume returns (then `truncated`)",
+    },
+    retainMessages: {
+      flag: "retain-messages",
+      env: "CHAT_RETAIN_MESSAGES",
+      kind: "int",
+      default: 10_000,
+      min: 0,
+      help: "messages kept per room (0 = all)",
+    },
+    retainDays: {
+      flag: "retain-days",
+      env: "CHAT_RETAIN_DAYS",
+      kind: "int",
+      default: 30,
+      unit: "days",
+      min: 0,
+      help: "days messages are kept (0 = forever)",
+    },
+    dedupWindowSeconds: {
+      flag: "dedup-window",
+      env: "CHAT_DEDUP_WINDOW",
+      kind: "int",
+      default: 86_400,
+      unit: "s",
+      min: 0,
+      help: "seconds a `cid` is remembered for exactly-once sends",
+    },
+    editWindowSeconds: {
+      flag: "edit-window",
+      env: "CHAT_EDIT_WINDOW",
+      kind: "int",
+      default: 900,
+      unit: "s",
+      min: 0,
+      max: 30 * 86_400,
+      help: "seconds its author may edit a message (0 = no edits)",
+    },
+    /** Several for rotation. */
+    apiKeys: {
+      flag: "api-key",
+      env: "CHAT_API_KEYS",
+      kind: "string",
+      default: "",
+      none: "`/api/` is off",
+      secret: true,
+      pattern: {
+        re: /^([A-Za-z0-9._~+/-]{16,}=*)(,[A-Za-z0-9._~+/-]{16,}=*)*$/,
+        says: "comma-separated keys of 16 or more letters, digits and - . _ ~ + /",
+      },
+      help:
+        "server API keys, comma-separated, 16+ characters each; prefer the environment (flags show in `ps`)",
+    },
+    /** A token bucket of as many. */
+    apiRate: {
+      flag: "api-rate",
+      env: "CHAT_API_RATE",
+      kind: "int",
+      default: 50,
+      unit: "/s",
+      min: 1,
+      help: "API requests a second per key",
+    },
+    apiMaxBody: {
+      flag: "api-max-body",
+      env: "CHAT_API_MAX_BODY",
+      kind: "int",
+      default: 64 * 1024,
+      unit: "bytes",
+      min: 1024,
+      max: 16 * 1024 * 1024,
+      help: "bytes in one API request body",
+    },
+    auditRetain: {
+      flag: "audit-retain",
+      env: "CHAT_AUDIT_RETAIN",
+      kind: "int",
+      default: 1000,
+      min: 1,
+      help: "audit log entries (moderation actions) kept per room",
+    },
+    maxReactionEmoji: {
+      flag: "max-reaction-emoji",
+      env: "CHAT_MAX_REACTION_EMOJI",
+      kind: "int",
+      default: 20,
+      min: 1,
+      max: 1000,
+      help: "distinct emoji on one message; more: error `too_many_reactions`",
+    },
+    maxReactionsPerPerson: {
+      flag: "max-reactions-per-person",
+      env: "CHAT_MAX_REACTIONS_PER_PERSON",
+      kind: "int",
+      default: 10,
+      min: 1,
+      max: 1000,
+      help: "reactions of one person on one message; more: error `too_many_reactions`",
+    },
+    maxMentions: {
+      flag: "max-mentions",
+      env: "CHAT_MAX_MENTIONS",
+      kind: "int",
+      default: 20,
+      min: 0,
+      max: 1000,
+      help: "`@name` mentions recorded per message; later ones are not recorded",
+    },
+    shutdownTimeoutMs: {
+      flag: "shutdown-timeout",
+      env: "CHAT_SHUTDOWN_TIMEOUT",
+      kind: "int",
+      default: 5000,
+      unit: "ms",
+      min: 0,
+      help: "ms a shutdown waits for clients and storage",
+    },
+    /** So balancers and reconnecting clients hear why instead of a refused connection. */
+    shutdownDrainMs: {
+      flag: "shutdown-drain",
+      env: "CHAT_SHUTDOWN_DRAIN",
+      kind: "int",
+      default: 500,
+      unit: "ms",
+      min: 0,
+      max: 60_000,
+      help: "ms after a stop signal the listener keeps answering 503 `shutting_down`",
+    },
+    relistenTimeoutSeconds: {
+      flag: "relisten-timeout",
+      env: "CHAT_RELISTEN_TIMEOUT",
+      kind: "int",
+      default: 30,
+      unit: "s",
+      min: 1,
+      help: "seconds to try listening again after `accept` failed (e.g. no file descriptors), then exit 1",
+    },
+    /**
+     * Deno's default, 511, overflows in a reconnect storm (handshakes then wait for TCP's retransmission,
+     * seconds).
+     */
+    tcpBacklog: {
+      flag: "tcp-backlog",
+      env: "CHAT_TCP_BACKLOG",
+      kind: "int",
+      default: 4096,
+      min: 1,
+      max: 65535,
+      help: "connections queued for accept (kernel cap: `net.core.somaxconn`)",
+    },
+    /** Off by default: then a second server on the same port is refused, not silently sharing it. */
+    reusePort: {
+      flag: "reuse-port",
+      env: "CHAT_REUSE_PORT",
+      kind: "bool",
+      default: false,
+      help:
+        "share the port with other processes, e.g. several on Redis (SO_REUSEPORT; needs `deno run --unstable-net`)",
+    },
+  },
+} as const satisfies Record<Section, Record<string, Spec>>;
