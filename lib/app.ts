@@ -12,7 +12,7 @@ import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
 import type { Sharing } from "./sharing.ts";
 import { redisSharing } from "./sharing_redis.ts";
-import { type Config, guestsAllowed } from "./config.ts";
+import { type Config, guestsAllowed, settingsFor } from "./config.ts";
 import type { Identity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -54,7 +54,8 @@ export interface App {
 
 /** Opens the store the config asks for. @throws {StoreError} with the path and the reason. */
 export function openStore(config: Config): Promise<Store> {
-  const retention = { retainMessages: config.retainMessages, retainMs: config.retainDays * 86_400_000 };
+  const { retainMessages, retainMs } = settingsFor(config, ["retainMessages", "retainDays"]);
+  const retention = { retainMessages, retainMs };
   if (config.store === "memory") return Promise.resolve(new MemoryStore(retention));
   return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability });
 }
@@ -64,23 +65,18 @@ export function openStore(config: Config): Promise<Store> {
  * @throws {StoreError} or {@link UnavailableError} with one sentence.
  */
 export async function openEngine(config: Config, store: Store | undefined, log: Logger): Promise<Engine> {
-  const dedupWindowMs = config.dedupWindowSeconds * 1000;
+  const { dedupWindowMs, auditRetain, ...redis } = settingsFor(config, [
+    "dedupWindowSeconds",
+    "auditRetain",
+    "retainMessages",
+    "retainDays",
+    "presenceTtlMs",
+    "nameHoldSeconds",
+  ]);
   if (config.redisUrl) {
-    return await RedisEngine.connect({
-      url: config.redisUrl,
-      retainMessages: config.retainMessages,
-      retainMs: config.retainDays * 86_400_000,
-      dedupWindowMs,
-      auditRetain: config.auditRetain,
-      presenceTtlMs: config.presenceTtlMs,
-      nameHoldMs: config.nameHoldSeconds * 1000,
-      log,
-    });
+    return await RedisEngine.connect({ url: config.redisUrl, dedupWindowMs, auditRetain, ...redis, log });
   }
-  return new EmbeddedEngine(store ?? await openStore(config), {
-    dedupWindowMs,
-    auditRetain: config.auditRetain,
-  });
+  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain });
 }
 
 /**

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Verifier } from "./auth.ts";
-import type { Config } from "./config.ts";
+import { type Config, ms } from "./config.ts";
 import type { AccessList, AuditEntry, ChatMessage, RoomChange, RoomRules } from "./domain.ts";
 import type { Engine } from "./engine.ts";
 import { Hub, type Peer } from "./hub.ts";
@@ -81,7 +81,7 @@ export class Chat {
     this.hub = new Hub({
       maxRoomsPerConnection: config.maxRoomsPerConnection,
       maxRooms: config.maxRooms,
-      nameHoldMs: config.nameHoldSeconds * 1000,
+      nameHoldMs: ms(config, "nameHoldSeconds"),
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presence.soon() : undefined,
       externalPresence: deps.sharing?.spansProcesses ?? false,
     });

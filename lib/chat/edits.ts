@@ -3,6 +3,7 @@
  * (by its author, within the edit window). Every member is told `deleted` or `edited`.
  * @module
  */
+import { ms } from "../config.ts";
 import type { Actor } from "../moderation.ts";
 import { moderates } from "../identity.ts";
 import { encode, ProtocolError } from "../protocol.ts";
@@ -44,7 +45,7 @@ export class Edits {
   async edit(conn: Conn, room: string, seq: number, text: string): Promise<void> {
     const { cfg, engine } = this.#ctx;
     const t = this.#ctx.now();
-    const window = cfg.editWindowSeconds * 1000;
+    const window = ms(cfg, "editWindowSeconds");
     if (window === 0) throw new ProtocolError("not_allowed", "Messages cannot be edited on this server");
     const result = await engine.changeMessage(
       room,
