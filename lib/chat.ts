@@ -13,7 +13,9 @@ import { type Identity, keyOfUid } from "./identity.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Actor, Moderation } from "./moderation.ts";
-import { CloseCode, encode, encodeMessage, parseClientFrame, ProtocolError } from "./protocol.ts";
+import { CloseCode, parseClientFrame, ProtocolError } from "./protocol.ts";
+import { encode, encodeMessage } from "./server_messages.ts";
+import type { ConversationItem } from "./server_messages.ts";
 import { LocalSharing, type Sharing } from "./sharing.ts";
 import { Admission, type OpenParams } from "./chat/admission.ts";
 import { AnswerBudget } from "./chat/answers.ts";
@@ -395,7 +397,7 @@ export class Chat {
     key: string,
     before: number,
     limit: number,
-  ): Promise<{ items: Record<string, unknown>[]; complete: boolean }> {
+  ): Promise<{ items: ConversationItem[]; complete: boolean }> {
     return this.#direct.page(key, before, limit);
   }
 

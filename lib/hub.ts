@@ -4,7 +4,8 @@
  * @module
  */
 import { nameKeys, withSuffix } from "./names.ts";
-import { encode, ProtocolError } from "./protocol.ts";
+import { ProtocolError } from "./protocol.ts";
+import { encode } from "./server_messages.ts";
 
 /** One connection as the hub sees it. */
 export interface Peer {

@@ -6,6 +6,8 @@
 import { canonicalName, nameProblem } from "./names.ts";
 import type { ChatMessage } from "./domain.ts";
 
+// The server's messages are lib/server_messages.ts's; the wire format has always exported them.
+export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
 // The message and its quote are the domain's; the wire format has always exported them.
 export { type ChatMessage, QUOTE_MAX_CHARS, quoteOf, type ReplyQuote, requote } from "./domain.ts";
 
@@ -548,52 +550,6 @@ function typeName(v: unknown): string {
 
 function quote(s: string): string {
   return JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
-}
-
-/** Encodes one server message as one line (no trailing newline). */
-export function encode(msg: Record<string, unknown>): string {
-  return JSON.stringify(msg);
-}
-
-/** Encodes a stored message for the wire. */
-export function encodeMessage(m: ChatMessage): string {
-  return JSON.stringify(wireMessage(m));
-}
-
-/** A stored message as the wire object (field order fixed so the frame is stable). */
-export function wireMessage(m: ChatMessage): Record<string, unknown> {
-  const o: Record<string, unknown> = {
-    type: "message",
-    room: m.room,
-    seq: m.seq,
-    from: m.from,
-    text: m.text,
-    ts: m.ts,
-  };
-  if (m.cid !== undefined) o.cid = m.cid;
-  if (m.deleted) o.deleted = true;
-  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
-  if (m.replyTo !== undefined) o.replyTo = m.replyTo;
-  if (m.mentions !== undefined) o.mentions = m.mentions;
-  if (m.reactions !== undefined) o.reactions = m.reactions;
-  if (m.mine !== undefined) o.mine = m.mine;
-  return o;
-}
-
-/**
- * A stored message of a direct conversation as the wire object: `conv` instead of `room`, and, live,
- * `to` (the other person's name then).
- */
-export function wireConvMessage(m: ChatMessage, to?: string): Record<string, unknown> {
-  const o: Record<string, unknown> = { type: "message", conv: m.room, seq: m.seq };
-  if (to !== undefined) o.to = to;
-  o.from = m.from;
-  o.text = m.text;
-  o.ts = m.ts;
-  if (m.cid !== undefined) o.cid = m.cid;
-  if (m.deleted) o.deleted = true;
-  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
-  return o;
 }
 
 /** Encodes an `error` frame line. */

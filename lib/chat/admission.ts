@@ -8,7 +8,8 @@ import { createHash } from "node:crypto";
 import type { Verifier } from "../auth.ts";
 import { randomId } from "../domain.ts";
 import { type Identity, roomAllowedByClaim } from "../identity.ts";
-import { CloseCode, encode, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
+import { CloseCode, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
+import { encode, type ServerMessage } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, nameOf } from "./context.ts";
 import { CONVERSATIONS_PAGE, type Direct } from "./direct.ts";
@@ -83,7 +84,7 @@ export class Admission {
       ? hub.freeName(key, wanted, now)
       : this.#naming.signedName(key, wanted);
     hub.connect(peer, key, name, now);
-    const welcome: Record<string, unknown> = {
+    const welcome: Extract<ServerMessage, { type: "welcome" }> = {
       type: "welcome",
       id: peer.id,
       name,

@@ -6,7 +6,8 @@
  */
 import { type ChatMessage, conversationId, type Draft } from "../domain.ts";
 import { uidOfKey } from "../identity.ts";
-import { encode, ProtocolError, wireConvMessage } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { type ConversationItem, encode, wireConvMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, nameOf } from "./context.ts";
@@ -96,7 +97,7 @@ export class Direct {
     key: string,
     before: number,
     limit: number,
-  ): Promise<{ items: Record<string, unknown>[]; complete: boolean }> {
+  ): Promise<{ items: ConversationItem[]; complete: boolean }> {
     const { engine, hub } = this.#ctx;
     const found = await engine.conversations(key, before, limit + 1);
     const page = found.slice(0, limit);

@@ -6,7 +6,8 @@
 import { ms } from "../config.ts";
 import type { Actor } from "../moderation.ts";
 import { moderates } from "../identity.ts";
-import { encode, ProtocolError } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, roomLine } from "./context.ts";
 

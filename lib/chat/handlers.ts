@@ -4,7 +4,8 @@
  * @module
  */
 import type { ClientMessage } from "../protocol.ts";
-import { encode, ProtocolError } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode } from "../server_messages.ts";
 import type { Admission } from "./admission.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember, settle } from "./context.ts";

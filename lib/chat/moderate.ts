@@ -7,7 +7,8 @@
 import type { AccessList, AuditEntry, RoomChange, RoomRules } from "../domain.ts";
 import { moderates, uidOfKey as uidOf } from "../identity.ts";
 import type { Actor } from "../moderation.ts";
-import { type ClientMessage, encode, ProtocolError } from "../protocol.ts";
+import { type ClientMessage, ProtocolError } from "../protocol.ts";
+import { encode, type ServerMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember, nameOf, roomLine, settle } from "./context.ts";
@@ -126,13 +127,13 @@ export class Moderate {
 
   #announce(
     room: string,
-    action: string,
+    action: Extract<ServerMessage, { type: "moderation" }>["action"],
     actor: Actor,
     target: Target,
     until?: number,
     reason?: string,
   ): void {
-    const line: Record<string, unknown> = {
+    const line: Extract<ServerMessage, { type: "moderation" }> = {
       type: "moderation",
       room,
       action,
@@ -162,7 +163,7 @@ export class Moderate {
     }
   }
 
-  #removeUid(room: string, uid: string, why: string): void {
+  #removeUid(room: string, uid: string, why: "kicked"): void {
     const { hub, conns } = this.#ctx;
     for (const conn of conns.values()) {
       if (conn.identity?.uid === uid && hub.isMember(conn.peer.id, room)) this.#rooms.remove(conn, room, why);

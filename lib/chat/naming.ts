@@ -5,7 +5,8 @@
  */
 import { isSignedKey, keyOfUid, uidOfKey } from "../identity.ts";
 import { withSuffix } from "../names.ts";
-import { encode, ProtocolError } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, nameOf } from "./context.ts";
 import { engineError } from "./errors.ts";

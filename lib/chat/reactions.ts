@@ -4,7 +4,8 @@
  * @module
  */
 import type { ChatMessage } from "../domain.ts";
-import { encode, ProtocolError } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember, nameOf, roomLine } from "./context.ts";
 

@@ -3,7 +3,8 @@
  * all their connections, and how many messages mention them after that position.
  * @module
  */
-import { encode, ProtocolError } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember } from "./context.ts";
 import { engineError } from "./errors.ts";

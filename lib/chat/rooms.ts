@@ -6,9 +6,10 @@
  * @module
  */
 import type { ChatMessage } from "../domain.ts";
-import { roomAllowedByClaim } from "../identity.ts";
+import { type Role, roomAllowedByClaim } from "../identity.ts";
 import { forbidden } from "../moderation.ts";
-import { encode, ProtocolError, wireMessage } from "../protocol.ts";
+import { ProtocolError } from "../protocol.ts";
+import { encode, type ServerMessage, wireMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember, nameOf } from "./context.ts";
@@ -103,10 +104,10 @@ export class Rooms {
     this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
       ({ messages, lastSeq, truncated, epoch, members, changed, lastRead, mentions }) => {
         if (!conns.alive(conn) || !hub.isMember(id, room)) return;
-        const you: Record<string, unknown> = { role: conn.identity!.role };
+        const you: { role: Role; muted?: number } = { role: conn.identity!.role };
         const muted = moderation.mutedUntil(room, conn.identity!.uid, now());
         if (muted !== undefined) you.muted = muted;
-        const joined: Record<string, unknown> = {
+        const joined: Extract<ServerMessage, { type: "joined" }> = {
           type: "joined",
           room,
           members,
@@ -210,7 +211,7 @@ export class Rooms {
   }
 
   /** Takes one connection out of `room` and tells it why (`kicked`, `banned`, `forbidden`). */
-  remove(conn: Conn, room: string, why: string): void {
+  remove(conn: Conn, room: string, why: "kicked" | "banned" | "forbidden"): void {
     this.left(conn, room);
     this.#moveCurrent(conn, room);
     conn.peer.send(encode({ type: "kicked", room, reason: why }));

@@ -1,0 +1,163 @@
+/**
+ * What the server sends: every server message type as one member of {@link ServerMessage}, and the
+ * one encoder for them, so a line that is not of the protocol does not type-check. docs/protocol.md
+ * ("Server → client") is the human version of this file.
+ * @module
+ */
+import type { AuditEntry, ChatMessage, RoomRules } from "./domain.ts";
+import type { Role } from "./identity.ts";
+
+/** A stored room message on the wire (see {@link wireMessage}); field order is fixed. */
+export type WireMessage = { type: "message"; room: string } & Omit<ChatMessage, "room">;
+
+/** A stored direct-conversation message on the wire (see {@link wireConvMessage}). */
+export interface WireConvMessage {
+  type: "message";
+  conv: string;
+  seq: number;
+  /** Live only: the other person's name when it was sent. */
+  to?: string;
+  from: string;
+  text: string;
+  ts: number;
+  cid?: string;
+  deleted?: true;
+  editedTs?: number;
+}
+
+/** One entry of a `conversations` answer. */
+export interface ConversationItem {
+  conv: string;
+  with: string;
+  uid: string;
+  lastSeq: number;
+  lastTs: number;
+  last: WireConvMessage | null;
+  lastRead: number;
+  unread: number;
+  mentions: number;
+}
+
+/** The limits `welcome` tells a client. */
+export interface WelcomeLimits {
+  textChars: number;
+  frameBytes: number;
+  roomsPerConnection: number;
+  messagesPerSecond: number;
+  burst: number;
+  historyPage: number;
+  editSeconds: number;
+}
+
+/** Every message the server sends (the `error` frame is `encodeError`'s in lib/protocol.ts). */
+export type ServerMessage =
+  | {
+    type: "welcome";
+    id: number;
+    name: string;
+    uid: string;
+    role: Role;
+    guest?: boolean;
+    rooms: string[];
+    limits: WelcomeLimits;
+    version: number;
+    token?: string;
+    exp?: number;
+    notice?: string;
+  }
+  | { type: "authed"; exp?: number; name: string; role: Role; uid: string }
+  | {
+    type: "joined";
+    room: string;
+    members: string[];
+    messages: WireMessage[];
+    lastSeq: number;
+    truncated: boolean;
+    epoch: string;
+    rules?: RoomRules;
+    you?: { role: Role; muted?: number };
+    lastRead?: number;
+    unread?: number;
+    mentions?: number;
+    rev?: number;
+    changes?: WireMessage[];
+    changesTruncated?: true;
+  }
+  | { type: "left"; room: string }
+  | { type: "kicked"; room: string; reason: "kicked" | "banned" | "forbidden" }
+  | WireMessage
+  | WireConvMessage
+  | { type: "ack"; cid?: string; seq: number; ts: number; room: string }
+  | { type: "ack"; cid?: string; seq: number; ts: number; conv: string; to: string }
+  | { type: "conversations"; items: ConversationItem[]; complete: boolean }
+  | { type: "read"; room: string; seq: number }
+  | { type: "read"; conv: string; seq: number }
+  | { type: "presence"; room: string; event: "join" | "leave"; name: string }
+  | { type: "typing"; room: string; name: string }
+  | { type: "nick"; old: string; name: string }
+  | { type: "history"; room: string; messages: WireMessage[]; complete: boolean }
+  | { type: "history"; conv: string; messages: WireConvMessage[]; complete: boolean; lastSeq: number }
+  | { type: "pong"; ts: number }
+  | {
+    type: "reactions";
+    room: string;
+    seq: number;
+    counts: Record<string, number>;
+    by: string;
+    emoji: string;
+    on: boolean;
+  }
+  | { type: "deleted"; room: string; seq: number; by: string; rev: number }
+  | { type: "edited"; room: string; seq: number; text: string; editedTs: number; rev: number }
+  | {
+    type: "moderation";
+    room: string;
+    action: "kick" | "ban" | "unban" | "mute" | "unmute";
+    name: string;
+    uid: string;
+    by: string;
+    until?: number;
+    reason?: string;
+  }
+  | ({ type: "room"; room: string } & RoomRules)
+  | { type: "audit"; room: string; entries: AuditEntry[]; complete: boolean }
+  | { type: "disconnected"; reason: string };
+
+/** Encodes one server message as one line (no trailing newline). */
+export function encode(msg: ServerMessage): string {
+  return JSON.stringify(msg);
+}
+
+/** Encodes a stored message for the wire. */
+export function encodeMessage(m: ChatMessage): string {
+  return JSON.stringify(wireMessage(m));
+}
+
+/** A stored message as the wire object (field order fixed so the frame is stable). */
+export function wireMessage(m: ChatMessage): WireMessage {
+  const o: WireMessage = { type: "message", room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
+  if (m.cid !== undefined) o.cid = m.cid;
+  if (m.deleted) o.deleted = true;
+  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
+  if (m.replyTo !== undefined) o.replyTo = m.replyTo;
+  if (m.mentions !== undefined) o.mentions = m.mentions;
+  if (m.reactions !== undefined) o.reactions = m.reactions;
+  if (m.mine !== undefined) o.mine = m.mine;
+  return o;
+}
+
+/**
+ * A stored message of a direct conversation as the wire object: `conv` instead of `room`, and, live,
+ * `to` (the other person's name then).
+ */
+export function wireConvMessage(m: ChatMessage, to?: string): WireConvMessage {
+  const o = { type: "message", conv: m.room, seq: m.seq } as WireConvMessage;
+  if (to !== undefined) o.to = to;
+  o.from = m.from;
+  o.text = m.text;
+  o.ts = m.ts;
+  if (m.cid !== undefined) o.cid = m.cid;
+  if (m.deleted) o.deleted = true;
+  if (m.editedTs !== undefined) o.editedTs = m.editedTs;
+  return o;
+}
