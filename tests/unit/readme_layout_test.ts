@@ -49,5 +49,9 @@ Deno.test("README Layout: every module of lib/ and every top-level folder has a 
     }
   }
   assert.deepEqual(lib.filter((p) => !covered(p)).sort(), [], "lib/ modules without a row");
-  assert.deepEqual(top.filter((p) => !named.some((n) => n.startsWith(p))).sort(), [], "folders without a row");
+  assert.deepEqual(
+    top.filter((p) => !named.some((n) => n.startsWith(p))).sort(),
+    [],
+    "folders without a row",
+  );
 });
