@@ -23,58 +23,13 @@ import {
 } from "./domain.ts";
 import { type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
+import type { AuditRow, WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
   /** `full` fsyncs every commit (survives power loss); `normal` survives a killed process. */
   durability: Durability;
 }
-
-/** A request to the writer worker. */
-export type WriterRequest =
-  | { id: number; op: "open"; path: string; synchronous: string }
-  | {
-    id: number;
-    op: "append";
-    /** room, seq, ts, sender, text, ukey, cid, meta */
-    rows: (string | number | null)[][];
-    /** ukey, room, seq: one per mentioned person */
-    mentions: (string | number)[][];
-    /** Read positions its senders move to: ukey, room, seq. */
-    reads: (string | number)[][];
-    /** Conversation list entries: ukey, conv, peer, last_ts. */
-    convs: (string | number)[][];
-  }
-  | { id: number; op: "react"; row: (string | number)[]; on: boolean }
-  | { id: number; op: "people"; rows: (string | number)[][] }
-  | { id: number; op: "read"; key: string; room: string; seq: number }
-  | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
-  | {
-    id: number;
-    op: "message";
-    /** text, deleted (0/1), edited_ts, room, seq */
-    row: (string | number | null)[];
-    audit: AuditRow | null;
-    auditRetain: number;
-    /** A delete: once committed, the old text is wiped from the WAL file too. */
-    scrub: boolean;
-    /** The room's change revision this change takes (stored on the message and the room). */
-    rev?: number;
-    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
-    quote: string | null;
-  }
-  | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
-  | { id: number; op: "close" };
-
-/** The writer's answer to the request with the same id. */
-export type WriterAnswer = { id: number; ok: true; count?: number } | {
-  id: number;
-  ok: false;
-  error: string;
-};
-
-/** An audit entry as the writer inserts it: room, ts, action, by, target, reason, until, seq. */
-export type AuditRow = (string | number | null)[];
 
 /**
  * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
