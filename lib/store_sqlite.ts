@@ -18,38 +18,28 @@ import {
   type RoomChange,
   type RoomRules,
   type StoredMessage,
-  toWire,
 } from "./domain.ts";
 import { type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 import { openDatabase } from "./store_sqlite_schema.ts";
-import type { AuditRow, WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
+import {
+  auditEntryOf,
+  type AuditRecord,
+  auditRow,
+  MESSAGE_COLUMNS,
+  messageOf,
+  type MessageRow,
+  messageRow,
+  rulesOf,
+  type RulesRow,
+  storedMessageOf,
+} from "./store_sqlite_rows.ts";
+import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
   /** `full` fsyncs every commit (survives power loss); `normal` survives a killed process. */
   durability: Durability;
-}
-
-type Row = {
-  room: string;
-  seq: number;
-  ts: number;
-  sender: string;
-  text: string;
-  cid: string | null;
-  deleted: number;
-  edited_ts: number | null;
-  ukey: string;
-  meta: string | null;
-};
-
-const COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey, meta";
-
-/** What `messages.meta` holds (JSON), when a message has any of it. */
-interface Meta {
-  replyTo?: ChatMessage["replyTo"];
-  mentions?: string[];
 }
 
 /**
@@ -117,19 +107,19 @@ export class SqliteStore implements Store {
     // The rows changed after the client's rev (few), not every row up to its seq (the primary key,
     // which the planner picks without statistics). Preparing fails if the index cannot serve it.
     this.#changes = db.prepare(
-      `SELECT ${COLUMNS} FROM messages INDEXED BY messages_rev
+      `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_rev
        WHERE room = ? AND rev > ? AND seq <= ? ORDER BY seq ${LIMIT}`,
     );
     this.#after = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ${LIMIT}`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ${LIMIT}`,
     );
     this.#before = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC ${LIMIT}`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC ${LIMIT}`,
     );
     this.#cid = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1`,
     );
-    this.#message = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
+    this.#message = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
     this.#rules = db.prepare(
       "SELECT topic, private, read_only, slow_mode FROM room_rules WHERE room = ?",
     );
@@ -195,7 +185,7 @@ export class SqliteStore implements Store {
 
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
-    const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null, metaOf(m)]);
+    const rows = batch.map(messageRow);
     const mentions: (string | number)[][] = [];
     const reads: (string | number)[][] = [];
     const convs: (string | number)[][] = [];
@@ -216,11 +206,11 @@ export class SqliteStore implements Store {
   }
 
   after(room: string, after: number, limit: number): ChatMessage[] {
-    return (this.#after.all(room, after, limit) as Row[]).map(fromRow);
+    return (this.#after.all(room, after, limit) as MessageRow[]).map(messageOf);
   }
 
   before(room: string, before: number, limit: number): ChatMessage[] {
-    return (this.#before.all(room, before, limit) as Row[]).map(fromRow).reverse();
+    return (this.#before.all(room, before, limit) as MessageRow[]).map(messageOf).reverse();
   }
 
   person(key: string): Person | undefined {
@@ -281,16 +271,13 @@ export class SqliteStore implements Store {
   }
 
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined {
-    const row = this.#cid.get(key, cid, sinceTs) as Row | undefined;
-    return row && fromRow(row);
+    const row = this.#cid.get(key, cid, sinceTs) as MessageRow | undefined;
+    return row && messageOf(row);
   }
 
   message(room: string, seq: number): StoredMessage | undefined {
-    const row = this.#message.get(room, seq) as Row | undefined;
-    if (!row) return undefined;
-    const m: StoredMessage = { ...fromRow(row), key: row.ukey };
-    if (row.cid !== null) m.cid = row.cid;
-    return m;
+    const row = this.#message.get(room, seq) as MessageRow | undefined;
+    return row && storedMessageOf(row);
   }
 
   async react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void> {
@@ -350,20 +337,11 @@ export class SqliteStore implements Store {
   }
 
   changes(room: string, upTo: number, afterRev: number, limit: number): ChatMessage[] {
-    return (this.#changes.all(room, afterRev, upTo, limit) as Row[]).map(fromRow);
+    return (this.#changes.all(room, afterRev, upTo, limit) as MessageRow[]).map(messageOf);
   }
 
   rules(room: string): RoomRules {
-    const r = this.#rules.get(room) as
-      | { topic: string; private: number; read_only: number; slow_mode: number }
-      | undefined;
-    if (!r) return { topic: "", private: false, readOnly: false, slowModeSeconds: 0 };
-    return {
-      topic: r.topic,
-      private: r.private === 1,
-      readOnly: r.read_only === 1,
-      slowModeSeconds: r.slow_mode,
-    };
+    return rulesOf(this.#rules.get(room) as RulesRow | undefined);
   }
 
   access(room: string, uid: string, now: number): RoomAccess {
@@ -406,23 +384,8 @@ export class SqliteStore implements Store {
 
   audit(room: string, before: number, limit: number): AuditEntry[] {
     // node:sqlite binds Infinity as a REAL, which compares right; the bound keeps it an integer anyway.
-    const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as {
-      ts: number;
-      action: string;
-      by_uid: string;
-      target: string | null;
-      reason: string | null;
-      until: number | null;
-      seq: number | null;
-    }[];
-    return rows.map((r) => {
-      const e: AuditEntry = { ts: r.ts, action: r.action, by: r.by_uid };
-      if (r.target !== null) e.target = r.target;
-      if (r.reason !== null) e.reason = r.reason;
-      if (r.until !== null) e.until = r.until;
-      if (r.seq !== null) e.seq = r.seq;
-      return e;
-    });
+    const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as AuditRecord[];
+    return rows.map(auditEntryOf);
   }
 
   async prune(now: number): Promise<number> {
@@ -450,30 +413,4 @@ export class SqliteStore implements Store {
       this.#worker.postMessage({ ...req, id });
     });
   }
-}
-
-function fromRow(r: Row): ChatMessage {
-  const m: ChatMessage = { room: r.room, seq: r.seq, from: r.sender, text: r.text, ts: r.ts };
-  if (r.cid !== null) m.cid = r.cid;
-  if (r.deleted) m.deleted = true;
-  if (r.edited_ts !== null) m.editedTs = r.edited_ts;
-  if (r.meta !== null && !r.deleted) {
-    const meta = JSON.parse(r.meta) as Meta;
-    if (meta.replyTo) m.replyTo = meta.replyTo;
-    if (meta.mentions) m.mentions = meta.mentions;
-  }
-  return toWire(m);
-}
-
-/** The `meta` column of a message: JSON of its reply quote and mentions, or null (most messages). */
-function metaOf(m: StoredMessage): string | null {
-  if (m.replyTo === undefined && m.mentions === undefined) return null;
-  const meta: Meta = {};
-  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
-  if (m.mentions !== undefined) meta.mentions = m.mentions;
-  return JSON.stringify(meta);
-}
-
-function auditRow(room: string, a: AuditEntry): AuditRow {
-  return [room, a.ts, a.action, a.by, a.target ?? null, a.reason ?? null, a.until ?? null, a.seq ?? null];
 }
