@@ -3,7 +3,7 @@
  * Pure: no I/O, no timers, no clock of its own; it talks to {@link Peer}s.
  * @module
  */
-import { nameKeys, withSuffix } from "./names.ts";
+import { People, type Person } from "./hub_people.ts";
 import { ProtocolError } from "./protocol.ts";
 import { encode } from "./server_messages.ts";
 
@@ -39,17 +39,9 @@ export interface HubOptions {
   externalPresence?: boolean;
 }
 
-interface Person {
-  key: string;
-  name: string;
-  conns: Set<Client>;
-  /** When the last connection closed (ms), for the name hold. */
-  lastSeen: number;
-}
-
 interface Client {
   peer: Peer;
-  person: Person;
+  person: Person<Client>;
   rooms: Set<string>;
   /** Per room: the last seq its `joined` answer held (see {@link Hub.settle}). */
   settled: Map<string, number>;
@@ -70,7 +62,7 @@ interface Room {
   /** Presence lines not yet sent, each with the join count when it happened (and whom it is about). */
   presence: { line: string; at: number; about?: string }[];
   /** Connections per person, so a person with several tabs joins and leaves once. */
-  people: Map<Person, number>;
+  people: Map<Person<Client>, number>;
   /** Members whose history is still being read: they get the room's lines after it. */
   holding: Map<Client, Holding>;
   /** The highest seq delivered to the room's members. */
@@ -100,15 +92,14 @@ export interface LeaveResult {
 export class Hub {
   readonly #clients = new Map<number, Client>();
   readonly #rooms = new Map<string, Room>();
-  readonly #people = new Map<string, Person>();
-  /** Each of a held name's {@link nameKeys} (case-insensitive confusable skeletons) to its person. */
-  readonly #names = new Map<string, Person>();
+  readonly #people: People<Client>;
   readonly #opts: HubOptions;
   /** Rooms with presence lines waiting for {@link Hub.flushPresence}. */
   readonly #presenceRooms = new Set<string>();
 
   constructor(opts: HubOptions) {
     this.#opts = opts;
+    this.#people = new People(opts.nameHoldMs);
   }
 
   /** Connections, rooms and people (online or holding a name). */
@@ -121,16 +112,12 @@ export class Hub {
    * A person keeps a name it already holds.
    */
   freeName(key: string, wanted: string, now: number): string {
-    if (this.#nameFree(key, wanted, now)) return wanted;
-    for (let i = 2;; i++) {
-      const candidate = withSuffix(wanted, `-${i}`);
-      if (this.#nameFree(key, candidate, now)) return candidate;
-    }
+    return this.#people.freeName(key, wanted, now);
   }
 
   /** Whether person `key` may take `name` here (no one else holds it or a lookalike). */
   nameFreeFor(key: string, name: string, now: number): boolean {
-    return this.#nameFree(key, name, now);
+    return this.#people.holder(key, name, now) === undefined;
   }
 
   /**
@@ -138,7 +125,7 @@ export class Hub {
    * `key` cannot take it now; `undefined` when it is free for `key`.
    */
   holderOf(key: string, name: string, now: number): string | undefined {
-    return this.#holder(key, name, now)?.key;
+    return this.#people.holder(key, name, now)?.key;
   }
 
   /** The rooms any connection of person `key` is in here. */
@@ -177,12 +164,7 @@ export class Hub {
    */
   connect(peer: Peer, key: string, name: string, now: number): void {
     if (this.#clients.has(peer.id)) throw new RangeError(`Peer ${peer.id} is connected already`);
-    let person = this.#people.get(key);
-    if (!person || person.name !== name) {
-      person ??= { key, name, conns: new Set(), lastSeen: now };
-      this.#takeName(person, name, now);
-      this.#people.set(key, person);
-    }
+    const person = this.#people.claim(key, name, now);
     const client: Client = { peer, person, rooms: new Set(), settled: new Map() };
     person.conns.add(client);
     this.#clients.set(peer.id, client);
@@ -202,14 +184,7 @@ export class Hub {
 
   /** Forgets offline people whose name hold has passed. Returns how many. */
   sweep(now: number): number {
-    let n = 0;
-    for (const person of this.#people.values()) {
-      if (person.conns.size === 0 && now - person.lastSeen >= this.#opts.nameHoldMs) {
-        this.#forget(person);
-        n++;
-      }
-    }
-    return n;
+    return this.#people.sweep(now);
   }
 
   /**
@@ -362,16 +337,12 @@ export class Hub {
   }
 
   /**
-   * The key of the person online under `name` or a name that looks the same (a shared
-   * {@link nameKeys} key; the case-insensitive match first). With `held`, also a person offline who
-   * still holds the name (within the name hold).
+   * The key of the person online under `name` or a name that looks the same (a shared lookalike
+   * key, see `nameKeys` in lib/names.ts; the case-insensitive match first). With `held`, also a
+   * person offline who still holds the name (within the name hold).
    */
   personByName(name: string, held = false): string | undefined {
-    for (const k of nameKeys(name)) {
-      const p = this.#names.get(k);
-      if (p && (held || p.conns.size > 0)) return p.key;
-    }
-    return undefined;
+    return this.#people.byName(name, held)?.key;
   }
 
   /**
@@ -411,7 +382,7 @@ export class Hub {
     if (!person) throw new RangeError(`No person ${key}`);
     if (person.name === name) return;
     const old = person.name;
-    this.#takeName(person, name, now);
+    this.#people.take(person, name, now);
     const line = encode({ type: "nick", old, name });
     const told = new Set<Client>(person.conns);
     for (const c of person.conns) {
@@ -475,52 +446,5 @@ export class Hub {
     const c = this.#clients.get(id);
     if (!c) throw new RangeError(`Peer ${id} is not connected`);
     return c;
-  }
-
-  /** Gives `name` to `person`; an offline holder past its hold is forgotten. */
-  #takeName(person: Person, name: string, now: number): void {
-    const holder = this.#holder(person.key, name, now);
-    if (holder) {
-      throw new ProtocolError(
-        "name_taken",
-        holder.name === name
-          ? `The name "${name}" is taken`
-          : `The name "${name}" is taken: it looks like "${holder.name}", held by someone else`,
-      );
-    }
-    const keys = nameKeys(name);
-    for (const k of keys) {
-      const old = this.#names.get(k);
-      if (old && old !== person) this.#forget(old);
-    }
-    this.#dropKeys(person);
-    person.name = name;
-    for (const k of keys) this.#names.set(k, person);
-  }
-
-  #forget(person: Person): void {
-    this.#people.delete(person.key);
-    this.#dropKeys(person);
-  }
-
-  #dropKeys(person: Person): void {
-    for (const k of nameKeys(person.name)) if (this.#names.get(k) === person) this.#names.delete(k);
-  }
-
-  #nameFree(key: string, name: string, now: number): boolean {
-    return this.#holder(key, name, now) === undefined;
-  }
-
-  /**
-   * Who else holds `name` or a lookalike of it (a shared {@link nameKeys} key) online or within the
-   * hold, so that person `key` cannot take it; `undefined` when it is free for `key`.
-   */
-  #holder(key: string, name: string, now: number): Person | undefined {
-    for (const k of nameKeys(name)) {
-      const holder = this.#names.get(k);
-      if (!holder || holder.key === key) continue;
-      if (holder.conns.size > 0 || now - holder.lastSeen < this.#opts.nameHoldMs) return holder;
-    }
-    return undefined;
   }
 }

@@ -4,7 +4,7 @@
  * slow disk delays acks but never blocks the event loop.
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import {
   type AccessList,
   type AuditEntry,
@@ -12,167 +12,34 @@ import {
   type ConversationEntry,
   holds,
   type MessageReactions,
-  newEpoch,
   type Person,
   quoteOf,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
   type StoredMessage,
-  toWire,
 } from "./domain.ts";
 import { type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
+import { openDatabase } from "./store_sqlite_schema.ts";
+import {
+  auditEntryOf,
+  type AuditRecord,
+  auditRow,
+  MESSAGE_COLUMNS,
+  messageOf,
+  type MessageRow,
+  messageRow,
+  rulesOf,
+  type RulesRow,
+  storedMessageOf,
+} from "./store_sqlite_rows.ts";
+import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
   /** `full` fsyncs every commit (survives power loss); `normal` survives a killed process. */
   durability: Durability;
-}
-
-/** A request to the writer worker. */
-export type WriterRequest =
-  | { id: number; op: "open"; path: string; synchronous: string }
-  | {
-    id: number;
-    op: "append";
-    /** room, seq, ts, sender, text, ukey, cid, meta */
-    rows: (string | number | null)[][];
-    /** ukey, room, seq: one per mentioned person */
-    mentions: (string | number)[][];
-    /** Read positions its senders move to: ukey, room, seq. */
-    reads: (string | number)[][];
-    /** Conversation list entries: ukey, conv, peer, last_ts. */
-    convs: (string | number)[][];
-  }
-  | { id: number; op: "react"; row: (string | number)[]; on: boolean }
-  | { id: number; op: "people"; rows: (string | number)[][] }
-  | { id: number; op: "read"; key: string; room: string; seq: number }
-  | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
-  | {
-    id: number;
-    op: "message";
-    /** text, deleted (0/1), edited_ts, room, seq */
-    row: (string | number | null)[];
-    audit: AuditRow | null;
-    auditRetain: number;
-    /** A delete: once committed, the old text is wiped from the WAL file too. */
-    scrub: boolean;
-    /** The room's change revision this change takes (stored on the message and the room). */
-    rev?: number;
-    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
-    quote: string | null;
-  }
-  | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
-  | { id: number; op: "close" };
-
-/** The writer's answer to the request with the same id. */
-export type WriterAnswer = { id: number; ok: true; count?: number } | {
-  id: number;
-  ok: false;
-  error: string;
-};
-
-/** An audit entry as the writer inserts it: room, ts, action, by, target, reason, until, seq. */
-export type AuditRow = (string | number | null)[];
-
-/**
- * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
- * (see {@link MIGRATIONS}), any other is refused, not misread.
- */
-const SCHEMA_VERSION = 3;
-
-/**
- * Version 3 (#11): `messages.meta` (JSON: `replyTo`, `mentions`), the people directory (a person key's
- * uid and current name, found by {@link nameKeys}-style key), direct conversations per person, read
- * positions per person and room, mentions per person, reactions per message and person.
- *
- * Version 2 (#10): tombstones and edits on `messages`; room rules, people (`kind` is `allow`, `ban`
- * or `mute`; `until` ms, 0 = forever) and the audit log.
- *
- * Also in version 3: `rooms.rev`, the room's change revision (deletes and edits, counted from 1),
- * and `messages.rev`, the rev a message's last change took (NULL: never changed), indexed for resume.
- */
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS rooms (
-  room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
-  rev INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS messages (
-  room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
-  text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
-  deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER, meta TEXT,
-  rev INTEGER,
-  PRIMARY KEY (room, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
-CREATE INDEX IF NOT EXISTS messages_rev ON messages (room, rev) WHERE rev IS NOT NULL;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS room_rules (
-  room TEXT PRIMARY KEY, topic TEXT NOT NULL, private INTEGER NOT NULL, read_only INTEGER NOT NULL,
-  slow_mode INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS room_people (
-  room TEXT NOT NULL, uid TEXT NOT NULL, kind TEXT NOT NULL, until INTEGER NOT NULL,
-  PRIMARY KEY (room, uid, kind)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY, room TEXT NOT NULL, ts INTEGER NOT NULL, action TEXT NOT NULL,
-  by_uid TEXT NOT NULL, target TEXT, reason TEXT, until INTEGER, seq INTEGER
-);
-CREATE INDEX IF NOT EXISTS audit_room ON audit (room);
-CREATE TABLE IF NOT EXISTS people (
-  ukey TEXT PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL, seen_ts INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS people_name ON people (name_key);
-CREATE TABLE IF NOT EXISTS conversations (
-  ukey TEXT NOT NULL, conv TEXT NOT NULL, peer TEXT NOT NULL, last_ts INTEGER NOT NULL,
-  PRIMARY KEY (ukey, conv)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (ukey, last_ts);
-CREATE TABLE IF NOT EXISTS reads (
-  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS mentions (
-  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mentions_message ON mentions (room, seq);
-CREATE TABLE IF NOT EXISTS reactions (
-  room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
-  PRIMARY KEY (room, seq, emoji, ukey)
-) WITHOUT ROWID;
-PRAGMA user_version = ${SCHEMA_VERSION};
-`;
-
-/** From each older version to the next; {@link SCHEMA} then adds the new tables. */
-const MIGRATIONS: Record<number, string> = {
-  1: `ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
-      ALTER TABLE messages ADD COLUMN edited_ts INTEGER;`,
-  2: `ALTER TABLE messages ADD COLUMN meta TEXT;
-      ALTER TABLE messages ADD COLUMN rev INTEGER;
-      ALTER TABLE rooms ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
-};
-
-type Row = {
-  room: string;
-  seq: number;
-  ts: number;
-  sender: string;
-  text: string;
-  cid: string | null;
-  deleted: number;
-  edited_ts: number | null;
-  ukey: string;
-  meta: string | null;
-};
-
-const COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey, meta";
-
-/** What `messages.meta` holds (JSON), when a message has any of it. */
-interface Meta {
-  replyTo?: ChatMessage["replyTo"];
-  mentions?: string[];
 }
 
 /**
@@ -240,19 +107,19 @@ export class SqliteStore implements Store {
     // The rows changed after the client's rev (few), not every row up to its seq (the primary key,
     // which the planner picks without statistics). Preparing fails if the index cannot serve it.
     this.#changes = db.prepare(
-      `SELECT ${COLUMNS} FROM messages INDEXED BY messages_rev
+      `SELECT ${MESSAGE_COLUMNS} FROM messages INDEXED BY messages_rev
        WHERE room = ? AND rev > ? AND seq <= ? ORDER BY seq ${LIMIT}`,
     );
     this.#after = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ${LIMIT}`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ${LIMIT}`,
     );
     this.#before = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC ${LIMIT}`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC ${LIMIT}`,
     );
     this.#cid = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1`,
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE ukey = ? AND cid = ? AND ts >= ? LIMIT 1`,
     );
-    this.#message = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
+    this.#message = db.prepare(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
     this.#rules = db.prepare(
       "SELECT topic, private, read_only, slow_mode FROM room_rules WHERE room = ?",
     );
@@ -305,41 +172,7 @@ export class SqliteStore implements Store {
       throw new StoreError(`Cannot create the data directory "${dir}": ${(e as Error).message}`);
     }
     const path = `${dir.replace(/\/+$/, "")}/chat.db`;
-    let db: DatabaseSync | undefined;
-    try {
-      db = new DatabaseSync(path);
-      // First, so that a lock held by another process (or a writer still closing) is waited for.
-      db.exec("PRAGMA busy_timeout = 5000");
-      db.exec("PRAGMA journal_mode = WAL");
-      const check = db.prepare("PRAGMA quick_check").get() as { quick_check: string } | undefined;
-      if (check?.quick_check !== "ok") {
-        throw new Error(`integrity check says ${JSON.stringify(check?.quick_check)}`);
-      }
-      const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
-      const empty = !db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'messages'").get();
-      if (!empty && version !== SCHEMA_VERSION && !MIGRATIONS[version]) {
-        throw new Error(
-          `it holds schema version ${version}, this server reads version ${SCHEMA_VERSION}; ` +
-            "move the file away (or use another --data-dir) to start afresh",
-        );
-      }
-      // One transaction: a crash mid-upgrade leaves the old version, which the next start upgrades.
-      db.exec("BEGIN IMMEDIATE");
-      try {
-        if (!empty) { for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]); }
-        db.exec(SCHEMA);
-        db.exec("COMMIT");
-      } catch (e) {
-        db.exec("ROLLBACK");
-        throw e;
-      }
-      db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', ?)").run(newEpoch());
-    } catch (e) {
-      try {
-        db?.close();
-      } catch { /* already failing; report the first error */ }
-      throw new StoreError(`Cannot open the history database "${path}": ${(e as Error).message}`);
-    }
+    const db = openDatabase(path);
     const store = new SqliteStore(db, opts);
     const synchronous = opts.durability === "full" ? "FULL" : "NORMAL";
     const a = await store.#request({ id: 0, op: "open", path, synchronous });
@@ -352,7 +185,7 @@ export class SqliteStore implements Store {
 
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
-    const rows = batch.map((m) => [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null, metaOf(m)]);
+    const rows = batch.map(messageRow);
     const mentions: (string | number)[][] = [];
     const reads: (string | number)[][] = [];
     const convs: (string | number)[][] = [];
@@ -373,11 +206,11 @@ export class SqliteStore implements Store {
   }
 
   after(room: string, after: number, limit: number): ChatMessage[] {
-    return (this.#after.all(room, after, limit) as Row[]).map(fromRow);
+    return (this.#after.all(room, after, limit) as MessageRow[]).map(messageOf);
   }
 
   before(room: string, before: number, limit: number): ChatMessage[] {
-    return (this.#before.all(room, before, limit) as Row[]).map(fromRow).reverse();
+    return (this.#before.all(room, before, limit) as MessageRow[]).map(messageOf).reverse();
   }
 
   person(key: string): Person | undefined {
@@ -438,16 +271,13 @@ export class SqliteStore implements Store {
   }
 
   findCid(key: string, cid: string, sinceTs: number): ChatMessage | undefined {
-    const row = this.#cid.get(key, cid, sinceTs) as Row | undefined;
-    return row && fromRow(row);
+    const row = this.#cid.get(key, cid, sinceTs) as MessageRow | undefined;
+    return row && messageOf(row);
   }
 
   message(room: string, seq: number): StoredMessage | undefined {
-    const row = this.#message.get(room, seq) as Row | undefined;
-    if (!row) return undefined;
-    const m: StoredMessage = { ...fromRow(row), key: row.ukey };
-    if (row.cid !== null) m.cid = row.cid;
-    return m;
+    const row = this.#message.get(room, seq) as MessageRow | undefined;
+    return row && storedMessageOf(row);
   }
 
   async react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void> {
@@ -507,20 +337,11 @@ export class SqliteStore implements Store {
   }
 
   changes(room: string, upTo: number, afterRev: number, limit: number): ChatMessage[] {
-    return (this.#changes.all(room, afterRev, upTo, limit) as Row[]).map(fromRow);
+    return (this.#changes.all(room, afterRev, upTo, limit) as MessageRow[]).map(messageOf);
   }
 
   rules(room: string): RoomRules {
-    const r = this.#rules.get(room) as
-      | { topic: string; private: number; read_only: number; slow_mode: number }
-      | undefined;
-    if (!r) return { topic: "", private: false, readOnly: false, slowModeSeconds: 0 };
-    return {
-      topic: r.topic,
-      private: r.private === 1,
-      readOnly: r.read_only === 1,
-      slowModeSeconds: r.slow_mode,
-    };
+    return rulesOf(this.#rules.get(room) as RulesRow | undefined);
   }
 
   access(room: string, uid: string, now: number): RoomAccess {
@@ -563,23 +384,8 @@ export class SqliteStore implements Store {
 
   audit(room: string, before: number, limit: number): AuditEntry[] {
     // node:sqlite binds Infinity as a REAL, which compares right; the bound keeps it an integer anyway.
-    const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as {
-      ts: number;
-      action: string;
-      by_uid: string;
-      target: string | null;
-      reason: string | null;
-      until: number | null;
-      seq: number | null;
-    }[];
-    return rows.map((r) => {
-      const e: AuditEntry = { ts: r.ts, action: r.action, by: r.by_uid };
-      if (r.target !== null) e.target = r.target;
-      if (r.reason !== null) e.reason = r.reason;
-      if (r.until !== null) e.until = r.until;
-      if (r.seq !== null) e.seq = r.seq;
-      return e;
-    });
+    const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as AuditRecord[];
+    return rows.map(auditEntryOf);
   }
 
   async prune(now: number): Promise<number> {
@@ -607,30 +413,4 @@ export class SqliteStore implements Store {
       this.#worker.postMessage({ ...req, id });
     });
   }
-}
-
-function fromRow(r: Row): ChatMessage {
-  const m: ChatMessage = { room: r.room, seq: r.seq, from: r.sender, text: r.text, ts: r.ts };
-  if (r.cid !== null) m.cid = r.cid;
-  if (r.deleted) m.deleted = true;
-  if (r.edited_ts !== null) m.editedTs = r.edited_ts;
-  if (r.meta !== null && !r.deleted) {
-    const meta = JSON.parse(r.meta) as Meta;
-    if (meta.replyTo) m.replyTo = meta.replyTo;
-    if (meta.mentions) m.mentions = meta.mentions;
-  }
-  return toWire(m);
-}
-
-/** The `meta` column of a message: JSON of its reply quote and mentions, or null (most messages). */
-function metaOf(m: StoredMessage): string | null {
-  if (m.replyTo === undefined && m.mentions === undefined) return null;
-  const meta: Meta = {};
-  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
-  if (m.mentions !== undefined) meta.mentions = m.mentions;
-  return JSON.stringify(meta);
-}
-
-function auditRow(room: string, a: AuditEntry): AuditRow {
-  return [room, a.ts, a.action, a.by, a.target ?? null, a.reason ?? null, a.until ?? null, a.seq ?? null];
 }

@@ -1,13 +1,14 @@
 /**
  * The SQLite writer, run in a Worker so that a slow disk (fsync) delays acks, never the event loop
  * that delivers messages, presence and typing. It owns every write: batches and retention.
- * Requests and answers are `WriterRequest` / `WriterAnswer` from `store_sqlite.ts`.
+ * Requests and answers are `WriterRequest` / `WriterAnswer` from `store_writer_protocol.ts`; it imports
+ * types only (it is loaded by path: see deno.json's `--allow-read` and `--include`).
  * @module
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
 import type { RoomChange } from "./domain.ts";
-import type { AuditRow, WriterAnswer, WriterRequest } from "./store_sqlite.ts";
+import type { AuditRow, WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Serves one database for the lifetime of the worker. */
 class Writer {

@@ -1,0 +1,130 @@
+/**
+ * The history database's schema, its upgrades from older versions, and opening a file with both
+ * checked: the one place that knows which tables and versions `chat.db` has.
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { newEpoch } from "./domain.ts";
+import { StoreError } from "./store.ts";
+
+/**
+ * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
+ * (see {@link MIGRATIONS}), any other is refused, not misread.
+ */
+const SCHEMA_VERSION = 3;
+
+/**
+ * Version 3 (#11): `messages.meta` (JSON: `replyTo`, `mentions`), the people directory (a person key's
+ * uid and current name, found by {@link nameKeys}-style key), direct conversations per person, read
+ * positions per person and room, mentions per person, reactions per message and person.
+ *
+ * Version 2 (#10): tombstones and edits on `messages`; room rules, people (`kind` is `allow`, `ban`
+ * or `mute`; `until` ms, 0 = forever) and the audit log.
+ *
+ * Also in version 3: `rooms.rev`, the room's change revision (deletes and edits, counted from 1),
+ * and `messages.rev`, the rev a message's last change took (NULL: never changed), indexed for resume.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS rooms (
+  room TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,
+  rev INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+  room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
+  text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
+  deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER, meta TEXT,
+  rev INTEGER,
+  PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_ts ON messages (ts);
+CREATE INDEX IF NOT EXISTS messages_rev ON messages (room, rev) WHERE rev IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_rules (
+  room TEXT PRIMARY KEY, topic TEXT NOT NULL, private INTEGER NOT NULL, read_only INTEGER NOT NULL,
+  slow_mode INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS room_people (
+  room TEXT NOT NULL, uid TEXT NOT NULL, kind TEXT NOT NULL, until INTEGER NOT NULL,
+  PRIMARY KEY (room, uid, kind)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY, room TEXT NOT NULL, ts INTEGER NOT NULL, action TEXT NOT NULL,
+  by_uid TEXT NOT NULL, target TEXT, reason TEXT, until INTEGER, seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_room ON audit (room);
+CREATE TABLE IF NOT EXISTS people (
+  ukey TEXT PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL, seen_ts INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS people_name ON people (name_key);
+CREATE TABLE IF NOT EXISTS conversations (
+  ukey TEXT NOT NULL, conv TEXT NOT NULL, peer TEXT NOT NULL, last_ts INTEGER NOT NULL,
+  PRIMARY KEY (ukey, conv)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (ukey, last_ts);
+CREATE TABLE IF NOT EXISTS reads (
+  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (
+  ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mentions_message ON mentions (room, seq);
+CREATE TABLE IF NOT EXISTS reactions (
+  room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
+  PRIMARY KEY (room, seq, emoji, ukey)
+) WITHOUT ROWID;
+PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+/** From each older version to the next; {@link SCHEMA} then adds the new tables. */
+const MIGRATIONS: Record<number, string> = {
+  1: `ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN edited_ts INTEGER;`,
+  2: `ALTER TABLE messages ADD COLUMN meta TEXT;
+      ALTER TABLE messages ADD COLUMN rev INTEGER;
+      ALTER TABLE rooms ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
+};
+
+/**
+ * Opens (or creates) the history database at `path` in WAL mode for reading: checks its integrity,
+ * upgrades an older schema in place (see {@link MIGRATIONS}) and gives a new file its epoch.
+ * @throws {StoreError} naming `path` when the file is corrupt, of an unknown version or cannot be opened.
+ */
+export function openDatabase(path: string): DatabaseSync {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(path);
+    // First, so that a lock held by another process (or a writer still closing) is waited for.
+    db.exec("PRAGMA busy_timeout = 5000");
+    db.exec("PRAGMA journal_mode = WAL");
+    const check = db.prepare("PRAGMA quick_check").get() as { quick_check: string } | undefined;
+    if (check?.quick_check !== "ok") {
+      throw new Error(`integrity check says ${JSON.stringify(check?.quick_check)}`);
+    }
+    const { user_version: version } = db.prepare("PRAGMA user_version").get() as { user_version: number };
+    const empty = !db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'messages'").get();
+    if (!empty && version !== SCHEMA_VERSION && !MIGRATIONS[version]) {
+      throw new Error(
+        `it holds schema version ${version}, this server reads version ${SCHEMA_VERSION}; ` +
+          "move the file away (or use another --data-dir) to start afresh",
+      );
+    }
+    // One transaction: a crash mid-upgrade leaves the old version, which the next start upgrades.
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      if (!empty) { for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]); }
+      db.exec(SCHEMA);
+      db.exec("COMMIT");
+    } catch (e) {
+      db.exec("ROLLBACK");
+      throw e;
+    }
+    db.prepare("INSERT OR IGNORE INTO meta (k, v) VALUES ('epoch', ?)").run(newEpoch());
+  } catch (e) {
+    try {
+      db?.close();
+    } catch { /* already failing; report the first error */ }
+    throw new StoreError(`Cannot open the history database "${path}": ${(e as Error).message}`);
+  }
+  return db;
+}

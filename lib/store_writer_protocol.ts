@@ -1,0 +1,53 @@
+/**
+ * What the history store and its writer worker (`store_writer.ts`) say to each other: one request,
+ * one answer with the same id. Types only: the worker is loaded by path, and `--allow-read` and
+ * `deno compile --include` name that one file, so it must import nothing of ours at run time.
+ * @module
+ */
+import type { RoomChange } from "./domain.ts";
+
+/** A request to the writer worker. */
+export type WriterRequest =
+  | { id: number; op: "open"; path: string; synchronous: string }
+  | {
+    id: number;
+    op: "append";
+    /** room, seq, ts, sender, text, ukey, cid, meta */
+    rows: (string | number | null)[][];
+    /** ukey, room, seq: one per mentioned person */
+    mentions: (string | number)[][];
+    /** Read positions its senders move to: ukey, room, seq. */
+    reads: (string | number)[][];
+    /** Conversation list entries: ukey, conv, peer, last_ts. */
+    convs: (string | number)[][];
+  }
+  | { id: number; op: "react"; row: (string | number)[]; on: boolean }
+  | { id: number; op: "people"; rows: (string | number)[][] }
+  | { id: number; op: "read"; key: string; room: string; seq: number }
+  | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
+  | {
+    id: number;
+    op: "message";
+    /** text, deleted (0/1), edited_ts, room, seq */
+    row: (string | number | null)[];
+    audit: AuditRow | null;
+    auditRetain: number;
+    /** A delete: once committed, the old text is wiped from the WAL file too. */
+    scrub: boolean;
+    /** The room's change revision this change takes (stored on the message and the room). */
+    rev?: number;
+    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
+    quote: string | null;
+  }
+  | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
+  | { id: number; op: "close" };
+
+/** The writer's answer to the request with the same id. */
+export type WriterAnswer = { id: number; ok: true; count?: number } | {
+  id: number;
+  ok: false;
+  error: string;
+};
+
+/** An audit entry as the writer inserts it: room, ts, action, by, target, reason, until, seq. */
+export type AuditRow = (string | number | null)[];
