@@ -4,7 +4,6 @@
  * @module
  */
 import { canonicalName, nameProblem } from "./names.ts";
-import type { ChatMessage } from "./domain.ts";
 
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
 export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
