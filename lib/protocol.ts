@@ -4,6 +4,8 @@
  * @module
  */
 import { canonicalName, nameProblem } from "./names.ts";
+import { QUOTE_MAX_CHARS, quoteOf } from "../static/shared/quote.js";
+import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
 
 /** Protocol version sent in `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -106,25 +108,10 @@ export function requote(seq: number, from: string, changed: { text: string; dele
     : { seq, from, text: quoteOf(changed.text) };
 }
 
-/** Code points of the original a reply quotes (of its first line). */
-export const QUOTE_MAX_CHARS = 100;
+// The quote and the room rules are the page's too: one definition, in static/shared/.
+export { QUOTE_MAX_CHARS, quoteOf };
 /** UTF-16 units in one reaction emoji (the longest ZWJ family sequences are about 20). */
 export const EMOJI_MAX_UNITS = 32;
-
-/** The quote of `text` a reply keeps: its first line, cut to {@link QUOTE_MAX_CHARS} code points. */
-export function quoteOf(text: string): string {
-  const nl = text.search(/[\r\n]/);
-  const line = nl < 0 ? text : text.slice(0, nl);
-  // Code points, not UTF-16 units: an astral character is never split (the Redis script counts alike).
-  if (line.length <= QUOTE_MAX_CHARS) return line;
-  let n = 0, i = 0;
-  while (i < line.length && n < QUOTE_MAX_CHARS) {
-    const c = line.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < line.length ? 2 : 1;
-    n++;
-  }
-  return line.slice(0, i);
-}
 
 /** Everything a client may send, after validation. */
 export type ClientMessage =
@@ -171,16 +158,15 @@ export interface ParseLimits {
   maxFrameBytes: number;
 }
 
-const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** A direct conversation's id: `@` and 22 base64url characters. */
 const CONV_RE = /^@[A-Za-z0-9_-]{22}$/;
 /** A person id the host application gave (a token's `sub`) or a guest's key: printable, no spaces. */
 const UID_RE = /^[\x21-\x7e]{1,128}$/;
-/** Characters in a moderation reason and in a room topic. */
+/** Characters in a moderation reason. */
 export const MAX_REASON_CHARS = 200;
-export const MAX_TOPIC_CHARS = 200;
+export { MAX_TOPIC_CHARS };
 /** Longest ban or mute a moderator can give in seconds (one year); longer is forever (no `seconds`). */
 export const MAX_SANCTION_SECONDS = 365 * 86_400;
 /** Longest slow mode, in seconds. */
@@ -199,7 +185,7 @@ export function normalizeName(name: string, action: string): string {
 
 /** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */
 export function normalizeRoom(room: string): string {
-  if (!ROOM_RE.test(room)) {
+  if (!ROOM_NAME_RE.test(room)) {
     throw new ProtocolError(
       "bad_room",
       `Room names are 1-64 letters, digits, "_", "-" or ".", got ${quote(room)}`,

@@ -88,17 +88,44 @@ Deno.test("helpers: names, rooms, links, mentions, backoff", () => {
   assert.deepEqual(linkify('https://x.test/"><img src=x onerror=alert(1)>')[0].href, "https://x.test/");
 
   assert.ok(mentions("hey @alice!", "alice"));
-  assert.ok(mentions("ALICE: look", "alice"));
-  assert.ok(!mentions("alicent is here", "alice"));
-  assert.ok(!mentions("bob.alice", "alice"));
-  assert.ok(mentions("ping a.b please", "a.b"));
-  assert.ok(!mentions("ping axb please", "a.b"));
+  assert.ok(mentions("@ALICE: look", "alice"));
+  assert.ok(!mentions("ALICE: look", "alice"), "a bare name is no mention (the server counts @name only)");
+  assert.ok(!mentions("@alicent is here", "alice"));
+  assert.ok(!mentions("bob.@alice", "alice"));
+  assert.ok(mentions("ping @a.b please", "a.b"));
+  assert.ok(mentions("thanks @a.b.", "a.b"));
+  assert.ok(!mentions("ping @axb please", "a.b"));
 
   const ceil = (n: number) => Math.min(1000, 100 * 2 ** n);
   for (let n = 0; n < 8; n++) {
     assert.deepEqual(backoffDelay(n, { baseMs: 100, maxMs: 1000 }, () => 0), ceil(n) / 2);
     assert.deepEqual(backoffDelay(n, { baseMs: 100, maxMs: 1000 }, () => 1), ceil(n));
   }
+});
+
+Deno.test("mentions() highlights exactly what the server counts: an @name, never a bare name", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  await using alice = await TestClient.connect(server, { name: "alice", room: "lobby" });
+  const cases = [
+    "hi bob",
+    "bob: look",
+    "hey @bob",
+    "@BOB!",
+    "thanks @bob.",
+    "@ｂｏｂ (full-width)",
+    "mail bob@example.com",
+    "a@bob",
+    "@bobby",
+  ];
+  for (const [i, text] of cases.entries()) {
+    alice.send({ type: "send", room: "lobby", text, cid: `m${i}` });
+    const line = await bob.next("message", (m) => m.cid === `m${i}`);
+    const counted = (line.mentions ?? []).includes("bob");
+    assert.equal(mentions(text, "bob"), counted, `${JSON.stringify(text)}: server counted ${counted}`);
+  }
+  // The rule is the server's, not a copy: both sides counted some and left some.
+  assert.ok(bob.all("message").some((m) => m.mentions) && bob.all("message").some((m) => !m.mentions));
 });
 
 Deno.test("a frame holding several lines is split into its messages", async () => {
