@@ -57,13 +57,30 @@ export type ErrorCode =
   | "edit_window_closed"
   | "too_many_reactions";
 
-/** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
+/**
+ * Facts of a refusal that a client acts on, sent as fields of the `error` frame beside the sentence
+ * (which says the same for people): a client reads these, never the sentence.
+ */
+export interface ErrorDetails {
+  /** The room the refusal is about: every refused join names the room it refuses. */
+  room?: string;
+  /** `slow_mode`: whole seconds until the person may post in the room again. */
+  retryAfter?: number;
+  /** `muted`, `banned`: when it ends (ms since epoch), 0 = for good. */
+  until?: number;
+}
+
+/**
+ * A refused request: a stable code, a human sentence, the close code when the connection ends, and
+ * the details a client needs as fields of the error frame.
+ */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly closeCode?: number,
+    readonly details?: ErrorDetails,
   ) {
     super(message);
   }
@@ -634,10 +651,17 @@ export function wireConvMessage(m: ChatMessage, to?: string): Record<string, unk
   return o;
 }
 
-/** Encodes an `error` frame line. */
+/**
+ * Encodes an `error` frame line: the code, the sentence, the error's {@link ErrorDetails}, then
+ * `extra` (what the refused frame was about: its cid, room or conversation). Absent values are left out.
+ */
 export function encodeError(
   err: ProtocolError,
   extra?: { cid?: string; room?: string; conv?: string },
 ): string {
-  return JSON.stringify({ type: "error", code: err.code, message: err.message, ...extra });
+  const frame: Record<string, unknown> = { type: "error", code: err.code, message: err.message };
+  for (const fields of [err.details, extra]) {
+    for (const [k, v] of Object.entries(fields ?? {})) if (v !== undefined) frame[k] = v;
+  }
+  return JSON.stringify(frame);
 }
