@@ -2,6 +2,8 @@
  * Your standing in each room, as moderation and the room's rules make it: removed (kicked, banned, a
  * refused join), muted, slow mode's wait, your role; the moderation lines a room is told; and whether
  * you may post now ({@link postBlock}), so the outbox does not send what the server would refuse.
+ * The server's details come as fields of its error frames (`room`, `retryAfter`, `until`; see
+ * docs/protocol.md, "Errors"), never read out of its sentences.
  * @module
  */
 import { DEFAULT_RULES } from "../shared/rooms.js";
@@ -18,6 +20,8 @@ const MODERATOR_ROLES = new Set(["moderator", "admin"]);
 /** How many moderation lines a room keeps for the thread. */
 const MAX_MODERATION_LINES = 200;
 const ACTIONS = ["kick", "ban", "unban", "mute", "unmute"];
+/** Slow mode's wait when neither the refusal nor the room's rules give one (seconds). */
+const SLOW_FALLBACK_SECONDS = 5;
 
 /**
  * Why you cannot post in room `r` now, as a sentence for the page, or undefined when you can (slow
@@ -177,7 +181,11 @@ export class ModerationState {
    * @param {Record<string, any>} m the error
    */
   slowed(r, m) {
-    const wait = Number(/wait (\d+) s/.exec(String(m.message))?.[1] ?? r.rules.slowModeSeconds) || 5;
+    // Never read out of the sentence: a server without the field (an older process during a rolling
+    // upgrade) makes the page wait the room's whole slow-mode time instead.
+    const wait = typeof m.retryAfter === "number" && m.retryAfter > 0
+      ? m.retryAfter
+      : r.rules.slowModeSeconds || SLOW_FALLBACK_SECONDS;
     r.slowUntil = Date.now() + wait * 1000 + 250;
     r.slowText = String(m.message ?? "");
     this.#ctx.emit("standing", { room: r.name });
@@ -195,32 +203,24 @@ export class ModerationState {
       const left = rooms.get(m.room);
       if (left) left.joined = false;
     }
-    if ((m.code === "forbidden" || m.code === "banned") && !item) this.#joinRefused(m);
+    // A refused join names its room in `room` (servers did long before `until` and `retryAfter`):
+    // the room we are waiting to join.
+    if ((m.code === "forbidden" || m.code === "banned") && !item && typeof m.room === "string") {
+      const refused = rooms.get(m.room);
+      if (refused && !refused.joined) {
+        this.#removed(refused, {
+          reason: m.code === "banned" ? "banned" : "refused",
+          message: String(m.message ?? m.code),
+        });
+      }
+    }
     // The server said so before we knew (a mute or read-only on its way): the room's page shows it.
     if (m.code === "muted" || m.code === "read_only") {
-      if (r && m.code === "muted" && !r.isMuted()) {
-        // Until when is only in the sentence ("until <ISO time>" or "for good").
-        const until = /until (\S+Z)\b/.exec(String(m.message))?.[1];
-        r.mutedUntil = until ? Date.parse(until) || 0 : 0;
-      }
+      // `until`: ms, 0 = for good. Without it (an older server) the page knows no end: for good, until a
+      // moderation line or the next join says otherwise.
+      if (r && m.code === "muted" && !r.isMuted()) r.mutedUntil = typeof m.until === "number" ? m.until : 0;
       if (r) this.#ctx.emit("standing", { room: r.name });
     }
-  }
-
-  /**
-   * A join was refused (`forbidden`, `banned`). The refusal names no room in a field (unlike a
-   * refused send), only in its sentence (`... room "x" ...`; room names hold no quotes): the room is
-   * the one named there, if we are waiting to join it.
-   * @param {Record<string, any>} m
-   */
-  #joinRefused(m) {
-    const named = typeof m.room === "string" ? m.room : /room "([^"]+)"/.exec(String(m.message))?.[1];
-    const r = named === undefined ? undefined : this.#ctx.client.rooms.get(named);
-    if (!r || r.joined) return;
-    this.#removed(r, {
-      reason: m.code === "banned" ? "banned" : "refused",
-      message: String(m.message ?? m.code),
-    });
   }
 
   /**
