@@ -6,6 +6,12 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { QUOTE_MAX_CHARS, quoteOf } from "../static/shared/quote.js";
+import { DEFAULT_RULES } from "../static/shared/rooms.js";
+
+// The quote and the default room rules are the page's too: one definition each, in static/shared/
+// (plain JS, served to browsers).
+export { DEFAULT_RULES, QUOTE_MAX_CHARS, quoteOf };
 
 /** A stored room message, as it goes on the wire. */
 export interface ChatMessage {
@@ -44,24 +50,6 @@ export function requote(seq: number, from: string, changed: { text: string; dele
   return changed.deleted
     ? { seq, from, text: "", deleted: true }
     : { seq, from, text: quoteOf(changed.text) };
-}
-
-/** Code points of the original a reply quotes (of its first line). */
-export const QUOTE_MAX_CHARS = 100;
-
-/** The quote of `text` a reply keeps: its first line, cut to {@link QUOTE_MAX_CHARS} code points. */
-export function quoteOf(text: string): string {
-  const nl = text.search(/[\r\n]/);
-  const line = nl < 0 ? text : text.slice(0, nl);
-  // Code points, not UTF-16 units: an astral character is never split (the Redis script counts alike).
-  if (line.length <= QUOTE_MAX_CHARS) return line;
-  let n = 0, i = 0;
-  while (i < line.length && n < QUOTE_MAX_CHARS) {
-    const c = line.charCodeAt(i);
-    i += c >= 0xd800 && c <= 0xdbff && i + 1 < line.length ? 2 : 1;
-    n++;
-  }
-  return line.slice(0, i);
 }
 
 /** A room message on its way in: everything but its `seq`. */
@@ -130,14 +118,6 @@ export interface RoomRules {
   /** Seconds one person waits between two messages in the room (0 = off). */
   slowModeSeconds: number;
 }
-
-/** The rules of a room nobody has set any for. */
-export const DEFAULT_RULES: Readonly<RoomRules> = Object.freeze({
-  topic: "",
-  private: false,
-  readOnly: false,
-  slowModeSeconds: 0,
-});
 
 /** What one person may do in a room, as the engine knows it. */
 export interface RoomAccess {

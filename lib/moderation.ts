@@ -36,7 +36,7 @@ interface RoomState {
 
 /** The sentence for every refused join of a room one may not see: no hint of what it holds. */
 export function forbidden(room: string): ProtocolError {
-  return new ProtocolError("forbidden", `You cannot join room "${room}"`);
+  return new ProtocolError("forbidden", `You cannot join room "${room}"`, undefined, { room });
 }
 
 /** Rules and sanctions of the rooms this process serves. */
@@ -45,7 +45,7 @@ export class Moderation {
 
   /**
    * Checks a join against `access` (read from the engine for this person and room) and remembers it.
-   * @throws {ProtocolError} `forbidden` or `banned`.
+   * @throws {ProtocolError} `forbidden` or `banned` (with `until`), each with `room`.
    */
   admit(identity: Identity, room: string, access: RoomAccess, now: number): void {
     if (!mayEnter(identity, room, access)) throw forbidden(room);
@@ -53,6 +53,8 @@ export class Moderation {
       throw new ProtocolError(
         "banned",
         `You are banned from room "${room}" ${access.ban === 0 ? "for good" : `until ${iso(access.ban)}`}`,
+        undefined,
+        { room, until: access.ban },
       );
     }
     const state = this.#state(room, access.rules);
@@ -75,7 +77,8 @@ export class Moderation {
 
   /**
    * Whether `identity` may post in `room` now; takes the slow-mode turn when it may.
-   * @throws {ProtocolError} `muted`, `read_only` or `slow_mode`.
+   * @throws {ProtocolError} `muted` (with `until`), `read_only` or `slow_mode` (with `retryAfter`), each
+   *   with `room`.
    */
   checkPost(identity: Identity, room: string, now: number): void {
     const state = this.#rooms.get(room);
@@ -85,21 +88,29 @@ export class Moderation {
       throw new ProtocolError(
         "muted",
         `You are muted in room "${room}" ${muted === 0 ? "for good" : `until ${iso(muted)}`}`,
+        undefined,
+        { room, until: muted },
       );
     }
     if (moderates(identity.role)) return;
     if (state.rules.readOnly) {
-      throw new ProtocolError("read_only", `Room "${room}" is read-only: only moderators post`);
+      throw new ProtocolError(
+        "read_only",
+        `Room "${room}" is read-only: only moderators post`,
+        undefined,
+        { room },
+      );
     }
     const slow = state.rules.slowModeSeconds * 1000;
     if (slow > 0) {
       const last = state.posted.get(identity.uid);
       if (last !== undefined && now - last < slow) {
+        const retryAfter = Math.ceil((slow - (now - last)) / 1000);
         throw new ProtocolError(
           "slow_mode",
-          `Room "${room}" is in slow mode: wait ${
-            Math.ceil((slow - (now - last)) / 1000)
-          } s before posting again`,
+          `Room "${room}" is in slow mode: wait ${retryAfter} s before posting again`,
+          undefined,
+          { room, retryAfter },
         );
       }
       state.posted.set(identity.uid, now);

@@ -4,6 +4,7 @@
  * @module
  */
 import { canonicalName, nameProblem } from "./names.ts";
+import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
 
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
 export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
@@ -60,13 +61,30 @@ export type ErrorCode =
   | "edit_window_closed"
   | "too_many_reactions";
 
-/** A refused request: a stable code, a human sentence, and the close code when the connection ends. */
+/**
+ * Facts of a refusal that a client acts on, sent as fields of the `error` frame beside the sentence
+ * (which says the same for people): a client reads these, never the sentence.
+ */
+export interface ErrorDetails {
+  /** The room the refusal is about: every refused join names the room it refuses. */
+  room?: string;
+  /** `slow_mode`: whole seconds until the person may post in the room again. */
+  retryAfter?: number;
+  /** `muted`, `banned`: when it ends (ms since epoch), 0 = for good. */
+  until?: number;
+}
+
+/**
+ * A refused request: a stable code, a human sentence, the close code when the connection ends, and
+ * the details a client needs as fields of the error frame.
+ */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly closeCode?: number,
+    readonly details?: ErrorDetails,
   ) {
     super(message);
   }
@@ -120,16 +138,15 @@ export interface ParseLimits {
   maxFrameBytes: number;
 }
 
-const ROOM_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** A direct conversation's id: `@` and 22 base64url characters. */
 const CONV_RE = /^@[A-Za-z0-9_-]{22}$/;
 /** A person id the host application gave (a token's `sub`) or a guest's key: printable, no spaces. */
 const UID_RE = /^[\x21-\x7e]{1,128}$/;
-/** Characters in a moderation reason and in a room topic. */
+/** Characters in a moderation reason. */
 export const MAX_REASON_CHARS = 200;
-export const MAX_TOPIC_CHARS = 200;
+export { MAX_TOPIC_CHARS };
 /** Longest ban or mute a moderator can give in seconds (one year); longer is forever (no `seconds`). */
 export const MAX_SANCTION_SECONDS = 365 * 86_400;
 /** Longest slow mode, in seconds. */
@@ -148,7 +165,7 @@ export function normalizeName(name: string, action: string): string {
 
 /** The canonical (lower-case) room name, or a {@link ProtocolError} `bad_room`. */
 export function normalizeRoom(room: string): string {
-  if (!ROOM_RE.test(room)) {
+  if (!ROOM_NAME_RE.test(room)) {
     throw new ProtocolError(
       "bad_room",
       `Room names are 1-64 letters, digits, "_", "-" or ".", got ${quote(room)}`,
@@ -551,10 +568,17 @@ function quote(s: string): string {
   return JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
 }
 
-/** Encodes an `error` frame line. */
+/**
+ * Encodes an `error` frame line: the code, the sentence, the error's {@link ErrorDetails}, then
+ * `extra` (what the refused frame was about: its cid, room or conversation). Absent values are left out.
+ */
 export function encodeError(
   err: ProtocolError,
   extra?: { cid?: string; room?: string; conv?: string },
 ): string {
-  return JSON.stringify({ type: "error", code: err.code, message: err.message, ...extra });
+  const frame: Record<string, unknown> = { type: "error", code: err.code, message: err.message };
+  for (const fields of [err.details, extra]) {
+    for (const [k, v] of Object.entries(fields ?? {})) if (v !== undefined) frame[k] = v;
+  }
+  return JSON.stringify(frame);
 }

@@ -69,19 +69,19 @@ Deno.test({
     assert.equal(await b.page.$eval("#view-title", (e) => e.textContent), "#lobby");
 
     // Typing: bob types, alice sees it; it goes when the message arrives.
-    await b.page.type("#composer-input", "Hello alice, how are you?");
+    await b.page.type("#composer-input", "Hello @alice, how are you?");
     await waitText(a.page, "#typing", "bob is typing…");
     await b.page.keyboard.press("Enter");
-    await waitMessage(a.page, "Hello alice, how are you?");
+    await waitMessage(a.page, "Hello @alice, how are you?");
     await a.page.waitForFunction(() => document.querySelector("#typing").textContent === "");
-    await waitMessage(b.page, "Hello alice, how are you?");
+    await waitMessage(b.page, "Hello @alice, how are you?");
     assert.equal(await b.page.$eval("#composer-input", (e) => (e as unknown as { value: string }).value), "");
     assert.equal(
       await b.page.evaluate(() => document.activeElement?.id),
       "composer-input",
       "input keeps focus",
     );
-    // Own messages are set apart; a mention of you is highlighted.
+    // Own messages are set apart; a mention of you (an @name, as the server counts it) is highlighted.
     assert.equal(await b.page.$eval("ol.messages .msg:last-child", (e) => e.className), "msg own");
     assert.match(await a.page.$eval("ol.messages .msg:last-child", (e) => e.className), /\bmention\b/);
 
@@ -94,7 +94,7 @@ Deno.test({
     // Shift+Enter makes a new line; Enter sends.
     await say(a.page, "Fine!\nAnd you?");
     await waitMessage(b.page, "Fine!\nAnd you?");
-    assert.deepEqual(await messageTexts(b.page), ["Hello alice, how are you?", "Fine!\nAnd you?"]);
+    assert.deepEqual(await messageTexts(b.page), ["Hello @alice, how are you?", "Fine!\nAnd you?"]);
     // Grouping: a second message from the same person right after has no header of its own.
     await say(a.page, "Lunch at noon?");
     await waitMessage(b.page, "Lunch at noon?");

@@ -54,6 +54,38 @@ function makeClient(url: string, opts: Partial<ConstructorParameters<typeof Chat
   return { client, sent, received };
 }
 
+/** Sockets the test drives: each records what the client sends and delivers the frames the test gives. */
+function fakeSockets() {
+  const sockets: InstanceType<typeof FakeSocket>[] = [];
+  class FakeSocket extends EventTarget {
+    readyState = 0;
+    sent: string[] = [];
+    onmessage: ((e: { data: string }) => void) | null = null;
+    onclose: (() => void) | null = null;
+    onerror: (() => void) | null = null;
+    constructor(readonly url: string) {
+      super();
+      sockets.push(this);
+    }
+    send(d: string) {
+      this.sent.push(d);
+    }
+    close() {
+      this.readyState = 3;
+      this.onclose?.();
+    }
+    /** Delivers `lines` as one frame. */
+    receive(...lines: Msg[]) {
+      this.onmessage?.({ data: lines.map((l) => JSON.stringify(l)).join("\n") });
+    }
+    /** The messages the client sent so far. */
+    messages(): Msg[] {
+      return this.sent.map((d) => JSON.parse(d));
+    }
+  }
+  return { sockets, FakeSocket };
+}
+
 const texts = (c: ChatClient, room = "lobby") => c.rooms.get(room)?.messages.map((m) => m.text) ?? [];
 
 Deno.test("parseFrame splits a frame on newlines and skips what is not a JSON object", () => {
@@ -88,11 +120,13 @@ Deno.test("helpers: names, rooms, links, mentions, backoff", () => {
   assert.deepEqual(linkify('https://x.test/"><img src=x onerror=alert(1)>')[0].href, "https://x.test/");
 
   assert.ok(mentions("hey @alice!", "alice"));
-  assert.ok(mentions("ALICE: look", "alice"));
-  assert.ok(!mentions("alicent is here", "alice"));
-  assert.ok(!mentions("bob.alice", "alice"));
-  assert.ok(mentions("ping a.b please", "a.b"));
-  assert.ok(!mentions("ping axb please", "a.b"));
+  assert.ok(mentions("@ALICE: look", "alice"));
+  assert.ok(!mentions("ALICE: look", "alice"), "a bare name is no mention (the server counts @name only)");
+  assert.ok(!mentions("@alicent is here", "alice"));
+  assert.ok(!mentions("bob.@alice", "alice"));
+  assert.ok(mentions("ping @a.b please", "a.b"));
+  assert.ok(mentions("thanks @a.b.", "a.b"));
+  assert.ok(!mentions("ping @axb please", "a.b"));
 
   const ceil = (n: number) => Math.min(1000, 100 * 2 ** n);
   for (let n = 0; n < 8; n++) {
@@ -101,27 +135,34 @@ Deno.test("helpers: names, rooms, links, mentions, backoff", () => {
   }
 });
 
+Deno.test("mentions() highlights exactly what the server counts: an @name, never a bare name", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  await using alice = await TestClient.connect(server, { name: "alice", room: "lobby" });
+  const cases = [
+    "hi bob",
+    "bob: look",
+    "hey @bob",
+    "@BOB!",
+    "thanks @bob.",
+    "@ｂｏｂ (full-width)",
+    "mail bob@example.com",
+    "a@bob",
+    "@bobby",
+  ];
+  for (const [i, text] of cases.entries()) {
+    alice.send({ type: "send", room: "lobby", text, cid: `m${i}` });
+    const line = await bob.next("message", (m) => m.cid === `m${i}`);
+    const counted = (line.mentions ?? []).includes("bob");
+    assert.equal(mentions(text, "bob"), counted, `${JSON.stringify(text)}: server counted ${counted}`);
+  }
+  // The rule is the server's, not a copy: both sides counted some and left some.
+  assert.ok(bob.all("message").some((m) => m.mentions) && bob.all("message").some((m) => !m.mentions));
+});
+
 Deno.test("a frame holding several lines is split into its messages", async () => {
   // A fake socket: the test controls exactly what one frame holds.
-  const sockets: FakeSocket[] = [];
-  class FakeSocket extends EventTarget {
-    readyState = 0;
-    sent: string[] = [];
-    onmessage: ((e: { data: string }) => void) | null = null;
-    onclose: (() => void) | null = null;
-    onerror: (() => void) | null = null;
-    constructor(readonly url: string) {
-      super();
-      sockets.push(this);
-    }
-    send(d: string) {
-      this.sent.push(d);
-    }
-    close() {
-      this.readyState = 3;
-      this.onclose?.();
-    }
-  }
+  const { sockets, FakeSocket } = fakeSockets();
   const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });
   client.start();
   const ws = sockets[0];
@@ -139,6 +180,57 @@ Deno.test("a frame holding several lines is split into its messages", async () =
   assert.deepEqual(texts(client), ["one", "two"]);
   assert.deepEqual(client.stats, { frames: 1, lines: 5, connects: 1 });
   assert.deepEqual(JSON.parse(ws.sent[0]), { type: "join", room: "lobby" });
+  await client.stop();
+});
+
+Deno.test("the slow-mode wait and the end of a mute come from the error's fields, not its sentence", async () => {
+  const { sockets, FakeSocket } = fakeSockets();
+  const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });
+  client.start();
+  const ws = sockets[0];
+  ws.readyState = 1;
+  const joined = (room: string, slowModeSeconds: number) => ({
+    type: "joined",
+    room,
+    members: ["alice"],
+    messages: [],
+    lastSeq: 0,
+    truncated: false,
+    rules: { topic: "", private: false, readOnly: false, slowModeSeconds },
+    you: { role: "member" },
+  });
+  ws.receive({ type: "welcome", name: "alice", token: "t".repeat(22), limits: {}, version: 1 });
+  client.join("news");
+  ws.receive(joined("lobby", 60), joined("news", 0));
+  const lastSend = () => ws.messages().filter((m) => m.type === "send").at(-1)!;
+
+  // The sentence says 42 s; the field says 7: the message waits 7 s (and the room's 60 are not used).
+  const slowed = client.send({ room: "lobby", text: "one more" });
+  ws.receive({
+    type: "error",
+    code: "slow_mode",
+    message: 'Room "lobby" is in slow mode: wait 42 s before posting again',
+    room: "lobby",
+    retryAfter: 7,
+    cid: lastSend().cid,
+  });
+  const wait = client.rooms.get("lobby")!.slowUntil - Date.now();
+  assert.ok(wait > 6000 && wait <= 7250, `waits ${wait} ms`);
+  assert.equal(slowed.state, "pending", "it waits its turn");
+
+  // The sentence names one end, the field another: the field counts.
+  const until = Date.now() + 120_000;
+  const muted = client.send({ room: "news", text: "hello?" });
+  ws.receive({
+    type: "error",
+    code: "muted",
+    message: `You are muted in room "news" until ${new Date(until + 86_400_000).toISOString()}`,
+    room: "news",
+    until,
+    cid: lastSend().cid,
+  });
+  assert.equal(client.rooms.get("news")!.mutedUntil, until);
+  assert.equal(muted.state, "failed");
   await client.stop();
 });
 

@@ -98,4 +98,8 @@ Deno.test("StaticFiles.load() of static/ serves every module the page imports, n
   }
   assert.ok(seen.has("/views/thread.js"), [...seen].join(", "));
   assert.ok(seen.has("/chat-client.js"));
+  // The client's parts and the rules the page shares with the server, two levels down from app.js.
+  for (const nested of ["/client/client.js", "/client/outbox.js", "/shared/rooms.js", "/shared/quote.js"]) {
+    assert.ok(seen.has(nested), `${nested} in ${[...seen].join(", ")}`);
+  }
 });

@@ -7,6 +7,7 @@ import type { ChatMessage, Draft, Mention } from "../domain.ts";
 import { UnavailableError } from "../engine.ts";
 import type { Actor } from "../moderation.ts";
 import { canonicalName, nameProblem } from "../names.ts";
+import { mentionCandidates } from "../../static/shared/mentions.js";
 import { ProtocolError } from "../protocol.ts";
 import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
@@ -14,12 +15,6 @@ import { type ChatContext, mustBeMember, nameOf, roomLine } from "./context.ts";
 import { SHUTTING_DOWN } from "./errors.ts";
 import type { Found, Naming } from "./naming.ts";
 import type { Pending, Writer } from "./writer.ts";
-
-/**
- * An `@name` in a message: `@` not inside a word (so `a@b.example` mentions nobody), then name
- * characters (see lib/names.ts; marks too, as NFKC may compose them).
- */
-const MENTION_RE = /(?<![\p{L}\p{N}\p{M}_.@-])@([\p{L}\p{N}\p{M}_.-]{1,128})/gu;
 
 /** The room-message feature. */
 export class Messages {
@@ -132,12 +127,10 @@ export class Messages {
 export function mentionedNames(text: string, max: number): string[][] {
   const names: string[][] = [];
   const seen = new Set<string>();
-  for (const match of text.matchAll(MENTION_RE)) {
+  // The page highlights by the same rule (static/shared/mentions.js), so what it shows is what counts.
+  for (const candidates of mentionCandidates(text, canonicalName)) {
     if (names.length >= max) break;
-    const raw = canonicalName(match[1]);
-    const tries = [raw, raw.replace(/[.\-_]+$/, "")].filter((n, i, a) =>
-      n !== "" && a.indexOf(n) === i && nameProblem(n) === undefined
-    );
+    const tries = candidates.filter((n) => n !== "" && nameProblem(n) === undefined);
     if (tries.length === 0 || seen.has(tries[0])) continue;
     seen.add(tries[0]);
     names.push(tries);

@@ -22,7 +22,9 @@ export class Reactions {
     const { moderation, engine, cfg, now } = this.#ctx;
     mustBeMember(this.#ctx, conn, room, "react in");
     const muted = moderation.mutedUntil(room, conn.identity!.uid, now());
-    if (muted !== undefined) throw new ProtocolError("muted", `You are muted in room "${room}"`);
+    if (muted !== undefined) {
+      throw new ProtocolError("muted", `You are muted in room "${room}"`, undefined, { room, until: muted });
+    }
     const caps = { maxEmoji: cfg.maxReactionEmoji, maxPerPerson: cfg.maxReactionsPerPerson };
     const r = await engine.react(room, seq, conn.key, emoji, on, caps);
     if (!r.ok) {

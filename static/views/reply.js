@@ -3,6 +3,7 @@
  * the quote a reply shows above its text ("original message deleted" once the original is gone).
  * @module
  */
+import { quoteOf } from "../shared/quote.js";
 import { byId, el } from "./dom.js";
 
 /** @typedef {import("./state.js").AppState} AppState */
@@ -11,17 +12,15 @@ import { byId, el } from "./dom.js";
 
 /** @typedef {ReturnType<typeof createReplyBar>} ReplyBar */
 
-/** Code points of the original's first line a quote shows (the server keeps 100). */
-const QUOTE_CHARS = 100;
-
 /**
- * The first line of `text`, cut to `QUOTE_CHARS` code points.
+ * The first line of `text`, cut as the server cuts a reply's quote (`static/shared/quote.js`), with
+ * "…" when something was cut.
  * @param {string} text
  */
 export function firstLine(text) {
   const line = text.split(/[\r\n]/, 1)[0] ?? "";
-  const points = [...line];
-  return points.length > QUOTE_CHARS ? `${points.slice(0, QUOTE_CHARS).join("")}…` : line;
+  const quote = quoteOf(line);
+  return quote.length < line.length ? `${quote}…` : line;
 }
 
 /**

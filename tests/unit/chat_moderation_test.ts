@@ -208,7 +208,12 @@ Deno.test("Chat: a muted person reads but cannot post or react; joined says unti
   const ack = await sendAndAck(mod, "lobby", "you can still read", "c1");
   await bob.next("message", (m) => m.seq === ack.seq);
   bob.frame({ type: "react", room: "lobby", seq: ack.seq, emoji: "👍" });
-  await bob.error("muted");
+  const refused = await bob.error("muted");
+  assert.deepEqual(
+    [refused.room, refused.until],
+    ["lobby", until],
+    "a refused reaction says until when, too",
+  );
   bob.frame({ type: "leave", room: "lobby" });
   await bob.next("left");
   bob.frame({ type: "join", room: "lobby" });

@@ -1,0 +1,362 @@
+/**
+ * The connection: one WebSocket at a time, opened with the guest's name and token or with a signed
+ * token (an `auth` frame), reconnected with exponential backoff and jitter, pinged when quiet, its
+ * signed token refreshed before it expires, and a token bucket a little under the server's. It splits
+ * frames into lines and hands each to the client; what a line means is not its business.
+ * @module
+ */
+
+/** @typedef {import("./types.js").BackoffOptions} BackoffOptions */
+/** @typedef {import("./types.js").ConnState} ConnState */
+/** @typedef {import("./types.js").Limits} Limits */
+
+/**
+ * Splits one server frame into its messages (one JSON object per line). Lines that do not parse
+ * as a JSON object are skipped.
+ * @param {string} data
+ * @returns {Record<string, any>[]}
+ */
+export function parseFrame(data) {
+  /** @type {Record<string, any>[]} */
+  const out = [];
+  for (const line of data.split("\n")) {
+    if (line.trim() === "") continue;
+    try {
+      const v = JSON.parse(line);
+      if (v && typeof v === "object" && !Array.isArray(v)) out.push(v);
+    } catch { /* not JSON: ignore the line, keep the others */ }
+  }
+  return out;
+}
+
+/**
+ * The delay before reconnect attempt `attempt` (0-based): exponential, capped, with "equal jitter"
+ * (half fixed, half random) so that clients of a restarted server do not all come back at once.
+ * @param {number} attempt
+ * @param {BackoffOptions} opts
+ * @param {() => number} [random]
+ */
+export function backoffDelay(attempt, opts, random = Math.random) {
+  const ceiling = Math.min(opts.maxMs, opts.baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(ceiling / 2 + random() * ceiling / 2);
+}
+
+/**
+ * @typedef {object} ConnectionHooks What the connection tells the client, and asks it.
+ * @property {(m: Record<string, any>) => void} line each line of each frame, in order
+ * @property {() => void} closed the socket closed: what belonged to it is over (before a reconnect)
+ * @property {(state: ConnState) => void} state the state changed (or, reconnecting, its retry time)
+ * @property {(message: string) => void} noToken `getToken` failed
+ * @property {() => { name?: string, token?: string }} guest the guest identity to connect with
+ * @property {() => Limits} limits the server's limits, for the token bucket
+ */
+
+/** One WebSocket at a time, and what keeps it up. */
+export class Connection {
+  /**
+   * @param {import("./types.js").ChatClientOptions} opts
+   * @param {ConnectionHooks} hooks
+   */
+  constructor(opts, hooks) {
+    this.#url = opts.url;
+    this.#backoff = { baseMs: 500, maxMs: 30_000, ...opts.backoff };
+    this.#random = opts.random ?? Math.random;
+    this.#pingIntervalMs = opts.pingIntervalMs ?? 25_000;
+    this.#pongTimeoutMs = opts.pongTimeoutMs ?? 10_000;
+    this.#stableMs = opts.stableMs ?? 5000;
+    this.#WebSocket = opts.WebSocket ?? globalThis.WebSocket;
+    this.#trace = opts.trace;
+    this.#getToken = opts.getToken;
+    this.#refreshBeforeMs = opts.refreshBeforeMs ?? 30_000;
+    this.#hooks = hooks;
+  }
+
+  /** @type {ConnState} */
+  state = "offline";
+  /** When the next reconnect attempt starts (ms since epoch), 0 when none is waiting. */
+  retryAt = 0;
+  /** Counters, for tests and diagnostics. */
+  stats = { frames: 0, lines: 0, connects: 0 };
+  /** Signed identities: when the token expires (ms), from `welcome`/`authed`. */
+  exp = 0;
+  /** @type {WebSocket | undefined} */
+  ws = undefined;
+
+  #url;
+  #backoff;
+  #random;
+  #pingIntervalMs;
+  #pongTimeoutMs;
+  #stableMs;
+  #WebSocket;
+  #trace;
+  #getToken;
+  #refreshBeforeMs;
+  #hooks;
+  #welcomed = false;
+  #stopped = true;
+  #attempt = 0;
+  #liveSince = 0;
+  #lastInbound = 0;
+  #tokens = 0;
+  #tokensAt = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retryTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #pingTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #refreshTimer;
+  /** Counts connects, so a token that arrives after its connect was given up is not used. */
+  #connectSeq = 0;
+  /** @type {(() => void) | undefined} */
+  #onClosed;
+
+  /** Whether the socket is open and the server's `welcome` came on it. */
+  get welcomed() {
+    return this.#welcomed;
+  }
+
+  /** Whether {@link stop} was called (and no {@link start} since). */
+  get stopped() {
+    return this.#stopped;
+  }
+
+  /** Connects (and keeps reconnecting until {@link stop}). */
+  start() {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  /**
+   * Closes the socket and stops reconnecting.
+   * @returns {Promise<void>} resolves once the socket has closed
+   */
+  stop() {
+    this.#stopped = true;
+    for (const t of [this.#retryTimer, this.#pingTimer, this.#refreshTimer]) clearTimeout(t);
+    this.#retryTimer = this.#pingTimer = this.#refreshTimer = undefined;
+    this.#connectSeq++;
+    this.retryAt = 0;
+    const ws = this.ws;
+    /** @type {Promise<void>} */
+    let closed = Promise.resolve();
+    if (ws && ws.readyState !== 3) {
+      closed = new Promise((resolve) => this.#onClosed = resolve);
+      try {
+        ws.close(1000, "bye");
+      } catch { /* closing already */ }
+    } else {
+      this.ws = undefined;
+    }
+    this.#setState("offline");
+    return closed;
+  }
+
+  /** Skips the wait of a pending reconnect. */
+  reconnectNow() {
+    if (this.#stopped || this.ws) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#connect();
+  }
+
+  /**
+   * The server's `welcome` came: the connection is live. `exp` (signed identities): when its token expires.
+   * @param {unknown} exp
+   */
+  welcome(exp) {
+    this.#welcomed = true;
+    this.#liveSince = Date.now();
+    if (this.#getToken) {
+      this.exp = typeof exp === "number" ? exp : 0;
+      this.#scheduleRefresh();
+    }
+    this.#tokens = this.#capacity();
+    this.#tokensAt = Date.now();
+    this.#setState("live");
+    this.#schedulePing();
+  }
+
+  /**
+   * A refreshed token was taken (`authed`): it expires at `exp`.
+   * @param {unknown} exp
+   */
+  authed(exp) {
+    if (typeof exp === "number") this.exp = exp;
+    this.#scheduleRefresh();
+  }
+
+  /**
+   * Sends one message as a frame, if the socket is open.
+   * @param {Record<string, unknown>} msg
+   */
+  send(msg) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) return false;
+    this.#trace?.("out", msg);
+    ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** Takes one token of the client-side bucket, a little under the server's so we are never rate limited. */
+  takeToken() {
+    const now = Date.now();
+    const rate = this.#hooks.limits().messagesPerSecond * 0.8 / 1000;
+    this.#tokens = Math.min(this.#capacity(), this.#tokens + (now - this.#tokensAt) * rate);
+    this.#tokensAt = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+
+  #capacity() {
+    return Math.max(1, this.#hooks.limits().burst - 5);
+  }
+
+  #connect() {
+    this.retryAt = 0;
+    this.#setState(this.stats.connects === 0 || this.#attempt === 0 ? "connecting" : "reconnecting");
+    if (!this.#getToken) return this.#open(undefined);
+    // A fresh token before every connect: the last one may have expired meanwhile.
+    const seq = ++this.#connectSeq;
+    this.#getToken().then(
+      (token) => {
+        if (seq !== this.#connectSeq || this.#stopped || this.ws) return;
+        if (typeof token !== "string" || token === "") throw new TypeError("getToken() gave no token");
+        this.#open(token);
+      },
+    ).catch((/** @type {unknown} */ e) => {
+      if (seq !== this.#connectSeq || this.#stopped) return;
+      this.#hooks.noToken(`Cannot sign in: ${String(e)}`);
+      this.#scheduleReconnect();
+    });
+  }
+
+  /** @param {string | undefined} token a signed token, sent as the first frame */
+  #open(token) {
+    const q = new URLSearchParams({ room: "" });
+    if (token !== undefined) q.set("auth", "frame");
+    else {
+      const guest = this.#hooks.guest();
+      if (guest.name) q.set("name", guest.name);
+      if (guest.token) q.set("token", guest.token);
+    }
+    /** @type {WebSocket} */
+    let ws;
+    try {
+      ws = new this.#WebSocket(`${this.#url}?${q}`, ["chat"]);
+    } catch {
+      this.#scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.stats.connects++;
+    ws.onmessage = (e) => {
+      if (this.ws !== ws) return;
+      this.#lastInbound = Date.now();
+      this.stats.frames++;
+      for (const m of parseFrame(String(e.data))) {
+        this.stats.lines++;
+        this.#trace?.("in", m);
+        this.#hooks.line(m);
+      }
+    };
+    // Not in the URL: a query string ends up in logs, a frame does not.
+    if (token !== undefined) ws.onopen = () => this.send({ type: "auth", token });
+    ws.onerror = () => {/* a close event follows */};
+    ws.onclose = (e) => this.#closed(ws, e?.code);
+  }
+
+  /** Asks the host for a new token `refreshBeforeMs` before `exp`, and sends it on this connection. */
+  #scheduleRefresh() {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (!this.#getToken || !this.exp) return;
+    const getToken = this.#getToken;
+    const delay = Math.max(1000, this.exp - this.#refreshBeforeMs - Date.now());
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined;
+      const ws = this.ws;
+      getToken().then((token) => {
+        if (this.ws === ws && this.#welcomed) this.send({ type: "auth", token });
+      }).catch((/** @type {unknown} */ e) => {
+        // Try again shortly; at exp the server closes and the reconnect asks once more.
+        this.#hooks.noToken(`Cannot renew the sign-in: ${String(e)}`);
+        if (this.exp - Date.now() > 2000) {
+          this.exp = Math.max(Date.now() + this.#refreshBeforeMs - 1000, this.exp - 1000);
+          this.#scheduleRefresh();
+        }
+      });
+    }, delay);
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {number} [code]
+   */
+  #closed(ws, code) {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    const wasLive = this.#welcomed;
+    this.#welcomed = false;
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = undefined;
+    this.#hooks.closed();
+    if (this.#onClosed) {
+      this.#onClosed();
+      this.#onClosed = undefined;
+    }
+    if (this.#stopped) return this.#setState("offline");
+    // A connection that stayed up a while starts the backoff over; one that dropped at once does not.
+    if (wasLive && Date.now() - this.#liveSince >= this.#stableMs) this.#attempt = 0;
+    // An expired sign-in is no fault of the network: come back at once with a new token.
+    if (code === 4003) this.#attempt = 0;
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
+    const delay = backoffDelay(this.#attempt++, this.#backoff, this.#random);
+    this.retryAt = Date.now() + delay;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (!this.#stopped) this.#connect();
+    }, delay);
+    this.#setState("reconnecting");
+  }
+
+  #schedulePing() {
+    clearTimeout(this.#pingTimer);
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      const ws = this.ws;
+      if (!ws || !this.#welcomed) return;
+      const quiet = Date.now() - this.#lastInbound;
+      if (quiet >= this.#pingIntervalMs + this.#pongTimeoutMs) {
+        // Nothing came back, not even a pong: the connection is dead without knowing it.
+        try {
+          ws.close(4000, "no answer");
+        } catch { /* closing */ }
+        this.#closed(ws);
+        return;
+      }
+      if (quiet >= this.#pingIntervalMs) {
+        this.takeToken();
+        this.send({ type: "ping" });
+      }
+      this.#schedulePing();
+    }, Math.min(this.#pingIntervalMs, this.#pongTimeoutMs));
+  }
+
+  /** @param {ConnState} state */
+  #setState(state) {
+    const changed = this.state !== state;
+    this.state = state;
+    // "reconnecting" fires again when the retry time changes.
+    if (changed || state === "reconnecting") this.#hooks.state(state);
+  }
+}

@@ -1,0 +1,394 @@
+/**
+ * Rooms: joining (a rejoin resumes with `join {since, epoch, rev}`), leaving, the room's lines
+ * (`joined`, messages, history, presence, deletes and edits, reactions, read positions), and what you
+ * send about a room (reactions, history pages, read marks, frames that need you in the room).
+ * @module
+ */
+import { normalizeRoom } from "./names.js";
+import { applyChange, RoomState } from "./room-state.js";
+import { recount } from "./unread.js";
+import { DEFAULT_RULES } from "../shared/rooms.js";
+
+/** @typedef {import("./types.js").Context} Context */
+/** @typedef {import("./types.js").OutboxItem} OutboxItem */
+/** @typedef {import("./types.js").RoomMessage} RoomMessage */
+
+/** The rooms of one client: `client.rooms`, by canonical name. */
+export class Rooms {
+  /**
+   * @param {Context} ctx
+   * @param {string[]} [rooms] rooms to be in when none are stored
+   */
+  constructor(ctx, rooms = ["lobby"]) {
+    this.#ctx = ctx;
+    const stored = ctx.persisted.load("rooms");
+    for (const r of Array.isArray(stored) ? stored : rooms) {
+      const n = typeof r === "string" ? normalizeRoom(r) : undefined;
+      if (n) this.map.set(n, new RoomState(n));
+    }
+  }
+
+  /** @type {Map<string, RoomState>} */
+  map = new Map();
+  #ctx;
+
+  /**
+   * Joins `room` and remembers it (see {@link import("./client.js").ChatClient.join}).
+   * @param {string} room
+   * @param {{ resume?: RoomState }} opts
+   */
+  join(room, opts) {
+    const name = normalizeRoom(room);
+    if (!name) return undefined;
+    if (!this.map.has(name)) {
+      const kept = opts.resume?.name === name ? opts.resume : undefined;
+      if (kept) {
+        kept.joined = false;
+        kept.loadingOlder = false;
+        kept.typing.clear();
+      }
+      const r = kept ?? new RoomState(name);
+      this.map.set(name, r);
+      this.#save();
+      this.#ctx.emit("rooms", {});
+      if (this.#ctx.connection.welcomed) this.sendJoin(r);
+    }
+    return name;
+  }
+
+  /**
+   * Leaves `room`; what was waiting in the outbox for it is dropped.
+   * @param {string} room
+   */
+  leave(room) {
+    const r = this.map.get(room);
+    if (!r) return undefined;
+    this.map.delete(room);
+    this.#save();
+    if (r.joined && this.#ctx.connection.ws?.readyState === 1) this.#ctx.send({ type: "leave", room });
+    this.#ctx.outbox.dropRoom(room);
+    this.#ctx.emit("rooms", {});
+    return r;
+  }
+
+  /**
+   * Sends `join` for `r`: a resume from what is held once it was joined.
+   * @param {RoomState} r
+   */
+  sendJoin(r) {
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "join", room: r.name };
+    if (r.synced) {
+      msg.since = r.lastSeq;
+      if (r.epoch) msg.epoch = r.epoch;
+      msg.rev = r.rev;
+    }
+    this.#ctx.takeToken();
+    this.#ctx.send(msg);
+  }
+
+  /**
+   * Sends a frame about a room you are in, or says why it cannot go.
+   * @param {Record<string, unknown> & { room: string }} msg
+   * @throws {RangeError} when not connected or not in the room
+   */
+  frame(msg) {
+    if (!this.#ctx.client.live) throw new RangeError("Not connected: try again when live");
+    if (!this.map.get(msg.room)?.joined) throw new RangeError(`You are not in #${msg.room}`);
+    this.#ctx.takeToken();
+    this.#ctx.send(msg);
+  }
+
+  /**
+   * Sends a reaction now, if it can go (see {@link import("./client.js").ChatClient.react}).
+   * @param {string} room
+   * @param {number} seq
+   * @param {string} emoji
+   * @param {boolean} [on]
+   */
+  react(room, seq, emoji, on) {
+    const r = this.map.get(normalizeRoom(room) ?? "");
+    if (!r?.joined || !this.#ctx.client.live || !this.#ctx.takeToken()) return false;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "react", room: r.name, seq, emoji };
+    if (on !== undefined) msg.on = on;
+    this.#ctx.send(msg);
+    return true;
+  }
+
+  /**
+   * Asks for the page of messages older than the oldest one held.
+   * @param {string} room
+   */
+  loadOlder(room) {
+    const r = this.map.get(room);
+    if (!r || r.complete || r.loadingOlder || !r.joined || !this.#ctx.client.live) return false;
+    r.loadingOlder = true;
+    /** @type {Record<string, unknown>} */
+    const msg = { type: "history", room };
+    if (r.messages.length) msg.before = r.messages[0].seq;
+    this.#ctx.takeToken();
+    this.#ctx.send(msg);
+    return true;
+  }
+
+  /**
+   * Marks `room` read up to its newest message (or `seq`); false when there is nothing to mark.
+   * @param {string} room
+   * @param {number} [seq]
+   */
+  markRead(room, seq) {
+    // Taken as read here at once (the badge goes now, and the same seq is not sent twice); the
+    // server's `read` line confirms it, and a later `joined` corrects it.
+    const r = this.map.get(room);
+    const upTo = Math.min(seq ?? r?.lastSeq ?? 0, r?.lastSeq ?? 0);
+    if (!r?.joined || upTo <= r.lastRead) return false;
+    this.#ctx.send({ type: "read", room: r.name, seq: upTo });
+    r.lastRead = upTo;
+    this.#recount(r);
+    this.#ctx.emit("read", { room: r.name });
+    return true;
+  }
+
+  /** The connection closed: no room is joined, nobody types. */
+  closed() {
+    for (const r of this.map.values()) {
+      r.joined = false;
+      r.loadingOlder = false;
+      if (r.typing.size) {
+        r.typing.clear();
+        this.#ctx.emit("typing", { room: r.name });
+      }
+    }
+  }
+
+  /**
+   * `joined`: the room's members, the messages since what we hold (or the newest page), the changes
+   * of held messages, rules, your standing and read position.
+   * @param {Record<string, any>} m
+   */
+  joined(m) {
+    let r = this.map.get(m.room);
+    if (!r) {
+      // Joined by the server on our behalf (e.g. `?room=`): keep it.
+      r = new RoomState(m.room);
+      this.map.set(m.room, r);
+      this.#save();
+      this.#ctx.emit("rooms", {});
+    }
+    /** @type {RoomMessage[]} */
+    const msgs = Array.isArray(m.messages) ? m.messages : [];
+    r.members = new Set(m.members ?? []);
+    // A resume keeps what we have, unless the server's history no longer lines up with it
+    // (more missed than it returns, or a store that started over).
+    // More changes of held messages than one answer tells: what we hold is reloaded, like a gap.
+    const reset = !r.synced || m.truncated || m.changesTruncated === true || m.lastSeq < r.lastSeq ||
+      (typeof m.epoch === "string" && r.epoch !== "" && m.epoch !== r.epoch);
+    if (reset) {
+      r.messages = [];
+      r.complete = !m.truncated && m.changesTruncated !== true;
+      r.moderation = []; // they sat between messages that are gone
+    }
+    const added = r.add(msgs);
+    // Held messages deleted or edited while we were away, in their form now.
+    const changed = [];
+    for (const c of Array.isArray(m.changes) && !reset ? m.changes : []) {
+      if (c && typeof c.seq === "number") changed.push(...applyChange(r, c.seq, c));
+    }
+    r.lastSeq = m.lastSeq;
+    r.rev = typeof m.rev === "number" ? m.rev : 0;
+    if (typeof m.lastRead === "number") r.lastRead = m.lastRead;
+    this.#recount(r, typeof m.mentions === "number" ? m.mentions : undefined);
+    if (typeof m.epoch === "string") r.epoch = m.epoch;
+    r.synced = true;
+    r.joined = true;
+    r.removed = undefined;
+    if (m.rules && typeof m.rules === "object") r.rules = { ...DEFAULT_RULES, ...m.rules };
+    const you = m.you && typeof m.you === "object" ? m.you : {};
+    r.role = typeof you.role === "string" ? you.role : "";
+    r.mutedUntil = typeof you.muted === "number" ? you.muted : undefined;
+    for (const msg of added) r.typing.delete(msg.from);
+    this.#ctx.outbox.settleMine(added);
+    this.#ctx.emit("joined", { room: r.name, added, reset });
+    for (const message of changed) this.#ctx.emit("changed", { room: r.name, message });
+    // The held messages were dropped: the newest page comes back in its current form.
+    if (m.changesTruncated === true) this.loadOlder(r.name);
+    this.#ctx.emit("members", { room: r.name });
+    this.#ctx.emit("rules", { room: r.name });
+    this.#ctx.emit("standing", { room: r.name });
+    this.#ctx.outbox.pump();
+  }
+
+  /** @param {Record<string, any>} m */
+  left(m) {
+    const r = this.map.get(m.room);
+    if (r) r.joined = false;
+  }
+
+  /**
+   * A message of a room.
+   * @param {Record<string, any>} m
+   */
+  message(m) {
+    const { client } = this.#ctx;
+    const r = this.map.get(m.room);
+    if (!r) return;
+    /** @type {RoomMessage} */
+    const msg = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
+    if (m.cid !== undefined) msg.cid = m.cid;
+    if (m.replyTo && typeof m.replyTo === "object") msg.replyTo = m.replyTo;
+    if (Array.isArray(m.mentions)) msg.mentions = m.mentions;
+    const added = r.add([msg]);
+    if (!added.length) this.#completeHeld(r, msg);
+    if (m.seq > r.lastSeq) r.lastSeq = m.seq;
+    const mine = client.isMe(m.from);
+    // Your own message reads the room up to it (the server does the same), and its mentions count again.
+    if (mine && m.seq > r.lastRead) r.lastRead = m.seq;
+    const mentioned = added.length > 0 && m.seq > r.lastRead && client.mentionsMe(msg);
+    this.#recount(r, mine ? undefined : r.mentions + (mentioned ? 1 : 0));
+    if (r.typing.delete(m.from)) this.#ctx.emit("typing", { room: r.name });
+    if (mine) this.sentToRoom(r.name, m.cid);
+    this.#ctx.outbox.settleMine(added);
+    if (added.length) this.#ctx.emit("message", { room: r.name, message: msg });
+  }
+
+  /**
+   * Shows our message `item` from its ack when its line has not come (a de-duplicated re-send).
+   * @param {string} room
+   * @param {OutboxItem} item
+   * @param {Record<string, any>} m the ack
+   */
+  showAcked(room, item, m) {
+    const r = this.map.get(room);
+    const msg = { room, seq: m.seq, from: this.#ctx.client.me, text: item.text, ts: m.ts, cid: item.cid };
+    if (r && (r.messages.length === 0 || m.seq >= r.messages[0].seq || r.complete)) {
+      const added = r.add([msg]);
+      if (added.length) this.#ctx.emit("message", { room: r.name, message: msg });
+    }
+  }
+
+  /**
+   * A message line for a seq we already hold: ours, shown from its ack, which can come first (on
+   * Redis the line travels through pub/sub). The ack has no quote or mentions; the line has.
+   * @param {RoomState} r
+   * @param {RoomMessage} line
+   */
+  #completeHeld(r, line) {
+    const held = r.find(line.seq);
+    if (!held || held.from !== line.from) return;
+    let changed = false;
+    if (line.replyTo && !held.replyTo) held.replyTo = line.replyTo, changed = true;
+    if (line.mentions && !held.mentions) held.mentions = line.mentions, changed = true;
+    if (changed) this.#ctx.emit("changed", { room: r.name, message: held });
+  }
+
+  /**
+   * Our message reached the room (its line or its ack): slow mode's turn is taken, and typing starts over.
+   * @param {string} room
+   * @param {unknown} cid
+   */
+  sentToRoom(room, cid) {
+    const r = this.map.get(room);
+    if (r) this.#ctx.moderation.tookTurn(r);
+    this.#ctx.typing.cleared(room, this.#ctx.outbox.find(cid)?.createdAt);
+  }
+
+  /** @param {Record<string, any>} m */
+  presence(m) {
+    const r = this.map.get(m.room);
+    if (!r || typeof m.name !== "string") return;
+    if (m.event === "join") r.members.add(m.name);
+    else if (m.event === "leave") {
+      r.members.delete(m.name);
+      r.typing.delete(m.name);
+    }
+    this.#ctx.emit("members", { room: r.name });
+  }
+
+  /** @param {Record<string, any>} m */
+  history(m) {
+    const r = this.map.get(m.room);
+    if (!r) return;
+    r.loadingOlder = false;
+    const added = r.add(Array.isArray(m.messages) ? m.messages : []);
+    if (m.complete) r.complete = true;
+    this.#ctx.emit("history", { room: r.name, added });
+  }
+
+  /**
+   * `deleted` and `edited`: the message changes in place (a tombstone keeps its seq).
+   * @param {Record<string, any>} m
+   */
+  changed(m) {
+    const r = this.map.get(m.room);
+    if (!r) return;
+    // Counted only in order, and only for a seq we have had (an older one: history brings it
+    // changed). A line can overtake its message (another process publishes it): that message may
+    // then come with its old text, and the next resume must still list the change.
+    if (typeof m.rev === "number" && m.rev <= r.rev) return; // in joined already (it landed during the join)
+    if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
+    const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };
+    if (typeof m.seq !== "number") return;
+    for (const msg of applyChange(r, m.seq, change)) {
+      this.#ctx.emit("changed", { room: m.room, message: msg });
+    }
+  }
+
+  /**
+   * A message's reactions changed: its counts, and ours when the change was ours.
+   * @param {Record<string, any>} m
+   */
+  reactions(m) {
+    const r = this.map.get(m.room);
+    const msg = r?.messages.find((x) => x.seq === m.seq);
+    if (!r || !msg || !m.counts || typeof m.counts !== "object") return;
+    if (Object.keys(m.counts).length > 0) msg.reactions = m.counts;
+    else delete msg.reactions;
+    if (this.#ctx.client.isMe(m.by)) {
+      const mine = (msg.mine ?? []).filter((e) => e !== m.emoji);
+      if (m.on) mine.push(m.emoji);
+      if (mine.length > 0) msg.mine = mine;
+      else delete msg.mine;
+    }
+    this.#ctx.emit("reactions", { room: r.name, seq: m.seq, message: msg });
+  }
+
+  /**
+   * Your read position in a room moved (maybe on another device).
+   * @param {Record<string, any>} m a `read` with a numeric `seq`
+   */
+  read(m) {
+    const r = this.map.get(m.room);
+    if (!r) return;
+    if (m.seq > r.lastRead) r.lastRead = m.seq;
+    this.#recount(r);
+    this.#ctx.emit("read", { room: r.name });
+  }
+
+  /**
+   * Someone was renamed: members and typers follow.
+   * @param {string} old
+   * @param {string} name
+   */
+  renamed(old, name) {
+    for (const r of this.map.values()) {
+      if (r.members.delete(old)) {
+        r.members.add(name);
+        this.#ctx.emit("members", { room: r.name });
+      }
+      if (r.typing.delete(old)) this.#ctx.emit("typing", { room: r.name });
+    }
+  }
+
+  /**
+   * @param {RoomState} r
+   * @param {number} [told]
+   */
+  #recount(r, told) {
+    recount(r, (m) => this.#ctx.client.mentionsMe(m), told);
+  }
+
+  #save() {
+    this.#ctx.persisted.save("rooms", [...this.map.keys()]);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The shapes the client keeps and is given (JSDoc types only; `static/chat-client.js` re-exports them).
+ * @module
+ */
+
+/**
+ * @typedef {object} RoomMessage A stored message of a room, as the server sends it.
+ * @property {string} room
+ * @property {number} seq
+ * @property {string} from
+ * @property {string} text
+ * @property {number} ts
+ * @property {string} [cid]
+ * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
+ * @property {number} [editedTs] when its text was last edited (ms)
+ * @property {{ seq: number, from: string, text: string, deleted?: boolean }} [replyTo] the message it
+ *   answers, quoted as it is now: its first line ("" and `deleted` once it is deleted)
+ * @property {string[]} [mentions] names it mentions with `@name`
+ * @property {Record<string, number>} [reactions] emoji to count
+ * @property {string[]} [mine] this person's own reactions
+ */
+
+/** @typedef {import("../shared/rooms.js").RoomRules} RoomRules */
+
+/**
+ * @typedef {object} ModerationLine A moderation action told to the room.
+ * @property {"kick" | "ban" | "unban" | "mute" | "unmute"} action
+ * @property {string} name whom it was done to
+ * @property {string} uid their user id (for `unban`)
+ * @property {string} by who did it
+ * @property {number} [until] when a ban or mute ends (ms), 0 = for good
+ * @property {string} [reason]
+ * @property {number} ts local clock, when it came
+ * @property {number} afterSeq the room's newest seq when it came: it shows after that message
+ */
+
+/**
+ * @typedef {object} Removal Why you are not in a room you asked for.
+ * @property {"kicked" | "banned" | "forbidden" | "refused"} reason `refused`: a join was refused
+ *   (`forbidden`, or a closed room), `forbidden`: taken out (the room became private to you)
+ * @property {string} message the server's sentence, when it gave one
+ */
+
+/**
+ * @typedef {object} DirectMessage A direct message, stored by the server in conversation `conv` under
+ * `convSeq` (not `seq`: the page tells room messages from direct ones by `seq`).
+ * @property {string} [conv]
+ * @property {number} [convSeq]
+ * @property {string} to
+ * @property {string} from
+ * @property {string} text
+ * @property {number} ts
+ * @property {string} [cid]
+ */
+
+/**
+ * @typedef {object} OutboxItem A message typed by this client that the server has not acked yet.
+ * @property {string} cid
+ * @property {string} [room]
+ * @property {string} [to]
+ * @property {string} text
+ * @property {number} [replyTo] the seq (in `room`) it answers
+ * @property {number} createdAt local clock, ms
+ * @property {"pending" | "sending" | "failed"} state
+ * @property {string} [error] why it failed (the server's message)
+ */
+
+/** @typedef {"connecting" | "live" | "reconnecting" | "offline"} ConnState */
+
+/**
+ * @typedef {object} KeyValueStorage The part of `Storage` the client uses.
+ * @property {(key: string) => string | null} getItem
+ * @property {(key: string, value: string) => void} setItem
+ * @property {(key: string) => void} removeItem
+ */
+
+/**
+ * @typedef {object} Limits What the server enforces (from `welcome`).
+ * @property {number} textChars
+ * @property {number} frameBytes
+ * @property {number} roomsPerConnection
+ * @property {number} messagesPerSecond
+ * @property {number} burst
+ * @property {number} historyPage
+ * @property {number} editSeconds How long after sending its author may edit a message (0: never).
+ */
+
+/**
+ * @typedef {object} BackoffOptions
+ * @property {number} baseMs first delay (before jitter)
+ * @property {number} maxMs cap
+ */
+
+/**
+ * @typedef {object} ChatClientOptions
+ * @property {string} url the WebSocket endpoint, e.g. `ws://host/ws`
+ * @property {string} [name] the nickname wanted (used when no identity is stored)
+ * @property {KeyValueStorage | null} [storage] where identity, rooms and outbox persist; default `localStorage`
+ * @property {string} [storagePrefix] prefix of storage keys, default `chat:`
+ * @property {string[]} [rooms] rooms to be in when none are stored, default `["lobby"]`
+ * @property {Partial<BackoffOptions>} [backoff]
+ * @property {() => number} [random] for jitter, default `Math.random`
+ * @property {number} [pingIntervalMs] ping when nothing came for this long, default 25000
+ * @property {number} [pongTimeoutMs] then give up on the connection after this long, default 10000
+ * @property {number} [ackTimeoutMs] re-send a message (same cid) not acked after this long, default 10000
+ * @property {number} [typingTtlMs] how long "x is typing" lasts, default 3000
+ * @property {number} [typingThrottleMs] at most one `typing` per room this often, default 2000
+ * @property {number} [stableMs] a connection live this long resets the backoff, default 5000
+ * @property {() => Promise<string>} [getToken] signed identities: resolves a fresh token from the host
+ *   application (see docs/embedding.md). With it the client connects with `?auth=frame`, sends `auth` first,
+ *   asks again about 30 s before the token's `exp` (a refresh on the open connection) and before every
+ *   reconnect; `name` and the stored guest identity are not used.
+ * @property {number} [refreshBeforeMs] how long before `exp` a token is refreshed, default 30000
+ * @property {typeof WebSocket} [WebSocket]
+ * @property {(direction: "in" | "out", message: Record<string, unknown>) => void} [trace]
+ */
+
+/**
+ * @typedef {object} Context What the parts of one client share: the client's public state, the wire
+ * and the events, and each other (each part owns its own state; they call each other's methods only).
+ * @property {import("./client.js").ChatClient} client rooms, directs, me, limits, live, isMe, moderates
+ * @property {(msg: Record<string, unknown>) => boolean} send one frame on the open connection
+ * @property {() => boolean} takeToken one token of the client's rate bucket (false: none left)
+ * @property {(type: string, detail: Record<string, unknown>) => void} emit one event of the client
+ * @property {import("./storage.js").Persisted} persisted
+ * @property {import("./connection.js").Connection} connection
+ * @property {import("./outbox.js").Outbox} outbox
+ * @property {import("./rooms.js").Rooms} rooms
+ * @property {import("./typing.js").Typing} typing
+ * @property {import("./directs.js").Directs} directs
+ * @property {import("./moderation.js").ModerationState} moderation
+ */
+
+export {};
