@@ -1,38 +1,7 @@
 /**
- * The Redis engine: rooms shared by every server process on one Redis. Per room, under the hash tag
- * `{room}` (so one room's keys live in one Cluster slot):
- *
- * - `chat:{room}:meta`, a hash: `seq` (the last one handed out), `epoch` (set once) and `rev` (the
- *   room's change revision: one per delete or edit);
- * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1` (a changed one's field `v`:
- *   the rev of its last change);
- * - `chat:{room}:changes`, a sorted set: the seqs of changed messages, scored by that rev (for resume);
- * - `chat:{room}:cids:<n>`, a hash per half dedup window: `<key>:<cid>` to the seq and ts the person's
- *   cid was stored under (see `lib/redis/lua/append.lua`);
- * - `chat:{room}`, the channel the messages of each append are published on (a JSON object: the
- *   epoch and the messages), and each change
- *   to a message or to the room's rules or people (a JSON object); `chat:{room}:lines` for lines
- *   that are not stored (typing);
- * - `chat:{room}:rules`, a hash (`topic`, `private`, `readOnly`, `slow`); `chat:{room}:allowed`, a set
- *   of uids; `chat:{room}:bans` and `chat:{room}:mutes`, hashes uid to until (ms, 0 = forever);
- *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`;
- * - `chat:{room}:reads`, a hash: person key to their read position (seq) in the room.
- * - reactions (#11): `chat:{room}:rc:<seq>`, a hash emoji to count; `chat:{room}:rp:<seq>`, a hash
- *   person key to that person's emoji (tab-separated); `chat:{room}:rx`, a sorted set of the seqs
- *   that have reactions (a page read, retention and deletes find them there);
- * - mentions (#11): `chat:{room}:mn:<person key>`, a sorted set of the seqs that mention the person
- *   (score = seq), capped at {@link MENTIONS_KEPT}: in the room's slot, so the append, a delete and
- *   retention change them atomically with the message; a person's counts are one read per room.
- *
- * A direct conversation is a room whose name is its id (`@…`, see `conversationId`), with the keys
- * above. Per person, under `{names}` (one slot): `chat:{names}:dir:<key>` (hash `uid`, `name`, `nk`,
- * `seen`) and `chat:{names}:dirname:<name key>` (to the key) are the people directory;
- * `chat:{names}:convs:<key>` (sorted set, conv by last ts) and `chat:{names}:peers:<key>` (hash, conv to
- * the other person's key) the person's conversations.
- *
- * A message's stream entry holds `f` (from), `t` (text), `ts`, `c` (cid), `k` (sender key), and when
- * it has them `d` (deleted), `e` (editedTs), `r` (reply quote JSON), `m` (mentioned names JSON) and
- * `mk` (mentioned person keys, tab-separated).
+ * The Redis engine: rooms shared by every server process on one Redis. Where each thing lives (the
+ * keys, per room under its hash tag so that one room's keys share one Cluster slot, and the channels)
+ * is written down in `lib/redis/keys.ts`.
  *
  * A stream entry cannot be changed in place, and `XDEL` only flags an entry (its bytes stay in the
  * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
@@ -47,7 +16,6 @@
  * goes in and comes back is encoded and decoded in `lib/redis/codec.ts`.
  * @module
  */
-import { createClient, createCluster } from "@redis/client";
 import {
   type AccessList,
   type Appended,
@@ -77,8 +45,23 @@ import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
+import { checkPersistence, connectClients, type RedisLike } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
-import { loadScripts, runScript, type Script, type ScriptRunner, type Scripts } from "./redis/scripts.ts";
+import {
+  convsKey,
+  dirKey,
+  dirNameKey,
+  nameKey,
+  peersKey,
+  PEOPLE,
+  personKey,
+  RENAMES,
+  roomKeys as keys,
+} from "./redis/keys.ts";
+import { loadScripts, runScript, type Script, type Scripts } from "./redis/scripts.ts";
+
+/** `url` without its password, for logs and messages (main.ts imports it from here). */
+export { redactUrl } from "./redis/client.ts";
 
 /** Options of {@link RedisEngine.connect}. */
 export interface RedisOptions {
@@ -103,40 +86,6 @@ export interface RedisOptions {
   nameHoldMs?: number;
 }
 
-const keys = (room: string) => ({
-  meta: `chat:{${room}}:meta`,
-  log: `chat:{${room}}:log`,
-  channel: `chat:{${room}}`,
-  lines: `chat:{${room}}:lines`,
-  who: `chat:{${room}}:who`,
-  names: `chat:{${room}}:names`,
-  rules: `chat:{${room}}:rules`,
-  allowed: `chat:{${room}}:allowed`,
-  bans: `chat:{${room}}:bans`,
-  mutes: `chat:{${room}}:mutes`,
-  audit: `chat:{${room}}:audit`,
-  rx: `chat:{${room}}:rx`,
-  /** Followed by a person key: the seqs that mention them. */
-  mentions: `chat:{${room}}:mn:`,
-  changes: `chat:{${room}}:changes`,
-  reads: `chat:{${room}}:reads`,
-});
-
-/** The channel every process hears for lines to one person (direct messages). */
-const PEOPLE = "chat:people";
-/** The channel every process hears for renames (told to the members of the person's rooms). */
-const RENAMES = "chat:renames";
-// One hash tag for every name key: a claim touches several, and on a Cluster they must share a slot.
-const nameKey = (k: string) => `chat:{names}:name:${k}`;
-
-const personKey = (key: string) => `chat:{names}:person:${key}`;
-/** The people directory (durable, unlike the name claims above): a hash per person, a key per name. */
-const dirKey = (key: string) => `chat:{names}:dir:${key}`;
-const dirNameKey = (nameKey: string) => `chat:{names}:dirname:${nameKey}`;
-/** A person's conversations: a sorted set (conv by last ts) and a hash (conv to the other person's key). */
-const convsKey = (key: string) => `chat:{names}:convs:${key}`;
-const peersKey = (key: string) => `chat:{names}:peers:${key}`;
-
 /** How often, at most, an append looks for messages past the age retention in a room (ms). */
 const AGE_CHECK_MS = 1000;
 
@@ -149,30 +98,6 @@ const MENTIONS_KEPT = 1000;
  * Checked at connect.
  */
 const NODE = 100;
-
-/**
- * The commands this engine uses, the same on one Redis and on a Cluster (node-redis has one client
- * type for each).
- */
-interface RedisLike extends ScriptRunner {
-  readonly isReady: boolean;
-  connect(): Promise<unknown>;
-  close(): Promise<unknown>;
-  destroy(): unknown;
-  on(event: string, listener: (e: Error) => void): unknown;
-  xRange(key: string, start: string, end: string, options?: { COUNT: number }): Promise<unknown>;
-  xRevRange(key: string, start: string, end: string, options?: { COUNT: number }): Promise<unknown>;
-  get(key: string): Promise<string | null>;
-  hGet(key: string, field: string): Promise<string | null>;
-  hKeys(key: string): Promise<string[]>;
-  publish(channel: string, message: string): Promise<unknown>;
-  sPublish(channel: string, message: string): Promise<unknown>;
-  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
-  sSubscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
-  unsubscribe(channels: string | string[]): Promise<unknown>;
-  sUnsubscribe(channels: string | string[]): Promise<unknown>;
-  configGet?(parameters: string[]): Promise<Record<string, string>>;
-}
 
 /** Rooms on Redis; see the module doc. */
 export class RedisEngine implements Engine {
@@ -221,61 +146,15 @@ export class RedisEngine implements Engine {
    */
   static async connect(opts: RedisOptions): Promise<RedisEngine> {
     const scripts = await loadScripts();
-    const timeout = opts.commandTimeoutMs ?? 2000;
-    // `redis+cluster://host:port` (or `rediss+cluster://`): a Cluster, found from that node.
-    const cluster = /^rediss?\+cluster:/.test(opts.url);
-    const url = opts.url.replace("+cluster:", ":");
-    const client = {
-      // Fail at once while disconnected instead of queueing: a send is answered "unavailable".
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: timeout,
-        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000),
-      },
-    };
-    const make = () =>
-      (cluster
-        ? createCluster({ rootNodes: [{ url }], defaults: client })
-        : createClient({ url, ...client })) as unknown as RedisLike;
-    const cmd = make();
-    const sub = make();
-    // Until both are up the first error ends the start-up (one sentence); after, errors are logged
-    // once per outage and the clients reconnect by themselves.
-    let starting = true;
-    let failStart: (e: Error) => void = () => {};
-    let down = false;
-    for (const c of [cmd, sub]) {
-      c.on("error", (e: Error) => {
-        if (starting) return failStart(e);
-        if (!down) opts.log.error("redis connection failed", { error: e.message });
-        down = true;
-      });
-      c.on("ready", () => {
-        if (down) opts.log.warn("redis connection back");
-        down = false;
-      });
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        Promise.all([cmd.connect(), sub.connect()]),
-        new Promise((_, reject) => {
-          failStart = reject;
-          timer = setTimeout(() => reject(new Error(`no answer within ${timeout} ms`)), timeout);
-        }),
-      ]);
-    } catch (e) {
-      await Promise.allSettled([cmd.destroy(), sub.destroy()]);
-      throw new UnavailableError(`cannot reach Redis at ${redactUrl(opts.url)}: ${(e as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-      starting = false;
-    }
+    const { cmd, sub, cluster } = await connectClients(opts.url, {
+      timeoutMs: opts.commandTimeoutMs ?? 2000,
+      log: opts.log,
+    });
     const engine = new RedisEngine(cmd, sub, opts, cluster, scripts);
     sub.on("ready", () => engine.#resync());
     await sub.subscribe(PEOPLE, (raw: string) => engine.#toPerson(raw));
     await sub.subscribe(RENAMES, (raw: string) => engine.#renamedElsewhere(raw));
-    await engine.#checkPersistence();
+    await checkPersistence(cmd, opts.log, NODE);
     return engine;
   }
 
@@ -878,31 +757,6 @@ export class RedisEngine implements Engine {
       throw new UnavailableError(`Redis: ${(e as Error).message}`);
     }
   }
-
-  /** One log line when an ack would not survive a Redis restart. */
-  async #checkPersistence(): Promise<void> {
-    try {
-      if (!this.#cmd.configGet) throw new Error("a Cluster client has no CONFIG GET");
-      const conf = await this.#cmd.configGet(["appendonly", "appendfsync", "stream-node-max-entries"]);
-      const node = Number(conf["stream-node-max-entries"]);
-      if (!(node > 0 && node <= NODE)) {
-        this.#opts.log.warn(
-          `deleted messages may stay in Redis memory: stream-node-max-entries must be from 1 to ${NODE}`,
-          { "stream-node-max-entries": conf["stream-node-max-entries"] },
-        );
-      }
-      if (conf.appendonly !== "yes" || conf.appendfsync !== "always") {
-        this.#opts.log.warn(
-          "acks are not durable: Redis needs appendonly yes and appendfsync always for an ack to survive its crash",
-          { appendonly: conf.appendonly, appendfsync: conf.appendfsync },
-        );
-      }
-    } catch {
-      this.#opts.log.warn(
-        "cannot read Redis persistence settings (CONFIG GET refused); acks may not be durable",
-      );
-    }
-  }
 }
 
 interface Watched {
@@ -913,12 +767,4 @@ interface Watched {
   live: boolean;
   chain: Promise<void>;
   ready: Promise<void>;
-}
-
-/** `url` without its password, for logs and messages. */
-export function redactUrl(url: string): string {
-  const u = URL.parse(url);
-  if (!u) return "(an unreadable URL)";
-  if (u.password) u.password = "***";
-  return u.toString();
 }
