@@ -25,7 +25,8 @@
 -- cids stored in half a dedup window (Redis' clock: TIME) and expires a window after its last moment,
 -- so a cid is remembered at least the window and at most one and a half.
 local win = tonumber(ARGV[3])
-local publish, quoteMax, mentionsKept, ageCheckMs = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local publish, quoteMax = ARGV[4], tonumber(ARGV[5])
+local mentionsKept, ageCheckMs = tonumber(ARGV[6]), tonumber(ARGV[7])
 local half = math.max(1, math.ceil(win / 2))
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)

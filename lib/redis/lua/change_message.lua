@@ -44,7 +44,8 @@ if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
 for _, x in ipairs({ 'r', 'm', 'mk' }) do
   if f[x] then fields[#fields + 1] = x; fields[#fields + 1] = f[x] end
 end
--- The window: a node's worth of entries before the target, the target and every later one, oldest first.
+-- The window: a node's worth of entries before the target, the target and every later one, oldest
+-- first.
 local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', node)
 for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
 for _, x in ipairs(redis.call('XRANGE', log, id, '+')) do win[#win + 1] = x end

@@ -9,6 +9,7 @@
 -- The announcement is the hub's presence line (lib/hub.ts), byte for byte: keep the two in step.
 if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then
   redis.call(ARGV[5], KEYS[3],
-    '{"type":"presence","room":' .. cjson.encode(ARGV[4]) .. ',"event":"join","name":' .. cjson.encode(ARGV[2]) .. '}')
+    '{"type":"presence","room":' .. cjson.encode(ARGV[4]) .. ',"event":"join","name":' ..
+        cjson.encode(ARGV[2]) .. '}')
 end
 return 0

@@ -7,6 +7,7 @@
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call(ARGV[5], KEYS[3],
-    '{"type":"presence","room":' .. cjson.encode(ARGV[4]) .. ',"event":"leave","name":' .. cjson.encode(ARGV[2]) .. '}')
+    '{"type":"presence","room":' .. cjson.encode(ARGV[4]) .. ',"event":"leave","name":' ..
+        cjson.encode(ARGV[2]) .. '}')
 end
 return 0

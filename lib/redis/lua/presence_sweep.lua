@@ -9,7 +9,8 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
   if redis.call('ZREM', KEYS[1], entry) == 1 and redis.call('HINCRBY', KEYS[2], name, -1) <= 0 then
     redis.call('HDEL', KEYS[2], name)
     redis.call(ARGV[3], KEYS[3],
-      '{"type":"presence","room":' .. cjson.encode(ARGV[2]) .. ',"event":"leave","name":' .. cjson.encode(name) .. '}')
+      '{"type":"presence","room":' .. cjson.encode(ARGV[2]) .. ',"event":"leave","name":' ..
+          cjson.encode(name) .. '}')
     n = n + 1
   end
 end
