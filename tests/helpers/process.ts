@@ -20,7 +20,7 @@ function permissions(dataDir: string): string[] {
   const root = new URL("../..", import.meta.url).pathname;
   return [
     "--allow-net",
-    `--allow-read=${root}static,${root}lib/store_writer.ts,${dataDir}`,
+    `--allow-read=${root}static,${root}lib/store_writer.ts,${root}lib/redis/lua,${dataDir}`,
     `--allow-write=${dataDir}`,
     "--allow-env=PORT,HOST,REDIS_*,CHAT_*",
   ];

@@ -70,6 +70,14 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   };
 }
 
+/** Calls per command so far (INFO commandstats); the commands a script runs count too. */
+export async function commandCalls(
+  c: { info(section: string): Promise<string> },
+): Promise<Map<string, number>> {
+  const info = await c.info("commandstats");
+  return new Map([...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map(([, name, n]) => [name, Number(n)]));
+}
+
 /** Sends one command to Redis over a raw connection and returns the first line of the answer. */
 export async function redisCommand(port: number, ...args: string[]): Promise<string> {
   using conn = await Deno.connect({ hostname: "127.0.0.1", port });

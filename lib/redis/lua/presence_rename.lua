@@ -1,0 +1,10 @@
+-- presence_rename: someone present here was renamed: the entry moves to the new name without a join
+-- or a leave (members see the rename itself).
+-- KEYS: who, names.
+-- ARGV: old entry, old name, expiry (ms), new entry, new name.
+-- Reply: 0.
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4]) == 1 then redis.call('HINCRBY', KEYS[2], ARGV[5], 1) end
+return 0
