@@ -134,6 +134,7 @@ export class Chat {
         message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
         restarted: (room, epoch) => this.#rooms.restarted(room, epoch),
         roomChanged: (room, change, rules) => this.#moderate.roomChanged(room, change, rules),
+        messageChanged: (m, info) => this.#edits.changed(m, info),
       }),
       sharing.subscribe({
         line: (room, line) => this.#presence.line(room, line),

@@ -155,10 +155,18 @@ export interface AuditEntry {
   seq?: number;
 }
 
-/** A change to one stored message. */
+/** A change to one stored message. `by`: who deleted it, as the room sees them (a name, or `system`). */
 export type MessageChange =
   | { kind: "delete"; by: string }
   | { kind: "edit"; text: string; editedTs: number };
+
+/** What subscribers hear of a message change besides the message as it is now. */
+export interface ChangeInfo {
+  /** The room's change revision the change took. */
+  rev: number;
+  /** A delete: who deleted it (see {@link MessageChange}). */
+  by?: string;
+}
 
 /** Who a message change is allowed for; the engine checks it against the stored message. */
 export interface ChangeGuard {

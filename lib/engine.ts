@@ -11,6 +11,7 @@ import {
   type AccessList,
   type AuditEntry,
   type ChangeGuard,
+  type ChangeInfo,
   type ChatMessage,
   checkRoomChange,
   cidKey,
@@ -137,8 +138,12 @@ export interface EngineEvents {
   renamed?(oldName: string, newName: string, rooms: string[]): void;
   /** A room's rules or people changed, on any process. */
   roomChanged?(room: string, change: RoomChange, rules: RoomRules): void;
-  /** A stored message was deleted (a tombstone) or edited, on any process. */
-  messageChanged?(message: ChatMessage): void;
+  /**
+   * A stored message was deleted (a tombstone) or edited, on any process: told after the message
+   * itself, in the room's order, so a change never overtakes what it changes. The `deleted` and
+   * `edited` lines come from here (and from nowhere else).
+   */
+  messageChanged?(message: ChatMessage, info: ChangeInfo): void;
 }
 
 /**
@@ -440,7 +445,8 @@ export class EmbeddedEngine implements Engine {
         return { ok: false, problem: "not_found" };
       }
       const message = toWire(next);
-      for (const s of this.#subscribers) s.messageChanged?.({ ...message });
+      const info: ChangeInfo = change.kind === "delete" ? { rev, by: change.by } : { rev };
+      for (const s of this.#subscribers) s.messageChanged?.({ ...message }, info);
       return { ok: true, message, rev };
     });
   }

@@ -42,6 +42,7 @@ import {
   UnavailableError,
 } from "./engine.ts";
 import type { Logger } from "./log.ts";
+import type { ChangeInfo } from "./domain.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
@@ -528,6 +529,7 @@ export class RedisEngine implements Engine {
       this.#publish,
       String(QUOTE_MAX_CHARS),
       String(NODE),
+      change.kind === "delete" ? change.by : "",
     ]);
     return codec.decodeChangeMessage(room, seq, r);
   }
@@ -660,7 +662,9 @@ export class RedisEngine implements Engine {
     }
     if (line.kind === "unknown") return this.#opts.log.error("bad change on a room channel", { room });
     if (line.kind === "room") return this.#roomChanged(room, state, line.change, line.rules);
-    if (line.kind === "message") return this.#messageChanged(room, state, line.epoch, line.message);
+    if (line.kind === "message") {
+      return this.#messageChanged(room, state, line.epoch, line.message, line.info);
+    }
     const { epoch, messages } = line;
     state.chain = state.chain.then(() => state.ready).then(async () => {
       if (epoch !== state.epoch) this.#restart(room, state, epoch);
@@ -684,11 +688,11 @@ export class RedisEngine implements Engine {
    * A message was deleted or edited: told after that message is delivered here, so nobody hears of a
    * change before the message.
    */
-  #messageChanged(room: string, state: Watched, epoch: string, m: ChatMessage): void {
+  #messageChanged(room: string, state: Watched, epoch: string, m: ChatMessage, info: ChangeInfo): void {
     state.chain = state.chain.then(() => state.ready).then(async () => {
       if (this.#rooms.get(room) !== state || epoch !== state.epoch) return;
       if (m.seq > state.delivered) await this.#catchUp(room, state);
-      for (const sub of this.#subscribers) sub.messageChanged?.({ ...m });
+      for (const sub of this.#subscribers) sub.messageChanged?.({ ...m }, { ...info });
     }, () => {});
   }
 

@@ -1,15 +1,17 @@
 /**
  * Message changes: a delete (by its author or a moderator; the seq stays as a tombstone) and an edit
- * (by its author, within the edit window). Every member is told `deleted` or `edited`.
+ * (by its author, within the edit window). Every member is told `deleted` or `edited` when the engine
+ * tells the change, in the room's order.
  * @module
  */
 import { ms } from "../config.ts";
+import type { ChangeInfo, ChatMessage } from "../domain.ts";
 import type { Actor } from "../moderation.ts";
 import { moderates } from "../identity.ts";
 import { ProtocolError } from "../protocol.ts";
 import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, roomLine } from "./context.ts";
+import type { ChatContext } from "./context.ts";
 
 /** The message-change feature. */
 export class Edits {
@@ -29,7 +31,7 @@ export class Edits {
     const result = await this.#ctx.engine.changeMessage(
       room,
       seq,
-      { kind: "delete", by: actor.uid },
+      { kind: "delete", by: actor.name },
       mod ? {} : { authorKey: actor.key },
       { ts: t, action: "delete", by: actor.uid, seq },
     );
@@ -39,7 +41,32 @@ export class Edits {
       }
       throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to delete`);
     }
-    roomLine(this.#ctx, room, encode({ type: "deleted", room, seq, by: actor.name, rev: result.rev }));
+  }
+
+  /**
+   * A change the engine tells, on any process, after the message it changes: this process's members of
+   * the room hear `deleted` or `edited`. The one path for both, so a change never overtakes its message.
+   */
+  changed(m: ChatMessage, info: ChangeInfo): void {
+    const { hub } = this.#ctx;
+    if (m.deleted) {
+      hub.publish(
+        m.room,
+        encode({ type: "deleted", room: m.room, seq: m.seq, by: info.by ?? "system", rev: info.rev }),
+      );
+    } else if (m.editedTs !== undefined) {
+      hub.publish(
+        m.room,
+        encode({
+          type: "edited",
+          room: m.room,
+          seq: m.seq,
+          text: m.text,
+          editedTs: m.editedTs,
+          rev: info.rev,
+        }),
+      );
+    }
   }
 
   /** Edits one's own message within the edit window. */
@@ -67,6 +94,5 @@ export class Edits {
       }
       throw new ProtocolError("message_not_found", `Room "${room}" has no message ${seq} to edit`);
     }
-    roomLine(this.#ctx, room, encode({ type: "edited", room, seq, text, editedTs: t, rev: result.rev }));
   }
 }

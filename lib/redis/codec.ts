@@ -20,7 +20,7 @@ import type {
   RoomChange,
   RoomRules,
 } from "../engine.ts";
-import type { ChatMessage } from "../protocol.ts";
+import type { ChangeInfo, ChatMessage } from "../domain.ts";
 import { holds } from "../store.ts";
 
 /** What JSON must escape in a string: a quote, a backslash, a control character. */
@@ -297,7 +297,7 @@ export type RoomLine =
   /** A change to the room's rules or people (change_room.lua). */
   | { kind: "room"; change: RoomChange; rules: RoomRules }
   /** A message deleted or edited (change_message.lua), in the epoch it was changed in. */
-  | { kind: "message"; epoch: string; message: ChatMessage }
+  | { kind: "message"; epoch: string; message: ChatMessage; info: ChangeInfo }
   /** A change this version does not know. */
   | { kind: "unknown" };
 
@@ -336,7 +336,10 @@ function decodeChange(room: string, c: Record<string, unknown>): RoomLine {
     r: s.r,
     m: s.m,
   });
-  return { kind: "message", epoch: s.epoch, message };
+  // `by` is the name of who deleted it ("" for an edit).
+  const info: ChangeInfo = { rev: Number(s.rev) };
+  if (s.by) info.by = s.by;
+  return { kind: "message", epoch: s.epoch, message, info };
 }
 
 /** A line of the people channel: `line` for every connection of person `key`. */

@@ -323,8 +323,9 @@ export class Rooms {
     const r = this.map.get(m.room);
     if (!r) return;
     // Counted only in order, and only for a seq we have had (an older one: history brings it
-    // changed). A line can overtake its message (another process publishes it): that message may
-    // then come with its old text, and the next resume must still list the change.
+    // changed). A server sends a change after its message; one of an older version could send it
+    // first (on another path): that message may then come with its old text, and the next resume
+    // must still list the change.
     if (typeof m.rev === "number" && m.rev <= r.rev) return; // in joined already (it landed during the join)
     if (typeof m.rev === "number" && m.rev === r.rev + 1 && m.seq <= r.lastSeq) r.rev = m.rev;
     const change = m.type === "deleted" ? { deleted: true } : { text: m.text, editedTs: m.editedTs };

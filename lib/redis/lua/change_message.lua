@@ -3,7 +3,9 @@
 -- KEYS: meta, log, audit, changes.
 -- ARGV: seq, kind (delete, edit), text, editedTs, author key ('' any), sent since ('' any), audit JSON
 -- ('' none), audit entries kept, publish command (PUBLISH, or SPUBLISH on a Cluster), quote length
--- (code points), entries a stream node holds at most.
+-- (code points), entries a stream node holds at most, who deleted it (a name; '' for an edit).
+-- Publishes the change on the room's channel with its rev and who deleted it: the processes tell
+-- their members `deleted` or `edited` from that, after the message itself.
 -- Reply: { problem } (not_found, not_author, too_old) or { 'ok', from, text, ts, cid, deleted ('1' or
 -- ''), editedTs, quote, names, rev } (rev: the room's change revision this change took: the meta
 -- hash's rev, also stored on the entry as v and in the changes set).
@@ -89,5 +91,5 @@ end
 local epoch = redis.call('HGET', meta, 'epoch') or ''
 redis.call(publish, string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
   ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = f.r or '',
-  m = f.m or '', rev = f.v }))
+  m = f.m or '', rev = f.v, by = ARGV[12] }))
 return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', f.r or '', f.m or '', f.v }

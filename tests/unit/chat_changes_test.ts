@@ -1,0 +1,58 @@
+/**
+ * Deletes and edits reach the room by one path: the engine's ordered change event, which comes after
+ * the message it changes (on Redis the change waits on the room's channel until that message is
+ * delivered). Before, `Chat` also sent its own `deleted`/`edited` line at once, on another path, so a
+ * change could overtake its message; these tests failed then.
+ */
+import assert from "node:assert/strict";
+import type { ChangeInfo, ChatMessage } from "../../lib/domain.ts";
+import { EmbeddedEngine, type EngineEvents } from "../../lib/engine.ts";
+import { testChat } from "../helpers/chat_harness.ts";
+
+/** The embedded engine whose change events wait until the test lets them go, as a slow channel would. */
+class HeldChanges extends EmbeddedEngine {
+  static held: (() => void)[] = [];
+  override subscribe(events: EngineEvents): () => void {
+    return super.subscribe({
+      ...events,
+      messageChanged: (m: ChatMessage, info: ChangeInfo) => {
+        HeldChanges.held.push(() => events.messageChanged?.(m, info));
+      },
+    });
+  }
+}
+
+/** Lets every held change event go, in order. */
+function release(): void {
+  for (const go of HeldChanges.held.splice(0)) go();
+}
+
+for (const change of ["delete", "edit"] as const) {
+  Deno.test(`Chat: a ${change} reaches the room when the engine tells the change, not before`, async () => {
+    HeldChanges.held = [];
+    await using t = testChat({}, { engineClass: HeldChanges });
+    const alice = await t.connect({ name: "alice" });
+    const bob = await t.connect({ name: "bob" });
+    alice.frame({ type: "send", room: "lobby", text: "helo", cid: "c1" });
+    const { seq } = await alice.next("ack");
+    await bob.next("message", (m) => m.seq === seq);
+    alice.frame(
+      change === "delete"
+        ? { type: "delete", room: "lobby", seq }
+        : { type: "edit", room: "lobby", seq, text: "hello" },
+    );
+    await t.settle();
+    const type = change === "delete" ? "deleted" : "edited";
+    assert.equal(HeldChanges.held.length, 1, "the engine told the change once");
+    assert.deepEqual([...alice.all(type), ...bob.all(type)], [], "nothing before the engine's event");
+    release();
+    const line = await bob.next(type);
+    assert.equal(line.seq, seq);
+    assert.equal(line.rev, 1);
+    if (change === "delete") assert.equal(line.by, "alice");
+    else assert.equal(line.text, "hello");
+    await alice.next(type);
+    await t.settle();
+    assert.equal(bob.all(type).length, 1, "told once");
+  });
+}
