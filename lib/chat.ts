@@ -14,8 +14,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Actor, Moderation } from "./moderation.ts";
 import { CloseCode, parseClientFrame, ProtocolError } from "./protocol.ts";
-import { encode, encodeMessage } from "./server_messages.ts";
-import type { ConversationItem } from "./server_messages.ts";
+import { type ConversationItem, encode, encodeMessage, type ServerMessage } from "./server_messages.ts";
 import { LocalSharing, type Sharing } from "./sharing.ts";
 import { Admission, type OpenParams } from "./chat/admission.ts";
 import { AnswerBudget } from "./chat/answers.ts";
@@ -137,8 +136,9 @@ export class Chat {
         messageChanged: (m, info) => this.#edits.changed(m, info),
       }),
       sharing.subscribe({
-        line: (room, line) => this.#presence.line(room, line),
-        person: (key, line) => this.#toPerson(key, line),
+        line: (room, line) => this.hub.publish(room, line),
+        presence: (room, name, line) => this.#presence.announce(room, name, line),
+        person: (key, msg) => this.#toPerson(key, msg),
         renamed: (old, name, rooms) => this.#naming.renamedElsewhere(old, name, rooms),
       }),
     ];
@@ -357,7 +357,7 @@ export class Chat {
     // Counted first: in one process the line closes them at once.
     const here = this.hub.tabsOf(key);
     try {
-      await this.#ctx.sharing.sendToPerson(key, encode({ type: "disconnected", reason }));
+      await this.#ctx.sharing.sendToPerson(key, { type: "disconnected", reason });
     } catch (e) {
       throw engineError("people", e);
     }
@@ -402,10 +402,10 @@ export class Chat {
     return this.#direct.page(key, before, limit);
   }
 
-  /** A line for person `key` from any process; a `disconnected` line also closes their connections. */
-  #toPerson(key: string, line: string): void {
-    this.hub.sendToPerson(key, line);
-    if (!line.startsWith('{"type":"disconnected"')) return;
+  /** A message for person `key` from any process; `disconnected` also closes their connections. */
+  #toPerson(key: string, msg: ServerMessage): void {
+    this.hub.sendToPerson(key, encode(msg));
+    if (msg.type !== "disconnected") return;
     for (const id of this.hub.tabsOfPerson(key)) {
       this.#conns.get(id)?.peer.close(CloseCode.DISCONNECTED, "disconnected");
     }

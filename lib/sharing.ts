@@ -9,13 +9,19 @@
  * @module
  */
 import type { Hub } from "./hub.ts";
+import type { ServerMessage } from "./server_messages.ts";
 
 /** What sharing tells its subscriber, from this process and every other. */
 export interface SharingEvents {
-  /** A line from {@link Sharing.publishLine} (presence lines too, when presence spans processes). */
+  /** A line from {@link Sharing.publishLine}, for the room's members here. */
   line(room: string, line: string): void;
-  /** A line for every connection here of person `key` (see {@link Sharing.sendToPerson}). */
-  person(key: string, line: string): void;
+  /**
+   * When presence spans processes: `name`'s first join or last leave anywhere, as its `presence` line
+   * (see {@link Sharing.presence}).
+   */
+  presence(room: string, name: string, line: string): void;
+  /** A message for every connection here of person `key` (see {@link Sharing.sendToPerson}). */
+  person(key: string, msg: ServerMessage): void;
   /** Someone on any process renamed (see {@link Sharing.publishRename}). */
   renamed(oldName: string, newName: string, rooms: string[]): void;
 }
@@ -40,7 +46,7 @@ export interface Sharing {
   unwatch(room: string): void;
   /**
    * `name` is (or stops being) in `room` here. When presence spans processes, a name's first join and
-   * last leave anywhere come back as presence lines through {@link SharingEvents.line}.
+   * last leave anywhere come back through {@link SharingEvents.presence}.
    */
   presence(room: string, name: string, present: boolean): Promise<void>;
   /** Someone present here renamed: their presence follows the new name (no join or leave). */
@@ -61,10 +67,10 @@ export interface Sharing {
   /** Who holds `name` (or a lookalike) on any process. */
   whoIs(name: string): Promise<{ key: string; name: string } | undefined>;
   /**
-   * Sends `line` to every connection of person `key`, on every process (through
+   * Sends `msg` to every connection of person `key`, on every process (through
    * {@link SharingEvents.person}). Rejects with `UnavailableError` when it cannot.
    */
-  sendToPerson(key: string, line: string): Promise<void>;
+  sendToPerson(key: string, msg: ServerMessage): Promise<void>;
 }
 
 /** Sharing for a single process: everything is the hub's, and every line goes straight back in. */
@@ -125,8 +131,8 @@ export class LocalSharing implements Sharing {
     return Promise.resolve(key === undefined ? undefined : { key, name: this.#hub.nameOf(key)! });
   }
 
-  sendToPerson(key: string, line: string): Promise<void> {
-    for (const s of this.#subscribers) s.person(key, line);
+  sendToPerson(key: string, msg: ServerMessage): Promise<void> {
+    for (const s of this.#subscribers) s.person(key, msg);
     return Promise.resolve();
   }
 }

@@ -83,10 +83,10 @@ export class Direct {
 
   /** A stored direct message goes to every connection of both people, on every process. */
   #deliver(between: readonly [string, string], m: ChatMessage, to: string): void {
-    const line = encode(wireConvMessage(m, to));
+    const msg = wireConvMessage(m, to);
     // Stored already: a lost publish costs only the live copy (the conversation's history has it).
     for (const key of between) {
-      this.#ctx.sharing.sendToPerson(key, line).catch((e) =>
+      this.#ctx.sharing.sendToPerson(key, msg).catch((e) =>
         this.#ctx.log.warn("direct message not delivered live", { error: (e as Error).message })
       );
     }

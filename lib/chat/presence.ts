@@ -22,13 +22,9 @@ export class Presence {
     );
   }
 
-  /** A line sharing brings for `room`: presence goes through the hub's grouping, the rest straight out. */
-  line(room: string, line: string): void {
-    const { hub } = this.#ctx;
-    if (!line.startsWith('{"type":"presence"')) return hub.publish(room, line);
-    try {
-      hub.announce(room, line, (JSON.parse(line) as { name: string }).name);
-    } catch { /* not ours */ }
+  /** A presence line sharing decided (presence spanning processes): it goes through the hub's grouping. */
+  announce(room: string, name: string, line: string): void {
+    this.#ctx.hub.announce(room, line, name);
   }
 
   /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */

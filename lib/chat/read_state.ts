@@ -4,7 +4,7 @@
  * @module
  */
 import { ProtocolError } from "../protocol.ts";
-import { encode } from "../server_messages.ts";
+import { encode, type ServerMessage } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember } from "./context.ts";
 import { engineError } from "./errors.ts";
@@ -45,10 +45,10 @@ export class ReadState {
     const { engine, sharing, conns } = this.#ctx;
     const room = "room" in where ? where.room : where.conv;
     engine.markRead(conn.key, room, seq).then((mark) => {
-      const line = encode({ type: "read", ...where, seq: mark.seq });
+      const read: ServerMessage = { type: "read", ...where, seq: mark.seq };
       // Moved: every connection of the person hears it; not moved: only the asker, as the answer.
-      if (!mark.moved) return void conn.peer.send(line);
-      return sharing.sendToPerson(conn.key, line);
+      if (!mark.moved) return void conn.peer.send(encode(read));
+      return sharing.sendToPerson(conn.key, read);
     }).catch((e) => {
       const marking = "room" in where ? `room "${room}"` : "this conversation";
       conns.answer(conn.peer, engineError({ marking }, e), where);
