@@ -4,8 +4,8 @@
  * `docs/api.md` is the human version of this file.
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { Chat } from "./chat.ts";
+import { BearerSecrets, type Bucket, fullBucket, takeToken } from "./limits.ts";
 import type { Config } from "./config.ts";
 import type { RoomChange, RoomRules } from "./domain.ts";
 import type { Logger } from "./log.ts";
@@ -62,15 +62,13 @@ export function createApi(
   config: Config,
   log: Logger,
 ): ((req: Request, url: URL) => Promise<Response>) | undefined {
-  const keys = config.apiKeys.split(",").filter((k) => k !== "").map(sha256);
-  if (keys.length === 0) return undefined;
-  const buckets = new Map<number, { tokens: number; at: number }>();
+  const keys = new BearerSecrets(config.apiKeys.split(","));
+  if (keys.size === 0) return undefined;
+  const buckets = new Map<number, Bucket>();
 
   /** Which key the request carries (its index), compared in constant time per key. */
   const authorize = (req: Request): number => {
-    const m = /^Bearer +([^\s]+) *$/i.exec(req.headers.get("authorization") ?? "");
-    const given = m ? sha256(m[1]) : undefined;
-    const i = given ? keys.findIndex((k) => timingSafeEqual(k, given)) : -1;
+    const i = keys.match(req) ?? -1;
     if (i < 0) {
       throw new ApiError("unauthorized", "The API needs the header Authorization: Bearer <api key>", {
         "www-authenticate": `Bearer realm="api"`,
@@ -82,16 +80,13 @@ export function createApi(
   const limit = (key: number): void => {
     const t = performance.now();
     const rate = config.apiRate;
-    const b = buckets.get(key) ?? { tokens: rate, at: t };
-    b.tokens = Math.min(rate, b.tokens + (t - b.at) * rate / 1000);
-    b.at = t;
+    const b = buckets.get(key) ?? fullBucket(rate, t);
     buckets.set(key, b);
-    if (b.tokens < 1) {
+    if (!takeToken(b, t, rate, rate)) {
       throw new ApiError("rate_limited", `Slow down: at most ${rate} requests a second per API key`, {
         "retry-after": "1",
       });
     }
-    b.tokens -= 1;
   };
 
   const body = async (req: Request): Promise<Body> => {
@@ -313,8 +308,4 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   let at = 0;
   for (const c of chunks) out.set(c, at), at += c.byteLength;
   return out;
-}
-
-function sha256(s: string): Uint8Array {
-  return createHash("sha256").update(s).digest();
 }

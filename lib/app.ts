@@ -4,10 +4,10 @@
  * `Request`, so `Deno.serve(app.handler)` is the only runtime glue.
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { createVerifier, looksLikeJwt, readKeyFile, type Verifier } from "./auth.ts";
 import { createApi } from "./api.ts";
 import { Chat } from "./chat.ts";
+import { BearerSecrets } from "./limits.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
 import type { Sharing } from "./sharing.ts";
@@ -281,13 +281,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       },
     );
 
-  // Digests of equal length, so the comparison takes the same time whatever the guess.
-  const metricsKey = config.metricsToken ? sha256(config.metricsToken) : undefined;
+  const metricsKey = new BearerSecrets([config.metricsToken]);
   const unauthorized = (req: Request): Response | undefined => {
-    if (!metricsKey) return undefined;
-    const m = /^Bearer +([^\s]+) *$/i.exec(req.headers.get("authorization") ?? "");
-    if (m && timingSafeEqual(sha256(m[1]), metricsKey)) return undefined;
-    log.debug("metrics scrape refused", { reason: m ? "wrong token" : "no bearer token" });
+    if (metricsKey.size === 0) return undefined;
+    const found = metricsKey.match(req);
+    if (found === 0) return undefined;
+    log.debug("metrics scrape refused", { reason: found === undefined ? "no bearer token" : "wrong token" });
     return httpError(401, "unauthorized", "/metrics needs the header Authorization: Bearer <metrics token>", {
       "www-authenticate": `Bearer realm="metrics"`,
     });
@@ -362,10 +361,6 @@ function notGetOrHead(req: Request, url: URL): Response | undefined {
   return httpError(405, "method_not_allowed", `${url.pathname} answers GET and HEAD, not ${req.method}`, {
     allow: "GET, HEAD",
   });
-}
-
-function sha256(s: string): Uint8Array {
-  return createHash("sha256").update(s).digest();
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { Peer } from "../hub.ts";
 import type { Identity } from "../identity.ts";
 import type { Logger } from "../log.ts";
+import { type Bucket, fullBucket, takeToken } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
 import { CloseCode, encodeError, ProtocolError } from "../protocol.ts";
 
@@ -28,8 +29,8 @@ export interface Conn {
   queue?: string[];
   /** The room a raw (non-JSON) frame goes to: the last one joined. */
   current: string;
-  tokens: number;
-  refilledAt: number;
+  /** The rate bucket: frames this connection may still send now. */
+  bucket: Bucket;
   strikes: number;
   strikesSince: number;
   /** When its last message was queued (performance.now ms), to tell a person's pace from a loop's. */
@@ -79,8 +80,7 @@ export class Connections {
       peer,
       key: "",
       current: "",
-      tokens: this.#limits.burst,
-      refilledAt: t,
+      bucket: fullBucket(this.#limits.burst, t),
       strikes: 0,
       strikesSince: t,
       sentAt: -Infinity,
@@ -146,16 +146,12 @@ export class Connections {
 
   /** Takes one token of the connection's bucket; `cap` 0 refuses at once (a full queue). */
   takeToken(conn: Conn, cap = this.#limits.burst): void {
-    const t = performance.now();
     const { messagesPerSecond, burst } = this.#limits;
-    conn.tokens = Math.min(cap, conn.tokens + (t - conn.refilledAt) * messagesPerSecond / 1000);
-    conn.refilledAt = t;
-    if (conn.tokens < 1) {
+    if (!takeToken(conn.bucket, performance.now(), messagesPerSecond, cap)) {
       throw new ProtocolError(
         "rate_limited",
         `Slow down: at most ${messagesPerSecond} messages a second (bursts of ${burst})`,
       );
     }
-    conn.tokens -= 1;
   }
 }
