@@ -11,7 +11,6 @@ import { BearerSecrets } from "./limits.ts";
 import { EmbeddedEngine, type Engine } from "./engine.ts";
 import { RedisEngine } from "./engine_redis.ts";
 import type { Sharing } from "./sharing.ts";
-import { redisSharing } from "./sharing_redis.ts";
 import { type Config, guestsAllowed, settingsFor } from "./config.ts";
 import type { Identity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -84,7 +83,7 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
  * other serves one process, whose sharing the chat service builds on its hub (undefined here).
  */
 export function sharingOf(engine: Engine): Sharing | undefined {
-  return engine instanceof RedisEngine ? redisSharing(engine) : undefined;
+  return engine instanceof RedisEngine ? engine.sharing : undefined;
 }
 
 /**

@@ -127,15 +127,6 @@ export interface EngineEvents {
   message(message: ChatMessage): void;
   /** A room's history was lost and its seqs start over (a new epoch). */
   restarted?(room: string, epoch: string): void;
-  /**
-   * The sharing side's events (see `SharingEvents` in lib/sharing.ts), for an engine that also
-   * shares (Redis): its sharing face subscribes with them.
-   */
-  line?(room: string, line: string): void;
-  /** See `SharingEvents.person`. */
-  person?(key: string, line: string): void;
-  /** See `SharingEvents.renamed`. */
-  renamed?(oldName: string, newName: string, rooms: string[]): void;
   /** A room's rules or people changed, on any process. */
   roomChanged?(room: string, change: RoomChange, rules: RoomRules): void;
   /**

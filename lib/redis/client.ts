@@ -6,7 +6,7 @@
 import { createClient, createCluster } from "@redis/client";
 import { UnavailableError } from "../engine.ts";
 import type { Logger } from "../log.ts";
-import type { ScriptRunner } from "./scripts.ts";
+import { runScript, type Script, type ScriptRunner, type Scripts } from "./scripts.ts";
 
 /**
  * The commands this engine uses, the same on one Redis and on a Cluster (node-redis has one client
@@ -30,6 +30,73 @@ export interface RedisLike extends ScriptRunner {
   unsubscribe(channels: string | string[]): Promise<unknown>;
   sUnsubscribe(channels: string | string[]): Promise<unknown>;
   configGet?(parameters: string[]): Promise<Record<string, string>>;
+}
+
+/**
+ * The two clients and the scripts, as the engine's parts use them: commands and scripts that fail as
+ * {@link UnavailableError} while Redis is away, and channels sharded on a Cluster (a room's channels
+ * live on the node of its keys). The engine owns it and closes it, once, after its parts.
+ */
+export class RedisClients {
+  /** Commands and scripts. */
+  readonly cmd: RedisLike;
+  /** Subscriptions only. */
+  readonly sub: RedisLike;
+  readonly scripts: Scripts;
+  readonly cluster: boolean;
+  /** How the scripts publish: sharded on a Cluster, so a room's channel stays on its node. */
+  readonly publish: "PUBLISH" | "SPUBLISH";
+
+  constructor(cmd: RedisLike, sub: RedisLike, cluster: boolean, scripts: Scripts) {
+    this.cmd = cmd;
+    this.sub = sub;
+    this.cluster = cluster;
+    this.scripts = scripts;
+    this.publish = cluster ? "SPUBLISH" : "PUBLISH";
+  }
+
+  /** Runs one of the scripts (by SHA) on the command client; see {@link run}. */
+  script(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    return this.run(() => runScript(this.cmd, script, keys, args));
+  }
+
+  /** Runs `fn`, or rejects with {@link UnavailableError} when Redis is not connected or it fails. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.cmd.isReady) throw new UnavailableError("Redis is not connected");
+    try {
+      return await fn();
+    } catch (e) {
+      throw new UnavailableError(`Redis: ${(e as Error).message}`);
+    }
+  }
+
+  /** Subscribes to a room's channel (sharded on a Cluster). */
+  subscribeRoom(channel: string, listener: (message: string) => void): Promise<unknown> {
+    return this.run(() =>
+      this.cluster ? this.sub.sSubscribe(channel, listener) : this.sub.subscribe(channel, listener)
+    );
+  }
+
+  /** Unsubscribes from room channels, in the background: a failure leaves only a silent channel. */
+  unsubscribeRoom(channels: string[]): void {
+    (this.cluster ? this.sub.sUnsubscribe(channels) : this.sub.unsubscribe(channels)).catch(() => {});
+  }
+
+  /** Publishes on a room's channel, unless disconnected: what goes here is not worth a queue. */
+  publishRoom(channel: string, line: string): void {
+    if (!this.cmd.isReady) return;
+    (this.cluster ? this.cmd.sPublish(channel, line) : this.cmd.publish(channel, line)).catch(() => {});
+  }
+
+  /** Whether both clients are connected. */
+  get ready(): boolean {
+    return this.cmd.isReady && this.sub.isReady;
+  }
+
+  /** Closes both clients (each once: the engine calls this once). */
+  async close(): Promise<void> {
+    await Promise.allSettled([this.cmd.close(), this.sub.close()]);
+  }
 }
 
 /** Options of {@link connectClients}. */

@@ -91,11 +91,11 @@ async function exercise(engine: RedisEngine, room: string, round: number) {
   const list = await engine.accessList(room);
   const audit = await engine.audit(room, Infinity, 1);
   const changes = await engine.changes(room, seq, 0, 10);
-  await engine.presence(room, "alice", true);
-  await engine.renamed("alice", "alice2");
-  const members = await engine.members(room);
-  await engine.presence(room, "alice2", false);
-  const claimed = await engine.claimName("k-dave", `dave${round}`);
+  await engine.sharing.presence(room, "alice", true);
+  await engine.sharing.renamed("alice", "alice2");
+  const members = await engine.sharing.members(room);
+  await engine.sharing.presence(room, "alice2", false);
+  const claimed = await engine.sharing.claimName("k-dave", `dave${round}`);
   await engine.rememberPerson({ key: "k-dave", uid: "u-dave", name: `dave${round}` });
   const found = await engine.findPerson(`dave${round}`);
   const people = await engine.people(["k-dave", "k-nobody"]);
