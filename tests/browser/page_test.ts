@@ -436,6 +436,8 @@ Deno.test({
     await using tb = await launchBrowser();
     await using dave = await TestClient.connect(server, { name: "dave", room: "lobby" });
     const { page, context, problems } = await openChat(tb, server.url, { name: "alice" });
+    // Live comes with welcome; the member list with joined, a moment later.
+    await page.waitForSelector('#member-list li[data-name="dave"] button');
     await page.click('#member-list li[data-name="dave"] button');
     await page.waitForFunction(() => document.querySelector("#view-title").textContent === "@dave");
     await say(page, "hi dave");
