@@ -134,10 +134,20 @@ export interface RoomAccess {
 export type RoomChange =
   | { kind: "rules"; rules: Partial<RoomRules> }
   | { kind: "allow" | "disallow"; uid: string }
-  | { kind: "ban" | "mute"; uid: string; until: number }
-  | { kind: "unban" | "unmute"; uid: string }
+  | { kind: "ban" | "mute"; uid: string; until: number; told?: Told }
+  | { kind: "unban" | "unmute"; uid: string; told?: Told }
   /** Nothing stored but the audit entry: every process takes the person out of the room. */
-  | { kind: "kick"; uid: string };
+  | { kind: "kick"; uid: string; told?: Told };
+
+/**
+ * What the room is told of a moderation action, carried with the change so that every process tells
+ * its members in the room's order: who did it and to whom (names as the room sees them), and why.
+ */
+export interface Told {
+  by: string;
+  name: string;
+  reason?: string;
+}
 
 /** One line of a room's audit log: who did what to whom, when and why. */
 export interface AuditEntry {

@@ -4,14 +4,14 @@
  * (its members here get the new rules, removals where due). Who may do what is `lib/moderation.ts`'s.
  * @module
  */
-import type { AccessList, AuditEntry, RoomChange, RoomRules } from "../domain.ts";
+import type { AccessList, AuditEntry, RoomChange, RoomRules, Told } from "../domain.ts";
 import { moderates, uidOfKey as uidOf } from "../identity.ts";
 import type { Actor } from "../moderation.ts";
 import { type ClientMessage, ProtocolError } from "../protocol.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, mustBeMember, nameOf, roomLine, settle } from "./context.ts";
+import { type ChatContext, mustBeMember, nameOf, settle } from "./context.ts";
 import { engineError } from "./errors.ts";
 import type { Naming } from "./naming.ts";
 import type { Rooms } from "./rooms.ts";
@@ -99,8 +99,8 @@ export class Moderate {
   async kick(actor: Actor, room: string, target: Target, reason?: string): Promise<void> {
     const audit: AuditEntry = { ts: this.#ctx.now(), action: "kick", by: actor.uid, target: target.uid };
     if (reason !== undefined) audit.reason = reason;
-    await this.#ctx.engine.changeRoom(room, { kind: "kick", uid: target.uid }, audit);
-    this.#announce(room, "kick", actor, target, undefined, reason);
+    const change: RoomChange = { kind: "kick", uid: target.uid, told: told(actor, target, reason) };
+    await this.#ctx.engine.changeRoom(room, change, audit);
   }
 
   /** Bans, mutes or unmutes `target` in `room`, durably; a ban also takes them out of the room. */
@@ -111,9 +111,7 @@ export class Moderate {
     change: Extract<RoomChange, { kind: "ban" | "mute" | "unmute" | "unban" }>,
     reason?: string,
   ): Promise<void> {
-    await this.changeRoom(actor, room, change, reason);
-    const until = "until" in change ? change.until : undefined;
-    this.#announce(room, change.kind, actor, target, until, reason);
+    await this.changeRoom(actor, room, { ...change, told: told(actor, target, reason) }, reason);
   }
 
   /** Applies `change` to `room` durably with an audit entry; every process applies it to its members. */
@@ -125,42 +123,24 @@ export class Moderate {
     return this.#ctx.engine.changeRoom(room, change, audit);
   }
 
-  #announce(
-    room: string,
-    action: Extract<ServerMessage, { type: "moderation" }>["action"],
-    actor: Actor,
-    target: Target,
-    until?: number,
-    reason?: string,
-  ): void {
-    const line: Extract<ServerMessage, { type: "moderation" }> = {
-      type: "moderation",
-      room,
-      action,
-      name: target.name,
-      uid: target.uid,
-      by: actor.name,
-    };
-    if (until !== undefined) line.until = until;
-    if (reason !== undefined) line.reason = reason;
-    roomLine(this.#ctx, room, encode(line));
-  }
-
   /** A change to a room from any process: rules to its members here, removals where due. */
   roomChanged(room: string, change: RoomChange, rules: RoomRules): void {
     const { hub, moderation, conns, now } = this.#ctx;
     if (!hub.hasRoom(room)) return;
     const recheck = moderation.changed(room, change, rules);
     if (change.kind === "rules") hub.publish(room, encode({ type: "room", room, ...rules }));
-    if (change.kind === "kick") return this.#removeUid(room, change.uid, "kicked");
-    if (!recheck) return;
-    const t = now();
-    for (const conn of conns.values()) {
-      if (!hub.isMember(conn.peer.id, room)) continue;
-      if ("uid" in change && conn.identity!.uid !== change.uid) continue;
-      if (moderation.mayStay(conn.identity!, room, t)) continue;
-      this.#rooms.remove(conn, room, change.kind === "ban" ? "banned" : "forbidden");
+    if (change.kind === "kick") this.#removeUid(room, change.uid, "kicked");
+    else if (recheck) {
+      const t = now();
+      for (const conn of conns.values()) {
+        if (!hub.isMember(conn.peer.id, room)) continue;
+        if ("uid" in change && conn.identity!.uid !== change.uid) continue;
+        if (moderation.mayStay(conn.identity!, room, t)) continue;
+        this.#rooms.remove(conn, room, change.kind === "ban" ? "banned" : "forbidden");
+      }
     }
+    // After the removals it makes: the people taken out hear `kicked`, the rest the moderation line.
+    if ("told" in change && change.told) hub.publish(room, encode(announcement(room, change, change.told)));
   }
 
   #removeUid(room: string, uid: string, why: "kicked"): void {
@@ -216,4 +196,30 @@ export class Moderate {
       throw engineError({ reading: room }, e);
     }
   }
+}
+
+/** What the room is told of `actor` acting on `target`. */
+function told(actor: Actor, target: Target, reason?: string): Told {
+  const t: Told = { by: actor.name, name: target.name };
+  if (reason !== undefined) t.reason = reason;
+  return t;
+}
+
+/** The `moderation` line for a change that tells the room. */
+function announcement(
+  room: string,
+  change: Extract<RoomChange, { told?: Told }>,
+  t: Told,
+): Extract<ServerMessage, { type: "moderation" }> {
+  const line: Extract<ServerMessage, { type: "moderation" }> = {
+    type: "moderation",
+    room,
+    action: change.kind,
+    name: t.name,
+    uid: change.uid,
+    by: t.by,
+  };
+  if ("until" in change) line.until = change.until;
+  if (t.reason !== undefined) line.reason = t.reason;
+  return line;
 }

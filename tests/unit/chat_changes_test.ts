@@ -1,13 +1,13 @@
 /**
- * Deletes and edits reach the room by one path: the engine's ordered change event, which comes after
- * the message it changes (on Redis the change waits on the room's channel until that message is
- * delivered). Before, `Chat` also sent its own `deleted`/`edited` line at once, on another path, so a
- * change could overtake its message; these tests failed then.
+ * Deletes, edits and moderation actions reach the room by one path: the engine's ordered change
+ * events, which come in the room's order (on Redis a change waits on the room's channel until the
+ * message it changes is delivered). Before, `Chat` also sent its own `deleted`/`edited`/`moderation`
+ * line at once, on another path, so a change could overtake its message; these tests failed then.
  */
 import assert from "node:assert/strict";
-import type { ChangeInfo, ChatMessage } from "../../lib/domain.ts";
+import type { ChangeInfo, ChatMessage, RoomChange, RoomRules } from "../../lib/domain.ts";
 import { EmbeddedEngine, type EngineEvents } from "../../lib/engine.ts";
-import { testChat } from "../helpers/chat_harness.ts";
+import { signed, testChat } from "../helpers/chat_harness.ts";
 
 /** The embedded engine whose change events wait until the test lets them go, as a slow channel would. */
 class HeldChanges extends EmbeddedEngine {
@@ -17,6 +17,9 @@ class HeldChanges extends EmbeddedEngine {
       ...events,
       messageChanged: (m: ChatMessage, info: ChangeInfo) => {
         HeldChanges.held.push(() => events.messageChanged?.(m, info));
+      },
+      roomChanged: (room: string, change: RoomChange, rules: RoomRules) => {
+        HeldChanges.held.push(() => events.roomChanged?.(room, change, rules));
       },
     });
   }
@@ -54,5 +57,36 @@ for (const change of ["delete", "edit"] as const) {
     await alice.next(type);
     await t.settle();
     assert.equal(bob.all(type).length, 1, "told once");
+  });
+}
+
+for (const action of ["kick", "mute"] as const) {
+  Deno.test(`Chat: a ${action} is told to the room when the engine tells the change, not before`, async () => {
+    HeldChanges.held = [];
+    await using t = testChat({}, { engineClass: HeldChanges });
+    const mod = await t.connect({ identity: signed("mo", { role: "moderator" }) });
+    const bob = await t.connect({ identity: signed("bob") });
+    mod.frame({ type: action, room: "lobby", name: "bob", reason: "calm down" });
+    await t.settle();
+    assert.equal(HeldChanges.held.length, 1, "the engine told the change once");
+    assert.deepEqual(
+      [...mod.all("moderation"), ...bob.all("moderation")],
+      [],
+      "nothing before the engine's event",
+    );
+    assert.deepEqual(bob.all("kicked"), []);
+    release();
+    const line = await mod.next("moderation");
+    assert.deepEqual(
+      [line.action, line.name, line.uid, line.by, line.reason],
+      [action, "bob", "bob", "mo", "calm down"],
+    );
+    if (action === "kick") {
+      assert.equal((await bob.next("kicked")).reason, "kicked");
+      await t.settle();
+      assert.deepEqual(bob.all("moderation"), [], "the person taken out hears kicked, not the line");
+    } else {
+      assert.equal((await bob.next("moderation")).until, 0);
+    }
   });
 }
