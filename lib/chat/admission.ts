@@ -163,7 +163,7 @@ export class Admission {
 
   /** A new token for a signed connection: later expiry, and the token's name, role and rooms. */
   #refresh(conn: Conn, identity: Identity): void {
-    const { hub } = this.#ctx;
+    const { hub, moderation } = this.#ctx;
     const old = conn.identity!;
     if (identity.key !== old.key) {
       throw new ProtocolError(
@@ -176,9 +176,13 @@ export class Admission {
     if (identity.name !== old.name) {
       this.#naming.rename(conn.key, this.#naming.signedName(conn.key, identity.name!));
     }
-    // Rooms the new token no longer allows are left.
+    // Rooms the new token no longer allows are left: by its rooms claim, or by the room's rules as at
+    // join (a private room a demoted moderator may no longer see).
+    const now = this.#ctx.now();
     for (const room of hub.roomsOf(conn.peer.id)) {
-      if (!roomAllowedByClaim(identity, room)) this.#rooms.drop(conn, room);
+      if (!roomAllowedByClaim(identity, room) || !moderation.mayStay(identity, room, now)) {
+        this.#rooms.drop(conn, room);
+      }
     }
     conn.peer.send(encode({
       type: "authed",

@@ -131,3 +131,25 @@ Deno.test("Chat: once a second, an expired token closes 4003 and an auth frame o
   assert.deepEqual(await waiting.closed(3000), { code: CloseCode.AUTH_FAILED, reason: "auth_required" });
   assert.equal(waiting.all("error")[0].message, "No auth frame within 5000 ms of connecting");
 });
+
+Deno.test("Chat: a refresh that demotes a moderator takes them out of a private room they no longer may see", async () => {
+  // Issue #18, item 8: the refresh answered authed role member and left the person in the room.
+  await using t = testChat({}, {
+    verifier: verifier({
+      "demoted": signed("mo", { role: "member" }),
+      "still": signed("mo2", { role: "moderator" }),
+    }),
+  });
+  const mo = await t.connect({ identity: signed("mo", { role: "moderator" }), room: "board" });
+  const mo2 = await t.connect({ identity: signed("mo2", { role: "moderator" }), room: "board" });
+  mo.frame({ type: "room", room: "board", private: true });
+  await mo.next("room");
+  mo2.frame({ type: "auth", token: "still" });
+  await mo2.next("authed");
+  mo.frame({ type: "auth", token: "demoted" });
+  assert.deepEqual(await mo.next("left"), { type: "left", room: "board" });
+  assert.equal((await mo.next("authed")).role, "member");
+  mo.frame({ type: "send", room: "board", text: "still here?", cid: "c1" });
+  assert.equal((await mo.error("not_member")).cid, "c1");
+  assert.deepEqual(mo2.all("left"), [], "a refresh that keeps the role keeps the room");
+});
