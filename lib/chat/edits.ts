@@ -69,12 +69,16 @@ export class Edits {
     }
   }
 
-  /** Edits one's own message within the edit window. */
+  /**
+   * Edits one's own message within the edit window. An edit is a post: it obeys mute, read-only and
+   * slow mode like a send (and takes the slow-mode turn).
+   */
   async edit(conn: Conn, room: string, seq: number, text: string): Promise<void> {
-    const { cfg, engine } = this.#ctx;
+    const { cfg, engine, moderation } = this.#ctx;
     const t = this.#ctx.now();
     const window = ms(cfg, "editWindowSeconds");
     if (window === 0) throw new ProtocolError("not_allowed", "Messages cannot be edited on this server");
+    moderation.checkPost(conn.identity!, room, t);
     const result = await engine.changeMessage(
       room,
       seq,

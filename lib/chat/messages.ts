@@ -57,9 +57,13 @@ export class Messages {
     this.send(conn, conn.current, text);
   }
 
-  /** `typing`: told to the room's members, not stored. */
+  /**
+   * `typing`: told to the room's members, not stored. A muted person's typing reaches nobody, without
+   * an error: the page types as the person types, and a strike per keystroke would close it.
+   */
   typing(conn: Conn, room: string): void {
     mustBeMember(this.#ctx, conn, room, "type in");
+    if (this.#ctx.moderation.mutedUntil(room, conn.identity!.uid, this.#ctx.now()) !== undefined) return;
     roomLine(this.#ctx, room, encode({ type: "typing", room, name: nameOf(this.#ctx, conn) }));
   }
 

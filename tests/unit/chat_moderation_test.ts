@@ -425,3 +425,33 @@ Deno.test("Chat: disconnectPerson sends disconnected then closes every connectio
 function pick(m: Msg, ...fields: string[]): Msg {
   return Object.fromEntries(fields.map((f) => [f, m[f]]));
 }
+
+Deno.test("Chat: edits obey mute, read-only and slow mode; a muted person's typing reaches nobody", async () => {
+  // Issue #18, item 10: a member's edits to their own message were all accepted and shown live while
+  // muted, in a read-only room and under slow mode; muted members could still send typing.
+  await using t = testChat();
+  const mod = await as(t, "mo", "moderator");
+  const bob = await as(t, "bob");
+  const mine = await sendAndAck(bob, "lobby", "first", "b1");
+  mod.frame({ type: "room", room: "lobby", slowModeSeconds: 30 });
+  await bob.next("room", (m) => m.slowModeSeconds === 30);
+  t.clock.advance(31_000);
+  bob.frame({ type: "edit", room: "lobby", seq: mine.seq, text: "first, edited" });
+  await mod.next("edited", (m) => m.seq === mine.seq);
+  bob.frame({ type: "edit", room: "lobby", seq: mine.seq, text: "again at once" });
+  assert.equal((await bob.error("slow_mode")).room, "lobby");
+  mod.frame({ type: "room", room: "lobby", slowModeSeconds: 0, readOnly: true });
+  await bob.next("room", (m) => m.readOnly === true);
+  bob.frame({ type: "edit", room: "lobby", seq: mine.seq, text: "read-only now" });
+  await bob.error("read_only");
+  mod.frame({ type: "room", room: "lobby", readOnly: false });
+  await bob.next("room", (m) => m.readOnly === false);
+  mod.frame({ type: "mute", room: "lobby", name: "bob" });
+  await bob.next("moderation", (m) => m.action === "mute");
+  bob.frame({ type: "edit", room: "lobby", seq: mine.seq, text: "muted now" });
+  assert.equal((await bob.error("muted")).until, 0);
+  bob.frame({ type: "typing", room: "lobby" });
+  await t.settle();
+  assert.deepEqual(mod.all("typing"), [], "a muted person's typing goes nowhere");
+  assert.deepEqual(mod.all("edited").map((m) => m.text), ["first, edited"], "only the edit that was allowed");
+});
