@@ -297,7 +297,8 @@ function optInt(b: Body, field: string, min: number, max: number): number | unde
 function intParam(url: URL, name: string, min = 0): number | undefined {
   const v = url.searchParams.get(name);
   if (v === null) return undefined;
-  if (!/^\d{1,15}$/.test(v) || Number(v) < min) {
+  // Up to Number.MAX_SAFE_INTEGER (16 digits), the value a client gets for "the newest" elsewhere.
+  if (!/^\d{1,16}$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) < min) {
     throw new ApiError("bad_message", `"${name}" must be a whole number of ${min} or more`);
   }
   return Number(v);

@@ -15,7 +15,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { type Config, ConfigError } from "./config.ts";
-import { type Identity, keyOfUid, type Role } from "./identity.ts";
+import { type Identity, isUid, keyOfUid, MAX_UID_CHARS, type Role } from "./identity.ts";
 import { canonicalName, NAME_MAX_CHARS, nameProblem } from "./names.ts";
 import { ProtocolError, utf8Length } from "./protocol.ts";
 
@@ -32,8 +32,6 @@ export interface Verifier {
 /** Public-key algorithms accepted with `--jwt-public-key` (EdDSA as jose 6 also spells it). */
 const PUBLIC_ALGS = ["RS256", "ES256", "EdDSA", "Ed25519"];
 const ROLES: readonly Role[] = ["member", "moderator", "admin"];
-/** Longest `sub`: it becomes a person key (`u:` + sub) in the store and in Redis. */
-const MAX_SUB_CHARS = 128;
 const ROOM_PATTERN_RE = /^[\p{L}\p{N}_.-]{1,64}\*?$|^\*$/u;
 
 /**
@@ -176,8 +174,8 @@ function refusal(e: unknown): ProtocolError {
 function identityOf(p: JWTPayload): Identity {
   const bad = (why: string) => new ProtocolError("bad_token", `The token is refused: ${why}`);
   const sub = p.sub;
-  if (typeof sub !== "string" || sub === "" || [...sub].length > MAX_SUB_CHARS || /\p{Cc}/u.test(sub)) {
-    throw bad(`"sub" must be 1-${MAX_SUB_CHARS} characters without control characters`);
+  if (!isUid(sub)) {
+    throw bad(`"sub" must be 1-${MAX_UID_CHARS} characters without control characters`);
   }
   const role = p.role ?? "member";
   if (!ROLES.includes(role as Role)) throw bad(`"role" must be one of ${ROLES.join(", ")}`);

@@ -23,6 +23,18 @@ export interface Identity {
   guest: boolean;
 }
 
+/** Longest user id (a token's `sub`), in characters: it becomes a person key in the store and in Redis. */
+export const MAX_UID_CHARS = 128;
+
+/**
+ * Whether `uid` is a user id: 1-{@link MAX_UID_CHARS} characters, none of them a control character.
+ * The one rule for a token's `sub`, a frame's `uid` and the server API's, so anyone who can sign in
+ * can also be moderated by id.
+ */
+export function isUid(uid: unknown): uid is string {
+  return typeof uid === "string" && uid !== "" && [...uid].length <= MAX_UID_CHARS && !/\p{Cc}/u.test(uid);
+}
+
 /** The person key of signed user `uid` (the token's `sub`). */
 export function keyOfUid(uid: string): string {
   return `u:${uid}`;

@@ -4,6 +4,7 @@
  * @module
  */
 import { canonicalName, nameProblem } from "./names.ts";
+import { isUid, MAX_UID_CHARS } from "./identity.ts";
 import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
 
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
@@ -142,8 +143,6 @@ const CID_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const EPOCH_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** A direct conversation's id: `@` and 22 base64url characters. */
 const CONV_RE = /^@[A-Za-z0-9_-]{22}$/;
-/** A person id the host application gave (a token's `sub`) or a guest's key: printable, no spaces. */
-const UID_RE = /^[\x21-\x7e]{1,128}$/;
 /** Characters in a moderation reason. */
 export const MAX_REASON_CHARS = 200;
 export { MAX_TOPIC_CHARS };
@@ -477,8 +476,11 @@ function uid(o: Record<string, unknown>): string {
 
 /** A person id (a token's `sub`, or a guest's key) as the socket and the API take it. @throws bad_message */
 export function parseUid(v: string): string {
-  if (!UID_RE.test(v)) {
-    throw new ProtocolError("bad_message", `"uid" must be 1-128 printable characters without spaces`);
+  if (!isUid(v)) {
+    throw new ProtocolError(
+      "bad_message",
+      `"uid" must be 1-${MAX_UID_CHARS} characters without control characters`,
+    );
   }
   return v;
 }

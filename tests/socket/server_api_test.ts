@@ -186,3 +186,39 @@ Deno.test("bad API requests: huge bodies, bad JSON, unknown paths and methods, t
   await alice.next("pong");
   assert.equal(alice.all("error").length, 0);
 });
+
+Deno.test("ids that tokens accept are ids the API and the socket take: a ban on josé and on 'user 1' is lifted again", async () => {
+  // Issue #18, item 12: tokens accepted any sub without control characters, the API and the socket's
+  // uid only printable ASCII, so such a person could be banned by name and never unbanned.
+  await using s = await serve();
+  for (const sub of ["josé", "user 1"]) {
+    const path = `/api/rooms/lobby/bans/${encodeURIComponent(sub)}`;
+    const ban = await call(s, "PUT", path, { seconds: 600 });
+    assert.equal(ban.status, 200, JSON.stringify(ban.json));
+    assert.equal(ban.json.banned, sub);
+    assert.deepEqual((await call(s, "GET", "/api/rooms/lobby/access")).json.bans.map((b: Msg) => b.uid), [
+      sub,
+    ]);
+    assert.equal((await call(s, "DELETE", path)).status, 200);
+    assert.deepEqual((await call(s, "GET", "/api/rooms/lobby/access")).json.bans, []);
+  }
+  await using mod = await TestClient.connect(s, {
+    token: await token("mo", { role: "moderator" }),
+    room: "lobby",
+  });
+  await mod.next("joined");
+  mod.send({ type: "unban", room: "lobby", uid: "josé" });
+  await mod.next("moderation", (m) => m.action === "unban" && m.uid === "josé");
+  mod.send({ type: "unban", room: "lobby", uid: "bad\u0007id" });
+  assert.equal((await mod.next("error")).code, "bad_message", "control characters stay refused");
+});
+
+Deno.test("the API takes ?before= up to the largest safe integer, the value of 'the newest'", async () => {
+  // Issue #18, item 13: 9007199254740991 (16 digits) was answered 400.
+  await using s = await serve();
+  await call(s, "POST", "/api/rooms/lobby/messages", { text: "hi" });
+  const page = await call(s, "GET", `/api/rooms/lobby/messages?before=${Number.MAX_SAFE_INTEGER}`);
+  assert.equal(page.status, 200, JSON.stringify(page.json));
+  assert.deepEqual(page.json.messages.map((m: Msg) => m.text), ["hi"]);
+  assert.equal((await call(s, "GET", "/api/rooms/lobby/messages?before=9007199254740993")).status, 400);
+});
