@@ -64,8 +64,10 @@ export class Naming {
     const claim = async () => {
       // A token owns its name on every process: a tab elsewhere has it already.
       const owned = await sharing.nameOf(conn.key);
+      // Gone meanwhile: its names were released when it closed, and nothing is claimed after that.
+      if (!conns.alive(conn)) return undefined;
       if (owned !== undefined && owned !== name && (await sharing.claimName(conn.key, owned))) return owned;
-      for (let i = 1; i < 100; i++) {
+      for (let i = 1; i < 100 && conns.alive(conn); i++) {
         const candidate = i === 1 ? name : withSuffix(name, `-${i}`);
         if (i > 1 && !hub.nameFreeFor(conn.key, candidate, now())) continue;
         if (await sharing.claimName(conn.key, candidate)) return candidate;
@@ -73,7 +75,8 @@ export class Naming {
       return undefined;
     };
     conn.naming = claim().then((got) => {
-      if (got === undefined || got === hub.nameOf(conn.key) || !conns.alive(conn)) return;
+      if (!conns.alive(conn)) return this.#releaseIfGone(conn.key);
+      if (got === undefined || got === hub.nameOf(conn.key)) return;
       this.rename(conn.key, got);
     }).catch((e) => log.warn("name not claimed everywhere", { error: (e as Error).message }));
   }
@@ -97,12 +100,21 @@ export class Naming {
     // Gone by its turn: nothing to claim (its names were released when it closed).
     conn.naming = before.then(() => conns.alive(conn) && sharing.claimName(conn.key, name)).then(
       (ok) => {
-        if (!conns.alive(conn)) return;
+        if (!conns.alive(conn)) return this.#releaseIfGone(conn.key);
         if (!ok) return conns.refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));
         conns.run(id, () => this.rename(conn.key, name));
       },
       (e) => conns.answer(conn.peer, engineError("people", e)),
     );
+  }
+
+  /**
+   * A claim that answered after its connection closed: the close released the person's names before
+   * the claim was recorded, so it is released again unless the person still has a connection here.
+   * Without this a claim would be refreshed for as long as the process lives.
+   */
+  #releaseIfGone(key: string): void {
+    if (this.#ctx.hub.tabsOf(key) === 0) this.#ctx.sharing.releaseName(key);
   }
 
   /** Renames person `key` here, and in presence and the directory everywhere. */

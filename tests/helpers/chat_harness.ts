@@ -4,6 +4,7 @@
  * change of its insides. Close it (`await using`) so its intervals end with the test.
  * @module
  */
+import type { Sharing } from "../../lib/sharing.ts";
 import type { Verifier } from "../../lib/auth.ts";
 import { Chat, type OpenParams } from "../../lib/chat.ts";
 import { type Config, type ConfigInput, resolveConfig } from "../../lib/config.ts";
@@ -29,6 +30,8 @@ export interface TestChatOptions {
   /** @default EmbeddedEngine */
   engineClass?: EngineClass;
   verifier?: Verifier;
+  /** What processes share. @default this process alone (the chat builds it on its hub) */
+  sharing?: Sharing;
 }
 
 /** A chat under test and its fakes. */
@@ -76,7 +79,14 @@ export function testChat(overrides: ConfigInput = {}, opts: TestChatOptions = {}
   const logs: string[] = [];
   const log = createLogger("debug", (line) => logs.push(line));
   const metrics = new Metrics();
-  const chat = new Chat(config, { engine, log, metrics, verifier: opts.verifier, now: clock.now });
+  const chat = new Chat(config, {
+    engine,
+    sharing: opts.sharing,
+    log,
+    metrics,
+    verifier: opts.verifier,
+    now: clock.now,
+  });
   let nextId = 1;
   const open = (params: Partial<OpenParams> = {}) => {
     const peer = new FakePeer(nextId++, {

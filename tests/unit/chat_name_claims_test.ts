@@ -1,0 +1,66 @@
+/**
+ * Name claims across processes end with the connection that made them, whatever the order of events
+ * (issue #18, item 7: on Redis a guest that closed right after `welcome` was released before its
+ * connect-time claim was made; the claim was then recorded anyway and refreshed for ever).
+ */
+import assert from "node:assert/strict";
+import type { Sharing, SharingEvents } from "../../lib/sharing.ts";
+import { testChat } from "../helpers/chat_harness.ts";
+
+/** Names shared as on Redis: claims held until released, lookups that answer `delayMs` late. */
+function sharedNames(delayMs: number) {
+  const held = new Map<string, string>(); // key -> name
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const late = <T>(v: T) =>
+    new Promise<T>((resolve) => {
+      const t = setTimeout(() => (timers.delete(t), resolve(v)), delayMs);
+      timers.add(t);
+    });
+  const subscribers = new Set<SharingEvents>();
+  const sharing: Sharing = {
+    spansProcesses: true,
+    subscribe: (events) => (subscribers.add(events), () => subscribers.delete(events)),
+    publishLine: (room, line) => subscribers.forEach((s) => s.line(room, line)),
+    watch: () => Promise.resolve(),
+    unwatch: () => {},
+    presence: () => Promise.resolve(),
+    renamed: () => Promise.resolve(),
+    publishRename: () => {},
+    members: () => Promise.resolve([]),
+    nameOf: (key) => late(held.get(key)),
+    claimName: (key, name) => late(true).then((ok) => (held.set(key, name), ok)),
+    releaseName: (key) => void held.delete(key),
+    whoIs: () => Promise.resolve(undefined),
+    sendToPerson: (key, msg) => (subscribers.forEach((s) => s.person(key, msg)), Promise.resolve()),
+  };
+  return { sharing, held, stop: () => timers.forEach(clearTimeout) };
+}
+
+Deno.test("Chat: a guest who leaves before its connect-time claim is made holds no name afterwards", async () => {
+  const names = sharedNames(20);
+  await using t = testChat({}, { sharing: names.sharing });
+  using _ = { [Symbol.dispose]: names.stop };
+  const guest = t.open({ name: "alice", room: "" });
+  await guest.next("welcome");
+  guest.hangUp(); // while the claim's lookup is still on its way
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual([...names.held], [], "no claim outlives its connection");
+  const stays = t.open({ name: "bob", room: "" });
+  await stays.next("welcome");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual([...names.held.values()], ["bob"], "a connection that stays keeps its claim");
+});
+
+Deno.test("Chat: a nick claimed while its connection closes is released", async () => {
+  const names = sharedNames(20);
+  await using t = testChat({}, { sharing: names.sharing });
+  using _ = { [Symbol.dispose]: names.stop };
+  const guest = t.open({ name: "carol", room: "" });
+  await guest.next("welcome");
+  await new Promise((r) => setTimeout(r, 80));
+  guest.frame({ type: "nick", name: "caroline" });
+  await new Promise((r) => setTimeout(r, 5)); // the claim is made, not yet answered
+  guest.hangUp();
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual([...names.held], []);
+});
