@@ -19,7 +19,7 @@ import { LocalSharing, type Sharing } from "./sharing.ts";
 import { Admission, type OpenParams } from "./chat/admission.ts";
 import { AnswerBudget } from "./chat/answers.ts";
 import { type Conn, Connections } from "./chat/connections.ts";
-import type { ChatContext } from "./chat/context.ts";
+import { type ChatContext, nameOf } from "./chat/context.ts";
 import { Direct } from "./chat/direct.ts";
 import { Edits } from "./chat/edits.ts";
 import { engineError, SHUTTING_DOWN } from "./chat/errors.ts";
@@ -249,7 +249,7 @@ export class Chat {
     const conn = this.#conns.delete(id);
     if (!conn?.identity) return; // gone already, or never authenticated: not in the hub
     const { hub, sharing, moderation, now } = this.#ctx;
-    for (const room of hub.soleTabRooms(id)) this.#presence.present(room, this.#naming.of(conn), false);
+    for (const room of hub.soleTabRooms(id)) this.#presence.present(room, nameOf(this.#ctx, conn), false);
     if (hub.tabsOf(conn.key) === 1) sharing.releaseName(conn.key);
     for (const room of hub.disconnect(id, now())) {
       sharing.unwatch(room);

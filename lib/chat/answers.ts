@@ -52,7 +52,7 @@ export class AnswerBudget {
   oldest(messages: ChatMessage[]): ChatMessage[] {
     let size = 0;
     for (let i = 0; i < messages.length; i++) {
-      size += messages[i].text.length + messages[i].from.length + ANSWER_OVERHEAD_CHARS;
+      size += sizeOf(messages[i]);
       if (size > this.chars) return messages.slice(0, i);
     }
     return messages;

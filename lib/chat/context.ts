@@ -37,11 +37,6 @@ export function nameOf(ctx: ChatContext, conn: Conn): string {
   return ctx.hub.nameOf(conn.key)!;
 }
 
-/** A line for `room`'s members on every process. */
-export function roomLine(ctx: ChatContext, room: string, line: string): void {
-  ctx.sharing.publishLine(room, line);
-}
-
 /** Throws `not_member` unless `conn` is in `room`; `verb` says what it tried ("send to"). */
 export function mustBeMember(ctx: ChatContext, conn: Conn, room: string, verb: string): void {
   if (!ctx.hub.isMember(conn.peer.id, room)) {

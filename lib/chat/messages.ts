@@ -11,7 +11,7 @@ import { mentionCandidates } from "../../static/shared/mentions.js";
 import { ProtocolError } from "../protocol.ts";
 import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, mustBeMember, nameOf, roomLine } from "./context.ts";
+import { type ChatContext, mustBeMember, nameOf } from "./context.ts";
 import { SHUTTING_DOWN } from "./errors.ts";
 import type { Found, Naming } from "./naming.ts";
 import type { Pending, Writer } from "./writer.ts";
@@ -64,7 +64,7 @@ export class Messages {
   typing(conn: Conn, room: string): void {
     mustBeMember(this.#ctx, conn, room, "type in");
     if (this.#ctx.moderation.mutedUntil(room, conn.identity!.uid, this.#ctx.now()) !== undefined) return;
-    roomLine(this.#ctx, room, encode({ type: "typing", room, name: nameOf(this.#ctx, conn) }));
+    this.#ctx.sharing.publishLine(room, encode({ type: "typing", room, name: nameOf(this.#ctx, conn) }));
   }
 
   /**

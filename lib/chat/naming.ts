@@ -8,7 +8,7 @@ import { withSuffix } from "../names.ts";
 import { ProtocolError } from "../protocol.ts";
 import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, nameOf } from "./context.ts";
+import type { ChatContext } from "./context.ts";
 import { engineError } from "./errors.ts";
 
 /** A person found by name: their key and their name as they hold it now. */
@@ -169,10 +169,5 @@ export class Naming {
     const { hub, sharing } = this.#ctx;
     const key = keyOfUid(uid);
     return hub.nameOf(key) ?? hub.nameOf(uid) ?? await sharing.nameOf(key) ?? uid;
-  }
-
-  /** The name of the person of `conn`. */
-  of(conn: Conn): string {
-    return nameOf(this.#ctx, conn);
   }
 }

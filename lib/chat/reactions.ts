@@ -7,7 +7,7 @@ import type { ChatMessage } from "../domain.ts";
 import { ProtocolError } from "../protocol.ts";
 import { encode } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, mustBeMember, nameOf, roomLine } from "./context.ts";
+import { type ChatContext, mustBeMember, nameOf } from "./context.ts";
 
 /** The reactions feature. */
 export class Reactions {
@@ -38,8 +38,7 @@ export class Reactions {
           : `You have ${caps.maxPerPerson} reactions on message ${seq} already: take one back first`,
       );
     }
-    roomLine(
-      this.#ctx,
+    this.#ctx.sharing.publishLine(
       room,
       encode({
         type: "reactions",

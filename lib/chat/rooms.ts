@@ -205,9 +205,7 @@ export class Rooms {
 
   /** `leave`: out of the room, answered `left`. */
   leave(conn: Conn, room: string): void {
-    if (!this.left(conn, room)) throw new ProtocolError("not_member", `You are not in room "${room}"`);
-    this.#moveCurrent(conn, room);
-    conn.peer.send(encode({ type: "left", room }));
+    if (!this.drop(conn, room)) throw new ProtocolError("not_member", `You are not in room "${room}"`);
   }
 
   /** Takes one connection out of `room` and tells it why (`kicked`, `banned`, `forbidden`). */
@@ -217,7 +215,10 @@ export class Rooms {
     conn.peer.send(encode({ type: "kicked", room, reason: why }));
   }
 
-  /** Out of `room` because the token no longer allows it: answered `left`, as a leave is. */
+  /**
+   * Out of `room`, answered `left`: a `leave`, or a room a refreshed token no longer allows. Returns
+   * whether the connection was in it.
+   */
   drop(conn: Conn, room: string): boolean {
     if (!this.left(conn, room)) return false;
     this.#moveCurrent(conn, room);
