@@ -370,14 +370,8 @@ export class Chat {
   }
 
   /** Bans, mutes, unmutes or unbans `target` in `room`, durably; a ban also takes them out of the room. */
-  sanction(
-    actor: Actor,
-    room: string,
-    target: Target,
-    change: Extract<RoomChange, { kind: "ban" | "mute" | "unmute" | "unban" }>,
-    reason?: string,
-  ): Promise<void> {
-    return this.#moderate.sanction(actor, room, target, change, reason);
+  sanction(...args: Parameters<Moderate["sanction"]>): Promise<void> {
+    return this.#moderate.sanction(...args);
   }
 
   /** Applies `change` to `room` durably with an audit entry; every process applies it to its members. */

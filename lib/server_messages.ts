@@ -11,19 +11,14 @@ import type { Role } from "./identity.ts";
 export type WireMessage = { type: "message"; room: string } & Omit<ChatMessage, "room">;
 
 /** A stored direct-conversation message on the wire (see {@link wireConvMessage}). */
-export interface WireConvMessage {
-  type: "message";
-  conv: string;
-  seq: number;
-  /** Live only: the other person's name when it was sent. */
-  to?: string;
-  from: string;
-  text: string;
-  ts: number;
-  cid?: string;
-  deleted?: true;
-  editedTs?: number;
-}
+export type WireConvMessage =
+  & {
+    type: "message";
+    conv: string;
+    /** Live only: the other person's name when it was sent. */
+    to?: string;
+  }
+  & Pick<ChatMessage, "seq" | "from" | "text" | "ts" | "cid" | "deleted" | "editedTs">;
 
 /** One entry of a `conversations` answer. */
 export interface ConversationItem {

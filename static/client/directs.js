@@ -208,15 +208,7 @@ export class Directs {
       recount(c);
       const last = item.last;
       if (last && typeof last.from === "string") {
-        c.add({
-          conv: item.conv,
-          convSeq: last.seq,
-          to: client.isMe(last.from) ? c.peer : client.me,
-          from: last.from,
-          text: last.text,
-          ts: last.ts,
-          ...(last.cid === undefined ? {} : { cid: last.cid }),
-        });
+        c.add(stored(item.conv, last, client.isMe(last.from) ? c.peer : client.me));
       }
     }
     this.loaded = true;
@@ -232,15 +224,7 @@ export class Directs {
     const c = [...this.map.values()].find((x) => x.conv === m.conv);
     if (!c || !Array.isArray(m.messages)) return;
     for (const x of m.messages) {
-      c.add({
-        conv: m.conv,
-        convSeq: x.seq,
-        to: client.isMe(x.from) ? c.peer : client.me,
-        from: x.from,
-        text: x.text,
-        ts: x.ts,
-        ...(x.cid === undefined ? {} : { cid: x.cid }),
-      });
+      c.add(stored(m.conv, x, client.isMe(x.from) ? c.peer : client.me));
     }
     if (typeof m.lastSeq === "number" && m.lastSeq > c.lastSeq) c.lastSeq = m.lastSeq;
     recount(c);
@@ -294,4 +278,23 @@ export class Directs {
     this.#ctx.takeToken();
     this.#ctx.send({ type: "history", conv: c.conv, after });
   }
+}
+
+/**
+ * A stored message of conversation `conv` as the server sends it (a conversation list's `last`, a
+ * history page's message), as the conversation holds it; `to`: the other person's name.
+ * @param {string} conv
+ * @param {Record<string, any>} x
+ * @param {string} to
+ */
+function stored(conv, x, to) {
+  return {
+    conv,
+    convSeq: x.seq,
+    to,
+    from: x.from,
+    text: x.text,
+    ts: x.ts,
+    ...(x.cid === undefined ? {} : { cid: x.cid }),
+  };
 }
