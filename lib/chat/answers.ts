@@ -1,7 +1,8 @@
 /**
  * The answer budget: how much one `joined`, `history`, `audit` or `conversations` answer may hold, and
  * the refusal of new answers while a client has not read the earlier ones. What one connection makes
- * the server hold is counted before the work is done, so a client that asks and never reads gets
+ * the server hold is counted before the work is done: an answer's size is held from when its read
+ * starts until it is queued or dropped, so a client that asks many times at once and never reads gets
  * small errors, not pages.
  * @module
  */
@@ -25,16 +26,34 @@ export class AnswerBudget {
   }
 
   /**
-   * Refuses to produce an answer for a client that has not taken the earlier ones yet.
+   * Holds room for one answer, refusing a client whose earlier answers (queued, or still being read)
+   * leave no room. Returns the release, to call once the answer is queued or dropped; calling it
+   * again does nothing.
    * @throws {ProtocolError} `busy`.
    */
-  reserve(conn: Conn): void {
+  reserve(conn: Conn): () => void {
     const backlog = conn.peer.backlog?.() ?? 0;
-    if (backlog + this.chars > this.#maxBuffered) {
+    if (backlog + conn.answering + this.chars > this.#maxBuffered) {
       throw new ProtocolError(
         "busy",
         "Earlier answers are still on their way to you; read them before asking for more",
       );
+    }
+    conn.answering += this.chars;
+    let held = true;
+    return () => {
+      if (held) held = false, conn.answering -= this.chars;
+    };
+  }
+
+  /** Holds room for the answer `work` produces, from its start until it settles. */
+  during<T>(conn: Conn, work: () => Promise<T>): Promise<T> {
+    const release = this.reserve(conn);
+    try {
+      return work().finally(release);
+    } catch (e) {
+      release();
+      throw e;
     }
   }
 

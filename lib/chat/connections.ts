@@ -40,6 +40,8 @@ export interface Conn {
    * so the name asked for last is the one held.
    */
   naming?: Promise<unknown>;
+  /** Characters held for answers being read now (see `AnswerBudget.reserve`). */
+  answering: number;
 }
 
 /** What an error frame may name besides its code: the send, room or conversation it is about. */
@@ -84,6 +86,7 @@ export class Connections {
       strikes: 0,
       strikesSince: t,
       sentAt: -Infinity,
+      answering: 0,
     };
     this.#conns.set(peer.id, conn);
     return conn;

@@ -132,8 +132,8 @@ export class Direct {
   /** Sends `conversations {items, complete}`; `asked`: an answer to the client (its budget applies). */
   list(conn: Conn, before: number, limit: number, asked = false): void {
     const { conns, log } = this.#ctx;
-    if (asked) this.#budget.reserve(conn);
-    this.page(conn.key, before, limit).then(
+    const read = () => this.page(conn.key, before, limit);
+    (asked ? this.#budget.during(conn, read) : read()).then(
       (page) => conns.alive(conn) && conn.peer.send(encode({ type: "conversations", ...page })),
       (e) => {
         log.error("conversations read failed", { error: (e as Error).message });
@@ -145,9 +145,8 @@ export class Direct {
   /** `history {conv}`: older than `before`, or newer than `after` (oldest first either way). */
   history(conn: Conn, conv: string, before?: number, after?: number, limit?: number): void {
     const { engine, conns, cfg, log } = this.#ctx;
-    this.#budget.reserve(conn);
     const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
-    (async () => {
+    this.#budget.during(conn, async () => {
       await mustBeInConversation(this.#ctx, conn, conv);
       let messages: ChatMessage[];
       let complete: boolean;
@@ -177,7 +176,7 @@ export class Direct {
         complete,
         lastSeq,
       }));
-    })().catch((e) => {
+    }).catch((e) => {
       if (e instanceof ProtocolError) return conns.refuse(conn.peer.id, e, { conv });
       log.error("history read failed", { conv, error: (e as Error).message });
       conns.answer(conn.peer, engineError({ reading: conv }, e), { conv });

@@ -156,8 +156,10 @@ export class Moderate {
     if (conn.identity!.role !== "admin") {
       throw new ProtocolError("not_allowed", `Only admins read the audit log of room "${room}"`);
     }
-    this.#budget.reserve(conn);
-    this.auditPage(room, before ?? Number.MAX_SAFE_INTEGER, limit ?? cfg.historyPage).then(
+    this.#budget.during(
+      conn,
+      () => this.auditPage(room, before ?? Number.MAX_SAFE_INTEGER, limit ?? cfg.historyPage),
+    ).then(
       (page) => conns.alive(conn) && conn.peer.send(encode({ type: "audit", room, ...page })),
       (e) => conns.refuse(conn.peer.id, e, { room }),
     );

@@ -63,21 +63,30 @@ export class Rooms {
     const { hub, engine, conns, moderation, now } = this.#ctx;
     // No hint of why (a private room or a token's limit): the same sentence either way.
     if (!roomAllowedByClaim(conn.identity!, room)) throw forbidden(room);
-    this.#budget.reserve(conn);
-    if (hub.isMember(conn.peer.id, room)) return this.#enter(conn, room, since, epoch, rev);
+    // Held from the check until `joined` is queued (or the join fails), so joins sent together count.
+    if (hub.isMember(conn.peer.id, room)) {
+      return void this.#budget.during(conn, () => this.#enter(conn, room, since, epoch, rev));
+    }
+    const release = this.#budget.reserve(conn);
     // Refused before any room is touched: no presence, no history, no hint. Frames that come
     // meanwhile wait, so the client may send to the room right after its join.
     const id = conn.peer.id;
     conn.queue = [];
     engine.access(room, conn.identity!.uid).then(
       (acc) => {
-        if (!conns.alive(conn)) return;
-        conns.run(id, () => {
-          moderation.admit(conn.identity!, room, acc, now());
-          this.#enter(conn, room, since, epoch, rev);
-        }, { room });
+        let entered: Promise<void> | undefined;
+        if (conns.alive(conn)) {
+          conns.run(id, () => {
+            moderation.admit(conn.identity!, room, acc, now());
+            entered = this.#enter(conn, room, since, epoch, rev);
+          }, { room });
+        }
+        (entered ?? Promise.resolve()).finally(release);
       },
-      (e) => conns.alive(conn) && conns.answer(conn.peer, engineError({ reading: room }, e), { room }),
+      (e) => {
+        release();
+        if (conns.alive(conn)) conns.answer(conn.peer, engineError({ reading: room }, e), { room });
+      },
     ).finally(() => this.#drain(conn));
   }
 
@@ -94,14 +103,15 @@ export class Rooms {
     if (checking()) conn.queue!.unshift(...waiting);
   }
 
-  #enter(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
+  /** Enters `room`; settles once `joined` is queued or the join has failed. */
+  #enter(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): Promise<void> {
     const { hub, conns, moderation, now, log } = this.#ctx;
     const { added, firstTab } = hub.join(conn.peer.id, room, true);
     conn.current = room;
-    if (!added) return hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room));
+    if (!added) return Promise.resolve(hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
     const id = conn.peer.id;
     const arriving = firstTab ? nameOf(this.#ctx, conn) : undefined;
-    this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
+    return this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
       ({ messages, lastSeq, truncated, epoch, members, changed, lastRead, mentions }) => {
         if (!conns.alive(conn) || !hub.isMember(id, room)) return;
         const you: { role: Role; muted?: number } = { role: conn.identity!.role };
@@ -247,28 +257,28 @@ export class Rooms {
   history(conn: Conn, room: string, before?: number, limit?: number): void {
     const { hub, engine, conns, cfg, log } = this.#ctx;
     mustBeMember(this.#ctx, conn, room, "read the history of");
-    this.#budget.reserve(conn);
     const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
     // Nothing newer than what this member has: that is on its way live.
     const id = conn.peer.id;
     const end = Math.min(before ?? Infinity, hub.knownSeq(id, room) + 1);
     const here = () => conns.alive(conn) && hub.isMember(id, room);
     // n >= 1 (the parser refuses limit 0), so an answer with fewer than n + 1 rows really is the start.
-    engine.before(room, end, n + 1).then((page) => {
-      if (!here()) return;
-      let messages = page.messages;
-      let complete = messages.length <= n;
-      if (!complete) messages = messages.slice(1);
-      return this.#reactions.attach(room, messages, conn.key).then((read) => {
+    this.#budget.during(conn, () =>
+      engine.before(room, end, n + 1).then((page) => {
         if (!here()) return;
-        const messages = this.#budget.newest(read);
-        if (messages.length < read.length) complete = false;
-        conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+        let messages = page.messages;
+        let complete = messages.length <= n;
+        if (!complete) messages = messages.slice(1);
+        return this.#reactions.attach(room, messages, conn.key).then((read) => {
+          if (!here()) return;
+          const messages = this.#budget.newest(read);
+          if (messages.length < read.length) complete = false;
+          conn.peer.send(encode({ type: "history", room, messages: messages.map(wireMessage), complete }));
+        });
+      })).catch((e) => {
+        log.error("history read failed", { room, error: (e as Error).message });
+        conns.answer(conn.peer, engineError({ reading: room }, e), { room });
       });
-    }).catch((e) => {
-      log.error("history read failed", { room, error: (e as Error).message });
-      conns.answer(conn.peer, engineError({ reading: room }, e), { room });
-    });
   }
 
   /**

@@ -27,29 +27,13 @@ export class RawSocket {
 
   /** Sends one masked frame. */
   async sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
-    const len = payload.length;
-    const header = len < 126
-      ? [0x80 | opcode, 0x80 | len]
-      : len < 65536
-      ? [0x80 | opcode, 0x80 | 126, len >> 8, len & 255]
-      : [
-        0x80 | opcode,
-        0x80 | 127,
-        0,
-        0,
-        0,
-        0,
-        (len >>> 24) & 255,
-        (len >>> 16) & 255,
-        (len >>> 8) & 255,
-        len & 255,
-      ];
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    const out = new Uint8Array(header.length + 4 + len);
-    out.set(header);
-    out.set(mask, header.length);
-    for (let i = 0; i < len; i++) out[header.length + 4 + i] = payload[i] ^ mask[i & 3];
-    await writeAll(this.conn, out);
+    await writeAll(this.conn, maskedFrame(opcode, payload));
+  }
+
+  /** Sends text frames in one write, so the server reads them all at once. */
+  async sendTexts(texts: string[]): Promise<void> {
+    const frames = texts.map((t) => maskedFrame(1, new TextEncoder().encode(t)));
+    await writeAll(this.conn, concat(frames, false));
   }
 
   /**
@@ -105,6 +89,33 @@ export class RawSocket {
     } catch { /* closed already */ }
     await this.#read;
   }
+}
+
+/** One final client frame of `opcode`, masked with a random key. */
+function maskedFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const len = payload.length;
+  const header = len < 126
+    ? [0x80 | opcode, 0x80 | len]
+    : len < 65536
+    ? [0x80 | opcode, 0x80 | 126, len >> 8, len & 255]
+    : [
+      0x80 | opcode,
+      0x80 | 127,
+      0,
+      0,
+      0,
+      0,
+      (len >>> 24) & 255,
+      (len >>> 16) & 255,
+      (len >>> 8) & 255,
+      len & 255,
+    ];
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const out = new Uint8Array(header.length + 4 + len);
+  out.set(header);
+  out.set(mask, header.length);
+  for (let i = 0; i < len; i++) out[header.length + 4 + i] = payload[i] ^ mask[i & 3];
+  return out;
 }
 
 /**

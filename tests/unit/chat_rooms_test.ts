@@ -266,3 +266,21 @@ Deno.test("Chat: page() and presence() read a room for the host application", as
   assert.deepEqual(await t.chat.presence("r"), ["alice", "bob"]);
   assert.deepEqual(await t.chat.presence("empty"), []);
 });
+
+Deno.test("Chat: answers still being read count against the budget, so many asked at once get busy, not pages", async () => {
+  // 64 KiB a client may have queued, 16 KiB an answer: room for four answers, whether they are queued
+  // or still being read from the engine.
+  await using t = testChat({ maxBufferedBytes: 64 * 1024, maxAnswerBytes: 16 * 1024 });
+  const a = await t.connect({ name: "alice", room: "r" });
+  for (let i = 0; i < 10; i++) a.frame({ type: "history", room: "r" });
+  a.frame({ type: "join", room: "other" });
+  await t.settle();
+  assert.equal(a.all("history").length, 4);
+  assert.equal(a.all("error").filter((e) => e.code === "busy").length, 7);
+  assert.deepEqual(a.all("joined").map((j) => j.room), ["r"], "the join that found no room was refused");
+  // Once those answers were queued and read, the room is free again.
+  a.frame({ type: "join", room: "other" });
+  assert.equal((await a.next("joined")).room, "other");
+  a.frame({ type: "history", room: "r" });
+  await a.next("history");
+});
