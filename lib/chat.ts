@@ -53,6 +53,8 @@ export interface ChatDeps {
 const MAINTENANCE_MS = 30_000;
 /** How often expired tokens and owed `auth` frames are looked for (one sweep, no timer per connection). */
 const AUTH_SWEEP_MS = 1000;
+/** How often a shutdown looks for silent connections, and how late a timer may fire on a server that keeps up. */
+const SILENCE_TICK_MS = 10;
 
 /** One chat service: a hub, an engine, sharing, and the features between clients and them. */
 export class Chat {
@@ -206,6 +208,7 @@ export class Chat {
     const conn = this.#conns.get(id);
     if (!conn) return;
     this.#ctx.metrics.messagesIn++;
+    conn.heardAt = performance.now();
     if (this.#closed) return this.#turnAway(conn, data);
     if (conn.queue) {
       if (conn.queue.length < this.#ctx.cfg.burst) return void conn.queue.push(data);
@@ -215,6 +218,8 @@ export class Chat {
   }
 
   #frame(conn: Conn, data: string): void {
+    // A frame that waited for a join check while the shutdown began is answered like one read now.
+    if (this.#closed) return this.#turnAway(conn, data);
     this.#conns.takeToken(conn);
     const msg = parseClientFrame(data, this.#ctx.cfg);
     if (msg.type !== "auth" && !conn.identity) {
@@ -265,14 +270,51 @@ export class Chat {
   close(): Promise<void> {
     return this.#closing ??= (async () => {
       this.#closed = true;
+      const began = performance.now();
       clearInterval(this.#maintenance);
       clearInterval(this.#authSweep);
       this.#presence.close();
       await this.#writer.flush();
-      this.hub.closeAll(CloseCode.GOING_AWAY, "server restarting");
+      await this.#closeWhenSilent(began, performance.now());
       for (const off of this.#unsubscribe) off();
       await this.#engine.close();
     })();
+  }
+
+  /**
+   * Closes each connection 1001 once it has been silent for `shutdownQuietMs`: a frame it sent
+   * before it could know is still in its socket when the stop begins, and is answered only if read
+   * before the close. Silence counts only while the server keeps up (its timers fire on time): a
+   * server that is behind has not read everything yet. Connections that go on talking are closed
+   * at half the shutdown timeout (or when the writes are done, if later), so the rest of it is left
+   * for the store.
+   */
+  async #closeWhenSilent(began: number, flushed: number): Promise<void> {
+    const { shutdownQuietMs: quiet, shutdownTimeoutMs } = this.#ctx.cfg;
+    const last = Math.max(began + shutdownTimeoutMs / 2, flushed);
+    const tick = Math.max(1, Math.min(quiet / 4, SILENCE_TICK_MS));
+    const told = new Set<number>();
+    let behind = flushed;
+    let due = flushed;
+    for (;;) {
+      const t = performance.now();
+      // A timer late by more than a tick: frames may be waiting to be read, so nobody is silent yet.
+      if (t - due > tick) behind = t;
+      for (const conn of this.#conns.values()) {
+        if (told.has(conn.peer.id)) continue;
+        if (Math.max(conn.heardAt, behind) + quiet <= t || last <= t) {
+          told.add(conn.peer.id);
+          conn.peer.close(CloseCode.GOING_AWAY, "server restarting");
+        }
+      }
+      if (
+        last <= t || this.#conns.size === 0 || [...this.#conns.values()].every((c) => told.has(c.peer.id))
+      ) {
+        return;
+      }
+      due = t + tick;
+      await new Promise((r) => setTimeout(r, tick));
+    }
   }
 
   /**

@@ -509,6 +509,22 @@ export const TABLE = {
       min: 0,
       help: "ms a shutdown waits for clients and storage",
     },
+    /**
+     * A frame that reached the server before its 1001 is answered (ack or `shutting_down` with its
+     * `cid`): each connection stays open until it has been silent this long, so what it sent before
+     * the stop is read first; chatty ones are closed at half the shutdown timeout.
+     */
+    shutdownQuietMs: {
+      flag: "shutdown-quiet",
+      env: "CHAT_SHUTDOWN_QUIET",
+      kind: "int",
+      default: 100,
+      unit: "ms",
+      min: 0,
+      max: 60_000,
+      help:
+        "ms a connection must be silent after a stop signal before its 1001 (at most half the shutdown timeout)",
+    },
     /** So balancers and reconnecting clients hear why instead of a refused connection. */
     shutdownDrainMs: {
       flag: "shutdown-drain",

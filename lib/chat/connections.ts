@@ -42,6 +42,8 @@ export interface Conn {
   naming?: Promise<unknown>;
   /** Characters held for answers being read now (see `AnswerBudget.reserve`). */
   answering: number;
+  /** When its last frame was read (performance.now ms): a shutdown closes it once it is silent. */
+  heardAt: number;
 }
 
 /** What an error frame may name besides its code: the send, room or conversation it is about. */
@@ -87,6 +89,7 @@ export class Connections {
       strikesSince: t,
       sentAt: -Infinity,
       answering: 0,
+      heardAt: t,
     };
     this.#conns.set(peer.id, conn);
     return conn;

@@ -61,10 +61,11 @@ const START = Math.floor(Date.now() / 1000) * 1000;
 
 /**
  * A chat with `overrides` over the settings. Unless overridden: the memory store (so writes do not
- * wait for company), presence at once (`presenceDelayMs: 0`).
+ * wait for company), presence at once (`presenceDelayMs: 0`), and a close that does not wait for silent
+ * connections (`shutdownQuietMs: 0`).
  */
 export function testChat(overrides: ConfigInput = {}, opts: TestChatOptions = {}): TestChat {
-  const config = resolveConfig({ store: "memory", presenceDelayMs: 0, ...overrides });
+  const config = resolveConfig({ store: "memory", presenceDelayMs: 0, shutdownQuietMs: 0, ...overrides });
   const Engine = opts.engineClass ?? EmbeddedEngine;
   const store = new MemoryStore({
     retainMessages: config.retainMessages,

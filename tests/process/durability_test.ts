@@ -231,6 +231,51 @@ Deno.test("SIGTERM writes what is pending, tells clients 1001 and exits 0", asyn
   await Deno.remove(dataDir, { recursive: true });
 });
 
+Deno.test("SIGTERM under load answers every frame that reached the server before its 1001", async () => {
+  // #18: 100 clients talk flat out (every 10 ms, each in a room of its own so the test can read what
+  // comes back) while 20 more each send 20 messages just before the stop signal. The server is behind, so those frames are still in its sockets when the stop begins;
+  // before each connection was kept open until silent, about half of them went unanswered.
+  const dataDir = await Deno.makeTempDir();
+  const server = await spawnServer(dataDir, [...LIMITS, "--max-connections-per-ip", "1000"]);
+  const talkers: TestClient[] = [];
+  const senders: TestClient[] = [];
+  try {
+    for (let i = 0; i < 100; i++) talkers.push(await connect(server.port, { name: `t${i}`, room: `t${i}` }));
+    for (let i = 0; i < 20; i++) senders.push(await connect(server.port, { name: `s${i}`, room: "r" }));
+    await Promise.all([...talkers, ...senders].map((c) => c.next("joined")));
+    let n = 0;
+    const talk = setInterval(() => {
+      for (const c of talkers) {
+        if (c.ws.readyState === WebSocket.OPEN) {
+          c.send({ type: "send", room: "r", text: "x", cid: `x${n++}` });
+        }
+      }
+    }, 10);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const s of senders) {
+      for (let k = 0; k < 20; k++) s.send({ type: "send", room: "r", text: `m${k}`, cid: `c${k}` });
+    }
+    await new Promise((r) => setTimeout(r, 5));
+    const stopped = server.stop("SIGTERM");
+    const closes = await Promise.all(senders.map((s) => s.closed));
+    clearInterval(talk);
+    assert.equal((await stopped).code, 0);
+    assert.deepEqual(new Set(closes.map((e) => e.code)), new Set([1001]));
+    const answered = senders.map((s) =>
+      [...s.all("ack"), ...s.all("error").filter((e) => e.code === "shutting_down")].map((m) => m.cid)
+    );
+    for (const cids of answered) {
+      assert.deepEqual(cids.toSorted(), Array.from({ length: 20 }, (_, k) => `c${k}`).toSorted());
+    }
+    const acked = senders.reduce((n, s) => n + s.all("ack").length, 0);
+    if (Deno.env.get("SHUTDOWN_VERBOSE")) console.log(`400 of 400 answered, ${acked} acked`);
+  } finally {
+    await Promise.all([...talkers, ...senders].map((c) => c.close()));
+    await server.stop();
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
 Deno.test("join with since resumes after a dropped connection with no gap and no duplicate at the seam", async () => {
   await using s = await startServer({ messagesPerSecond: 100_000, burst: 100_000 });
   await using writer = await TestClient.connect(s, { name: "writer", room: "r" });

@@ -39,6 +39,40 @@ Deno.test("Chat: close() acks what it took, answers frames read meanwhile shutti
   assert.equal(t.metrics.errors.get("shutting_down"), 4);
 });
 
+Deno.test("Chat: close() keeps a connection open until it has been silent, answering what it reads meanwhile", async () => {
+  await using t = testChat({ shutdownQuietMs: 150 });
+  const a = await t.connect({ name: "alice", room: "r" });
+  const b = await t.connect({ name: "bob", room: "r" });
+  const closing = t.chat.close();
+  // Frames that were on their way when the stop began keep coming for a while.
+  for (let i = 0; i < 5; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(a.closedWith, undefined, "not closed while it still talks");
+    a.frame({ type: "send", room: "r", text: "late", cid: `c${i}` });
+  }
+  await closing;
+  assert.deepEqual(
+    a.all("error").map((e) => [e.code, e.cid]),
+    [0, 1, 2, 3, 4].map((i) => ["shutting_down", `c${i}`]),
+  );
+  for (const p of [a, b]) {
+    assert.deepEqual(p.closedWith, { code: CloseCode.GOING_AWAY, reason: "server restarting" });
+  }
+});
+
+Deno.test("Chat: close() closes a client that never stops talking at half the shutdown timeout", async () => {
+  await using t = testChat({ shutdownQuietMs: 100, shutdownTimeoutMs: 600 });
+  const a = await t.connect({ name: "alice", room: "r" });
+  const began = performance.now();
+  const closing = t.chat.close();
+  const talk = setInterval(() => a.closedWith || a.frame({ type: "ping" }), 20);
+  await closing;
+  clearInterval(talk);
+  const took = performance.now() - began;
+  assert.ok(took >= 290 && took < 3000, `closed after ${took.toFixed(0)} ms`);
+  assert.equal(a.closedWith?.code, CloseCode.GOING_AWAY);
+});
+
 Deno.test("Chat: after close() a new connection is closed 1001 at once and post() refuses shutting_down", async () => {
   await using t = testChat();
   await t.chat.close();

@@ -175,6 +175,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     maxMentions: 20,
     shutdownTimeoutMs: 5000,
     shutdownDrainMs: 500,
+    shutdownQuietMs: 100,
     relistenTimeoutSeconds: 30,
     tcpBacklog: 4096,
     reusePort: false,
