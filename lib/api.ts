@@ -1,6 +1,7 @@
 /**
  * The server API: HTTP JSON under `/api/` for the application that hosts the chat. Bearer API keys
- * (several, for rotation), a token bucket per key, capped bodies, and the socket's error codes.
+ * (several, for rotation), a token bucket per key and one per address for wrong keys, capped bodies, and
+ * the socket's error codes.
  * `docs/api.md` is the human version of this file.
  * @module
  */
@@ -37,6 +38,7 @@ const STATUS: Record<string, number> = {
   user_not_found: 404,
   method_not_allowed: 405,
   body_too_big: 413,
+  name_taken: 409,
   rate_limited: 429,
   store_failed: 500,
   unavailable: 503,
@@ -51,6 +53,22 @@ class ApiError extends Error {
 }
 
 type Body = Record<string, unknown>;
+
+/**
+ * How many addresses with wrong keys are kept before the refilled ones are dropped (a full bucket and
+ * no entry mean the same, so this bounds memory without changing an answer).
+ */
+const FAILURE_SWEEP_AT = 4096;
+
+/** The 429 for an address out of wrong-key tokens, with when the next try is taken. */
+function tooManyFailures(b: Bucket, perMinute: number): ApiError {
+  const wait = Math.max(1, Math.ceil((1 - b.tokens) * 60 / perMinute));
+  return new ApiError(
+    "rate_limited",
+    `Too many requests with a wrong API key from this address: at most ${perMinute} a minute; retry in ${wait} s`,
+    { "retry-after": String(wait) },
+  );
+}
 type Route = (m: RegExpExecArray, req: Request, url: URL) => Promise<unknown>;
 
 /**
@@ -61,15 +79,43 @@ export function createApi(
   chat: Chat,
   config: Config,
   log: Logger,
-): ((req: Request, url: URL) => Promise<Response>) | undefined {
+): ((req: Request, url: URL, address: string) => Promise<Response>) | undefined {
   const keys = new BearerSecrets(config.apiKeys.split(","));
   if (keys.size === 0) return undefined;
   const buckets = new Map<number, Bucket>();
+  /** Wrong keys per address: a missing entry is a full bucket, so refilled ones are dropped. */
+  const failures = new Map<string, Bucket>();
+  const perMinute = config.apiAuthFailures;
 
-  /** Which key the request carries (its index), compared in constant time per key. */
-  const authorize = (req: Request): number => {
+  const failureBucket = (address: string, t: number): Bucket => {
+    let b = failures.get(address);
+    if (b) return b;
+    if (failures.size >= FAILURE_SWEEP_AT) {
+      for (const [a, f] of failures) {
+        if (f.tokens + (t - f.at) * perMinute / 60_000 >= perMinute) failures.delete(a);
+      }
+    }
+    failures.set(address, b = fullBucket(perMinute, t));
+    return b;
+  };
+
+  /**
+   * Which key the request carries (its index), compared in constant time per key. An address whose
+   * wrong keys used up its bucket is refused before any comparison, right key or not: otherwise the
+   * one answer that is not 429 would tell a guesser it found a key.
+   */
+  const authorize = (req: Request, address: string): number => {
+    const t = performance.now();
+    const b = failures.get(address);
+    if (b) {
+      // Refilled without taking: only a failure spends a token.
+      b.tokens = Math.min(perMinute, b.tokens + (t - b.at) * perMinute / 60_000);
+      b.at = t;
+      if (b.tokens < 1) throw tooManyFailures(b, perMinute);
+    }
     const i = keys.match(req) ?? -1;
     if (i < 0) {
+      takeToken(failureBucket(address, t), t, perMinute / 60, perMinute);
       throw new ApiError("unauthorized", "The API needs the header Authorization: Bearer <api key>", {
         "www-authenticate": `Bearer realm="api"`,
       });
@@ -186,9 +232,9 @@ export function createApi(
   const change = async (m: RegExpExecArray, c: RoomChange): Promise<RoomRules> =>
     await chat.changeRoom(SYSTEM_ACTOR, room(m[1]), c);
 
-  return async (req, url) => {
+  return async (req, url, address) => {
     try {
-      const key = authorize(req);
+      const key = authorize(req, address);
       limit(key);
       const path = url.pathname;
       let allowed: string[] = [];
@@ -235,8 +281,17 @@ async function actorOf(chat: Chat, b: Body): Promise<Actor> {
     return SYSTEM_ACTOR;
   }
   const id = uid(typeof b.uid === "string" ? b.uid : "");
-  const name = typeof b.name === "string" ? normalizeName(b.name, "Cannot post") : await chat.nameOfUid(id);
-  return { key: keyOfUid(id), uid: id, name, role: "member" };
+  const key = keyOfUid(id);
+  if (typeof b.name !== "string") return { key, uid: id, name: await chat.nameOfUid(id), role: "member" };
+  const name = normalizeName(b.name, "Cannot post");
+  // A name someone else holds would put words in their mouth: the room could not tell the two apart.
+  if (await chat.nameHolder(key, name) !== undefined) {
+    throw new ApiError(
+      "name_taken",
+      `Cannot post as "${name}": someone else holds that name (or one that looks like it); leave out "name" to post under the user's own`,
+    );
+  }
+  return { key, uid: id, name, role: "member" };
 }
 
 /** The settings a PATCH sets: the `room` frame's rules, and nothing else. */

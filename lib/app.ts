@@ -242,7 +242,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       chat,
       flusher,
       metrics,
-      params: identity ? { room, identity } : authenticate ? { room, authenticate } : { name, room, token },
+      params: identity
+        ? { room, identity }
+        : authenticate
+        ? { room, authenticate }
+        : { name, room, token, address: ip },
       maxBufferedBytes: config.maxBufferedBytes,
       onClose: () => {
         open--;
@@ -304,7 +308,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         if (stopping) {
           return httpError(503, "shutting_down", "The server is restarting; try again in a moment");
         }
-        return api(req, url);
+        return api(req, url, (info.remoteAddr as Deno.NetAddr).hostname ?? "unknown");
       }
       switch (url.pathname) {
         case "/ws":

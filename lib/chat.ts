@@ -95,7 +95,7 @@ export class Chat {
       engine: deps.engine,
       sharing,
       conns: this.#conns,
-      moderation: new Moderation(),
+      moderation: new Moderation({ createRooms: config.createRooms }),
       log: deps.log,
       metrics: deps.metrics,
       now: deps.now ?? Date.now,
@@ -388,6 +388,19 @@ export class Chat {
   /** The display name of person `uid` while they are online or within the name hold, else `uid`. */
   nameOfUid(uid: string): Promise<string> {
     return this.#naming.nameOfUid(uid);
+  }
+
+  /**
+   * Who other than person `key` holds `name` or a lookalike (online or within the name hold, on any
+   * process): their key, or undefined when `key` may post under it.
+   * @throws {ProtocolError} `unavailable` when the names of other processes cannot be read.
+   */
+  async nameHolder(key: string, name: string): Promise<string | undefined> {
+    try {
+      return await this.#naming.holderOf(key, name);
+    } catch (e) {
+      throw engineError("people", e);
+    }
   }
 
   /**

@@ -121,6 +121,11 @@ export interface RoomRules {
 
 /** What one person may do in a room, as the engine knows it. */
 export interface RoomAccess {
+  /**
+   * Something was ever stored for the room: a message, or a change to its rules or people (each
+   * leaves an audit entry). A name that does not exist is a room nobody made yet.
+   */
+  exists: boolean;
   rules: RoomRules;
   /** The person was added to the (private) room. */
   allowed: boolean;

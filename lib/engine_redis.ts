@@ -287,7 +287,14 @@ export class RedisEngine implements Engine {
   async access(room: string, uid: string): Promise<RoomAccess> {
     const k = keys(room);
     return codec.decodeAccess(
-      await this.#redis.script(this.#redis.scripts.access, [k.rules, k.allowed, k.bans, k.mutes], [
+      await this.#redis.script(this.#redis.scripts.access, [
+        k.rules,
+        k.allowed,
+        k.bans,
+        k.mutes,
+        k.meta,
+        k.audit,
+      ], [
         uid,
         String(Date.now()),
       ]),

@@ -16,7 +16,10 @@ export interface Identity {
   /** The display name the token gives (signed identities only). */
   name?: string;
   role: Role;
-  /** Rooms (or `prefix*` patterns) the token limits this person to; absent = no limit. */
+  /**
+   * Rooms the token limits this person to: names, `prefix*` patterns, `*` (every room); absent = no
+   * limit. A name also opens that room when it is private; a pattern never opens a private room.
+   */
   rooms?: string[];
   /** When the signed token expires (ms); absent for guests. */
   exp?: number;
@@ -50,6 +53,28 @@ export function isSignedKey(key: string): boolean {
   return key.startsWith("u:");
 }
 
+const RANK: Record<Role, number> = { member: 0, moderator: 1, admin: 2 };
+
+/** Whether `a` is a higher role than `b` (admin above moderator above member): `b` cannot act on `a`. */
+export function outranks(a: Role, b: Role): boolean {
+  return RANK[a] > RANK[b];
+}
+
+/**
+ * The uid a room's ban of guests from `address` is stored under (`--guest-bans address`): guests
+ * come back as new guests, their address does not change as easily.
+ */
+export function addressUid(address: string): string {
+  return `${ADDRESS_PREFIX}${address}`;
+}
+
+/** The address an {@link addressUid} names, or undefined for any other uid. */
+export function addressOfUid(uid: string): string | undefined {
+  return uid.startsWith(ADDRESS_PREFIX) ? uid.slice(ADDRESS_PREFIX.length) : undefined;
+}
+
+const ADDRESS_PREFIX = "ip:";
+
 /** Whether `role` moderates rooms. */
 export function moderates(role: Role): boolean {
   return role === "moderator" || role === "admin";
@@ -60,7 +85,16 @@ export function roomAllowedByClaim(identity: Identity, room: string): boolean {
   return identity.rooms === undefined || roomInClaim(identity.rooms, room);
 }
 
-/** Whether `room` is named by one of `patterns` (exact, or `prefix*`). */
+/** Whether `room` is named by one of `patterns` (exact, or `prefix*`; `*` alone names every room). */
 export function roomInClaim(patterns: readonly string[], room: string): boolean {
   return patterns.some((p) => p.endsWith("*") ? room.startsWith(p.slice(0, -1)) : p === room);
+}
+
+/**
+ * Whether the token's `rooms` claim names `room` exactly, which opens it when it is private. A pattern
+ * does not: `*` or `team-*` would otherwise open every private room it matches, including rooms the
+ * host application never meant for this person, and rooms made private after the token was signed.
+ */
+export function claimNamesRoom(identity: Identity, room: string): boolean {
+  return identity.rooms?.includes(room) ?? false;
 }

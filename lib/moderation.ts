@@ -6,7 +6,7 @@
  * @module
  */
 import { DEFAULT_RULES, holds, type RoomAccess, type RoomChange, type RoomRules } from "./domain.ts";
-import { type Identity, moderates, roomInClaim } from "./identity.ts";
+import { claimNamesRoom, type Identity, moderates, roomInClaim } from "./identity.ts";
 import { ProtocolError } from "./protocol.ts";
 
 /** Someone who acts: a connected person, or the host application through the server API. */
@@ -34,14 +34,35 @@ interface RoomState {
   posted: Map<string, number>;
 }
 
+/** A room that exists only as a name, as it would be if it were private. */
+const PRIVATE: Pick<RoomAccess, "rules" | "allowed"> = Object.freeze({
+  rules: Object.freeze({ ...DEFAULT_RULES, private: true }),
+  allowed: false,
+});
+
 /** The sentence for every refused join of a room one may not see: no hint of what it holds. */
 export function forbidden(room: string): ProtocolError {
   return new ProtocolError("forbidden", `You cannot join room "${room}"`, undefined, { room });
 }
 
+/** Options of {@link Moderation}. */
+export interface ModerationOptions {
+  /**
+   * Who makes a room by joining a name never used: `anyone`, or `moderators`: those who could enter
+   * it were it private (moderators, admins, a token whose `rooms` claim names it).
+   * @default "anyone"
+   */
+  createRooms?: "anyone" | "moderators";
+}
+
 /** Rules and sanctions of the rooms this process serves. */
 export class Moderation {
   readonly #rooms = new Map<string, RoomState>();
+  readonly #createRooms: "anyone" | "moderators";
+
+  constructor(opts: ModerationOptions = {}) {
+    this.#createRooms = opts.createRooms ?? "anyone";
+  }
 
   /**
    * Checks a join against `access` (read from the engine for this person and room) and remembers it.
@@ -49,6 +70,11 @@ export class Moderation {
    */
   admit(identity: Identity, room: string, access: RoomAccess, now: number): void {
     if (!mayEnter(identity, room, access)) throw forbidden(room);
+    // Only someone who could enter it were it private makes a room: to anyone else a name never
+    // used and a private room answer alike, so refusals tell no private room's name.
+    if (!access.exists && this.#createRooms === "moderators" && !mayEnter(identity, room, PRIVATE)) {
+      throw forbidden(room);
+    }
     if (holds(access.ban, now)) {
       throw new ProtocolError(
         "banned",
@@ -182,12 +208,15 @@ export class Moderation {
   }
 }
 
-/** Private rooms: by the token's claim, by being added, or as a moderator; never as a guest. */
+/**
+ * Private rooms: by name in the token's claim (not by a pattern), by being added, or as a moderator;
+ * never as a guest.
+ */
 function mayEnter(identity: Identity, room: string, access: Pick<RoomAccess, "rules" | "allowed">): boolean {
   if (identity.rooms !== undefined && !roomInClaim(identity.rooms, room)) return false;
   if (!access.rules.private) return true;
   if (identity.guest) return false;
-  return moderates(identity.role) || access.allowed || identity.rooms !== undefined;
+  return moderates(identity.role) || access.allowed || claimNamesRoom(identity, room);
 }
 
 function iso(ms: number): string {

@@ -217,6 +217,32 @@ export const TABLE = {
       default: "auto",
       help: "`on`, `off`, or `auto`: guests (unsigned, first-come names) only when no key is set",
     },
+    /**
+     * A join of a name nobody used makes the room; a private room refuses. With `anyone`, someone who
+     * may not enter private rooms tells the two apart, and so learns private rooms' names.
+     */
+    createRooms: {
+      flag: "create-rooms",
+      env: "CHAT_CREATE_ROOMS",
+      kind: "choice",
+      choices: ["anyone", "moderators"],
+      default: "anyone",
+      help:
+        "who makes a room by joining a name never used: `anyone`, or `moderators` (and tokens whose `rooms` claim names it; others get `forbidden`, as for a private room)",
+    },
+    /**
+     * A guest is a token: one who drops it comes back as a new guest, free of its bans. Off by
+     * default: behind a proxy every guest has the proxy's address, and a NAT shares one.
+     */
+    guestBans: {
+      flag: "guest-bans",
+      env: "CHAT_GUEST_BANS",
+      kind: "choice",
+      choices: ["person", "address"],
+      default: "person",
+      help:
+        "what a ban of a guest bans: `person` (its token: a new guest is not banned) or `address` (also its address, in that room; not behind a proxy)",
+    },
     authTimeoutMs: {
       flag: "auth-timeout",
       env: "CHAT_AUTH_TIMEOUT",
@@ -454,6 +480,18 @@ export const TABLE = {
       unit: "/s",
       min: 1,
       help: "API requests a second per key",
+    },
+    /**
+     * Wrong keys, counted per client address (a token bucket of as many, refilled over a minute): a
+     * guesser is slowed to this many tries a minute. Behind a proxy every request has its address.
+     */
+    apiAuthFailures: {
+      flag: "api-auth-failures",
+      env: "CHAT_API_AUTH_FAILURES",
+      kind: "int",
+      default: 10,
+      min: 1,
+      help: "API requests with a wrong or missing key an address may make a minute (then 429)",
     },
     apiMaxBody: {
       flag: "api-max-body",

@@ -380,7 +380,11 @@ export class MemoryStore implements Store {
 
   access(room: string, uid: string, now: number): RoomAccess {
     const r = this.#people.get(room);
-    const out: RoomAccess = { rules: this.rules(room), allowed: r?.allowed.has(uid) ?? false };
+    const out: RoomAccess = {
+      exists: r !== undefined || this.#rooms.has(room),
+      rules: this.rules(room),
+      allowed: r?.allowed.has(uid) ?? false,
+    };
     const ban = r?.bans.get(uid), mute = r?.mutes.get(uid);
     if (holds(ban, now)) out.ban = ban;
     if (holds(mute, now)) out.mute = mute;

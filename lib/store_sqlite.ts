@@ -77,6 +77,7 @@ export class SqliteStore implements Store {
   readonly #message: StatementSync;
   readonly #rules: StatementSync;
   readonly #person: StatementSync;
+  readonly #exists: StatementSync;
   readonly #people: StatementSync;
   readonly #audit: StatementSync;
   readonly #reactions: StatementSync;
@@ -124,6 +125,11 @@ export class SqliteStore implements Store {
       "SELECT topic, private, read_only, slow_mode FROM room_rules WHERE room = ?",
     );
     this.#person = db.prepare("SELECT kind, until FROM room_people WHERE room = ? AND uid = ?");
+    // Every change to a room's rules or people writes an audit entry (at least one is kept): the two
+    // primary-key and index lookups cover everything stored for a room.
+    this.#exists = db.prepare(
+      "SELECT 1 AS x FROM rooms WHERE room = ? UNION ALL SELECT 1 FROM audit WHERE room = ? LIMIT 1",
+    );
     this.#people = db.prepare("SELECT uid, kind, until FROM room_people WHERE room = ? ORDER BY uid");
     this.#audit = db.prepare(
       `SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC ${LIMIT}`,
@@ -345,7 +351,11 @@ export class SqliteStore implements Store {
   }
 
   access(room: string, uid: string, now: number): RoomAccess {
-    const out: RoomAccess = { rules: this.rules(room), allowed: false };
+    const out: RoomAccess = {
+      exists: this.#exists.get(room, room) !== undefined,
+      rules: this.rules(room),
+      allowed: false,
+    };
     for (const p of this.#person.all(room, uid) as { kind: string; until: number }[]) {
       if (p.kind === "allow") out.allowed = true;
       else if (holds(p.until, now)) out[p.kind as "ban" | "mute"] = p.until;

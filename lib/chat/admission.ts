@@ -27,6 +27,8 @@ export interface OpenParams {
   identity?: Identity;
   /** The connection owes an `auth {token}` frame: no identity, no welcome, no room until it comes. */
   authenticate?: boolean;
+  /** A guest's network address (the peer's, as the server sees it), for bans by address. */
+  address?: string;
 }
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
@@ -60,6 +62,7 @@ export class Admission {
     const token = params.token && TOKEN_RE.test(params.token) ? params.token : randomId();
     const key = keyOf(token);
     const guest: Identity = { key, uid: key, role: "member", guest: true };
+    if (params.address !== undefined) conn.address = params.address;
     this.#admit(conn, guest, params.room, { token, name: params.name });
   }
 

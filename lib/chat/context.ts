@@ -5,6 +5,8 @@
  * @module
  */
 import type { Config } from "../config.ts";
+import type { RoomAccess } from "../domain.ts";
+import { addressUid } from "../identity.ts";
 import type { Engine } from "../engine.ts";
 import type { Hub } from "../hub.ts";
 import type { Logger } from "../log.ts";
@@ -30,6 +32,26 @@ export interface ChatContext {
   readonly now: () => number;
   /** Whether shutdown has begun: nothing new is taken. */
   readonly closing: () => boolean;
+}
+
+/**
+ * What `conn`'s person may do in `room`, read from the engine: with `--guest-bans address`, a guest
+ * is also banned while its address is (the later of the two bans holds).
+ */
+export async function accessOf(ctx: ChatContext, conn: Conn, room: string): Promise<RoomAccess> {
+  const identity = conn.identity!;
+  if (!identity.guest || conn.address === undefined || ctx.cfg.guestBans !== "address") {
+    return await ctx.engine.access(room, identity.uid);
+  }
+  const [own, byAddress] = await Promise.all([
+    ctx.engine.access(room, identity.uid),
+    ctx.engine.access(room, addressUid(conn.address)),
+  ]);
+  const ban = byAddress.ban;
+  if (ban !== undefined && own.ban !== 0 && (own.ban === undefined || ban === 0 || ban > own.ban)) {
+    own.ban = ban;
+  }
+  return own;
 }
 
 /** The display name of a connection's person (it has one once it is admitted). */

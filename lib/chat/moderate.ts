@@ -5,7 +5,7 @@
  * @module
  */
 import type { AccessList, AuditEntry, RoomChange, RoomRules, Told } from "../domain.ts";
-import { moderates, uidOfKey as uidOf } from "../identity.ts";
+import { addressOfUid, addressUid, moderates, outranks, type Role, uidOfKey as uidOf } from "../identity.ts";
 import type { Actor } from "../moderation.ts";
 import { type ClientMessage, ProtocolError } from "../protocol.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
@@ -95,8 +95,28 @@ export class Moderate {
     return { uid: uidOf(found.key), name: found.name };
   }
 
+  /**
+   * Nobody acts on a higher role: a moderator cannot kick, ban, mute, unmute or unban an admin. The
+   * target's role is the highest of their connections here (their token's), else a member's.
+   * @throws {ProtocolError} `not_allowed`.
+   */
+  #mustNotBeAbove(actor: Actor, room: string, target: Target, action: string): void {
+    let role: Role = "member";
+    for (const conn of this.#ctx.conns.values()) {
+      const id = conn.identity;
+      if (id && !id.guest && id.uid === target.uid && outranks(id.role, role)) role = id.role;
+    }
+    if (outranks(role, actor.role)) {
+      throw new ProtocolError(
+        "not_allowed",
+        `Cannot ${action} "${target.name}" in room "${room}": their role (${role}) is above yours (${actor.role})`,
+      );
+    }
+  }
+
   /** Takes `target` out of `room` on every process (their tabs get `kicked`); the room is told. */
   async kick(actor: Actor, room: string, target: Target, reason?: string): Promise<void> {
+    this.#mustNotBeAbove(actor, room, target, "kick");
     const audit: AuditEntry = { ts: this.#ctx.now(), action: "kick", by: actor.uid, target: target.uid };
     if (reason !== undefined) audit.reason = reason;
     const change: RoomChange = { kind: "kick", uid: target.uid, told: told(actor, target, reason) };
@@ -111,7 +131,34 @@ export class Moderate {
     change: Extract<RoomChange, { kind: "ban" | "mute" | "unmute" | "unban" }>,
     reason?: string,
   ): Promise<void> {
+    this.#mustNotBeAbove(actor, room, target, change.kind);
     await this.changeRoom(actor, room, { ...change, told: told(actor, target, reason) }, reason);
+    if (change.kind === "ban") await this.#banAddress(actor, room, target, change.until, reason);
+  }
+
+  /**
+   * With `--guest-bans address`, a ban of a guest connected here also bans its address in the room
+   * (under {@link addressUid}), untold: the room learns of the ban, not of an address. A guest who drops
+   * its token comes back as a new guest; from the same address it is refused all the same.
+   */
+  async #banAddress(
+    actor: Actor,
+    room: string,
+    target: Target,
+    until: number,
+    reason?: string,
+  ): Promise<void> {
+    const { cfg, conns } = this.#ctx;
+    if (cfg.guestBans !== "address") return;
+    const addresses = new Set<string>();
+    for (const conn of conns.values()) {
+      if (conn.identity?.guest && conn.identity.uid === target.uid && conn.address !== undefined) {
+        addresses.add(conn.address);
+      }
+    }
+    for (const address of addresses) {
+      await this.changeRoom(actor, room, { kind: "ban", uid: addressUid(address), until }, reason);
+    }
   }
 
   /** Applies `change` to `room` durably with an audit entry; every process applies it to its members. */
@@ -130,7 +177,15 @@ export class Moderate {
     const recheck = moderation.changed(room, change, rules);
     if (change.kind === "rules") hub.publish(room, encode({ type: "room", room, ...rules }));
     if (change.kind === "kick") this.#removeUid(room, change.uid, "kicked");
-    else if (recheck) {
+    else if (change.kind === "ban" && addressOfUid(change.uid) !== undefined) {
+      // A ban of an address takes out the guests here who came from it.
+      const address = addressOfUid(change.uid);
+      for (const conn of conns.values()) {
+        if (conn.identity?.guest && conn.address === address && hub.isMember(conn.peer.id, room)) {
+          this.#rooms.remove(conn, room, "banned");
+        }
+      }
+    } else if (recheck) {
       const t = now();
       for (const conn of conns.values()) {
         if (!hub.isMember(conn.peer.id, room)) continue;

@@ -164,6 +164,18 @@ export class Naming {
     return known && { key: known.key, name: this.#ctx.hub.nameOf(known.key) ?? known.name };
   }
 
+  /**
+   * Whoever other than person `key` holds `name` or a lookalike: online or within the hold here, or
+   * online on another process. The key, or undefined when `key` may use the name.
+   */
+  async holderOf(key: string, name: string): Promise<string | undefined> {
+    const { hub, sharing, now } = this.#ctx;
+    const here = hub.holderOf(key, name, now());
+    if (here !== undefined || !sharing.spansProcesses) return here;
+    const online = await sharing.whoIs(name);
+    return online && online.key !== key ? online.key : undefined;
+  }
+
   /** The display name of person `uid` while they are online or within the name hold, else `uid`. */
   async nameOfUid(uid: string): Promise<string> {
     const { hub, sharing } = this.#ctx;

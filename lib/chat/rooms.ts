@@ -12,7 +12,7 @@ import { ProtocolError } from "../protocol.ts";
 import { encode, type ServerMessage, wireMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
-import { type ChatContext, mustBeMember, nameOf } from "./context.ts";
+import { accessOf, type ChatContext, mustBeMember, nameOf } from "./context.ts";
 import { engineError } from "./errors.ts";
 import type { Presence } from "./presence.ts";
 import type { Reactions } from "./reactions.ts";
@@ -60,7 +60,7 @@ export class Rooms {
 
   /** `join`: checked against the room's rules first (frames that come meanwhile wait), then entered. */
   join(conn: Conn, room: string, since?: number, epoch?: string, rev?: number): void {
-    const { hub, engine, conns, moderation, now } = this.#ctx;
+    const { hub, conns, moderation, now } = this.#ctx;
     // No hint of why (a private room or a token's limit): the same sentence either way.
     if (!roomAllowedByClaim(conn.identity!, room)) throw forbidden(room);
     // Held from the check until `joined` is queued (or the join fails), so joins sent together count.
@@ -72,7 +72,7 @@ export class Rooms {
     // meanwhile wait, so the client may send to the room right after its join.
     const id = conn.peer.id;
     conn.queue = [];
-    engine.access(room, conn.identity!.uid).then(
+    accessOf(this.#ctx, conn, room).then(
       (acc) => {
         let entered: Promise<void> | undefined;
         if (conns.alive(conn)) {

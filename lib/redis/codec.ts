@@ -141,9 +141,9 @@ export function decodeRules(reply: unknown): RoomRules {
 
 /** access.lua's reply: the rules, then allowed (1/0), ban until and mute until ("" for none). */
 export function decodeAccess(reply: unknown): RoomAccess {
-  const r = reply as [string, string, string, string, number, string, string];
-  const [allowed, ban, mute] = [r[4], r[5], r[6]];
-  const out: RoomAccess = { rules: decodeRules(r.slice(0, 4)), allowed: allowed === 1 };
+  const r = reply as [string, string, string, string, number, string, string, number];
+  const [allowed, ban, mute, exists] = [r[4], r[5], r[6], r[7]];
+  const out: RoomAccess = { exists: exists === 1, rules: decodeRules(r.slice(0, 4)), allowed: allowed === 1 };
   if (ban !== "") out.ban = Number(ban);
   if (mute !== "") out.mute = Number(mute);
   return out;

@@ -77,9 +77,29 @@ for (const [kind, make] of kinds) {
     const u = await make({});
     const room = newRoom();
     assert.deepEqual(await u.engine.rules!(room), DEFAULT_RULES);
-    assert.deepEqual(await u.engine.access!(room, "bob"), { rules: DEFAULT_RULES, allowed: false });
+    assert.deepEqual(await u.engine.access!(room, "bob"), {
+      exists: false,
+      rules: DEFAULT_RULES,
+      allowed: false,
+    });
     assert.deepEqual(await u.engine.accessList!(room), { allowed: [], bans: [], mutes: [] });
     assert.deepEqual(await u.engine.audit!(room, Infinity, 10), []);
+    await u.cleanup();
+  });
+
+  Deno.test(`${kind}.access() says a room exists once a message or a change was stored for it`, async () => {
+    // Issue #18, item 13: with --create-rooms moderators, a name never used answers as a private room.
+    const u = await make({});
+    const [byMessage, byRules, byBan] = [newRoom(), newRoom(), newRoom()];
+    for (const room of [byMessage, byRules, byBan]) {
+      assert.equal((await u.engine.access!(room, "x")).exists, false);
+    }
+    await u.engine.append([draft(byMessage, "hi")]);
+    await u.engine.changeRoom!(byRules, { kind: "rules", rules: {} }, entry("rules"));
+    await u.engine.changeRoom!(byBan, { kind: "ban", uid: "bob", until: 0 }, entry("ban", { target: "bob" }));
+    for (const room of [byMessage, byRules, byBan]) {
+      assert.equal((await u.engine.access!(room, "x")).exists, true, room);
+    }
     await u.cleanup();
   });
 
@@ -127,10 +147,11 @@ for (const [kind, make] of kinds) {
     await e.changeRoom!(room, { kind: "ban", uid: "carol", until: soon }, entry("ban", { target: "carol" }));
     await e.changeRoom!(room, { kind: "mute", uid: "dave", until: later }, entry("mute", { target: "dave" }));
     await e.changeRoom!(room, { kind: "allow", uid: "erin" }, entry("allow", { target: "erin" }));
-    assert.deepEqual(await e.access!(room, "bob"), { rules: DEFAULT_RULES, allowed: false, ban: 0 });
+    const stored = { exists: true, rules: DEFAULT_RULES };
+    assert.deepEqual(await e.access!(room, "bob"), { ...stored, allowed: false, ban: 0 });
     assert.equal((await e.access!(room, "carol")).ban, soon);
-    assert.deepEqual(await e.access!(room, "dave"), { rules: DEFAULT_RULES, allowed: false, mute: later });
-    assert.deepEqual(await e.access!(room, "erin"), { rules: DEFAULT_RULES, allowed: true });
+    assert.deepEqual(await e.access!(room, "dave"), { ...stored, allowed: false, mute: later });
+    assert.deepEqual(await e.access!(room, "erin"), { ...stored, allowed: true });
     assert.deepEqual(await e.accessList!(room), {
       allowed: ["erin"],
       bans: [{ uid: "bob", until: 0 }, { uid: "carol", until: soon }],
@@ -145,7 +166,7 @@ for (const [kind, make] of kinds) {
     await e.changeRoom!(room, { kind: "unmute", uid: "dave" }, entry("unmute", { target: "dave" }));
     await e.changeRoom!(room, { kind: "disallow", uid: "erin" }, entry("disallow", { target: "erin" }));
     assert.deepEqual(await e.accessList!(room), { allowed: [], bans: [], mutes: [] });
-    assert.deepEqual(await e.access!(room, "bob"), { rules: DEFAULT_RULES, allowed: false });
+    assert.deepEqual(await e.access!(room, "bob"), { ...stored, allowed: false });
     await u.cleanup();
   });
 
@@ -340,6 +361,7 @@ for (const [kind, make] of kinds) {
         [2, "b2", false, 9],
       ]);
       assert.deepEqual(await e.access!(room, "bob"), {
+        exists: true,
         rules: { topic: "t", private: false, readOnly: true, slowModeSeconds: 0 },
         allowed: false,
         ban: 0,
@@ -675,7 +697,15 @@ Deno.test({
     const after = await calls();
     const ran = [...after].filter(([name, n]) => name !== "info" && n !== (before.get(name) ?? 0));
     assert.equal((after.get("evalsha") ?? 0) - (before.get("evalsha") ?? 0), 1, "one script per access()");
-    assert.deepEqual(ran.map(([name]) => name).sort(), ["evalsha", "hget", "hmget", "sismember"]);
+    // `hexists` and `exists`: whether the room was ever made (a message, or a change such as this ban).
+    assert.deepEqual(ran.map(([name]) => name).sort(), [
+      "evalsha",
+      "exists",
+      "hexists",
+      "hget",
+      "hmget",
+      "sismember",
+    ]);
     const n = 500;
     let t = performance.now();
     for (let i = 0; i < n; i++) await engine.access!(room, "bob");

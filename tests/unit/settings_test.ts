@@ -168,6 +168,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     editWindowSeconds: 900,
     apiKeys: "",
     apiRate: 50,
+    apiAuthFailures: 10,
     apiMaxBody: 64 * 1024,
     auditRetain: 1000,
     maxReactionEmoji: 20,
@@ -185,6 +186,8 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     jwtAudience: "",
     jwtIssuer: "",
     guests: "auto",
+    createRooms: "anyone",
+    guestBans: "person",
     authTimeoutMs: 10_000,
     maxTokenBytes: 8 * 1024,
   };
