@@ -59,7 +59,7 @@ export class RawSocket {
   /** Reads whatever arrives until the server closes the TCP connection or `ms` pass; returns the bytes. */
   async drain(ms: number): Promise<Uint8Array & { ended?: boolean }> {
     const chunks: Uint8Array[] = [];
-    const buf = new Uint8Array(65536);
+    const buf = this.#buf;
     const deadline = Date.now() + ms;
     while (Date.now() < deadline) {
       // A read left waiting at the deadline is picked up by the next drain() or by close().
@@ -81,6 +81,8 @@ export class RawSocket {
   }
 
   #read: Promise<number | null> | undefined;
+  /** One buffer per socket: a read left waiting by one drain() fills it for the next. */
+  readonly #buf = new Uint8Array(65536);
 
   /** Closes the TCP connection and waits for a read still in flight. */
   async close(): Promise<void> {

@@ -1,15 +1,18 @@
 /**
  * docs/deploy.md followed for real: a private redis-server with the page's settings, two instances
  * with the page's flags, Debian's nginx with the page's config (read out of docs/deploy.md, so the page
- * cannot drift), and clients connected through nginx while instances are killed and restarted.
+ * cannot drift), and clients connected through nginx while instances are killed and restarted, while
+ * slow handshakes and one address's surplus connections meet nginx's guards, and while a 100 MiB
+ * message shows what nginx cannot stop.
  * Every process is the test's own, on loopback, stopped by PID.
  * @module
  */
 import assert from "node:assert/strict";
 import { checkRoom, docSnippet, Participant, redisFlags } from "../helpers/cluster.ts";
 import { type ServerProcess, spawnServer } from "../helpers/process.ts";
-import { rawHandshake, RawSocket } from "../helpers/raw_ws.ts";
+import { findCloseCode, rawHandshake, RawSocket } from "../helpers/raw_ws.ts";
 import { redisMissing, startRedis } from "../helpers/redis.ts";
+import { type Msg, TestClient } from "../helpers/test_server.ts";
 
 const NGINX = "/usr/sbin/nginx";
 /** The test's own limits on top of the page's flags: publish fast, read the whole room back. */
@@ -160,6 +163,119 @@ async function until(check: () => boolean | Promise<boolean>, what: string, ms =
   }
 }
 
+/** A number the page's nginx snippet sets with `pattern` (one capture group). */
+function nginxSetting(pattern: RegExp): number {
+  const m = pattern.exec(docSnippet("nginx"));
+  if (!m) throw new Error(`docs/deploy.md: the nginx snippet has no ${pattern}`);
+  return Number(m[1]);
+}
+
+/** Runs `cmd` and gives its output (Deno asks for --allow-all to read /proc directly; a child may). */
+async function output(cmd: string, ...args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Open file descriptors of a process: each TCP connection an instance holds is one. */
+async function openFiles(pid: number): Promise<number> {
+  return (await output("ls", `/proc/${pid}/fd`)).trim().split("\n").length;
+}
+
+/** Resident memory of a process now and at its peak so far (VmRSS, VmHWM), MiB. */
+async function memoryMiB(pid: number): Promise<{ now: number; peak: number }> {
+  const status = await output("cat", `/proc/${pid}/status`);
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(status)?.[1]);
+  return { now: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `p`, or a rejection naming `what` once `ms` passed. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) =>
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)
+      ),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * A client through nginx that sends a message every 200 ms until stopped; each must be acked within
+ * 2 s, or `stop()` throws. `stop()` gives the acks counted and the slowest one.
+ */
+async function servedThroughout(port: number, name: string) {
+  const c = new TestClient(`ws://127.0.0.1:${port}/ws?name=${name}&room=front`);
+  await c.next("welcome", () => true, 10_000);
+  await c.next("joined", () => true, 10_000);
+  let running = true;
+  let acks = 0;
+  let slowestMs = 0;
+  const loop = (async () => {
+    for (let i = 0; running; i++) {
+      const t = performance.now();
+      c.send({ type: "send", room: "front", text: `m${i}`, cid: `${name}-${i}` });
+      await c.next("ack", (m: Msg) => m.cid === `${name}-${i}`, 2000);
+      slowestMs = Math.max(slowestMs, performance.now() - t);
+      acks++;
+      await sleep(200);
+    }
+  })();
+  loop.catch(() => {}); // seen by stop(), which awaits it
+  let stopped: Promise<{ acks: number; slowestMs: number }> | undefined;
+  return {
+    /** Stops sending and closes; safe to call again (a test's `finally`). */
+    stop() {
+      running = false;
+      return stopped ??= loop.then(() => ({ acks, slowestMs: Math.round(slowestMs) })).finally(() =>
+        c.close()
+      );
+    },
+  };
+}
+
+/**
+ * A TCP connection that never completes its upgrade request: silent, or sending it one byte a second
+ * (a slowloris). `lived` resolves with the ms from connect until the other side closed it.
+ */
+async function slowHandshake(port: number, dribble: boolean) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const start = performance.now();
+  const request = new TextEncoder().encode(
+    "GET /ws?name=slow&room= HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+  );
+  let sent = 0;
+  let writing: Promise<unknown> = Promise.resolve();
+  const drip = () =>
+    writing = writing.then(async () => {
+      await conn.write(request.subarray(sent, sent + 1));
+      sent++;
+    }).catch(() => {}); // closed by nginx: the read below sees it
+  if (dribble) drip();
+  const timer = dribble ? setInterval(drip, 1000) : undefined;
+  let closed = false;
+  const close = () => {
+    if (!closed) closed = true, conn.close();
+  };
+  const lived = (async () => {
+    const buf = new Uint8Array(1024);
+    try {
+      while ((await conn.read(buf)) !== null) { /* an answer is not expected; read until the end */ }
+    } catch { /* reset, or closed by close() */ }
+    const ms = performance.now() - start;
+    clearInterval(timer);
+    await writing;
+    close();
+    return ms;
+  })();
+  return { lived, close, sent: () => sent };
+}
+
 Deno.test({
   name: "deploy: through nginx, a client whose instance is killed resumes on the other and misses nothing",
   ignore: !!missing,
@@ -250,19 +366,37 @@ Deno.test({
 });
 
 Deno.test({
-  name: "deploy: nginx holds one address to limit_conn connections (50) and frees a slot when one closes",
+  name:
+    "deploy: nginx closes 20 silent and 20 dribbling handshakes at client_header_timeout, refuses an address past limit_conn, and serves a client throughout",
   ignore: !!missing,
   fn: async () => {
+    const timeoutMs = nginxSetting(/client_header_timeout (\d+)s;/) * 1000;
+    const limit = nginxSetting(/limit_conn chat_peraddr (\d+);/);
+    assert.deepEqual([timeoutMs, limit], [10_000, 50]);
     const dir = await Deno.makeTempDir();
     await using redis = await startRedis([...redisFlags(), "--dir", dir]);
     const spawn = () => spawnServer(dir, instanceFlags(0, redis.url));
     const srvs = [await spawn(), await spawn()];
     const sockets: RawSocket[] = [];
+    const slow: Awaited<ReturnType<typeof slowHandshake>>[] = [];
+    let healthy: Awaited<ReturnType<typeof servedThroughout>> | undefined;
     try {
       await using nginx = await startNginx([srvs[0].port, srvs[1].port]);
-      const limit = Number(/limit_conn chat_peraddr (\d+);/.exec(docSnippet("nginx"))?.[1]);
-      assert.equal(limit, 50);
-      for (let i = 0; i < limit; i++) sockets.push(await RawSocket.open(nginx.port, `/ws?name=u${i}&room=`));
+      const files = async () => (await openFiles(srvs[0].child.pid)) + (await openFiles(srvs[1].child.pid));
+      healthy = await servedThroughout(nginx.port, "healthy");
+      const filesBefore = await files();
+      for (let i = 0; i < 20; i++) slow.push(await slowHandshake(nginx.port, false));
+      for (let i = 0; i < 20; i++) slow.push(await slowHandshake(nginx.port, true));
+
+      // nginx holds them itself: an instance sees a connection only once a request is complete.
+      await sleep(1500);
+      const moreFiles = (await files()) - filesBefore;
+      assert.ok(moreFiles < 5, `the instances hold ${moreFiles} more descriptors`);
+
+      // limit_conn counts requests (a WebSocket for its whole life), not connections still sending
+      // their headers: with the 40 slow ones open, the address still gets its 50, the healthy one
+      // included, and not one more.
+      for (let i = 1; i < limit; i++) sockets.push(await RawSocket.open(nginx.port, `/ws?name=u${i}&room=`));
       await until(
         async () => (await connections(srvs[0])) + (await connections(srvs[1])) === limit,
         "every connection reached an instance",
@@ -275,8 +409,82 @@ Deno.test({
         "a slot is free again",
         5000,
       );
+      for (const s of sockets.splice(0)) await s.close();
+
+      const lived = await within(
+        Promise.all(slow.map((c) => c.lived)),
+        timeoutMs + 5000,
+        "every slow handshake closed",
+      );
+      const served = await healthy.stop();
+      const [min, max] = [Math.min(...lived), Math.max(...lived)].map(Math.round);
+      console.log(
+        `front door: 40 slow handshakes (dribblers sent ${
+          slow.map((c) => c.sent()).slice(20).join(",")
+        } bytes) ` +
+          `closed ${min}-${max} ms after connecting; instances +${moreFiles} descriptors meanwhile; the healthy client got ${served.acks} acks, ` +
+          `slowest ${served.slowestMs} ms`,
+      );
+      // At the timeout, not sooner (so it is client_header_timeout that closed them) and not much later.
+      assert.ok(min >= timeoutMs - 500 && max <= timeoutMs + 2000, `closed after ${min}-${max} ms`);
+      assert.ok(served.acks >= 30, `the healthy client got ${served.acks} acks in ${max} ms`);
     } finally {
+      await healthy?.stop().catch(() => {});
+      for (const c of slow) c.close();
+      await Promise.all(slow.map((c) => c.lived));
       for (const s of sockets) await s.close();
+      for (const s of srvs) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "deploy: nginx passes a 100 MiB message in 1 MiB fragments on whole; the instance closes it 1009 and serves a client throughout",
+  ignore: !!missing,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    await using redis = await startRedis([...redisFlags(), "--dir", dir]);
+    const spawn = () => spawnServer(dir, instanceFlags(0, redis.url));
+    const srvs = [await spawn(), await spawn()];
+    let attacker: RawSocket | undefined;
+    let healthy: Awaited<ReturnType<typeof servedThroughout>> | undefined;
+    try {
+      await using nginx = await startNginx([srvs[0].port, srvs[1].port]);
+      healthy = await servedThroughout(nginx.port, "healthy");
+      const before = await Promise.all(srvs.map((s) => memoryMiB(s.child.pid)));
+      attacker = await RawSocket.open(nginx.port, "/ws?name=big&room=");
+      const chunk = new Uint8Array(1 << 20).fill(0x61);
+      const t0 = performance.now();
+      await attacker.sendFragment(1, false, chunk);
+      for (let i = 1; i < 99; i++) await attacker.sendFragment(0, false, chunk);
+      await attacker.sendFragment(0, true, chunk);
+      const sentMs = performance.now() - t0;
+      let bytes = new Uint8Array(0);
+      const end = Date.now() + 20_000;
+      while (findCloseCode(bytes) === undefined && Date.now() < end) {
+        const more = await attacker.drain(100);
+        bytes = new Uint8Array([...bytes, ...more]);
+        if (more.ended) break;
+      }
+      const closedMs = performance.now() - t0 - sentMs;
+      const said = new TextDecoder().decode(bytes);
+      // The instance counted every byte: nginx let the whole message through.
+      assert.match(said, /"frame_too_big".*got 104857600/, said);
+      assert.equal(findCloseCode(bytes), 1009);
+      const after = await Promise.all(srvs.map((s) => memoryMiB(s.child.pid)));
+      const grew = Math.round(Math.max(...after.map((a, i) => a.peak - before[i].now)));
+      assert.ok(grew >= 100, `an instance's peak RSS grew by ${grew} MiB`);
+      const served = await healthy.stop();
+      console.log(
+        `100 MiB through nginx in ${Math.round(sentMs)} ms, 1009 ${Math.round(closedMs)} ms after the last ` +
+          `fragment, instance RSS +${grew} MiB at peak; the healthy client got ${served.acks} acks, ` +
+          `slowest ${served.slowestMs} ms`,
+      );
+    } finally {
+      await healthy?.stop().catch(() => {});
+      await attacker?.close();
       for (const s of srvs) await s.stop();
       await Deno.remove(dir, { recursive: true });
     }
