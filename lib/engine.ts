@@ -23,6 +23,7 @@ import {
   type Person,
   quoteOf,
   refusedDraft,
+  requote,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
@@ -253,7 +254,21 @@ export interface EmbeddedOptions {
 /** Audit entries kept per room when the options do not say. */
 export const DEFAULT_AUDIT_RETAIN = 1000;
 
-/** One process, history in a {@link Store}; appends run one at a time, in call order. */
+/** A message change waiting for its group's write (see {@link EmbeddedEngine.changeMessage}). */
+interface WaitingChange {
+  room: string;
+  seq: number;
+  change: MessageChange;
+  guard: ChangeGuard;
+  audit?: AuditEntry;
+  resolve(r: ChangeResult): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * One process, history in a {@link Store}; appends, groups of message changes and retention run one
+ * at a time, in call order.
+ */
 export class EmbeddedEngine implements Engine {
   readonly #store: Store;
   readonly #opts: EmbeddedOptions;
@@ -265,6 +280,8 @@ export class EmbeddedEngine implements Engine {
    * is delivered, and a read must not hand it out then, or it would arrive twice.
    */
   readonly #writing = new Map<string, number>();
+  /** The message changes that go in the next group's write (queued, not started yet). */
+  #changesWaiting: WaitingChange[] | undefined;
 
   constructor(store: Store, opts: EmbeddedOptions) {
     this.#store = store;
@@ -328,13 +345,27 @@ export class EmbeddedEngine implements Engine {
   after(room: string, after: number, limit: number): Promise<HistoryPage> {
     const lastSeq = this.#delivered(room);
     const messages = this.#store.after(room, after, limit).filter((m) => m.seq <= lastSeq);
-    return Promise.resolve({ messages, lastSeq, epoch: this.#store.epoch });
+    return Promise.resolve({ messages: this.#quoted(room, messages), lastSeq, epoch: this.#store.epoch });
   }
 
   before(room: string, before: number, limit: number): Promise<HistoryPage> {
     const lastSeq = this.#delivered(room);
     const messages = this.#store.before(room, Math.min(before, lastSeq + 1), limit);
-    return Promise.resolve({ messages, lastSeq, epoch: this.#store.epoch });
+    return Promise.resolve({ messages: this.#quoted(room, messages), lastSeq, epoch: this.#store.epoch });
+  }
+
+  /**
+   * `messages` of `room` with each reply's quote made from the message it answers as it is now: a
+   * store keeps a reply's reference (seq and sender), so that a change rewrites no reply. When
+   * retention removed that message, the quote is what the store kept (no text, for a reply stored
+   * by reference).
+   */
+  #quoted<M extends ChatMessage>(room: string, messages: M[]): M[] {
+    return messages.map((m) => {
+      if (!m.replyTo || m.deleted) return m;
+      const original = this.#store.message(room, m.replyTo.seq);
+      return original ? { ...m, replyTo: requote(m.replyTo.seq, m.replyTo.from, original) } : m;
+    });
   }
 
   #delivered(room: string): number {
@@ -413,6 +444,12 @@ export class EmbeddedEngine implements Engine {
     });
   }
 
+  /**
+   * Queued with the appends, in groups: the changes that arrive while the engine writes go in one
+   * store write together (one transaction, one fsync), as the sends of a moment go in one append. So
+   * a flood of edits costs the store what a flood of sends does, and a send waits for at most one
+   * group of changes, not for each of them.
+   */
   changeMessage(
     room: string,
     seq: number,
@@ -420,31 +457,60 @@ export class EmbeddedEngine implements Engine {
     guard: ChangeGuard,
     audit?: AuditEntry,
   ): Promise<ChangeResult> {
-    // Queued: the guard reads the message and the write replaces it with nothing in between.
-    return this.#queue(async (): Promise<ChangeResult> => {
-      const m = this.#store.message(room, seq);
-      const problem = guardProblem(m, guard);
-      if (problem) return { ok: false, problem };
-      // The room's next change revision, stored with the change (appends and changes are queued).
-      const rev = this.#store.rev(room) + 1;
-      const next: StoredMessage = change.kind === "delete"
-        ? { ...m!, text: "", deleted: true, editedTs: undefined, rev }
-        : { ...m!, text: change.text, editedTs: change.editedTs, rev };
-      if (next.editedTs === undefined) delete next.editedTs;
-      // Retention may have removed it since the read: then nothing was written.
-      if (!await this.#store.changeMessage(next, audit, this.#auditRetain)) {
-        return { ok: false, problem: "not_found" };
+    return new Promise((resolve, reject) => {
+      const c: WaitingChange = { room, seq, change, guard, audit, resolve, reject };
+      if (this.#changesWaiting) return void this.#changesWaiting.push(c);
+      const group = this.#changesWaiting = [c];
+      this.#queue(() => {
+        this.#changesWaiting = undefined;
+        return this.#changeGroup(group);
+      }).catch((e) => group.forEach((g) => g.reject(e)));
+    });
+  }
+
+  /**
+   * Checks each change of `group` against the message as the changes before it in the group left it,
+   * gives each the room's next change revision, and writes them in one store write.
+   */
+  async #changeGroup(group: readonly WaitingChange[]): Promise<void> {
+    const revs = new Map<string, number>();
+    const state = new Map<string, StoredMessage | undefined>();
+    const taken: { c: WaitingChange; next: StoredMessage; rev: number }[] = [];
+    for (const c of group) {
+      const at = `${c.room}\n${c.seq}`;
+      const m = state.has(at) ? state.get(at) : this.#store.message(c.room, c.seq);
+      const problem = guardProblem(m, c.guard);
+      if (problem) {
+        c.resolve({ ok: false, problem });
+        continue;
       }
-      const message = toWire(next);
-      const info: ChangeInfo = change.kind === "delete" ? { rev, by: change.by } : { rev };
+      const rev = (revs.get(c.room) ?? this.#store.rev(c.room)) + 1;
+      revs.set(c.room, rev);
+      const next: StoredMessage = c.change.kind === "delete"
+        ? { ...m!, text: "", deleted: true, editedTs: undefined, rev }
+        : { ...m!, text: c.change.text, editedTs: c.change.editedTs, rev };
+      if (next.editedTs === undefined) delete next.editedTs;
+      state.set(at, next);
+      taken.push({ c, next, rev });
+    }
+    if (taken.length === 0) return;
+    const done = await this.#store.changeMessages(
+      taken.map(({ c, next }) => ({ message: next, audit: c.audit })),
+      this.#auditRetain,
+    );
+    taken.forEach(({ c, next, rev }, i) => {
+      // Not stored any more (retention runs in the same queue, so this is a store that lost it).
+      if (!done[i]) return c.resolve({ ok: false, problem: "not_found" });
+      const [message] = this.#quoted(next.room, [toWire(next)]);
+      const info: ChangeInfo = c.change.kind === "delete" ? { rev, by: c.change.by } : { rev };
       for (const s of this.#subscribers) s.messageChanged?.({ ...message }, info);
-      return { ok: true, message, rev };
+      c.resolve({ ok: true, message, rev });
     });
   }
 
   message(room: string, seq: number): Promise<ChatMessage | undefined> {
     const m = this.#store.message(room, seq);
-    return Promise.resolve(m && toWire(m));
+    return Promise.resolve(m && this.#quoted(room, [toWire(m)])[0]);
   }
 
   react(
@@ -492,7 +558,7 @@ export class EmbeddedEngine implements Engine {
     // Synchronous reads: the rev and the messages are one snapshot. Only delivered seqs count.
     const rev = this.#store.rev(room);
     const bound = Math.min(upTo, this.#delivered(room));
-    const messages = limit > 0 ? this.#store.changes(room, bound, afterRev, limit) : [];
+    const messages = limit > 0 ? this.#quoted(room, this.#store.changes(room, bound, afterRev, limit)) : [];
     return Promise.resolve({ rev, epoch: this.#store.epoch, messages });
   }
 
@@ -512,7 +578,8 @@ export class EmbeddedEngine implements Engine {
   }
 
   prune(now: number): Promise<number> {
-    return this.#store.prune(now);
+    // Queued: a change checks a message and writes it with no retention in between.
+    return this.#queue(() => this.#store.prune(now));
   }
 
   async close(): Promise<void> {

@@ -4,8 +4,11 @@
  * is written down in `lib/redis/keys.ts`.
  *
  * A stream entry cannot be changed in place, and `XDEL` only flags an entry (its bytes stay in the
- * node, in `DUMP`, in the RDB): a delete or an edit rewrites the end of the room's stream from the
- * target's node on (see `lib/redis/lua/change_message.lua`), so a deleted text is gone from Redis.
+ * node, in `DUMP`, in the RDB): so a message's entry holds what never changes (sender, time, cid, what
+ * it answers), and its text and mentions live in the room's text buckets, hashes whose fields a delete
+ * or an edit replaces or removes for good (see `lib/redis/lua/stored.lua`). A change then costs a few
+ * field writes whatever the message's age and the room's size, and a deleted text is gone from Redis.
+ * A reply's quote is made when it is read, from the message it answers as it is then.
  *
  * One Lua script per group of messages (on a Cluster: per room and group) numbers, de-duplicates,
  * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes.
@@ -217,20 +220,17 @@ export class RedisEngine implements Engine {
 
   async after(room: string, after: number, limit: number): Promise<HistoryPage> {
     const { epoch, lastSeq } = await this.#delivery.meta(room);
-    const entries = await this.#redis.run(() =>
-      this.#redis.cmd.xRange(keys(room).log, `${after + 1}-1`, `${lastSeq}-1`, { COUNT: limit })
-    ) as unknown as codec.StreamEntry[];
-    return { messages: entries.map((e) => codec.entryMessage(room, e)), lastSeq, epoch };
+    if (limit < 1 || after >= lastSeq) return { messages: [], lastSeq, epoch };
+    const messages = await this.#delivery.read(room, `${after + 1}-1`, `${lastSeq}-1`, limit);
+    return { messages, lastSeq, epoch };
   }
 
   async before(room: string, before: number, limit: number): Promise<HistoryPage> {
     const { epoch, lastSeq } = await this.#delivery.meta(room);
     const end = Math.min(before - 1, lastSeq);
-    if (end < 1) return { messages: [], lastSeq, epoch };
-    const entries = await this.#redis.run(() =>
-      this.#redis.cmd.xRevRange(keys(room).log, `${end}-1`, "-", { COUNT: limit })
-    ) as unknown as codec.StreamEntry[];
-    return { messages: entries.map((e) => codec.entryMessage(room, e)).reverse(), lastSeq, epoch };
+    if (end < 1 || limit < 1) return { messages: [], lastSeq, epoch };
+    const messages = await this.#delivery.read(room, `${end}-1`, "-", limit, true);
+    return { messages: messages.reverse(), lastSeq, epoch };
   }
 
   subscribe(events: EngineEvents): () => void {
@@ -358,10 +358,7 @@ export class RedisEngine implements Engine {
   }
 
   async message(room: string, seq: number): Promise<ChatMessage | undefined> {
-    const entries = await this.#redis.run(() =>
-      this.#redis.cmd.xRange(keys(room).log, `${seq}-1`, `${seq}-1`)
-    ) as unknown as codec.StreamEntry[];
-    return entries[0] && codec.entryMessage(room, entries[0]);
+    return (await this.#delivery.read(room, `${seq}-1`, `${seq}-1`, 1))[0];
   }
 
   async react(
@@ -427,6 +424,7 @@ export class RedisEngine implements Engine {
       String(afterRev),
       String(limit),
       newEpoch(),
+      String(QUOTE_MAX_CHARS),
     ]);
     return codec.decodeChanges(room, r);
   }

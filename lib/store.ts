@@ -15,7 +15,6 @@ import {
   type MessageReactions,
   newEpoch,
   type Person,
-  requote,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
@@ -75,12 +74,16 @@ export interface Store {
   /** The stored message `seq` of `room` (a tombstone too), with its author's key. */
   message(room: string, seq: number): StoredMessage | undefined;
   /**
-   * Replaces the stored message of `m.room`/`m.seq` with `m` (an edit, or a tombstone whose text is
-   * then gone from the store, with its reactions and mention rows), gives every reply to it in the room
-   * its new quote (see {@link requote}) and appends `audit`, in one write. Resolves false when the
-   * message is not stored (any more): nothing was written.
+   * Replaces each stored message of `message.room`/`message.seq` with `message` (an edit, or a
+   * tombstone whose text is then gone from the store, with its reactions and mention rows) and appends
+   * its `audit`, in order, in one write. No other message is written: a reply keeps a reference to
+   * what it answers (its seq and sender), and the engine makes its quote when it is read. Resolves to
+   * whether each was written (false: not stored any more).
    */
-  changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean>;
+  changeMessages(
+    changes: readonly { message: StoredMessage; audit?: AuditEntry }[],
+    auditRetain: number,
+  ): Promise<boolean[]>;
   /** Adds (`on`) or removes person `key`'s reaction `emoji` on message `seq` of `room`. */
   react(room: string, seq: number, emoji: string, key: string, on: boolean, ts: number): Promise<void>;
   /** The reactions of messages `from`..`to` of `room` that have any, with person `key`'s own. */
@@ -88,9 +91,9 @@ export interface Store {
   /** Per room, the mention rows of person `key` with a seq after `after` (rooms with none left out). */
   mentionCounts(key: string, rooms: readonly { room: string; after: number }[]): Record<string, number>;
   /**
-   * The room's change revision: the highest `rev` a {@link changeMessage} stored (0 if none), kept
-   * with the room even when retention removed that message. `changeMessage` with `m.rev` sets it, in
-   * the same write.
+   * The room's change revision: the highest `rev` a {@link changeMessages} stored (0 if none), kept
+   * with the room even when retention removed that message. `changeMessages` with `message.rev` sets
+   * it, in the same write.
    */
   rev(room: string): number;
   /** Messages with `seq <= upTo` and a `rev` above `afterRev`, oldest seq first, at most `limit`. */
@@ -173,6 +176,8 @@ export class MemoryStore implements Store {
       if (!r) this.#rooms.set(m.room, r = { last: 0, messages: [] });
       r.last = m.seq;
       const { between, ...stored } = m;
+      // A reply keeps what it answers by reference: the engine quotes it when read (see changeMessages).
+      if (stored.replyTo) stored.replyTo = { seq: stored.replyTo.seq, from: stored.replyTo.from, text: "" };
       r.messages.push(stored);
       if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, stored);
       for (const key of m.mentionKeys ?? []) {
@@ -280,11 +285,18 @@ export class MemoryStore implements Store {
     return m?.seq === seq ? m : undefined;
   }
 
-  changeMessage(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): Promise<boolean> {
+  changeMessages(
+    changes: readonly { message: StoredMessage; audit?: AuditEntry }[],
+    auditRetain: number,
+  ): Promise<boolean[]> {
+    return Promise.resolve(changes.map(({ message, audit }) => this.#change(message, audit, auditRetain)));
+  }
+
+  #change(m: StoredMessage, audit: AuditEntry | undefined, auditRetain: number): boolean {
     const room = this.#rooms.get(m.room);
     const msgs = room?.messages ?? [];
     const i = lowerBound(msgs, m.seq);
-    if (msgs[i]?.seq !== m.seq) return Promise.resolve(false);
+    if (msgs[i]?.seq !== m.seq) return false;
     // A new object: the old one (and its text) is dropped, not kept behind a flag.
     const stored: StoredMessage = m.deleted
       ? { room: m.room, seq: m.seq, from: m.from, text: "", ts: m.ts, key: m.key, deleted: true }
@@ -295,15 +307,8 @@ export class MemoryStore implements Store {
     if (m.rev !== undefined) room!.rev = Math.max(room!.rev ?? 0, m.rev);
     msgs[i] = stored;
     if (stored.cid !== undefined) this.#cids.set(`${stored.key}\n${stored.cid}`, stored);
-    // Replies come after it: the rest of the room. New objects, as above (live copies are not changed).
-    for (let j = i + 1; j < msgs.length; j++) {
-      const r = msgs[j];
-      if (r.replyTo?.seq !== m.seq) continue;
-      msgs[j] = { ...r, replyTo: requote(m.seq, r.replyTo.from, stored) };
-      if (r.cid !== undefined) this.#cids.set(`${r.key}\n${r.cid}`, msgs[j]);
-    }
     if (audit) this.#audit(m.room, audit, auditRetain);
-    return Promise.resolve(true);
+    return true;
   }
 
   react(room: string, seq: number, emoji: string, key: string, on: boolean, _ts: number): Promise<void> {

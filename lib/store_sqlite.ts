@@ -13,7 +13,6 @@ import {
   holds,
   type MessageReactions,
   type Person,
-  quoteOf,
   type RoomAccess,
   type RoomChange,
   type RoomRules,
@@ -319,23 +318,31 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async changeMessage(
-    m: StoredMessage,
-    audit: AuditEntry | undefined,
+  async changeMessages(
+    changes: readonly { message: StoredMessage; audit?: AuditEntry }[],
     auditRetain: number,
-  ): Promise<boolean> {
+  ): Promise<boolean[]> {
+    const ms = changes.map((c) => c.message);
     const a = await this.#request({
       id: 0,
-      op: "message",
-      row: [m.deleted ? "" : m.text, m.deleted ? 1 : 0, m.deleted ? null : m.editedTs ?? null, m.room, m.seq],
-      audit: audit ? auditRow(m.room, audit) : null,
+      op: "messages",
+      rows: ms.map((m) => [
+        m.deleted ? "" : m.text,
+        m.deleted ? 1 : 0,
+        m.deleted ? null : m.editedTs ?? null,
+        m.room,
+        m.seq,
+      ]),
+      revs: ms.map((m) => m.rev ?? null),
+      audits: changes.map((c) => c.audit ? auditRow(c.message.room, c.audit) : null),
       auditRetain,
-      scrub: m.deleted === true,
-      rev: m.rev,
-      quote: m.deleted ? null : quoteOf(m.text),
+      scrub: ms.some((m) => m.deleted),
     });
-    if (!a.ok) throw new StoreError(`Cannot change message ${m.seq} of room "${m.room}": ${a.error}`);
-    return a.count === 1;
+    if (!a.ok) {
+      const what = ms.length === 1 ? `message ${ms[0].seq} of room "${ms[0].room}"` : `${ms.length} messages`;
+      throw new StoreError(`Cannot change ${what}: ${a.error}`);
+    }
+    return a.counts!.map((n) => n === 1);
   }
 
   rev(room: string): number {

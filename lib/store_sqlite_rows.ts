@@ -24,13 +24,21 @@ export type MessageRow = {
 /** The columns of a {@link MessageRow}, for a `SELECT`. */
 export const MESSAGE_COLUMNS = "room, seq, ts, sender, text, cid, deleted, edited_ts, ukey, meta";
 
-/** What `messages.meta` holds (JSON), when a message has any of it. */
+/**
+ * What `messages.meta` holds (JSON), when a message has any of it. A reply keeps what it answers by
+ * reference, `{seq, from}`: the engine quotes that message as it is when the reply is read, so an edit
+ * or a delete rewrites no reply. (Rows of schema version 3 kept the quote's text too; the upgrade to
+ * version 4 drops it wherever the message answered is still stored.)
+ */
 interface Meta {
-  replyTo?: ChatMessage["replyTo"];
+  replyTo?: { seq: number; from: string; text?: string; deleted?: true };
   mentions?: string[];
 }
 
-/** A stored message as clients see it (no sender key, no quote or mentions once deleted). */
+/**
+ * A stored message as clients see it (no sender key, no quote or mentions once deleted); a reply's
+ * quote as stored: no text (the engine makes it), or the text a version-3 row kept.
+ */
 export function messageOf(r: MessageRow): ChatMessage {
   const m: ChatMessage = { room: r.room, seq: r.seq, from: r.sender, text: r.text, ts: r.ts };
   if (r.cid !== null) m.cid = r.cid;
@@ -38,7 +46,12 @@ export function messageOf(r: MessageRow): ChatMessage {
   if (r.edited_ts !== null) m.editedTs = r.edited_ts;
   if (r.meta !== null && !r.deleted) {
     const meta = JSON.parse(r.meta) as Meta;
-    if (meta.replyTo) m.replyTo = meta.replyTo;
+    if (meta.replyTo) {
+      const q = meta.replyTo;
+      m.replyTo = q.deleted
+        ? { seq: q.seq, from: q.from, text: "", deleted: true }
+        : { seq: q.seq, from: q.from, text: q.text ?? "" };
+    }
     if (meta.mentions) m.mentions = meta.mentions;
   }
   return toWire(m);
@@ -60,7 +73,7 @@ export function messageRow(m: StoredMessage): (string | number | null)[] {
 function metaOf(m: StoredMessage): string | null {
   if (m.replyTo === undefined && m.mentions === undefined) return null;
   const meta: Meta = {};
-  if (m.replyTo !== undefined) meta.replyTo = m.replyTo;
+  if (m.replyTo !== undefined) meta.replyTo = { seq: m.replyTo.seq, from: m.replyTo.from };
   if (m.mentions !== undefined) meta.mentions = m.mentions;
   return JSON.stringify(meta);
 }

@@ -11,9 +11,13 @@ import { StoreError } from "./store.ts";
  * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
  * (see {@link MIGRATIONS}), any other is refused, not misread.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /**
+ * Version 4 (#18): a reply's `meta.replyTo` is a reference, `{seq, from}`, quoted when read; an edit
+ * or a delete writes its own row only. No new table: the upgrade drops the quote text of the replies
+ * whose message is still stored (it is made from that message now).
+ *
  * Version 3 (#11): `messages.meta` (JSON: `replyTo`, `mentions`), the people directory (a person key's
  * uid and current name, found by {@link nameKeys}-style key), direct conversations per person, read
  * positions per person and room, mentions per person, reactions per message and person.
@@ -83,6 +87,11 @@ const MIGRATIONS: Record<number, string> = {
   2: `ALTER TABLE messages ADD COLUMN meta TEXT;
       ALTER TABLE messages ADD COLUMN rev INTEGER;
       ALTER TABLE rooms ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;`,
+  // A reply whose message retention removed keeps the quote it had: nothing else would tell it.
+  3: `UPDATE messages SET meta = json_remove(meta, '$.replyTo.text', '$.replyTo.deleted')
+      WHERE meta IS NOT NULL AND json_extract(meta, '$.replyTo.seq') IS NOT NULL
+        AND EXISTS (SELECT 1 FROM messages o
+                    WHERE o.room = messages.room AND o.seq = json_extract(messages.meta, '$.replyTo.seq'));`,
 };
 
 /**

@@ -21,7 +21,6 @@ class Writer {
   readonly #changeMessage;
   readonly #setMessageRev;
   readonly #setRoomRev;
-  readonly #requote;
   readonly #insertAudit;
   readonly #capAudit;
   readonly #setRules;
@@ -96,14 +95,6 @@ class Writer {
     // The message's change revision, and the room's: both in the change's transaction.
     this.#setMessageRev = this.#db.prepare("UPDATE messages SET rev = ? WHERE room = ? AND seq = ?");
     this.#setRoomRev = this.#db.prepare("UPDATE rooms SET rev = max(rev, ?) WHERE room = ?");
-    // The replies to a changed message, after it in its room (a range of the primary key; most rows
-    // have no meta): their quote gets its new first line (?3), or on a delete (?3 NULL) loses its text.
-    this.#requote = this.#db.prepare(
-      `UPDATE messages SET meta = CASE WHEN ?3 IS NULL
-         THEN json_set(meta, '$.replyTo.text', '', '$.replyTo.deleted', json('true'))
-         ELSE json_set(meta, '$.replyTo.text', ?3) END
-       WHERE room = ?1 AND seq > ?2 AND meta IS NOT NULL AND json_extract(meta, '$.replyTo.seq') = ?2`,
-    );
     this.#insertAudit = this.#db.prepare(
       "INSERT INTO audit (room, ts, action, by_uid, target, reason, until, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
@@ -168,32 +159,38 @@ class Writer {
   }
 
   /**
-   * Replaces one message's text (a tombstone: "") and the quote of the replies to it (`quote`, null for
-   * a tombstone's); false when it is not stored or already deleted.
+   * Replaces messages' texts (a tombstone: "") in one transaction, in order: one row each (a reply
+   * keeps what it answers by reference, so none of them is written). Per row, 1 when it was changed,
+   * 0 when it is not stored or already deleted (then its rev and audit entry are not written either).
    */
-  changeMessage(
-    row: (string | number | null)[],
-    audit: AuditRow | null,
+  changeMessages(
+    rows: readonly (string | number | null)[][],
+    revs: readonly (number | null)[],
+    audits: readonly (AuditRow | null)[],
     retain: number,
     scrub: boolean,
-    quote: string | null,
-    rev?: number,
-  ): boolean {
-    const done = this.#transaction(() => {
-      if (Number(this.#changeMessage.run(...row).changes) !== 1) return false;
-      if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(row[3] as string, row[4] as number); }
-      if (rev !== undefined) {
-        const [room, seq] = row.slice(-2);
-        this.#setMessageRev.run(rev, room, seq);
-        this.#setRoomRev.run(rev, room);
-      }
-      this.#requote.run(row[3] as string, row[4] as number, quote);
-      if (audit) this.#audit(audit, retain);
+  ): number[] {
+    const counts: number[] = [];
+    this.#transaction(() => {
+      rows.forEach((row, i) => {
+        const n = Number(this.#changeMessage.run(...row).changes);
+        counts.push(n);
+        if (n !== 1) return;
+        const [room, seq] = [row[3] as string, row[4] as number];
+        if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(room, seq); }
+        const rev = revs[i];
+        if (rev !== null) {
+          this.#setMessageRev.run(rev, room, seq);
+          this.#setRoomRev.run(rev, room);
+        }
+        const audit = audits[i];
+        if (audit) this.#audit(audit, retain);
+      });
       return true;
     });
-    if (done && scrub) this.#scrubPending = true;
+    if (scrub && counts.includes(1)) this.#scrubPending = true;
     this.#scrub();
-    return done;
+    return counts;
   }
 
   /**
@@ -354,13 +351,11 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
         case "prune":
           answer = { id: req.id, ok: true, count: writer!.prune(req.now, req.retainMessages, req.retainMs) };
           break;
-        case "message":
+        case "messages":
           answer = {
             id: req.id,
             ok: true,
-            count: writer!.changeMessage(req.row, req.audit, req.auditRetain, req.scrub, req.quote, req.rev)
-              ? 1
-              : 0,
+            counts: writer!.changeMessages(req.rows, req.revs, req.audits, req.auditRetain, req.scrub),
           };
           break;
         case "room":

@@ -27,23 +27,22 @@ export type WriterRequest =
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {
     id: number;
-    op: "message";
-    /** text, deleted (0/1), edited_ts, room, seq */
-    row: (string | number | null)[];
-    audit: AuditRow | null;
+    op: "messages";
+    /** One per message change, in order: text, deleted (0/1), edited_ts, room, seq. */
+    rows: (string | number | null)[][];
+    /** The room's change revision each change takes (stored on the message and the room). */
+    revs: (number | null)[];
+    /** Each change's audit entry, or null. */
+    audits: (AuditRow | null)[];
     auditRetain: number;
-    /** A delete: once committed, the old text is wiped from the WAL file too. */
+    /** Some are deletes: once committed, the old texts are wiped from the WAL file too. */
     scrub: boolean;
-    /** The room's change revision this change takes (stored on the message and the room). */
-    rev?: number;
-    /** The quote the replies to it get: its new first line, or null (a delete: no text, `deleted`). */
-    quote: string | null;
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };
 
 /** The writer's answer to the request with the same id. */
-export type WriterAnswer = { id: number; ok: true; count?: number } | {
+export type WriterAnswer = { id: number; ok: true; count?: number; counts?: number[] } | {
   id: number;
   ok: false;
   error: string;

@@ -202,15 +202,22 @@ export function decodeChangeMessage(room: string, seq: number, reply: unknown): 
 /** changes.lua's reply: the epoch, the room's change revision, and the changed messages by seq. */
 export function decodeChanges(room: string, reply: unknown): ChangesPage {
   const r = reply as [string, string, ...(string | string[])[]];
+  const messages = decodeHistory(room, r.slice(2));
+  messages.sort((a, b) => a.seq - b.seq);
+  return { epoch: r[0], rev: Number(r[1]), messages };
+}
+
+/** history.lua's reply: per message its seq and its fields, in the order read. */
+export function decodeHistory(room: string, reply: unknown): ChatMessage[] {
+  const r = reply as (string | string[])[];
   const messages: ChatMessage[] = [];
-  for (let i = 2; i < r.length; i += 2) {
+  for (let i = 0; i < r.length; i += 2) {
     const flat = r[i + 1] as string[];
     const fields: Record<string, string> = {};
     for (let j = 0; j < flat.length; j += 2) fields[flat[j]] = flat[j + 1];
     messages.push(storedMessage(room, Number(r[i]), fields));
   }
-  messages.sort((a, b) => a.seq - b.seq);
-  return { epoch: r[0], rev: Number(r[1]), messages };
+  return messages;
 }
 
 /** read.lua's reply: the read position and whether it moved. */
@@ -248,17 +255,6 @@ export function nameClaim(key: string, name: string): string {
 export function decodeNameClaim(value: string): { key: string; name: string } {
   const tab = value.indexOf("\t");
   return { key: value.slice(0, tab), name: value.slice(tab + 1) };
-}
-
-/** A stream entry, as node-redis reads one (XRANGE, XREVRANGE). */
-export interface StreamEntry {
-  id: string;
-  message: Record<string, string>;
-}
-
-/** The message a stream entry of `room` holds (its id is `<seq>-1`). */
-export function entryMessage(room: string, e: StreamEntry): ChatMessage {
-  return storedMessage(room, Number(e.id.split("-")[0]), e.message);
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { EngineEvents, RoomChange, RoomRules } from "../engine.ts";
 import type { ChangeInfo } from "../domain.ts";
 import type { Logger } from "../log.ts";
-import type { ChatMessage } from "../protocol.ts";
+import { type ChatMessage, QUOTE_MAX_CHARS } from "../protocol.ts";
 import { newEpoch } from "../store.ts";
 import type { RedisClients } from "./client.ts";
 import * as codec from "./codec.ts";
@@ -79,6 +79,30 @@ export class RoomDelivery {
   async storedMeta(room: string): Promise<{ epoch: string; seq: number }> {
     const { meta } = this.#redis.scripts;
     return codec.decodeMeta(await this.#redis.script(meta, [keys(room).meta], [newEpoch()]));
+  }
+
+  /**
+   * Stored messages of `room` as they are now, from stream id `start` to `end` (`reverse`: newest
+   * first, from `end` down), at most `count` (0: all), each reply with its quote.
+   */
+  async read(
+    room: string,
+    start: string,
+    end: string,
+    count: number,
+    reverse = false,
+  ): Promise<ChatMessage[]> {
+    const { history } = this.#redis.scripts;
+    return codec.decodeHistory(
+      room,
+      await this.#redis.script(history, [keys(room).log], [
+        start,
+        end,
+        String(count),
+        reverse ? "1" : "0",
+        String(QUOTE_MAX_CHARS),
+      ]),
+    );
   }
 
   /** The subscriber came back: every watched room reads what it missed while it was away. */
@@ -158,11 +182,7 @@ export class RoomDelivery {
         target = meta.seq;
       }
       if (target > state.delivered) {
-        const entries = await this.#redis.run(() =>
-          this.#redis.cmd.xRange(keys(room).log, `${state.delivered + 1}-1`, `${target}-1`)
-        ) as unknown as codec.StreamEntry[];
-        for (const e of entries) {
-          const g = codec.entryMessage(room, e);
+        for (const g of await this.read(room, `${state.delivered + 1}-1`, `${target}-1`, 0)) {
           if (g.seq > state.delivered) this.#hand(state, g);
         }
         // What retention trimmed away is gone for everyone; move on rather than wait for it.

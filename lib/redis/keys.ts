@@ -2,10 +2,12 @@
  * Where the Redis engine keeps things. Per room, under the hash tag `{room}` (so one room's keys live in
  * one Cluster slot):
  *
- * - `chat:{room}:meta`, a hash: `seq` (the last one handed out), `epoch` (set once) and `rev` (the
- *   room's change revision: one per delete or edit);
- * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1` (a changed one's field `v`:
- *   the rev of its last change);
+ * - `chat:{room}:meta`, a hash: `seq` (the last one handed out), `epoch` (set once), `rev` (the
+ *   room's change revision: one per delete or edit) and `tl` (the lowest seq whose text bucket fields
+ *   retention has not removed yet);
+ * - `chat:{room}:log`, a stream: one entry per message, its id `<seq>-1`, holding what never changes;
+ * - `chat:{room}:t:<n>`, a hash per 64 seqs (`n` = floor(seq / 64)): what a change replaces or removes
+ *   (text, mentions, edit and delete fields; see `lua/stored.lua`);
  * - `chat:{room}:changes`, a sorted set: the seqs of changed messages, scored by that rev (for resume);
  * - `chat:{room}:cids:<n>`, a hash per half dedup window: `<key>:<cid>` to the seq and ts the person's
  *   cid was stored under (see `lib/redis/lua/append.lua`);
@@ -34,9 +36,11 @@
  * one per lookalike key of a name) and `chat:{names}:person:<key>` (the name) are the name claims, which
  * expire unless refreshed. `chat:people` and `chat:renames` are the channels every process hears.
  *
- * A message's stream entry holds `f` (from), `t` (text), `ts`, `c` (cid), `k` (sender key), and when
- * it has them `d` (deleted), `e` (editedTs), `r` (reply quote JSON), `m` (mentioned names JSON) and
- * `mk` (mentioned person keys, tab-separated).
+ * A message's stream entry holds `f` (from), `ts`, `c` (cid), `k` (sender key), and for a reply `q` and
+ * `qf` (the seq and sender of the message it answers, quoted when read). Its text bucket holds `<seq>`
+ * (text), `m<seq>` (mentioned names JSON), `k<seq>` (mentioned person keys, tab-separated), and once
+ * changed `e<seq>` (editedTs), `d<seq>` (deleted) and `v<seq>` (the rev of its last change). Entries
+ * stored before #18 hold `t`, `d`, `e`, `v`, `r` (the quote JSON), `m` and `mk` themselves.
  *
  * The scripts derive some keys from those they are given (a room's `chat:{room}:` prefix from its meta,
  * log or rx key, its channel from its meta key, a directory entry from a name's directory key): what

@@ -12,21 +12,22 @@ import { createHash } from "node:crypto";
 import { StoreError } from "../store.ts";
 
 /**
- * The scripts, each the files that make it up: a library (`quote`) first, then the script's own
- * file. A file's header says its KEYS, ARGV and reply.
+ * The scripts, each the files that make it up: the libraries (`quote`, then `stored`) first, then the
+ * script's own file. A file's header says its KEYS, ARGV and reply.
  */
 const SOURCES = {
   access: ["access"],
-  append: ["quote", "append"],
+  append: ["quote", "stored", "append"],
   audit: ["audit"],
-  changeMessage: ["quote", "change_message"],
+  changeMessage: ["quote", "stored", "change_message"],
   changeRoom: ["change_room"],
-  changes: ["changes"],
+  changes: ["quote", "stored", "changes"],
   claim: ["claim"],
   conversations: ["conversations"],
   converse: ["converse"],
   dirs: ["dirs"],
   find: ["find"],
+  history: ["quote", "stored", "history"],
   mentionCount: ["mention_count"],
   meta: ["meta"],
   peopleLists: ["people_lists"],
@@ -34,7 +35,7 @@ const SOURCES = {
   presenceLeave: ["presence_leave"],
   presenceRename: ["presence_rename"],
   presenceSweep: ["presence_sweep"],
-  react: ["react"],
+  react: ["quote", "stored", "react"],
   reactions: ["reactions"],
   read: ["read"],
   remember: ["remember"],

@@ -1,6 +1,6 @@
 /**
- * The quote a reply keeps of the message it answers, one rule for the server (stored with the reply,
- * rewritten on an edit) and the page (which rewrites the quotes it holds on an edit line).
+ * The quote a reply carries of the message it answers, one rule for the server (made when a reply is
+ * read, from that message as it is then) and the page (which rewrites the quotes it holds on an edit line).
  * @module
  */
 

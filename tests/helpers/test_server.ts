@@ -178,6 +178,8 @@ export function faultyStore() {
     failing: false,
     /** Appends attempted, failed or not. */
     appends: 0,
+    /** Writes of message changes (edits, deletes), each with as many changes. */
+    changeWrites: [] as number[],
     /** Where a held write waits: `before` it lands (a slow disk) or `after` (stored, answer late). */
     holdAt: "before" as "before" | "after",
     /** Holds every write from now until {@link release}. */
@@ -203,7 +205,12 @@ export function faultyStore() {
       before: (room, before, limit) => inner.before(room, before, limit),
       findCid: (key, cid, since) => inner.findCid(key, cid, since),
       message: (room, seq) => inner.message(room, seq),
-      changeMessage: (m, audit, retain) => inner.changeMessage(m, audit, retain),
+      // A write like an append: held while the disk is slow.
+      changeMessages: async (changes, retain) => {
+        ctl.changeWrites.push(changes.length);
+        if (gate && ctl.holdAt === "before") await gate;
+        return await inner.changeMessages(changes, retain);
+      },
       react: (room, seq, emoji, key, on, ts) => inner.react(room, seq, emoji, key, on, ts),
       reactions: (room, from, to, key) => inner.reactions(room, from, to, key),
       mentionCounts: (key, rooms) => inner.mentionCounts(key, rooms),

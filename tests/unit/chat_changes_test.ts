@@ -90,3 +90,18 @@ for (const action of ["kick", "mute"] as const) {
     }
   });
 }
+
+Deno.test("Chat: an edit and a delete take a token of the sender's rate bucket, as a send does", async () => {
+  await using t = testChat({ messagesPerSecond: 1, burst: 4, maxStrikes: 100 });
+  const a = await t.connect({ name: "alice", room: "lobby" });
+  a.frame({ type: "send", room: "lobby", text: "one", cid: "c1" });
+  const { seq } = await a.next("ack");
+  a.frame({ type: "edit", room: "lobby", seq, text: "one!" });
+  a.frame({ type: "edit", room: "lobby", seq, text: "one!!" });
+  a.frame({ type: "delete", room: "lobby", seq });
+  // The bucket is empty: the next frame, whatever it is, is refused and not handled.
+  a.frame({ type: "send", room: "lobby", text: "two", cid: "c2" });
+  await a.error("rate_limited");
+  await t.settle();
+  assert.deepEqual([a.all("edited").length, a.all("deleted").length, a.all("ack").length], [2, 1, 1]);
+});

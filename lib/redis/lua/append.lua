@@ -11,12 +11,13 @@
 -- Reply: per room { epoch, seq before the group, then per message: 'n' (stored, numbered on from that
 -- seq), 'r' (its replyTo is not stored or is deleted: nothing stored), or a duplicate: { 'd', seq, ts }
 -- as stored, { 'D', seq, ts } deleted since, { 'E', seq, ts, editedTs, text } edited since }.
--- Needs quote.lua.
+-- Needs quote.lua and stored.lua (where a message's parts live: its entry, and its text bucket).
 --
 -- On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys, share the
 -- room's hash tag, so they live in its slot); on one Redis, every room of the group: one call.
 -- Redis spends more on each redis.call than on most commands it makes, so the work per message is one
--- XADD; the rest is per room and group: the cids are looked up with one HMGET per cid bucket and
+-- XADD; the rest is per room and group: the texts go in with one HSET per text bucket (one, mostly),
+-- the cids are looked up with one HMGET per cid bucket and
 -- written with one HSET, the read positions with one HSET, and the room's new messages go out as one
 -- publish, {"e": epoch, "m": [[seq, from, text, ts, cid, names, quote], ...]} (an object, so a process
 -- of an older version, which read an array as one message, drops it as a change it does not know
@@ -40,8 +41,9 @@ local function chunked(f, cmd, key, list)
   return out
 end
 local function room(meta, log, reads, at)
-  -- aged: when age retention last looked (ms); cb: the cid bucket whose expiry is set.
-  local head = redis.call('HMGET', meta, 'seq', 'epoch', 'aged', 'cb')
+  -- aged: when age retention last looked (ms); cb: the cid bucket whose expiry is set; tl: the
+  -- lowest seq whose text bucket fields retention has not removed.
+  local head = redis.call('HMGET', meta, 'seq', 'epoch', 'aged', 'cb', 'tl')
   local seq, epoch = tonumber(head[1] or '0'), head[2]
   local later = {}
   if not epoch then
@@ -69,7 +71,9 @@ local function room(meta, log, reads, at)
       end
     end
   end
-  local readAt, pubs = {}, {}
+  -- texts: per text bucket, the fields this group writes (in one HSET each, at the end); added: the
+  -- texts of this group's messages by seq, for a reply to one of them.
+  local readAt, pubs, texts, bucketOrder, added = {}, {}, {}, {}, {}
   local i = at + 2
   for n = 1, count do
     local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -80,11 +84,12 @@ local function room(meta, log, reads, at)
     local field = fieldOf[n] or false
     local prev = field and known[field] or false
     local quoted = ''
+    local replyFrom
     if not prev and reply ~= '' then
-      local t = redis.call('XRANGE', log, reply .. '-1', reply .. '-1')[1]
-      local f = {}
-      if t then for j = 1, #t[2], 2 do f[t[2][j]] = t[2][j + 1] end end
-      if t and not f.d then
+      local f = currentOne(base, log, reply)
+      if f and added[reply] then f.t = added[reply] end
+      if f and not f.d then
+        replyFrom = f.f
         quoted = cjson.encode({ seq = tonumber(reply), from = f.f, text = quote(f.t, quoteMax) })
       else
         prev = 'refused'
@@ -96,31 +101,38 @@ local function room(meta, log, reads, at)
     elseif prev then
       -- The stored message as it is now ('seq:ts' is what the cid bucket keeps).
       local ps, pt = string.match(prev, '^(%d+):(.*)$')
-      local id = ps .. '-1'
-      local e = redis.call('XRANGE', log, id, id)[1]
-      local f = {}
-      if e then for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end end
+      local f = currentOne(base, log, ps) or {}
       if f.d then out[#out + 1] = { 'D', ps, pt }
       elseif f.e then out[#out + 1] = { 'E', ps, pt, f.e, f.t }
       else out[#out + 1] = { 'd', ps, pt } end
     else
       seq = seq + 1
       local sid = tostring(seq)
-      if quoted == '' and names == '' then
-        redis.call('XADD', log, sid .. '-1', 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key)
+      local tb = bucketKey(base, seq)
+      local tf = texts[tb]
+      if not tf then
+        tf = {}
+        texts[tb] = tf
+        bucketOrder[#bucketOrder + 1] = tb
+      end
+      tf[#tf + 1] = sid
+      tf[#tf + 1] = text
+      added[sid] = text
+      if quoted == '' then
+        redis.call('XADD', log, sid .. '-1', 'f', from, 'ts', ts, 'c', cid, 'k', key)
       else
-        local fields = { 'f', from, 't', text, 'ts', ts, 'c', cid, 'k', key }
-        if quoted ~= '' then fields[#fields + 1] = 'r'; fields[#fields + 1] = quoted end
-        if names ~= '' then
-          fields[#fields + 1] = 'm'; fields[#fields + 1] = names
-          fields[#fields + 1] = 'mk'; fields[#fields + 1] = mkeys
-          for pk in string.gmatch(mkeys, '[^\t]+') do
-            local mn = base .. 'mn:' .. pk
-            redis.call('ZADD', mn, seq, seq)
-            redis.call('ZREMRANGEBYRANK', mn, 0, -mentionsKept - 1)
-          end
+        redis.call('XADD', log, sid .. '-1', 'f', from, 'ts', ts, 'c', cid, 'k', key, 'q', reply, 'qf', replyFrom)
+      end
+      if names ~= '' then
+        tf[#tf + 1] = 'm' .. sid
+        tf[#tf + 1] = names
+        tf[#tf + 1] = 'k' .. sid
+        tf[#tf + 1] = mkeys
+        for pk in string.gmatch(mkeys, '[^\t]+') do
+          local mn = base .. 'mn:' .. pk
+          redis.call('ZADD', mn, seq, seq)
+          redis.call('ZREMRANGEBYRANK', mn, 0, -mentionsKept - 1)
         end
-        redis.call('XADD', log, sid .. '-1', unpack(fields))
       end
       readAt[key] = sid
       local stored = sid .. ':' .. ts
@@ -135,6 +147,7 @@ local function room(meta, log, reads, at)
       out[#out + 1] = 'n'
     end
   end
+  for _, tb in ipairs(bucketOrder) do chunked(false, 'HSET', tb, texts[tb]) end
   if #pubs > 0 then
     later[#later + 1] = 'seq'
     later[#later + 1] = seq
@@ -175,9 +188,31 @@ local function room(meta, log, reads, at)
       if cut then trimmed = trimmed + redis.call('XTRIM', log, 'MINID', (cut + 1) .. '-1') end
     end
   end
-  if #later > 0 then redis.call('HSET', meta, unpack(later)) end
-  -- Reactions of messages retention removed go with them.
+  -- The texts, reactions of messages retention removed go with them: whole text buckets below the
+  -- oldest kept seq, the fields of those below it in its own bucket (amortized: each seq once).
   local rx = base .. 'rx'
+  if trimmed > 0 then
+    local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+    local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)
+    -- A room stored before the text buckets has no tl: it starts where this trim did.
+    local tl = math.max(1, tonumber(head[5] or (low - trimmed)))
+    if tl < low then
+      local lowBucket = bucketKey(base, low)
+      local drop = {}
+      for s = tl, low - 1 do
+        local tb = bucketKey(base, s)
+        if tb == lowBucket then
+          for _, x in ipairs({ s, 'm' .. s, 'k' .. s, 'd' .. s, 'e' .. s, 'v' .. s }) do drop[#drop + 1] = x end
+        elseif s == tl or (s % TEXT_BUCKET) == 0 then
+          redis.call('DEL', tb)
+        end
+      end
+      if #drop > 0 then chunked(false, 'HDEL', lowBucket, drop) end
+      later[#later + 1] = 'tl'
+      later[#later + 1] = low
+    end
+  end
+  if #later > 0 then redis.call('HSET', meta, unpack(later)) end
   if trimmed > 0 and redis.call('EXISTS', rx) == 1 then
     local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
     local low = first and tonumber(string.match(first[1], '^(%d+)')) or (seq + 1)

@@ -8,72 +8,86 @@
 -- their members `deleted` or `edited` from that, after the message itself.
 -- Reply: { problem } (not_found, not_author, too_old) or { 'ok', from, text, ts, cid, deleted ('1' or
 -- ''), editedTs, quote, names, rev } (rev: the room's change revision this change took: the meta
--- hash's rev, also stored on the entry as v and in the changes set).
--- Needs quote.lua.
+-- hash's rev, also stored with the message and in the changes set).
+-- Needs quote.lua and stored.lua.
 --
--- XDEL only flags an entry (its bytes stay in its node), and a node is freed only when every entry in
--- it is deleted: so the script XDELs the node-size entries before the target and every later one (the
--- target's node is among them, whole), lowers the stream's last id and adds them again, the target
--- changed. The cost is that window (about a node + the messages after the target), not the room's
--- history; the entries XDELed in the node before the target's stay as flagged copies until retention
--- trims that node. The replies to the target are among the entries added again (a reply comes after
--- what it answers): their quote (r) gets the target's new first line, or on a delete loses its text,
--- in the same pass.
+-- A message's text, mentions and change fields live in its text bucket (see stored.lua): a change
+-- writes a few fields of that one hash and touches no other message, so it costs the same for the
+-- newest message and for one with thousands after it. The replies to it are not rewritten either:
+-- their quote is made when they are read.
+--
+-- An entry of the older layout holds its text itself, and XDEL only flags an entry (its bytes stay in
+-- its node; a node is freed only when every entry in it is deleted): for one of those the script XDELs
+-- the node-size entries before the target and every later one (the target's node is among them,
+-- whole), lowers the stream's last id and adds them again, the target changed, and the replies to it
+-- of that layout with their quote (r) made again. That costs the messages after the target, and
+-- happens once per such message (a changed one is in the new layout's buckets only if it was new).
 local meta, log = KEYS[1], KEYS[2]
 local publish, quoteMax, node = ARGV[9], tonumber(ARGV[10]), tonumber(ARGV[11])
 local id = ARGV[1] .. '-1'
 local e = redis.call('XRANGE', log, id, id)[1]
 if not e then return { 'not_found' } end
-local f = {}
-for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+local base = string.sub(log, 1, -4)
+local f = current(base, { e })[1]
 if f.d then return { 'not_found' } end
 if ARGV[5] ~= '' and f.k ~= ARGV[5] then return { 'not_author' } end
 if ARGV[6] ~= '' and tonumber(f.ts) < tonumber(ARGV[6]) then return { 'too_old' } end
-local base = string.sub(log, 1, -4)
+local older = false
+for j = 1, #e[2], 2 do if e[2][j] == 't' then older = true end end
 if ARGV[2] == 'delete' then
   -- Its reactions and mention rows go with the text; so do its quote and mentions.
   redis.call('DEL', base .. 'rc:' .. ARGV[1], base .. 'rp:' .. ARGV[1])
   redis.call('ZREM', base .. 'rx', ARGV[1])
   for pk in string.gmatch(f.mk or '', '[^\t]+') do redis.call('ZREM', base .. 'mn:' .. pk, ARGV[1]) end
-  f.t = ''; f.d = '1'; f.e = nil; f.r = nil; f.m = nil; f.mk = nil
+  f.t = ''; f.d = '1'; f.e = nil; f.r = nil; f.q = nil; f.m = nil; f.mk = nil
 else f.t = ARGV[3]; f.e = ARGV[4] end
--- The room's change revision: on the entry as 'v' ('r' is a reply's quote) and in the changes set.
+-- The room's change revision: with the message as 'v' and in the changes set.
 f.v = tostring(redis.call('HINCRBY', meta, 'rev', 1))
 redis.call('ZADD', KEYS[4], f.v, ARGV[1])
-local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '', 'v', f.v }
-if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
-if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
-for _, x in ipairs({ 'r', 'm', 'mk' }) do
-  if f[x] then fields[#fields + 1] = x; fields[#fields + 1] = f[x] end
-end
--- The window: a node's worth of entries before the target, the target and every later one, oldest
--- first.
-local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', node)
-for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
-for _, x in ipairs(redis.call('XRANGE', log, id, '+')) do win[#win + 1] = x end
-local ids = {}
-for i, x in ipairs(win) do ids[i] = x[1] end
-for i = 1, #ids, 1000 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 999, #ids))) end
--- Back to the newest entry kept, so the window goes in again under its own ids.
-local kept = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
-local top = kept and kept[1] or '0-1'
-redis.call('XSETID', log, top, 'MAXDELETEDID', top)
-local target = tonumber(ARGV[1])
-local requoted = cjson.encode(f.d and { seq = target, from = f.f, text = '', deleted = true }
-  or { seq = target, from = f.f, text = quote(f.t, quoteMax) })
-local after = false
-for _, x in ipairs(win) do
-  if x[1] == id then
-    redis.call('XADD', log, id, unpack(fields))
-    after = true
+if not older then
+  local tb, s = bucketKey(base, ARGV[1]), ARGV[1]
+  if f.d then
+    redis.call('HDEL', tb, s, 'm' .. s, 'k' .. s, 'e' .. s)
+    redis.call('HSET', tb, 'd' .. s, '1', 'v' .. s, f.v)
   else
-    if after then
-      local v = x[2]
-      for j = 1, #v, 2 do
-        if v[j] == 'r' and cjson.decode(v[j + 1]).seq == target then v[j + 1] = requoted end
+    redis.call('HSET', tb, s, f.t, 'e' .. s, f.e, 'v' .. s, f.v)
+  end
+else
+  local fields = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '', 'k', f.k or '', 'v', f.v }
+  if f.d then fields[#fields + 1] = 'd'; fields[#fields + 1] = f.d end
+  if f.e then fields[#fields + 1] = 'e'; fields[#fields + 1] = f.e end
+  for _, x in ipairs({ 'r', 'm', 'mk' }) do
+    if f[x] then fields[#fields + 1] = x; fields[#fields + 1] = f[x] end
+  end
+  -- The window: a node's worth of entries before the target, the target and every later one, oldest
+  -- first.
+  local win = redis.call('XREVRANGE', log, '(' .. id, '-', 'COUNT', node)
+  for i = 1, math.floor(#win / 2) do win[i], win[#win + 1 - i] = win[#win + 1 - i], win[i] end
+  for _, x in ipairs(redis.call('XRANGE', log, id, '+')) do win[#win + 1] = x end
+  local ids = {}
+  for i, x in ipairs(win) do ids[i] = x[1] end
+  for i = 1, #ids, 1000 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 999, #ids))) end
+  -- Back to the newest entry kept, so the window goes in again under its own ids.
+  local kept = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+  local top = kept and kept[1] or '0-1'
+  redis.call('XSETID', log, top, 'MAXDELETEDID', top)
+  local target = tonumber(ARGV[1])
+  local requoted = cjson.encode(f.d and { seq = target, from = f.f, text = '', deleted = true }
+    or { seq = target, from = f.f, text = quote(f.t, quoteMax) })
+  local after = false
+  for _, x in ipairs(win) do
+    if x[1] == id then
+      redis.call('XADD', log, id, unpack(fields))
+      after = true
+    else
+      if after then
+        local v = x[2]
+        for j = 1, #v, 2 do
+          if v[j] == 'r' and cjson.decode(v[j + 1]).seq == target then v[j + 1] = requoted end
+        end
       end
+      redis.call('XADD', log, x[1], unpack(x[2]))
     end
-    redis.call('XADD', log, x[1], unpack(x[2]))
   end
 end
 if ARGV[7] ~= '' then
@@ -89,7 +103,8 @@ if redis.call('ZCARD', KEYS[4]) > 2 * redis.call('XLEN', log) + 64 then
   end
 end
 local epoch = redis.call('HGET', meta, 'epoch') or ''
+local r = quoteOfReply(base, log, f, quoteMax) or ''
 redis.call(publish, string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
-  ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = f.r or '',
+  ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = r,
   m = f.m or '', rev = f.v, by = ARGV[12] }))
-return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', f.r or '', f.m or '', f.v }
+return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', r, f.m or '', f.v }

@@ -4,12 +4,12 @@
 -- reactions per person and message.
 -- Reply: { 'ok', on (1/0), counts (emoji, n, ...) } or { problem } (not_found, too_many_emoji,
 -- too_many_mine).
+-- Needs quote.lua and stored.lua.
 local log, rx = KEYS[1], KEYS[2]
 local seq, key, emoji, want = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local e = redis.call('XRANGE', log, seq .. '-1', seq .. '-1')[1]
-if not e then return { 'not_found' } end
-for j = 1, #e[2], 2 do if e[2][j] == 'd' then return { 'not_found' } end end
 local base = string.sub(log, 1, -4)
+local m = currentOne(base, log, seq)
+if not m or m.d then return { 'not_found' } end
 local rc, rp = base .. 'rc:' .. seq, base .. 'rp:' .. seq
 local list, had = {}, false
 for x in string.gmatch(redis.call('HGET', rp, key) or '', '[^\t]+') do
