@@ -22,6 +22,8 @@ export const CloseCode = Object.freeze({
   GOING_AWAY: 1001,
   POLICY: 1008,
   TOO_BIG: 1009,
+  /** The shared store did not answer in time at connect: try again in a moment. */
+  TRY_AGAIN: 1013,
   SLOW_CONSUMER: 4001,
   /** An `auth` frame that was owed did not come in time, or its token was refused. */
   AUTH_FAILED: 4002,

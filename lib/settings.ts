@@ -243,6 +243,21 @@ export const TABLE = {
       help:
         "what a ban of a guest bans: `person` (its token: a new guest is not banned) or `address` (also its address, in that room; not behind a proxy)",
     },
+    /**
+     * With names shared across processes a person's name is settled before `welcome`, so nobody is
+     * announced under a placeholder; a store that does not answer in time turns the connection away.
+     */
+    nameLookupMs: {
+      flag: "name-lookup-timeout",
+      env: "CHAT_NAME_LOOKUP_TIMEOUT",
+      kind: "int",
+      default: 3000,
+      unit: "ms",
+      min: 100,
+      max: 60_000,
+      help:
+        "ms a connect waits for the name its person holds on other processes, then `unavailable` and close 1013",
+    },
     authTimeoutMs: {
       flag: "auth-timeout",
       env: "CHAT_AUTH_TIMEOUT",

@@ -33,6 +33,13 @@ export interface OpenParams {
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 
+/** The shared store did not say in time which name a connecting guest holds: try again, no name made up. */
+const NAME_UNSETTLED = new ProtocolError(
+  "unavailable",
+  "Your name could not be looked up on the other servers in time; connect again in a moment",
+  CloseCode.TRY_AGAIN,
+);
+
 /** The admission feature. */
 export class Admission {
   readonly #ctx: ChatContext;
@@ -69,21 +76,69 @@ export class Admission {
   /**
    * Gives `conn` its identity and name, sends `welcome` and joins `room`. A guest's name is
    * first-come (`?name=`, else the one its token holds); a signed person's comes from the token.
+   * With names shared across processes a guest's name is settled everywhere first (frames wait), so
+   * it is never announced under a placeholder that is renamed a moment later.
    */
   #admit(conn: Conn, identity: Identity, room: string, guest?: { token: string; name?: string }): void {
-    const { hub, cfg, conns } = this.#ctx;
-    const { peer } = conn;
-    const key = identity.key;
-    const now = this.#ctx.now();
-    conn.key = key;
-    conn.identity = identity;
+    const { hub, sharing, cfg, conns, log } = this.#ctx;
+    conn.key = identity.key;
     // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
-    const held = hub.nameOf(key);
+    const held = hub.nameOf(identity.key);
     const wanted = held ??
       (guest
         ? guest.name ?? `guest-${guest.token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`
         : identity.name!);
-    const name = guest || held !== undefined
+    if (!guest || held !== undefined || !sharing.spansProcesses) {
+      return this.#welcome(
+        conn,
+        identity,
+        room,
+        wanted,
+        guest && { ...guest, settled: false, asked: wanted },
+      );
+    }
+    conn.queue = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("name lookup timed out")), cfg.nameLookupMs);
+    });
+    Promise.race([this.#naming.settle(conn, wanted), late]).then(
+      (name) => {
+        if (!conns.alive(conn)) return;
+        const waiting = conn.queue ?? [];
+        conn.queue = undefined;
+        conns.run(conn.peer.id, () =>
+          this.#welcome(conn, identity, room, name?.name ?? wanted, {
+            ...guest,
+            settled: name !== undefined,
+            asked: name?.held ? name.name : wanted,
+          }));
+        // A join check the welcome started keeps them waiting behind it.
+        if (conn.queue) (conn.queue as string[]).unshift(...waiting);
+        else conn.queue = waiting, this.#rooms.drain(conn);
+      },
+      (e) => {
+        if (!conns.alive(conn)) return;
+        log.warn("name not settled at connect", { error: (e as Error).message });
+        conns.refuse(conn.peer.id, NAME_UNSETTLED);
+      },
+    ).finally(() => clearTimeout(timer));
+  }
+
+  /** Sends `welcome` under `wanted` (or the first free name like it here) and joins `room`. */
+  #welcome(
+    conn: Conn,
+    identity: Identity,
+    room: string,
+    wanted: string,
+    guest?: { token: string; name?: string; settled: boolean; asked: string },
+  ): void {
+    const { hub, cfg, conns } = this.#ctx;
+    const { peer } = conn;
+    const key = identity.key;
+    const now = this.#ctx.now();
+    conn.identity = identity;
+    const name = guest || hub.nameOf(key) !== undefined
       ? hub.freeName(key, wanted, now)
       : this.#naming.signedName(key, wanted);
     hub.connect(peer, key, name, now);
@@ -109,13 +164,14 @@ export class Admission {
     // A signed person's token belongs to the host application: it is never echoed.
     if (guest) welcome.token = guest.token;
     if (identity.exp !== undefined) welcome.exp = identity.exp;
-    if (name !== wanted) {
-      welcome.notice = `The name "${wanted}" is taken (or looks like one that is); you are "${name}"`;
+    const asked = guest?.asked ?? wanted;
+    if (name !== asked) {
+      welcome.notice = `The name "${asked}" is taken (or looks like one that is); you are "${name}"`;
     }
     peer.send(encode(welcome));
     this.#naming.remember(key, name);
     this.#direct.list(conn, Number.MAX_SAFE_INTEGER, CONVERSATIONS_PAGE);
-    this.#naming.claimEverywhere(conn, name);
+    if (!guest?.settled || name !== wanted) this.#naming.claimEverywhere(conn, name);
     if (room) conns.run(peer.id, () => this.#rooms.join(conn, room), { room });
   }
 

@@ -55,29 +55,44 @@ export class Naming {
   }
 
   /**
-   * With names shared across processes: the name given at connect is checked everywhere; if another
-   * process's person holds it, this person gets the first free `name-2`, `name-3`, … (a `nick` line).
+   * With names shared across processes, the name person `conn.key` gets at connect: the one it holds
+   * on any process (online or within the hold), else `wanted` or the first free `wanted-2`, `wanted-3`,
+   * … here and everywhere, claimed everywhere before it is used (`held`: the one it held). Undefined
+   * when the connection closed meanwhile (nothing stays claimed) or no name could be claimed.
+   */
+  async settle(conn: Conn, wanted: string): Promise<{ name: string; held: boolean } | undefined> {
+    const { sharing, hub, now, conns } = this.#ctx;
+    const key = conn.key;
+    // Gone meanwhile: its names were released when it closed, and nothing is claimed after that.
+    const gone = () => void this.#releaseIfGone(key);
+    const owned = await sharing.nameOf(key);
+    let got: string | undefined;
+    if (owned !== undefined && conns.alive(conn) && hub.nameFreeFor(key, owned, now())) {
+      if (await sharing.claimName(key, owned)) {
+        return conns.alive(conn) ? { name: owned, held: true } : gone();
+      }
+    }
+    for (let i = 1; got === undefined && i < 100 && conns.alive(conn); i++) {
+      const candidate = i === 1 ? wanted : withSuffix(wanted, `-${i}`);
+      if (hub.nameFreeFor(key, candidate, now()) && (await sharing.claimName(key, candidate))) {
+        got = candidate;
+      }
+    }
+    if (!conns.alive(conn)) return gone();
+    return got === undefined ? undefined : { name: got, held: false };
+  }
+
+  /**
+   * With names shared across processes: a name given at connect without {@link settle} (a signed
+   * person's) is checked everywhere; if another process's person holds it, this person gets the
+   * first free `name-2`, `name-3`, … (a `nick` line).
    */
   claimEverywhere(conn: Conn, name: string): void {
-    const { sharing, hub, now, conns, log } = this.#ctx;
+    const { sharing, hub, conns, log } = this.#ctx;
     if (!sharing.spansProcesses) return;
-    const claim = async () => {
-      // A token owns its name on every process: a tab elsewhere has it already.
-      const owned = await sharing.nameOf(conn.key);
-      // Gone meanwhile: its names were released when it closed, and nothing is claimed after that.
-      if (!conns.alive(conn)) return undefined;
-      if (owned !== undefined && owned !== name && (await sharing.claimName(conn.key, owned))) return owned;
-      for (let i = 1; i < 100 && conns.alive(conn); i++) {
-        const candidate = i === 1 ? name : withSuffix(name, `-${i}`);
-        if (i > 1 && !hub.nameFreeFor(conn.key, candidate, now())) continue;
-        if (await sharing.claimName(conn.key, candidate)) return candidate;
-      }
-      return undefined;
-    };
-    conn.naming = claim().then((got) => {
-      if (!conns.alive(conn)) return this.#releaseIfGone(conn.key);
-      if (got === undefined || got === hub.nameOf(conn.key)) return;
-      this.rename(conn.key, got);
+    conn.naming = this.settle(conn, name).then((got) => {
+      if (got === undefined || got.name === hub.nameOf(conn.key)) return;
+      this.rename(conn.key, got.name);
     }).catch((e) => log.warn("name not claimed everywhere", { error: (e as Error).message }));
   }
 

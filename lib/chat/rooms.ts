@@ -87,11 +87,14 @@ export class Rooms {
         release();
         if (conns.alive(conn)) conns.answer(conn.peer, engineError({ reading: room }, e), { room });
       },
-    ).finally(() => this.#drain(conn));
+    ).finally(() => this.drain(conn));
   }
 
-  /** Handles the frames that waited for a join check, in order, until another check starts. */
-  #drain(conn: Conn): void {
+  /**
+   * Handles the frames that waited (for a join check, or for the name at connect), in order, until
+   * another check starts.
+   */
+  drain(conn: Conn): void {
     const waiting = conn.queue ?? [];
     conn.queue = undefined;
     const checking = () => (conn.queue as string[] | undefined) !== undefined;

@@ -97,6 +97,30 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "redis: a guest who reconnects to another instance is welcomed and announced under its name, never a placeholder",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using bob = await client(b, { name: "bob", room: "r" });
+      await bob.next("joined");
+      const alice = await client(a, { name: "alice", room: "r" });
+      await alice.next("joined");
+      const token = alice.lines[0].token as string;
+      await alice.close();
+      await bob.next("presence", (m) => m.name === "alice" && m.event === "leave", 5000);
+      // Back on B, with only the token (no ?name=), as the page does after a balancer moved it.
+      await using back = await client(b, { token, room: "r" });
+      assert.deepEqual([back.lines[0].name, back.lines[0].notice], ["alice", undefined]);
+      await back.next("joined");
+      back.send({ type: "send", room: "r", text: "back", cid: "c1" });
+      assert.equal((await bob.next("message", (m) => m.text === "back")).from, "alice");
+      const said = [...bob.lines, ...back.lines].map((m) => JSON.stringify(m));
+      assert.deepEqual(said.filter((l) => l.includes('"nick"') || l.includes("guest-")), []);
+    }),
+});
+
+Deno.test({
   name: "redis: an instance that loses its subscription reads the gap from the stream, in order",
   ignore: !!missing,
   fn: () =>

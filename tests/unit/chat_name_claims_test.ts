@@ -64,3 +64,43 @@ Deno.test("Chat: a nick claimed while its connection closes is released", async 
   await new Promise((r) => setTimeout(r, 80));
   assert.deepEqual([...names.held], []);
 });
+
+Deno.test("Chat: a guest back on another process is welcomed under the name it holds, never a placeholder", async () => {
+  const names = sharedNames(20);
+  using _ = { [Symbol.dispose]: names.stop };
+  // Process A: alice gets her token, then goes; her name is still held everywhere (the name hold).
+  let token: string, key: string;
+  {
+    await using a = testChat({}, { sharing: names.sharing });
+    const alice = await a.connect({ name: "alice", room: "" });
+    const w = alice.all("welcome")[0];
+    [token, key] = [w.token, w.uid];
+  }
+  names.held.set(key, "alice");
+  // Process B: a room with bob in it; alice comes back there with her token and joins it at once.
+  await using b = testChat({}, { sharing: names.sharing });
+  const bob = await b.connect({ name: "bob", room: "r" });
+  const back = b.open({ token, room: "r" });
+  back.frame({ type: "send", room: "r", text: "back", cid: "c1" });
+  const welcome = await back.next("welcome");
+  assert.deepEqual([welcome.name, welcome.notice], ["alice", undefined]);
+  assert.equal((await back.next("joined")).room, "r");
+  assert.equal((await back.next("ack")).cid, "c1", "a frame sent before the welcome is handled after it");
+  assert.equal((await bob.next("message")).from, "alice");
+  // Presence across processes comes from the shared store (silent here); what this process says
+  // itself must never be a placeholder or a rename.
+  const said = [...bob.lines, ...back.lines].map((m) => JSON.stringify(m));
+  assert.deepEqual(said.filter((l) => l.includes('"nick"') || l.includes("guest-")), []);
+});
+
+Deno.test("Chat: a guest whose name cannot be looked up in time is turned away, not named", async () => {
+  const names = sharedNames(10_000); // the shared store does not answer
+  using _ = { [Symbol.dispose]: names.stop };
+  await using t = testChat({ nameLookupMs: 100 }, { sharing: names.sharing });
+  const guest = t.open({ name: "alice", room: "r" });
+  const e = await guest.error("unavailable");
+  assert.match(e.message, /could not be looked up/);
+  assert.equal((await guest.closed()).code, 1013);
+  assert.deepEqual(guest.all("welcome"), []);
+  assert.deepEqual(await t.chat.presence("r"), []);
+});

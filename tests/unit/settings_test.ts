@@ -188,6 +188,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     guests: "auto",
     createRooms: "anyone",
     guestBans: "person",
+    nameLookupMs: 3000,
     authTimeoutMs: 10_000,
     maxTokenBytes: 8 * 1024,
   };
