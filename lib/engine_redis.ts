@@ -45,7 +45,7 @@ import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
-import { checkPersistence, connectClients, RedisClients } from "./redis/client.ts";
+import { checkPersistence, connectClients, RedisClients, type ReplicaWait } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
 import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys } from "./redis/keys.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
@@ -76,6 +76,13 @@ export interface RedisOptions {
   presenceTtlMs?: number;
   /** Milliseconds a name stays held after its person's last connection anywhere. @default 60000 */
   nameHoldMs?: number;
+  /**
+   * Replicas a message must reach (`WAIT`) before it is acked; 0 acks once the master has it, and a
+   * master lost before its replica got the message loses it. @default 0
+   */
+  redisWaitReplicas?: number;
+  /** Milliseconds to wait for them, then the append fails as unavailable. @default 500 */
+  redisWaitMs?: number;
 }
 
 /** How often, at most, an append looks for messages past the age retention in a room (ms). */
@@ -158,13 +165,15 @@ export class RedisEngine implements Engine {
     // without that message, never a stored message in a conversation nobody lists.
     const conversing = new Map<string, Draft>();
     for (const d of batch) if (d.between) conversing.set(d.room, d);
+    const wait = this.#wait;
     await Promise.all([...conversing.values()].map((d) => {
       const [a, b] = d.between!;
-      return this.#redis.script(
-        this.#redis.scripts.converse,
-        [convsKey(a), peersKey(a), convsKey(b), peersKey(b)],
-        [d.room, a, b, String(d.ts)],
-      );
+      const convKeys = [convsKey(a), peersKey(a), convsKey(b), peersKey(b)];
+      const args = [d.room, a, b, String(d.ts)];
+      const { converse } = this.#redis.scripts;
+      return wait
+        ? this.#redis.scriptReplicated(converse, convKeys, args, wait)
+        : this.#redis.script(converse, convKeys, args);
     }));
     // One script for every room of the group on one Redis; one per room on a Cluster (a room's keys
     // share one slot, rooms may not).
@@ -176,7 +185,8 @@ export class RedisEngine implements Engine {
         String(this.#opts.retainMessages),
         String(minTs),
         String(this.#opts.dedupWindowMs),
-        this.#redis.publish,
+        // Waiting for replicas: the script hands back the lines, published below once they have them.
+        wait ? "" : this.#redis.publish,
         String(QUOTE_MAX_CHARS),
         String(MENTIONS_KEPT),
         String(AGE_CHECK_MS),
@@ -187,7 +197,16 @@ export class RedisEngine implements Engine {
         args.push(newEpoch(), String(idx.length));
         for (const i of idx) args.push(...codec.appendArgs(batch[i]));
       }
-      const rooms = codec.decodeAppend(await this.#redis.script(this.#redis.scripts.append, keyList, args));
+      const { append } = this.#redis.scripts;
+      const rooms = codec.decodeAppend(
+        await (wait
+          ? this.#redis.scriptReplicated(append, keyList, args, wait)
+          : this.#redis.script(append, keyList, args)),
+        wait !== undefined,
+      );
+      group.forEach(([room], g) =>
+        rooms[g].line && this.#redis.publishRoom(keys(room).channel, rooms[g].line)
+      );
       group.forEach(([room, idx], g) => {
         // New messages are numbered on from the room's seq before the group, in order.
         let next = rooms[g].seqBefore;
@@ -435,6 +454,12 @@ export class RedisEngine implements Engine {
     const k = keys(room);
     const r = await this.#redis.script(this.#redis.scripts.peopleLists, [k.allowed, k.bans, k.mutes], []);
     return codec.decodeAccessList(r, Date.now());
+  }
+
+  /** The replicas an append waits for, or undefined when it does not wait. */
+  get #wait(): ReplicaWait | undefined {
+    const replicas = this.#opts.redisWaitReplicas ?? 0;
+    return replicas > 0 ? { replicas, timeoutMs: this.#opts.redisWaitMs ?? 500 } : undefined;
   }
 
   get #auditRetain(): number {

@@ -1,13 +1,22 @@
 /**
- * Crashes on Redis: SIGKILL of a server instance mid-stream, round after round, and of redis-server
- * itself (append-only file, fsync always). Clients reconnect, resume with `join {since, epoch}` and
- * re-send what was not acked with the same `cid`; at the end every message is stored once, gap-free.
+ * Crashes on Redis: SIGKILL of a server instance mid-stream, round after round, of redis-server itself
+ * (append-only file, fsync always), and of a Redis Cluster master whose replica takes over. Clients
+ * reconnect, resume with `join {since, epoch}` and re-send what was not acked with the same `cid`; at
+ * the end every message is stored once, gap-free.
  * @module
  */
 import assert from "node:assert/strict";
 import { checkRoom, Participant, redisFlags } from "../helpers/cluster.ts";
 import { type ServerProcess, spawnServer } from "../helpers/process.ts";
-import { redisMissing, startRedis } from "../helpers/redis.ts";
+import {
+  clusterNodes,
+  keySlot,
+  type RedisCluster,
+  redisMissing,
+  replicationInfo,
+  startCluster,
+  startRedis,
+} from "../helpers/redis.ts";
 
 const missing = redisMissing();
 /** Instance kills in one run (the report of the branch gives a 10-round run). */
@@ -182,6 +191,156 @@ Deno.test({
       }, redisDir);
     } finally {
       await Deno.remove(redisDir, { recursive: true });
+    }
+  },
+});
+
+/**
+ * Replicas a send waits for in the Cluster failover tests. `CLUSTER_WAIT_REPLICAS=0` runs them as the
+ * server ran before `--redis-wait-replicas`: acks the replica had not got are then lost.
+ */
+const WAIT_REPLICAS = Deno.env.get("CLUSTER_WAIT_REPLICAS") ?? "1";
+/** Kill-and-promote rounds (about 5 s each on 2 cores). */
+const FAILOVER_ROUNDS = Number(Deno.env.get("FAILOVER_ROUNDS") ?? 10);
+/** `cluster-node-timeout`: short, so a failover takes about 2-3 s, long enough for a loaded CI machine. */
+const NODE_TIMEOUT_MS = 1500;
+
+/** The master serving `room`'s keys now (as the live nodes see it), and its replica if it has one. */
+async function ownersOf(
+  cluster: RedisCluster,
+  room: string,
+  dead: ReadonlySet<number> = new Set(),
+): Promise<{ master: number; replica?: number }> {
+  const ask = cluster.ports.find((p) => !dead.has(p))!;
+  const slot = await keySlot(ask, `chat:{${room}}:meta`);
+  const nodes = await clusterNodes(ask);
+  const master = nodes.find((n) =>
+    n.master && !n.failed && !dead.has(n.port) && n.slots.some(([a, b]) => slot >= a && slot <= b)
+  );
+  if (!master) return { master: -1 };
+  return { master: master.port, replica: nodes.find((n) => n.of === master.port && !n.failed)?.port };
+}
+
+/** Waits until a node other than `dead` serves `room`, as every live master sees it; its port. */
+async function promoted(cluster: RedisCluster, room: string, dead: number, ms = 20_000): Promise<number> {
+  const end = Date.now() + ms;
+  const gone = new Set([dead]);
+  for (;;) {
+    const now = await Promise.all(
+      cluster.ports.filter((p) => p !== dead).map(async (p) => {
+        const info = await replicationInfo(p).catch(() => ({} as Record<string, string>));
+        return info.role === "master" ? (await ownersOf(cluster, room, gone)).master : undefined;
+      }),
+    );
+    const seen = now.filter((m) => m !== undefined);
+    if (seen.length > 0 && seen.every((m) => m === seen[0] && m > 0)) return seen[0]!;
+    if (Date.now() > end) throw new Error(`no node took over room ${room} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until a restarted node replicates `master` again (it rejoined as its replica, in sync). */
+async function rejoined(node: number, master: number, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const info = await replicationInfo(node).catch(() => ({} as Record<string, string>));
+    if (info.role === "slave" && info.master_port === String(master) && info.master_link_status === "up") {
+      return;
+    }
+    if (Date.now() > end) {
+      throw new Error(`node ${node} did not rejoin as a replica of ${master} within ${ms} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Ports of the masters now, with the rooms each serves. */
+async function roomsByMaster(cluster: RedisCluster, rooms: string[]): Promise<Map<number, string[]>> {
+  const out = new Map<number, string[]>();
+  for (const room of rooms) {
+    const { master } = await ownersOf(cluster, room);
+    out.set(master, [...out.get(master) ?? [], room]);
+  }
+  return out;
+}
+
+/** The room's whole history, read by a client of its own, oldest first. */
+async function historyOf(room: string, url: () => string): Promise<Participant> {
+  const audit = new Participant({ name: `audit-${room}`, room, url });
+  await audit.start();
+  return audit;
+}
+
+const clusterFlags = (url: string) => [
+  "--redis",
+  url,
+  ...LIMITS,
+  "--redis-wait-replicas",
+  WAIT_REPLICAS,
+  "--redis-wait-timeout",
+  "300",
+];
+
+Deno.test({
+  name:
+    "redis cluster: with --redis-wait-replicas 1 a send its replica has not got is not acked; after the failover it is stored",
+  ignore: !!missing,
+  fn: async () => {
+    await using cluster = await startCluster({ replicas: 1, nodeTimeoutMs: NODE_TIMEOUT_MS });
+    const dir = await Deno.makeTempDir();
+    const srv = await spawnServer(dir, clusterFlags(cluster.url));
+    const url = () => `ws://127.0.0.1:${srv.port}/ws`;
+    const room = "lagging";
+    const pub = new Participant({ name: "pub", room, url, window: 4 });
+    const reader = new Participant({ name: "reader", room, url });
+    const people = [pub, reader];
+    const { master, replica } = await ownersOf(cluster, room);
+    let stopped = false;
+    try {
+      for (const p of people) await p.start();
+      pub.publish();
+      await until(() => pub.acked.size >= 50, "acks before the replica stops");
+      // The replica stops answering (as one that lags far behind): the master alone has what comes now.
+      cluster.signal(replica!, "SIGSTOP");
+      stopped = true;
+      // Acks already on their way (their replica had them) arrive first.
+      await new Promise((r) => setTimeout(r, 200));
+      const ackedBefore = pub.acked.size;
+      await new Promise((r) => setTimeout(r, 1000));
+      const ackedAlone = pub.acked.size - ackedBefore;
+      const refusedAlone = pub.refusals;
+      // The master dies with what only it had; its replica comes back and takes over.
+      await cluster.kill(master);
+      cluster.signal(replica!, "SIGCONT");
+      stopped = false;
+      const killedAt = Date.now();
+      await promoted(cluster, room, master);
+      const promotedMs = Date.now() - killedAt;
+      // The old master comes back (empty) as the new master's replica: sends are acked again.
+      await cluster.restart(master);
+      await rejoined(master, replica!);
+      const rejoinedMs = Date.now() - killedAt;
+      await until(() => pub.acked.size >= ackedBefore + ackedAlone + 50, "sends go on after the failover");
+      pub.stopPublishing();
+      await pub.drained();
+      const last = Math.max(...pub.acked.values());
+      await reader.reached(last);
+      const audit = await historyOf(room, url);
+      people.push(audit);
+      checkRoom(audit.messages, [pub, reader]);
+      assert.deepEqual([pub.reconnects, reader.reconnects], [0, 0], "both kept their sockets");
+      assert.deepEqual([...pub.refusedWith.keys()], ["unavailable"], "refused only as unavailable");
+      console.log(
+        `replica stopped 1 s: ${ackedAlone} acks, ${refusedAlone} sends refused; master killed, replica ` +
+          `promoted after ${promotedMs} ms, old master back as its replica after ${rejoinedMs} ms; ` +
+          `${last} messages, ${pub.refusals} refusals in all, each acked message stored once`,
+      );
+      assert.equal(ackedAlone, 0, "nothing is acked while the replica does not have it");
+    } finally {
+      if (stopped) cluster.signal(replica!, "SIGCONT");
+      for (const p of people) await p.close();
+      await srv.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
