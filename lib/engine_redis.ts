@@ -88,6 +88,9 @@ export interface RedisOptions {
 /** How often, at most, an append looks for messages past the age retention in a room (ms). */
 const AGE_CHECK_MS = 1000;
 
+/** Ms after a Cluster node's subscriber connected by which it has subscribed again to its channels. */
+const RESUBSCRIBED_MS = 500;
+
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
 
@@ -111,6 +114,8 @@ export class RedisEngine implements Engine {
   readonly #delivery: RoomDelivery;
   readonly #opts: RedisOptions;
   #closed = false;
+  /** The second look after a Cluster node's subscriptions moved (see connect). */
+  #resyncTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(redis: RedisClients, opts: RedisOptions) {
     this.#redis = redis;
@@ -136,6 +141,18 @@ export class RedisEngine implements Engine {
     const engine = new RedisEngine(new RedisClients(cmd, sub, cluster, scripts), opts);
     try {
       sub.on("ready", () => engine.#delivery.resync());
+      // A Cluster client says nothing when a node's subscriptions move (a failover): it connects to
+      // the new master ("node-ready") and subscribes there a moment later. What was published on the
+      // room channels meanwhile is read from the streams then, and once more after that moment, or a
+      // room whose last message went out in between would wait for its next one.
+      if (cluster) {
+        sub.on("node-ready", () => {
+          engine.#delivery.resync();
+          if (engine.#closed) return;
+          clearTimeout(engine.#resyncTimer);
+          engine.#resyncTimer = setTimeout(() => engine.#delivery.resync(), RESUBSCRIBED_MS);
+        });
+      }
       await engine.sharing.start();
       await checkPersistence(cmd, opts.log, NODE);
     } catch (e) {
@@ -478,6 +495,7 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#resyncTimer);
     await this.sharing.close();
     this.#delivery.close();
     await this.#redis.close();
