@@ -10,8 +10,10 @@
  * One Lua script per group of messages (on a Cluster: per room and group) numbers, de-duplicates,
  * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes.
  * Pub/sub is lossy: a process that sees a seq jump, or comes back from a lost connection, reads the gap
- * from the stream before it delivers newer (`lib/redis/delivery.ts`). What processes share (presence,
- * names, live lines) is `lib/redis/sharing.ts`.
+ * from the stream before it delivers newer (`lib/redis/delivery.ts`). Replication is asynchronous: with
+ * `redisWaitReplicas` an append is acked, and published, only once `WAIT` says its replicas have it,
+ * so a master that dies takes no acked message with it (docs/deploy.md, _Redis replicas and
+ * failover_). What processes share (presence, names, live lines) is `lib/redis/sharing.ts`.
  *
  * The scripts live in `lib/redis/lua/` (one file each, run by SHA: see `lib/redis/scripts.ts`); what
  * goes in and comes back is encoded and decoded in `lib/redis/codec.ts`.
