@@ -71,6 +71,8 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
     "retainDays",
     "presenceTtlMs",
     "nameHoldSeconds",
+    "redisWaitReplicas",
+    "redisWaitMs",
   ]);
   if (config.redisUrl) {
     return await RedisEngine.connect({ url: config.redisUrl, dedupWindowMs, auditRetain, ...redis, log });

@@ -13,8 +13,10 @@
  * One Lua script per group of messages (on a Cluster: per room and group) numbers, de-duplicates,
  * appends, trims and publishes atomically, so `seq` is gap-free and never reused across processes.
  * Pub/sub is lossy: a process that sees a seq jump, or comes back from a lost connection, reads the gap
- * from the stream before it delivers newer (`lib/redis/delivery.ts`). What processes share (presence,
- * names, live lines) is `lib/redis/sharing.ts`.
+ * from the stream before it delivers newer (`lib/redis/delivery.ts`). Replication is asynchronous: with
+ * `redisWaitReplicas` an append is acked, and published, only once `WAIT` says its replicas have it,
+ * so a master that dies takes no acked message with it (docs/deploy.md, _Redis replicas and
+ * failover_). What processes share (presence, names, live lines) is `lib/redis/sharing.ts`.
  *
  * The scripts live in `lib/redis/lua/` (one file each, run by SHA: see `lib/redis/scripts.ts`); what
  * goes in and comes back is encoded and decoded in `lib/redis/codec.ts`.
@@ -48,7 +50,7 @@ import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
-import { checkPersistence, connectClients, RedisClients } from "./redis/client.ts";
+import { checkPersistence, connectClients, RedisClients, type ReplicaWait } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
 import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys } from "./redis/keys.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
@@ -79,10 +81,20 @@ export interface RedisOptions {
   presenceTtlMs?: number;
   /** Milliseconds a name stays held after its person's last connection anywhere. @default 60000 */
   nameHoldMs?: number;
+  /**
+   * Replicas a message must reach (`WAIT`) before it is acked; 0 acks once the master has it, and a
+   * master lost before its replica got the message loses it. @default 0
+   */
+  redisWaitReplicas?: number;
+  /** Milliseconds to wait for them, then the append fails as unavailable. @default 500 */
+  redisWaitMs?: number;
 }
 
 /** How often, at most, an append looks for messages past the age retention in a room (ms). */
 const AGE_CHECK_MS = 1000;
+
+/** Ms after a Cluster node's subscriber connected by which it has subscribed again to its channels. */
+const RESUBSCRIBED_MS = 500;
 
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
@@ -107,6 +119,8 @@ export class RedisEngine implements Engine {
   readonly #delivery: RoomDelivery;
   readonly #opts: RedisOptions;
   #closed = false;
+  /** The second look after a Cluster node's subscriptions moved (see connect). */
+  #resyncTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(redis: RedisClients, opts: RedisOptions) {
     this.#redis = redis;
@@ -132,6 +146,18 @@ export class RedisEngine implements Engine {
     const engine = new RedisEngine(new RedisClients(cmd, sub, cluster, scripts), opts);
     try {
       sub.on("ready", () => engine.#delivery.resync());
+      // A Cluster client says nothing when a node's subscriptions move (a failover): it connects to
+      // the new master ("node-ready") and subscribes there a moment later. What was published on the
+      // room channels meanwhile is read from the streams then, and once more after that moment, or a
+      // room whose last message went out in between would wait for its next one.
+      if (cluster) {
+        sub.on("node-ready", () => {
+          engine.#delivery.resync();
+          if (engine.#closed) return;
+          clearTimeout(engine.#resyncTimer);
+          engine.#resyncTimer = setTimeout(() => engine.#delivery.resync(), RESUBSCRIBED_MS);
+        });
+      }
       await engine.sharing.start();
       await checkPersistence(cmd, opts.log, NODE);
     } catch (e) {
@@ -161,13 +187,15 @@ export class RedisEngine implements Engine {
     // without that message, never a stored message in a conversation nobody lists.
     const conversing = new Map<string, Draft>();
     for (const d of batch) if (d.between) conversing.set(d.room, d);
+    const wait = this.#wait;
     await Promise.all([...conversing.values()].map((d) => {
       const [a, b] = d.between!;
-      return this.#redis.script(
-        this.#redis.scripts.converse,
-        [convsKey(a), peersKey(a), convsKey(b), peersKey(b)],
-        [d.room, a, b, String(d.ts)],
-      );
+      const convKeys = [convsKey(a), peersKey(a), convsKey(b), peersKey(b)];
+      const args = [d.room, a, b, String(d.ts)];
+      const { converse } = this.#redis.scripts;
+      return wait
+        ? this.#redis.scriptReplicated(converse, convKeys, args, wait)
+        : this.#redis.script(converse, convKeys, args);
     }));
     // One script for every room of the group on one Redis; one per room on a Cluster (a room's keys
     // share one slot, rooms may not).
@@ -179,7 +207,8 @@ export class RedisEngine implements Engine {
         String(this.#opts.retainMessages),
         String(minTs),
         String(this.#opts.dedupWindowMs),
-        this.#redis.publish,
+        // Waiting for replicas: the script hands back the lines, published below once they have them.
+        wait ? "" : this.#redis.publish,
         String(QUOTE_MAX_CHARS),
         String(MENTIONS_KEPT),
         String(AGE_CHECK_MS),
@@ -190,7 +219,16 @@ export class RedisEngine implements Engine {
         args.push(newEpoch(), String(idx.length));
         for (const i of idx) args.push(...codec.appendArgs(batch[i]));
       }
-      const rooms = codec.decodeAppend(await this.#redis.script(this.#redis.scripts.append, keyList, args));
+      const { append } = this.#redis.scripts;
+      const rooms = codec.decodeAppend(
+        await (wait
+          ? this.#redis.scriptReplicated(append, keyList, args, wait)
+          : this.#redis.script(append, keyList, args)),
+        wait !== undefined,
+      );
+      group.forEach(([room], g) =>
+        rooms[g].line && this.#redis.publishRoom(keys(room).channel, rooms[g].line)
+      );
       group.forEach(([room, idx], g) => {
         // New messages are numbered on from the room's seq before the group, in order.
         let next = rooms[g].seqBefore;
@@ -442,6 +480,12 @@ export class RedisEngine implements Engine {
     return codec.decodeAccessList(r, Date.now());
   }
 
+  /** The replicas an append waits for, or undefined when it does not wait. */
+  get #wait(): ReplicaWait | undefined {
+    const replicas = this.#opts.redisWaitReplicas ?? 0;
+    return replicas > 0 ? { replicas, timeoutMs: this.#opts.redisWaitMs ?? 500 } : undefined;
+  }
+
   get #auditRetain(): number {
     return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
   }
@@ -458,6 +502,7 @@ export class RedisEngine implements Engine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#resyncTimer);
     await this.sharing.close();
     this.#delivery.close();
     await this.#redis.close();

@@ -172,6 +172,32 @@ export const TABLE = {
       max: 600_000,
       help: "with Redis: ms until the people of a process that died leave their rooms",
     },
+    /**
+     * Replication in Redis is asynchronous: an ack that came before the replica had the message is lost
+     * when the master dies and the replica takes over. With this set, each append is followed by
+     * `WAIT <n> <redisWaitMs>` on its connection and acked only when n replicas have it (Redis 7.0 has
+     * no `WAITAOF`; an ack still survives a crash of every copy only with `appendfsync always`).
+     */
+    redisWaitReplicas: {
+      flag: "redis-wait-replicas",
+      env: "CHAT_REDIS_WAIT_REPLICAS",
+      kind: "int",
+      default: 0,
+      max: 16,
+      help:
+        "with Redis: replicas a message must reach before its ack (`WAIT`; 0 = off); see _Redis with replicas_",
+    },
+    /** A bound on how long an append may hold the writer when a replica is slow or gone. */
+    redisWaitMs: {
+      flag: "redis-wait-timeout",
+      env: "CHAT_REDIS_WAIT_TIMEOUT",
+      kind: "int",
+      default: 500,
+      unit: "ms",
+      min: 1,
+      max: 60_000,
+      help: "with `--redis-wait-replicas`: ms to wait for them; then the send is answered `unavailable`",
+    },
   },
   identity: {
     /** Never logged or quoted: it signs identities. */

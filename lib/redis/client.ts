@@ -60,6 +60,47 @@ export class RedisClients {
     return this.run(() => runScript(this.cmd, script, keys, args));
   }
 
+  /**
+   * Runs a script that writes, then `WAIT replicas timeoutMs` on the connection it ran on (on a Cluster,
+   * the client of the node that owns `keys[0]`): resolves with the script's reply once that many
+   * replicas have everything the connection wrote, else rejects with {@link UnavailableError}. WAIT
+   * counts what this connection wrote, so both go to one node client: one that connected anew since
+   * the script (another node, after a failover) would answer at once with its replicas, which have
+   * nothing of this write. WAIT holds the connection until it answers (Redis blocks the client), so
+   * other commands on it wait that long too.
+   */
+  scriptReplicated(script: Script, keys: string[], args: string[], wait: ReplicaWait): Promise<unknown> {
+    return this.run(async () => {
+      let conn = await this.#connectionFor(keys[0]);
+      let reply: unknown;
+      try {
+        reply = await runScript(conn, script, keys, args);
+      } catch (e) {
+        if (!this.cluster || !/^(MOVED|ASK) /.test((e as Error).message)) throw e;
+        // The slot has moved (a failover, a reshard) and the node said so without running it: the
+        // Cluster client follows the redirect and learns the new map, then WAIT goes to that node. Only
+        // a second move between the two could send WAIT elsewhere; both are seconds apart.
+        reply = await runScript(this.cmd, script, keys, args);
+        conn = await this.#connectionFor(keys[0]);
+      }
+      const { replicas, timeoutMs } = wait;
+      const got = Number(await conn.sendCommand(["WAIT", String(replicas), String(timeoutMs)]));
+      if (!(got >= replicas)) {
+        throw new Error(`the write reached ${got} of ${replicas} replicas within ${timeoutMs} ms`);
+      }
+      return reply;
+    });
+  }
+
+  /** The connection commands about `key` go on: the client, or on a Cluster its master's node client. */
+  async #connectionFor(key: string): Promise<NodeConnection> {
+    if (!this.cluster) return this.cmd as unknown as NodeConnection;
+    const cluster = this.cmd as unknown as {
+      getNodeClientForKey(key: string, isReadonly: boolean): Promise<NodeConnection>;
+    };
+    return await cluster.getNodeClientForKey(key, false);
+  }
+
   /** Runs `fn`, or rejects with {@link UnavailableError} when Redis is not connected or it fails. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.cmd.isReady) throw new UnavailableError("Redis is not connected");
@@ -97,6 +138,17 @@ export class RedisClients {
   async close(): Promise<void> {
     await Promise.allSettled([this.cmd.close(), this.sub.close()]);
   }
+}
+
+/** How many replicas a write must reach ({@link RedisClients.scriptReplicated}), and how long to wait. */
+export interface ReplicaWait {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/** One connection to one node: node-redis's plain client (also what a Cluster holds per node). */
+interface NodeConnection extends ScriptRunner {
+  sendCommand(args: string[]): Promise<unknown>;
 }
 
 /** Options of {@link connectClients}. */

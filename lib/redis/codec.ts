@@ -71,14 +71,20 @@ export interface AppendedRoom {
   seqBefore: number;
   /** One per message of the room, in the order they were sent. */
   outcomes: AppendOutcome[];
+  /** Asked for (publish ''): the line the process publishes on the room's channel ('' for none). */
+  line?: string;
 }
 
-/** append.lua's reply: one {@link AppendedRoom} per room, in the order of its KEYS. */
-export function decodeAppend(reply: unknown): AppendedRoom[] {
+/**
+ * append.lua's reply: one {@link AppendedRoom} per room, in the order of its KEYS; `withLine` when the
+ * script was asked for the lines instead of publishing them.
+ */
+export function decodeAppend(reply: unknown, withLine = false): AppendedRoom[] {
   return (reply as unknown[][]).map((room) => ({
     epoch: room[0] as string,
     seqBefore: Number(room[1]),
-    outcomes: room.slice(2).map((r): AppendOutcome => {
+    ...(withLine ? { line: room[room.length - 1] as string } : {}),
+    outcomes: room.slice(2, withLine ? -1 : undefined).map((r): AppendOutcome => {
       if (r === "n") return { kind: "stored" };
       if (r === "r") return { kind: "refused" };
       const [state, seq, ts, editedTs, text] = r as string[];

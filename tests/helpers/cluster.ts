@@ -61,6 +61,8 @@ export class Participant {
   reconnects = 0;
   /** Errors with a cid (`unavailable`, `shutting_down`): each is sent again. */
   refusals = 0;
+  /** Those errors by code. */
+  readonly refusedWith = new Map<string, number>();
   /** The URL of the connection now (or last). */
   at = "";
   /** Close codes of the connections lost. */
@@ -208,6 +210,7 @@ export class Participant {
     } else if (m.type === "error" && m.cid && this.#unacked.has(m.cid)) {
       // The server took nothing (Redis away, stopping): the same cid again a little later.
       this.refusals++;
+      this.refusedWith.set(m.code, (this.refusedWith.get(m.code) ?? 0) + 1);
       const t = setTimeout(() => {
         this.#timers.delete(t);
         if (this.#joined && this.#unacked.has(m.cid)) this.#send(m.cid);
@@ -242,7 +245,8 @@ export class Participant {
 /**
  * Checks the room against what the participants saw: `history` is the whole room read at the end
  * (oldest first). Every seq from 1 once, every sent cid stored exactly once, every ack's seq is the
- * stored one, and each participant got every seq once, in order.
+ * stored one, and each participant got every seq once, in order, each as the room holds it (a seq
+ * handed out twice, e.g. by a Redis replica that took over without the master's last writes, shows).
  */
 export function checkRoom(history: Msg[], participants: Participant[]): void {
   const seqs = history.map((m) => m.seq);
@@ -258,6 +262,10 @@ export function checkRoom(history: Msg[], participants: Participant[]): void {
     for (const cid of p.sent) assert.ok(byCid.has(cid), `${cid} (sent by ${p.opts.name}) is stored`);
     for (const [cid, seq] of p.acked) {
       assert.equal(byCid.get(cid), seq, `${cid} is stored with its acked seq`);
+    }
+    const cidAt = new Map(history.map((m) => [m.seq, m.cid]));
+    for (const m of p.messages) {
+      assert.equal(m.cid, cidAt.get(m.seq), `${p.opts.name} got seq ${m.seq} as the room holds it`);
     }
     const last: number = seqs.length;
     assert.deepEqual(

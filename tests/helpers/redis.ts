@@ -18,6 +18,7 @@ export function redisMissing(): string | undefined {
 export interface RedisProcess {
   url: string;
   port: number;
+  pid: number;
   /** Stops it (SIGTERM) and waits. */
   stop(): Promise<void>;
   /** Kills it (SIGKILL) and waits: what a crash does. */
@@ -64,6 +65,7 @@ export async function startRedis(extra: string[] = [], port?: number): Promise<R
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    pid: child.pid,
     stop: () => end("SIGTERM"),
     kill: () => end("SIGKILL"),
     [Symbol.asyncDispose]: () => end("SIGTERM"),
@@ -106,41 +108,75 @@ export async function redisAdmin(port: number) {
   };
 }
 
-/** A 3-master Redis Cluster of the test's own (no replicas), on free loopback ports. */
+/** A Redis Cluster of the test's own: three masters, and a replica each when asked, on free loopback ports. */
 export interface RedisCluster {
   /** `redis+cluster://127.0.0.1:<first node>` */
   url: string;
+  /** Every node's port, the first three the masters at the start. */
   ports: number[];
+  /** Kills one node (SIGKILL) and waits: what a crash does. */
+  kill(port: number): Promise<void>;
+  /** Sends a node a signal (SIGSTOP, SIGCONT: a node that stops answering and comes back). */
+  signal(port: number, signal: Deno.Signal): void;
+  /** Starts a killed node again on its port and directory: it rejoins from its nodes.conf. */
+  restart(port: number): Promise<void>;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Starts three `redis-server --cluster-enabled yes` and joins them with `redis-cli --cluster create`. */
-export async function startCluster(): Promise<RedisCluster> {
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** Replicas per master (0 or more). @default 0 */
+  replicas?: number;
+  /** `cluster-node-timeout`: ms until a silent master is failed over. @default 15000 (Redis') */
+  nodeTimeoutMs?: number;
+}
+
+/**
+ * Starts `3 * (1 + replicas)` `redis-server --cluster-enabled yes` and joins them with
+ * `redis-cli --cluster create` (the first three are the masters), then waits until every node agrees.
+ */
+export async function startCluster(opts: ClusterOptions = {}): Promise<RedisCluster> {
+  const replicas = opts.replicas ?? 0;
   const dir = await Deno.makeTempDir({ prefix: "redis-cluster-" });
-  const nodes: RedisProcess[] = [];
+  const nodes = new Map<number, RedisProcess>();
+  const args = (own: string) => [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    `${own}/nodes.conf`,
+    "--dir",
+    own,
+    ...(opts.nodeTimeoutMs ? ["--cluster-node-timeout", String(opts.nodeTimeoutMs)] : []),
+    // A replica that (re)joins syncs at once, rather than after 5 s waiting for company.
+    "--repl-diskless-sync-delay",
+    "0",
+  ];
+  const dirOf = new Map<number, string>();
+  const stop = async () => {
+    for (const n of nodes.values()) {
+      try {
+        Deno.kill(n.pid, "SIGCONT"); // a node a test stopped ends only once it runs again
+      } catch { /* exited */ }
+      await n.stop();
+    }
+    await Deno.remove(dir, { recursive: true });
+  };
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const own = `${dir}/${i}`;
       await Deno.mkdir(own);
-      nodes.push(
-        await startRedis([
-          "--cluster-enabled",
-          "yes",
-          "--cluster-config-file",
-          `${own}/nodes.conf`,
-          "--dir",
-          own,
-        ]),
-      );
+      const n = await startRedis(args(own));
+      nodes.set(n.port, n);
+      dirOf.set(n.port, own);
     }
     const create = await new Deno.Command("redis-cli", {
       args: [
         "--cluster",
         "create",
-        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        ...[...nodes.keys()].map((p) => `127.0.0.1:${p}`),
         "--cluster-replicas",
-        "0",
+        String(replicas),
         "--cluster-yes",
       ],
       stdout: "piped",
@@ -149,31 +185,82 @@ export async function startCluster(): Promise<RedisCluster> {
     if (!create.success) {
       throw new Error(`redis-cli --cluster create failed: ${new TextDecoder().decode(create.stderr)}`);
     }
-    // Every node agrees before the test starts.
-    const deadline = Date.now() + 10_000;
-    for (const n of nodes) {
+    // Every node agrees, and each replica has its master's data, before the test starts.
+    const deadline = Date.now() + 20_000;
+    for (const port of nodes.keys()) {
       for (;;) {
-        const state = await rawBulk(n.port, "CLUSTER", "INFO");
-        if (state.includes("cluster_state:ok")) break;
+        const state = await rawBulk(port, "CLUSTER", "INFO");
+        const role = await rawBulk(port, "INFO", "replication");
+        if (
+          state.includes("cluster_state:ok") &&
+          (role.includes("role:master") || role.includes("master_link_status:up"))
+        ) break;
         if (Date.now() > deadline) throw new Error("the cluster did not come up");
         await new Promise((r) => setTimeout(r, 50));
       }
     }
   } catch (e) {
-    for (const n of nodes) await n.stop();
-    await Deno.remove(dir, { recursive: true });
+    await stop();
     throw e;
   }
-  const stop = async () => {
-    for (const n of nodes) await n.stop();
-    await Deno.remove(dir, { recursive: true });
-  };
+  const ports = [...nodes.keys()];
   return {
-    url: `redis+cluster://127.0.0.1:${nodes[0].port}`,
-    ports: nodes.map((n) => n.port),
+    url: `redis+cluster://127.0.0.1:${ports[0]}`,
+    ports,
+    kill: async (port) => await nodes.get(port)!.kill(),
+    signal: (port, signal) => Deno.kill(nodes.get(port)!.pid, signal),
+    restart: async (port) => void nodes.set(port, await startRedis(args(dirOf.get(port)!), port)),
     stop,
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** One node's view of the Cluster: each node's port, role and, for a replica, its master's port. */
+export async function clusterNodes(
+  port: number,
+): Promise<ClusterNode[]> {
+  const text = await rawBulk(port, "CLUSTER", "NODES");
+  const lines = text.split("\n").filter((l) => /^[0-9a-f]{40} /.test(l));
+  const byId = new Map(lines.map((l) => {
+    const [id, addr] = l.split(" ");
+    return [id, Number(addr.split("@")[0].split(":")[1])];
+  }));
+  return lines.map((l) => {
+    const [, addr, flags, masterId, , , , , ...ranges] = l.split(" ");
+    const port = Number(addr.split("@")[0].split(":")[1]);
+    const master = flags.split(",").includes("master");
+    const failed = /\bfail\??\b/.test(flags);
+    const slots = ranges.filter((r) => /^\d/.test(r)).map((r) => {
+      const [a, b] = r.split("-").map(Number);
+      return [a, b ?? a] as [number, number];
+    });
+    return master ? { port, master, failed, slots } : { port, master, failed, slots, of: byId.get(masterId) };
+  });
+}
+
+/** A node as {@link clusterNodes} reads it. */
+export interface ClusterNode {
+  port: number;
+  master: boolean;
+  /** Flagged `fail` or `fail?` by the node asked. */
+  failed: boolean;
+  /** The slot ranges it serves (a master), first and last. */
+  slots: [number, number][];
+  /** A replica's master's port. */
+  of?: number;
+}
+
+/** What `INFO replication` says on one node (role, master_link_status, connected_slaves, ...). */
+export async function replicationInfo(port: number): Promise<Record<string, string>> {
+  const text = await rawBulk(port, "INFO", "replication");
+  return Object.fromEntries(
+    text.split("\r\n").filter((l) => l.includes(":")).map((l) => l.split(":", 2) as [string, string]),
+  );
+}
+
+/** The hash slot of a key (CLUSTER KEYSLOT), asked of one node. */
+export async function keySlot(port: number, key: string): Promise<number> {
+  return Number((await redisCommand(port, "CLUSTER", "KEYSLOT", key)).slice(1));
 }
 
 /** The whole answer of one command (bulk strings included), as text. */

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { RedisEngine } from "../../lib/engine_redis.ts";
+import { UnavailableError } from "../../lib/engine.ts";
 import { SignJWT } from "jose";
 import { createLogger } from "../../lib/log.ts";
 import { type Msg, TestClient, waitFor } from "../helpers/test_server.ts";
@@ -603,6 +604,56 @@ Deno.test({
     } finally {
       await a.stop();
       await b.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "redis: with a replica and redisWaitReplicas 1, an append is acked and delivered once the replica has it, refused while it cannot get it",
+  ignore: !!missing,
+  fn: async () => {
+    await using master = await startRedis();
+    // A replica keeps what its first sync brought in a file: in a directory of the test's own.
+    const dir = await Deno.makeTempDir();
+    await using replica = await startRedis(["--replicaof", "127.0.0.1", String(master.port), "--dir", dir]);
+    await waitFor(async () => (await redisCommand(master.port, "WAIT", "1", "100")) === ":1", 10_000);
+    const engine = await RedisEngine.connect({
+      url: master.url,
+      retainMessages: 0,
+      retainMs: 0,
+      dedupWindowMs: 60_000,
+      log: createLogger("error"),
+      redisWaitReplicas: 1,
+      redisWaitMs: 200,
+    });
+    const delivered: number[] = [];
+    const off = engine.subscribe({ message: (m) => void delivered.push(m.seq) });
+    try {
+      await engine.sharing.watch("r");
+      const draft = (cid: string) => ({ room: "r", from: "a", text: cid, ts: Date.now(), key: "k", cid });
+      const [first] = await engine.append([draft("one")]);
+      assert.equal(first.message.seq, 1);
+      await waitFor(() => Promise.resolve(delivered.length === 1), 2000);
+      // The replica stops answering: the master stores the message but it is neither acked nor published.
+      Deno.kill(replica.pid, "SIGSTOP");
+      try {
+        await assert.rejects(engine.append([draft("two")]), UnavailableError);
+        await new Promise((r) => setTimeout(r, 100));
+        assert.deepEqual(delivered, [1], "nothing published before the replica has it");
+      } finally {
+        Deno.kill(replica.pid, "SIGCONT");
+      }
+      // Sent again once the replica is back: the first try's seq, acked, and delivered now.
+      const [again] = await engine.append([draft("two")]);
+      assert.deepEqual([again.message.seq, again.duplicate], [2, true]);
+      await waitFor(() => Promise.resolve(delivered.length === 2), 2000);
+      assert.deepEqual(delivered, [1, 2]);
+    } finally {
+      off();
+      await engine.close();
+      await replica.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },

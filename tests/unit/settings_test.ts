@@ -145,6 +145,8 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     metricsToken: "",
     redisUrl: "",
     presenceTtlMs: 15_000,
+    redisWaitReplicas: 0,
+    redisWaitMs: 500,
     maxTextChars: 4000,
     maxFrameBytes: 64 * 1024,
     maxRoomsPerConnection: 20,

@@ -2,7 +2,7 @@
 -- publishes atomically, so a room's seq is gap-free and never reused across processes.
 -- KEYS: meta, log, reads per room (reads: each sender's read position moves to their message).
 -- ARGV: retainMessages (0 keeps all), minTs (0: no age retention), dedup window (ms), publish command
--- (PUBLISH, or SPUBLISH on a Cluster), quote length (code points), mentions kept per person, age check
+-- (PUBLISH, or SPUBLISH on a Cluster; '' returns the line instead, see below), quote length (code points), mentions kept per person, age check
 -- interval (ms); then per room its epoch if new and its message count, then per message 7 values:
 -- person key, cid ('' for none), from, text, ts, extras ('' or three lines: replyTo seq, mentioned
 -- names JSON, mentioned person keys tab-separated, each '' when it has none), and its channel form
@@ -10,7 +10,8 @@
 -- cid has a character JSON escapes and it mentions nobody: the script puts it together).
 -- Reply: per room { epoch, seq before the group, then per message: 'n' (stored, numbered on from that
 -- seq), 'r' (its replyTo is not stored or is deleted: nothing stored), or a duplicate: { 'd', seq, ts }
--- as stored, { 'D', seq, ts } deleted since, { 'E', seq, ts, editedTs, text } edited since }.
+-- as stored, { 'D', seq, ts } deleted since, { 'E', seq, ts, editedTs, text } edited since }; with
+-- publish '' one more last element: the line to publish ('' for none).
 -- Needs quote.lua and stored.lua (where a message's parts live: its entry, and its text bucket).
 --
 -- On a Cluster a call holds one room (its keys, and the cid, reaction and mention keys, share the
@@ -25,6 +26,11 @@
 -- formatting and cjson cost more than the rest). A cid bucket (cids:<n>, field <key>:<cid>) holds the
 -- cids stored in half a dedup window (Redis' clock: TIME) and expires a window after its last moment,
 -- so a cid is remembered at least the window and at most one and a half.
+--
+-- With publish '' the process waits for replicas (WAIT) and publishes the line itself once they have
+-- the group, so no process delivers a message a failover could still take back. The line then also
+-- carries the plain duplicates: an earlier try of theirs may have been stored and its WAIT failed, and
+-- then nothing published it (a process that delivered it already drops it again).
 local win = tonumber(ARGV[3])
 local publish, quoteMax = ARGV[4], tonumber(ARGV[5])
 local mentionsKept, ageCheckMs = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -73,7 +79,7 @@ local function room(meta, log, reads, at)
   end
   -- texts: per text bucket, the fields this group writes (in one HSET each, at the end); added: the
   -- texts of this group's messages by seq, for a reply to one of them.
-  local readAt, pubs, texts, bucketOrder, added = {}, {}, {}, {}, {}
+  local readAt, pubs, texts, bucketOrder, added, resent = {}, {}, {}, {}, {}, {}
   local i = at + 2
   for n = 1, count do
     local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -101,10 +107,18 @@ local function room(meta, log, reads, at)
     elseif prev then
       -- The stored message as it is now ('seq:ts' is what the cid bucket keeps).
       local ps, pt = string.match(prev, '^(%d+):(.*)$')
-      local f = currentOne(base, log, ps) or {}
+      local stored = currentOne(base, log, ps)
+      local f = stored or {}
       if f.d then out[#out + 1] = { 'D', ps, pt }
       elseif f.e then out[#out + 1] = { 'E', ps, pt, f.e, f.t }
-      else out[#out + 1] = { 'd', ps, pt } end
+      else
+        out[#out + 1] = { 'd', ps, pt }
+        if publish == '' and stored then
+          resent[#resent + 1] = cjson.encode({
+            tonumber(ps), f.f, f.t, tonumber(f.ts), f.c or '', f.m or '', quoteOfReply(base, log, f, quoteMax) or '',
+          })
+        end
+      end
     else
       seq = seq + 1
       local sid = tostring(seq)
@@ -163,7 +177,9 @@ local function room(meta, log, reads, at)
         later[#later + 1] = bucket
       end
     end
-    redis.call(publish, channel, '{"e":' .. cjson.encode(epoch) .. ',"m":[' .. table.concat(pubs, ',') .. ']}')
+    if publish ~= '' then
+      redis.call(publish, channel, '{"e":' .. cjson.encode(epoch) .. ',"m":[' .. table.concat(pubs, ',') .. ']}')
+    end
   end
   local trimmed = 0
   local keep = tonumber(ARGV[1])
@@ -219,6 +235,10 @@ local function room(meta, log, reads, at)
     local gone = redis.call('ZRANGEBYSCORE', rx, '-inf', '(' .. low)
     for _, s in ipairs(gone) do redis.call('DEL', base .. 'rc:' .. s, base .. 'rp:' .. s) end
     if #gone > 0 then redis.call('ZREMRANGEBYSCORE', rx, '-inf', '(' .. low) end
+  end
+  if publish == '' then
+    for _, p in ipairs(pubs) do resent[#resent + 1] = p end
+    out[#out + 1] = #resent > 0 and ('{"e":' .. cjson.encode(epoch) .. ',"m":[' .. table.concat(resent, ',') .. ']}') or ''
   end
   return out, i
 end
