@@ -36,7 +36,7 @@ const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 /** The shared store did not say in time which name a connecting guest holds: try again, no name made up. */
 const NAME_UNSETTLED = new ProtocolError(
   "unavailable",
-  "Your name could not be looked up on the other servers in time; connect again in a moment",
+  "Your name could not be looked up in time; connect again in a moment",
   CloseCode.TRY_AGAIN,
 );
 
@@ -76,11 +76,12 @@ export class Admission {
   /**
    * Gives `conn` its identity and name, sends `welcome` and joins `room`. A guest's name is
    * first-come (`?name=`, else the one its token holds); a signed person's comes from the token.
-   * With names shared across processes a guest's name is settled everywhere first (frames wait), so
-   * it is never announced under a placeholder that is renamed a moment later.
+   * A guest's name is settled first (frames wait): not a signed person's, and with names shared
+   * across processes claimed everywhere, so it is never announced under a placeholder that is
+   * renamed a moment later.
    */
   #admit(conn: Conn, identity: Identity, room: string, guest?: { token: string; name?: string }): void {
-    const { hub, sharing, cfg, conns, log } = this.#ctx;
+    const { hub, cfg, conns, log } = this.#ctx;
     conn.key = identity.key;
     // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
     const held = hub.nameOf(identity.key);
@@ -88,7 +89,7 @@ export class Admission {
       (guest
         ? guest.name ?? `guest-${guest.token.slice(0, 4).toLowerCase().replace(/[^a-z0-9]/g, "x")}`
         : identity.name!);
-    if (!guest || held !== undefined || !sharing.spansProcesses) {
+    if (!guest || held !== undefined) {
       return this.#welcome(
         conn,
         identity,
@@ -102,7 +103,7 @@ export class Admission {
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error("name lookup timed out")), cfg.nameLookupMs);
     });
-    Promise.race([this.#naming.settle(conn, wanted), late]).then(
+    Promise.race([this.#naming.settle(conn, wanted, true), late]).then(
       (name) => {
         if (!conns.alive(conn)) return;
         const waiting = conn.queue ?? [];

@@ -55,31 +55,47 @@ export class Naming {
   }
 
   /**
-   * With names shared across processes, the name person `conn.key` gets at connect: the one it holds
-   * on any process (online or within the hold), else `wanted` or the first free `wanted-2`, `wanted-3`,
-   * … here and everywhere, claimed everywhere before it is used (`held`: the one it held). Undefined
-   * when the connection closed meanwhile (nothing stays claimed) or no name could be claimed.
+   * The name person `conn.key` gets at connect: the one it holds on any process (online or within
+   * the hold), else `wanted` or the first free `wanted-2`, `wanted-3`, … here and (when names are
+   * shared) everywhere, claimed everywhere before it is used (`held`: the one it held). For a guest
+   * (`guest`), a name a signed person has is not free either. Undefined when the connection closed
+   * meanwhile (nothing stays claimed) or no name could be claimed.
    */
-  async settle(conn: Conn, wanted: string): Promise<{ name: string; held: boolean } | undefined> {
+  async settle(
+    conn: Conn,
+    wanted: string,
+    guest: boolean,
+  ): Promise<{ name: string; held: boolean } | undefined> {
     const { sharing, hub, now, conns } = this.#ctx;
     const key = conn.key;
+    const shared = sharing.spansProcesses;
     // Gone meanwhile: its names were released when it closed, and nothing is claimed after that.
     const gone = () => void this.#releaseIfGone(key);
-    const owned = await sharing.nameOf(key);
-    let got: string | undefined;
+    const owned = shared ? await sharing.nameOf(key) : undefined;
     if (owned !== undefined && conns.alive(conn) && hub.nameFreeFor(key, owned, now())) {
       if (await sharing.claimName(key, owned)) {
         return conns.alive(conn) ? { name: owned, held: true } : gone();
       }
     }
+    let got: string | undefined;
     for (let i = 1; got === undefined && i < 100 && conns.alive(conn); i++) {
       const candidate = i === 1 ? wanted : withSuffix(wanted, `-${i}`);
-      if (hub.nameFreeFor(key, candidate, now()) && (await sharing.claimName(key, candidate))) {
-        got = candidate;
-      }
+      if (!hub.nameFreeFor(key, candidate, now())) continue;
+      if (guest && await this.signedOwner(key, candidate) !== undefined) continue;
+      if (!shared || (conns.alive(conn) && await sharing.claimName(key, candidate))) got = candidate;
     }
     if (!conns.alive(conn)) return gone();
     return got === undefined ? undefined : { name: got, held: false };
+  }
+
+  /**
+   * The signed person other than `key` whom the people directory knows as `name` (or a lookalike):
+   * such a name is theirs while they exist, online or not, so no guest is given it.
+   */
+  async signedOwner(key: string, name: string): Promise<Found | undefined> {
+    const known = await this.#ctx.engine.findPerson(name);
+    if (!known || known.key === key || !isSignedKey(known.key)) return undefined;
+    return { key: known.key, name: this.#ctx.hub.nameOf(known.key) ?? known.name };
   }
 
   /**
@@ -88,15 +104,18 @@ export class Naming {
    * first free `name-2`, `name-3`, … (a `nick` line).
    */
   claimEverywhere(conn: Conn, name: string): void {
-    const { sharing, hub, conns, log } = this.#ctx;
+    const { sharing, hub, log } = this.#ctx;
     if (!sharing.spansProcesses) return;
-    conn.naming = this.settle(conn, name).then((got) => {
+    conn.naming = this.settle(conn, name, false).then((got) => {
       if (got === undefined || got.name === hub.nameOf(conn.key)) return;
       this.rename(conn.key, got.name);
     }).catch((e) => log.warn("name not claimed everywhere", { error: (e as Error).message }));
   }
 
-  /** `nick`: free here first, then (when names are shared) taken everywhere, then renamed. */
+  /**
+   * `nick`: free here first, then not a signed person's (the directory), then (when names are
+   * shared) taken everywhere, then renamed.
+   */
   nick(conn: Conn, name: string): void {
     const { hub, now, sharing, conns } = this.#ctx;
     if (!conn.identity!.guest) {
@@ -105,18 +124,21 @@ export class Naming {
         "Your name comes from your sign-in: change it on the site you signed in with",
       );
     }
-    // One process: the hub's answer is the whole answer, and the rename takes effect at once.
-    if (!sharing.spansProcesses) return this.rename(conn.key, name);
-    if (!hub.nameFreeFor(conn.key, name, now())) {
-      throw new ProtocolError("name_taken", `The name "${name}" is taken`);
-    }
+    const here = hub.holderOf(conn.key, name, now());
+    if (here !== undefined) throw nameTaken(name, hub.nameOf(here));
     const id = conn.peer.id;
     const before = conn.naming ?? Promise.resolve();
     // Gone by its turn: nothing to claim (its names were released when it closed).
-    conn.naming = before.then(() => conns.alive(conn) && sharing.claimName(conn.key, name)).then(
+    conn.naming = before.then(async () => {
+      if (!conns.alive(conn)) return false;
+      const owner = await this.signedOwner(conn.key, name);
+      if (owner) return nameTaken(name, owner.name);
+      return !sharing.spansProcesses || (conns.alive(conn) && await sharing.claimName(conn.key, name));
+    }).then(
       (ok) => {
         if (!conns.alive(conn)) return this.#releaseIfGone(conn.key);
-        if (!ok) return conns.refuse(id, new ProtocolError("name_taken", `The name "${name}" is taken`));
+        if (ok instanceof ProtocolError) return conns.refuse(id, ok);
+        if (!ok) return conns.refuse(id, nameTaken(name));
         conns.run(id, () => this.rename(conn.key, name));
       },
       (e) => conns.answer(conn.peer, engineError("people", e)),
@@ -168,13 +190,14 @@ export class Naming {
 
   /**
    * The person called `name`: here, then online on another process, then (with `directory`) the
-   * people directory, whose name is replaced by the one held here when they hold one.
+   * people directory, whose name is replaced by the one held here when they hold one. With
+   * `directory`, a name that is a signed person's finds that person even while a guest holds it
+   * (one who had it before they signed up): what is addressed to the name is theirs.
    */
   async findPerson(name: string, opts: FindOptions): Promise<Found | undefined> {
-    const here = this.findHere(name, opts.held);
-    if (here) return here;
-    const online = await this.#ctx.sharing.whoIs(name);
-    if (online || !opts.directory) return online;
+    const online = this.findHere(name, opts.held) ?? await this.#ctx.sharing.whoIs(name);
+    if (!opts.directory || (online && isSignedKey(online.key))) return online;
+    if (online) return (await this.signedOwner(online.key, name)) ?? online;
     const known = await this.#ctx.engine.findPerson(name);
     return known && { key: known.key, name: this.#ctx.hub.nameOf(known.key) ?? known.name };
   }
@@ -197,4 +220,14 @@ export class Naming {
     const key = keyOfUid(uid);
     return hub.nameOf(key) ?? hub.nameOf(uid) ?? await sharing.nameOf(key) ?? uid;
   }
+}
+
+/** `name_taken` for `name`, naming the lookalike it is taken as when that is another spelling. */
+function nameTaken(name: string, holder?: string): ProtocolError {
+  return new ProtocolError(
+    "name_taken",
+    holder === undefined || holder === name
+      ? `The name "${name}" is taken`
+      : `The name "${name}" is taken: it looks like "${holder}", held by someone else`,
+  );
 }

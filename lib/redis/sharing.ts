@@ -162,7 +162,10 @@ export class RedisSharing implements Sharing {
   async whoIs(name: string): Promise<{ key: string; name: string } | undefined> {
     for (const k of nameKeys(name)) {
       const v = await this.#redis.run(() => this.#redis.cmd.get(nameKey(k)));
-      if (v) return codec.decodeNameClaim(v);
+      if (!v) continue;
+      // A key left by someone who has taken another name since (see claim.lua) names nobody.
+      const held = codec.decodeNameClaim(v);
+      if ((await this.nameOf(held.key)) === held.name) return held;
     }
     return undefined;
   }

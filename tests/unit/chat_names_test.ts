@@ -153,3 +153,40 @@ Deno.test("Chat: a refresh that demotes a moderator takes them out of a private 
   assert.equal((await mo.error("not_member")).cid, "c1");
   assert.deepEqual(mo2.all("left"), [], "a refresh that keeps the role keeps the room");
 });
+
+Deno.test("Chat: a signed person's name is never given to a guest, and what is addressed to it reaches her", async () => {
+  await using t = testChat();
+  // Ann signs in once, then goes; the name hold passes.
+  const ann = await t.connect({ identity: signed("ann", { name: "Ann" }), room: "r" });
+  ann.hangUp();
+  await t.settle();
+  t.clock.advance(61_000);
+  // A guest asks for her name (and a lookalike) at connect and by nick.
+  const guest = await t.connect({ name: "ann", room: "r" });
+  const w = guest.all("welcome")[0];
+  assert.deepEqual([w.name, w.notice], [
+    "ann-2",
+    'The name "ann" is taken (or looks like one that is); you are "ann-2"',
+  ]);
+  guest.frame({ type: "nick", name: "ANN" });
+  assert.equal(
+    (await guest.error("name_taken")).message,
+    'The name "ANN" is taken: it looks like "Ann", held by someone else',
+  );
+  // Bob writes to Ann and mentions her: it is hers, not the guest's.
+  const bob = await t.connect({ name: "bob", room: "r" });
+  bob.frame({ type: "send", to: "Ann", text: "the wifi password is hunter2", cid: "d1" });
+  assert.equal((await bob.next("ack")).to, "Ann");
+  bob.frame({ type: "send", room: "r", text: "@Ann look", cid: "m1" });
+  assert.deepEqual((await bob.next("message", (m) => m.cid === "m1")).mentions, ["Ann"]);
+  await t.settle();
+  guest.frame({ type: "conversations" });
+  assert.deepEqual((await guest.next("conversations", (m) => m.items !== undefined)).items, []);
+  const back = await t.connect({ identity: signed("ann", { name: "Ann" }), room: "r" });
+  assert.equal(back.all("joined")[0].mentions, 1);
+  const convs = back.all("conversations")[0].items;
+  assert.deepEqual(convs.map((c: { with: string; last: { text: string } }) => [c.with, c.last.text]), [[
+    "bob",
+    "the wifi password is hunter2",
+  ]]);
+});
