@@ -28,12 +28,14 @@ export class Edits {
   async delete(actor: Actor, room: string, seq: number): Promise<void> {
     const t = this.#ctx.now();
     const mod = moderates(actor.role);
+    // Only a moderator's delete is a moderation act for the audit log: members' own deletes and edits
+    // are not, so however many they make, moderators' actions stay in the log.
     const result = await this.#ctx.engine.changeMessage(
       room,
       seq,
       { kind: "delete", by: actor.name },
       mod ? {} : { authorKey: actor.key },
-      { ts: t, action: "delete", by: actor.uid, seq },
+      mod ? { ts: t, action: "delete", by: actor.uid, seq } : undefined,
     );
     if (!result.ok) {
       if (result.problem === "not_author") {
@@ -84,7 +86,6 @@ export class Edits {
       seq,
       { kind: "edit", text, editedTs: t },
       { authorKey: conn.key, sentSince: t - window },
-      { ts: t, action: "edit", by: conn.identity!.uid, seq },
     );
     if (!result.ok) {
       if (result.problem === "not_author") {

@@ -455,3 +455,25 @@ Deno.test("Chat: edits obey mute, read-only and slow mode; a muted person's typi
   assert.deepEqual(mod.all("typing"), [], "a muted person's typing goes nowhere");
   assert.deepEqual(mod.all("edited").map((m) => m.text), ["first, edited"], "only the edit that was allowed");
 });
+
+Deno.test("Chat: members' edits and deletes of their own messages leave the audit log to moderators' actions", async () => {
+  await using t = testChat({ auditRetain: 5, messagesPerSecond: 1000, burst: 1000 });
+  const mod = await as(t, "mo", "moderator");
+  const alice = await as(t, "alice");
+  await as(t, "eve");
+  mod.frame({ type: "ban", room: "lobby", name: "eve", seconds: 60 });
+  await mod.next("moderation");
+  // Far more own edits and deletes than the log keeps.
+  for (let i = 0; i < 10; i++) {
+    const { seq } = await sendAndAck(alice, "lobby", `draft ${i}`, `c${i}`);
+    alice.frame({ type: "edit", room: "lobby", seq, text: `fixed ${i}` });
+    await alice.next("edited", (m) => m.seq === seq);
+    alice.frame({ type: "delete", room: "lobby", seq });
+    await alice.next("deleted", (m) => m.seq === seq);
+  }
+  const { seq } = await sendAndAck(alice, "lobby", "spam", "s");
+  mod.frame({ type: "delete", room: "lobby", seq });
+  await mod.next("deleted", (m) => m.seq === seq);
+  const audit = await t.chat.auditPage("lobby", Number.MAX_SAFE_INTEGER, 10);
+  assert.deepEqual(audit.entries.map((e) => [e.action, e.by]), [["delete", "mo"], ["ban", "mo"]]);
+});
