@@ -77,12 +77,14 @@ export interface ReactionCaps {
   maxEmoji: number;
   /** Reactions of one person on one message. */
   maxPerPerson: number;
+  /** Reactions on one message, everyone's together: fresh guests cannot grow it past this. */
+  maxTotal: number;
 }
 
 /** What {@link Engine.react} did. */
 export type ReactResult =
   | { ok: true; on: boolean; counts: Record<string, number> }
-  | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" };
+  | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" | "too_many_total" };
 
 /** A history read: messages (oldest first) and the room's newest delivered seq when it was read. */
 export interface HistoryPage {
@@ -468,6 +470,9 @@ export class EmbeddedEngine implements Engine {
         if (now.mine.length >= caps.maxPerPerson) return { ok: false, problem: "too_many_mine" };
         if (!(emoji in counts) && Object.keys(counts).length >= caps.maxEmoji) {
           return { ok: false, problem: "too_many_emoji" };
+        }
+        if (Object.values(counts).reduce((a, b) => a + b, 0) >= caps.maxTotal) {
+          return { ok: false, problem: "too_many_total" };
         }
       }
       await this.#store.react(room, seq, emoji, key, on, Date.now());

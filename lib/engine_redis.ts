@@ -373,6 +373,7 @@ export class RedisEngine implements Engine {
       codec.reactWant(want),
       String(caps.maxEmoji),
       String(caps.maxPerPerson),
+      String(caps.maxTotal),
     ]);
     return codec.decodeReact(r);
   }

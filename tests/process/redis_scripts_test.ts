@@ -77,7 +77,11 @@ async function exercise(engine: RedisEngine, room: string, round: number) {
     text: `edited ${round}`,
     editedTs: ts + 1,
   }, {});
-  const react = await engine.react(room, seq, "k-bob", "👍", true, { maxEmoji: 10, maxPerPerson: 3 });
+  const react = await engine.react(room, seq, "k-bob", "👍", true, {
+    maxEmoji: 10,
+    maxPerPerson: 3,
+    maxTotal: 100,
+  });
   const reactions = await engine.reactions(room, seq, seq, "k-bob");
   const read = await engine.markRead("k-carol", room, seq);
   const mentions = await engine.mentionCounts("k-bob", [{ room, after: seq - 1 }]);
