@@ -64,18 +64,26 @@ export function openStore(config: Config): Promise<Store> {
  * @throws {StoreError} or {@link UnavailableError} with one sentence.
  */
 export async function openEngine(config: Config, store: Store | undefined, log: Logger): Promise<Engine> {
-  const { dedupWindowMs, auditRetain, ...redis } = settingsFor(config, [
+  const { dedupWindowMs, auditRetain, guestForgetMs, ...redis } = settingsFor(config, [
     "dedupWindowSeconds",
     "auditRetain",
+    "guestForgetSeconds",
     "retainMessages",
     "retainDays",
     "presenceTtlMs",
     "nameHoldSeconds",
   ]);
   if (config.redisUrl) {
-    return await RedisEngine.connect({ url: config.redisUrl, dedupWindowMs, auditRetain, ...redis, log });
+    return await RedisEngine.connect({
+      url: config.redisUrl,
+      dedupWindowMs,
+      auditRetain,
+      guestForgetMs,
+      ...redis,
+      log,
+    });
   }
-  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain });
+  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain, guestForgetMs });
 }
 
 /**

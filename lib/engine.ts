@@ -161,9 +161,11 @@ export interface Engine {
   subscribe(events: EngineEvents): () => void;
   /**
    * The people directory (durable): records person `p.key`'s uid and current name, so a direct
-   * message to that name finds them while they are offline.
+   * message to that name finds them while they are offline. A `guest`'s entry is forgotten
+   * `guestForgetMs` after it was first written, unless the guest writes a message or is in a
+   * conversation: then it stays as long as that message may (the retention's age, forever without one).
    */
-  rememberPerson(p: Person): Promise<void>;
+  rememberPerson(p: Person, guest?: boolean): Promise<void>;
   /** The person the directory knows by `name` (or a lookalike of it), the one seen last if several. */
   findPerson(name: string): Promise<Person | undefined>;
   /** The directory's entry of each key (undefined for a key it does not know). */
@@ -250,6 +252,8 @@ export interface EmbeddedOptions {
   dedupWindowMs: number;
   /** Audit entries kept per room (the newest). @default 1000 */
   auditRetain?: number;
+  /** Milliseconds a guest who never wrote stays in the people directory. @default Infinity (always) */
+  guestForgetMs?: number;
 }
 
 /** Audit entries kept per room when the options do not say. */
@@ -349,11 +353,15 @@ export class EmbeddedEngine implements Engine {
     return () => this.#subscribers.delete(events);
   }
 
-  rememberPerson(p: Person): Promise<void> {
+  rememberPerson(p: Person, guest = false): Promise<void> {
     const known = this.#store.person(p.key);
-    // Most connects change nothing: no write then.
+    // Most connects change nothing: no write then. A silent guest who stays connected past the forget
+    // time is forgotten while online (found through the hub meanwhile) and written again at its next connect.
     if (known && known.uid === p.uid && known.name === p.name) return Promise.resolve();
-    return this.#store.rememberPerson(p, nameKeys(p.name)[0], Date.now());
+    const now = Date.now();
+    const forget = this.#opts.guestForgetMs;
+    const until = guest && forget !== undefined && Number.isFinite(forget) ? now + forget : undefined;
+    return this.#store.rememberPerson(p, nameKeys(p.name)[0], now, until);
   }
 
   findPerson(name: string): Promise<Person | undefined> {

@@ -76,10 +76,18 @@ export interface RedisOptions {
   presenceTtlMs?: number;
   /** Milliseconds a name stays held after its person's last connection anywhere. @default 60000 */
   nameHoldMs?: number;
+  /** Milliseconds a guest who never wrote stays in the people directory. @default Infinity (always) */
+  guestForgetMs?: number;
 }
 
 /** How often, at most, an append looks for messages past the age retention in a room (ms). */
 const AGE_CHECK_MS = 1000;
+
+/**
+ * A guest who writes often has their directory entry's expiry moved (keep.lua) at most this often (ms)
+ * by one process: the move is to the retention's age, so a minute late is nothing.
+ */
+const KEEP_EVERY_MS = 60_000;
 
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
@@ -103,6 +111,8 @@ export class RedisEngine implements Engine {
   readonly #redis: RedisClients;
   readonly #delivery: RoomDelivery;
   readonly #opts: RedisOptions;
+  /** Person key to when this process last moved their directory entry's expiry (see KEEP_EVERY_MS). */
+  readonly #kept = new Map<string, number>();
   #closed = false;
 
   private constructor(redis: RedisClients, opts: RedisOptions) {
@@ -153,6 +163,7 @@ export class RedisEngine implements Engine {
     });
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
+    const kept = this.#keep(batch);
     // A conversation goes in both people's lists before its message is stored (another slot on a
     // Cluster, so not in the same script): a crash between the two leaves a listed conversation
     // without that message, never a stored message in a conversation nobody lists.
@@ -212,7 +223,30 @@ export class RedisEngine implements Engine {
         });
       });
     }));
+    await kept;
     return out;
+  }
+
+  /**
+   * Guests who write, or are written to, stay in the directory as long as the messages may (keep.lua):
+   * the directory is in another slot than a room, so this is a script of its own, sent with the append.
+   */
+  #keep(batch: readonly Draft[]): Promise<unknown> | undefined {
+    const now = Date.now();
+    const keys = new Set<string>();
+    for (const d of batch) {
+      for (const key of [d.key, ...d.between ?? []]) {
+        if (now - (this.#kept.get(key) ?? -Infinity) < KEEP_EVERY_MS) continue;
+        keys.add(key);
+        this.#kept.set(key, now);
+      }
+    }
+    if (keys.size === 0) return undefined;
+    const until = this.#opts.retainMs > 0 ? String(now + this.#opts.retainMs) : "forever";
+    return this.#redis.script(this.#redis.scripts.keep, [...keys].map(dirKey), [until]).catch((e) => {
+      for (const key of keys) this.#kept.delete(key);
+      this.#opts.log.warn("directory entries not kept", { error: (e as Error).message });
+    });
   }
 
   async after(room: string, after: number, limit: number): Promise<HistoryPage> {
@@ -237,12 +271,13 @@ export class RedisEngine implements Engine {
     return this.#delivery.subscribe(events);
   }
 
-  async rememberPerson(p: Person): Promise<void> {
+  async rememberPerson(p: Person, guest = false): Promise<void> {
     const nk = nameKeys(p.name)[0];
+    const forget = this.#opts.guestForgetMs;
     await this.#redis.script(
       this.#redis.scripts.remember,
       [dirKey(p.key), dirNameKey(nk)],
-      [p.key, p.uid, p.name, nk, String(Date.now())],
+      [p.key, p.uid, p.name, nk, String(Date.now()), guest && Number.isFinite(forget) ? String(forget) : ""],
     );
   }
 
@@ -442,8 +477,9 @@ export class RedisEngine implements Engine {
     return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
   }
 
-  prune(_now: number): Promise<number> {
-    // Both retentions run in the append script, on the room written to.
+  prune(now: number): Promise<number> {
+    for (const [key, at] of this.#kept) if (now - at >= KEEP_EVERY_MS) this.#kept.delete(key);
+    // Both retentions run in the append script, on the room written to; guests' entries expire.
     return Promise.resolve(0);
   }
 

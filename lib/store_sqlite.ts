@@ -19,7 +19,7 @@ import {
   type RoomRules,
   type StoredMessage,
 } from "./domain.ts";
-import { type RetentionOptions, type Store, StoreError } from "./store.ts";
+import { keptUntil, type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 import { openDatabase } from "./store_sqlite_schema.ts";
 import {
@@ -58,7 +58,7 @@ const PEOPLE_WRITE_DELAY_MS = 20;
 
 /** Directory entries on their way to the writer together. */
 interface PeopleBatch {
-  rows: (string | number)[][];
+  rows: (string | number | null)[][];
   answer: Promise<WriterAnswer>;
   /** Sends them now (at close: before the writer's last answer). */
   send(): void;
@@ -185,18 +185,24 @@ export class SqliteStore implements Store {
 
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
+    // Directory entries waiting for company go first: a guest's first message keeps the entry that
+    // its connect wrote (see keeps below), so that entry must be there when the message is.
+    this.#peopleBatch?.send();
     const rows = batch.map(messageRow);
     const mentions: (string | number)[][] = [];
     const reads: (string | number)[][] = [];
     const convs: (string | number)[][] = [];
+    const keep = new Map<string, number>();
     for (const m of batch) {
       for (const key of m.mentionKeys ?? []) mentions.push([key, m.room, m.seq]);
       reads.push([m.key, m.room, m.seq]);
       if (m.between) {
         convs.push([m.between[0], m.room, m.between[1], m.ts], [m.between[1], m.room, m.between[0], m.ts]);
       }
+      for (const key of [m.key, ...m.between ?? []]) keep.set(key, keptUntil(m.ts, this.#opts.retainMs));
     }
-    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs });
+    const keeps = [...keep].map(([key, until]) => [until, key]);
+    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps });
     if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
@@ -226,16 +232,16 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  async rememberPerson(p: Person, nameKey: string, now: number): Promise<void> {
+  async rememberPerson(p: Person, nameKey: string, now: number, until?: number): Promise<void> {
     const batch = this.#peopleBatch ??= this.#newPeopleBatch();
-    batch.rows.push([p.key, p.uid, p.name, nameKey, now]);
+    batch.rows.push([p.key, p.uid, p.name, nameKey, now, until ?? null]);
     const a = await batch.answer;
     if (!a.ok) throw new StoreError(`Cannot record person "${p.name}": ${a.error}`);
   }
 
   /** A batch of directory entries, sent to the writer when its moment is over (or at close). */
   #newPeopleBatch(): PeopleBatch {
-    const rows: (string | number)[][] = [];
+    const rows: (string | number | null)[][] = [];
     let resolve = (_: WriterAnswer) => {};
     const answer = new Promise<WriterAnswer>((r) => resolve = r);
     const send = () => {

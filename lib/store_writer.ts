@@ -37,6 +37,9 @@ class Writer {
   readonly #setRead;
   readonly #setConv;
   readonly #setPerson2;
+  readonly #setGuest;
+  readonly #keepGuest;
+  readonly #forgetGuests;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
@@ -136,6 +139,19 @@ class Writer {
        ON CONFLICT (ukey) DO UPDATE SET uid = excluded.uid, name = excluded.name,
          name_key = excluded.name_key, seen_ts = excluded.seen_ts`,
     );
+    // A later until stays: the guest wrote meanwhile (see keepGuest).
+    this.#setGuest = this.#db.prepare(
+      `INSERT INTO guests (ukey, until) VALUES (?, ?)
+       ON CONFLICT (ukey) DO UPDATE SET until = max(until, excluded.until)`,
+    );
+    // Only guests have a row: a signed person's entry is never forgotten.
+    this.#keepGuest = this.#db.prepare("UPDATE guests SET until = max(until, ?) WHERE ukey = ?");
+    // The entry, the read positions, then the row that said when: the first two find keys through it.
+    this.#forgetGuests = [
+      this.#db.prepare("DELETE FROM people WHERE ukey IN (SELECT ukey FROM guests WHERE until < ?)"),
+      this.#db.prepare("DELETE FROM reads WHERE ukey IN (SELECT ukey FROM guests WHERE until < ?)"),
+      this.#db.prepare("DELETE FROM guests WHERE until < ?"),
+    ];
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
@@ -254,6 +270,7 @@ class Writer {
     mentions: readonly (string | number)[][],
     reads: readonly (string | number)[][],
     convs: readonly (string | number)[][],
+    keeps: readonly (string | number)[][],
   ): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
@@ -269,6 +286,7 @@ class Writer {
       for (const r of reads) newest.set(`${r[0]}\n${r[1]}`, r);
       for (const r of newest.values()) this.#setRead.run(...r);
       for (const c of convs) this.#setConv.run(...c);
+      for (const k of keeps) this.#keepGuest.run(...k);
       this.#db.exec("COMMIT");
     } catch (e) {
       try {
@@ -280,10 +298,13 @@ class Writer {
     this.#scrub();
   }
 
-  /** People's directory entries, in one transaction. */
-  people(rows: readonly (readonly (string | number)[])[]): void {
+  /** People's directory entries (and when a guest's is forgotten), in one transaction. */
+  people(rows: readonly (readonly (string | number | null)[])[]): void {
     this.#transaction(() => {
-      for (const row of rows) this.#setPerson2.run(...row);
+      for (const row of rows) {
+        this.#setPerson2.run(...row.slice(0, 5) as (string | number)[]);
+        if (row[5] !== null && row[5] !== undefined) this.#setGuest.run(row[0], row[5]);
+      }
       return true;
     });
   }
@@ -312,6 +333,10 @@ class Writer {
       n += aged;
     }
     this.#expirePeople.run(now);
+    this.#transaction(() => {
+      for (const f of this.#forgetGuests) f.run(now);
+      return true;
+    });
     this.#scrub();
     return n;
   }
@@ -336,7 +361,7 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows, req.mentions, req.reads, req.convs);
+          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps);
           answer = { id: req.id, ok: true };
           break;
         case "react":

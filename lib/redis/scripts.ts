@@ -27,6 +27,7 @@ const SOURCES = {
   converse: ["converse"],
   dirs: ["dirs"],
   find: ["find"],
+  keep: ["keep"],
   mentionCount: ["mention_count"],
   meta: ["meta"],
   peopleLists: ["people_lists"],

@@ -95,6 +95,35 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}: a guest who never wrote leaves the directory after guestForgetMs; one who wrote or was written to stays`, async () => {
+    const u = await make({ guestForgetMs: 300 });
+    const [silent, writer, written, signed] = ["ks", "kw", "kt", "u:kn"].map(fresh);
+    const names = [silent, writer, written, signed].map((k) => fresh(`n${k.slice(0, 2)}`));
+    for (const [i, key] of [silent, writer, written, signed].entries()) {
+      await u.engine.rememberPerson!({ key, uid: key, name: names[i] }, i < 3);
+    }
+    const room = fresh("r");
+    await u.engine.append([{ room, from: names[1], text: "hello", ts: Date.now(), key: writer }]);
+    await u.engine.append([dm(signed, written, "are you there?", Date.now())]);
+    await u.engine.markRead!(silent, room, 1);
+    await new Promise((r) => setTimeout(r, 450));
+    await u.prune();
+    assert.equal(await u.engine.findPerson!(names[0]), undefined, "the silent guest is forgotten");
+    assert.deepEqual(
+      (await u.engine.people!([silent, writer, written, signed])).map((p) => p?.name),
+      [undefined, names[1], names[2], names[3]],
+    );
+    for (const i of [1, 2, 3]) {
+      assert.equal((await u.engine.findPerson!(names[i]))?.key, [silent, writer, written, signed][i]);
+    }
+    // The embedded stores forget the guest's read positions with it (Redis keeps them per room).
+    if (kind !== "RedisEngine") assert.deepEqual(await u.engine.readPositions!(silent, [room]), [0]);
+    // Connecting again puts the guest back, for another while.
+    await u.engine.rememberPerson!({ key: silent, uid: silent, name: names[0] }, true);
+    assert.equal((await u.engine.findPerson!(names[0]))?.key, silent);
+    await u.cleanup();
+  });
+
   if (kind !== "MemoryStore") {
     Deno.test(`${kind}: conversations, the directory and read positions survive a restart`, async () => {
       const u = await make();
