@@ -250,7 +250,11 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       chat,
       flusher,
       metrics,
-      params: identity ? { room, identity } : authenticate ? { room, authenticate } : { name, room, token },
+      params: identity
+        ? { room, identity, address: ip }
+        : authenticate
+        ? { room, authenticate, address: ip }
+        : { name, room, token, address: ip },
       maxBufferedBytes: config.maxBufferedBytes,
       onClose: () => {
         open--;

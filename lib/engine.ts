@@ -174,6 +174,11 @@ export interface Engine {
   conversations(key: string, before: number, limit: number): Promise<ConversationEntry[]>;
   /** The other person of conversation `conv`, if person `key` is in it; else undefined. */
   conversationPeer(key: string, conv: string): Promise<string | undefined>;
+  /**
+   * Whether person `key` has written in direct conversation `conv` (a message of theirs is stored, or on
+   * Redis: was, while the conversation lasts). A message to someone who has not is a first contact.
+   */
+  wrote(conv: string, key: string): Promise<boolean>;
   /** Person `key`'s read position in each of `rooms` (rooms and conversations; 0 when never read). */
   readPositions(key: string, rooms: readonly string[]): Promise<number[]>;
   /**
@@ -378,6 +383,10 @@ export class EmbeddedEngine implements Engine {
 
   conversationPeer(key: string, conv: string): Promise<string | undefined> {
     return Promise.resolve(this.#store.conversationPeer(key, conv));
+  }
+
+  wrote(conv: string, key: string): Promise<boolean> {
+    return Promise.resolve(this.#store.wrote(conv, key));
   }
 
   readPositions(key: string, rooms: readonly string[]): Promise<number[]> {

@@ -47,7 +47,7 @@ import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
 import { checkPersistence, connectClients, RedisClients } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
-import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys } from "./redis/keys.ts";
+import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
 import { loadScripts } from "./redis/scripts.ts";
 import { RedisSharing } from "./redis/sharing.ts";
@@ -173,7 +173,7 @@ export class RedisEngine implements Engine {
       const [a, b] = d.between!;
       return this.#redis.script(
         this.#redis.scripts.converse,
-        [convsKey(a), peersKey(a), convsKey(b), peersKey(b)],
+        [convsKey(a), peersKey(a), convsKey(b), peersKey(b), wroteKey(d.key)],
         [d.room, a, b, String(d.ts)],
       );
     }));
@@ -304,6 +304,10 @@ export class RedisEngine implements Engine {
 
   async conversationPeer(key: string, conv: string): Promise<string | undefined> {
     return (await this.#redis.run(() => this.#redis.cmd.hGet(peersKey(key), conv))) ?? undefined;
+  }
+
+  async wrote(conv: string, key: string): Promise<boolean> {
+    return Number(await this.#redis.run(() => this.#redis.cmd.sIsMember(wroteKey(key), conv))) === 1;
   }
 
   readPositions(key: string, rooms: readonly string[]): Promise<number[]> {

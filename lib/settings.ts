@@ -530,8 +530,7 @@ export const TABLE = {
       kind: "int",
       default: 30,
       min: 1,
-      help:
-        "first contacts (DMs the other never answered) a person sends an hour; more: `too_many_first_contacts`",
+      help: "first contacts (DMs the other never answered) a person sends an hour; more: `too_many_contacts`",
     },
     firstContactsPerIpPerHour: {
       flag: "first-contacts-per-ip",

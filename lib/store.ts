@@ -73,6 +73,8 @@ export interface Store {
   conversations(key: string, before: number, limit: number): ConversationEntry[];
   /** The other person of `conv` when `key` is in it. */
   conversationPeer(key: string, conv: string): string | undefined;
+  /** Whether a message of person `key` is stored in `room`. */
+  wrote(room: string, key: string): boolean;
   /** Person `key`'s read position in `room` (0 when none). */
   readPosition(key: string, room: string): number;
   /** Sets person `key`'s read position in `room` to `seq` unless it is further already. */
@@ -278,6 +280,10 @@ export class MemoryStore implements Store {
 
   conversationPeer(key: string, conv: string): string | undefined {
     return this.#convs.get(key)?.get(conv)?.peer;
+  }
+
+  wrote(room: string, key: string): boolean {
+    return this.#rooms.get(room)?.messages.some((m) => m.key === key) ?? false;
   }
 
   readPosition(key: string, room: string): number {

@@ -85,6 +85,7 @@ export class SqliteStore implements Store {
   readonly #personByName: StatementSync;
   readonly #convList: StatementSync;
   readonly #convPeer: StatementSync;
+  readonly #wrote: StatementSync;
   readonly #readOf: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
@@ -144,6 +145,9 @@ export class SqliteStore implements Store {
       `SELECT conv, peer, last_ts FROM conversations WHERE ukey = ? AND last_ts < ? ORDER BY last_ts DESC ${LIMIT}`,
     );
     this.#convPeer = db.prepare("SELECT peer FROM conversations WHERE ukey = ? AND conv = ?");
+    // The room's rows in seq order until one is the person's: in a conversation they answered, one of
+    // the first; in one they never did, the other's messages, which first-contact limits keep few.
+    this.#wrote = db.prepare("SELECT 1 FROM messages WHERE room = ? AND ukey = ? LIMIT 1");
     this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -265,6 +269,10 @@ export class SqliteStore implements Store {
 
   conversationPeer(key: string, conv: string): string | undefined {
     return (this.#convPeer.get(key, conv) as { peer: string } | undefined)?.peer;
+  }
+
+  wrote(room: string, key: string): boolean {
+    return this.#wrote.get(room, key) !== undefined;
   }
 
   readPosition(key: string, room: string): number {

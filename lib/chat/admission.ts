@@ -27,6 +27,8 @@ export interface OpenParams {
   identity?: Identity;
   /** The connection owes an `auth {token}` frame: no identity, no welcome, no room until it comes. */
   authenticate?: boolean;
+  /** The IP address it connects from (limits per address). */
+  address?: string;
 }
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
@@ -52,6 +54,7 @@ export class Admission {
 
   /** A new connection: a guest or a signed person is admitted now; one owing `auth` waits for it. */
   open(conn: Conn, params: OpenParams): void {
+    if (params.address !== undefined) conn.address = params.address;
     if (params.authenticate) {
       conn.awaiting = { room: params.room, until: this.#ctx.now() + this.#ctx.cfg.authTimeoutMs };
       return;

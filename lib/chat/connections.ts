@@ -27,6 +27,8 @@ export interface Conn {
    * client may send `join` and then `send` to the room at once.
    */
   queue?: string[];
+  /** The IP address it connects from, when the HTTP layer said (limits per address). */
+  address?: string;
   /** The room a raw (non-JSON) frame goes to: the last one joined. */
   current: string;
   /** The rate bucket: frames this connection may still send now. */

@@ -23,6 +23,7 @@ export interface RedisLike extends ScriptRunner {
   get(key: string): Promise<string | null>;
   hGet(key: string, field: string): Promise<string | null>;
   hKeys(key: string): Promise<string[]>;
+  sIsMember(key: string, member: string): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   sPublish(channel: string, message: string): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;

@@ -223,6 +223,7 @@ export function faultyStore() {
       },
       conversations: (key, before, limit) => inner.conversations(key, before, limit),
       conversationPeer: (key, conv) => inner.conversationPeer(key, conv),
+      wrote: (room, key) => inner.wrote(room, key),
       readPosition: (key, room) => inner.readPosition(key, room),
       markRead: (key, room, seq) => inner.markRead(key, room, seq),
       prune: (now) => inner.prune(now),

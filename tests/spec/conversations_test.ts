@@ -61,6 +61,19 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}.wrote() tells whether a person has written in a conversation (first contacts are to those who have not)`, async () => {
+    const u = await make();
+    const a = fresh("ka"), b = fresh("kb");
+    const conv = conversationId(a, b);
+    assert.deepEqual([await u.engine.wrote(conv, a), await u.engine.wrote(conv, b)], [false, false]);
+    await u.engine.append([dm(a, b, "hi", Date.now()), dm(a, b, "there?", Date.now())]);
+    assert.deepEqual([await u.engine.wrote(conv, a), await u.engine.wrote(conv, b)], [true, false]);
+    await u.engine.append([dm(b, a, "yes", Date.now())]);
+    assert.equal(await u.engine.wrote(conv, b), true);
+    assert.equal(await u.engine.wrote(conversationId(a, fresh("kc")), a), false, "per conversation");
+    await u.cleanup();
+  });
+
   Deno.test(`${kind}.markRead() never moves back and is clamped to the last seq`, async () => {
     const u = await make();
     const room = fresh("r"), k = fresh("k");
