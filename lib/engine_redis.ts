@@ -47,7 +47,7 @@ import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
 import { checkPersistence, connectClients, RedisClients } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
-import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
+import { AGING, convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
 import { loadScripts } from "./redis/scripts.ts";
 import { RedisSharing } from "./redis/sharing.ts";
@@ -88,6 +88,9 @@ const AGE_CHECK_MS = 1000;
  * by one process: the move is to the retention's age, so a minute late is nothing.
  */
 const KEEP_EVERY_MS = 60_000;
+
+/** Rooms prune ages in one call at most: the rest wait for the next (the chat prunes every 30 s). */
+const AGE_ROOMS_PER_PRUNE = 100;
 
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
@@ -164,6 +167,7 @@ export class RedisEngine implements Engine {
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
     const kept = this.#keep(batch);
+    const aging = this.#markAging(batch);
     // A conversation goes in both people's lists before its message is stored (another slot on a
     // Cluster, so not in the same script): a crash between the two leaves a listed conversation
     // without that message, never a stored message in a conversation nobody lists.
@@ -223,8 +227,23 @@ export class RedisEngine implements Engine {
         });
       });
     }));
-    await kept;
+    await Promise.all([kept, aging]);
     return out;
+  }
+
+  /**
+   * With age retention: each room of the batch is in {@link AGING} with the ts of its oldest message
+   * (LT: a later message leaves the score), so prune finds it when that one is due. Sent with the
+   * append (one command per group), so a crash cannot leave a stored message out of it.
+   */
+  #markAging(batch: readonly Draft[]): Promise<unknown> | undefined {
+    if (this.#opts.retainMs <= 0) return undefined;
+    const oldest = new Map<string, number>();
+    for (const d of batch) oldest.set(d.room, Math.min(oldest.get(d.room) ?? Infinity, d.ts));
+    const members = [...oldest].map(([value, score]) => ({ score, value }));
+    return this.#redis.run(() => this.#redis.cmd.zAdd(AGING, members, { LT: true })).catch((e) =>
+      this.#opts.log.warn("rooms not marked for retention", { error: (e as Error).message })
+    );
   }
 
   /**
@@ -481,10 +500,45 @@ export class RedisEngine implements Engine {
     return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
   }
 
-  prune(now: number): Promise<number> {
+  /**
+   * Forgets throttling entries, and applies age retention to idle rooms: the append script ages only
+   * the rooms written to, so a room (or a conversation) nobody writes to again is aged here, found in
+   * {@link AGING}. A conversation it empties leaves both people's lists. Guests' directory entries expire
+   * by themselves.
+   */
+  async prune(now: number): Promise<number> {
     for (const [key, at] of this.#kept) if (now - at >= KEEP_EVERY_MS) this.#kept.delete(key);
-    // Both retentions run in the append script, on the room written to; guests' entries expire.
-    return Promise.resolve(0);
+    if (this.#opts.retainMs <= 0) return 0;
+    const minTs = now - this.#opts.retainMs;
+    const rooms = await this.#redis.run(() =>
+      this.#redis.cmd.zRangeByScore(AGING, "-inf", `(${minTs}`, {
+        LIMIT: { offset: 0, count: AGE_ROOMS_PER_PRUNE },
+      })
+    );
+    let aged = 0;
+    for (const room of rooms) {
+      const k = keys(room);
+      const [n, oldest, ...people] = await this.#redis.script(
+        this.#redis.scripts.age,
+        [k.meta, k.log, k.reads, k.rx, k.changes],
+        [String(minTs)],
+      ) as [number, string, ...string[]];
+      aged += Number(n);
+      if (oldest !== "") {
+        // Messages younger than the retention are left: the room comes back when the oldest is due.
+        await this.#redis.run(() => this.#redis.cmd.zAdd(AGING, [{ score: Number(oldest), value: room }]));
+        continue;
+      }
+      if (people.length > 0) {
+        await this.#redis.script(this.#redis.scripts.forgetConv, people.map(convsKey), [room, String(minTs)]);
+      }
+      await this.#redis.run(() => this.#redis.cmd.zRem(AGING, room));
+      // A message stored meanwhile (its mark may have come before the removal): looked at again next time.
+      if (await this.#redis.run(() => this.#redis.cmd.exists(k.log))) {
+        await this.#redis.run(() => this.#redis.cmd.zAdd(AGING, [{ score: 0, value: room }]));
+      }
+    }
+    return aged;
   }
 
   /**

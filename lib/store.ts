@@ -514,16 +514,26 @@ export class MemoryStore implements Store {
     if (this.#opts.retainMs <= 0) return 0;
     const cutoff = now - this.#opts.retainMs;
     let n = 0;
-    for (const r of this.#rooms.values()) {
+    for (const [room, r] of this.#rooms) {
       let i = 0;
       while (i < r.messages.length && r.messages[i].ts < cutoff) i++;
       if (i > 0) this.#drop(r.messages.splice(0, i)), n += i;
+      // An emptied conversation leaves both lists, with its read positions (its last seq stays).
+      if (i > 0 && r.messages.length === 0 && room.startsWith("@")) this.#forgetConversation(room);
     }
     return n;
   }
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  #forgetConversation(conv: string): void {
+    for (const [key, mine] of this.#convs) {
+      if (!mine.delete(conv)) continue;
+      if (mine.size === 0) this.#convs.delete(key);
+      this.#reads.delete(`${key}\n${conv}`);
+    }
   }
 
   #drop(gone: StoredMessage[]): void {

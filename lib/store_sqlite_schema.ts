@@ -26,7 +26,8 @@ const SCHEMA_VERSION = 3;
  *
  * Added within version 3 (#18; a new table, which every open creates if missing, so no upgrade step):
  * `guests`, when each guest's directory entry is forgotten (see `Store.rememberPerson`); a file from
- * before has none, so its guests stay until they connect again.
+ * before has none, so its guests stay until they connect again. And `conversations_conv`: retention
+ * that empties a conversation finds its two list entries (and read positions) by it.
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS conversations (
   PRIMARY KEY (ukey, conv)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (ukey, last_ts);
+CREATE INDEX IF NOT EXISTS conversations_conv ON conversations (conv);
 CREATE TABLE IF NOT EXISTS reads (
   ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room)
 ) WITHOUT ROWID;

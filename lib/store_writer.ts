@@ -40,6 +40,10 @@ class Writer {
   readonly #setGuest;
   readonly #keepGuest;
   readonly #forgetGuests;
+  readonly #convPeople;
+  readonly #hasMessages;
+  readonly #dropConv;
+  readonly #dropRead;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
@@ -90,7 +94,8 @@ class Writer {
     );
     this.#getLast = this.#db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
-    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ?");
+    // The rooms it touched: a conversation it empties loses its list entries and read positions.
+    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ? RETURNING room");
     // A delete drops the reply quote and mentions (meta) with the text.
     this.#changeMessage = this.#db.prepare(
       `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
@@ -152,6 +157,10 @@ class Writer {
       this.#db.prepare("DELETE FROM reads WHERE ukey IN (SELECT ukey FROM guests WHERE until < ?)"),
       this.#db.prepare("DELETE FROM guests WHERE until < ?"),
     ];
+    this.#convPeople = this.#db.prepare("SELECT ukey FROM conversations WHERE conv = ?");
+    this.#hasMessages = this.#db.prepare("SELECT 1 FROM messages WHERE room = ? LIMIT 1");
+    this.#dropConv = this.#db.prepare("DELETE FROM conversations WHERE conv = ?");
+    this.#dropRead = this.#db.prepare("DELETE FROM reads WHERE ukey = ? AND room = ?");
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
@@ -328,9 +337,12 @@ class Writer {
     }
     this.#touched.clear();
     if (retainMs > 0) {
-      const aged = Number(this.#trimAge.run(now - retainMs).changes);
-      if (aged > 0) { for (const o of this.#orphans) o.run(); }
-      n += aged;
+      const gone = this.#trimAge.all(now - retainMs) as { room: string }[];
+      if (gone.length > 0) {
+        for (const o of this.#orphans) o.run();
+        this.#forgetEmptied(new Set(gone.map((r) => r.room)));
+      }
+      n += gone.length;
     }
     this.#expirePeople.run(now);
     this.#transaction(() => {
@@ -339,6 +351,19 @@ class Writer {
     });
     this.#scrub();
     return n;
+  }
+
+  /**
+   * Conversations among `rooms` that retention emptied leave both people's lists, with their read
+   * positions. The room's row (its last seq) stays, so a new message there never reuses a seq. Only
+   * age retention can empty one: count retention keeps the newest messages.
+   */
+  #forgetEmptied(rooms: ReadonlySet<string>): void {
+    for (const room of rooms) {
+      if (!room.startsWith("@") || this.#hasMessages.get(room)) continue;
+      for (const { ukey } of this.#convPeople.all(room) as { ukey: string }[]) this.#dropRead.run(ukey, room);
+      this.#dropConv.run(room);
+    }
   }
 
   close(): void {

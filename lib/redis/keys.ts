@@ -64,6 +64,14 @@ export const roomKeys = (room: string) => ({
   reads: `chat:{${room}}:reads`,
 });
 
+/**
+ * The rooms that have messages (conversations too), scored by the ts of their oldest (or earlier): the
+ * engine's prune finds there the rooms whose messages are due for age retention, also when nobody
+ * writes to them again (the append script ages only the rooms written to). One key: on a Cluster in its
+ * own slot, written beside each room's append.
+ */
+export const AGING = "chat:aging";
+
 /** The channel every process hears for lines to one person (direct messages). */
 export const PEOPLE = "chat:people";
 /** The channel every process hears for renames (told to the members of the person's rooms). */

@@ -17,6 +17,7 @@ import { StoreError } from "../store.ts";
  */
 const SOURCES = {
   access: ["access"],
+  age: ["age"],
   append: ["quote", "append"],
   audit: ["audit"],
   changeMessage: ["quote", "change_message"],
@@ -27,6 +28,7 @@ const SOURCES = {
   converse: ["converse"],
   dirs: ["dirs"],
   find: ["find"],
+  forgetConv: ["forget_conv"],
   keep: ["keep"],
   mentionCount: ["mention_count"],
   meta: ["meta"],

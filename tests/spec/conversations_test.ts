@@ -137,6 +137,40 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}: age retention takes what a message owns; an emptied conversation leaves both lists with its read positions`, async () => {
+    const u = await make({ retainMs: 2000 });
+    const a = fresh("ka"), b = fresh("kb"), room = fresh("r");
+    const conv = conversationId(a, b);
+    const t0 = Date.now();
+    const bob = { key: b, name: "bob" };
+    // Young enough when stored (so no append ages it), too old when pruned 800 ms later.
+    await u.engine.append([
+      { room, from: "alice", text: "@bob old", ts: t0 - 1500, key: a, mentions: [bob] },
+      { room, from: "alice", text: "new", ts: t0, key: a },
+      dm(a, b, "anyone?", t0 - 1500),
+    ]);
+    const caps = { maxEmoji: 5, maxPerPerson: 5, maxTotal: 10 };
+    assert.equal((await u.engine.react(room, 1, b, "👍", true, caps)).ok, true);
+    await u.engine.markRead(b, conv, 1);
+    assert.deepEqual(await u.engine.mentionCounts(b, [{ room, after: 0 }]), { [room]: 1 });
+    await new Promise((r) => setTimeout(r, 800));
+    await u.prune();
+    assert.deepEqual((await u.engine.after(room, 0, 10)).messages.map((m) => m.text), ["new"]);
+    assert.deepEqual([...(await u.engine.reactions(room, 1, 2, b)).keys()], []);
+    assert.deepEqual(await u.engine.mentionCounts(b, [{ room, after: 0 }]), {});
+    assert.deepEqual((await u.engine.after(conv, 0, 10)).messages, []);
+    assert.deepEqual(await u.engine.conversations(a, Number.MAX_SAFE_INTEGER, 10), []);
+    assert.deepEqual(await u.engine.conversations(b, Number.MAX_SAFE_INTEGER, 10), []);
+    assert.equal(await u.engine.conversationPeer(b, conv), undefined);
+    assert.deepEqual(await u.engine.readPositions(b, [conv]), [0]);
+    assert.equal(await u.engine.wrote(conv, a), false, "a new message there is a first contact again");
+    // The conversation's seqs go on: none is used twice.
+    const [again] = await u.engine.append([dm(a, b, "hello again", Date.now())]);
+    assert.equal(again.message.seq, 2);
+    assert.equal((await u.engine.conversations(b, Number.MAX_SAFE_INTEGER, 10))[0].conv, conv);
+    await u.cleanup();
+  });
+
   if (kind !== "MemoryStore") {
     Deno.test(`${kind}: conversations, the directory and read positions survive a restart`, async () => {
       const u = await make();
