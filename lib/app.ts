@@ -64,9 +64,10 @@ export function openStore(config: Config): Promise<Store> {
  * @throws {StoreError} or {@link UnavailableError} with one sentence.
  */
 export async function openEngine(config: Config, store: Store | undefined, log: Logger): Promise<Engine> {
-  const { dedupWindowMs, auditRetain, ...redis } = settingsFor(config, [
+  const { dedupWindowMs, auditRetain, guestForgetMs, ...redis } = settingsFor(config, [
     "dedupWindowSeconds",
     "auditRetain",
+    "guestForgetSeconds",
     "retainMessages",
     "retainDays",
     "presenceTtlMs",
@@ -75,9 +76,16 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
     "redisWaitMs",
   ]);
   if (config.redisUrl) {
-    return await RedisEngine.connect({ url: config.redisUrl, dedupWindowMs, auditRetain, ...redis, log });
+    return await RedisEngine.connect({
+      url: config.redisUrl,
+      dedupWindowMs,
+      auditRetain,
+      guestForgetMs,
+      ...redis,
+      log,
+    });
   }
-  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain });
+  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain, guestForgetMs });
 }
 
 /**
@@ -245,9 +253,9 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       flusher,
       metrics,
       params: identity
-        ? { room, identity }
+        ? { room, identity, address: ip }
         : authenticate
-        ? { room, authenticate }
+        ? { room, authenticate, address: ip }
         : { name, room, token, address: ip },
       maxBufferedBytes: config.maxBufferedBytes,
       onClose: () => {

@@ -465,6 +465,7 @@ export class Chat {
     const now = this.#ctx.now();
     hub.sweep(now);
     moderation.sweep(now);
+    this.#direct.sweep(now);
     engine.prune(now).then(
       (n) => n && log.info("retention", { deleted: n }),
       (e) => log.error("retention failed", { error: (e as Error).message }),

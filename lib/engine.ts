@@ -78,12 +78,14 @@ export interface ReactionCaps {
   maxEmoji: number;
   /** Reactions of one person on one message. */
   maxPerPerson: number;
+  /** Reactions on one message, everyone's together: fresh guests cannot grow it past this. */
+  maxTotal: number;
 }
 
 /** What {@link Engine.react} did. */
 export type ReactResult =
   | { ok: true; on: boolean; counts: Record<string, number> }
-  | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" };
+  | { ok: false; problem: "not_found" | "too_many_emoji" | "too_many_mine" | "too_many_total" };
 
 /** A history read: messages (oldest first) and the room's newest delivered seq when it was read. */
 export interface HistoryPage {
@@ -160,9 +162,11 @@ export interface Engine {
   subscribe(events: EngineEvents): () => void;
   /**
    * The people directory (durable): records person `p.key`'s uid and current name, so a direct
-   * message to that name finds them while they are offline.
+   * message to that name finds them while they are offline. A `guest`'s entry is forgotten
+   * `guestForgetMs` after it was first written, unless the guest writes a message or is in a
+   * conversation: then it stays as long as that message may (the retention's age, forever without one).
    */
-  rememberPerson(p: Person): Promise<void>;
+  rememberPerson(p: Person, guest?: boolean): Promise<void>;
   /** The person the directory knows by `name` (or a lookalike of it), the one seen last if several. */
   findPerson(name: string): Promise<Person | undefined>;
   /** The directory's entry of each key (undefined for a key it does not know). */
@@ -171,6 +175,11 @@ export interface Engine {
   conversations(key: string, before: number, limit: number): Promise<ConversationEntry[]>;
   /** The other person of conversation `conv`, if person `key` is in it; else undefined. */
   conversationPeer(key: string, conv: string): Promise<string | undefined>;
+  /**
+   * Whether person `key` has written in direct conversation `conv` (a message of theirs is stored, or on
+   * Redis: was, while the conversation lasts). A message to someone who has not is a first contact.
+   */
+  wrote(conv: string, key: string): Promise<boolean>;
   /** Person `key`'s read position in each of `rooms` (rooms and conversations; 0 when never read). */
   readPositions(key: string, rooms: readonly string[]): Promise<number[]>;
   /**
@@ -249,6 +258,8 @@ export interface EmbeddedOptions {
   dedupWindowMs: number;
   /** Audit entries kept per room (the newest). @default 1000 */
   auditRetain?: number;
+  /** Milliseconds a guest who never wrote stays in the people directory. @default Infinity (always) */
+  guestForgetMs?: number;
 }
 
 /** Audit entries kept per room when the options do not say. */
@@ -378,11 +389,15 @@ export class EmbeddedEngine implements Engine {
     return () => this.#subscribers.delete(events);
   }
 
-  rememberPerson(p: Person): Promise<void> {
+  rememberPerson(p: Person, guest = false): Promise<void> {
     const known = this.#store.person(p.key);
-    // Most connects change nothing: no write then.
+    // Most connects change nothing: no write then. A silent guest who stays connected past the forget
+    // time is forgotten while online (found through the hub meanwhile) and written again at its next connect.
     if (known && known.uid === p.uid && known.name === p.name) return Promise.resolve();
-    return this.#store.rememberPerson(p, nameKeys(p.name)[0], Date.now());
+    const now = Date.now();
+    const forget = this.#opts.guestForgetMs;
+    const until = guest && forget !== undefined && Number.isFinite(forget) ? now + forget : undefined;
+    return this.#store.rememberPerson(p, nameKeys(p.name)[0], now, until);
   }
 
   findPerson(name: string): Promise<Person | undefined> {
@@ -399,6 +414,10 @@ export class EmbeddedEngine implements Engine {
 
   conversationPeer(key: string, conv: string): Promise<string | undefined> {
     return Promise.resolve(this.#store.conversationPeer(key, conv));
+  }
+
+  wrote(conv: string, key: string): Promise<boolean> {
+    return Promise.resolve(this.#store.wrote(conv, key));
   }
 
   readPositions(key: string, rooms: readonly string[]): Promise<number[]> {
@@ -534,6 +553,9 @@ export class EmbeddedEngine implements Engine {
         if (now.mine.length >= caps.maxPerPerson) return { ok: false, problem: "too_many_mine" };
         if (!(emoji in counts) && Object.keys(counts).length >= caps.maxEmoji) {
           return { ok: false, problem: "too_many_emoji" };
+        }
+        if (Object.values(counts).reduce((a, b) => a + b, 0) >= caps.maxTotal) {
+          return { ok: false, problem: "too_many_total" };
         }
       }
       await this.#store.react(room, seq, emoji, key, on, Date.now());

@@ -62,7 +62,8 @@ export type ErrorCode =
   | "not_allowed"
   | "message_not_found"
   | "edit_window_closed"
-  | "too_many_reactions";
+  | "too_many_reactions"
+  | "too_many_contacts";
 
 /**
  * Facts of a refusal that a client acts on, sent as fields of the `error` frame beside the sentence
@@ -71,7 +72,10 @@ export type ErrorCode =
 export interface ErrorDetails {
   /** The room the refusal is about: every refused join names the room it refuses. */
   room?: string;
-  /** `slow_mode`: whole seconds until the person may post in the room again. */
+  /**
+   * `slow_mode`: whole seconds until the person may post in the room again; `too_many_contacts`:
+   * until they may write to someone who has not answered.
+   */
   retryAfter?: number;
   /** `muted`, `banned`: when it ends (ms since epoch), 0 = for good. */
   until?: number;

@@ -570,6 +570,16 @@ export const TABLE = {
       max: 1000,
       help: "reactions of one person on one message; more: error `too_many_reactions`",
     },
+    /** A message many people answer with one emoji still fits; fresh guests cannot grow it further. */
+    maxReactionsPerMessage: {
+      flag: "max-reactions",
+      env: "CHAT_MAX_REACTIONS",
+      kind: "int",
+      default: 200,
+      min: 1,
+      max: 100_000,
+      help: "reactions on one message from everyone together; more: error `too_many_reactions`",
+    },
     maxMentions: {
       flag: "max-mentions",
       env: "CHAT_MAX_MENTIONS",
@@ -578,6 +588,36 @@ export const TABLE = {
       min: 0,
       max: 1000,
       help: "`@name` mentions recorded per message; later ones are not recorded",
+    },
+    /**
+     * A guest is a token anyone can mint: one who never wrote is kept only so a message by name finds
+     * them for a while after they leave, not for as long as the history.
+     */
+    guestForgetSeconds: {
+      flag: "guest-forget",
+      env: "CHAT_GUEST_FORGET",
+      kind: "int",
+      default: 600,
+      unit: "s",
+      min: 1,
+      help: "seconds a silent guest stays in the people directory (one who wrote: `--retain-days`)",
+    },
+    /** Each one lists a conversation in someone's list and stores a message they never asked for. */
+    firstContactsPerHour: {
+      flag: "first-contacts",
+      env: "CHAT_FIRST_CONTACTS",
+      kind: "int",
+      default: 30,
+      min: 1,
+      help: "first contacts (DMs the other never answered) a person sends an hour; more: `too_many_contacts`",
+    },
+    firstContactsPerIpPerHour: {
+      flag: "first-contacts-per-ip",
+      env: "CHAT_FIRST_CONTACTS_PER_IP",
+      kind: "int",
+      default: 60,
+      min: 1,
+      help: "first contacts an hour from one IP address, everyone together",
     },
     shutdownTimeoutMs: {
       flag: "shutdown-timeout",

@@ -34,6 +34,14 @@ export interface RetentionOptions {
 }
 
 /**
+ * Until when a guest who wrote (or is in a conversation) at `ts` stays in the people directory: as long as
+ * what they wrote may be kept, forever when messages are.
+ */
+export function keptUntil(ts: number, retainMs: number): number {
+  return retainMs > 0 ? ts + retainMs : Number.MAX_SAFE_INTEGER;
+}
+
+/**
  * Where history lives. Reads are synchronous and see every completed `append`; writes are
  * asynchronous, applied in call order. Failures are {@link StoreError}s.
  */
@@ -45,20 +53,27 @@ export interface Store {
   readonly epoch: string;
   /**
    * Writes `batch` atomically and durably; when it resolves, every message survives a crash. In the
-   * same write: each sender's read position moves to their message, and a message with `between`
-   * puts its conversation in both people's lists (last ts).
+   * same write: each sender's read position moves to their message, a message with `between`
+   * puts its conversation in both people's lists (last ts), and a guest among its sender and `between`
+   * stays in the directory at least until {@link keptUntil} of its ts.
    */
   append(batch: readonly StoredMessage[]): Promise<void>;
   /** The directory's entry of person `key`. */
   person(key: string): Person | undefined;
   /** The person seen last whose name's first name key is one of `nameKeys`. */
   findPerson(nameKeys: readonly string[]): Person | undefined;
-  /** Records a person's uid and current name (`nameKey`: the first of its name keys), seen at `now`. */
-  rememberPerson(p: Person, nameKey: string, now: number): Promise<void>;
+  /**
+   * Records a person's uid and current name (`nameKey`: the first of its name keys), seen at `now`. A
+   * guest's entry has `until` (ms): {@link prune} forgets it then, unless the guest wrote meanwhile (see
+   * {@link append}); an entry that has a later `until` keeps it.
+   */
+  rememberPerson(p: Person, nameKey: string, now: number, until?: number): Promise<void>;
   /** Person `key`'s conversations with a last message older than `before`, newest first. */
   conversations(key: string, before: number, limit: number): ConversationEntry[];
   /** The other person of `conv` when `key` is in it. */
   conversationPeer(key: string, conv: string): string | undefined;
+  /** Whether a message of person `key` is stored in `room`. */
+  wrote(room: string, key: string): boolean;
   /** Person `key`'s read position in `room` (0 when none). */
   readPosition(key: string, room: string): number;
   /** Sets person `key`'s read position in `room` to `seq` unless it is further already. */
@@ -111,7 +126,10 @@ export interface Store {
   changeRoom(room: string, change: RoomChange, audit: AuditEntry, auditRetain: number): Promise<RoomRules>;
   /** The room's audit log, newest first: entries with `ts < before`, at most `limit`. */
   audit(room: string, before: number, limit: number): AuditEntry[];
-  /** Applies retention (and forgets expired bans and mutes); resolves to how many messages were deleted. */
+  /**
+   * Applies retention, forgets expired bans and mutes, and guests whose directory entry's `until` has
+   * passed (with their read positions); resolves to how many messages were deleted.
+   */
   prune(now: number): Promise<number>;
   /** Waits for pending writes, then closes files. Idempotent. */
   close(): Promise<void>;
@@ -142,7 +160,7 @@ export class MemoryStore implements Store {
   /** Person key to room to the seqs that mention them. */
   readonly #mentions = new Map<string, Map<string, Set<number>>>();
   /** The people directory: key to person, and first name key to the keys holding it (last seen last). */
-  readonly #persons = new Map<string, Person & { nameKey: string }>();
+  readonly #persons = new Map<string, Person & { nameKey: string; until?: number }>();
   readonly #byName = new Map<string, string[]>();
   /** Person key to conversation id to entry. */
   readonly #convs = new Map<string, Map<string, ConversationEntry>>();
@@ -188,6 +206,7 @@ export class MemoryStore implements Store {
         seqs.add(m.seq);
       }
       this.#read(m.key, m.room, m.seq);
+      for (const key of [m.key, ...between ?? []]) this.#keep(key, keptUntil(m.ts, this.#opts.retainMs));
       if (between) {
         this.#converse(between[0], between[1], m.room, m.ts);
         this.#converse(between[1], between[0], m.room, m.ts);
@@ -232,16 +251,31 @@ export class MemoryStore implements Store {
     return undefined;
   }
 
-  rememberPerson(p: Person, nameKey: string, _now: number): Promise<void> {
+  rememberPerson(p: Person, nameKey: string, _now: number, until?: number): Promise<void> {
     const old = this.#persons.get(p.key);
-    if (old) {
-      const list = this.#byName.get(old.nameKey)!.filter((k) => k !== p.key);
-      if (list.length) this.#byName.set(old.nameKey, list);
-      else this.#byName.delete(old.nameKey);
-    }
-    this.#persons.set(p.key, { key: p.key, uid: p.uid, name: p.name, nameKey });
+    if (old) this.#unname(p.key, old.nameKey);
+    const entry: Person & { nameKey: string; until?: number } = {
+      key: p.key,
+      uid: p.uid,
+      name: p.name,
+      nameKey,
+    };
+    if (until !== undefined) entry.until = Math.max(until, old?.until ?? 0);
+    this.#persons.set(p.key, entry);
     this.#byName.set(nameKey, [...(this.#byName.get(nameKey) ?? []), p.key]);
     return Promise.resolve();
+  }
+
+  #unname(key: string, nameKey: string): void {
+    const list = this.#byName.get(nameKey)!.filter((k) => k !== key);
+    if (list.length) this.#byName.set(nameKey, list);
+    else this.#byName.delete(nameKey);
+  }
+
+  /** A guest's entry lasts at least `until` (people without one, signed or unknown, are not touched). */
+  #keep(key: string, until: number): void {
+    const p = this.#persons.get(key);
+    if (p?.until !== undefined && p.until < until) p.until = until;
   }
 
   conversations(key: string, before: number, limit: number): ConversationEntry[] {
@@ -251,6 +285,10 @@ export class MemoryStore implements Store {
 
   conversationPeer(key: string, conv: string): string | undefined {
     return this.#convs.get(key)?.get(conv)?.peer;
+  }
+
+  wrote(room: string, key: string): boolean {
+    return this.#rooms.get(room)?.messages.some((m) => m.key === key) ?? false;
   }
 
   readPosition(key: string, room: string): number {
@@ -465,23 +503,46 @@ export class MemoryStore implements Store {
     for (const r of this.#people.values()) {
       for (const m of [r.bans, r.mutes]) for (const [uid, until] of m) if (!holds(until, now)) m.delete(uid);
     }
+    this.#forgetGuests(now);
     return Promise.resolve(this.#prune(now));
+  }
+
+  #forgetGuests(now: number): void {
+    const gone = new Set<string>();
+    for (const p of this.#persons.values()) {
+      if (p.until === undefined || p.until >= now) continue;
+      this.#persons.delete(p.key);
+      this.#unname(p.key, p.nameKey);
+      gone.add(p.key);
+    }
+    if (gone.size === 0) return;
+    for (const k of this.#reads.keys()) if (gone.has(k.slice(0, k.indexOf("\n")))) this.#reads.delete(k);
   }
 
   #prune(now: number): number {
     if (this.#opts.retainMs <= 0) return 0;
     const cutoff = now - this.#opts.retainMs;
     let n = 0;
-    for (const r of this.#rooms.values()) {
+    for (const [room, r] of this.#rooms) {
       let i = 0;
       while (i < r.messages.length && r.messages[i].ts < cutoff) i++;
       if (i > 0) this.#drop(r.messages.splice(0, i)), n += i;
+      // An emptied conversation leaves both lists, with its read positions (its last seq stays).
+      if (i > 0 && r.messages.length === 0 && room.startsWith("@")) this.#forgetConversation(room);
     }
     return n;
   }
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  #forgetConversation(conv: string): void {
+    for (const [key, mine] of this.#convs) {
+      if (!mine.delete(conv)) continue;
+      if (mine.size === 0) this.#convs.delete(key);
+      this.#reads.delete(`${key}\n${conv}`);
+    }
   }
 
   #drop(gone: StoredMessage[]): void {

@@ -18,7 +18,7 @@ import {
   type RoomRules,
   type StoredMessage,
 } from "./domain.ts";
-import { type RetentionOptions, type Store, StoreError } from "./store.ts";
+import { keptUntil, type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 import { openDatabase } from "./store_sqlite_schema.ts";
 import {
@@ -57,7 +57,7 @@ const PEOPLE_WRITE_DELAY_MS = 20;
 
 /** Directory entries on their way to the writer together. */
 interface PeopleBatch {
-  rows: (string | number)[][];
+  rows: (string | number | null)[][];
   answer: Promise<WriterAnswer>;
   /** Sends them now (at close: before the writer's last answer). */
   send(): void;
@@ -85,6 +85,7 @@ export class SqliteStore implements Store {
   readonly #personByName: StatementSync;
   readonly #convList: StatementSync;
   readonly #convPeer: StatementSync;
+  readonly #wrote: StatementSync;
   readonly #readOf: StatementSync;
   readonly #worker: Worker;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
@@ -149,6 +150,9 @@ export class SqliteStore implements Store {
       `SELECT conv, peer, last_ts FROM conversations WHERE ukey = ? AND last_ts < ? ORDER BY last_ts DESC ${LIMIT}`,
     );
     this.#convPeer = db.prepare("SELECT peer FROM conversations WHERE ukey = ? AND conv = ?");
+    // The room's rows in seq order until one is the person's: in a conversation they answered, one of
+    // the first; in one they never did, the other's messages, which first-contact limits keep few.
+    this.#wrote = db.prepare("SELECT 1 FROM messages WHERE room = ? AND ukey = ? LIMIT 1");
     this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -190,18 +194,24 @@ export class SqliteStore implements Store {
 
   async append(batch: readonly StoredMessage[]): Promise<void> {
     if (batch.length === 0) return;
+    // Directory entries waiting for company go first: a guest's first message keeps the entry that
+    // its connect wrote (see keeps below), so that entry must be there when the message is.
+    this.#peopleBatch?.send();
     const rows = batch.map(messageRow);
     const mentions: (string | number)[][] = [];
     const reads: (string | number)[][] = [];
     const convs: (string | number)[][] = [];
+    const keep = new Map<string, number>();
     for (const m of batch) {
       for (const key of m.mentionKeys ?? []) mentions.push([key, m.room, m.seq]);
       reads.push([m.key, m.room, m.seq]);
       if (m.between) {
         convs.push([m.between[0], m.room, m.between[1], m.ts], [m.between[1], m.room, m.between[0], m.ts]);
       }
+      for (const key of [m.key, ...m.between ?? []]) keep.set(key, keptUntil(m.ts, this.#opts.retainMs));
     }
-    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs });
+    const keeps = [...keep].map(([key, until]) => [until, key]);
+    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps });
     if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
   }
 
@@ -231,16 +241,16 @@ export class SqliteStore implements Store {
     return undefined;
   }
 
-  async rememberPerson(p: Person, nameKey: string, now: number): Promise<void> {
+  async rememberPerson(p: Person, nameKey: string, now: number, until?: number): Promise<void> {
     const batch = this.#peopleBatch ??= this.#newPeopleBatch();
-    batch.rows.push([p.key, p.uid, p.name, nameKey, now]);
+    batch.rows.push([p.key, p.uid, p.name, nameKey, now, until ?? null]);
     const a = await batch.answer;
     if (!a.ok) throw new StoreError(`Cannot record person "${p.name}": ${a.error}`);
   }
 
   /** A batch of directory entries, sent to the writer when its moment is over (or at close). */
   #newPeopleBatch(): PeopleBatch {
-    const rows: (string | number)[][] = [];
+    const rows: (string | number | null)[][] = [];
     let resolve = (_: WriterAnswer) => {};
     const answer = new Promise<WriterAnswer>((r) => resolve = r);
     const send = () => {
@@ -264,6 +274,10 @@ export class SqliteStore implements Store {
 
   conversationPeer(key: string, conv: string): string | undefined {
     return (this.#convPeer.get(key, conv) as { peer: string } | undefined)?.peer;
+  }
+
+  wrote(room: string, key: string): boolean {
+    return this.#wrote.get(room, key) !== undefined;
   }
 
   readPosition(key: string, room: string): number {

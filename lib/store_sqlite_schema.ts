@@ -27,6 +27,11 @@ const SCHEMA_VERSION = 4;
  *
  * Also in version 3: `rooms.rev`, the room's change revision (deletes and edits, counted from 1),
  * and `messages.rev`, the rev a message's last change took (NULL: never changed), indexed for resume.
+ *
+ * Added within version 3 (#18; a new table, which every open creates if missing, so no upgrade step):
+ * `guests`, when each guest's directory entry is forgotten (see `Store.rememberPerson`); a file from
+ * before has none, so its guests stay until they connect again. And `conversations_conv`: retention
+ * that empties a conversation finds its two list entries (and read positions) by it.
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (
@@ -61,11 +66,16 @@ CREATE TABLE IF NOT EXISTS people (
   ukey TEXT PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL, name_key TEXT NOT NULL, seen_ts INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS people_name ON people (name_key);
+CREATE TABLE IF NOT EXISTS guests (
+  ukey TEXT PRIMARY KEY, until INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS guests_until ON guests (until);
 CREATE TABLE IF NOT EXISTS conversations (
   ukey TEXT NOT NULL, conv TEXT NOT NULL, peer TEXT NOT NULL, last_ts INTEGER NOT NULL,
   PRIMARY KEY (ukey, conv)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS conversations_recent ON conversations (ukey, last_ts);
+CREATE INDEX IF NOT EXISTS conversations_conv ON conversations (conv);
 CREATE TABLE IF NOT EXISTS reads (
   ukey TEXT NOT NULL, room TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ukey, room)
 ) WITHOUT ROWID;

@@ -36,6 +36,13 @@ class Writer {
   readonly #setRead;
   readonly #setConv;
   readonly #setPerson2;
+  readonly #setGuest;
+  readonly #keepGuest;
+  readonly #forgetGuests;
+  readonly #convPeople;
+  readonly #hasMessages;
+  readonly #dropConv;
+  readonly #dropRead;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
   /** Rooms written since the last prune: count retention only looks at those. */
@@ -86,7 +93,8 @@ class Writer {
     );
     this.#getLast = this.#db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
     this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
-    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ?");
+    // The rooms it touched: a conversation it empties loses its list entries and read positions.
+    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ? RETURNING room");
     // A delete drops the reply quote and mentions (meta) with the text.
     this.#changeMessage = this.#db.prepare(
       `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
@@ -127,6 +135,23 @@ class Writer {
        ON CONFLICT (ukey) DO UPDATE SET uid = excluded.uid, name = excluded.name,
          name_key = excluded.name_key, seen_ts = excluded.seen_ts`,
     );
+    // A later until stays: the guest wrote meanwhile (see keepGuest).
+    this.#setGuest = this.#db.prepare(
+      `INSERT INTO guests (ukey, until) VALUES (?, ?)
+       ON CONFLICT (ukey) DO UPDATE SET until = max(until, excluded.until)`,
+    );
+    // Only guests have a row: a signed person's entry is never forgotten.
+    this.#keepGuest = this.#db.prepare("UPDATE guests SET until = max(until, ?) WHERE ukey = ?");
+    // The entry, the read positions, then the row that said when: the first two find keys through it.
+    this.#forgetGuests = [
+      this.#db.prepare("DELETE FROM people WHERE ukey IN (SELECT ukey FROM guests WHERE until < ?)"),
+      this.#db.prepare("DELETE FROM reads WHERE ukey IN (SELECT ukey FROM guests WHERE until < ?)"),
+      this.#db.prepare("DELETE FROM guests WHERE until < ?"),
+    ];
+    this.#convPeople = this.#db.prepare("SELECT ukey FROM conversations WHERE conv = ?");
+    this.#hasMessages = this.#db.prepare("SELECT 1 FROM messages WHERE room = ? LIMIT 1");
+    this.#dropConv = this.#db.prepare("DELETE FROM conversations WHERE conv = ?");
+    this.#dropRead = this.#db.prepare("DELETE FROM reads WHERE ukey = ? AND room = ?");
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
@@ -251,6 +276,7 @@ class Writer {
     mentions: readonly (string | number)[][],
     reads: readonly (string | number)[][],
     convs: readonly (string | number)[][],
+    keeps: readonly (string | number)[][],
   ): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
@@ -266,6 +292,7 @@ class Writer {
       for (const r of reads) newest.set(`${r[0]}\n${r[1]}`, r);
       for (const r of newest.values()) this.#setRead.run(...r);
       for (const c of convs) this.#setConv.run(...c);
+      for (const k of keeps) this.#keepGuest.run(...k);
       this.#db.exec("COMMIT");
     } catch (e) {
       try {
@@ -277,10 +304,13 @@ class Writer {
     this.#scrub();
   }
 
-  /** People's directory entries, in one transaction. */
-  people(rows: readonly (readonly (string | number)[])[]): void {
+  /** People's directory entries (and when a guest's is forgotten), in one transaction. */
+  people(rows: readonly (readonly (string | number | null)[])[]): void {
     this.#transaction(() => {
-      for (const row of rows) this.#setPerson2.run(...row);
+      for (const row of rows) {
+        this.#setPerson2.run(...row.slice(0, 5) as (string | number)[]);
+        if (row[5] !== null && row[5] !== undefined) this.#setGuest.run(row[0], row[5]);
+      }
       return true;
     });
   }
@@ -304,13 +334,33 @@ class Writer {
     }
     this.#touched.clear();
     if (retainMs > 0) {
-      const aged = Number(this.#trimAge.run(now - retainMs).changes);
-      if (aged > 0) { for (const o of this.#orphans) o.run(); }
-      n += aged;
+      const gone = this.#trimAge.all(now - retainMs) as { room: string }[];
+      if (gone.length > 0) {
+        for (const o of this.#orphans) o.run();
+        this.#forgetEmptied(new Set(gone.map((r) => r.room)));
+      }
+      n += gone.length;
     }
     this.#expirePeople.run(now);
+    this.#transaction(() => {
+      for (const f of this.#forgetGuests) f.run(now);
+      return true;
+    });
     this.#scrub();
     return n;
+  }
+
+  /**
+   * Conversations among `rooms` that retention emptied leave both people's lists, with their read
+   * positions. The room's row (its last seq) stays, so a new message there never reuses a seq. Only
+   * age retention can empty one: count retention keeps the newest messages.
+   */
+  #forgetEmptied(rooms: ReadonlySet<string>): void {
+    for (const room of rooms) {
+      if (!room.startsWith("@") || this.#hasMessages.get(room)) continue;
+      for (const { ukey } of this.#convPeople.all(room) as { ukey: string }[]) this.#dropRead.run(ukey, room);
+      this.#dropConv.run(room);
+    }
   }
 
   close(): void {
@@ -333,7 +383,7 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows, req.mentions, req.reads, req.convs);
+          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps);
           answer = { id: req.id, ok: true };
           break;
         case "react":

@@ -20,9 +20,12 @@ export type WriterRequest =
     reads: (string | number)[][];
     /** Conversation list entries: ukey, conv, peer, last_ts. */
     convs: (string | number)[][];
+    /** Guests who wrote or are in a conversation stay in the directory at least until: until, ukey. */
+    keeps: (string | number)[][];
   }
   | { id: number; op: "react"; row: (string | number)[]; on: boolean }
-  | { id: number; op: "people"; rows: (string | number)[][] }
+  /** ukey, uid, name, name_key, seen_ts, until (a guest's; null for a signed person). */
+  | { id: number; op: "people"; rows: (string | number | null)[][] }
   | { id: number; op: "read"; key: string; room: string; seq: number }
   | { id: number; op: "prune"; now: number; retainMessages: number; retainMs: number }
   | {

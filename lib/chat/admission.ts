@@ -27,7 +27,7 @@ export interface OpenParams {
   identity?: Identity;
   /** The connection owes an `auth {token}` frame: no identity, no welcome, no room until it comes. */
   authenticate?: boolean;
-  /** A guest's network address (the peer's, as the server sees it), for bans by address. */
+  /** The IP address it connects from: limits per address, and bans by address for guests. */
   address?: string;
 }
 
@@ -61,6 +61,7 @@ export class Admission {
 
   /** A new connection: a guest or a signed person is admitted now; one owing `auth` waits for it. */
   open(conn: Conn, params: OpenParams): void {
+    if (params.address !== undefined) conn.address = params.address;
     if (params.authenticate) {
       conn.awaiting = { room: params.room, until: this.#ctx.now() + this.#ctx.cfg.authTimeoutMs };
       return;

@@ -27,7 +27,7 @@ export interface Conn {
    * client may send `join` and then `send` to the room at once.
    */
   queue?: string[];
-  /** A guest's network address, for bans by address (`--guest-bans address`). */
+  /** The IP address it connects from, when the HTTP layer said: limits per address, and guests' bans by address. */
   address?: string;
   /** The room a raw (non-JSON) frame goes to: the last one joined. */
   current: string;

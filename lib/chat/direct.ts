@@ -6,6 +6,7 @@
  */
 import { type ChatMessage, conversationId, type Draft } from "../domain.ts";
 import { uidOfKey } from "../identity.ts";
+import { type Bucket, fullBucket, takeToken } from "../limits.ts";
 import { ProtocolError } from "../protocol.ts";
 import { type ConversationItem, encode, wireConvMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
@@ -26,6 +27,7 @@ export class Direct {
   readonly #naming: Naming;
   readonly #reads: ReadState;
   readonly #budget: AnswerBudget;
+  readonly #firstContacts: FirstContacts;
 
   constructor(
     ctx: ChatContext,
@@ -36,23 +38,39 @@ export class Direct {
     this.#naming = parts.naming;
     this.#reads = parts.reads;
     this.#budget = parts.budget;
+    this.#firstContacts = new FirstContacts(ctx.cfg.firstContactsPerHour, ctx.cfg.firstContactsPerIpPerHour);
   }
 
-  /** `send {to}`: the person is found by name, then the message is queued like a room message. */
+  /**
+   * `send {to}`: the person is found by name, then the message is queued like a room message. One to
+   * someone who has not written in the conversation (a first contact) takes from the sender's and the
+   * address's hourly allowance first.
+   */
   send(conn: Conn, to: string, text: string, cid?: string): void {
-    const { conns } = this.#ctx;
+    const { conns, engine } = this.#ctx;
     // Online here, or gone moments ago and still holding the name here: the directory may not have
     // their entry written yet, and they are the person so called.
     const here = this.#naming.findHere(to, true);
-    if (here) return this.#queue(conn, here, text, cid);
     const id = conn.peer.id;
-    this.#naming.findPerson(to, { held: true, directory: true }).then((found) => {
+    const found = here ? Promise.resolve(here) : this.#naming.findPerson(to, { held: true, directory: true });
+    found.then(async (target) => {
       if (!conns.alive(conn)) return;
-      if (!found) {
+      if (!target) {
         return conns.refuse(id, new ProtocolError("user_not_found", `No one is called "${to}"`), { cid });
       }
-      conns.run(id, () => this.#queue(conn, found, text, cid), { cid });
+      const self = target.key === conn.key;
+      const first = !self && !await engine.wrote(conversationId(conn.key, target.key), target.key);
+      if (!conns.alive(conn)) return;
+      conns.run(id, () => {
+        if (first) this.#firstContacts.take(conn, this.#ctx.now());
+        this.#queue(conn, target, text, cid);
+      }, { cid });
     }).catch((e) => conns.answer(conn.peer, engineError("people", e), { cid }));
+  }
+
+  /** Forgets the allowances that are full again (called now and then: they only grow back). */
+  sweep(now: number): void {
+    this.#firstContacts.sweep(now);
   }
 
   #queue(conn: Conn, target: Found, text: string, cid?: string): void {
@@ -181,5 +199,69 @@ export class Direct {
       log.error("history read failed", { conv, error: (e as Error).message });
       conns.answer(conn.peer, engineError({ reading: conv }, e), { conv });
     });
+  }
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * The hourly allowances of first contacts (messages to someone who has not written in the conversation),
+ * one per sender and one per address, each a token bucket refilled over an hour. Per process, like the
+ * other rate limits: a bucket lives while it is not full, so the maps hold only who wrote lately.
+ */
+class FirstContacts {
+  readonly #byKey = new Map<string, Bucket>();
+  readonly #byAddress = new Map<string, Bucket>();
+  readonly #perKey: number;
+  readonly #perAddress: number;
+
+  constructor(perKey: number, perAddress: number) {
+    this.#perKey = perKey;
+    this.#perAddress = perAddress;
+  }
+
+  /**
+   * Takes one from `conn`'s person and address, or neither.
+   * @throws {ProtocolError} `too_many_contacts`, with `retryAfter`, when either is spent.
+   */
+  take(conn: Conn, now: number): void {
+    const mine = this.#bucket(this.#byKey, conn.key, this.#perKey, now);
+    const address = conn.address === undefined
+      ? undefined
+      : this.#bucket(this.#byAddress, conn.address, this.#perAddress, now);
+    for (
+      const [b, cap, who] of [[mine, this.#perKey, "You have"], [
+        address,
+        this.#perAddress,
+        "Your address has",
+      ]] as const
+    ) {
+      if (!b || b.tokens >= 1) continue;
+      const retryAfter = Math.ceil((1 - b.tokens) * HOUR_MS / cap / 1000);
+      throw new ProtocolError(
+        "too_many_contacts",
+        `${who} written ${cap} times within the hour to people who have not answered; ` +
+          `wait for an answer, or ${retryAfter} s`,
+        undefined,
+        { retryAfter },
+      );
+    }
+    takeToken(mine, now, this.#perKey * 1000 / HOUR_MS, this.#perKey);
+    if (address) takeToken(address, now, this.#perAddress * 1000 / HOUR_MS, this.#perAddress);
+  }
+
+  sweep(now: number): void {
+    for (const [map, cap] of [[this.#byKey, this.#perKey], [this.#byAddress, this.#perAddress]] as const) {
+      for (const [k, b] of map) if (b.tokens + (now - b.at) * cap / HOUR_MS >= cap) map.delete(k);
+    }
+  }
+
+  /** The bucket of `id`, refilled to `now` (a new one is full). */
+  #bucket(map: Map<string, Bucket>, id: string, cap: number, now: number): Bucket {
+    let b = map.get(id);
+    if (!b) map.set(id, b = fullBucket(cap, now));
+    b.tokens = Math.min(cap, b.tokens + (now - b.at) * cap / HOUR_MS);
+    b.at = now;
+    return b;
   }
 }

@@ -174,9 +174,12 @@ export class Naming {
     if (hub.personByName(name) === undefined) hub.tellRooms(rooms, encode({ type: "nick", old, name }));
   }
 
-  /** Records person `key` in the people directory under `name` (best effort: logged when it fails). */
+  /**
+   * Records person `key` in the people directory under `name` (best effort: logged when it fails); a
+   * guest's entry is forgotten after `--guest-forget` unless they write.
+   */
   remember(key: string, name: string): void {
-    this.#ctx.engine.rememberPerson({ key, uid: uidOfKey(key), name }).catch((e) =>
+    this.#ctx.engine.rememberPerson({ key, uid: uidOfKey(key), name }, !isSignedKey(key)).catch((e) =>
       this.#ctx.log.warn("person not recorded", { error: (e as Error).message })
     );
   }

@@ -25,7 +25,11 @@ export class Reactions {
     if (muted !== undefined) {
       throw new ProtocolError("muted", `You are muted in room "${room}"`, undefined, { room, until: muted });
     }
-    const caps = { maxEmoji: cfg.maxReactionEmoji, maxPerPerson: cfg.maxReactionsPerPerson };
+    const caps = {
+      maxEmoji: cfg.maxReactionEmoji,
+      maxPerPerson: cfg.maxReactionsPerPerson,
+      maxTotal: cfg.maxReactionsPerMessage,
+    };
     const r = await engine.react(room, seq, conn.key, emoji, on, caps);
     if (!r.ok) {
       if (r.problem === "not_found") {
@@ -35,6 +39,8 @@ export class Reactions {
         "too_many_reactions",
         r.problem === "too_many_emoji"
           ? `Message ${seq} has ${caps.maxEmoji} different reactions already: add to one of them`
+          : r.problem === "too_many_total"
+          ? `Message ${seq} has ${caps.maxTotal} reactions already, the most one message takes`
           : `You have ${caps.maxPerPerson} reactions on message ${seq} already: take one back first`,
       );
     }

@@ -23,6 +23,20 @@ export interface RedisLike extends ScriptRunner {
   get(key: string): Promise<string | null>;
   hGet(key: string, field: string): Promise<string | null>;
   hKeys(key: string): Promise<string[]>;
+  sIsMember(key: string, member: string): Promise<unknown>;
+  zAdd(
+    key: string,
+    members: { score: number; value: string }[],
+    options?: { LT?: boolean },
+  ): Promise<unknown>;
+  exists(key: string): Promise<number>;
+  zRangeByScore(
+    key: string,
+    min: string | number,
+    max: string | number,
+    options?: { LIMIT: { offset: number; count: number } },
+  ): Promise<string[]>;
+  zRem(key: string, member: string): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   sPublish(channel: string, message: string): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;

@@ -115,7 +115,7 @@ export function reactWant(want: boolean | undefined): string {
 export function decodeReact(reply: unknown): ReactResult {
   const [status, on, counts] = reply as [string, number?, string[]?];
   if (status !== "ok") {
-    return { ok: false, problem: status as "not_found" | "too_many_emoji" | "too_many_mine" };
+    return { ok: false, problem: status as Extract<ReactResult, { ok: false }>["problem"] };
   }
   return { ok: true, on: on === 1, counts: countsOf(counts!) };
 }

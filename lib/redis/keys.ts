@@ -32,7 +32,7 @@
  * above. Per person, under `{names}` (one slot): `chat:{names}:dir:<key>` (hash `uid`, `name`, `nk`,
  * `seen`) and `chat:{names}:dirname:<name key>` (to the key) are the people directory;
  * `chat:{names}:convs:<key>` (sorted set, conv by last ts) and `chat:{names}:peers:<key>` (hash, conv to
- * the other person's key) the person's conversations; `chat:{names}:name:<name key>` (`<key>\t<name>`,
+ * the other person's key) the person's conversations, `chat:{names}:wrote:<key>` (set) those they wrote in; `chat:{names}:name:<name key>` (`<key>\t<name>`,
  * one per lookalike key of a name) and `chat:{names}:person:<key>` (the name) are the name claims, which
  * expire unless refreshed. `chat:people` and `chat:renames` are the channels every process hears.
  *
@@ -68,6 +68,14 @@ export const roomKeys = (room: string) => ({
   reads: `chat:{${room}}:reads`,
 });
 
+/**
+ * The rooms that have messages (conversations too), scored by the ts of their oldest (or earlier): the
+ * engine's prune finds there the rooms whose messages are due for age retention, also when nobody
+ * writes to them again (the append script ages only the rooms written to). One key: on a Cluster in its
+ * own slot, written beside each room's append.
+ */
+export const AGING = "chat:aging";
+
 /** The channel every process hears for lines to one person (direct messages). */
 export const PEOPLE = "chat:people";
 /** The channel every process hears for renames (told to the members of the person's rooms). */
@@ -87,3 +95,5 @@ export const dirNameKey = (nameKey: string) => `chat:{names}:dirname:${nameKey}`
 export const convsKey = (key: string) => `chat:{names}:convs:${key}`;
 /** The other person of each of a person's conversations: a hash, conv to their key. */
 export const peersKey = (key: string) => `chat:{names}:peers:${key}`;
+/** The conversations a person has written in: a set of convs (first contacts are those the other has not). */
+export const wroteKey = (key: string) => `chat:{names}:wrote:${key}`;

@@ -17,6 +17,7 @@ import { StoreError } from "../store.ts";
  */
 const SOURCES = {
   access: ["access"],
+  age: ["quote", "stored", "age"],
   append: ["quote", "stored", "append"],
   audit: ["audit"],
   changeMessage: ["quote", "stored", "change_message"],
@@ -27,7 +28,9 @@ const SOURCES = {
   converse: ["converse"],
   dirs: ["dirs"],
   find: ["find"],
+  forgetConv: ["forget_conv"],
   history: ["quote", "stored", "history"],
+  keep: ["keep"],
   mentionCount: ["mention_count"],
   meta: ["meta"],
   peopleLists: ["people_lists"],

@@ -33,6 +33,16 @@ export interface EngineKindOptions {
    * @default {60_000}
    */
   dedupWindowMs?: number;
+  /**
+   * How long a guest who never wrote stays in the people directory, ms.
+   * @default {Infinity} (always)
+   */
+  guestForgetMs?: number;
+  /**
+   * How long messages are kept, ms (0: forever).
+   * @default {0}
+   */
+  retainMs?: number;
 }
 
 /** An engine under test. */
@@ -40,7 +50,7 @@ export interface EngineUnderTest {
   engine: Engine;
   /** Closes the engine and opens the same storage again (a restart); absent where nothing persists. */
   reopen?(): Promise<Engine>;
-  /** Applies retention now (the Redis engine applies it in its next append, so there it does nothing). */
+  /** Applies retention now (the Redis engine also applies it in each append, to the rooms written to). */
   prune(): Promise<void>;
   /** Closes the engine and removes what it stored on disk. */
   cleanup(): Promise<void>;
@@ -54,9 +64,10 @@ export function connectRedisEngine(url: string, options: EngineKindOptions = {})
   return RedisEngine.connect({
     url,
     retainMessages: options.retainMessages ?? 0,
-    retainMs: RETAIN_MS,
+    retainMs: options.retainMs ?? RETAIN_MS,
     dedupWindowMs: options.dedupWindowMs ?? DEDUP_WINDOW_MS,
     auditRetain: options.auditRetain,
+    guestForgetMs: options.guestForgetMs,
     log,
   });
 }
@@ -69,10 +80,14 @@ export function connectRedisEngine(url: string, options: EngineKindOptions = {})
 export function engineKinds(): EngineKind[] {
   const kinds: EngineKind[] = [
     ["MemoryStore", (o = {}) => {
-      const store = new MemoryStore({ retainMessages: o.retainMessages ?? 0, retainMs: RETAIN_MS });
+      const store = new MemoryStore({
+        retainMessages: o.retainMessages ?? 0,
+        retainMs: o.retainMs ?? RETAIN_MS,
+      });
       const engine = new EmbeddedEngine(store, {
         dedupWindowMs: o.dedupWindowMs ?? DEDUP_WINDOW_MS,
         auditRetain: o.auditRetain,
+        guestForgetMs: o.guestForgetMs,
       });
       return Promise.resolve({
         engine,
@@ -86,10 +101,14 @@ export function engineKinds(): EngineKind[] {
         new EmbeddedEngine(
           await SqliteStore.open(dir, {
             retainMessages: o.retainMessages ?? 0,
-            retainMs: RETAIN_MS,
+            retainMs: o.retainMs ?? RETAIN_MS,
             durability: "normal",
           }),
-          { dedupWindowMs: o.dedupWindowMs ?? DEDUP_WINDOW_MS, auditRetain: o.auditRetain },
+          {
+            dedupWindowMs: o.dedupWindowMs ?? DEDUP_WINDOW_MS,
+            auditRetain: o.auditRetain,
+            guestForgetMs: o.guestForgetMs,
+          },
         );
       const under: EngineUnderTest = {
         engine: await open(),
@@ -106,7 +125,7 @@ export function engineKinds(): EngineKind[] {
       const under: EngineUnderTest = {
         engine: await connectRedisEngine(url, o),
         reopen: async () => (await under.engine.close(), under.engine = await connectRedisEngine(url, o)),
-        prune: () => Promise.resolve(),
+        prune: async () => void await under.engine.prune(Date.now()),
         cleanup: () => under.engine.close(),
       };
       return under;

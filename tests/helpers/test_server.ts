@@ -224,12 +224,13 @@ export function faultyStore() {
       person: (key) => inner.person(key),
       findPerson: (keys) => inner.findPerson(keys),
       // A person's directory entry is a write too: held like the others (a slow disk).
-      rememberPerson: async (p, nameKey, now) => {
+      rememberPerson: async (p, nameKey, now, until) => {
         if (gate && ctl.holdAt === "before") await gate;
-        await inner.rememberPerson(p, nameKey, now);
+        await inner.rememberPerson(p, nameKey, now, until);
       },
       conversations: (key, before, limit) => inner.conversations(key, before, limit),
       conversationPeer: (key, conv) => inner.conversationPeer(key, conv),
+      wrote: (room, key) => inner.wrote(room, key),
       readPosition: (key, room) => inner.readPosition(key, room),
       markRead: (key, room, seq) => inner.markRead(key, room, seq),
       prune: (now) => inner.prune(now),

@@ -19,7 +19,7 @@ if (missing) console.log(`redis script tests skipped: ${missing}`);
 
 Deno.test("loadScripts() reads every .lua file of lib/redis/lua: a header each, no text spliced in", async () => {
   const scripts = Object.values(await loadScripts());
-  assert.equal(scripts.length, 23);
+  assert.equal(scripts.length, 26);
   const files = [...Deno.readDirSync(SCRIPTS_DIR)].map((e) => e.name).sort();
   assert.ok(files.every((f) => f.endsWith(".lua")), files.join(", "));
   for (const file of files) {
@@ -77,7 +77,11 @@ async function exercise(engine: RedisEngine, room: string, round: number) {
     text: `edited ${round}`,
     editedTs: ts + 1,
   }, {});
-  const react = await engine.react(room, seq, "k-bob", "👍", true, { maxEmoji: 10, maxPerPerson: 3 });
+  const react = await engine.react(room, seq, "k-bob", "👍", true, {
+    maxEmoji: 10,
+    maxPerPerson: 3,
+    maxTotal: 100,
+  });
   const reactions = await engine.reactions(room, seq, seq, "k-bob");
   const read = await engine.markRead("k-carol", room, seq);
   const mentions = await engine.mentionCounts("k-bob", [{ room, after: seq - 1 }]);

@@ -61,6 +61,19 @@ for (const [kind, make] of kinds) {
     await u.cleanup();
   });
 
+  Deno.test(`${kind}.wrote() tells whether a person has written in a conversation (first contacts are to those who have not)`, async () => {
+    const u = await make();
+    const a = fresh("ka"), b = fresh("kb");
+    const conv = conversationId(a, b);
+    assert.deepEqual([await u.engine.wrote(conv, a), await u.engine.wrote(conv, b)], [false, false]);
+    await u.engine.append([dm(a, b, "hi", Date.now()), dm(a, b, "there?", Date.now())]);
+    assert.deepEqual([await u.engine.wrote(conv, a), await u.engine.wrote(conv, b)], [true, false]);
+    await u.engine.append([dm(b, a, "yes", Date.now())]);
+    assert.equal(await u.engine.wrote(conv, b), true);
+    assert.equal(await u.engine.wrote(conversationId(a, fresh("kc")), a), false, "per conversation");
+    await u.cleanup();
+  });
+
   Deno.test(`${kind}.markRead() never moves back and is clamped to the last seq`, async () => {
     const u = await make();
     const room = fresh("r"), k = fresh("k");
@@ -92,6 +105,69 @@ for (const [kind, make] of kinds) {
       { key, uid: "uid-1", name: renamed },
       undefined,
     ]);
+    await u.cleanup();
+  });
+
+  Deno.test(`${kind}: a guest who never wrote leaves the directory after guestForgetMs; one who wrote or was written to stays`, async () => {
+    const u = await make({ guestForgetMs: 300 });
+    const [silent, writer, written, signed] = ["ks", "kw", "kt", "u:kn"].map(fresh);
+    const names = [silent, writer, written, signed].map((k) => fresh(`n${k.slice(0, 2)}`));
+    for (const [i, key] of [silent, writer, written, signed].entries()) {
+      await u.engine.rememberPerson!({ key, uid: key, name: names[i] }, i < 3);
+    }
+    const room = fresh("r");
+    await u.engine.append([{ room, from: names[1], text: "hello", ts: Date.now(), key: writer }]);
+    await u.engine.append([dm(signed, written, "are you there?", Date.now())]);
+    await u.engine.markRead!(silent, room, 1);
+    await new Promise((r) => setTimeout(r, 450));
+    await u.prune();
+    assert.equal(await u.engine.findPerson!(names[0]), undefined, "the silent guest is forgotten");
+    assert.deepEqual(
+      (await u.engine.people!([silent, writer, written, signed])).map((p) => p?.name),
+      [undefined, names[1], names[2], names[3]],
+    );
+    for (const i of [1, 2, 3]) {
+      assert.equal((await u.engine.findPerson!(names[i]))?.key, [silent, writer, written, signed][i]);
+    }
+    // The embedded stores forget the guest's read positions with it (Redis keeps them per room).
+    if (kind !== "RedisEngine") assert.deepEqual(await u.engine.readPositions!(silent, [room]), [0]);
+    // Connecting again puts the guest back, for another while.
+    await u.engine.rememberPerson!({ key: silent, uid: silent, name: names[0] }, true);
+    assert.equal((await u.engine.findPerson!(names[0]))?.key, silent);
+    await u.cleanup();
+  });
+
+  Deno.test(`${kind}: age retention takes what a message owns; an emptied conversation leaves both lists with its read positions`, async () => {
+    const u = await make({ retainMs: 2000 });
+    const a = fresh("ka"), b = fresh("kb"), room = fresh("r");
+    const conv = conversationId(a, b);
+    const t0 = Date.now();
+    const bob = { key: b, name: "bob" };
+    // Young enough when stored (so no append ages it), too old when pruned 800 ms later.
+    await u.engine.append([
+      { room, from: "alice", text: "@bob old", ts: t0 - 1500, key: a, mentions: [bob] },
+      { room, from: "alice", text: "new", ts: t0, key: a },
+      dm(a, b, "anyone?", t0 - 1500),
+    ]);
+    const caps = { maxEmoji: 5, maxPerPerson: 5, maxTotal: 10 };
+    assert.equal((await u.engine.react(room, 1, b, "👍", true, caps)).ok, true);
+    await u.engine.markRead(b, conv, 1);
+    assert.deepEqual(await u.engine.mentionCounts(b, [{ room, after: 0 }]), { [room]: 1 });
+    await new Promise((r) => setTimeout(r, 800));
+    await u.prune();
+    assert.deepEqual((await u.engine.after(room, 0, 10)).messages.map((m) => m.text), ["new"]);
+    assert.deepEqual([...(await u.engine.reactions(room, 1, 2, b)).keys()], []);
+    assert.deepEqual(await u.engine.mentionCounts(b, [{ room, after: 0 }]), {});
+    assert.deepEqual((await u.engine.after(conv, 0, 10)).messages, []);
+    assert.deepEqual(await u.engine.conversations(a, Number.MAX_SAFE_INTEGER, 10), []);
+    assert.deepEqual(await u.engine.conversations(b, Number.MAX_SAFE_INTEGER, 10), []);
+    assert.equal(await u.engine.conversationPeer(b, conv), undefined);
+    assert.deepEqual(await u.engine.readPositions(b, [conv]), [0]);
+    assert.equal(await u.engine.wrote(conv, a), false, "a new message there is a first contact again");
+    // The conversation's seqs go on: none is used twice.
+    const [again] = await u.engine.append([dm(a, b, "hello again", Date.now())]);
+    assert.equal(again.message.seq, 2);
+    assert.equal((await u.engine.conversations(b, Number.MAX_SAFE_INTEGER, 10))[0].conv, conv);
     await u.cleanup();
   });
 

@@ -16,7 +16,7 @@ const kinds = engineKinds();
 
 /** A room of its own per test: Redis runs are not flushed between tests. */
 const newRoom = () => `r${crypto.randomUUID().slice(0, 8)}`;
-const CAPS: ReactionCaps = { maxEmoji: 3, maxPerPerson: 2 };
+const CAPS: ReactionCaps = { maxEmoji: 3, maxPerPerson: 2, maxTotal: 1000 };
 
 const draft = (room: string, text: string, extra: Partial<Draft> = {}): Draft => ({
   room,
@@ -209,6 +209,30 @@ for (const [kind, make] of kinds) {
     // The last one taken back: the message has none.
     await e.react!(room, 3, "k2", "👀", false, CAPS);
     assert.deepEqual([...(await e.reactions!(room, 1, 3, "k2")).keys()], [1]);
+    await u.cleanup();
+  });
+
+  Deno.test(`${kind}.react() caps a message's reactions in total, however many people add them`, async () => {
+    const u = await make({});
+    const room = newRoom();
+    const e = u.engine;
+    await e.append([draft(room, "a")]);
+    const caps: ReactionCaps = { maxEmoji: 20, maxPerPerson: 10, maxTotal: 5 };
+    // Fresh people each within their own cap: the total stops them (#18: 20 guests put 200 on one).
+    const got = [];
+    for (let i = 0; i < 4; i++) {
+      for (const emoji of ["👍", "🎉"]) got.push(await e.react!(room, 1, `k${i}`, emoji, true, caps));
+    }
+    assert.deepEqual(got.map((r) => r.ok), [true, true, true, true, true, false, false, false]);
+    assert.deepEqual(got[5], { ok: false, problem: "too_many_total" });
+    assert.deepEqual((await e.reactions!(room, 1, 1, "k0")).get(1)?.counts, { "👍": 3, "🎉": 2 });
+    // Taking one back makes room for one more, and only one.
+    assert.equal((await e.react!(room, 1, "k0", "🎉", false, caps)).ok, true);
+    assert.equal((await e.react!(room, 1, "k9", "👍", true, caps)).ok, true);
+    assert.deepEqual(await e.react!(room, 1, "k8", "👍", true, caps), {
+      ok: false,
+      problem: "too_many_total",
+    });
     await u.cleanup();
   });
 

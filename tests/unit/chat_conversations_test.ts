@@ -211,3 +211,42 @@ Deno.test("Chat: read {room} answers read; joined carries lastRead and unread; a
 function pick(m: Msg, ...fields: string[]): Msg {
   return Object.fromEntries(fields.map((f) => [f, m[f]]));
 }
+
+Deno.test("Chat: messages to someone who has not answered are first contacts, at most firstContactsPerHour a person", async () => {
+  await using t = testChat({ firstContactsPerHour: 2 });
+  const a = await person(t, "alice");
+  const b = await person(t, "bob");
+  await person(t, "carol");
+  await dm(a, "bob", "hi", "d1");
+  await dm(a, "carol", "hi", "d2");
+  a.frame({ type: "send", to: "bob", text: "hello?", cid: "d3" });
+  const err = await a.error("too_many_contacts");
+  assert.deepEqual([err.cid, err.retryAfter], ["d3", 1800]);
+  assert.match(err.message, /^You have written 2 times within the hour to people who have not answered/);
+  // Once bob answers, writing to him is a conversation, not a contact: no allowance needed.
+  await dm(b, "alice", "hey", "b1");
+  await dm(a, "bob", "hello!", "d4");
+  a.frame({ type: "send", to: "carol", text: "hello?", cid: "d5" });
+  await a.error("too_many_contacts");
+  // The allowance grows back over the hour: one more after half of it.
+  t.clock.advance(1_800_000);
+  await dm(a, "carol", "hello?", "d6");
+  await t.settle();
+  assert.equal(b.all("message").filter((m) => m.from === "alice").length, 2, "nothing refused was stored");
+});
+
+Deno.test("Chat: first contacts from one address are capped together (firstContactsPerIpPerHour), whoever sends them", async () => {
+  await using t = testChat({ firstContactsPerHour: 10, firstContactsPerIpPerHour: 3 });
+  await person(t, "victim");
+  const spammers = [];
+  for (let i = 0; i < 4; i++) {
+    spammers.push(await t.connect({ name: `g${i}`, room: "", address: "192.0.2.7" }));
+  }
+  for (const [i, g] of spammers.slice(0, 3).entries()) await dm(g, "victim", "buy now", `s${i}`);
+  spammers[3].frame({ type: "send", to: "victim", text: "buy now", cid: "s3" });
+  const err = await spammers[3].error("too_many_contacts");
+  assert.match(err.message, /^Your address has written 3 times within the hour/);
+  // Another address has its own allowance.
+  const other = await t.connect({ name: "h", room: "", address: "198.51.100.1" });
+  await dm(other, "victim", "hello", "o1");
+});

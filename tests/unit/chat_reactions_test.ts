@@ -105,6 +105,21 @@ Deno.test("Chat: a message carries at most maxReactionEmoji distinct emoji; addi
   assert.deepEqual((await bob.next("reactions", (m) => m.by === "bob")).counts, { "😀": 2, "😁": 1 });
 });
 
+Deno.test("Chat: a message takes at most maxReactionsPerMessage reactions from everyone; fresh guests cannot add more", async () => {
+  await using t = testChat({ maxReactionsPerMessage: 3 });
+  const { alice } = await room(t);
+  const guests = [];
+  for (let i = 0; i < 4; i++) guests.push(await t.connect({ name: `g${i}` }));
+  for (const [i, g] of guests.slice(0, 3).entries()) {
+    react(g, "👍");
+    await g.next("reactions", (m) => m.by === `g${i}`);
+  }
+  react(guests[3], "👍");
+  const err = await guests[3].error("too_many_reactions");
+  assert.equal(err.message, "Message 1 has 3 reactions already, the most one message takes");
+  assert.deepEqual((await alice.next("reactions", (m) => m.by === "g2")).counts, { "👍": 3 });
+});
+
 Deno.test("Chat: a react on a missing message is message_not_found; outside the room not_member; bad emoji bad_message", async () => {
   await using t = testChat();
   const { alice } = await room(t);
