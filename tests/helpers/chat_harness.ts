@@ -146,3 +146,14 @@ export function signed(
   if (opts.exp !== undefined) id.exp = opts.exp;
   return id;
 }
+
+/** Connects signed person `uid` (a `role`, a `rooms` claim) to `room` ("" for none): its welcome and joined taken. */
+export function as(
+  t: TestChat,
+  uid: string,
+  role: Role = "member",
+  room = "lobby",
+  rooms?: string[],
+): Promise<FakePeer> {
+  return t.connect({ identity: signed(uid, { role, rooms }), room });
+}

@@ -7,19 +7,7 @@ import assert from "node:assert/strict";
 import { SYSTEM_ACTOR } from "../../lib/moderation.ts";
 import { CloseCode } from "../../lib/protocol.ts";
 import type { FakePeer, Msg } from "../helpers/fake_peer.ts";
-import { signed, type TestChat, testChat } from "../helpers/chat_harness.ts";
-import type { Role } from "../../lib/identity.ts";
-
-/** A signed person `uid` in `room`, its welcome and joined taken. */
-function as(
-  t: TestChat,
-  uid: string,
-  role: Role = "member",
-  room = "lobby",
-  rooms?: string[],
-): Promise<FakePeer> {
-  return t.connect({ identity: signed(uid, { role, rooms }), room });
-}
+import { as, signed, testChat } from "../helpers/chat_harness.ts";
 
 async function sendAndAck(peer: FakePeer, room: string, text: string, cid: string): Promise<Msg> {
   peer.frame({ type: "send", room, text, cid });

@@ -3,20 +3,8 @@
  * token's `rooms` claim opens, roles that rank, and bans of guests by address. A `Chat` over fake peers.
  */
 import assert from "node:assert/strict";
-import type { Role } from "../../lib/identity.ts";
 import type { FakePeer, Msg } from "../helpers/fake_peer.ts";
-import { signed, type TestChat, testChat } from "../helpers/chat_harness.ts";
-
-/** A signed person `uid` in `room` (none: ""), its welcome and joined taken. */
-function as(
-  t: TestChat,
-  uid: string,
-  role: Role = "member",
-  room = "lobby",
-  rooms?: string[],
-): Promise<FakePeer> {
-  return t.connect({ identity: signed(uid, { role, rooms }), room });
-}
+import { as, testChat } from "../helpers/chat_harness.ts";
 
 /** The answer to `peer`'s join of `room`: `joined`, or the error with the room's name taken out. */
 async function joinAnswer(peer: FakePeer, room: string): Promise<Msg> {
