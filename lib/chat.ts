@@ -133,7 +133,7 @@ export class Chat {
       // Stored messages reach this process's members from the engine, once each and in seq order.
       deps.engine.subscribe({
         message: (m) => this.hub.publish(m.room, encodeMessage(m), m.seq),
-        restarted: (room, epoch) => this.#rooms.restarted(room, epoch),
+        restarted: (room, epoch, from) => this.#rooms.restarted(room, epoch, from),
         roomChanged: (room, change, rules) => this.#moderate.roomChanged(room, change, rules),
         messageChanged: (m, info) => this.#edits.changed(m, info),
       }),

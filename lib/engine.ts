@@ -128,8 +128,11 @@ export interface ChangesPage {
 export interface EngineEvents {
   /** A stored message: every one of a watched room, once, in seq order. */
   message(message: ChatMessage): void;
-  /** A room's history was lost and its seqs start over (a new epoch). */
-  restarted?(room: string, epoch: string): void;
+  /**
+   * A room has a new epoch: its history was lost and its seqs start over (`from` 0), or its store
+   * went back to seq `from` and the seqs after it are given out again.
+   */
+  restarted?(room: string, epoch: string, from: number): void;
   /** A room's rules or people changed, on any process. */
   roomChanged?(room: string, change: RoomChange, rules: RoomRules): void;
   /**

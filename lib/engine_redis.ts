@@ -228,6 +228,8 @@ export class RedisEngine implements Engine {
         String(MENTIONS_KEPT),
         String(AGE_CHECK_MS),
       ];
+      // What was delivered here before this append: its seqs cannot be below it unless the store went back.
+      const was = group.map(([room]) => this.#delivery.position(room));
       for (const [room, idx] of group) {
         const k = keys(room);
         keyList.push(k.meta, k.log, k.reads);
@@ -245,6 +247,9 @@ export class RedisEngine implements Engine {
         rooms[g].line && this.#redis.publishRoom(keys(room).channel, rooms[g].line)
       );
       group.forEach(([room, idx], g) => {
+        // Below what was delivered here: the store went back (a failover lost what its replica had
+        // not got yet), and this room gets a new epoch.
+        this.#delivery.wentBack(room, rooms[g].seqBefore, was[g]);
         // New messages are numbered on from the room's seq before the group, in order.
         let next = rooms[g].seqBefore;
         idx.forEach((i, j) => {

@@ -241,15 +241,16 @@ export class Hub {
   }
 
   /**
-   * `room`'s history started over (seqs count from 1 again): every member gets `line` (a fresh
-   * `joined`), after anything it is still waiting for, and what it "has" counts from 0.
+   * `room`'s history started over (seqs count from 1 again, or from `from` + 1 after a store that
+   * went back): every member gets `line` (a fresh `joined`), after anything it is still waiting for,
+   * and what it "has" counts from `from`.
    */
-  restart(room: string, line: string): void {
+  restart(room: string, line: string, from = 0): void {
     const r = this.#rooms.get(room);
     if (!r) return;
-    r.delivered = 0;
-    for (const c of r.members.keys()) c.settled.set(room, 0), c.peer.send(line);
-    for (const [c, held] of r.holding) c.settled.set(room, 0), held.lines.push({ line });
+    r.delivered = from;
+    for (const c of r.members.keys()) c.settled.set(room, from), c.peer.send(line);
+    for (const [c, held] of r.holding) c.settled.set(room, from), held.lines.push({ line });
   }
 
   /**

@@ -285,22 +285,24 @@ export class Rooms {
   }
 
   /**
-   * The room's history was lost and its seqs start over: every member here is told with a fresh
-   * `joined` (nothing in it, `truncated`, the new epoch), so no client takes new seqs for old ones.
+   * The room has a new epoch: its history was lost and its seqs start over (`from` 0), or the store
+   * went back to seq `from` and gives the seqs after it out again. Every member here is told with a
+   * fresh `joined` (nothing in it, `truncated`, the new epoch, `lastSeq` = `from`), so no client takes
+   * new seqs for old ones.
    */
-  restarted(room: string, epoch: string): void {
+  restarted(room: string, epoch: string, from = 0): void {
     const { hub } = this.#ctx;
     const line = encode({
       type: "joined",
       room,
       members: hub.members(room),
       messages: [],
-      lastSeq: 0,
+      lastSeq: from,
       truncated: true,
       epoch,
       // The new history's rev is not read here; 0 is below it, so a later resume misses nothing.
       rev: 0,
     });
-    hub.restart(room, line);
+    hub.restart(room, line, from);
   }
 }

@@ -100,10 +100,13 @@ export function decodeAppend(reply: unknown, withLine = false): AppendedRoom[] {
   }));
 }
 
-/** meta.lua's reply: the room's epoch and last stored seq. */
-export function decodeMeta(reply: unknown): { epoch: string; seq: number } {
-  const [epoch, seq] = reply as [string, string];
-  return { epoch, seq: Number(seq) };
+/**
+ * meta.lua's (and rebase.lua's) reply: the room's epoch, last stored seq, and the seq its epoch
+ * starts after (`from`: 0, or where a store that went back was rebased).
+ */
+export function decodeMeta(reply: unknown): { epoch: string; seq: number; from: number } {
+  const [epoch, seq, from] = reply as [string, string, string?];
+  return { epoch, seq: Number(seq), from: Number(from ?? 0) };
 }
 
 /** The `want` argument of react.lua: toggle, on or off. */

@@ -75,10 +75,35 @@ export class RoomDelivery {
     return { epoch, lastSeq: watched?.live ? Math.min(delivered, seq) : seq };
   }
 
-  /** The room's epoch (made now if the room is new, or Redis lost it) and its last stored seq. */
-  async storedMeta(room: string): Promise<{ epoch: string; seq: number }> {
+  /**
+   * The room's epoch (made now if the room is new, or Redis lost it), its last stored seq, and the
+   * seq the epoch starts after.
+   */
+  async storedMeta(room: string): Promise<{ epoch: string; seq: number; from: number }> {
     const { meta } = this.#redis.scripts;
     return codec.decodeMeta(await this.#redis.script(meta, [keys(room).meta], [newEpoch()]));
+  }
+
+  /** What was delivered here of `room` (in which epoch), to tell after an append whether the store went back. */
+  position(room: string): { epoch: string; delivered: number } | undefined {
+    const state = this.#rooms.get(room);
+    return state?.live ? { epoch: state.epoch, delivered: state.delivered } : undefined;
+  }
+
+  /**
+   * An append here found `room`'s seq before it (`seqBefore`) below what had been delivered here
+   * when the append was sent (`was`, from {@link position}): the store went back (a failover lost
+   * what its replica had not got). The room gets a new epoch that starts after `seqBefore`.
+   */
+  wentBack(room: string, seqBefore: number, was: { epoch: string; delivered: number } | undefined): void {
+    const state = this.#rooms.get(room);
+    if (!state || !was || seqBefore >= was.delivered) return;
+    state.chain = state.chain.then(() => state.ready).then(async () => {
+      // Still the epoch it went back in (a line or another process may have moved it on meanwhile).
+      if (this.#rooms.get(room) !== state || state.epoch !== was.epoch) return;
+      await this.#rebase(room, state, seqBefore);
+      await this.#catchUp(room, state);
+    }).catch((e) => this.#log.error("redis rebase failed", { room, error: (e as Error).message }));
   }
 
   /**
@@ -131,7 +156,15 @@ export class RoomDelivery {
     }
     const { epoch, messages } = line;
     state.chain = state.chain.then(() => state.ready).then(async () => {
-      if (epoch !== state.epoch) this.#restart(room, state, epoch);
+      if (epoch !== state.epoch) {
+        const meta = await this.storedMeta(room);
+        // A line of an epoch the room has left (sent before a rebase): what it holds is history.
+        if (meta.epoch === state.epoch) return;
+        this.#restart(room, state, meta.epoch, meta.from);
+        // What the new epoch holds so far (this line's messages are among it, or newer).
+        await this.#catchUp(room, state);
+        if (meta.epoch !== epoch) return;
+      }
       for (const m of messages) {
         // In order and nothing missing (the usual case): no backfill to wait for.
         if (m.seq === state.delivered + 1 && this.#rooms.get(room) === state) this.#hand(state, m);
@@ -160,12 +193,39 @@ export class RoomDelivery {
     }, () => {});
   }
 
-  /** Redis lost the room (restarted without persistence, flushed, evicted): its seqs start over. */
-  #restart(room: string, state: Watched, epoch: string): void {
-    this.#log.warn("room history was lost in Redis; its seqs start over", { room });
+  /**
+   * The room has a new epoch: Redis lost it (restarted without persistence, flushed, evicted: its
+   * seqs start over, `from` 0), or its store went back after `from` (a failover lost messages: the
+   * seqs after `from` are given out again, under this epoch).
+   */
+  #restart(room: string, state: Watched, epoch: string, from: number): void {
+    if (from === 0) this.#log.warn("room history was lost in Redis; its seqs start over", { room });
+    else {this.#log.warn("room history went back in Redis; a new epoch from the seq it went back to", {
+        room,
+        from,
+      });}
     state.epoch = epoch;
-    state.delivered = 0;
-    for (const s of this.#subscribers) s.restarted?.(room, epoch);
+    state.delivered = from;
+    for (const s of this.#subscribers) s.restarted?.(room, epoch, from);
+  }
+
+  /** The store holds fewer messages than were delivered here in the same epoch: a new epoch for the room. */
+  async #rebase(
+    room: string,
+    state: Watched,
+    at: number,
+  ): Promise<{ epoch: string; seq: number; from: number }> {
+    const { rebase } = this.#redis.scripts;
+    const meta = codec.decodeMeta(
+      await this.#redis.script(rebase, [keys(room).meta], [
+        state.epoch,
+        newEpoch(),
+        String(at),
+        this.#redis.publish,
+      ]),
+    );
+    this.#restart(room, state, meta.epoch, meta.from);
+    return meta;
   }
 
   /**
@@ -177,8 +237,9 @@ export class RoomDelivery {
     try {
       let target = m ? m.seq - 1 : 0;
       if (!m) {
-        const meta = await this.storedMeta(room);
-        if (meta.epoch !== state.epoch) this.#restart(room, state, meta.epoch);
+        let meta = await this.storedMeta(room);
+        if (meta.epoch !== state.epoch) this.#restart(room, state, meta.epoch, meta.from);
+        else if (meta.seq < state.delivered) meta = await this.#rebase(room, state, meta.seq);
         target = meta.seq;
       }
       if (target > state.delivered) {

@@ -122,6 +122,36 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "redis: a room whose newest messages the store lost (a failover before the replica had them) gets a new epoch, and what comes after reaches everyone",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b], port) => {
+      await using alice = await client(a, { name: "alice", room: "r" });
+      await using bob = await client(b, { name: "bob", room: "r" });
+      const first = await alice.next("joined");
+      await bob.next("joined");
+      for (let i = 1; i <= 10; i++) alice.send({ type: "send", room: "r", text: `m${i}`, cid: `c${i}` });
+      await bob.next("message", (m) => m.seq === 10, 5000);
+      // What a master lost before its replica had them looks like this on the promoted replica: the
+      // stream and the seq end at 7, the epoch is the same.
+      for (const id of ["8-1", "9-1", "10-1"]) await redisCommand(port, "XDEL", "chat:{r}:log", id);
+      await redisCommand(port, "XSETID", "chat:{r}:log", "7-1");
+      await redisCommand(port, "HSET", "chat:{r}:meta", "seq", "7");
+      alice.send({ type: "send", room: "r", text: "after", cid: "a1" });
+      assert.equal((await alice.next("ack", (m) => m.cid === "a1")).seq, 8);
+      // Seq 8 now names another message than the one both were given: each is told, with a new
+      // epoch, that what it holds past 7 is not the room's, and then gets the new 8.
+      for (const c of [alice, bob]) {
+        const j = await c.next("joined", (m) => m.epoch !== first.epoch, 5000);
+        assert.deepEqual([j.lastSeq, j.truncated], [7, true]);
+        const m = await c.next("message", (m) => m.text === "after", 5000);
+        assert.equal(m.seq, 8);
+      }
+    }),
+});
+
+Deno.test({
   name: "redis: an instance that loses its subscription reads the gap from the stream, in order",
   ignore: !!missing,
   fn: () =>
