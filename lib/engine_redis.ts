@@ -46,6 +46,7 @@ import {
   type RoomChange,
   type RoomRules,
 } from "./engine.ts";
+import { OncePer } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
@@ -129,8 +130,8 @@ export class RedisEngine implements Engine {
   readonly #redis: RedisClients;
   readonly #delivery: RoomDelivery;
   readonly #opts: RedisOptions;
-  /** Person key to when this process last moved their directory entry's expiry (see KEEP_EVERY_MS). */
-  readonly #kept = new Map<string, number>();
+  /** Whose directory entry's expiry this process moved lately (see KEEP_EVERY_MS). */
+  readonly #kept = new OncePer(KEEP_EVERY_MS);
   #closed = false;
   /** The second look after a Cluster node's subscriptions moved (see connect). */
   #resyncTimer: ReturnType<typeof setTimeout> | undefined;
@@ -301,15 +302,13 @@ export class RedisEngine implements Engine {
     const keys = new Set<string>();
     for (const d of batch) {
       for (const key of [d.key, ...d.between ?? []]) {
-        if (now - (this.#kept.get(key) ?? -Infinity) < KEEP_EVERY_MS) continue;
-        keys.add(key);
-        this.#kept.set(key, now);
+        if (this.#kept.due(key, now)) keys.add(key);
       }
     }
     if (keys.size === 0) return undefined;
     const until = this.#opts.retainMs > 0 ? String(now + this.#opts.retainMs) : "forever";
     return this.#redis.script(this.#redis.scripts.keep, [...keys].map(dirKey), [until]).catch((e) => {
-      for (const key of keys) this.#kept.delete(key);
+      for (const key of keys) this.#kept.forget(key);
       this.#opts.log.warn("directory entries not kept", { error: (e as Error).message });
     });
   }
@@ -555,13 +554,12 @@ export class RedisEngine implements Engine {
   }
 
   /**
-   * Forgets throttling entries, and applies age retention to idle rooms: the append script ages only
+   * Applies age retention to idle rooms: the append script ages only
    * the rooms written to, so a room (or a conversation) nobody writes to again is aged here, found in
    * {@link AGING}. A conversation it empties leaves both people's lists. Guests' directory entries expire
    * by themselves.
    */
   async prune(now: number): Promise<number> {
-    for (const [key, at] of this.#kept) if (now - at >= KEEP_EVERY_MS) this.#kept.delete(key);
     if (this.#opts.retainMs <= 0) return 0;
     const minTs = now - this.#opts.retainMs;
     const rooms = await this.#redis.run(() =>

@@ -56,3 +56,40 @@ export class BearerSecrets {
 function sha256(s: string): Uint8Array {
   return createHash("sha256").update(s).digest();
 }
+
+/**
+ * Says whether a key's work is due: at most once per `everyMs` per key. What it remembers is only
+ * the keys seen within the last `everyMs` (older ones are swept as it grows), so a stream of new keys
+ * does not grow it without bound.
+ */
+export class OncePer {
+  readonly #everyMs: number;
+  readonly #last = new Map<string, number>();
+  #sweepAt = 1024;
+
+  constructor(everyMs: number) {
+    this.#everyMs = everyMs;
+  }
+
+  /** Whether `key`'s work is due at `now` (ms); if so it counts as done now. */
+  due(key: string, now: number): boolean {
+    const last = this.#last.get(key);
+    if (last !== undefined && now - last < this.#everyMs) return false;
+    this.#last.set(key, now);
+    if (this.#last.size >= this.#sweepAt) {
+      for (const [k, t] of this.#last) if (now - t >= this.#everyMs) this.#last.delete(k);
+      this.#sweepAt = Math.max(1024, this.#last.size * 2);
+    }
+    return true;
+  }
+
+  /** How many keys it remembers now. */
+  get size(): number {
+    return this.#last.size;
+  }
+
+  /** Forgets `key`: its work failed, so the next time it is due at once. */
+  forget(key: string): void {
+    this.#last.delete(key);
+  }
+}

@@ -20,6 +20,7 @@ import {
 } from "./domain.ts";
 import { keptUntil, type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
+import { OncePer } from "./limits.ts";
 import { openDatabase } from "./store_sqlite_schema.ts";
 import {
   auditEntryOf,
@@ -63,10 +64,15 @@ interface PeopleBatch {
   send(): void;
 }
 
+/** How often, at most, an append moves a person's directory entry's forget time (ms). */
+const KEEP_EVERY_MS = 60_000;
+
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #opts: SqliteOptions;
+  /** Whose directory entry an append kept lately (a guest who writes stays; see `append`). */
+  readonly #kept = new OncePer(KEEP_EVERY_MS);
   readonly #getLast: StatementSync;
   readonly #getRev: StatementSync;
   readonly #changes: StatementSync;
@@ -208,11 +214,17 @@ export class SqliteStore implements Store {
       if (m.between) {
         convs.push([m.between[0], m.room, m.between[1], m.ts], [m.between[1], m.room, m.between[0], m.ts]);
       }
-      for (const key of [m.key, ...m.between ?? []]) keep.set(key, keptUntil(m.ts, this.#opts.retainMs));
+      // At most once a minute a person: the entry is kept for the retention's age, a minute is nothing.
+      for (const key of [m.key, ...m.between ?? []]) {
+        if (keep.has(key) || this.#kept.due(key, m.ts)) keep.set(key, keptUntil(m.ts, this.#opts.retainMs));
+      }
     }
     const keeps = [...keep].map(([key, until]) => [until, key]);
     const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps });
-    if (!a.ok) throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
+    if (!a.ok) {
+      for (const key of keep.keys()) this.#kept.forget(key);
+      throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
+    }
   }
 
   lastSeq(room: string): number {

@@ -1,6 +1,6 @@
 /** lib/limits.ts: the token bucket every entry point uses, and bearer secrets. */
 import assert from "node:assert/strict";
-import { BearerSecrets, fullBucket, takeToken } from "../../lib/limits.ts";
+import { BearerSecrets, fullBucket, OncePer, takeToken } from "../../lib/limits.ts";
 
 Deno.test("takeToken() allows a burst, then refills at the rate, never above the cap", () => {
   const b = fullBucket(3, 0);
@@ -20,4 +20,16 @@ Deno.test("BearerSecrets.match() finds the secret a header carries, -1 for anoth
   assert.equal(secrets.match(req("Bearer gamma")), -1);
   assert.equal(secrets.match(req("Basic YWxwaGE=")), undefined);
   assert.equal(secrets.match(req()), undefined);
+});
+
+Deno.test("OncePer: a key is due once per period, and keys not seen for a period are swept as it grows", () => {
+  const once = new OncePer(60_000);
+  assert.equal(once.due("a", 0), true);
+  assert.equal(once.due("a", 59_999), false);
+  assert.equal(once.due("a", 60_000), true);
+  once.forget("a");
+  assert.equal(once.due("a", 60_001), true, "forgotten: due at once");
+  // A stream of new keys: what it remembers stays about what one period holds.
+  for (let i = 0; i < 100_000; i++) once.due(`k${i}`, 120_000 + i * 10);
+  assert.ok(once.size <= 2 * 6_000 + 1024, `${once.size} keys remembered`);
 });
