@@ -391,25 +391,31 @@ Deno.test({
     withInstances(2, async ([a, b]) => {
       await using alice = await client(a, { name: "alice", room: "" });
       await new Promise((r) => setTimeout(r, 100));
-      // Someone else asks for alice on the other instance: they get alice-2 (a nick right after welcome).
+      // Someone else asks for alice on the other instance: they are welcomed as alice-2, told why,
+      // and never shown as alice (the name is settled everywhere before the welcome).
       await using other = await client(b, { name: "alice", room: "" });
-      const renamed = await other.next("nick", (m) => m.old === "alice");
-      assert.equal(renamed.name, "alice-2");
+      assert.deepEqual([other.lines[0].name, other.lines[0].notice], [
+        "alice-2",
+        'The name "alice" is taken (or looks like one that is); you are "alice-2"',
+      ]);
       // A lookalike is no way round it either.
       await using look = await client(b, { name: "ALICE", room: "" });
-      assert.match((await look.next("nick")).name, /^ALICE-\d$/);
+      assert.match(look.lines[0].name, /^ALICE-\d$/);
       // The first alice's token still owns the name, on any instance.
       const token = alice.lines[0].token as string;
       await using again = await client(b, { token, room: "" });
-      const back = again.lines[0].name === "alice" ? again.lines[0] : await again.next("nick");
-      assert.equal(back.name, "alice");
+      assert.equal(again.lines[0].name, "alice");
       // nick to a name held on another instance is refused; a free one is taken everywhere.
       other.send({ type: "nick", name: "alice" });
       assert.equal((await other.next("error")).code, "name_taken");
       other.send({ type: "nick", name: "carol" });
       await other.next("nick", (m) => m.name === "carol");
       await using carol2 = await client(a, { name: "carol", room: "" });
-      assert.equal((await carol2.next("nick")).name, "carol-2");
+      assert.equal(carol2.lines[0].name, "carol-2");
+      assert.deepEqual(
+        [other, look, again, carol2].flatMap((c) => c.all("nick")).filter((m) => m.old !== "alice-2"),
+        [],
+      );
       // A DM to alice from the other instance reaches the first alice, not alice-2.
       other.send({ type: "send", to: "alice", text: "hi", cid: "x1" });
       await alice.next("message", (m) => m.cid === "x1");
