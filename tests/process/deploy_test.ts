@@ -74,6 +74,12 @@ interface Nginx {
   dir: string;
   /** Its error log so far (printed when a test fails). */
   log(): string;
+  /**
+   * Upgrade requests nginx answered with anything but 101 so far, each as its access log line
+   * (status, request, the instances tried and what each said). A refused handshake's line is written
+   * when it is answered; a WebSocket's only when it ends, and it is not a refusal.
+   */
+  refused(): string[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -92,7 +98,8 @@ async function startNginx(upstreams: [number, number]): Promise<Nginx> {
 worker_processes 1;
 events { worker_connections 256; }
 http {
-  access_log ${dir}/access.log;
+  log_format chat '$status $request_uri upstreams=$upstream_addr statuses=$upstream_status';
+  access_log ${dir}/access.log chat;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -146,13 +153,33 @@ http {
       return "";
     }
   };
-  return { port, dir, log, [Symbol.asyncDispose]: stop };
+  const refused = () => {
+    let lines: string[];
+    try {
+      lines = Deno.readTextFileSync(`${dir}/access.log`).split("\n");
+    } catch {
+      return [];
+    }
+    return lines.filter((l) => / \/ws\?/.test(l) && !l.startsWith("101 "));
+  };
+  return { port, dir, log, refused, [Symbol.asyncDispose]: stop };
 }
 
 /** WebSocket connections an instance holds now (its /metrics, asked directly, not through nginx). */
 async function connections(srv: ServerProcess): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${srv.port}/metrics`)).text();
   return Number(/^chat_connections (\d+)$/m.exec(text)?.[1]);
+}
+
+/** What an instance's /healthz answers, asked directly (0: nothing listens). */
+async function healthz(port: number): Promise<number> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return 0;
+  }
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
@@ -359,6 +386,89 @@ Deno.test({
       throw e;
     } finally {
       for (const p of everyone) await p.close();
+      for (const s of srvs) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "deploy: a rolling restart through nginx, done as the page says, sends every handshake to the live instance",
+  ignore: !!missing,
+  sanitizeResources: true,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    await using redis = await startRedis([...redisFlags(), "--dir", dir]);
+    const spawn = (port = 0) => spawnServer(dir, [...instanceFlags(port, redis.url), ...LIMITS]);
+    const srvs = [await spawn(), await spawn()];
+    const clients: Participant[] = [];
+    let probing = true;
+    let probes: Promise<number[]> | undefined;
+    let nginxLog = () => "";
+    try {
+      await using nginx = await startNginx([srvs[0].port, srvs[1].port]);
+      nginxLog = nginx.log;
+      const url = () => `ws://127.0.0.1:${nginx.port}/ws`;
+      for (let i = 0; i < 8; i++) {
+        clients.push(new Participant({ name: `c${i}`, room: "rolling", url, window: 2 }));
+        await clients[i].start();
+      }
+      const writer = clients[0];
+      writer.publish();
+      // Besides the clients an instance closes with 1001 (they come back at once), a newcomer every
+      // 50 ms: handshakes at every moment of the restarts, the drain and the gap between them included.
+      probes = (async () => {
+        const statuses: number[] = [];
+        for (let i = 0; probing; i++) {
+          statuses.push((await rawHandshake(nginx.port, `/ws?name=probe${i}&room=`)).status);
+          await sleep(50);
+        }
+        return statuses;
+      })();
+      const everyoneCaughtUp = async (what: string) => {
+        const target = writer.lastSeq + 20;
+        await until(() => clients.every((c) => c.lastSeq >= target), what);
+      };
+      await everyoneCaughtUp("messages flow before the restarts");
+
+      // The page's procedure: SIGTERM one instance, start it again, and once its /healthz answers 200
+      // (asked directly, as an operator's script would), the next one at once.
+      const perRestart: number[] = [];
+      for (const i of [0, 1]) {
+        const before = nginx.refused().length;
+        const old = srvs[i];
+        assert.equal((await old.stop("SIGTERM")).code, 0);
+        srvs[i] = await spawn(old.port);
+        await until(async () => (await healthz(old.port)) === 200, `instance ${i + 1} healthy again`);
+        await everyoneCaughtUp(`every client back after restarting instance ${i + 1}`);
+        perRestart.push(nginx.refused().length - before);
+      }
+      probing = false;
+      const statuses = await probes;
+      writer.stopPublishing();
+      await writer.drained();
+      const last = Math.max(...writer.acked.values());
+      for (const c of clients) await c.reached(last);
+      const reconnects = clients.reduce((n, c) => n + c.reconnects, 0);
+      const noLive = nginx.log().split("\n").filter((l) => l.includes("no live upstreams")).length;
+      console.log(
+        `rolling restart through nginx: refused handshakes per restart ${perRestart.join(", ")} ` +
+          `(${noLive} "no live upstreams"); ${reconnects} reconnects of ${clients.length} clients, ` +
+          `${statuses.length} newcomers, ${last} messages`,
+      );
+      if (perRestart.some((n) => n > 0)) console.log(nginx.refused().join("\n"));
+      // The other instance was up throughout: nginx had somewhere to send each of them.
+      assert.deepEqual(perRestart, [0, 0], "handshakes refused during each restart");
+      assert.ok(reconnects >= clients.length, `every client was moved at least once (${reconnects})`);
+      assert.ok(statuses.every((s) => s === 101), `newcomers answered ${statuses.filter((s) => s !== 101)}`);
+    } catch (e) {
+      console.log(`nginx error log:\n${nginxLog()}\ninstances:\n${srvs.map((s) => s.output()).join("\n")}`);
+      throw e;
+    } finally {
+      probing = false;
+      await probes?.catch(() => {});
+      for (const c of clients) await c.close();
       for (const s of srvs) await s.stop();
       await Deno.remove(dir, { recursive: true });
     }
