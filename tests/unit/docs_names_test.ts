@@ -1,5 +1,5 @@
 /**
- * The docs (README.md, docs/*.md) speak the user's language: every `--flag` they name is one a program
+ * The docs (README.md, CHANGELOG.md, SECURITY.md, docs/*.md) speak the user's language: every `--flag` they name is one a program
  * really has, and prose never names the server's internals where a user needs a flag.
  *
  * The rules, precisely:
@@ -49,7 +49,10 @@ const SETTINGS: Spec[] = Object.values(TABLE).flatMap((s) => Object.values(s) as
 const stem = (name: string) => name.replace(/(Ms|Seconds|Days)$/, "");
 
 async function docs(): Promise<{ path: string; text: string }[]> {
-  const out = [{ path: "README.md", text: await Deno.readTextFile(new URL("README.md", ROOT)) }];
+  const out = [];
+  for (const path of ["README.md", "CHANGELOG.md", "SECURITY.md"]) {
+    out.push({ path, text: await Deno.readTextFile(new URL(path, ROOT)) });
+  }
   for await (const e of Deno.readDir(new URL("docs/", ROOT))) {
     if (e.isFile && e.name.endsWith(".md")) {
       out.push({ path: `docs/${e.name}`, text: await Deno.readTextFile(new URL(`docs/${e.name}`, ROOT)) });
