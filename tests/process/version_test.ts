@@ -1,4 +1,4 @@
-/** `--version` prints the release that `deno.json` names, and exits 0 before opening anything. */
+/** `--version` prints the release that `deno.json` names, and exits 0 before opening anything; `--help` lists it. */
 import assert from "node:assert/strict";
 import manifest from "../../deno.json" with { type: "json" };
 
@@ -15,4 +15,15 @@ Deno.test("main.ts --version prints `chat <deno.json version>` and exits 0", asy
   const stderr = new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, stderr);
   assert.equal(new TextDecoder().decode(out.stdout), `chat ${manifest.version}\n`);
+});
+
+Deno.test("main.ts --help lists --version", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--allow-read", MAIN, "--help"],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(new TextDecoder().decode(out.stdout), /^ {2}--version +print the release and exit$/m);
 });
