@@ -1,19 +1,20 @@
 /**
- * The docs (README.md, CHANGELOG.md, SECURITY.md, docs/*.md) speak the user's language: every `--flag` they name is one a program
- * really has, and prose never names the server's internals where a user needs a flag.
+ * The docs (README.md, CHANGELOG.md, SECURITY.md, docs/*.md) speak the user's language: every `--flag`
+ * they name is one a program really has, and prose never names the server's internals where a user needs
+ * a flag.
  *
  * The rules, precisely:
  * - A `--flag` anywhere (code blocks too: they are commands to copy) is one of the server's (the settings
  *   table, `--help`, `--version`), one of `bench/run.ts`'s, or one of {@link FOREIGN}'s: another program's,
  *   listed by program. A misspelt or removed server flag fails here.
  * - Outside fenced code blocks (which may show code of the embedding API or log lines), no settings key
- *   written in camelCase (`nameHoldSeconds`), nor one with another unit (`presenceDelay`, `retainMs`), is
- *   named: the flag is what a user can set (`--name-hold`). The `welcome.limits` fields are the protocol's
- *   own names and stay allowed.
+ *   written in camelCase (`nameHoldSeconds`), nor one with another unit (`presenceDelay`, `retainMs`) or
+ *   cut to its leading words (`firstContacts`), is named: the flag is what a user can set (`--name-hold`).
+ *   The `welcome.limits` fields are the protocol's own names and stay allowed.
  * - Outside fenced code blocks, no UPPER_SNAKE constant of the code (`CONVERSATIONS_PAGE`) is named; the
  *   settings' environment variables are not constants and stay allowed.
- * - No doc (bench/README.md too) points at a folder of one machine (`/work/…`, `/home/…`): a path is relative to
- *   the repository.
+ * - No doc (bench/README.md too) points at a folder of one machine (`/work/…`, `/home/…`): a path is
+ *   relative to the repository.
  */
 import assert from "node:assert/strict";
 import { TABLE } from "../../lib/settings.ts";
@@ -129,7 +130,9 @@ Deno.test("docs: prose names a setting by its flag, never by its key in the code
   for (const { path, text } of await docs()) {
     for (const { line, n } of prose(text)) {
       for (const m of line.matchAll(/\b[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+\b/g)) {
-        const flag = keys.get(stem(m[0]));
+        // A key's leading words name it too (`firstContacts` for `firstContactsPerHour`).
+        const flag = keys.get(stem(m[0])) ??
+          [...keys].find(([k]) => k.startsWith(m[0]) && /[A-Z]/.test(k[m[0].length] ?? ""))?.[1];
         if (flag && !wire.has(m[0])) found.push(`${path}:${n}: ${m[0]} (say ${flag})`);
       }
     }
