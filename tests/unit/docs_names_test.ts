@@ -21,7 +21,7 @@ import { TABLE } from "../../lib/settings.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
-/** Other programs' flags the docs use, by program: extend it when a doc shows a new one (a test keeps it used). */
+/** Other programs' flags the docs use, by program: extend it when a doc shows one (a test keeps each used). */
 const FOREIGN: Record<string, readonly string[]> = {
   deno: ["allow-env", "allow-net", "allow-read", "allow-write", "filter", "json", "unstable-net"],
   npx: ["yes"],
@@ -32,7 +32,7 @@ const FOREIGN: Record<string, readonly string[]> = {
 type Spec = { flag: string; env: string };
 const SETTINGS: Spec[] = Object.values(TABLE).flatMap((s) => Object.values(s) as Spec[]);
 
-/** A camelCase name without its unit, so `presenceDelay`, `presenceDelayMs` and `presenceDelaySeconds` meet. */
+/** A camelCase name without its unit: `presenceDelay`, `presenceDelayMs`, `presenceDelaySeconds` meet. */
 const stem = (name: string) => name.replace(/(Ms|Seconds|Days)$/, "");
 
 async function docs(): Promise<{ path: string; text: string }[]> {
