@@ -1,11 +1,11 @@
-/** `--version` prints the release that `deno.json` names, and exits 0 before opening anything; `--help` lists it. */
+/** `--version` prints the release `deno.json` names and exits 0 before opening anything; `--help` lists it. */
 import assert from "node:assert/strict";
 import manifest from "../../deno.json" with { type: "json" };
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 Deno.test("main.ts --version prints `chat <deno.json version>` and exits 0", async () => {
-  // No permissions beyond reading the code: --version must not listen, open the store or read the environment.
+  // Only read permission: --version must not listen, open the store or read the environment.
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "--allow-read", MAIN, "--version"],
     stdout: "piped",

@@ -21,7 +21,7 @@ import { TABLE } from "../../lib/settings.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
-/** Other programs' flags the docs use, by program: extend it when a doc shows one (a test keeps each used). */
+/** Other programs' flags the docs use, by program; a test keeps each entry used. */
 const FOREIGN: Record<string, readonly string[]> = {
   deno: ["allow-env", "allow-net", "allow-read", "allow-write", "filter", "json", "unstable-net"],
   npx: ["yes"],
