@@ -1,4 +1,4 @@
-/** `--version` prints the release `deno.json` names and exits 0 before opening anything; `--help` lists it. */
+/** `--version` prints the release `deno.json` names and exits before opening anything; `--help` lists it. */
 import assert from "node:assert/strict";
 import manifest from "../../deno.json" with { type: "json" };
 
