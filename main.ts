@@ -1,7 +1,7 @@
 /**
  * Entry point: the only place that reads flags and the environment, listens and handles signals.
  *
- *     deno task start [--port 8000] [--hostname 0.0.0.0] [--help]
+ *     deno task start [--port 8000] [--hostname 0.0.0.0] [--help] [--version]
  * @module
  */
 import { createApp } from "./lib/app.ts";
@@ -12,10 +12,15 @@ import { createLogger } from "./lib/log.ts";
 import { listen, ListenError } from "./lib/server.ts";
 import { helpText } from "./lib/settings_doc.ts";
 import { StoreError } from "./lib/store.ts";
+import { RELEASE } from "./lib/version.ts";
 
 if (import.meta.main) {
   if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     console.log(helpText());
+    Deno.exit(0);
+  }
+  if (Deno.args.includes("--version") || Deno.args.includes("-V")) {
+    console.log(`chat ${RELEASE}`);
     Deno.exit(0);
   }
   let config;

@@ -56,6 +56,8 @@ export type ServerMessage =
     rooms: string[];
     limits: WelcomeLimits;
     version: number;
+    /** The server's release (`deno.json`'s version); `version` is the protocol's. */
+    release: string;
     token?: string;
     exp?: number;
     notice?: string;

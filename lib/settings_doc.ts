@@ -37,7 +37,9 @@ export function helpText(): string {
     return `${title}:\n${rows.join("\n")}`;
   });
   return `Usage: chat [options]\n\nOptions (flag, environment variable, meaning [default]); a flag wins over ` +
-    `its variable:\n\n${groups.join("\n\n")}\n\n  --help\n`;
+    `its variable:\n\n${
+      groups.join("\n\n")
+    }\n\n  --help\n  --version                    print the release and exit\n`;
 }
 
 /** One section's settings as a Markdown table, aligned the way `deno fmt` aligns it. */

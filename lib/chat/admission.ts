@@ -10,6 +10,7 @@ import { randomId } from "../domain.ts";
 import { type Identity, roomAllowedByClaim } from "../identity.ts";
 import { CloseCode, PROTOCOL_VERSION, ProtocolError } from "../protocol.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
+import { RELEASE } from "../version.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, nameOf } from "./context.ts";
 import { CONVERSATIONS_PAGE, type Direct } from "./direct.ts";
@@ -162,6 +163,7 @@ export class Admission {
         editSeconds: cfg.editWindowSeconds,
       },
       version: PROTOCOL_VERSION,
+      release: RELEASE,
     };
     // A signed person's token belongs to the host application: it is never echoed.
     if (guest) welcome.token = guest.token;

@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { type Msg, startServer, TestClient, waitFor, wsHeaders } from "../helpers/test_server.ts";
 import { findCloseCode, rawHandshake, type RawHeaders, RawSocket } from "../helpers/raw_ws.ts";
+import manifest from "../../deno.json" with { type: "json" };
 
-Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version", async () => {
+Deno.test("welcome is the first message and carries id, name, token, rooms, limits, version, release", async () => {
   await using s = await startServer();
   await using c = new TestClient(`${s.wsUrl}?name=alice`);
   const w = await c.next("welcome");
@@ -13,6 +14,7 @@ Deno.test("welcome is the first message and carries id, name, token, rooms, limi
   assert.match(w.token, /^[A-Za-z0-9_-]{22,}$/);
   assert.deepEqual(w.rooms, []);
   assert.equal(w.version, 1);
+  assert.equal(w.release, manifest.version);
   assert.deepEqual(Object.keys(w.limits).sort(), [
     "burst",
     "editSeconds",

@@ -1,6 +1,7 @@
 /** Unit tests of `Chat` with fake connections: what a connection gets when it opens, names, ping. */
 import assert from "node:assert/strict";
 import { signed, testChat } from "../helpers/chat_harness.ts";
+import manifest from "../../deno.json" with { type: "json" };
 
 Deno.test("Chat: welcome is the first line and carries id, name, uid, role, guest, token, rooms, limits, version", async () => {
   await using t = testChat({ maxTextChars: 500, burst: 7, editWindowSeconds: 60 });
@@ -113,6 +114,13 @@ Deno.test("Chat: the conversation list follows welcome", async () => {
   const a = t.open({ name: "alice", room: "" });
   await a.next("welcome");
   assert.deepEqual(await a.next("conversations"), { type: "conversations", items: [], complete: true });
+});
+
+Deno.test("Chat: welcome carries the release of deno.json beside the protocol version", async () => {
+  await using t = testChat();
+  const w = await t.open({ name: "alice" }).next("welcome");
+  assert.match(manifest.version, /^\d+\.\d+\.\d+$/);
+  assert.deepEqual([w.release, w.version], [manifest.version, 1]);
 });
 
 Deno.test("Chat: ping answers pong with the clock's time", async () => {
