@@ -158,14 +158,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       );
     }
     const origin = req.headers.get("origin");
-    if (origin !== null && !originAllowed(origin, req.headers.get("host"), config)) {
-      return refuse(
-        403,
-        "origin_forbidden",
-        `Origin ${JSON.stringify(origin)} is not allowed to connect: it is neither one of this server's ` +
-          `public origins (--public-origin) nor in --allowed-origins`,
-      );
-    }
+    const forbidden = origin === null ? undefined : originRefusal(origin, req.headers.get("host"), config);
+    if (forbidden) return refuse(403, "origin_forbidden", `${forbidden.message}. ${forbidden.fix}`);
     const q = url.searchParams;
     let name: string | undefined;
     try {
@@ -269,6 +263,26 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     return upgraded.response;
   };
 
+  /**
+   * What the page needs before it connects: whether it may ask for a name, where the host site signs
+   * people in, and (with `?origin=`, the page's own origin) whether its upgrade would be refused for
+   * its origin, why and what to do. A browser hides why a WebSocket failed; a same-origin GET carries
+   * no Origin header, so the page names its origin itself: the answer only repeats the check.
+   */
+  const serverInfo = (req: Request, url: URL): Response => {
+    const origin = url.searchParams.get("origin");
+    const refusal = origin === null ? undefined : originRefusal(origin, req.headers.get("host"), config);
+    return Response.json({
+      guests,
+      signInUrl: config.signInUrl || null,
+      origin: origin === null
+        ? null
+        : refusal
+        ? { allowed: false, code: "origin_forbidden", ...refusal }
+        : { allowed: true },
+    }, { headers: { "cache-control": "no-store" } });
+  };
+
   const health = (): Response => {
     // A failing store is unhealthy too: the server still runs, but it can store nothing.
     const problem = stopping ? "stopping" : chat.problem;
@@ -323,6 +337,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       switch (url.pathname) {
         case "/ws":
           return upgrade(req, url, info).catch(failed);
+        case "/ws/info":
+          return notGetOrHead(req, url) ?? serverInfo(req, url);
         case "/healthz":
           return notGetOrHead(req, url) ?? health();
         case "/metrics":
@@ -374,6 +390,35 @@ function notGetOrHead(req: Request, url: URL): Response | undefined {
   return httpError(405, "method_not_allowed", `${url.pathname} answers GET and HEAD, not ${req.method}`, {
     allow: "GET, HEAD",
   });
+}
+
+/**
+ * Why a page of `origin` may not connect, and what its operator can do about it; undefined when it may.
+ * The usual causes: a proxy that passes `Host` without the port (nginx's `$host`), and a page opened
+ * under a name (a LAN name, a domain) the server was not told with `--public-origin`.
+ */
+function originRefusal(
+  origin: string,
+  host: string | null,
+  config: Config,
+): { message: string; fix: string } | undefined {
+  if (originAllowed(origin, host, config)) return undefined;
+  const message = `Origin ${JSON.stringify(origin)} is not allowed to connect: it is neither one of this ` +
+    `server's public origins (--public-origin) nor in --allowed-origins`;
+  const url = URL.parse(origin);
+  const got = host?.toLowerCase() ?? "";
+  if (url !== null && got !== "" && url.host !== got && url.hostname === got) {
+    return {
+      message,
+      fix: `A proxy in front passed the Host header ${JSON.stringify(host)} without the page's port: ` +
+        `in nginx use "proxy_set_header Host $http_host;", or start the server with --public-origin ${origin}`,
+    };
+  }
+  return {
+    message,
+    fix: `Start the server with --public-origin ${origin} (the address this page is served under), ` +
+      `or open the page at http://localhost:<port>/ on the server's machine`,
+  };
 }
 
 /**

@@ -244,6 +244,19 @@ export const TABLE = {
       help: "`on`, `off`, or `auto`: guests (unsigned, first-come names) only when no key is set",
     },
     /**
+     * Without guests the page cannot ask for a name: it says that the host site signs people in, and
+     * links there when this is set.
+     */
+    signInUrl: {
+      flag: "sign-in-url",
+      env: "CHAT_SIGN_IN_URL",
+      kind: "string",
+      default: "",
+      pattern: { re: /^https?:\/\/[^\s"<>]+$/, says: "an http(s) URL" },
+      none: "no link",
+      help: "the host site's sign-in page, linked from the chat page when guests are off",
+    },
+    /**
      * A join of a name nobody used makes the room; a private room refuses. With `anyone`, someone who
      * may not enter private rooms tells the two apart, and so learns private rooms' names.
      */

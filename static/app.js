@@ -10,7 +10,7 @@
 import { ChatClient, isValidName } from "./chat-client.js";
 import { createComposer } from "./views/composer.js";
 import { byId } from "./views/dom.js";
-import { askName } from "./views/login.js";
+import { askName, showSignedOnly } from "./views/login.js";
 import { createMembers } from "./views/members.js";
 import { createMessageActions } from "./views/message-actions.js";
 import { createNotifications } from "./views/notifications.js";
@@ -33,6 +33,33 @@ function detail(e) {
 
 function wsUrl() {
   return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+}
+
+/**
+ * @typedef {object} ServerInfo What the server tells the page before it connects (`GET /ws/info`).
+ * @property {boolean} guests whether a name typed here can connect
+ * @property {string | null} signInUrl the host site's sign-in page
+ * @property {{ allowed: boolean, message?: string, fix?: string } | null} origin whether this page's
+ *   origin may open the WebSocket, and if not why and what to do
+ */
+
+/**
+ * Asks the server what it allows, for this page's origin (a same-origin GET carries no Origin
+ * header). A browser tells a page nothing about a refused WebSocket, so this is how the page learns.
+ * @returns {Promise<ServerInfo | undefined>} undefined when the server did not answer (an older one)
+ */
+async function serverInfo() {
+  try {
+    const res = await fetch(`/ws/info?${new URLSearchParams({ origin: location.origin })}`, {
+      cache: "no-store",
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) return undefined;
+    const body = await res.json();
+    return body && typeof body.guests === "boolean" ? body : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -242,9 +269,23 @@ function start(name, getToken) {
     }
   }
 
+  const problem = byId("conn-problem", HTMLElement);
+  let askedAt = 0;
   client.addEventListener("state", () => {
     topbar.renderStatus();
     thread.pendingChanged({ keepPlace: false });
+    if (client.state === "live") problem.hidden = true;
+    // A failed connect: ask the server whether it refuses this page, once per retry.
+    if (client.state !== "reconnecting" || client.retryAt === askedAt) return;
+    askedAt = client.retryAt;
+    void serverInfo().then((info) => {
+      const refused = info?.origin && !info.origin.allowed ? info.origin : undefined;
+      if (client.state === "live") return;
+      problem.hidden = !refused;
+      if (!refused) return;
+      byId("conn-problem-why", HTMLElement).textContent = `The server refuses this page: ${refused.message}.`;
+      byId("conn-problem-fix", HTMLElement).textContent = `What to do: ${refused.fix}`;
+    });
   });
   client.addEventListener("welcome", () => {
     sidebar.render();
@@ -357,6 +398,9 @@ try {
   if (identity && typeof identity.name === "string" && isValidName(identity.name)) storedName = identity.name;
 } catch { /* no usable identity: ask for a name */ }
 const getToken = tokenHook();
+// Asked before the name: on a server without guests a typed name could never connect.
+const info = getToken ? undefined : await serverInfo();
 if (getToken) start(undefined, getToken);
+else if (info && !info.guests) showSignedOnly(info.signInUrl);
 else if (storedName) start();
 else askName(start);

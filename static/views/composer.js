@@ -1,7 +1,7 @@
 /**
  * The message box under the conversation: what it is labelled, who is typing above it, what Enter
  * does with its text (send it, as a reply when the reply bar is up, or run a slash command: /join,
- * /leave, /nick, /msg), and why you cannot post in the open room when you cannot (muted, read-only,
+ * /leave, /nick, /msg, /me, /help), and why you cannot post in the open room when you cannot (muted, read-only,
  * slow mode, removed, refused).
  * @module
  */
@@ -14,6 +14,16 @@ import { toast } from "./toasts.js";
 /** @typedef {import("./reply.js").ReplyBar} ReplyBar */
 
 /** @typedef {ReturnType<typeof createComposer>} Composer */
+
+/** What `/help` lists: every command the message box runs. */
+const COMMANDS = [
+  "/join room: join or open a room",
+  "/leave: leave the open room",
+  "/nick name: change your name",
+  "/msg name text: write to someone directly",
+  "/me text: sent as it is",
+  "//text: send a text that starts with /",
+];
 
 // The skip link must not change the hash, which names the conversation, even on the sign-in card
 // (so this is bound when the page loads, not when the chat starts).
@@ -77,11 +87,14 @@ export function createComposer(state, { leaveRoom, scrollToBottom, replyBar }) {
             go(`@${m[1]}`);
             return true;
           }
+          case "help":
+            toast(COMMANDS.join(" · "), "info");
+            return true;
           case "me":
             break;
           default:
             if (!text.startsWith("//")) {
-              throw new RangeError(`Unknown command /${cmd}; start with // to send it`);
+              throw new RangeError(`Unknown command /${cmd} (/help lists them); start with // to send it`);
             }
         }
       }

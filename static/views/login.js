@@ -1,5 +1,6 @@
 /**
- * The sign-in card, shown when this device has no name yet.
+ * The sign-in card, shown when this device has no name yet, or, on a server without guests, saying
+ * that the host site signs people in.
  * @module
  */
 import { isValidName } from "../chat-client.js";
@@ -28,4 +29,24 @@ export function askName(onName) {
   });
   login.hidden = false;
   input.focus();
+}
+
+/**
+ * Shows the card without the name form: this server takes signed people only, so a name typed here
+ * could never connect. Links to the host's sign-in page when the server names one.
+ * @param {string | null | undefined} signInUrl
+ */
+export function showSignedOnly(signInUrl) {
+  byId("name-form", HTMLFormElement).hidden = true;
+  byId("signed-only", HTMLElement).hidden = false;
+  const lead = document.querySelector(".login-lead");
+  if (lead instanceof HTMLElement) lead.hidden = true;
+  const url = signInUrl ? URL.parse(signInUrl) : null;
+  if (url && (url.protocol === "https:" || url.protocol === "http:")) {
+    const link = byId("sign-in-link", HTMLAnchorElement);
+    link.href = url.href;
+    link.hidden = false;
+    byId("signed-only-how", HTMLElement).textContent = "Sign in there, then open the chat from the site.";
+  }
+  byId("login", HTMLElement).hidden = false;
 }

@@ -254,6 +254,8 @@ export function createThread(state, { onRead, focusComposer }) {
       v.status.textContent = `This is the very beginning of your direct messages with ${c.peer}.`;
     } else if (r?.complete) v.status.textContent = `This is the very beginning of #${v.key}.`;
     else if (loading) v.status.textContent = "Loading older messages…";
+    // A room not joined yet (still connecting, or refused) holds nothing to scroll back to.
+    else if (r && !r.synced && r.messages.length === 0) v.status.textContent = "";
     else v.status.textContent = "Scroll up for older messages";
   }
 

@@ -30,8 +30,11 @@ export interface TestBrowser {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Launches headless Chromium with a fresh profile that `close()` deletes. */
-export async function launchBrowser(): Promise<TestBrowser> {
+/**
+ * Launches headless Chromium with a fresh profile that `close()` deletes; `args` go on its command
+ * line (e.g. `--host-resolver-rules` to serve the page under a name).
+ */
+export async function launchBrowser(opts: { args?: string[] } = {}): Promise<TestBrowser> {
   const profile = await Deno.makeTempDir({ prefix: "chat-chromium-" });
   let browser: Browser;
   try {
@@ -48,6 +51,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
+        ...opts.args ?? [],
       ],
     });
   } catch (e) {

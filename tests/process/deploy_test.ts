@@ -332,6 +332,13 @@ Deno.test({
         }),
         /upgrade refused: HTTP\/1.1 403/,
       );
+      // A local test as the page is written (#19): the page at http://localhost:<nginx port>/ connects
+      // without --public-origin, since nginx passes Host with its port.
+      const local = await RawSocket.open(nginx.port, "/ws?name=local&room=", {
+        Host: `localhost:${nginx.port}`,
+        Origin: `http://localhost:${nginx.port}`,
+      });
+      await local.close();
 
       // Which instance nginx gave the reader: the one whose own /metrics counts a connection.
       const reader = new Participant({ name: "reader", room: "deploy", url });

@@ -181,6 +181,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     firstContactsPerHour: 30,
     firstContactsPerIpPerHour: 60,
     shutdownTimeoutMs: 5000,
+    signInUrl: "",
     shutdownDrainMs: 500,
     shutdownQuietMs: 100,
     relistenTimeoutSeconds: 30,
@@ -226,6 +227,7 @@ function sample(s: (typeof SETTINGS)[number]): { text: string; value: unknown } 
     redisUrl: "redis://127.0.0.1:6390",
     apiKeys: "0123456789abcdef,fedcba9876543210",
     jwtSecret: "s".repeat(32),
+    signInUrl: "https://host.example/sign-in",
   };
   if (special[s.key]) return { text: special[s.key], value: special[s.key] };
   switch (s.kind) {
