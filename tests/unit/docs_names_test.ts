@@ -23,7 +23,19 @@ const ROOT = new URL("../../", import.meta.url);
 
 /** Other programs' flags the docs use, by program; a test keeps each entry used. */
 const FOREIGN: Record<string, readonly string[]> = {
-  deno: ["allow-env", "allow-net", "allow-read", "allow-write", "filter", "json", "unstable-net"],
+  deno: [
+    "allow-env",
+    "allow-net",
+    "allow-read",
+    "allow-write",
+    "cached-only",
+    "entrypoint",
+    "filter",
+    "frozen",
+    "json",
+    "unstable-net",
+  ],
+  systemctl: ["now"],
   npx: ["yes"],
   "redis-server": ["appendonly"],
   "redis-cli": ["cluster", "cluster-replicas"],
@@ -120,6 +132,8 @@ Deno.test("docs: prose names a setting by its flag, never by its key in the code
     ].map((m) => m[1]),
   );
   assert.ok(wire.has("historyPage"), "the welcome.limits fields were read from lib/server_messages.ts");
+  // A field of `GET /ws/info`'s answer (lib/app.ts) that shares a setting's name.
+  wire.add("signInUrl");
   const keys = new Map<string, string>();
   for (const section of Object.values(TABLE)) {
     for (const [key, spec] of Object.entries(section)) {
