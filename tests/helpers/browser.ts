@@ -5,6 +5,7 @@
  */
 // By full specifier, not through deno.json's imports: whatever those list, `deno task start` downloads
 // (puppeteer-core brings about 80 packages), and the server has no use for a browser.
+// deno-lint-ignore no-import-prefix
 import puppeteer, { type Browser, type BrowserContext, type Page } from "npm:puppeteer-core@24.16.0";
 
 export type { Page };

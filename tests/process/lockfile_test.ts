@@ -42,7 +42,12 @@ Deno.test("deno.lock holds only the npm packages main.ts imports (no test tools)
   graph.modules.forEach((m) => m.npmPackage && visit(m.npmPackage));
   used.sort();
   assert.ok(used.length > 0, "the server uses npm packages");
-  assert.deepEqual(locked, used);
+  assert.deepEqual(
+    locked,
+    used,
+    "deno.lock has packages the server does not use: a `deno check`/`deno test` of tests/ without " +
+      "--lock=tests/deno.lock wrote them; `git checkout deno.lock` and use `deno task check`/`deno task test`",
+  );
 });
 
 Deno.test("tests/deno.lock pins the server's packages as deno.lock does, and the test tools", async () => {
