@@ -1,14 +1,23 @@
 /**
  * Entry point: the only place that reads flags and the environment, listens and handles signals.
+ * `deno task start` runs it through `start.ts`, which grants it the permissions its settings need.
  *
- *     deno task start [--port 8000] [--hostname 0.0.0.0] [--help] [--version]
+ *     deno task start [--port 8000] [--hostname 0.0.0.0] [--data-dir ./data] [--help] [--version]
  * @module
  */
 import { createApp } from "./lib/app.ts";
-import { ConfigError, configFromArgs, ms } from "./lib/config.ts";
+import { type Config, ConfigError, configFromArgs, ms } from "./lib/config.ts";
 import { UnavailableError } from "./lib/engine.ts";
 import { redactUrl } from "./lib/engine_redis.ts";
 import { createLogger } from "./lib/log.ts";
+import {
+  denoRunFlags,
+  ENV_READS,
+  grantsFor,
+  missingGrants,
+  OWN_READS,
+  shellWords,
+} from "./lib/permissions.ts";
 import { listen, ListenError } from "./lib/server.ts";
 import { helpText } from "./lib/settings_doc.ts";
 import { StoreError } from "./lib/store.ts";
@@ -25,9 +34,19 @@ if (import.meta.main) {
   }
   let config;
   try {
-    config = configFromArgs(Deno.args, (name) => Deno.env.get(name));
+    // Asked first, so that a missing permission is one message below, not a prompt per variable.
+    const env = (name: string) =>
+      Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
+        ? Deno.env.get(name)
+        : undefined;
+    config = configFromArgs(Deno.args, env);
+    const missing = missingGrants(grantsFor(config));
+    if (missing.length > 0) {
+      console.error(`chat: ${notGranted(missing.join(", "), config)}`);
+      Deno.exit(1);
+    }
   } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
+    if (!(e instanceof ConfigError) && !(e instanceof RangeError)) throw e;
     console.error(`chat: ${e.message}`);
     Deno.exit(1);
   }
@@ -51,15 +70,33 @@ if (import.meta.main) {
 
   // Signal listeners come first: a stop signal during start-up ends the start-up, not the process
   // with the signal's default action (143) while the history writer may be half-started.
-  const stopper: { stop?: (code: number) => void; early?: boolean } = {};
-  const onSignal = () => stopper.stop ? stopper.stop(0) : (stopper.early = true);
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const stopper: { stop?: (code: number) => void; early?: boolean; since?: number } = {};
+  const onSignal = (signal: Deno.Signal) => () => {
+    const now = performance.now();
+    if (stopper.since === undefined) {
+      stopper.since = now;
+      console.log(signal === "SIGINT" ? "chat: stopping; Ctrl-C again exits at once" : "chat: stopping");
+      return stopper.stop ? stopper.stop(0) : (stopper.early = true);
+    }
+    // One Ctrl-C can arrive several times: the terminal signals the whole process group, and `deno task`
+    // and `start.ts` pass it on to their child as well, within milliseconds. A person's second one
+    // comes later.
+    if (signal === "SIGINT" && now - stopper.since > REPEATED_CTRL_C_MS) {
+      console.log("chat: exiting at once (second Ctrl-C); messages not yet acked may be lost");
+      Deno.exit(130);
+    }
+  };
+  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
 
   let app;
   try {
     app = await createApp(config, { log });
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) {
+      console.error(`chat: ${notGranted(e.message.replace(/, run again with .*$/s, ""), config)}`);
+      Deno.exit(1);
+    }
     if (!(e instanceof StoreError) && !(e instanceof UnavailableError) && !(e instanceof ConfigError)) {
       throw e;
     }
@@ -110,6 +147,26 @@ if (import.meta.main) {
   });
   stopper.stop = stop;
   if (stopper.early) stop(0);
+}
+
+/** Copies of one Ctrl-C arrive within this; a later SIGINT is a person's second Ctrl-C. */
+const REPEATED_CTRL_C_MS = 250;
+
+/** What to run instead, when Deno has not granted `what`: the command that grants exactly the settings' needs. */
+function notGranted(what: string, config: Config): string {
+  const grants = grantsFor(config);
+  if (Deno.build.standalone) {
+    return `this binary was not compiled with ${what}. Compile it with ${
+      shellWords(["deno", "compile", ...denoRunFlags({ ...grants, read: grants.named.map((n) => n.path) })])
+    } --include static --include lib/store_writer.ts --include lib/redis/lua --output dist/chat main.ts`;
+  }
+  return `Deno has not granted ${what}. Start it with\n\n    ${
+    shellWords(["deno", "task", "start", ...Deno.args])
+  }\n\nwhich grants exactly what these settings need; or, from the project folder,\n\n    ${
+    shellWords(["deno", "run", ...denoRunFlags(grants), "main.ts", ...Deno.args])
+  }\n\n(${OWN_READS.join(", ")}: the page, the history writer and the Redis scripts; ${
+    ENV_READS.join(", ")
+  }: the settings' variables)`;
 }
 
 /** The start-up line: where to open the page, what it listens on and where history goes. */

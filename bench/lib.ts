@@ -8,6 +8,8 @@
  * that process group (SIGKILL after a grace period). Nothing is ever stopped by name.
  * @module
  */
+import { resolveConfig } from "../lib/config.ts";
+import { denoRunFlags, grantsFor } from "../lib/permissions.ts";
 
 /** `bench/` with a trailing slash. */
 export const BENCH_DIR = new URL(".", import.meta.url).pathname;
@@ -296,39 +298,19 @@ export interface ServerSpec {
 
 const deno = Deno.execPath();
 
-/** The permission flags of the brief, used when deno.json's `start` task cannot be read. */
-const FALLBACK_FLAGS = ["--allow-net", "--allow-read=static,data", "--allow-write=data", "--allow-env"];
-
 /**
- * The permission flags our server runs with: those of `deno task start` in deno.json (so the bench
- * starts the server as production does and sees what those permissions break), with `data` replaced
- * by the run's temp data directory, plus `extraRead` (see `--server-read`).
+ * The permission flags our server runs with: those `deno task start` grants (`lib/permissions.ts`, so the
+ * bench starts the server as production does and sees what those permissions break) for the run's temp
+ * data directory, plus `extraRead` (see `--server-read`).
  */
 export function serverFlags(dataDir: string, extraRead: string[] = []): { flags: string[]; from: string } {
-  let toks: string[] = [];
-  let from = "deno.json tasks.start";
-  try {
-    const cfg = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
-    toks = String(cfg.tasks?.start ?? "").trim().split(/\s+/);
-    const i = toks.indexOf("run"), j = toks.indexOf("main.ts");
-    toks = i >= 0 && j > i ? toks.slice(i + 1, j) : [];
-    if (!toks.length || toks.some((t) => !t.startsWith("--allow-"))) toks = [];
-  } catch {
-    toks = [];
-  }
-  if (!toks.length) {
-    toks = FALLBACK_FLAGS;
-    from = "built-in (deno.json tasks.start not usable)";
-  }
-  const swap = (list: string) => list.split(",").map((x) => (x === "data" || x === "./data" ? dataDir : x));
-  let flags = toks.map((t) => {
-    const m = /^(--allow-(?:read|write))=(.*)$/.exec(t);
-    return m ? `${m[1]}=${swap(m[2]).join(",")}` : t;
-  });
-  if (extraRead.length) {
-    flags = flags.map((t) => (t.startsWith("--allow-read=") ? `${t},${extraRead.join(",")}` : t));
-  }
-  return { flags, from };
+  const flags = denoRunFlags(grantsFor(resolveConfig({ dataDir })));
+  return {
+    flags: flags.map((t) =>
+      t.startsWith("--allow-read=") && extraRead.length ? `${t},${extraRead.join(",")}` : t
+    ),
+    from: "lib/permissions.ts, as deno task start",
+  };
 }
 
 /** Extra paths for our server's --allow-read (run.ts `--server-read`). */

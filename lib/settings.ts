@@ -32,6 +32,8 @@ interface IntSpec extends Common {
 interface BoolSpec extends Common {
   kind: "bool";
   default: boolean;
+  /** A `deno run` flag the server needs when this is on; `deno task start` adds it (`permissions.ts`). */
+  denoFlag?: string;
 }
 interface StringSpec extends Common {
   kind: "string";
@@ -40,8 +42,15 @@ interface StringSpec extends Common {
   pattern?: { re: RegExp; says: string };
   /** Never quoted in messages: they end up in logs. */
   secret?: boolean;
+  /** What `--help` shows the flag takes, e.g. `url`: `--redis <url>`; `text` (or `path`) when absent. */
+  value?: string;
   /** What the empty default means, for the README: `(none: <none>)`. */
   none?: string;
+  /**
+   * A file or directory the server opens: `deno task start` grants read (and write) access to exactly
+   * the value given (`permissions.ts`), and `--help` says so.
+   */
+  path?: "read" | "read-write";
 }
 /** A comma-separated list of `http(s)://host[:port]`, normalized as browsers send them. */
 interface OriginsSpec extends Common {
@@ -73,6 +82,7 @@ export const TABLE = {
       flag: "hostname",
       env: "HOST",
       kind: "string",
+      value: "address",
       default: "0.0.0.0",
       help: "address to listen on",
     },
@@ -81,6 +91,7 @@ export const TABLE = {
       env: "CHAT_DATA_DIR",
       kind: "string",
       default: "./data",
+      path: "read-write",
       help: "history directory",
     },
     store: {
@@ -136,6 +147,7 @@ export const TABLE = {
       flag: "metrics-token",
       env: "CHAT_METRICS_TOKEN",
       kind: "string",
+      value: "token",
       default: "",
       none: "`/metrics` open",
       secret: true,
@@ -151,6 +163,7 @@ export const TABLE = {
       flag: "redis",
       env: "REDIS_URL",
       kind: "string",
+      value: "url",
       default: "",
       none: "embedded store",
       secret: true,
@@ -205,6 +218,7 @@ export const TABLE = {
       flag: "jwt-secret",
       env: "CHAT_JWT_SECRET",
       kind: "string",
+      value: "secret",
       default: "",
       secret: true,
       help:
@@ -216,13 +230,14 @@ export const TABLE = {
       env: "CHAT_JWT_PUBLIC_KEY",
       kind: "string",
       default: "",
-      help:
-        "path of a PEM public key (RSA, P-256, Ed25519) or a JWKS file: RS256, ES256, EdDSA tokens (add it to `--allow-read`)",
+      path: "read",
+      help: "path of a PEM public key (RSA, P-256, Ed25519) or a JWKS file: RS256, ES256, EdDSA tokens",
     },
     jwtAudience: {
       flag: "jwt-audience",
       env: "CHAT_JWT_AUDIENCE",
       kind: "string",
+      value: "aud",
       default: "",
       none: "not checked",
       help: "the `aud` a token must carry",
@@ -231,6 +246,7 @@ export const TABLE = {
       flag: "jwt-issuer",
       env: "CHAT_JWT_ISSUER",
       kind: "string",
+      value: "iss",
       default: "",
       none: "not checked",
       help: "the `iss` a token must carry",
@@ -515,6 +531,7 @@ export const TABLE = {
       flag: "api-key",
       env: "CHAT_API_KEYS",
       kind: "string",
+      value: "keys",
       default: "",
       none: "`/api/` is off",
       secret: true,
@@ -696,6 +713,7 @@ export const TABLE = {
       env: "CHAT_REUSE_PORT",
       kind: "bool",
       default: false,
+      denoFlag: "--unstable-net",
       help:
         "share the port with other processes, e.g. several on Redis (SO_REUSEPORT; needs `deno run --unstable-net`)",
     },

@@ -28,18 +28,86 @@ function shownDefault(s: Setting, markdown: boolean): string {
   return markdown && none !== undefined ? `(none: ${none})` : "(none)";
 }
 
-/** The `--help` text: every setting by section, with its environment variable and default with unit. */
+/** `--help` fits an 100-column terminal. */
+const HELP_WIDTH = 100;
+
+/** `text` in lines of at most `width` characters (a longer word stays whole), each after `indent`. */
+function wrapped(text: string, indent: string, width: number): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.map((l) => indent + l).join("\n");
+}
+
+/** What a setting's flag takes, as `--help` shows it after the flag. */
+function valueOf(s: Setting): string {
+  switch (s.kind) {
+    case "bool":
+      return "[=on|off]";
+    case "choice":
+      return ` ${s.choices.join("|")}`;
+    case "origins":
+      return " <origins>";
+    case "string":
+      return ` <${s.value ?? (s.path !== undefined ? "path" : "text")}>`;
+    case "int": {
+      const unit = s.unit === undefined ? "n" : {
+        ms: "ms",
+        s: "seconds",
+        days: "days",
+        bytes: "bytes",
+        chars: "chars",
+        "/s": "n per second",
+      }[s.unit];
+      return ` <${unit}>`;
+    }
+  }
+}
+
+/** What `deno task start` grants or adds for a setting, for `--help`. */
+function grantOf(s: Setting): string {
+  if (s.kind === "string" && s.path !== undefined) {
+    return ` Granted by deno task start: ${s.path === "read" ? "read" : "read and write"} access to it.`;
+  }
+  if (s.kind === "bool" && s.denoFlag !== undefined) return ` When on, deno task start adds ${s.denoFlag}.`;
+  return "";
+}
+
+/**
+ * The `--help` text: every setting by section (the README's), each with what its flag takes, its
+ * environment variable, its meaning, its default and the permission `deno task start` grants for it.
+ */
 export function helpText(): string {
   const groups = Object.entries(SECTIONS).map(([section, title]) => {
-    const rows = SETTINGS.filter((s) => s.section === section).map((s) =>
-      `  --${s.flag.padEnd(26)} ${s.env.padEnd(31)} ${s.help.replaceAll("`", "")} [${shownDefault(s, false)}]`
-    );
+    const rows = SETTINGS.filter((s) => s.section === section).map((s) => {
+      const flag = `--${s.flag}${valueOf(s)}`;
+      const text = `${s.help}. Default: ${shownDefault(s, true)}.${grantOf(s)}`.replaceAll("`", "");
+      return `  ${flag.padEnd(36)} ${s.env}\n${wrapped(text, "      ", HELP_WIDTH)}`;
+    });
     return `${title}:\n${rows.join("\n")}`;
   });
-  return `Usage: chat [options]\n\nOptions (flag, environment variable, meaning [default]); a flag wins over ` +
-    `its variable:\n\n${
-      groups.join("\n\n")
-    }\n\n  --help\n  --version                    print the release and exit\n`;
+  return [
+    "Usage: deno task start [options]",
+    "       (or a binary from deno task compile: ./dist/chat [options])",
+    "",
+    "Each option is also the environment variable after it; a flag wins over its variable.",
+    "deno task start runs the server with only the permissions its settings need: the network, the",
+    "settings' variables (PORT, HOST, REDIS_*, CHAT_*), reading the page and its own scripts (static,",
+    "lib/store_writer.ts, lib/redis/lua), and what is said below for a setting that names a path",
+    "or needs a flag of Deno.",
+    "",
+    groups.join("\n\n"),
+    "",
+    `  ${"-h, --help".padEnd(36)} this text`,
+    `  ${"-V, --version".padEnd(36)} print the release and exit`,
+    "",
+  ].join("\n");
 }
 
 /** One section's settings as a Markdown table, aligned the way `deno fmt` aligns it. */

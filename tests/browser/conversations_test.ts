@@ -6,12 +6,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Page } from "puppeteer-core";
 import {
   browserMissing,
   launchBrowser,
   messageTexts,
   openChat,
+  type Page,
   type PageProblems,
   say,
   type TestBrowser,

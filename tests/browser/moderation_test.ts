@@ -6,13 +6,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Page } from "puppeteer-core";
 import { SignJWT } from "jose";
 import {
   browserMissing,
   launchBrowser,
   messageTexts,
   openChat,
+  type Page,
   pendingTexts,
   say,
   type TestBrowser,

@@ -6,11 +6,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Page } from "puppeteer-core";
 import {
   browserMissing,
   launchBrowser,
   openChat,
+  type Page,
   say,
   waitMessage,
   waitState,

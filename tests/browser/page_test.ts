@@ -4,13 +4,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Page } from "puppeteer-core";
 import {
   browserMissing,
   launchBrowser,
   memberNames,
   messageTexts,
   openChat,
+  type Page,
   pendingTexts,
   say,
   waitMessage,

@@ -3,7 +3,12 @@
  * profile, opens chat pages, and waits on the page's DOM.
  * @module
  */
-import puppeteer, { type Browser, type BrowserContext, type Page } from "puppeteer-core";
+// By full specifier, not through deno.json's imports: whatever those list, `deno task start` downloads
+// (puppeteer-core brings about 80 packages), and the server has no use for a browser.
+// deno-lint-ignore no-import-prefix
+import puppeteer, { type Browser, type BrowserContext, type Page } from "npm:puppeteer-core@24.16.0";
+
+export type { Page };
 
 /** Where Debian (and CI) install Chromium. */
 export const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";

@@ -3,6 +3,8 @@
  * @module
  */
 
+import { ENV_READS, OWN_READS } from "../../lib/permissions.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** A server process started from `main.ts`. */
@@ -15,14 +17,17 @@ export interface ServerProcess {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** The Deno permissions `deno task start` grants, so the tests also check least privilege. */
+/**
+ * The Deno permissions `deno task start` grants for a data directory (`lib/permissions.ts`), so the tests
+ * also check least privilege; flags such as `--unstable-net` are the test's to add.
+ */
 function permissions(dataDir: string): string[] {
   const root = new URL("../..", import.meta.url).pathname;
   return [
     "--allow-net",
-    `--allow-read=${root}static,${root}lib/store_writer.ts,${root}lib/redis/lua,${dataDir}`,
+    `--allow-read=${[...OWN_READS.map((p) => `${root}${p}`), dataDir].join(",")}`,
     `--allow-write=${dataDir}`,
-    "--allow-env=PORT,HOST,REDIS_*,CHAT_*",
+    `--allow-env=${ENV_READS.join(",")}`,
   ];
 }
 

@@ -25,5 +25,5 @@ Deno.test("main.ts --help lists --version", async () => {
     signal: AbortSignal.timeout(60_000),
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  assert.match(new TextDecoder().decode(out.stdout), /^ {2}--version +print the release and exit$/m);
+  assert.match(new TextDecoder().decode(out.stdout), /^ {2}-V, --version +print the release and exit$/m);
 });

@@ -27,7 +27,6 @@ const FOREIGN: Record<string, readonly string[]> = {
     "allow-env",
     "allow-net",
     "allow-read",
-    "allow-write",
     "cached-only",
     "entrypoint",
     "filter",

@@ -74,7 +74,10 @@ Deno.test("helpText() lists every setting with its environment variable and defa
 
 Deno.test("--metrics-token is off by default and takes only what a bearer token can hold", () => {
   assert.equal(resolveConfig().metricsToken, "");
-  assert.match(helpText(), /--metrics-token +CHAT_METRICS_TOKEN .*\[\(none\)\]/);
+  assert.match(
+    helpText().replace(/\s+/g, " "),
+    /--metrics-token <token> CHAT_METRICS_TOKEN [^-]*Default: \(none: \/metrics open\)/,
+  );
   const env = (v: string) => (n: string) => n === "CHAT_METRICS_TOKEN" ? v : undefined;
   assert.equal(configFromArgs([], env("abc.DEF_123-~+/=")).metricsToken, "abc.DEF_123-~+/=");
   assert.throws(() => configFromArgs([], env("has space")), (e: Error) => {
@@ -324,16 +327,50 @@ Deno.test("settingsFor() gives a component its settings with durations in millis
 
 Deno.test("helpText() shows each setting's default with its unit, by section", () => {
   const text = helpText();
-  const line = (flag: string) => text.split("\n").find((l) => l.startsWith(`  --${flag} `)) ?? "";
-  assert.match(line("name-hold"), /CHAT_NAME_HOLD +seconds a name .*\[60 s\]$/);
-  assert.match(line("presence-ttl"), /\[15000 ms\]$/);
-  assert.match(line("retain-days"), /\[30 days\]$/);
-  assert.match(line("max-frame-bytes"), /\[65536 bytes\]$/);
-  assert.match(line("messages-per-second"), /\[10\/s\]$/);
-  assert.match(line("reuse-port"), /\[off\]$/);
-  assert.match(line("store"), /sqlite \(durable\) or memory \(lost on restart\) \[sqlite\]$/, "no Markdown");
+  // A setting is its flag line, then its meaning, indented, up to the next flag.
+  const entry = (flag: string) =>
+    text.split(/\n(?= {2}-)/).find((e) => e.startsWith(`  --${flag} `) || e.startsWith(`  --${flag}[`))
+      ?.replace(/\s+/g, " ") ?? "";
+  assert.match(entry("name-hold"), /CHAT_NAME_HOLD seconds a name .* Default: 60 s\.$/);
+  assert.match(entry("presence-ttl"), /Default: 15000 ms\.$/);
+  assert.match(entry("retain-days"), /Default: 30 days\.$/);
+  assert.match(entry("max-frame-bytes"), /Default: 65536 bytes\.$/);
+  assert.match(entry("messages-per-second"), /Default: 10\/s\.$/);
+  assert.match(entry("reuse-port"), /Default: off\./);
+  assert.match(
+    entry("store"),
+    /sqlite \(durable\) or memory \(lost on restart\)\. Default: sqlite\.$/,
+    "no Markdown",
+  );
   assert.ok(text.indexOf("Server:") < text.indexOf("Signed identities:"));
   assert.ok(text.indexOf("Signed identities:") < text.indexOf("Limits:"));
+});
+
+Deno.test("helpText() says what each flag takes: a choice's values, a unit, a path", () => {
+  const text = helpText();
+  assert.match(text, /^Usage: deno task start \[options\]/);
+  assert.match(text, /\n {2}--log debug\|info\|warn\|error +CHAT_LOG\n/);
+  assert.match(text, /\n {2}--guests on\|off\|auto +CHAT_GUESTS\n/);
+  assert.match(text, /\n {2}--idle-timeout <seconds> +CHAT_IDLE_TIMEOUT\n/);
+  assert.match(text, /\n {2}--data-dir <path> +CHAT_DATA_DIR\n/);
+  assert.match(text, /\n {2}--reuse-port\[=on\|off\] +CHAT_REUSE_PORT\n/);
+  for (const line of text.split("\n")) assert.ok(line.length <= 100, `longer than 100 columns: ${line}`);
+});
+
+Deno.test("helpText() names the permission or Deno flag deno task start adds for a setting", () => {
+  const text = helpText().replace(/\s+/g, " ");
+  assert.match(
+    text,
+    /--data-dir <path> CHAT_DATA_DIR [^-]*Granted by deno task start: read and write access to it\./,
+  );
+  assert.match(
+    text,
+    /--jwt-public-key <path> CHAT_JWT_PUBLIC_KEY [^]*?Granted by deno task start: read access/,
+  );
+  assert.match(
+    text,
+    /--reuse-port\[=on\|off\] CHAT_REUSE_PORT .* When on, deno task start adds --unstable-net\./,
+  );
 });
 
 Deno.test("the README's settings tables are exactly the ones generated from the settings table", () => {
