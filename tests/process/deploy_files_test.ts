@@ -5,6 +5,7 @@
  * copies, with its health check asked before and after a stop. No image is built (no Docker daemon).
  * @module
  */
+import { denoRunFlags, grantsFor } from "../../lib/permissions.ts";
 import assert from "node:assert/strict";
 import { configFromArgs, DEFAULTS, SETTINGS } from "../../lib/config.ts";
 import { docSnippet } from "../helpers/cluster.ts";
@@ -42,31 +43,29 @@ function serviceValue(unit: Map<string, [string, string][]>, key: string): strin
   return values[0];
 }
 
-/** `deno task start`'s deno flags (the permissions), from deno.json. */
-function startTaskFlags(): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(new URL("deno.json", ROOT))).tasks;
-  const words = tasks.start.split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "run"]);
-  assert.equal(words.at(-1), "main.ts");
-  return words.slice(2, -1);
-}
-
 /**
- * A `deno run ... main.ts <args>` command split at main.ts: its deno flags must be the start task's
- * permissions plus `--cached-only` (never fetch code at start), and its args must be settings.
+ * A `deno run ... main.ts <args>` command split at main.ts: its deno flags must be exactly the
+ * permissions `deno task start` grants for those settings (`lib/permissions.ts`, as `start.ts` does)
+ * plus `--cached-only` (never fetch code at start), and its args must be settings.
  */
-function checkRunCommand(words: string[], where: string): string[] {
+function checkRunCommand(
+  words: string[],
+  where: string,
+  env: (name: string) => string | undefined,
+): string[] {
   assert.equal(words[0], "run", `${where} runs deno run`);
   const main = words.indexOf("main.ts");
   assert.ok(main > 0, `${where} runs main.ts`);
   const denoFlags = words.slice(1, main);
+  const args = words.slice(main + 1);
+  const config = configFromArgs(args.map((a) => a.replace("%i", "8001")), env);
   assert.deepEqual(
     denoFlags.filter((f) => f !== "--cached-only"),
-    startTaskFlags(),
-    `${where}: the permissions of deno task start`,
+    denoRunFlags(grantsFor(config)),
+    `${where}: the permissions deno task start grants for these settings`,
   );
   assert.ok(denoFlags.includes("--cached-only"), `${where} never fetches code at start (--cached-only)`);
-  return words.slice(main + 1);
+  return args;
 }
 
 Deno.test("deploy/chat@.service: systemd-analyze verify has nothing to say about it", async (t) => {
@@ -105,11 +104,17 @@ Deno.test("deploy/chat@.service: systemd-analyze verify has nothing to say about
   }
 });
 
-Deno.test("deploy/chat@.service: runs the page's instance command with the start task's permissions, hardened", () => {
+Deno.test("deploy/chat@.service: runs the page's instance command with the permissions deno task start grants it, hardened", () => {
   const unit = parseUnit(Deno.readTextFileSync(UNIT));
   const exec = serviceValue(unit, "ExecStart").split(/\s+/);
   assert.match(exec[0], /^\/.*\/deno$/, "ExecStart names deno by its absolute path");
-  const args = checkRunCommand(exec.slice(1), "ExecStart");
+  const unitEnv = new Map(
+    (unit.get("Service") ?? []).filter(([k]) => k === "Environment").map(([, v]) => {
+      const [name, ...value] = v.split("=");
+      return [name, value.join("=")] as [string, string];
+    }),
+  );
+  const args = checkRunCommand(exec.slice(1), "ExecStart", (n) => unitEnv.get(n));
 
   // The instance command of docs/deploy.md, its port the unit's instance name (chat@8001).
   const page = docSnippet("instance").trim().split(/\s+/).slice(3);
@@ -171,13 +176,13 @@ function dockerfile() {
   return { ins, from: one("FROM"), cmd, health: JSON.parse(health[1]) as string[], copied, one };
 }
 
-Deno.test("deploy/Dockerfile: the official Deno image of this Deno, a non-root user, the start task's permissions, a health check on /healthz", () => {
+Deno.test("deploy/Dockerfile: the official Deno image of this Deno, a non-root user, the permissions deno task start grants, a health check on /healthz", () => {
   const d = dockerfile();
   assert.equal(d.from, `denoland/deno:${Deno.version.deno}`);
   // The last USER before CMD is the one the server runs as.
   const users = d.ins.filter((i) => i.op === "USER").map((i) => i.arg);
   assert.ok(users.length > 0 && !["root", "0"].includes(users.at(-1)!), `runs as ${users.at(-1)}`);
-  const args = checkRunCommand(d.cmd, "CMD");
+  const args = checkRunCommand(d.cmd, "CMD", () => undefined);
   configFromArgs(args, () => undefined);
   assert.deepEqual(d.health.slice(0, 2), ["deno", "eval"]);
   assert.match(d.health[2], /\/healthz`/);
