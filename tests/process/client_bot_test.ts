@@ -107,3 +107,10 @@ Deno.test({
 
 Deno.test("examples/bot.mjs under Deno answers !ping with pong and reconnects after a server restart", () =>
   scenario(Deno.execPath(), ["run", "--quiet", "--no-lock", "--allow-net=127.0.0.1"]));
+
+Deno.test("README's Use from code shows examples/bot.mjs as it is", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const section = readme.split(/^## Use from code$/m)[1]?.split(/^## /m)[0] ?? "";
+  const shown = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.equal(shown, await Deno.readTextFile(BOT));
+});
