@@ -7,14 +7,11 @@ import { ChatClient } from "../static/chat-client.js";
 const [url = "ws://127.0.0.1:8000/ws", room = "lobby", name = "pingbot"] = process.argv.slice(2);
 // storage: null keeps no identity between runs; backoff: a bot may retry sooner than a page would.
 const bot = new ChatClient({ url, name, rooms: [room], storage: null, backoff: { maxMs: 5000 } });
-/** @param {Event} e */
-const detail = (e) => /** @type {CustomEvent} */ (e).detail;
 
-bot.addEventListener("welcome", (e) => console.log(`live as ${detail(e).name}`));
-bot.addEventListener("joined", (e) => console.log(`joined ${detail(e).room}`));
-bot.addEventListener("servererror", (e) => console.error(`refused: ${detail(e).message}`));
-bot.addEventListener("message", (e) => {
-  const { room, message } = detail(e);
+bot.on("welcome", (d) => console.log(`live as ${d.name}`));
+bot.on("joined", (d) => console.log(`joined ${d.room}`));
+bot.on("servererror", (d) => console.error(`refused: ${d.message}`));
+bot.on("message", ({ room, message }) => {
   if (room && !bot.isMe(message.from) && message.text.trim() === "!ping") bot.send({ room, text: "pong" });
 });
 bot.start();
