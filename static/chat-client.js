@@ -30,3 +30,4 @@ export { MAX_TOPIC_CHARS } from "./shared/rooms.js";
 /** @typedef {import("./client/types.js").Limits} Limits */
 /** @typedef {import("./client/types.js").BackoffOptions} BackoffOptions */
 /** @typedef {import("./client/types.js").ChatClientOptions} ChatClientOptions */
+/** @typedef {import("./client/types.js").ChatClientEvents} ChatClientEvents */

@@ -16,6 +16,7 @@ import { Persisted } from "./storage.js";
 import { Typing } from "./typing.js";
 
 /** @typedef {import("./types.js").ChatClientOptions} ChatClientOptions */
+/** @typedef {import("./types.js").ChatClientEvents} ChatClientEvents */
 /** @typedef {import("./types.js").Context} Context */
 /** @typedef {import("./types.js").DirectMessage} DirectMessage */
 /** @typedef {import("./types.js").Limits} Limits */
@@ -36,7 +37,7 @@ const DEFAULT_LIMITS = Object.freeze({
 });
 
 /**
- * The client. Events (all `CustomEvent`s, details in brackets):
+ * The client. Events (all `CustomEvent`s, details in brackets; {@link ChatClient.on} gives them typed):
  * - `state` {state}: connection state changed (see {@link ChatClient.state}, {@link ChatClient.retryAt})
  * - `welcome` {name, notice?}: connected (and after every reconnect)
  * - `rooms` {}: the set of rooms changed
@@ -167,6 +168,21 @@ export class ChatClient extends EventTarget {
   /** Whether the connection is up and welcomed. */
   get live() {
     return this.state === "live";
+  }
+
+  /**
+   * Calls `listener` with the detail of every `type` event, typed ({@link ChatClientEvents}); the same
+   * events as `addEventListener`, without the cast.
+   * @template {keyof ChatClientEvents} K
+   * @param {K} type
+   * @param {(detail: ChatClientEvents[K]) => void} listener
+   * @returns {() => void} removes the listener
+   */
+  on(type, listener) {
+    /** @param {Event} e */
+    const handler = (e) => listener(/** @type {CustomEvent<ChatClientEvents[K]>} */ (e).detail);
+    this.addEventListener(type, handler);
+    return () => this.removeEventListener(type, handler);
   }
 
   /** Connects (and keeps reconnecting until {@link stop}). */

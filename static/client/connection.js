@@ -265,7 +265,9 @@ export class Connection {
     };
     // Not in the URL: a query string ends up in logs, a frame does not.
     if (token !== undefined) ws.onopen = () => this.send({ type: "auth", token });
-    ws.onerror = () => {/* a close event follows */};
+    // Browsers and Deno follow an error with a close event; Node 20's WebSocket does not when the
+    // connection is refused, so the error itself ends this socket (a later close is ignored).
+    ws.onerror = () => this.#closed(ws, 1006);
     ws.onclose = (e) => this.#closed(ws, e?.code);
   }
 

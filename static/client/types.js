@@ -116,6 +116,32 @@
  */
 
 /**
+ * @typedef {object} ChatClientEvents The `detail` of each event a `ChatClient` dispatches, by event type
+ * (what {@link import("./client.js").ChatClient.on} hands its listener).
+ * @property {{ state: ConnState }} state
+ * @property {{ name: string, notice?: string }} welcome
+ * @property {{}} rooms
+ * @property {{ room: string, added: RoomMessage[], reset: boolean }} joined
+ * @property {{ room: string, peer?: undefined, message: RoomMessage }
+ *   | { room?: undefined, peer: string, message: DirectMessage }} message
+ * @property {{ room: string, added: RoomMessage[] } | { room?: undefined, peer: string }} history
+ * @property {{ room: string }} members
+ * @property {{ room: string }} typing
+ * @property {{ old: string, name: string }} nick
+ * @property {{}} outbox
+ * @property {{ code: string, message: string, item?: OutboxItem }} servererror
+ * @property {{ message: string }} notice
+ * @property {{ exp: number, name: string, role: string, uid: string }} authed
+ * @property {{ room: string, message: RoomMessage }} changed
+ * @property {{ room: string, seq: number, message: RoomMessage }} reactions
+ * @property {{ room: string, line: ModerationLine }} moderation
+ * @property {{ room: string }} rules
+ * @property {{ room: string }} standing
+ * @property {{}} conversations
+ * @property {{ room: string } | { peer: string }} read
+ */
+
+/**
  * @typedef {object} Context What the parts of one client share: the client's public state, the wire
  * and the events, and each other (each part owns its own state; they call each other's methods only).
  * @property {import("./client.js").ChatClient} client rooms, directs, me, limits, live, isMe, moderates

@@ -183,6 +183,43 @@ Deno.test("a frame holding several lines is split into its messages", async () =
   await client.stop();
 });
 
+Deno.test("ChatClient reconnects after a refused connection that fires only an error event (Node 20)", async () => {
+  // Node 20's WebSocket reports a refused connection with `error` and never with `close`.
+  const { sockets, FakeSocket } = fakeSockets();
+  const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });
+  client.start();
+  sockets[0].onerror?.();
+  assert.equal(client.state, "reconnecting");
+  await until(() => sockets.length === 2, "a second attempt");
+  // The first socket's late close (where the runtime sends one) changes nothing.
+  const state = client.state;
+  sockets[0].onclose?.();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(sockets.length, 2);
+  assert.equal(client.state, state);
+  await client.stop();
+});
+
+Deno.test("ChatClient.on() hands the listener each event's detail until the returned function removes it", async () => {
+  const { sockets, FakeSocket } = fakeSockets();
+  const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });
+  const got: string[] = [];
+  const off = client.on("message", (d) => got.push(`${d.room}:${d.message.text}`));
+  client.start();
+  const ws = sockets[0];
+  ws.readyState = 1;
+  ws.receive(
+    { type: "welcome", id: 1, name: "alice", token: "t".repeat(22), rooms: [], limits: {}, version: 1 },
+    { type: "joined", room: "lobby", members: ["alice"], messages: [], lastSeq: 0, truncated: false },
+    { type: "message", room: "lobby", seq: 1, from: "bob", text: "one", ts: 1 },
+  );
+  off();
+  ws.receive({ type: "message", room: "lobby", seq: 2, from: "bob", text: "two", ts: 2 });
+  assert.deepEqual(got, ["lobby:one"]);
+  assert.deepEqual(texts(client), ["one", "two"]);
+  await client.stop();
+});
+
 Deno.test("the slow-mode wait and the end of a mute come from the error's fields, not its sentence", async () => {
   const { sockets, FakeSocket } = fakeSockets();
   const { client } = makeClient("ws://fake/ws", { WebSocket: FakeSocket as unknown as typeof WebSocket });

@@ -35,6 +35,7 @@ const FOREIGN: Record<string, readonly string[]> = {
     "unstable-net",
   ],
   systemctl: ["now"],
+  node: ["experimental-websocket"],
   npx: ["yes"],
   "redis-server": ["appendonly"],
   "redis-cli": ["cluster", "cluster-replicas"],
