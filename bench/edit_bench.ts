@@ -20,7 +20,8 @@
  */
 import { parseArgs } from "node:util";
 import { createClient } from "@redis/client";
-import { type Draft, EmbeddedEngine, type Engine } from "../lib/engine.ts";
+import type { Draft, Engine } from "../lib/engine.ts";
+import { EmbeddedEngine } from "../lib/engine_embedded.ts";
 import { RedisEngine } from "../lib/engine_redis.ts";
 import { createLogger } from "../lib/log.ts";
 import { SqliteStore } from "../lib/store_sqlite.ts";

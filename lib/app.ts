@@ -8,7 +8,8 @@ import { createVerifier, looksLikeJwt, readKeyFile, type Verifier } from "./auth
 import { createApi } from "./api.ts";
 import { Chat } from "./chat.ts";
 import { BearerSecrets } from "./limits.ts";
-import { EmbeddedEngine, type Engine } from "./engine.ts";
+import type { Engine } from "./engine.ts";
+import { EmbeddedEngine } from "./engine_embedded.ts";
 import { RedisEngine } from "./engine_redis.ts";
 import type { Sharing } from "./sharing.ts";
 import { type Config, guestsAllowed, settingsFor } from "./config.ts";

@@ -30,7 +30,6 @@ import {
   type ChangeResult,
   type ChangesPage,
   type ConversationEntry,
-  DEFAULT_AUDIT_RETAIN,
   type Draft,
   type Engine,
   type EngineEvents,
@@ -46,6 +45,7 @@ import {
   type RoomChange,
   type RoomRules,
 } from "./engine.ts";
+import { DEFAULT_AUDIT_RETAIN } from "./engine_embedded.ts";
 import { OncePer } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";

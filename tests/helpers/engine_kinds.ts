@@ -4,7 +4,8 @@
  * engine per test, so one test reads the same on every backend.
  * @module
  */
-import { EmbeddedEngine, type Engine } from "../../lib/engine.ts";
+import type { Engine } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { RedisEngine } from "../../lib/engine_redis.ts";
 import { createLogger } from "../../lib/log.ts";
 import { MemoryStore } from "../../lib/store.ts";

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { faultyStore, type Msg, startServer, TestClient } from "../helpers/test_server.ts";
-import { EmbeddedEngine, type Engine, type EngineEvents } from "../../lib/engine.ts";
+import type { Engine, EngineEvents } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { MemoryStore } from "../../lib/store.ts";
 import {
   backoffDelay,

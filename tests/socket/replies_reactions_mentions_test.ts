@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { EmbeddedEngine, type Engine } from "../../lib/engine.ts";
+import type { Engine } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { RedisEngine } from "../../lib/engine_redis.ts";
 import { createLogger } from "../../lib/log.ts";
 import { MemoryStore } from "../../lib/store.ts";

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { createClient } from "@redis/client";
-import { type Draft, EmbeddedEngine, type Engine } from "../../lib/engine.ts";
+import type { Draft, Engine } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { SqliteStore } from "../../lib/store_sqlite.ts";
 import { connectRedisEngine } from "../helpers/engine_kinds.ts";
 import { commandCalls, redisMissing, startRedis } from "../helpers/redis.ts";

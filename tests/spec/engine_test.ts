@@ -1,6 +1,7 @@
 /** The engine boundary: the embedded engine's numbering and de-duplication, and the join seam. */
 import assert from "node:assert/strict";
-import { type Draft, EmbeddedEngine, type Engine, type HistoryPage } from "../../lib/engine.ts";
+import type { Draft, Engine, HistoryPage } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import type { ChatMessage } from "../../lib/protocol.ts";
 import { MemoryStore } from "../../lib/store.ts";
 import { faultyStore, type Msg, startServer, TestClient } from "../helpers/test_server.ts";

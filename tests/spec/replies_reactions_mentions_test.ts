@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { type Draft, EmbeddedEngine, type Engine, type ReactionCaps } from "../../lib/engine.ts";
+import type { Draft, Engine, ReactionCaps } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import type { ChatMessage } from "../../lib/protocol.ts";
 import { SqliteStore } from "../../lib/store_sqlite.ts";
 import { sharingOf } from "../../lib/app.ts";

@@ -12,12 +12,12 @@ import {
   type AuditEntry,
   DEFAULT_RULES,
   type Draft,
-  EmbeddedEngine,
   type Engine,
   type EngineEvents,
   type RoomChange,
   type RoomRules,
 } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import type { ChatMessage } from "../../lib/protocol.ts";
 import { SqliteStore } from "../../lib/store_sqlite.ts";
 import { sharingOf } from "../../lib/app.ts";

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { ChangeInfo, ChatMessage, RoomChange, RoomRules } from "../../lib/domain.ts";
-import { EmbeddedEngine, type EngineEvents } from "../../lib/engine.ts";
+import type { EngineEvents } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { signed, testChat } from "../helpers/chat_harness.ts";
 
 /** The embedded engine whose change events wait until the test lets them go, as a slow channel would. */

@@ -4,13 +4,8 @@
  * what it was).
  */
 import assert from "node:assert/strict";
-import {
-  type ChangeResult,
-  EmbeddedEngine,
-  type ReactResult,
-  type ReadMark,
-  UnavailableError,
-} from "../../lib/engine.ts";
+import { type ChangeResult, type ReactResult, type ReadMark, UnavailableError } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { testChat } from "../helpers/chat_harness.ts";
 
 /** The embedded engine with a read-position store out of reach (Redis down). */

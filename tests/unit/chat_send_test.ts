@@ -3,7 +3,8 @@
  * mentions, raw frames, and what a bad or too eager client gets (errors, rate limit, strikes).
  */
 import assert from "node:assert/strict";
-import { type Appended, type Draft, EmbeddedEngine, UnavailableError } from "../../lib/engine.ts";
+import { type Appended, type Draft, UnavailableError } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { CloseCode } from "../../lib/protocol.ts";
 import { SYSTEM_ACTOR } from "../../lib/moderation.ts";
 import type { Msg } from "../helpers/fake_peer.ts";

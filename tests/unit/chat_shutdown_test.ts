@@ -1,6 +1,6 @@
 /** Unit tests of `Chat` with fake connections: shutdown answers what it no longer takes, then closes 1001. */
 import assert from "node:assert/strict";
-import { EmbeddedEngine } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { SYSTEM_ACTOR } from "../../lib/moderation.ts";
 import { CloseCode } from "../../lib/protocol.ts";
 import { testChat } from "../helpers/chat_harness.ts";
