@@ -46,15 +46,15 @@ import {
   type RoomRules,
 } from "./engine.ts";
 import { DEFAULT_AUDIT_RETAIN } from "./engine_embedded.ts";
-import { OncePer } from "./limits.ts";
 import type { Logger } from "./log.ts";
 import { type ChatMessage, QUOTE_MAX_CHARS } from "./protocol.ts";
 import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
 import { checkPersistence, connectClients, RedisClients, type ReplicaWait } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
-import { AGING, convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
+import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
+import { RedisRetention } from "./redis/retention.ts";
 import { loadScripts } from "./redis/scripts.ts";
 import { RedisSharing } from "./redis/sharing.ts";
 
@@ -99,15 +99,6 @@ const AGE_CHECK_MS = 1000;
 /** Ms after a Cluster node's subscriber connected by which it has subscribed again to its channels. */
 const RESUBSCRIBED_MS = 500;
 
-/**
- * A guest who writes often has their directory entry's expiry moved (keep.lua) at most this often (ms)
- * by one process: the move is to the retention's age, so a minute late is nothing.
- */
-const KEEP_EVERY_MS = 60_000;
-
-/** Rooms prune ages in one call at most: the rest wait for the next (the chat prunes every 30 s). */
-const AGE_ROOMS_PER_PRUNE = 100;
-
 /** Mentions kept per person and room (the newest): a count shows at most this many. */
 const MENTIONS_KEPT = 1000;
 
@@ -130,8 +121,7 @@ export class RedisEngine implements Engine {
   readonly #redis: RedisClients;
   readonly #delivery: RoomDelivery;
   readonly #opts: RedisOptions;
-  /** Whose directory entry's expiry this process moved lately (see KEEP_EVERY_MS). */
-  readonly #kept = new OncePer(KEEP_EVERY_MS);
+  readonly #retention: RedisRetention;
   #closed = false;
   /** The second look after a Cluster node's subscriptions moved (see connect). */
   #resyncTimer: ReturnType<typeof setTimeout> | undefined;
@@ -140,6 +130,7 @@ export class RedisEngine implements Engine {
     this.#redis = redis;
     this.#opts = opts;
     this.#delivery = new RoomDelivery(redis, opts.log);
+    this.#retention = new RedisRetention(redis, { retainMs: opts.retainMs, log: opts.log });
     this.sharing = new RedisSharing(redis, this.#delivery, {
       presenceTtlMs: opts.presenceTtlMs ?? 15_000,
       nameHoldMs: opts.nameHoldMs ?? 60_000,
@@ -196,8 +187,7 @@ export class RedisEngine implements Engine {
     });
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
-    const kept = this.#keep(batch);
-    const aging = this.#markAging(batch);
+    const kept = this.#retention.appending(batch);
     // A conversation goes in both people's lists before its message is stored (another slot on a
     // Cluster, so not in the same script): a crash between the two leaves a listed conversation
     // without that message, never a stored message in a conversation nobody lists.
@@ -274,43 +264,8 @@ export class RedisEngine implements Engine {
         });
       });
     }));
-    await Promise.all([kept, aging]);
+    await kept;
     return out;
-  }
-
-  /**
-   * With age retention: each room of the batch is in {@link AGING} with the ts of its oldest message
-   * (LT: a later message leaves the score), so prune finds it when that one is due. Sent with the
-   * append (one command per group), so a crash cannot leave a stored message out of it.
-   */
-  #markAging(batch: readonly Draft[]): Promise<unknown> | undefined {
-    if (this.#opts.retainMs <= 0) return undefined;
-    const oldest = new Map<string, number>();
-    for (const d of batch) oldest.set(d.room, Math.min(oldest.get(d.room) ?? Infinity, d.ts));
-    const members = [...oldest].map(([value, score]) => ({ score, value }));
-    return this.#redis.run(() => this.#redis.cmd.zAdd(AGING, members, { LT: true })).catch((e) =>
-      this.#opts.log.warn("rooms not marked for retention", { error: (e as Error).message })
-    );
-  }
-
-  /**
-   * Guests who write, or are written to, stay in the directory as long as the messages may (keep.lua):
-   * the directory is in another slot than a room, so this is a script of its own, sent with the append.
-   */
-  #keep(batch: readonly Draft[]): Promise<unknown> | undefined {
-    const now = Date.now();
-    const keys = new Set<string>();
-    for (const d of batch) {
-      for (const key of [d.key, ...d.between ?? []]) {
-        if (this.#kept.due(key, now)) keys.add(key);
-      }
-    }
-    if (keys.size === 0) return undefined;
-    const until = this.#opts.retainMs > 0 ? String(now + this.#opts.retainMs) : "forever";
-    return this.#redis.script(this.#redis.scripts.keep, [...keys].map(dirKey), [until]).catch((e) => {
-      for (const key of keys) this.#kept.forget(key);
-      this.#opts.log.warn("directory entries not kept", { error: (e as Error).message });
-    });
   }
 
   async after(room: string, after: number, limit: number): Promise<HistoryPage> {
@@ -553,44 +508,9 @@ export class RedisEngine implements Engine {
     return this.#opts.auditRetain ?? DEFAULT_AUDIT_RETAIN;
   }
 
-  /**
-   * Applies age retention to idle rooms: the append script ages only
-   * the rooms written to, so a room (or a conversation) nobody writes to again is aged here, found in
-   * {@link AGING}. A conversation it empties leaves both people's lists. Guests' directory entries expire
-   * by themselves.
-   */
-  async prune(now: number): Promise<number> {
-    if (this.#opts.retainMs <= 0) return 0;
-    const minTs = now - this.#opts.retainMs;
-    const rooms = await this.#redis.run(() =>
-      this.#redis.cmd.zRangeByScore(AGING, "-inf", `(${minTs}`, {
-        LIMIT: { offset: 0, count: AGE_ROOMS_PER_PRUNE },
-      })
-    );
-    let aged = 0;
-    for (const room of rooms) {
-      const k = keys(room);
-      const [n, oldest, ...people] = await this.#redis.script(
-        this.#redis.scripts.age,
-        [k.meta, k.log, k.reads, k.rx, k.changes],
-        [String(minTs)],
-      ) as [number, string, ...string[]];
-      aged += Number(n);
-      if (oldest !== "") {
-        // Messages younger than the retention are left: the room comes back when the oldest is due.
-        await this.#redis.run(() => this.#redis.cmd.zAdd(AGING, [{ score: Number(oldest), value: room }]));
-        continue;
-      }
-      if (people.length > 0) {
-        await this.#redis.script(this.#redis.scripts.forgetConv, people.map(convsKey), [room, String(minTs)]);
-      }
-      await this.#redis.run(() => this.#redis.cmd.zRem(AGING, room));
-      // A message stored meanwhile (its mark may have come before the removal): looked at again next time.
-      if (await this.#redis.run(() => this.#redis.cmd.exists(k.log))) {
-        await this.#redis.run(() => this.#redis.cmd.zAdd(AGING, [{ score: 0, value: room }]));
-      }
-    }
-    return aged;
+  /** See {@link RedisRetention.prune}. */
+  prune(now: number): Promise<number> {
+    return this.#retention.prune(now);
   }
 
   /**
