@@ -84,6 +84,8 @@ export class TestClient {
       this.ws.addEventListener("open", () => resolve(), { once: true });
       this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
     });
+    // A refused connection rejects `opened`; one nobody awaits must not end the test run.
+    this.opened.catch(() => {});
     this.closed = new Promise((resolve) =>
       this.ws.addEventListener("close", (e) => resolve(e), { once: true })
     );
@@ -100,6 +102,7 @@ export class TestClient {
   /** Connects to `/ws` with the query `q` and waits for `welcome`. */
   static async connect(server: TestServer, q: Record<string, string> = {}): Promise<TestClient> {
     const c = new TestClient(`${server.wsUrl}?${new URLSearchParams(q)}`);
+    await c.opened;
     await c.next("welcome");
     // The first room's history is read asynchronously: wait until its joined is here (not taking
     // it), so that what the test sends next is live for this client on every engine.
