@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { type Actor, SYSTEM_ACTOR } from "./moderation.ts";
 import {
   MAX_SANCTION_SECONDS,
+  normalizeDisplay,
   normalizeName,
   normalizeRoom,
   parseReason,
@@ -180,7 +181,7 @@ export function createApi(
       await chat.deleteMessage(SYSTEM_ACTOR, room(m[1]), Number(m[2]));
       return { deleted: Number(m[2]) };
     }],
-    ["GET", /^\/api\/rooms\/([^/]+)\/presence$/, async (m) => ({ members: await chat.presence(room(m[1])) })],
+    ["GET", /^\/api\/rooms\/([^/]+)\/presence$/, (m) => chat.presenceShown(room(m[1]))],
     ["GET", /^\/api\/rooms\/([^/]+)\/settings$/, async (m) => await chat.rulesOf(room(m[1]))],
     ["PATCH", /^\/api\/rooms\/([^/]+)\/settings$/, async (m, req) => {
       const rules = rulesOf(await body(req));
@@ -274,15 +275,27 @@ export function createApi(
   };
 }
 
-/** Who a posted message is from: `{uid, name}` of a user of the host, or the system. */
+/**
+ * Who a posted message is from: `{uid, name?, display?}` of a user of the host (under their own name
+ * when `name` is left out), or the system.
+ */
 async function actorOf(chat: Chat, b: Body): Promise<Actor> {
   if (b.uid === undefined) {
-    if (b.name !== undefined) throw new ApiError("bad_message", `"name" needs a "uid" too`);
+    if (b.name !== undefined || b.display !== undefined) {
+      throw new ApiError("bad_message", `"name" and "display" need a "uid" too`);
+    }
     return SYSTEM_ACTOR;
   }
   const id = uid(typeof b.uid === "string" ? b.uid : "");
   const key = keyOfUid(id);
-  if (typeof b.name !== "string") return { key, uid: id, name: await chat.nameOfUid(id), role: "member" };
+  if (b.display !== undefined && typeof b.display !== "string") {
+    throw new ApiError("bad_message", `"display" must be a string`);
+  }
+  const display = typeof b.display === "string" ? normalizeDisplay(b.display, "Cannot post") : undefined;
+  const shown = display === undefined ? {} : { display };
+  if (typeof b.name !== "string") {
+    return { key, uid: id, name: await chat.nameOfUid(id), role: "member", ...shown };
+  }
   const name = normalizeName(b.name, "Cannot post");
   // A name someone else holds would put words in their mouth: the room could not tell the two apart.
   if (await chat.nameHolder(key, name) !== undefined) {
@@ -291,7 +304,7 @@ async function actorOf(chat: Chat, b: Body): Promise<Actor> {
       `Cannot post as "${name}": someone else holds that name (or one that looks like it); leave out "name" to post under the user's own`,
     );
   }
-  return { key, uid: id, name, role: "member" };
+  return { key, uid: id, name, role: "member", ...shown };
 }
 
 /** The settings a PATCH sets: the `room` frame's rules, and nothing else. */

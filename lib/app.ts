@@ -16,7 +16,8 @@ import { type Config, guestsAllowed, settingsFor } from "./config.ts";
 import type { Identity } from "./identity.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { normalizeName, normalizeRoom, ProtocolError, SUBPROTOCOL } from "./protocol.ts";
+import { handleFromDisplay } from "./display_names.ts";
+import { normalizeDisplay, normalizeName, normalizeRoom, ProtocolError, SUBPROTOCOL } from "./protocol.ts";
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store_sqlite.ts";
@@ -163,12 +164,18 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     if (forbidden) return refuse(403, "origin_forbidden", `${forbidden.message}. ${forbidden.fix}`);
     const q = url.searchParams;
     let name: string | undefined;
+    let display: string | undefined;
     try {
       const n = q.get("name");
       name = n === null ? undefined : normalizeName(n, "Cannot connect");
+      const d = q.get("display");
+      display = d === null || d.trim() === "" ? undefined : normalizeDisplay(d, "Cannot connect");
     } catch (e) {
       return refuse(400, "bad_name", (e as ProtocolError).message);
     }
+    // A display name alone gives the handle too (`Ada Lovelace` is `Ada_Lovelace`), when it can.
+    if (name === undefined && display !== undefined) name = handleFromDisplay(display);
+    if (display === name) display = undefined;
     let room: string;
     try {
       const r = q.get("room");
@@ -251,7 +258,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         ? { room, identity, address: ip }
         : authenticate
         ? { room, authenticate, address: ip }
-        : { name, room, token, address: ip },
+        : { name, display, room, token, address: ip },
       maxBufferedBytes: config.maxBufferedBytes,
       onClose: () => {
         open--;

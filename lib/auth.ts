@@ -16,6 +16,7 @@ import {
 } from "jose";
 import { type Config, ConfigError } from "./config.ts";
 import { type Identity, isUid, keyOfUid, MAX_UID_CHARS, type Role } from "./identity.ts";
+import { canonicalDisplay, displayProblem, handleFromDisplay } from "./display_names.ts";
 import { canonicalName, NAME_MAX_CHARS, nameProblem } from "./names.ts";
 import { ProtocolError, utf8Length } from "./protocol.ts";
 
@@ -182,11 +183,13 @@ function identityOf(p: JWTPayload): Identity {
   const identity: Identity = {
     key: keyOfUid(sub),
     uid: sub,
-    name: displayName(p.name, sub),
+    name: handleOf(p, sub),
     role: role as Role,
     exp: (p.exp as number) * 1000,
     guest: false,
   };
+  const display = displayOf(p.name);
+  if (display !== undefined && display !== identity.name) identity.display = display;
   if (p.rooms !== undefined) {
     if (!Array.isArray(p.rooms) || !p.rooms.every((r) => typeof r === "string" && ROOM_PATTERN_RE.test(r))) {
       throw bad(`"rooms" must be an array of room names or "prefix*" patterns`);
@@ -197,14 +200,27 @@ function identityOf(p: JWTPayload): Identity {
 }
 
 /**
- * The `name` claim as the chat shows names; when it is missing or breaks the name rules, a safe form
- * of `sub` (its name characters, cut to the limit), and `user` when nothing of it is left.
+ * The person's handle: the `handle` claim, else `preferred_username` (OpenID Connect's), else the
+ * `name` claim, the first that keeps the handle rules; else one made from the `name` claim as a display
+ * name (`Ada Lovelace` is `Ada_Lovelace`); else a safe form of `sub` (its handle characters, cut to the
+ * limit), and `user` when nothing of it is left.
  */
-function displayName(claim: unknown, sub: string): string {
-  if (typeof claim === "string") {
+function handleOf(p: JWTPayload, sub: string): string {
+  for (const claim of [p.handle, p.preferred_username, p.name]) {
+    if (typeof claim !== "string") continue;
     const name = canonicalName(claim);
     if (nameProblem(name) === undefined) return name;
   }
+  const display = displayOf(p.name);
+  const made = display === undefined ? undefined : handleFromDisplay(display);
+  if (made !== undefined) return made;
   const fromSub = [...canonicalName(sub).replace(/[^\p{L}\p{N}_.-]/gu, "")].slice(0, NAME_MAX_CHARS).join("");
   return fromSub !== "" && nameProblem(fromSub) === undefined ? fromSub : "user";
+}
+
+/** The `name` claim as a display name, or undefined when it is missing or breaks the display name rules. */
+function displayOf(claim: unknown): string | undefined {
+  if (typeof claim !== "string") return undefined;
+  const display = canonicalDisplay(claim);
+  return displayProblem(display) === undefined ? display : undefined;
 }

@@ -4,6 +4,7 @@
  * shared {@link ChatContext}. Transport-free: it drives {@link Peer}s, so tests can use fakes.
  * @module
  */
+import { displaysOf } from "./display_names.ts";
 import type { Verifier } from "./auth.ts";
 import { type Config, ms } from "./config.ts";
 import type { AccessList, AuditEntry, ChatMessage, RoomChange, RoomRules } from "./domain.ts";
@@ -141,7 +142,7 @@ export class Chat {
         line: (room, line) => this.hub.publish(room, line),
         presence: (room, name, line) => this.#presence.announce(room, name, line),
         person: (key, msg) => this.#toPerson(key, msg),
-        renamed: (old, name, rooms) => this.#naming.renamedElsewhere(old, name, rooms),
+        renamed: (old, name, rooms, display) => this.#naming.renamedElsewhere(old, name, rooms, display),
       }),
     ];
     this.#maintenance = setInterval(() => this.#maintain(), MAINTENANCE_MS);
@@ -361,6 +362,21 @@ export class Chat {
   async presence(room: string): Promise<string[]> {
     try {
       return await this.#ctx.sharing.members(room);
+    } catch (e) {
+      throw engineError({ reading: room }, e);
+    }
+  }
+
+  /**
+   * Everyone in `room` (on every process when sharing spans several), with the display names of those
+   * who have one.
+   */
+  async presenceShown(room: string): Promise<{ members: string[]; displays?: Record<string, string> }> {
+    const { sharing } = this.#ctx;
+    try {
+      const [members, shown] = await Promise.all([sharing.members(room), sharing.displays(room)]);
+      const displays = displaysOf(members, shown);
+      return displays === undefined ? { members } : { members, displays };
     } catch (e) {
       throw engineError({ reading: room }, e);
     }

@@ -17,10 +17,13 @@ export { DEFAULT_RULES, QUOTE_MAX_CHARS, quoteOf };
 export interface ChatMessage {
   room: string;
   seq: number;
+  /** The sender's handle (their unique name). */
   from: string;
   text: string;
   ts: number;
   cid?: string;
+  /** The sender's display name when they sent it, when they had one (see lib/display_names.ts). */
+  display?: string;
   /** A tombstone: the message was deleted; its text is gone (""). */
   deleted?: true;
   /** When the text was last edited (ms). */
@@ -58,6 +61,8 @@ export interface Draft {
   from: string;
   text: string;
   ts: number;
+  /** The sender's display name, when they have one. */
+  display?: string;
   /** The sending person's key, for de-duplication by `cid`. */
   key: string;
   cid?: string;
@@ -241,13 +246,18 @@ export function randomId(): string {
 }
 
 /**
- * Strips the store-only field. A deleted message goes out as a tombstone: its seq, sender and time
- * stay (no gap in the room), nothing of what it said (not even its cid).
+ * Strips the store-only field. A deleted message goes out as a tombstone: its seq, sender (and their
+ * display name) and time stay (no gap in the room), nothing of what it said (not even its cid).
  */
 export function toWire(m: StoredMessage | ChatMessage): ChatMessage {
-  if (m.deleted) return { room: m.room, seq: m.seq, from: m.from, ts: m.ts, text: "", deleted: true };
+  if (m.deleted) {
+    const t: ChatMessage = { room: m.room, seq: m.seq, from: m.from, ts: m.ts, text: "", deleted: true };
+    if (m.display !== undefined) t.display = m.display;
+    return t;
+  }
   const o: ChatMessage = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
   if (m.cid !== undefined) o.cid = m.cid;
+  if (m.display !== undefined) o.display = m.display;
   if (m.editedTs !== undefined) o.editedTs = m.editedTs;
   if (m.replyTo !== undefined) o.replyTo = m.replyTo;
   if (m.mentions !== undefined) o.mentions = m.mentions;

@@ -121,6 +121,7 @@ export class EmbeddedEngine implements Engine {
       next.set(d.room, seq);
       const m: StoredMessage = { room: d.room, seq, from: d.from, text: d.text, ts: d.ts, key: d.key };
       if (d.cid !== undefined) m.cid = d.cid;
+      if (d.display !== undefined) m.display = d.display;
       if (quote) m.replyTo = quote;
       if (d.mentions?.length) {
         m.mentions = d.mentions.map((p) => p.name);

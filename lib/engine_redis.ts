@@ -252,12 +252,16 @@ export class RedisEngine implements Engine {
           }
           const [seq, ts] = got.kind === "stored" ? [++next, d.ts] : [got.seq, got.ts];
           if (got.kind === "duplicate" && got.deleted) {
-            out[i] = { message: { room, seq, from: d.from, ts, text: "", deleted: true }, duplicate: true };
+            const tomb: ChatMessage = { room, seq, from: d.from, ts, text: "", deleted: true };
+            if (got.display !== undefined) tomb.display = got.display;
+            out[i] = { message: tomb, duplicate: true };
             return;
           }
           const edited = got.kind === "duplicate" ? got.edited : undefined;
           const message: ChatMessage = { room, seq, from: d.from, text: edited?.text ?? d.text, ts };
           if (d.cid !== undefined) message.cid = d.cid;
+          const display = got.kind === "duplicate" ? got.display : d.display;
+          if (display !== undefined) message.display = display;
           if (edited) message.editedTs = edited.editedTs;
           if (d.mentions?.length) message.mentions = d.mentions.map((p) => p.name);
           out[i] = { message, duplicate: got.kind === "duplicate" };

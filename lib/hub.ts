@@ -5,7 +5,7 @@
  */
 import { People, type Person } from "./hub_people.ts";
 import { ProtocolError } from "./protocol.ts";
-import { encode } from "./server_messages.ts";
+import { encode, nickMessage } from "./server_messages.ts";
 
 /** One connection as the hub sees it. */
 export interface Peer {
@@ -158,13 +158,24 @@ export class Hub {
     return this.#people.get(key)?.name;
   }
 
+  /** The display name of person `key` (online or within the hold), if they have one. */
+  displayOf(key: string): string | undefined {
+    return this.#people.get(key)?.display;
+  }
+
   /**
-   * Adds a connection for person `key` under `name` (which must be free: see {@link freeName}).
+   * Adds a connection for person `key` under `name` (which must be free: see {@link freeName}). A
+   * person's first connection sets their display name (`undefined`: none); another tab keeps it, as it
+   * keeps the name.
    * @throws {ProtocolError} `name_taken` if someone else holds it.
    */
-  connect(peer: Peer, key: string, name: string, now: number): void {
+  connect(peer: Peer, key: string, name: string, now: number, display?: string): void {
     if (this.#clients.has(peer.id)) throw new RangeError(`Peer ${peer.id} is connected already`);
     const person = this.#people.claim(key, name, now);
+    if (person.conns.size === 0) {
+      if (display === undefined) delete person.display;
+      else person.display = display;
+    }
     const client: Client = { peer, person, rooms: new Set(), settled: new Map() };
     person.conns.add(client);
     this.#clients.set(peer.id, client);
@@ -215,7 +226,7 @@ export class Hub {
     }
     const tabs = r.people.get(client.person) ?? 0;
     if (tabs === 0 && !this.#opts.externalPresence) {
-      this.#announce(room, r, encode({ type: "presence", room, event: "join", name: client.person.name }));
+      this.#announce(room, r, presenceLine(room, "join", client.person));
     }
     r.people.set(client.person, tabs + 1);
     if (hold) r.holding.set(client, { at: ++r.joins, lines: [] });
@@ -283,9 +294,7 @@ export class Hub {
       this.#presenceRooms.delete(room); // no one is left to tell
       return { removed: true, deleted: true, lastTab: true };
     }
-    if (!this.#opts.externalPresence) {
-      this.#announce(room, r, encode({ type: "presence", room, event: "leave", name: client.person.name }));
-    }
+    if (!this.#opts.externalPresence) this.#announce(room, r, presenceLine(room, "leave", client.person));
     return { removed: true, deleted: false, lastTab: true };
   }
 
@@ -337,6 +346,14 @@ export class Hub {
     return names.sort();
   }
 
+  /** The display names of the people in `room` who have one, by name; undefined when nobody has one. */
+  displays(room: string): Record<string, string> | undefined {
+    const r = this.#rooms.get(room);
+    let out: Record<string, string> | undefined;
+    for (const p of r?.people.keys() ?? []) if (p.display !== undefined) (out ??= {})[p.name] = p.display;
+    return out;
+  }
+
   /**
    * The key of the person online under `name` or a name that looks the same (a shared lookalike
    * key, see `nameKeys` in lib/names.ts; the case-insensitive match first). With `held`, also a
@@ -375,16 +392,20 @@ export class Hub {
   }
 
   /**
-   * Renames person `key`, and tells each connection that shares a room with them, once.
+   * Renames person `key` (and, unless `display` is omitted, gives them display name `display`, or none
+   * for `null`), and tells each connection that shares a room with them, once.
    * @throws {ProtocolError} `name_taken`.
    */
-  rename(key: string, name: string, now: number): void {
+  rename(key: string, name: string, now: number, display?: string | null): void {
     const person = this.#people.get(key);
     if (!person) throw new RangeError(`No person ${key}`);
-    if (person.name === name) return;
+    const shown = display === undefined ? person.display : display ?? undefined;
+    if (person.name === name && person.display === shown) return;
     const old = person.name;
-    this.#people.take(person, name, now);
-    const line = encode({ type: "nick", old, name });
+    if (old !== name) this.#people.take(person, name, now);
+    if (shown === undefined) delete person.display;
+    else person.display = shown;
+    const line = encode(nickMessage(old, person));
     const told = new Set<Client>(person.conns);
     for (const c of person.conns) {
       for (const room of c.rooms) {
@@ -448,4 +469,13 @@ export class Hub {
     if (!c) throw new RangeError(`Peer ${id} is not connected`);
     return c;
   }
+}
+
+/** A `presence` line about `person`. */
+function presenceLine(room: string, event: "join" | "leave", person: Person<Client>): string {
+  return encode(
+    person.display === undefined
+      ? { type: "presence", room, event, name: person.name }
+      : { type: "presence", room, event, name: person.name, display: person.display },
+  );
 }

@@ -12,6 +12,8 @@ import { ProtocolError } from "./protocol.ts";
 export interface Person<C> {
   readonly key: string;
   name: string;
+  /** The display name they are shown under beside `name`, when they have one (lib/display_names.ts). */
+  display?: string;
   conns: Set<C>;
   /** When the last connection closed (ms), for the name hold. */
   lastSeen: number;

@@ -13,8 +13,13 @@ export interface Identity {
   key: string;
   /** The id the host application knows: the signed `sub`, or the key for a guest. */
   uid: string;
-  /** The display name the token gives (signed identities only). */
+  /** The handle the token gives (signed identities only; see `handleOf` in lib/auth.ts). */
   name?: string;
+  /**
+   * The display name (see lib/display_names.ts), when it differs from the handle: a signed token's
+   * `name` claim, or the `?display=` a guest connected with.
+   */
+  display?: string;
   role: Role;
   /**
    * Rooms the token limits this person to: names, `prefix*` patterns, `*` (every room); absent = no

@@ -14,6 +14,8 @@ export interface Actor {
   key: string;
   uid: string;
   name: string;
+  /** The display name a message posted for them carries. */
+  display?: string;
   role: Identity["role"];
 }
 

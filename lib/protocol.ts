@@ -3,6 +3,7 @@
  * `docs/protocol.md` is the human version of this file.
  * @module
  */
+import { canonicalDisplay, displayProblem } from "./display_names.ts";
 import { canonicalName, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
 import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
@@ -107,7 +108,8 @@ export type ClientMessage =
   | { type: "send"; room: string; text: string; cid?: string; replyTo?: number }
   | { type: "send"; to: string; text: string; cid?: string }
   | { type: "typing"; room: string }
-  | { type: "nick"; name: string }
+  /** A new name, a new display name ("" for none), or both (the name first). */
+  | { type: "nick"; name?: string; display?: string }
   | { type: "history"; room: string; before?: number; limit?: number }
   /** A direct conversation's history: older than `before`, or (with `after`) newer than `after`. */
   | { type: "history"; conv: string; before?: number; after?: number; limit?: number }
@@ -164,6 +166,17 @@ export const MAX_SLOW_MODE_SECONDS = 3600;
 export function normalizeName(name: string, action: string): string {
   const canonical = canonicalName(name);
   const problem = nameProblem(canonical);
+  if (problem) throw new ProtocolError("bad_name", `${action}: ${problem}`);
+  return canonical;
+}
+
+/**
+ * The display name as the server keeps and shows it (see `lib/display_names.ts`), or a
+ * {@link ProtocolError} `bad_name` whose sentence starts with `action` and says what is wrong.
+ */
+export function normalizeDisplay(display: string, action: string): string {
+  const canonical = canonicalDisplay(display);
+  const problem = displayProblem(canonical);
   if (problem) throw new ProtocolError("bad_name", `${action}: ${problem}`);
   return canonical;
 }
@@ -275,7 +288,15 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       return send;
     }
     case "nick": {
-      return { type: "nick", name: normalizeName(str(o, "name"), "Cannot change name") };
+      const nick: { type: "nick"; name?: string; display?: string } = { type: "nick" };
+      if (o.name !== undefined || o.display === undefined) {
+        nick.name = normalizeName(str(o, "name"), "Cannot change name");
+      }
+      if (o.display !== undefined) {
+        const d = str(o, "display");
+        nick.display = d.trim() === "" ? "" : normalizeDisplay(d, "Cannot change display name");
+      }
+      return nick;
     }
     case "history": {
       if (o.conv !== undefined) {

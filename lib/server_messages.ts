@@ -18,7 +18,7 @@ export type WireConvMessage =
     /** Live only: the other person's name when it was sent. */
     to?: string;
   }
-  & Pick<ChatMessage, "seq" | "from" | "text" | "ts" | "cid" | "deleted" | "editedTs">;
+  & Pick<ChatMessage, "seq" | "from" | "text" | "ts" | "cid" | "display" | "deleted" | "editedTs">;
 
 /** One entry of a `conversations` answer. */
 export interface ConversationItem {
@@ -50,6 +50,8 @@ export type ServerMessage =
     type: "welcome";
     id: number;
     name: string;
+    /** The person's display name, when they have one. */
+    display?: string;
     uid: string;
     role: Role;
     guest?: boolean;
@@ -62,11 +64,13 @@ export type ServerMessage =
     exp?: number;
     notice?: string;
   }
-  | { type: "authed"; exp?: number; name: string; role: Role; uid: string }
+  | { type: "authed"; exp?: number; name: string; display?: string; role: Role; uid: string }
   | {
     type: "joined";
     room: string;
     members: string[];
+    /** The display names of the members who have one, by name. */
+    displays?: Record<string, string>;
     messages: WireMessage[];
     lastSeq: number;
     truncated: boolean;
@@ -89,9 +93,10 @@ export type ServerMessage =
   | { type: "conversations"; items: ConversationItem[]; complete: boolean }
   | { type: "read"; room: string; seq: number }
   | { type: "read"; conv: string; seq: number }
-  | { type: "presence"; room: string; event: "join" | "leave"; name: string }
-  | { type: "typing"; room: string; name: string }
-  | { type: "nick"; old: string; name: string }
+  | { type: "presence"; room: string; event: "join" | "leave"; name: string; display?: string }
+  | { type: "typing"; room: string; name: string; display?: string }
+  /** A rename, or (`old` = `name`) a new display name; `display` is the person's display name now. */
+  | { type: "nick"; old: string; name: string; display?: string }
   | { type: "history"; room: string; messages: WireMessage[]; complete: boolean }
   | { type: "history"; conv: string; messages: WireConvMessage[]; complete: boolean; lastSeq: number }
   | { type: "pong"; ts: number }
@@ -125,6 +130,13 @@ export function encode(msg: ServerMessage): string {
   return JSON.stringify(msg);
 }
 
+/** The `nick` message telling that `old` is now `person` (their name and display name now). */
+export function nickMessage(old: string, person: { name: string; display?: string }): ServerMessage {
+  return person.display === undefined
+    ? { type: "nick", old, name: person.name }
+    : { type: "nick", old, name: person.name, display: person.display };
+}
+
 /** Encodes a stored message for the wire. */
 export function encodeMessage(m: ChatMessage): string {
   return JSON.stringify(wireMessage(m));
@@ -134,6 +146,7 @@ export function encodeMessage(m: ChatMessage): string {
 export function wireMessage(m: ChatMessage): WireMessage {
   const o: WireMessage = { type: "message", room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
   if (m.cid !== undefined) o.cid = m.cid;
+  if (m.display !== undefined) o.display = m.display;
   if (m.deleted) o.deleted = true;
   if (m.editedTs !== undefined) o.editedTs = m.editedTs;
   if (m.replyTo !== undefined) o.replyTo = m.replyTo;
@@ -154,6 +167,7 @@ export function wireConvMessage(m: ChatMessage, to?: string): WireConvMessage {
   o.text = m.text;
   o.ts = m.ts;
   if (m.cid !== undefined) o.cid = m.cid;
+  if (m.display !== undefined) o.display = m.display;
   if (m.deleted) o.deleted = true;
   if (m.editedTs !== undefined) o.editedTs = m.editedTs;
   return o;

@@ -22,8 +22,11 @@ export interface SharingEvents {
   presence(room: string, name: string, line: string): void;
   /** A message for every connection here of person `key` (see {@link Sharing.sendToPerson}). */
   person(key: string, msg: ServerMessage): void;
-  /** Someone on any process renamed (see {@link Sharing.publishRename}). */
-  renamed(oldName: string, newName: string, rooms: string[]): void;
+  /**
+   * Someone on any process renamed, or (same name) has a new display name; `display` is theirs now
+   * (see {@link Sharing.publishRename}).
+   */
+  renamed(oldName: string, newName: string, rooms: string[], display?: string): void;
 }
 
 /** Rooms, presence and people across the processes of one deployment. */
@@ -45,16 +48,25 @@ export interface Sharing {
   /** This process has no members in `room` any more. */
   unwatch(room: string): void;
   /**
-   * `name` is (or stops being) in `room` here. When presence spans processes, a name's first join and
-   * last leave anywhere come back through {@link SharingEvents.presence}.
+   * `name` (shown as `display`, when they have a display name) is (or stops being) in `room` here.
+   * When presence spans processes, a name's first join and last leave anywhere come back through
+   * {@link SharingEvents.presence}.
    */
-  presence(room: string, name: string, present: boolean): Promise<void>;
-  /** Someone present here renamed: their presence follows the new name (no join or leave). */
-  renamed(oldName: string, newName: string): Promise<void>;
-  /** Tells every other process that `oldName` is now `newName`, for the members of `rooms` there. */
-  publishRename(oldName: string, newName: string, rooms: string[]): void;
+  presence(room: string, name: string, present: boolean, display?: string): Promise<void>;
+  /**
+   * Someone present here renamed or has a new display name (`display`: theirs now): their presence
+   * follows (no join or leave).
+   */
+  renamed(oldName: string, newName: string, display?: string): Promise<void>;
+  /**
+   * Tells every other process that `oldName` is now `newName` (shown as `display`), for the members
+   * of `rooms` there.
+   */
+  publishRename(oldName: string, newName: string, rooms: string[], display?: string): void;
   /** Everyone in `room` on any process, sorted by code unit. */
   members(room: string): Promise<string[]>;
+  /** The display names of those in `room` on any process who have one, by name (undefined: none). */
+  displays(room: string): Promise<Record<string, string> | undefined>;
   /**
    * Takes `name` (and its lookalikes) for person `key` everywhere, or resolves false when someone else
    * holds it. Held while the person is online here, then for the name hold.
@@ -99,19 +111,23 @@ export class LocalSharing implements Sharing {
   unwatch(_room: string): void {}
 
   /** The hub announces presence itself in one process. */
-  presence(_room: string, _name: string, _present: boolean): Promise<void> {
+  presence(_room: string, _name: string, _present: boolean, _display?: string): Promise<void> {
     return Promise.resolve();
   }
 
-  renamed(_oldName: string, _newName: string): Promise<void> {
+  renamed(_oldName: string, _newName: string, _display?: string): Promise<void> {
     return Promise.resolve();
   }
 
   /** No other process to tell: the hub told this one's rooms when it renamed. */
-  publishRename(_oldName: string, _newName: string, _rooms: string[]): void {}
+  publishRename(_oldName: string, _newName: string, _rooms: string[], _display?: string): void {}
 
   members(room: string): Promise<string[]> {
     return Promise.resolve(this.#hub.members(room));
+  }
+
+  displays(room: string): Promise<Record<string, string> | undefined> {
+    return Promise.resolve(this.#hub.displays(room));
   }
 
   /** The hub decided already (a name is free or taken here); nobody else can hold it. */

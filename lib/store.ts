@@ -339,6 +339,7 @@ export class MemoryStore implements Store {
     const stored: StoredMessage = m.deleted
       ? { room: m.room, seq: m.seq, from: m.from, text: "", ts: m.ts, key: m.key, deleted: true }
       : { ...m };
+    if (m.deleted && m.display !== undefined) stored.display = m.display;
     if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
     if (m.deleted) this.#forgetExtras(msgs[i]);
     if (m.deleted && m.rev !== undefined) stored.rev = m.rev;

@@ -33,6 +33,8 @@ export const MESSAGE_COLUMNS = "room, seq, ts, sender, text, cid, deleted, edite
 interface Meta {
   replyTo?: { seq: number; from: string; text?: string; deleted?: true };
   mentions?: string[];
+  /** The sender's display name then (kept when the message is deleted: the tombstone still says who). */
+  display?: string;
 }
 
 /**
@@ -44,8 +46,9 @@ export function messageOf(r: MessageRow): ChatMessage {
   if (r.cid !== null) m.cid = r.cid;
   if (r.deleted) m.deleted = true;
   if (r.edited_ts !== null) m.editedTs = r.edited_ts;
-  if (r.meta !== null && !r.deleted) {
-    const meta = JSON.parse(r.meta) as Meta;
+  const meta = r.meta === null ? undefined : JSON.parse(r.meta) as Meta;
+  if (meta?.display !== undefined) m.display = meta.display;
+  if (meta && !r.deleted) {
     if (meta.replyTo) {
       const q = meta.replyTo;
       m.replyTo = q.deleted
@@ -69,10 +72,14 @@ export function messageRow(m: StoredMessage): (string | number | null)[] {
   return [m.room, m.seq, m.ts, m.from, m.text, m.key, m.cid ?? null, metaOf(m)];
 }
 
-/** The `meta` column of a message: JSON of its reply quote and mentions, or null (most messages). */
+/**
+ * The `meta` column of a message: JSON of its reply quote, mentions and sender's display name, or null
+ * (most messages).
+ */
 function metaOf(m: StoredMessage): string | null {
-  if (m.replyTo === undefined && m.mentions === undefined) return null;
+  if (m.replyTo === undefined && m.mentions === undefined && m.display === undefined) return null;
   const meta: Meta = {};
+  if (m.display !== undefined) meta.display = m.display;
   if (m.replyTo !== undefined) meta.replyTo = { seq: m.replyTo.seq, from: m.replyTo.from };
   if (m.mentions !== undefined) meta.mentions = m.mentions;
   return JSON.stringify(meta);

@@ -95,9 +95,11 @@ class Writer {
     this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
     // The rooms it touched: a conversation it empties loses its list entries and read positions.
     this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ? RETURNING room");
-    // A delete drops the reply quote and mentions (meta) with the text.
+    // A delete drops the reply quote and mentions (meta) with the text; the sender's display name stays.
     this.#changeMessage = this.#db.prepare(
-      `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3, meta = CASE WHEN ?2 = 1 THEN NULL ELSE meta END
+      `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3,
+         meta = CASE WHEN ?2 = 0 THEN meta WHEN json_extract(meta, '$.display') IS NULL THEN NULL
+                ELSE json_object('display', json_extract(meta, '$.display')) END
        WHERE room = ?4 AND seq = ?5 AND deleted = 0`,
     );
     // The message's change revision, and the room's: both in the change's transaction.

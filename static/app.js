@@ -87,15 +87,15 @@ function tokenHook() {
 }
 
 /**
- * Connects as `name` (or as the identity this device keeps, or as the signed user of `getToken`)
- * and shows the chat.
- * @param {string} [name]
+ * Connects as `who` (a handle, or a display name the server makes the handle from), or as the identity
+ * this device keeps, or as the signed user of `getToken`, and shows the chat.
+ * @param {{ name?: string, display?: string }} [who]
  * @param {() => Promise<string>} [getToken]
  */
-function start(name, getToken) {
+function start(who = {}, getToken) {
   // A signed person's rooms and outbox are kept apart from the guest's of this browser.
   const storagePrefix = getToken ? `${STORAGE_PREFIX}signed:` : STORAGE_PREFIX;
-  const client = new ChatClient({ url: wsUrl(), name, storagePrefix, getToken });
+  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken });
   /** @type {AppState} */
   const state = { client, active: "", go };
   const focusComposer = () => composer.focus();
@@ -396,11 +396,13 @@ let storedName = "";
 try {
   const identity = JSON.parse(localStorage.getItem(`${STORAGE_PREFIX}identity`) ?? "null");
   if (identity && typeof identity.name === "string" && isValidName(identity.name)) storedName = identity.name;
+  // A display name chosen before the server answered: the handle comes with the welcome.
+  else if (identity && typeof identity.display === "string") storedName = identity.display;
 } catch { /* no usable identity: ask for a name */ }
 const getToken = tokenHook();
 // Asked before the name: on a server without guests a typed name could never connect.
 const info = getToken ? undefined : await serverInfo();
-if (getToken) start(undefined, getToken);
+if (getToken) start({}, getToken);
 else if (info && !info.guests) showSignedOnly(info.signInUrl);
 else if (storedName) start();
 else askName(start);

@@ -18,6 +18,7 @@ export { isValidName, mentions, normalizeRoom } from "./client/names.js";
 export { RoomState } from "./client/room-state.js";
 export { formatUntil, linkify } from "./client/text.js";
 export { MAX_TOPIC_CHARS } from "./shared/rooms.js";
+export { canonicalDisplay, DISPLAY_MAX_CHARS, displayProblem } from "./shared/display.js";
 
 /** @typedef {import("./client/types.js").RoomMessage} RoomMessage */
 /** @typedef {import("./client/types.js").RoomRules} RoomRules */

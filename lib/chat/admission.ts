@@ -20,6 +20,8 @@ import type { Rooms } from "./rooms.ts";
 /** What the caller of `Chat.open` learned from the upgrade request (already validated). */
 export interface OpenParams {
   name?: string;
+  /** A guest's display name (`?display=`, already normalised). */
+  display?: string;
   /** Canonical room name, or "" for none. */
   room: string;
   /** A guest's opaque token (from an earlier `welcome`). */
@@ -72,6 +74,7 @@ export class Admission {
     const key = keyOf(token);
     const guest: Identity = { key, uid: key, role: "member", guest: true };
     if (params.address !== undefined) conn.address = params.address;
+    if (params.display !== undefined) guest.display = params.display;
     this.#admit(conn, guest, params.room, { token, name: params.name });
   }
 
@@ -144,11 +147,13 @@ export class Admission {
     const name = guest || hub.nameOf(key) !== undefined
       ? hub.freeName(key, wanted, now)
       : this.#naming.signedName(key, wanted);
-    hub.connect(peer, key, name, now);
+    hub.connect(peer, key, name, now, identity.display);
+    const display = hub.displayOf(key);
     const welcome: Extract<ServerMessage, { type: "welcome" }> = {
       type: "welcome",
       id: peer.id,
       name,
+      ...(display !== undefined && { display }),
       uid: identity.uid,
       role: identity.role,
       guest: identity.guest,
@@ -235,9 +240,12 @@ export class Admission {
       );
     }
     conn.identity = identity;
-    // The token's display name changed: a rename, with the same rules as at connect.
-    if (identity.name !== old.name) {
-      this.#naming.rename(conn.key, this.#naming.signedName(conn.key, identity.name!));
+    // The token's handle or display name changed: a rename, with the same rules as at connect.
+    if (identity.name !== old.name || identity.display !== old.display) {
+      const name = identity.name === old.name
+        ? nameOf(this.#ctx, conn)
+        : this.#naming.signedName(conn.key, identity.name!);
+      this.#naming.rename(conn.key, name, identity.display ?? null);
     }
     // Rooms the new token no longer allows are left: by its rooms claim, or by the room's rules as at
     // join (a private room a demoted moderator may no longer see).
@@ -251,6 +259,7 @@ export class Admission {
       type: "authed",
       exp: identity.exp,
       name: nameOf(this.#ctx, conn),
+      ...(hub.displayOf(conn.key) !== undefined && { display: hub.displayOf(conn.key) }),
       role: identity.role,
       uid: identity.uid,
     }));

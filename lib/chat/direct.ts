@@ -88,6 +88,8 @@ export class Direct {
       key: conn.key,
       between: [conn.key, target.key],
     };
+    const display = this.#ctx.hub.displayOf(conn.key);
+    if (display !== undefined) draft.display = display;
     if (cid !== undefined) draft.cid = cid;
     this.#writer.submit({
       draft,

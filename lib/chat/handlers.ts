@@ -61,7 +61,10 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     },
     raw: (c, m) => f.messages.raw(c, m.text),
     typing: (c, m) => f.messages.typing(c, m.room),
-    nick: (c, m) => f.naming.nick(c, m.name),
+    nick: (c, m) => {
+      if (m.name !== undefined) f.naming.nick(c, m.name);
+      if (m.display !== undefined) f.naming.setDisplay(c, m.display);
+    },
     history: (c, m) =>
       "conv" in m
         ? f.direct.history(c, m.conv, m.before, m.after, m.limit)

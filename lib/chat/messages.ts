@@ -35,6 +35,8 @@ export class Messages {
     moderation.checkPost(conn.identity!, room, now());
     if (this.#writer.joinInFlight(conn.key, cid, conn.peer)) return;
     const draft: Draft = { room, from: nameOf(this.#ctx, conn), text, ts: now(), key: conn.key };
+    const display = this.#ctx.hub.displayOf(conn.key);
+    if (display !== undefined) draft.display = display;
     if (cid !== undefined) draft.cid = cid;
     if (replyTo !== undefined) draft.replyTo = replyTo;
     const p: Pending = {
@@ -64,7 +66,14 @@ export class Messages {
   typing(conn: Conn, room: string): void {
     mustBeMember(this.#ctx, conn, room, "type in");
     if (this.#ctx.moderation.mutedUntil(room, conn.identity!.uid, this.#ctx.now()) !== undefined) return;
-    this.#ctx.sharing.publishLine(room, encode({ type: "typing", room, name: nameOf(this.#ctx, conn) }));
+    const display = this.#ctx.hub.displayOf(conn.key);
+    const name = nameOf(this.#ctx, conn);
+    this.#ctx.sharing.publishLine(
+      room,
+      encode(
+        display === undefined ? { type: "typing", room, name } : { type: "typing", room, name, display },
+      ),
+    );
   }
 
   /**
@@ -76,6 +85,7 @@ export class Messages {
     const { engine, metrics, now } = this.#ctx;
     if (this.#ctx.closing()) throw SHUTTING_DOWN;
     const draft: Draft = { room, from: actor.name, text, ts: now(), key: actor.key || "api" };
+    if (actor.display !== undefined) draft.display = actor.display;
     if (cid !== undefined) draft.cid = cid;
     try {
       const [stored] = await engine.append([draft]);

@@ -6,9 +6,9 @@
 import { isSignedKey, keyOfUid, uidOfKey } from "../identity.ts";
 import { withSuffix } from "../names.ts";
 import { ProtocolError } from "../protocol.ts";
-import { encode } from "../server_messages.ts";
+import { encode, nickMessage } from "../server_messages.ts";
 import type { Conn } from "./connections.ts";
-import type { ChatContext } from "./context.ts";
+import { type ChatContext, nameOf } from "./context.ts";
 import { engineError } from "./errors.ts";
 
 /** A person found by name: their key and their name as they hold it now. */
@@ -118,12 +118,7 @@ export class Naming {
    */
   nick(conn: Conn, name: string): void {
     const { hub, now, sharing, conns } = this.#ctx;
-    if (!conn.identity!.guest) {
-      throw new ProtocolError(
-        "not_allowed",
-        "Your name comes from your sign-in: change it on the site you signed in with",
-      );
-    }
+    if (!conn.identity!.guest) throw fromSignIn();
     const here = hub.holderOf(conn.key, name, now());
     if (here !== undefined) throw nameTaken(name, hub.nameOf(here));
     const id = conn.peer.id;
@@ -154,24 +149,45 @@ export class Naming {
     if (this.#ctx.hub.tabsOf(key) === 0) this.#ctx.sharing.releaseName(key);
   }
 
-  /** Renames person `key` here, and in presence and the directory everywhere. */
-  rename(key: string, name: string): void {
+  /**
+   * Renames person `key` here, and in presence and the directory everywhere; with `display`, also
+   * gives them that display name (`null`: none).
+   */
+  rename(key: string, name: string, display?: string | null): void {
     const { hub, sharing, log, now } = this.#ctx;
     const old = hub.nameOf(key)!;
-    hub.rename(key, name, now());
-    if (old === name) return;
-    this.remember(key, name);
-    sharing.publishRename(old, name, hub.roomsOfPerson(key));
-    sharing.renamed(old, name).catch((e) =>
+    const oldDisplay = hub.displayOf(key);
+    hub.rename(key, name, now(), display);
+    const shown = hub.displayOf(key);
+    if (old === name && oldDisplay === shown) return;
+    if (old !== name) this.remember(key, name);
+    sharing.publishRename(old, name, hub.roomsOfPerson(key), shown);
+    sharing.renamed(old, name, shown).catch((e) =>
       log.debug("rename not recorded in presence", { error: (e as Error).message })
     );
   }
 
+  /** `nick {display}` (a guest's new display name; "" for none): told like a rename. */
+  setDisplay(conn: Conn, display: string): void {
+    if (!conn.identity!.guest) throw fromSignIn();
+    // After a rename still being claimed, so the two are told in the order they were asked.
+    const before = conn.naming ?? Promise.resolve();
+    conn.naming = before.then(() => {
+      if (!this.#ctx.conns.alive(conn)) return;
+      this.#ctx.conns.run(
+        conn.peer.id,
+        () => this.rename(conn.key, nameOf(this.#ctx, conn), display || null),
+      );
+    });
+  }
+
   /** Someone on another process renamed: the rooms here hear it (our own renames were told already). */
-  renamedElsewhere(old: string, name: string, rooms: string[]): void {
+  renamedElsewhere(old: string, name: string, rooms: string[], display?: string): void {
     const { hub } = this.#ctx;
     // Names are unique, so a local holder of the new name is us.
-    if (hub.personByName(name) === undefined) hub.tellRooms(rooms, encode({ type: "nick", old, name }));
+    if (hub.personByName(name) === undefined) {
+      hub.tellRooms(rooms, encode(nickMessage(old, { name, display })));
+    }
   }
 
   /**
@@ -232,5 +248,13 @@ function nameTaken(name: string, holder?: string): ProtocolError {
     holder === undefined || holder === name
       ? `The name "${name}" is taken`
       : `The name "${name}" is taken: it looks like "${holder}", held by someone else`,
+  );
+}
+
+/** `not_allowed` for a signed person's `nick`: their names are the host application's. */
+function fromSignIn(): ProtocolError {
+  return new ProtocolError(
+    "not_allowed",
+    "Your name comes from your sign-in: change it on the site you signed in with",
   );
 }

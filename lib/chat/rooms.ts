@@ -5,6 +5,7 @@
  * only messages newer than it follow.
  * @module
  */
+import { displaysOf } from "../display_names.ts";
 import type { ChatMessage } from "../domain.ts";
 import { type Role, roomAllowedByClaim } from "../identity.ts";
 import { forbidden } from "../moderation.ts";
@@ -25,6 +26,8 @@ interface JoinRead {
   truncated: boolean;
   epoch: string;
   members: string[];
+  /** The members' display names, by name (only those who have one). */
+  displays?: Record<string, string>;
   changed?: { rev: number; messages?: ChatMessage[]; truncated?: boolean };
   lastRead: number;
   mentions?: number;
@@ -113,9 +116,11 @@ export class Rooms {
     conn.current = room;
     if (!added) return Promise.resolve(hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
     const id = conn.peer.id;
-    const arriving = firstTab ? nameOf(this.#ctx, conn) : undefined;
+    const arriving = firstTab
+      ? { name: nameOf(this.#ctx, conn), display: hub.displayOf(conn.key) }
+      : undefined;
     return this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
-      ({ messages, lastSeq, truncated, epoch, members, changed, lastRead, mentions }) => {
+      ({ messages, lastSeq, truncated, epoch, members, displays, changed, lastRead, mentions }) => {
         if (!conns.alive(conn) || !hub.isMember(id, room)) return;
         const you: { role: Role; muted?: number } = { role: conn.identity!.role };
         const muted = moderation.mutedUntil(room, conn.identity!.uid, now());
@@ -134,6 +139,7 @@ export class Rooms {
           unread: Math.max(0, lastSeq - lastRead),
         };
         if (mentions !== undefined) joined.mentions = mentions;
+        if (displays !== undefined) joined.displays = displays;
         if (changed) {
           joined.rev = changed.rev;
           if (changed.messages) joined.changes = changed.messages.map(wireMessage);
@@ -161,7 +167,7 @@ export class Rooms {
     room: string,
     since: number | undefined,
     epoch: string | undefined,
-    arriving: string | undefined,
+    arriving: { name: string; display?: string } | undefined,
     key: string,
     rev: number | undefined,
   ): Promise<JoinRead> {
@@ -171,7 +177,7 @@ export class Rooms {
     let lastSeq: number;
     // Live messages first, then the read: whatever the read misses is on its way (the hub holds it).
     await sharing.watch(room);
-    if (arriving !== undefined) await sharing.presence(room, arriving, true);
+    if (arriving !== undefined) await sharing.presence(room, arriving.name, true, arriving.display);
     // The rev is read before the messages: a change after it reaches this member as a line (held
     // like the live messages), with a higher rev; one before it is in the answer.
     const resuming = since !== undefined && rev !== undefined;
@@ -194,16 +200,18 @@ export class Rooms {
       if (messages.length > n) messages = messages.slice(-n);
     }
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
-    const [reacted, members, [lastRead]] = await Promise.all([
+    const [reacted, members, shown, [lastRead]] = await Promise.all([
       this.#reactions.attach(room, messages, key),
       sharing.members(room),
+      sharing.displays(room),
       engine.readPositions(key, [room]),
     ]);
+    const displays = displaysOf(members, shown);
     messages = reacted;
     const fitted = this.#budget.newest(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
     const mentions = (await this.#reads.mentionCounts(key, [{ room, after: lastRead }]))[room];
-    const base = { messages, lastSeq, truncated, epoch: page.epoch, members, lastRead, mentions };
+    const base = { messages, lastSeq, truncated, epoch: page.epoch, members, displays, lastRead, mentions };
     // A rev of another history (lost between the two reads) would be too high: 0 is always safe.
     const changed: JoinRead["changed"] = { rev: revPage.epoch === page.epoch ? revPage.rev : 0 };
     if (resuming && !lost && revPage.epoch === page.epoch) {
@@ -292,10 +300,12 @@ export class Rooms {
    */
   restarted(room: string, epoch: string, from = 0): void {
     const { hub } = this.#ctx;
+    const displays = hub.displays(room);
     const line = encode({
       type: "joined",
       room,
       members: hub.members(room),
+      ...(displays && { displays }),
       messages: [],
       lastSeq: from,
       truncated: true,

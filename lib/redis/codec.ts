@@ -31,13 +31,16 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
 const wellFormed = (s: string) => s.isWellFormed() ? s : s.toWellFormed();
 
 /**
- * The seven values append.lua takes per message: person key, cid, from, text, ts, extras (reply and
- * mentions in one value, "" for neither, as most messages: fewer to encode) and the channel form.
+ * The seven values append.lua takes per message: person key, cid, from, text, ts, extras (reply,
+ * mentions and display name in one value, "" for none, as most messages: fewer to encode) and the
+ * channel form. A display name holds no line break (lib/display_names.ts), so it is a line of its own.
  */
 export function appendArgs(d: Draft): string[] {
   const names = d.mentions?.length ? JSON.stringify(d.mentions.map((p) => p.name)) : "";
   const mkeys = d.mentions?.length ? d.mentions.map((p) => p.key).join("\t") : "";
-  const extras = d.replyTo || names ? `${d.replyTo ?? ""}\n${names}\n${mkeys}` : "";
+  const extras = d.replyTo || names || d.display
+    ? `${d.replyTo ?? ""}\n${names}\n${mkeys}\n${d.display ?? ""}`
+    : "";
   // The message as the channel carries it, but for its seq (first) and reply quote (last); "" when
   // the script can put it together itself (most messages: nothing to escape, no mentions). Stored
   // as UTF-8, a lone surrogate becomes U+FFFD: the channel says what the stream holds.
@@ -55,13 +58,14 @@ export type AppendOutcome =
   | { kind: "stored" }
   /** Not stored: its `replyTo` is not stored or is deleted. */
   | { kind: "refused" }
-  /** Its cid was stored before, as `seq` at `ts`; deleted or edited since, it says so. */
+  /** Its cid was stored before, as `seq` at `ts` (with `display`); deleted or edited since, it says so. */
   | {
     kind: "duplicate";
     seq: number;
     ts: number;
     deleted: boolean;
     edited?: { editedTs: number; text: string };
+    display?: string;
   };
 
 /** What append.lua did in one room. */
@@ -87,7 +91,7 @@ export function decodeAppend(reply: unknown, withLine = false): AppendedRoom[] {
     outcomes: room.slice(2, withLine ? -1 : undefined).map((r): AppendOutcome => {
       if (r === "n") return { kind: "stored" };
       if (r === "r") return { kind: "refused" };
-      const [state, seq, ts, editedTs, text] = r as string[];
+      const [state, seq, ts, editedTs, text, display] = r as string[];
       const out: AppendOutcome = {
         kind: "duplicate",
         seq: Number(seq),
@@ -95,6 +99,7 @@ export function decodeAppend(reply: unknown, withLine = false): AppendedRoom[] {
         deleted: state === "D",
       };
       if (state === "E") out.edited = { editedTs: Number(editedTs), text };
+      if (display) out.display = display;
       return out;
     }),
   }));
@@ -191,7 +196,7 @@ export function decodeAudit(reply: unknown): AuditEntry[] {
 export function decodeChangeMessage(room: string, seq: number, reply: unknown): ChangeResult {
   const r = reply as string[];
   if (r[0] !== "ok") return { ok: false, problem: r[0] as "not_found" | "not_author" | "too_old" };
-  const [, from, text, ts, cid, deleted, editedTs, quote, names, rev] = r;
+  const [, from, text, ts, cid, deleted, editedTs, quote, names, rev, display] = r;
   return {
     ok: true,
     message: storedMessage(room, seq, {
@@ -203,6 +208,7 @@ export function decodeChangeMessage(room: string, seq: number, reply: unknown): 
       e: editedTs,
       r: quote,
       m: names,
+      dn: display,
     }),
     rev: Number(rev),
   };
@@ -268,12 +274,17 @@ export function decodeNameClaim(value: string): { key: string; name: string } {
 
 /**
  * A message from its stored fields (`f` from, `t` text, `ts`, `c` cid, `d` deleted, `e` editedTs, `r`
- * reply quote JSON, `m` mentioned names JSON): a tombstone when deleted.
+ * reply quote JSON, `m` mentioned names JSON, `dn` display name): a tombstone when deleted.
  */
 function storedMessage(room: string, seq: number, f: Record<string, string | undefined>): ChatMessage {
-  if (f.d) return { room, seq, from: f.f!, ts: Number(f.ts), text: "", deleted: true };
+  if (f.d) {
+    const t: ChatMessage = { room, seq, from: f.f!, ts: Number(f.ts), text: "", deleted: true };
+    if (f.dn) t.display = f.dn;
+    return t;
+  }
   const m: ChatMessage = { room, seq, from: f.f!, text: f.t!, ts: Number(f.ts) };
   if (f.c) m.cid = f.c;
+  if (f.dn) m.display = f.dn;
   if (f.e) m.editedTs = Number(f.e);
   if (f.r) m.replyTo = replyOf(f.r);
   if (f.m) m.mentions = JSON.parse(f.m);
@@ -319,6 +330,7 @@ export function decodeRoomLine(room: string, raw: string): RoomLine {
     const [names, reply] = old ? [one[7], one[6]] : [one[5], one[6]] as [string?, string?];
     const m: ChatMessage = { room, seq, from, text, ts };
     if (cid) m.cid = cid;
+    if (!old && one[7]) m.display = one[7];
     if (reply) m.replyTo = replyOf(reply);
     if (names) m.mentions = JSON.parse(names);
     messages.push(m);
@@ -340,6 +352,7 @@ function decodeChange(room: string, c: Record<string, unknown>): RoomLine {
     e: s.editedTs,
     r: s.r,
     m: s.m,
+    dn: s.dn,
   });
   // `by` is the name of who deleted it ("" for an edit).
   const info: ChangeInfo = { rev: Number(s.rev) };
@@ -359,12 +372,16 @@ export function decodePersonLine(raw: string): { key: string; line: string } {
 }
 
 /** A line of the renames channel: `oldName` is now `newName`, a member of `rooms`. */
-export function renameLine(oldName: string, newName: string, rooms: string[]): string {
-  return JSON.stringify([oldName, newName, rooms]);
+export function renameLine(oldName: string, newName: string, rooms: string[], display?: string): string {
+  return JSON.stringify(
+    display === undefined ? [oldName, newName, rooms] : [oldName, newName, rooms, display],
+  );
 }
 
 /** A line of the renames channel, as {@link renameLine} wrote it. @throws {SyntaxError} */
-export function decodeRenameLine(raw: string): { oldName: string; newName: string; rooms: string[] } {
-  const [oldName, newName, rooms] = JSON.parse(raw) as [string, string, string[]];
-  return { oldName, newName, rooms };
+export function decodeRenameLine(
+  raw: string,
+): { oldName: string; newName: string; rooms: string[]; display?: string } {
+  const [oldName, newName, rooms, display] = JSON.parse(raw) as [string, string, string[], string?];
+  return display === undefined ? { oldName, newName, rooms } : { oldName, newName, rooms, display };
 }

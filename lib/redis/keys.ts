@@ -20,7 +20,8 @@
  *   `chat:{room}:audit`, a list of JSON entries, newest first, capped at `auditRetain`;
  * - `chat:{room}:reads`, a hash: person key to their read position (seq) in the room;
  * - presence: `chat:{room}:who`, a sorted set of `<process>\t<name>` by expiry, and `chat:{room}:names`,
- *   a hash name to the number of processes that hold it (see `lua/presence_join.lua`);
+ *   a hash name to the number of processes that hold it, and `chat:{room}:disp`, a hash name to display
+ *   name for those present who have one (see `lua/presence_join.lua`);
  * - reactions (#11): `chat:{room}:rc:<seq>`, a hash emoji to count; `chat:{room}:rp:<seq>`, a hash
  *   person key to that person's emoji (tab-separated); `chat:{room}:rx`, a sorted set of the seqs
  *   that have reactions (a page read, retention and deletes find them there);
@@ -36,7 +37,8 @@
  * one per lookalike key of a name) and `chat:{names}:person:<key>` (the name) are the name claims, which
  * expire unless refreshed. `chat:people` and `chat:renames` are the channels every process hears.
  *
- * A message's stream entry holds `f` (from), `ts`, `c` (cid), `k` (sender key), and for a reply `q` and
+ * A message's stream entry holds `f` (from), `ts`, `c` (cid), `k` (sender key), `dn` (the sender's display
+ * name, when they had one), and for a reply `q` and
  * `qf` (the seq and sender of the message it answers, quoted when read). Its text bucket holds `<seq>`
  * (text), `m<seq>` (mentioned names JSON), `k<seq>` (mentioned person keys, tab-separated), and once
  * changed `e<seq>` (editedTs), `d<seq>` (deleted) and `v<seq>` (the rev of its last change). Entries
@@ -56,6 +58,7 @@ export const roomKeys = (room: string) => ({
   lines: `chat:{${room}}:lines`,
   who: `chat:{${room}}:who`,
   names: `chat:{${room}}:names`,
+  disp: `chat:{${room}}:disp`,
   rules: `chat:{${room}}:rules`,
   allowed: `chat:{${room}}:allowed`,
   bans: `chat:{${room}}:bans`,

@@ -43,6 +43,8 @@ export class RedisSharing implements Sharing {
   readonly #names = new Map<string, string>();
   /** This process's presence entries: room to names. */
   readonly #present = new Map<string, Set<string>>();
+  /** The display names of the names present here that have one (refreshed with their entries). */
+  readonly #shown = new Map<string, string>();
   /** Names this process's entries (random per process). */
   readonly #instance = newEpoch();
   readonly #timer: ReturnType<typeof setInterval>;
@@ -102,11 +104,12 @@ export class RedisSharing implements Sharing {
   }
 
   /** Records that `name` is (or no longer is) in `room` here; Redis announces the union's changes. */
-  async presence(room: string, name: string, present: boolean): Promise<void> {
+  async presence(room: string, name: string, present: boolean, display?: string): Promise<void> {
     let names = this.#present.get(room);
     if (present) {
       if (!names) this.#present.set(room, names = new Set());
       names.add(name);
+      this.#show(name, display);
     } else {
       names?.delete(name);
       if (names?.size === 0) this.#present.delete(room);
@@ -115,9 +118,14 @@ export class RedisSharing implements Sharing {
     await this.#presenceScript(present ? presenceJoin : presenceLeave, room, name);
   }
 
-  /** Person `oldName` here is now `newName`: its presence entries follow, with no join or leave. */
-  async renamed(oldName: string, newName: string): Promise<void> {
+  /**
+   * Person `oldName` here is now `newName` (shown as `display`): its presence entries follow, with no
+   * join or leave.
+   */
+  async renamed(oldName: string, newName: string, display?: string): Promise<void> {
     const moves: Promise<unknown>[] = [];
+    this.#shown.delete(oldName);
+    this.#show(newName, display);
     for (const [room, names] of this.#present) {
       if (!names.delete(oldName)) continue;
       names.add(newName);
@@ -128,21 +136,27 @@ export class RedisSharing implements Sharing {
         String(Date.now() + this.#opts.presenceTtlMs),
         `${this.#instance}\t${newName}`,
         newName,
+        display ?? "",
       ];
-      moves.push(this.#redis.script(this.#redis.scripts.presenceRename, [k.who, k.names], args));
+      moves.push(this.#redis.script(this.#redis.scripts.presenceRename, [k.who, k.names, k.disp], args));
     }
     await Promise.all(moves);
   }
 
-  publishRename(oldName: string, newName: string, rooms: string[]): void {
+  publishRename(oldName: string, newName: string, rooms: string[], display?: string): void {
     if (!this.#redis.cmd.isReady) return;
-    this.#redis.cmd.publish(RENAMES, codec.renameLine(oldName, newName, rooms)).catch(() => {});
+    this.#redis.cmd.publish(RENAMES, codec.renameLine(oldName, newName, rooms, display)).catch(() => {});
   }
 
   /** Everyone in `room`, on any process, sorted by code unit. */
   async members(room: string): Promise<string[]> {
     const names = await this.#redis.run(() => this.#redis.cmd.hKeys(keys(room).names));
     return names.sort();
+  }
+
+  async displays(room: string): Promise<Record<string, string> | undefined> {
+    const all = await this.#redis.run(() => this.#redis.cmd.hGetAll(keys(room).disp));
+    return Object.keys(all).length === 0 ? undefined : { ...all };
   }
 
   async claimName(key: string, name: string): Promise<boolean> {
@@ -156,6 +170,8 @@ export class RedisSharing implements Sharing {
   }
 
   releaseName(key: string): void {
+    const name = this.#names.get(key);
+    if (name !== undefined) this.#shown.delete(name);
     this.#names.delete(key);
   }
 
@@ -207,9 +223,21 @@ export class RedisSharing implements Sharing {
     const entry = `${this.#instance}\t${name}`;
     return this.#redis.script(
       script,
-      [k.who, k.names, k.lines],
-      [entry, name, String(Date.now() + this.#opts.presenceTtlMs), room, this.#redis.publish],
+      [k.who, k.names, k.lines, k.disp],
+      [
+        entry,
+        name,
+        String(Date.now() + this.#opts.presenceTtlMs),
+        room,
+        this.#redis.publish,
+        this.#shown.get(name) ?? "",
+      ],
     );
+  }
+
+  #show(name: string, display: string | undefined): void {
+    if (display === undefined) this.#shown.delete(name);
+    else this.#shown.set(name, display);
   }
 
   /** Every third of the TTL: refresh this process's entries, and sweep the dead ones of watched rooms. */
@@ -222,7 +250,7 @@ export class RedisSharing implements Sharing {
     }
     for (const room of this.#watched.keys()) {
       const k = keys(room);
-      this.#redis.script(presenceSweep, [k.who, k.names, k.lines], [
+      this.#redis.script(presenceSweep, [k.who, k.names, k.lines, k.disp], [
         String(Date.now()),
         room,
         this.#redis.publish,
@@ -252,8 +280,8 @@ export class RedisSharing implements Sharing {
 
   #renamedElsewhere(raw: string): void {
     try {
-      const { oldName, newName, rooms } = codec.decodeRenameLine(raw);
-      for (const s of this.#subscribers) s.renamed(oldName, newName, rooms);
+      const { oldName, newName, rooms, display } = codec.decodeRenameLine(raw);
+      for (const s of this.#subscribers) s.renamed(oldName, newName, rooms, display);
     } catch {
       this.#opts.log.error("bad line on the renames channel");
     }

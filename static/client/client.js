@@ -83,6 +83,15 @@ export class ChatClient extends EventTarget {
     /** @type {Set<string>} names you have had, to tell your own messages */
     this.myNames = new Set(Array.isArray(identity?.names) ? identity.names : []);
     if (this.me) this.myNames.add(this.me);
+    /**
+     * Your display name (any script, spaces, punctuation: what people see beside your handle `me`), if
+     * you have one; a guest chooses it (`opts.display`, {@link setDisplay}), a signed person's is the token's.
+     * @type {string | undefined}
+     */
+    this.display = typeof identity?.display === "string" ? identity.display : opts.display;
+    if (opts.display && !identity?.token && !this.getToken) this.display = opts.display;
+    /** @type {Map<string, string>} the display names of the people seen, by handle */
+    this.displays = new Map();
 
     /** @type {Pick<Context, "client" | "send" | "takeToken" | "emit" | "persisted">} */
     const core = {
@@ -96,11 +105,15 @@ export class ChatClient extends EventTarget {
     const ctx = /** @type {Context} */ (core);
     this.#ctx = ctx;
     ctx.connection = new Connection(opts, {
-      line: (m) => handlers[m.type]?.(m),
+      line: (m) => (this.#learnDisplays(m), handlers[m.type]?.(m)),
       closed: () => (ctx.outbox.clearInFlight(), ctx.directs.closed(), ctx.rooms.closed()),
       state: (state) => ctx.emit("state", { state }),
       noToken: (message) => ctx.emit("servererror", { code: "no_token", message }),
-      guest: () => ({ name: this.me && isValidName(this.me) ? this.me : undefined, token: this.token }),
+      guest: () => ({
+        name: this.me && isValidName(this.me) ? this.me : undefined,
+        display: this.display,
+        token: this.token,
+      }),
       limits: () => this.limits,
     });
     ctx.rooms = new Rooms(ctx, opts.rooms);
@@ -114,7 +127,7 @@ export class ChatClient extends EventTarget {
       nick: (m) => this.#renamed(m.old, m.name),
     });
     // A name chosen now is kept even if the page goes away before the server answers.
-    if (opts.name && !identity?.token && !this.getToken) this.#saveIdentity();
+    if ((opts.name || opts.display) && !identity?.token && !this.getToken) this.#saveIdentity();
   }
 
   /** @type {Context} */
@@ -286,6 +299,36 @@ export class ChatClient extends EventTarget {
   }
 
   /**
+   * Asks for another display name ("" for none): any script, spaces and punctuation, at most 64
+   * characters. The server answers with a `nick` line (or `error bad_name`).
+   * @param {string} display
+   * @throws {RangeError} for a signed person, or when not connected
+   */
+  setDisplay(display) {
+    if (!this.guest) throw new RangeError("Your name comes from your sign-in: change it on that site");
+    if (!this.live) throw new RangeError("Not connected: try again when live");
+    this.#ctx.send({ type: "nick", display: display.trim() });
+  }
+
+  /**
+   * The display name of the person `name` (a handle), as last seen in a room, a presence line, a
+   * rename or a message; undefined when they have none (show the handle).
+   * @param {string} name
+   * @returns {string | undefined}
+   */
+  displayOf(name) {
+    return name === this.me ? this.display : this.displays.get(name);
+  }
+
+  /**
+   * How to show the person `name`: their display name, or the handle when they have none.
+   * @param {string} name
+   */
+  shownName(name) {
+    return this.displayOf(name) ?? name;
+  }
+
+  /**
    * Asks for the page of messages older than the oldest one held.
    * @param {string} room
    * @returns {boolean} whether a request went out
@@ -413,8 +456,40 @@ export class ChatClient extends EventTarget {
     this.#ctx.moderation.rejoin(room);
   }
 
+  /**
+   * Keeps the display names a server line tells: members of a joined room, presence, renames, typing,
+   * and the sender of a message not seen otherwise (a message's is what they were shown as then).
+   * @param {Record<string, any>} m
+   */
+  #learnDisplays(m) {
+    const learn = (/** @type {unknown} */ name, /** @type {unknown} */ display) => {
+      if (typeof name !== "string") return;
+      if (typeof display === "string") this.displays.set(name, display);
+      else this.displays.delete(name);
+    };
+    switch (m.type) {
+      case "joined":
+        if (!Array.isArray(m.members)) return;
+        for (const name of m.members) learn(name, m.displays?.[name]);
+        return;
+      case "presence":
+      case "typing":
+        return learn(m.name, m.display);
+      case "nick":
+        if (m.old !== m.name) this.displays.delete(m.old);
+        if (m.old === this.me || m.name === this.me) {
+          this.display = typeof m.display === "string" ? m.display : undefined;
+        }
+        return learn(m.name, m.display);
+      case "message":
+        if (typeof m.display === "string" && !this.displays.has(m.from)) learn(m.from, m.display);
+        return;
+    }
+  }
+
   /** @param {Record<string, any>} m */
   #welcome(m) {
+    this.display = typeof m.display === "string" ? m.display : undefined;
     this.me = m.name;
     this.myNames.add(m.name);
     if (typeof m.uid === "string") this.uid = m.uid;
@@ -426,7 +501,7 @@ export class ChatClient extends EventTarget {
     }
     if (m.limits && typeof m.limits === "object") this.limits = { ...DEFAULT_LIMITS, ...m.limits };
     this.#ctx.connection.welcome(m.exp);
-    this.#ctx.emit("welcome", { name: m.name, notice: m.notice });
+    this.#ctx.emit("welcome", { name: m.name, display: this.display, notice: m.notice });
     if (m.notice) this.#ctx.emit("notice", { message: m.notice });
     // A room you were taken out of is joined again only when you ask ({@link rejoin}).
     for (const r of this.rooms.values()) if (!r.removed) this.#ctx.rooms.sendJoin(r);
@@ -438,6 +513,7 @@ export class ChatClient extends EventTarget {
    * @param {Record<string, any>} m
    */
   #authed(m) {
+    this.display = typeof m.display === "string" ? m.display : undefined;
     if (typeof m.role === "string" && m.role !== this.role) {
       this.role = m.role;
       this.#ctx.moderation.roleChanged(m.role);
@@ -466,6 +542,6 @@ export class ChatClient extends EventTarget {
   #saveIdentity() {
     if (this.getToken) return; // a signed identity lives with the host application, not here
     const names = [...this.myNames].slice(-20);
-    this.#ctx.persisted.save("identity", { name: this.me, token: this.token, names });
+    this.#ctx.persisted.save("identity", { name: this.me, display: this.display, token: this.token, names });
   }
 }

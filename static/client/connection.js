@@ -47,7 +47,7 @@ export function backoffDelay(attempt, opts, random = Math.random) {
  * @property {() => void} closed the socket closed: what belonged to it is over (before a reconnect)
  * @property {(state: ConnState) => void} state the state changed (or, reconnecting, its retry time)
  * @property {(message: string) => void} noToken `getToken` failed
- * @property {() => { name?: string, token?: string }} guest the guest identity to connect with
+ * @property {() => { name?: string, display?: string, token?: string }} guest the guest identity to connect with
  * @property {() => Limits} limits the server's limits, for the token bucket
  */
 
@@ -241,6 +241,7 @@ export class Connection {
     else {
       const guest = this.#hooks.guest();
       if (guest.name) q.set("name", guest.name);
+      if (guest.display) q.set("display", guest.display);
       if (guest.token) q.set("token", guest.token);
     }
     /** @type {WebSocket} */

@@ -160,6 +160,7 @@ export class Directs {
     /** @type {DirectMessage} */
     const msg = { to: m.to, from: m.from, text: m.text, ts: m.ts };
     if (m.cid !== undefined) msg.cid = m.cid;
+    if (typeof m.display === "string") msg.display = m.display;
     if (typeof m.conv === "string") msg.conv = m.conv;
     if (typeof m.seq === "number") msg.convSeq = m.seq;
     const c = this.get(peer);
@@ -296,5 +297,6 @@ function stored(conv, x, to) {
     text: x.text,
     ts: x.ts,
     ...(x.cid === undefined ? {} : { cid: x.cid }),
+    ...(typeof x.display === "string" ? { display: x.display } : {}),
   };
 }

@@ -236,6 +236,7 @@ export class Rooms {
     /** @type {RoomMessage} */
     const msg = { room: m.room, seq: m.seq, from: m.from, text: m.text, ts: m.ts };
     if (m.cid !== undefined) msg.cid = m.cid;
+    if (typeof m.display === "string") msg.display = m.display;
     if (m.replyTo && typeof m.replyTo === "object") msg.replyTo = m.replyTo;
     if (Array.isArray(m.mentions)) msg.mentions = m.mentions;
     const added = r.add([msg]);

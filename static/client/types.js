@@ -7,10 +7,11 @@
  * @typedef {object} RoomMessage A stored message of a room, as the server sends it.
  * @property {string} room
  * @property {number} seq
- * @property {string} from
+ * @property {string} from the sender's handle
  * @property {string} text
  * @property {number} ts
  * @property {string} [cid]
+ * @property {string} [display] the sender's display name when they sent it, if they had one
  * @property {boolean} [deleted] a tombstone: the message was deleted, its text is gone ("")
  * @property {number} [editedTs] when its text was last edited (ms)
  * @property {{ seq: number, from: string, text: string, deleted?: boolean }} [replyTo] the message it
@@ -51,6 +52,7 @@
  * @property {string} text
  * @property {number} ts
  * @property {string} [cid]
+ * @property {string} [display] the sender's display name when they sent it, if they had one
  */
 
 /**
@@ -95,6 +97,8 @@
  * @typedef {object} ChatClientOptions
  * @property {string} url the WebSocket endpoint, e.g. `ws://host/ws`
  * @property {string} [name] the nickname wanted (used when no identity is stored)
+ * @property {string} [display] the display name wanted (any script, spaces, punctuation; with no
+ *   `name`, the server makes the handle from it: `Ada Lovelace` is `Ada_Lovelace`)
  * @property {KeyValueStorage | null} [storage] where identity, rooms and outbox persist; default `localStorage`
  * @property {string} [storagePrefix] prefix of storage keys, default `chat:`
  * @property {string[]} [rooms] rooms to be in when none are stored, default `["lobby"]`
@@ -119,7 +123,7 @@
  * @typedef {object} ChatClientEvents The `detail` of each event a `ChatClient` dispatches, by event type
  * (what {@link import("./client.js").ChatClient.on} hands its listener).
  * @property {{ state: ConnState }} state
- * @property {{ name: string, notice?: string }} welcome
+ * @property {{ name: string, display?: string, notice?: string }} welcome
  * @property {{}} rooms
  * @property {{ room: string, added: RoomMessage[], reset: boolean }} joined
  * @property {{ room: string, peer?: undefined, message: RoomMessage }

@@ -211,7 +211,7 @@ export function createComposer(state, { leaveRoom, scrollToBottom, replyBar }) {
     renderTyping() {
       const { active, client } = state;
       const r = active && !isDirect(active) ? client.rooms.get(active) : undefined;
-      const names = r ? r.typers() : [];
+      const names = r ? r.typers().map((n) => client.shownName(n)) : [];
       const text = names.length === 0
         ? ""
         : names.length === 1

@@ -43,11 +43,14 @@ export function hue(name) {
 }
 
 /**
+ * A person's round initial: its colour from their handle `name` (unique, stable), its letter from how
+ * they are shown (`shown`, their display name when they have one).
  * @param {string} name
  * @param {string} [extra]
+ * @param {string} [shown]
  */
-export function avatar(name, extra = "") {
-  const a = el("span", `avatar ${hue(name)} ${extra}`.trim(), [...name][0]?.toUpperCase() ?? "?");
+export function avatar(name, extra = "", shown = name) {
+  const a = el("span", `avatar ${hue(name)} ${extra}`.trim(), [...shown][0]?.toUpperCase() ?? "?");
   a.setAttribute("aria-hidden", "true");
   return a;
 }
@@ -70,4 +73,19 @@ export function textNodes(text) {
     }
   }
   return frag;
+}
+
+/**
+ * A person's name as the page shows it: their display name with their handle as its hover text, or
+ * the handle alone. `label` replaces what is shown ("You").
+ * @param {string} className
+ * @param {string} handle
+ * @param {string | undefined} display
+ * @param {string} [label]
+ */
+export function personName(className, handle, display, label) {
+  const span = el("span", className, label ?? display ?? handle);
+  span.dataset.handle = handle;
+  if (display !== undefined || label !== undefined) span.title = `@${handle}`;
+  return span;
 }

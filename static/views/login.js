@@ -3,13 +3,14 @@
  * that the host site signs people in.
  * @module
  */
-import { isValidName } from "../chat-client.js";
+import { canonicalDisplay, displayProblem, isValidName } from "../chat-client.js";
 import { byId } from "./dom.js";
 import { toast } from "./toasts.js";
 
 /**
- * Shows the card and calls `onName` with a valid name once one is entered.
- * @param {(name: string) => void} onName
+ * Shows the card and calls `onName` once a name is entered: a handle as it is (`ada`), any other name
+ * (`Ada Lovelace`, `O'Brien`) as a display name, from which the server makes the handle.
+ * @param {(who: { name?: string, display?: string }) => void} onName
  */
 export function askName(onName) {
   const login = byId("login", HTMLElement);
@@ -17,15 +18,17 @@ export function askName(onName) {
   const input = byId("name-input", HTMLInputElement);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    const name = input.value.trim();
-    if (!isValidName(name)) {
+    const typed = input.value.trim();
+    const display = canonicalDisplay(typed);
+    const problem = isValidName(typed) ? undefined : displayProblem(display);
+    if (problem) {
       input.setAttribute("aria-invalid", "true");
       input.focus();
-      toast(`Names are 1–32 letters, digits, "_", "-" or "."`);
+      toast(`That name cannot be used: ${problem}`);
       return;
     }
     login.hidden = true;
-    onName(name);
+    onName(isValidName(typed) ? { name: typed } : { display });
   });
   login.hidden = false;
   input.focus();

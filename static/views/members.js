@@ -6,7 +6,7 @@
  * @module
  */
 import { ask } from "./dialog.js";
-import { avatar, byId, el } from "./dom.js";
+import { avatar, byId, el, personName } from "./dom.js";
 import { isDirect, onlineNames } from "./state.js";
 import { toast } from "./toasts.js";
 
@@ -159,16 +159,23 @@ export function createMembers(state) {
       li.dataset.name = name;
       const me = client.isMe(name);
       const inner = me ? el("div", "member-item") : el("button", "member-item");
+      const display = client.displayOf(name);
       if (inner instanceof HTMLButtonElement) {
         inner.type = "button";
-        inner.setAttribute("aria-label", `${name}: send a direct message`);
+        inner.setAttribute(
+          "aria-label",
+          `${display === undefined ? name : `${display} (@${name})`}: send a direct message`,
+        );
         inner.addEventListener("click", () => state.go(`@${name}`));
       }
       const dot = el("span", "presence online");
       dot.setAttribute("aria-hidden", "true");
       const face = el("span", "avatar-wrap");
-      face.append(avatar(name, "small"), dot);
-      inner.append(face, el("span", "member-name", name));
+      face.append(avatar(name, "small", display), dot);
+      const label = el("span", "member-label");
+      label.append(personName("member-name", name, display));
+      if (display !== undefined) label.append(el("span", "member-handle", `@${name}`));
+      inner.append(face, label);
       if (me) inner.append(el("span", "member-you", "you"));
       li.append(inner);
       if (moderator && !me) li.append(...moderationControls(room, name));

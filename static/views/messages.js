@@ -6,7 +6,7 @@
  * @module
  */
 import { formatUntil, mentions } from "../chat-client.js";
-import { avatar, el, hue, textNodes } from "./dom.js";
+import { avatar, el, hue, personName, textNodes } from "./dom.js";
 import { reactionBar } from "./reactions.js";
 import { quoteNode } from "./reply.js";
 
@@ -78,10 +78,13 @@ export function messageNodes(m, prev, client, opts = {}) {
   }
   if ("replyTo" in m && m.replyTo) li.dataset.replyTo = String(m.replyTo.seq);
   if (m.cid) li.dataset.cid = m.cid;
-  li.append(avatar(m.from));
+  const display = "display" in m && typeof m.display === "string" ? m.display : undefined;
+  li.append(avatar(m.from, "", display));
   const body = el("div", "msg-body");
   const meta = el("div", "msg-meta");
-  meta.append(el("span", `msg-from ${own ? "" : hue(m.from)}`.trim(), own ? "You" : m.from));
+  meta.append(
+    personName(`msg-from ${own ? "" : hue(m.from)}`.trim(), m.from, display, own ? "You" : undefined),
+  );
   const time = el("time", "msg-time", timeFormat.format(m.ts));
   time.dateTime = new Date(m.ts).toISOString();
   time.title = fullFormat.format(m.ts);
@@ -120,7 +123,7 @@ export function messageNodes(m, prev, client, opts = {}) {
  * @param {ChatClient} client
  */
 function messageActions(m, own, client) {
-  const whose = own ? "your message" : `the message from ${m.from}`;
+  const whose = own ? "your message" : `the message from ${m.display ?? m.from}`;
   const actions = el("div", "msg-tools");
   const reply = el("button", "msg-tool", "Reply");
   reply.type = "button";

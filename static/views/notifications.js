@@ -52,7 +52,8 @@ export function createNotifications(state) {
     notify(key, m) {
       if (!on || Notification.permission !== "granted") return;
       try {
-        const n = new Notification(isDirect(key) ? `${m.from} (direct)` : `${m.from} in #${key}`, {
+        const who = m.display ?? m.from;
+        const n = new Notification(isDirect(key) ? `${who} (direct)` : `${who} in #${key}`, {
           body: m.text.slice(0, 200),
           tag: key,
         });

@@ -5,7 +5,7 @@
  * unread on the button that opens it on a phone.
  * @module
  */
-import { normalizeRoom } from "../chat-client.js";
+import { canonicalDisplay, displayProblem, isValidName, normalizeRoom } from "../chat-client.js";
 import { avatar, byId, el, hue } from "./dom.js";
 import { isDirect, onlineNames, totalUnread, unreadOf } from "./state.js";
 import { toast } from "./toasts.js";
@@ -78,7 +78,7 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
     renameForm.hidden = !show;
     renameButton.setAttribute("aria-expanded", String(show));
     if (show) {
-      renameInput.value = state.client.me;
+      renameInput.value = state.client.display ?? state.client.me;
       renameInput.focus();
       renameInput.select();
     }
@@ -86,7 +86,16 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
   renameForm.addEventListener("submit", (e) => {
     e.preventDefault();
     try {
-      state.client.nick(renameInput.value.trim());
+      // A handle is a new name (and the display name goes); any other name is a new display name.
+      const typed = renameInput.value.trim();
+      if (isValidName(typed)) {
+        state.client.nick(typed);
+        if (state.client.display !== undefined) state.client.setDisplay("");
+      } else {
+        const problem = displayProblem(canonicalDisplay(typed));
+        if (problem) throw new RangeError(`That name cannot be used: ${problem}`);
+        state.client.setDisplay(typed);
+      }
       renameForm.hidden = true;
       renameButton.setAttribute("aria-expanded", "false");
       renameButton.focus();
@@ -98,14 +107,15 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
   return {
     render() {
       const { client } = state;
-      meName.textContent = client.me;
+      meName.textContent = client.display ?? client.me;
+      meName.title = client.display === undefined ? "" : `@${client.me}`;
       // A signed person's name is the host application's: the server refuses a rename (not_allowed).
       renameButton.hidden = !client.guest;
       if (!client.guest && !renameForm.hidden) {
         renameForm.hidden = true;
         renameButton.setAttribute("aria-expanded", "false");
       }
-      meAvatar.textContent = [...client.me][0]?.toUpperCase() ?? "?";
+      meAvatar.textContent = [...(client.display ?? client.me)][0]?.toUpperCase() ?? "?";
       meAvatar.className = `avatar ${hue(client.me)}`;
 
       roomList.replaceChildren(...[...client.rooms.keys()].map((room) => {

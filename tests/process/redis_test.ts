@@ -694,3 +694,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "redis: display names cross instances: presence, members, live messages, history and a new display name",
+  ignore: !!missing,
+  fn: () =>
+    withInstances(2, async ([a, b]) => {
+      await using bob = await client(b, { name: "bob", room: "r" });
+      await bob.next("joined");
+      await using ada = await client(a, { display: "Ada Lovelace", room: "r" });
+      // Ada's join, told on the other instance, says how she is shown; bob has no display name.
+      const join = await bob.next("presence", (m) => m.event === "join", 5000);
+      assert.deepEqual([join.name, join.display], ["Ada_Lovelace", "Ada Lovelace"]);
+      const aj = await ada.next("joined");
+      assert.deepEqual(aj.members, ["Ada_Lovelace", "bob"]);
+      assert.deepEqual(aj.displays, { Ada_Lovelace: "Ada Lovelace" }, "bob has none");
+      // A third person on B sees Ada, who is on A, with her display name in the member list.
+      await using carol = await client(b, { name: "carol", room: "r" });
+      assert.deepEqual((await carol.next("joined")).displays, { Ada_Lovelace: "Ada Lovelace" });
+      ada.send({ type: "send", room: "r", text: "hello", cid: "a1" });
+      const ack = await ada.next("ack", (m) => m.cid === "a1");
+      assert.equal((await bob.next("message", (m) => m.seq === ack.seq, 5000)).display, "Ada Lovelace");
+      // A new display name reaches B's members as a nick line, and B's next joiner sees it.
+      ada.send({ type: "nick", display: "Ada King" });
+      assert.deepEqual(await bob.next("nick", () => true, 5000), {
+        type: "nick",
+        old: "Ada_Lovelace",
+        name: "Ada_Lovelace",
+        display: "Ada King",
+      });
+      await using dan = await client(b, { name: "dan", room: "r" });
+      const dj = await dan.next("joined");
+      assert.deepEqual(dj.displays, { Ada_Lovelace: "Ada King" });
+      // History read on B keeps what she was shown as when she wrote.
+      assert.equal(dj.messages.find((m: Msg) => m.seq === ack.seq).display, "Ada Lovelace");
+      // Her leaving, told on B, names her as she is shown now.
+      await ada.close();
+      const left = await bob.next("presence", (m) => m.event === "leave", 5000);
+      assert.deepEqual([left.name, left.display], ["Ada_Lovelace", "Ada King"]);
+    }),
+});

@@ -314,11 +314,19 @@ Deno.test("names from signed tokens are not first-come: a guest holding one is r
   assert.equal(late.lines[0].name, "alice-4");
   a.send({ type: "nick", name: "queen" });
   assert.equal((await a.next("error")).code, "not_allowed");
-  // A bad name claim falls back to a safe form of sub.
+  // A name claim that is no handle is the display name, and the handle is made from it (shown as
+  // text, never as HTML: the page builds text nodes).
   await using odd = await TestClient.connect(server, {
     token: await mint({ sub: "id:7/x", name: "<b>hi</b>" }),
   });
-  assert.equal(odd.lines[0].name, "id7x");
+  assert.equal(odd.lines[0].name, "bhib");
+  assert.equal(odd.lines[0].display, "<b>hi</b>");
+  // One that makes no handle (nor is a display name) falls back to a safe form of sub.
+  await using odder = await TestClient.connect(server, {
+    token: await mint({ sub: "id:8/x", name: "!!\u0007" }),
+  });
+  assert.equal(odder.lines[0].name, "id8x");
+  assert.equal(odder.lines[0].display, undefined);
 });
 
 /** A key pair for `alg`, written as a PEM (SPKI) file and a JWKS file. */

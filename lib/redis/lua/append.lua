@@ -4,13 +4,15 @@
 -- ARGV: retainMessages (0 keeps all), minTs (0: no age retention), dedup window (ms), publish command
 -- (PUBLISH, or SPUBLISH on a Cluster; '' returns the line instead, see below), quote length (code points), mentions kept per person, age check
 -- interval (ms); then per room its epoch if new and its message count, then per message 7 values:
--- person key, cid ('' for none), from, text, ts, extras ('' or three lines: replyTo seq, mentioned
--- names JSON, mentioned person keys tab-separated, each '' when it has none), and its channel form
+-- person key, cid ('' for none), from, text, ts, extras ('' or four lines: replyTo seq, mentioned
+-- names JSON, mentioned person keys tab-separated, the sender's display name, each '' when it has
+-- none), and its channel form
 -- (the JSON array [from, text, ts, cid, names] without its brackets; '' when none of from, text and
 -- cid has a character JSON escapes and it mentions nobody: the script puts it together).
 -- Reply: per room { epoch, seq before the group, then per message: 'n' (stored, numbered on from that
--- seq), 'r' (its replyTo is not stored or is deleted: nothing stored), or a duplicate: { 'd', seq, ts }
--- as stored, { 'D', seq, ts } deleted since, { 'E', seq, ts, editedTs, text } edited since }; with
+-- seq), 'r' (its replyTo is not stored or is deleted: nothing stored), or a duplicate: { 'd', seq, ts,
+-- '', '', display } as stored, { 'D', seq, ts, '', '', display } deleted since, { 'E', seq, ts, editedTs,
+-- text, display } edited since (display: its sender's display name then, '' for none) }; with
 -- publish '' one more last element: the line to publish ('' for none).
 -- Needs quote.lua and stored.lua (where a message's parts live: its entry, and its text bucket).
 --
@@ -20,7 +22,7 @@
 -- XADD; the rest is per room and group: the texts go in with one HSET per text bucket (one, mostly),
 -- the cids are looked up with one HMGET per cid bucket and
 -- written with one HSET, the read positions with one HSET, and the room's new messages go out as one
--- publish, {"e": epoch, "m": [[seq, from, text, ts, cid, names, quote], ...]} (an object, so a process
+-- publish, {"e": epoch, "m": [[seq, from, text, ts, cid, names, quote, display], ...]} (an object, so a process
 -- of an older version, which read an array as one message, drops it as a change it does not know
 -- rather than misreading it), put together from the channel forms the process encoded (Lua's number
 -- formatting and cjson cost more than the rest). A cid bucket (cids:<n>, field <key>:<cid>) holds the
@@ -85,8 +87,10 @@ local function room(meta, log, reads, at)
     local key, cid, from, text, ts = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     local extras, tail = ARGV[i + 5], ARGV[i + 6]
     i = i + 7
-    local reply, names, mkeys = '', '', ''
-    if extras ~= '' then reply, names, mkeys = string.match(extras, '^([^\n]*)\n([^\n]*)\n(.*)$') end
+    local reply, names, mkeys, display = '', '', '', ''
+    if extras ~= '' then
+      reply, names, mkeys, display = string.match(extras, '^([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$')
+    end
     local field = fieldOf[n] or false
     local prev = field and known[field] or false
     local quoted = ''
@@ -109,13 +113,14 @@ local function room(meta, log, reads, at)
       local ps, pt = string.match(prev, '^(%d+):(.*)$')
       local stored = currentOne(base, log, ps)
       local f = stored or {}
-      if f.d then out[#out + 1] = { 'D', ps, pt }
-      elseif f.e then out[#out + 1] = { 'E', ps, pt, f.e, f.t }
+      if f.d then out[#out + 1] = { 'D', ps, pt, '', '', f.dn or '' }
+      elseif f.e then out[#out + 1] = { 'E', ps, pt, f.e, f.t, f.dn or '' }
       else
-        out[#out + 1] = { 'd', ps, pt }
+        out[#out + 1] = { 'd', ps, pt, '', '', f.dn or '' }
         if publish == '' and stored then
           resent[#resent + 1] = cjson.encode({
             tonumber(ps), f.f, f.t, tonumber(f.ts), f.c or '', f.m or '', quoteOfReply(base, log, f, quoteMax) or '',
+            f.dn or '',
           })
         end
       end
@@ -132,10 +137,16 @@ local function room(meta, log, reads, at)
       tf[#tf + 1] = sid
       tf[#tf + 1] = text
       added[sid] = text
-      if quoted == '' then
+      if quoted == '' and display == '' then
         redis.call('XADD', log, sid .. '-1', 'f', from, 'ts', ts, 'c', cid, 'k', key)
       else
-        redis.call('XADD', log, sid .. '-1', 'f', from, 'ts', ts, 'c', cid, 'k', key, 'q', reply, 'qf', replyFrom)
+        local fields = { 'f', from, 'ts', ts, 'c', cid, 'k', key }
+        if quoted ~= '' then
+          fields[#fields + 1] = 'q'; fields[#fields + 1] = reply
+          fields[#fields + 1] = 'qf'; fields[#fields + 1] = replyFrom
+        end
+        if display ~= '' then fields[#fields + 1] = 'dn'; fields[#fields + 1] = display end
+        redis.call('XADD', log, sid .. '-1', unpack(fields))
       end
       if names ~= '' then
         tf[#tf + 1] = 'm' .. sid
@@ -157,7 +168,8 @@ local function room(meta, log, reads, at)
       end
       -- No channel form: from, text and cid need no escaping in JSON (and there are no mentions).
       if tail == '' then tail = '"' .. from .. '","' .. text .. '",' .. ts .. ',"' .. cid .. '",""' end
-      pubs[#pubs + 1] = '[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) .. ']'
+      pubs[#pubs + 1] = '[' .. sid .. ',' .. tail .. ',' .. (quoted == '' and '""' or cjson.encode(quoted)) ..
+          (display == '' and '' or ',' .. cjson.encode(display)) .. ']'
       out[#out + 1] = 'n'
     end
   end

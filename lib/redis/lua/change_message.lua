@@ -7,7 +7,7 @@
 -- Publishes the change on the room's channel with its rev and who deleted it: the processes tell
 -- their members `deleted` or `edited` from that, after the message itself.
 -- Reply: { problem } (not_found, not_author, too_old) or { 'ok', from, text, ts, cid, deleted ('1' or
--- ''), editedTs, quote, names, rev } (rev: the room's change revision this change took: the meta
+-- ''), editedTs, quote, names, rev, display ('' none) } (rev: the room's change revision this change took: the meta
 -- hash's rev, also stored with the message and in the changes set).
 -- Needs quote.lua and stored.lua.
 --
@@ -106,5 +106,5 @@ local epoch = redis.call('HGET', meta, 'epoch') or ''
 local r = quoteOfReply(base, log, f, quoteMax) or ''
 redis.call(publish, string.sub(meta, 1, -6), cjson.encode({ c = 'm', seq = ARGV[1], from = f.f, text = f.t,
   ts = f.ts, cid = f.c or '', deleted = f.d or '', editedTs = f.e or '', epoch = epoch, r = r,
-  m = f.m or '', rev = f.v, by = ARGV[12] }))
-return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', r, f.m or '', f.v }
+  m = f.m or '', rev = f.v, by = ARGV[12], dn = f.dn or '' }))
+return { 'ok', f.f, f.t, f.ts, f.c or '', f.d or '', f.e or '', r, f.m or '', f.v, f.dn or '' }

@@ -3,8 +3,8 @@
 -- KEYS: log.
 -- ARGV: first id, last id (XRANGE order; XREVRANGE's when reversed), count (0: all), '1' to read
 -- newest first, quote length (code points).
--- Reply: per message its seq and its fields (field, value, ...: f, t, ts, c, and d, e, r, m, v when
--- it has them), in the order read.
+-- Reply: per message its seq and its fields (field, value, ...: f, t, ts, c, and d, e, r, m, v, dn
+-- when it has them), in the order read.
 -- Needs quote.lua and stored.lua.
 local log = KEYS[1]
 local base = string.sub(log, 1, -4)

@@ -2,7 +2,8 @@
 -- messages (see lib/redis/scripts.ts): where a message's parts live, and the message as it is now.
 --
 -- A stream entry cannot be changed in place and XDEL only flags it (its bytes stay in its node): so
--- the entry holds what never changes, f (from), ts, c (cid), k (sender key), and for a reply q and
+-- the entry holds what never changes, f (from), ts, c (cid), k (sender key), dn (the sender's display
+-- name, when they had one; a tombstone keeps it), and for a reply q and
 -- qf (the seq and sender of the message it answers; its quote is made when read, from that message
 -- as it is then). What a change replaces or removes lives in the room's text buckets, hashes of
 -- TEXT_BUCKET seqs each (chat:{room}:t:<floor(seq / TEXT_BUCKET)>): field <seq> the text, m<seq> the
@@ -94,11 +95,11 @@ local function quoteOfReply(base, log, f, quoteMax)
 end
 
 -- A message (a table from current) as the engine reads one: a flat list of the fields f, t, ts, c,
--- and those it has of d, e, r (the quote JSON), m and v (see entryMessage in lib/redis/codec.ts).
+-- and those it has of d, e, r (the quote JSON), m, v and dn (see storedMessage in lib/redis/codec.ts).
 local function flat(base, log, f, quoteMax)
   local out = { 'f', f.f, 't', f.t, 'ts', f.ts, 'c', f.c or '' }
   local r = quoteOfReply(base, log, f, quoteMax)
-  for _, x in ipairs({ { 'd', f.d }, { 'e', f.e }, { 'r', r }, { 'm', f.m }, { 'v', f.v } }) do
+  for _, x in ipairs({ { 'd', f.d }, { 'e', f.e }, { 'r', r }, { 'm', f.m }, { 'v', f.v }, { 'dn', f.dn } }) do
     if x[2] then out[#out + 1] = x[1]; out[#out + 1] = x[2] end
   end
   return out
