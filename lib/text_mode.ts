@@ -122,12 +122,13 @@ export class TextMode {
           mute: "muted",
           unmute: "unmuted",
         }[m.action];
+        const where = m.action === "kick" || m.action === "ban" ? "from" : "in";
         const until = m.until ? ` until ${new Date(m.until).toISOString()}` : "";
         const reason = m.reason ? `: ${oneLine(m.reason)}` : "";
-        return `* ${who(m.by, m)} ${verb} ${who(m.name, m)} in ${m.room}${until}${reason}`;
+        return `* ${who(m.by, m)} ${verb} ${who(m.name, m)} ${where} ${m.room}${until}${reason}`;
       }
       case "room":
-        return `* ${m.room} is now ${rules(m)}`;
+        return `* ${m.room} rules: ${rules(m)}`;
       case "audit": {
         const n = m.entries.length;
         return `* ${n} audit entr${n === 1 ? "y" : "ies"} of ${m.room}${
@@ -139,6 +140,9 @@ export class TextMode {
       case "error":
         return `! ${m.code}: ${oneLine(m.message)}`;
     }
+    // A server message type with no line here is a compile error.
+    const unknown: never = m;
+    return unknown;
   }
 
   #leave(room: string): void {
