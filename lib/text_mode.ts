@@ -21,6 +21,9 @@ function who(name: string, _from: Line): string {
   return name;
 }
 
+/** The lines that change who a connection is or where it is (encode() writes `type` first). */
+const STATEFUL_RE = /^\{"type":"(?:welcome|authed|joined|left|kicked|nick)"/;
+
 /** Line breaks inside a text: each would start a new line, so they are shown as `↵`. */
 const BREAKS_RE = /\r\n|[\r\n\u2028\u2029]/g;
 
@@ -37,6 +40,18 @@ export class TextMode {
   #me = "";
   /** The rooms joined, the current one (where plain text goes) last, as the server keeps them. */
   #rooms: string[] = [];
+
+  /**
+   * Takes in who the connection is and which rooms it is in from `json`, a line it got as JSON, so
+   * that lines after a switch to text mode say `you` and leave out the current room as if it had
+   * always been on. Only the few lines that carry these are read (each starts with its type).
+   */
+  observe(json: string): void {
+    if (!STATEFUL_RE.test(json)) return;
+    try {
+      this.#format(JSON.parse(json));
+    } catch { /* not ours to judge: the line went out as it was */ }
+  }
 
   /**
    * The human line for `json` (one line the server encoded), or undefined for the messages a person

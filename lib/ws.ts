@@ -123,12 +123,29 @@ export class WsPeer implements Peer {
   }
 
   /**
+   * Until the client's first frame, when it may still switch to text mode: the lines it gets as JSON
+   * are watched for who it is and where, which text mode's lines need.
+   */
+  #watch: TextMode | undefined;
+
+  /** Watches the lines sent until {@link useText} or {@link stopWatching}. */
+  watchForText(): void {
+    this.#watch = new TextMode();
+  }
+
+  /** The client's first frame was no form: it stays as it is, nothing more to watch. */
+  stopWatching(): void {
+    this.#watch = undefined;
+  }
+
+  /**
    * From now on each message goes out as a human line in a frame of its own, those still queued
    * included; what was sent already stays as it was.
    */
   useText(): void {
     if (this.#text) return;
-    const text = this.#text = new TextMode();
+    const text = this.#text = this.#watch ?? new TextMode();
+    this.#watch = undefined;
     this.#single = true;
     const q = this.#queue;
     let kept = 0;
@@ -154,7 +171,7 @@ export class WsPeer implements Peer {
       // A message with no line (an ack) is delivered, as far as the chat is concerned.
       if (text === undefined) return true;
       line = text;
-    }
+    } else this.#watch?.observe(line);
     if (this.#queue.length === 0) this.#flusher.mark(this);
     this.#queue.push(line);
     this.#queuedChars += line.length;
@@ -244,13 +261,15 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
   if (format?.text) peer.useText();
   else if (format?.single) peer.useSingleFrames();
   // The tutorial pages send a form first and print whatever arrives, so they get text mode from then on.
-  let first = !format?.chosen;
+  let first = !format?.chosen && !format?.text;
+  if (first) peer.watchForText();
   socket.onopen = () => chat.open(peer, opts.params);
   socket.onmessage = (e: MessageEvent) => {
     const d = e.data;
     if (first) {
       first = false;
       if (typeof d === "string" && isFormFrame(d)) peer.useText();
+      else peer.stopWatching();
     }
     if (typeof d === "string") chat.message(peer.id, d);
     else chat.binary(peer.id, d instanceof Blob ? d.size : (d as ArrayBuffer).byteLength);
