@@ -27,8 +27,10 @@ const STATEFUL_RE = /^\{"type":"(?:welcome|authed|joined|left|kicked|nick)"/;
 /** Line breaks inside a text: each would start a new line, so they are shown as `↵`. */
 const BREAKS_RE = /\r\n|[\r\n\u2028\u2029]/g;
 
+const HAS_BREAK_RE = /[\r\n\u2028\u2029]/;
+
 function oneLine(text: string): string {
-  return text.replace(BREAKS_RE, " ↵ ");
+  return HAS_BREAK_RE.test(text) ? text.replace(BREAKS_RE, " ↵ ") : text;
 }
 
 /**
@@ -37,9 +39,19 @@ function oneLine(text: string): string {
  * room it joined last, so that lines can say `you` and leave out the current room's name.
  */
 export class TextMode {
+  readonly #parse: (json: string) => unknown;
   #me = "";
   /** The rooms joined, the current one (where plain text goes) last, as the server keeps them. */
   #rooms: string[] = [];
+
+  /**
+   * @param parse reads a server line (the socket adapter shares one that remembers the last line read,
+   * since a room's members get the same line one after another); it must not throw on the server's lines
+   * @default JSON.parse
+   */
+  constructor(parse: (json: string) => unknown = JSON.parse) {
+    this.#parse = parse;
+  }
 
   /**
    * Takes in who the connection is and which rooms it is in from `json`, a line it got as JSON, so
@@ -49,7 +61,7 @@ export class TextMode {
   observe(json: string): void {
     if (!STATEFUL_RE.test(json)) return;
     try {
-      this.#format(JSON.parse(json));
+      this.#format(this.#parse(json) as Line);
     } catch { /* not ours to judge: the line went out as it was */ }
   }
 
@@ -60,7 +72,7 @@ export class TextMode {
   line(json: string): string | undefined {
     let msg: Line;
     try {
-      msg = JSON.parse(json);
+      msg = this.#parse(json) as Line;
     } catch {
       return json; // every line is the server's own JSON; should one not be, it goes out as it is
     }

@@ -32,6 +32,21 @@ export class Flusher {
     this.#lastFrame = "";
   };
 
+  #lastParsedLine = "";
+  #lastParsed: unknown;
+
+  /**
+   * `JSON.parse(line)`, reusing the previous result for the same line: text mode reads each line it
+   * sends, and a room's line goes to its members one after another. The result is read, never changed.
+   */
+  readonly parse = (line: string): unknown => {
+    if (line !== this.#lastParsedLine) {
+      this.#lastParsed = JSON.parse(line);
+      this.#lastParsedLine = line;
+    }
+    return this.#lastParsed;
+  };
+
   /**
    * `lines` joined by newlines, reusing the previous result when the lines are the same strings:
    * a broadcast to a room of N then joins once, not N times.
@@ -130,7 +145,7 @@ export class WsPeer implements Peer {
 
   /** Watches the lines sent until {@link useText} or {@link stopWatching}. */
   watchForText(): void {
-    this.#watch = new TextMode();
+    this.#watch = new TextMode(this.#flusher.parse);
   }
 
   /** The client's first frame was no form: it stays as it is, nothing more to watch. */
@@ -144,7 +159,7 @@ export class WsPeer implements Peer {
    */
   useText(): void {
     if (this.#text) return;
-    const text = this.#text = this.#watch ?? new TextMode();
+    const text = this.#text = this.#watch ?? new TextMode(this.#flusher.parse);
     this.#watch = undefined;
     this.#single = true;
     const q = this.#queue;
