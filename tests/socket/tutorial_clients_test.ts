@@ -168,10 +168,13 @@ Deno.test("text mode and form frames obey the rate limit, the strikes and the fr
 
 Deno.test("an upgrade on / from a foreign page is refused like one on /ws", async () => {
   await using s = await startServer();
+  // `null`: a page opened from a file (or any sandboxed frame).
   for (const path of ["/", "/ws"]) {
-    const r = await rawHandshake(s.port, path, { Origin: "http://evil.example" });
-    assert.equal(r.status, 403, path);
-    assert.equal(JSON.parse(r.body).error.code, "origin_forbidden");
+    for (const origin of ["http://evil.example", "null"]) {
+      const r = await rawHandshake(s.port, path, { Origin: origin });
+      assert.equal(r.status, 403, `${path} ${origin}`);
+      assert.equal(JSON.parse(r.body).error.code, "origin_forbidden");
+    }
   }
 });
 
