@@ -119,6 +119,11 @@ export class WsPeer implements Peer {
   #text: TextMode | undefined;
   /** Each line in a frame of its own: one message per frame, and text mode. */
   #single = false;
+  /**
+   * Until the client's first frame, when it may still switch to text mode: the lines it gets as JSON
+   * are watched for who it is and where, which text mode's lines need.
+   */
+  #watch: TextMode | undefined;
 
   /** `onClosing` runs once, soon after the server starts closing the connection. */
   constructor(
@@ -136,12 +141,6 @@ export class WsPeer implements Peer {
     this.#maxBuffered = maxBuffered;
     this.#onClosing = onClosing;
   }
-
-  /**
-   * Until the client's first frame, when it may still switch to text mode: the lines it gets as JSON
-   * are watched for who it is and where, which text mode's lines need.
-   */
-  #watch: TextMode | undefined;
 
   /** Watches the lines sent until {@link useText} or {@link stopWatching}. */
   watchForText(): void {
