@@ -21,7 +21,7 @@ import { normalizeDisplay, normalizeName, normalizeRoom, ProtocolError, SUBPROTO
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store_sqlite.ts";
-import { acceptSocket, Flusher } from "./ws.ts";
+import { acceptSocket, Flusher, type WireFormat } from "./ws.ts";
 
 /** What the app may be given instead of building it. */
 export interface AppDeps {
@@ -132,7 +132,16 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     return Response.json({ error: { code, message } }, { status, headers });
   };
 
-  const upgrade = async (req: Request, url: URL, info: Deno.ServeHandlerInfo): Promise<Response> => {
+  /**
+   * `/ws` and `/` upgrade alike; `root`: the tutorials' pages connect to `/` and print whatever
+   * arrives, so there the default is text mode.
+   */
+  const upgrade = async (
+    req: Request,
+    url: URL,
+    info: Deno.ServeHandlerInfo,
+    root = false,
+  ): Promise<Response> => {
     if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
     if (req.method !== "GET") {
       return refuse(405, "bad_request", "WebSocket upgrades use GET", { allow: "GET" });
@@ -159,6 +168,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         }) is supported; offer "${SUBPROTOCOL}" or none`,
       );
     }
+    const format = wireFormat(url.searchParams, { root, json: offered.includes(SUBPROTOCOL) });
+    if (typeof format === "string") return refuse(400, "bad_request", format);
     const origin = req.headers.get("origin");
     const forbidden = origin === null ? undefined : originRefusal(origin, req.headers.get("host"), config);
     if (forbidden) return refuse(403, "origin_forbidden", `${forbidden.message}. ${forbidden.fix}`);
@@ -260,6 +271,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         ? { room, authenticate, address: ip }
         : { name, display, room, token, address: ip },
       maxBufferedBytes: config.maxBufferedBytes,
+      format,
       onClose: () => {
         open--;
         const n = (perIp.get(ip) ?? 1) - 1;
@@ -345,6 +357,12 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       switch (url.pathname) {
         case "/ws":
           return upgrade(req, url, info).catch(failed);
+        case "/":
+          // The page for a browser, the chat for a WebSocket (what the tutorials' pages open).
+          if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+            return files.serve(req, url.pathname);
+          }
+          return upgrade(req, url, info, true).catch(failed);
         case "/ws/info":
           return notGetOrHead(req, url) ?? serverInfo(req, url);
         case "/healthz":
@@ -377,6 +395,25 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   };
 
   return { handler, chat, metrics, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+/**
+ * The wire format a connection asks for with `?format=` (`json`, `text`) and `?batch=` (`off`: one
+ * message per frame), or the sentence refusing a value that is neither. Without `format`, a client
+ * that connected to `/` gets text unless it offered the `chat` subprotocol (`json`), which asks for
+ * the JSON protocol by name.
+ */
+function wireFormat(q: URLSearchParams, at: { root: boolean; json: boolean }): WireFormat | string {
+  const format = q.get("format");
+  const batch = q.get("batch");
+  if (format !== null && format !== "json" && format !== "text") {
+    return `Cannot connect: format must be "json" or "text", got ${JSON.stringify(format.slice(0, 40))}`;
+  }
+  if (batch !== null && batch !== "on" && batch !== "off") {
+    return `Cannot connect: batch must be "on" or "off", got ${JSON.stringify(batch.slice(0, 40))}`;
+  }
+  const text = format === null ? at.root && !at.json : format === "text";
+  return { text, single: text || batch === "off", chosen: format !== null || at.json };
 }
 
 /** A JSON error like every refusal's, for the operations endpoints. */

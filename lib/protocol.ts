@@ -3,7 +3,7 @@
  * `docs/protocol.md` is the human version of this file.
  * @module
  */
-import { canonicalDisplay, displayProblem } from "./display_names.ts";
+import { canonicalDisplay, displayProblem, handleFromDisplay } from "./display_names.ts";
 import { canonicalName, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
 import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
@@ -220,7 +220,9 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
   }
   const first = data.trimStart()[0];
   if (first !== "{" && first !== "[" && first !== '"') {
-    // Not JSON at all: what a raw client (websocat, the PHP tutorial page) sends.
+    // Not JSON at all: what a raw client (websocat, the PHP tutorial pages) sends.
+    const form = formFrame(data, limits);
+    if (form) return form;
     const text = data.trim();
     if (text === "") throw new ProtocolError("bad_message", "Empty frames carry nothing to send");
     return { type: "raw", text: checkText(text, limits) };
@@ -403,6 +405,72 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
           : `Messages need a string "type" field`,
       );
   }
+}
+
+/** `msg=TEXT`: the PHP tutorial's first page. */
+const FORM_MSG = "msg=";
+/** A form whose fields include `type=add`: the nickname page's "add user" (`type=add&ming=NAME`). */
+const FORM_ADD_RE = /^(?:[^&=]*=[^&]*&)*type=add(?:&|$)/;
+
+/**
+ * Whether `data` is one of the tutorial pages' form frames (`msg=TEXT`, `type=add&ming=NAME`): a
+ * connection whose first frame is one of them speaks text mode from then on (see lib/text_mode.ts).
+ */
+export function isFormFrame(data: string): boolean {
+  const d = data.trimStart();
+  return d.startsWith(FORM_MSG) || FORM_ADD_RE.test(d);
+}
+
+/**
+ * A form value as a browser's form encoding writes it: `+` is a space and `%XX` a UTF-8 byte. The
+ * tutorial pages send what was typed without encoding it, so a value that does not decode (`100%`,
+ * `%ff`) is taken as it is, `+` included: nothing typed is lost or refused for its spelling.
+ */
+export function decodeFormValue(value: string): string {
+  if (!value.includes("%")) return value.replaceAll("+", " ");
+  try {
+    return decodeURIComponent(value.replaceAll("+", " "));
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * The client message a tutorial form frame stands for, or undefined when `data` is not one (it is
+ * then plain text, as before). `msg=TEXT` is everything after `msg=`, `&` included: the pages do not
+ * encode what was typed, so `tom & jerry` must stay whole.
+ * @throws {ProtocolError} `bad_message` for an empty `msg=`, `text_too_long`, `bad_name` for an
+ * `type=add` without a usable `ming`.
+ */
+function formFrame(data: string, limits: ParseLimits): ClientMessage | undefined {
+  const d = data.trim();
+  if (d.startsWith(FORM_MSG)) {
+    const text = decodeFormValue(d.slice(FORM_MSG.length)).trim();
+    if (text === "") {
+      throw new ProtocolError(
+        "bad_message",
+        "A msg= frame carries the text to send after msg=, this one none",
+      );
+    }
+    return { type: "raw", text: checkText(text, limits) };
+  }
+  if (!FORM_ADD_RE.test(d)) return undefined;
+  let name: string | undefined;
+  for (const field of d.split("&")) {
+    const eq = field.indexOf("=");
+    if (eq > 0 && field.slice(0, eq) === "ming") name = decodeFormValue(field.slice(eq + 1)).trim();
+  }
+  if (!name) {
+    throw new ProtocolError("bad_name", "Cannot change name: type=add needs the name as ming=NAME, got none");
+  }
+  if (nameProblem(canonicalName(name)) === undefined) return { type: "nick", name: canonicalName(name) };
+  // A name with spaces or punctuation (the page's users type `Ada Lovelace`): the display name, and
+  // the handle made from it when one can be.
+  const display = normalizeDisplay(name, `Cannot change name to ${quote(name)}`);
+  const handle = handleFromDisplay(display);
+  return handle === undefined || handle === display
+    ? { type: "nick", display }
+    : { type: "nick", name: handle, display };
 }
 
 function checkText(text: string, limits: ParseLimits): string {

@@ -7,7 +7,8 @@ import { setImmediate } from "node:timers";
 import type { Chat, OpenParams } from "./chat.ts";
 import type { Peer } from "./hub.ts";
 import type { Metrics } from "./metrics.ts";
-import { CloseCode } from "./protocol.ts";
+import { CloseCode, isFormFrame } from "./protocol.ts";
+import { TextMode } from "./text_mode.ts";
 
 /** Coalesced frames are split near this size, so one busy turn does not make one huge frame. */
 const MAX_FRAME_CHARS = 256 * 1024;
@@ -29,6 +30,21 @@ export class Flusher {
     this.#spare = dirty;
     this.#lastLines.length = 0;
     this.#lastFrame = "";
+  };
+
+  #lastParsedLine = "";
+  #lastParsed: unknown;
+
+  /**
+   * `JSON.parse(line)`, reusing the previous result for the same line: text mode reads each line it
+   * sends, and a room's line goes to its members one after another. The result is read, never changed.
+   */
+  readonly parse = (line: string): unknown => {
+    if (line !== this.#lastParsedLine) {
+      this.#lastParsed = JSON.parse(line);
+      this.#lastParsedLine = line;
+    }
+    return this.#lastParsed;
   };
 
   /**
@@ -59,6 +75,19 @@ export class Flusher {
   }
 }
 
+/** How a connection wants its server messages (see docs/protocol.md, "One message per frame", "Text mode"). */
+export interface WireFormat {
+  /** Human lines instead of JSON (text mode); each goes in a frame of its own. */
+  text: boolean;
+  /** One message per frame, for clients that `JSON.parse` each frame whole. */
+  single: boolean;
+  /**
+   * The client chose the format (`?format=`, or the `chat` subprotocol): its first frame does not
+   * change it. Otherwise a first frame in a tutorial form switches the connection to text mode.
+   */
+  chosen: boolean;
+}
+
 /** Options of {@link acceptSocket}. */
 export interface SocketOptions {
   /** Unique connection id, from the app's counter. */
@@ -71,6 +100,8 @@ export interface SocketOptions {
   maxBufferedBytes: number;
   /** Called once when the socket has closed. */
   onClose: () => void;
+  /** @default JSON lines, several to a frame, switched to text by a first form frame */
+  format?: WireFormat;
 }
 
 /** One client connection. */
@@ -84,6 +115,15 @@ export class WsPeer implements Peer {
   readonly #queue: string[] = [];
   #queuedChars = 0;
   #closing = false;
+  /** Set in text mode: what turns each JSON line into the line sent instead. */
+  #text: TextMode | undefined;
+  /** Each line in a frame of its own: one message per frame, and text mode. */
+  #single = false;
+  /**
+   * Until the client's first frame, when it may still switch to text mode: the lines it gets as JSON
+   * are watched for who it is and where, which text mode's lines need.
+   */
+  #watch: TextMode | undefined;
 
   /** `onClosing` runs once, soon after the server starts closing the connection. */
   constructor(
@@ -102,8 +142,50 @@ export class WsPeer implements Peer {
     this.#onClosing = onClosing;
   }
 
+  /** Watches the lines sent until {@link useText} or {@link stopWatching}. */
+  watchForText(): void {
+    this.#watch = new TextMode(this.#flusher.parse);
+  }
+
+  /** The client's first frame was no form: it stays as it is, nothing more to watch. */
+  stopWatching(): void {
+    this.#watch = undefined;
+  }
+
+  /**
+   * From now on each message goes out as a human line in a frame of its own, those still queued
+   * included; what was sent already stays as it was.
+   */
+  useText(): void {
+    if (this.#text) return;
+    const text = this.#text = this.#watch ?? new TextMode(this.#flusher.parse);
+    this.#watch = undefined;
+    this.#single = true;
+    const q = this.#queue;
+    let kept = 0;
+    this.#queuedChars = 0;
+    for (let i = 0; i < q.length; i++) {
+      const line = text.line(q[i]);
+      if (line === undefined) continue;
+      q[kept++] = line;
+      this.#queuedChars += line.length;
+    }
+    q.length = kept;
+  }
+
+  /** From now on each message goes out in a frame of its own. */
+  useSingleFrames(): void {
+    this.#single = true;
+  }
+
   send(line: string): boolean {
     if (this.#closing) return false;
+    if (this.#text) {
+      const text = this.#text.line(line);
+      // A message with no line (an ack) is delivered, as far as the chat is concerned.
+      if (text === undefined) return true;
+      line = text;
+    } else this.#watch?.observe(line);
     if (this.#queue.length === 0) this.#flusher.mark(this);
     this.#queue.push(line);
     this.#queuedChars += line.length;
@@ -135,6 +217,7 @@ export class WsPeer implements Peer {
     // are budgeted before they are made (see Chat), so this check at the flush is enough.
     if (this.#socket.bufferedAmount > this.#maxBuffered) return this.#slow();
     if (q.length === 1) this.#write(q[0]);
+    else if (this.#single) { for (let i = 0; i < q.length; i++) this.#write(q[i]); }
     else if (chars <= MAX_FRAME_CHARS) this.#write(this.#flusher.join(q));
     else {
       let start = 0, size = 0;
@@ -188,9 +271,20 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
   const detach = () => chat.closed(peer.id); // idempotent
   const peer = new WsPeer(opts.id, socket, opts.flusher, opts.metrics, opts.maxBufferedBytes, detach);
   let closed = false;
+  const format = opts.format;
+  if (format?.text) peer.useText();
+  else if (format?.single) peer.useSingleFrames();
+  // The tutorial pages send a form first and print whatever arrives, so they get text mode from then on.
+  let first = !format?.chosen && !format?.text;
+  if (first) peer.watchForText();
   socket.onopen = () => chat.open(peer, opts.params);
   socket.onmessage = (e: MessageEvent) => {
     const d = e.data;
+    if (first) {
+      first = false;
+      if (typeof d === "string" && isFormFrame(d)) peer.useText();
+      else peer.stopWatching();
+    }
     if (typeof d === "string") chat.message(peer.id, d);
     else chat.binary(peer.id, d instanceof Blob ? d.size : (d as ArrayBuffer).byteLength);
   };

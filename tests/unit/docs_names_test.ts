@@ -35,6 +35,7 @@ const FOREIGN: Record<string, readonly string[]> = {
     "unstable-net",
   ],
   systemctl: ["now"],
+  curl: ["no-buffer"],
   node: ["experimental-websocket"],
   npx: ["yes"],
   "redis-server": ["appendonly"],
