@@ -8,6 +8,7 @@
  * the hub, so feature code calls every method without asking whether it exists.
  * @module
  */
+import { listOf, type RoomListing, type RoomQuery } from "./engine.ts";
 import type { Hub } from "./hub.ts";
 import type { ServerMessage } from "./server_messages.ts";
 
@@ -24,6 +25,12 @@ export interface SharingEvents {
   person(key: string, msg: ServerMessage): void;
   /** Someone on any process renamed (see {@link Sharing.publishRename}). */
   renamed(oldName: string, newName: string, rooms: string[]): void;
+}
+
+/** A room someone is in (see {@link Sharing.occupiedRooms}). */
+export interface OccupiedRoom {
+  room: string;
+  members: number;
 }
 
 /** Rooms, presence and people across the processes of one deployment. */
@@ -55,6 +62,11 @@ export interface Sharing {
   publishRename(oldName: string, newName: string, rooms: string[]): void;
   /** Everyone in `room` on any process, sorted by code unit. */
   members(room: string): Promise<string[]>;
+  /**
+   * The rooms someone is in on any process, each with how many people are in it (a person once,
+   * whatever their tabs and processes), as a listing in name order (see `RoomQuery`).
+   */
+  occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>>;
   /**
    * Takes `name` (and its lookalikes) for person `key` everywhere, or resolves false when someone else
    * holds it. Held while the person is online here, then for the name hold.
@@ -112,6 +124,11 @@ export class LocalSharing implements Sharing {
 
   members(room: string): Promise<string[]> {
     return Promise.resolve(this.#hub.members(room));
+  }
+
+  occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>> {
+    const rooms = this.#hub.roomCounts().filter((r) => r.members > 0);
+    return Promise.resolve(listOf(query, rooms));
   }
 
   /** The hub decided already (a name is free or taken here); nobody else can hold it. */

@@ -18,6 +18,7 @@ import {
   type RoomRules,
   type StoredMessage,
 } from "./domain.ts";
+import type { RoomQuery, StoredRoom } from "./engine.ts";
 import { keptUntil, type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 import { OncePer } from "./limits.ts";
@@ -85,6 +86,7 @@ export class SqliteStore implements Store {
   readonly #exists: StatementSync;
   readonly #people: StatementSync;
   readonly #audit: StatementSync;
+  readonly #publicRooms: StatementSync;
   readonly #reactions: StatementSync;
   readonly #mentionCount: StatementSync;
   readonly #personOf: StatementSync;
@@ -139,6 +141,17 @@ export class SqliteStore implements Store {
     this.#people = db.prepare("SELECT uid, kind, until FROM room_people WHERE room = ? ORDER BY uid");
     this.#audit = db.prepare(
       `SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC ${LIMIT}`,
+    );
+    // Both halves read their primary key or index in name order from the first name after the bounds:
+    // a page costs its rows (and the private rooms among them), not every room. `'@'` starts a
+    // conversation, never a room; U+10FFFF sorts after every character a room name may hold.
+    this.#publicRooms = db.prepare(
+      `SELECT n.room AS room, coalesce(r.topic, '') AS topic FROM (
+         SELECT room FROM rooms WHERE room > ?1 AND room >= ?2 AND room < ?2 || char(1114111)
+         UNION SELECT room FROM audit WHERE room > ?1 AND room >= ?2 AND room < ?2 || char(1114111)
+       ) n LEFT JOIN room_rules r ON r.room = n.room
+       WHERE coalesce(r.private, 0) = 0 AND substr(n.room, 1, 1) <> '@'
+       ORDER BY n.room LIMIT (?3 + 0)`,
     );
     // Emoji of a message in the order they were first used; `mine` from the same rows.
     this.#reactions = db.prepare(
@@ -429,6 +442,11 @@ export class SqliteStore implements Store {
     // node:sqlite binds Infinity as a REAL, which compares right; the bound keeps it an integer anyway.
     const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as AuditRecord[];
     return rows.map(auditEntryOf);
+  }
+
+  publicRooms(query: RoomQuery): StoredRoom[] {
+    const rows = this.#publicRooms.all(query.after, query.prefix, query.limit) as unknown as StoredRoom[];
+    return rows.map(({ room, topic }) => ({ room, topic }));
   }
 
   async prune(now: number): Promise<number> {

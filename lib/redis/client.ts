@@ -36,6 +36,12 @@ export interface RedisLike extends ScriptRunner {
     max: string | number,
     options?: { LIMIT: { offset: number; count: number } },
   ): Promise<string[]>;
+  zRangeByLex(
+    key: string,
+    min: string,
+    max: string,
+    options?: { LIMIT: { offset: number; count: number } },
+  ): Promise<string[]>;
   zRem(key: string, member: string): Promise<unknown>;
   publish(channel: string, message: string): Promise<unknown>;
   sPublish(channel: string, message: string): Promise<unknown>;

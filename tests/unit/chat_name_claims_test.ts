@@ -27,6 +27,7 @@ function sharedNames(delayMs: number) {
     renamed: () => Promise.resolve(),
     publishRename: () => {},
     members: () => Promise.resolve([]),
+    occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => late(held.get(key)),
     claimName: (key, name) => late(true).then((ok) => (held.set(key, name), ok)),
     releaseName: (key) => void held.delete(key),
