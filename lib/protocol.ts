@@ -136,6 +136,8 @@ export type ClientMessage =
   | { type: "audit"; room: string; before?: number; limit?: number }
   /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
   | { type: "auth"; token: string }
+  /** A page of the room directory: public rooms whose name starts with `q`, after the room `after`. */
+  | { type: "rooms"; q?: string; after?: string; limit?: number }
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
 
@@ -371,6 +373,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       return { type: "room", room: room(o), ...parseRules(o, `"room"`) };
     case "audit":
       return { type: "audit", ...page(o) };
+    case "rooms":
+      return parseRoomsQuery(o);
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };
@@ -382,6 +386,39 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
           : `Messages need a string "type" field`,
       );
   }
+}
+
+/** What a room directory search may hold: the start of a room name (see `normalizeRoom`). */
+const ROOM_PREFIX_RE = /^[\p{L}\p{N}_.-]{0,64}$/u;
+
+/** `rooms {q?, after?, limit?}`: `q` and `after` lower-cased like room names. @throws bad_message */
+function parseRoomsQuery(o: Record<string, unknown>): ClientMessage {
+  const msg: { type: "rooms"; q?: string; after?: string; limit?: number } = { type: "rooms" };
+  if (o.q !== undefined) {
+    if (typeof o.q !== "string" || !ROOM_PREFIX_RE.test(o.q)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"q" must be the start of a room name: up to 64 letters, digits, "_", "-" or ".", got ${
+          typeof o.q === "string" ? `${o.q.length} characters: ${quote(o.q)}` : typeName(o.q)
+        }`,
+      );
+    }
+    msg.q = o.q.toLowerCase();
+  }
+  if (o.after !== undefined) {
+    if (typeof o.after !== "string" || !ROOM_NAME_RE.test(o.after)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"after" must be the "next" of an earlier rooms answer (a room name), got ${
+          typeof o.after === "string" ? quote(o.after) : typeName(o.after)
+        }`,
+      );
+    }
+    msg.after = o.after.toLowerCase();
+  }
+  const limit = optInt(o, "limit", 1);
+  if (limit !== undefined) msg.limit = limit;
+  return msg;
 }
 
 function checkText(text: string, limits: ParseLimits): string {

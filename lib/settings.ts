@@ -482,6 +482,15 @@ export const TABLE = {
       min: 1,
       help: "most messages per `history` answer",
     },
+    directoryPage: {
+      flag: "directory-page",
+      env: "CHAT_DIRECTORY_PAGE",
+      kind: "int",
+      default: 50,
+      min: 1,
+      max: 500,
+      help: "most rooms per `rooms` answer (the room directory)",
+    },
     resumeCap: {
       flag: "resume-cap",
       env: "CHAT_RESUME_CAP",

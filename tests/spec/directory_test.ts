@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type Draft, type Engine, type RoomQuery } from "../../lib/engine.ts";
+import type { Draft, Engine, RoomQuery } from "../../lib/engine.ts";
 import { sharingOf } from "../../lib/app.ts";
 import { connectRedisEngine, engineKinds } from "../helpers/engine_kinds.ts";
 
