@@ -5,7 +5,7 @@
  */
 import { canonicalName, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
-import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
+import { MAX_TOPIC_CHARS, ROOM_NAME_RE, ROOM_PREFIX_RE } from "../static/shared/rooms.js";
 
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
 export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
@@ -387,9 +387,6 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       );
   }
 }
-
-/** What a room directory search may hold: the start of a room name (see `normalizeRoom`). */
-const ROOM_PREFIX_RE = /^[\p{L}\p{N}_.-]{0,64}$/u;
 
 /** `rooms {q?, after?, limit?}`: `q` and `after` lower-cased like room names. @throws bad_message */
 function parseRoomsQuery(o: Record<string, unknown>): ClientMessage {

@@ -120,7 +120,13 @@ export type ServerMessage =
   | { type: "audit"; room: string; entries: AuditEntry[]; complete: boolean }
   | { type: "disconnected"; reason: string }
   /** A page of the room directory: public rooms, name order; `next` is the `after` of the next page. */
-  | { type: "rooms"; q: string; items: { room: string; topic: string; members: number }[]; next?: string };
+  | {
+    type: "rooms";
+    q: string;
+    after?: string;
+    items: { room: string; topic: string; members: number }[];
+    next?: string;
+  };
 
 /** Encodes one server message as one line (no trailing newline). */
 export function encode(msg: ServerMessage): string {

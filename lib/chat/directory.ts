@@ -39,14 +39,16 @@ export class Directory {
     this.#budget = deps.budget;
   }
 
-  /** `rooms {q?, after?, limit?}`: one page, answered `rooms {q, items, next?}`. */
+  /** `rooms {q?, after?, limit?}`: one page, answered `rooms {q, after?, items, next?}`. */
   list(conn: Conn, q: string, after: string, limit?: number): void {
     const { cfg, conns, log } = this.#ctx;
     const n = Math.min(limit ?? cfg.directoryPage, cfg.directoryPage);
     this.#budget.during(conn, () =>
       this.page({ prefix: q, after, limit: n }).then((page) => {
         if (!conns.alive(conn)) return;
+        // `q` and `after` say which request this answers: a client may have several out (typing).
         const msg: ServerMessage = { type: "rooms", q, items: page.items };
+        if (after !== "") msg.after = after;
         if (page.next !== undefined) msg.next = page.next;
         conn.peer.send(encode(msg));
       })).catch((e) => {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { type Msg, startServer, TestClient, type TestServer, waitFor } from "../helpers/test_server.ts";
+import { ChatClient } from "../../static/chat-client.js";
 
 const SECRET = "directory-test-secret-0123456789-abcdef";
 
@@ -158,4 +159,30 @@ Deno.test({
     await askUntil(alice, {}, (m) => JSON.stringify(m.items) === JSON.stringify([expected[1]]));
     assert.ok(bob);
   },
+});
+
+Deno.test("ChatClient.findRooms() pages the directory, each answer to its own request; a bad query rejects", async () => {
+  await using s = await serve();
+  await using alice = await TestClient.connect(s, { name: "alice", room: "" });
+  for (const room of ["cats", "cars", "dogs"]) await join(alice, room);
+  const client = new ChatClient({ url: s.wsUrl, name: "bob", rooms: [], storage: null });
+  try {
+    client.start();
+    await waitFor(() => Promise.resolve(client.live), 3000, "bob live");
+    // Two searches out at once: each gets the answer to its own q.
+    const [ca, d] = await Promise.all([
+      client.findRooms({ q: "CA", limit: 1 }),
+      client.findRooms({ q: "d" }),
+    ]);
+    assert.deepEqual(ca, { q: "ca", items: [{ room: "cars", topic: "", members: 1 }], next: "cars" });
+    assert.deepEqual(d, { q: "d", items: [{ room: "dogs", topic: "", members: 1 }] });
+    const rest = await client.findRooms({ q: "ca", after: ca.next, limit: 1 });
+    assert.deepEqual(rest, { q: "ca", items: [{ room: "cats", topic: "", members: 1 }] });
+    await assert.rejects(client.findRooms({ q: "no spaces" }), RangeError);
+    await assert.rejects(client.findRooms({ limit: 0 }), RangeError);
+  } finally {
+    await client.stop();
+  }
+  // Offline, it says so at once.
+  await assert.rejects(client.findRooms(), /Not connected/);
 });
