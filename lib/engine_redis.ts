@@ -394,8 +394,10 @@ export class RedisEngine implements Engine {
     // live in different slots on a Cluster, so no script could change both at once.
     return await readIndex(this.#redis, ROOMS, query, (rooms) =>
       Promise.all(rooms.map(async (room) => {
-        const rules = await this.rules(room);
-        return rules.private ? undefined : { room, topic: rules.topic };
+        const [topic, priv] = await this.#redis.run(() =>
+          this.#redis.cmd.hmGet(keys(room).rules, ["topic", "private"])
+        );
+        return priv === "1" ? undefined : { room, topic: topic ?? "" };
       })));
   }
 
