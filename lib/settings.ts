@@ -431,7 +431,7 @@ export const TABLE = {
       default: 256 * 1024,
       unit: "chars",
       min: 16 * 1024,
-      help: "characters in one `joined`/`history` answer; more is cut short (paged)",
+      help: "characters in one `joined`/`history`/`rooms` answer; more is cut short (paged)",
     },
     nameHoldSeconds: {
       flag: "name-hold",
