@@ -123,7 +123,15 @@ export type ServerMessage =
   }
   | ({ type: "room"; room: string } & RoomRules)
   | { type: "audit"; room: string; entries: AuditEntry[]; complete: boolean }
-  | { type: "disconnected"; reason: string };
+  | { type: "disconnected"; reason: string }
+  /** A page of the room directory: public rooms, name order; `next` is the `after` of the next page. */
+  | {
+    type: "rooms";
+    q: string;
+    after?: string;
+    items: { room: string; topic: string; members: number }[];
+    next?: string;
+  };
 
 /** Encodes one server message as one line (no trailing newline). */
 export function encode(msg: ServerMessage): string {

@@ -67,6 +67,14 @@
  * @property {string} [error] why it failed (the server's message)
  */
 
+/**
+ * @typedef {object} DirectoryPage One page of the room directory (`ChatClient.findRooms`).
+ * @property {string} q the search it answers (lower-cased)
+ * @property {{ room: string, topic: string, members: number }[]} items public rooms in name order:
+ *   topic ("" for none) and how many people are in each now
+ * @property {string} [next] pass as `after` for the next page; absent on the last
+ */
+
 /** @typedef {"connecting" | "live" | "reconnecting" | "offline"} ConnState */
 
 /**
@@ -159,6 +167,7 @@
  * @property {import("./typing.js").Typing} typing
  * @property {import("./directs.js").Directs} directs
  * @property {import("./moderation.js").ModerationState} moderation
+ * @property {import("./directory.js").RoomDirectory} directory
  */
 
 export {};
