@@ -9,7 +9,10 @@ import type { ChatClient } from "../static/chat-client.js";
 export function roomLines(client: ChatClient, current: string | undefined): string[] {
   const lines = [...client.rooms.values()].map((r) => {
     const state = r.removed ? r.removed.reason : r.joined ? "" : "joining";
-    const unread = r.unread ? `${r.unread} unread${r.mentions ? `, ${r.mentions} mentioning you` : ""}` : "";
+    // The shown room's messages are read as they come (the server hears it a moment later).
+    const unread = r.unread && r.name !== current
+      ? `${r.unread} unread${r.mentions ? `, ${r.mentions} mentioning you` : ""}`
+      : "";
     const notes = [r.name === current ? "shown" : "", state, unread].filter(Boolean).join("; ");
     return `#${r.name}${notes ? ` (${notes})` : ""}`;
   });

@@ -289,7 +289,8 @@ export class Session {
     }
     for (const m of shown) this.#showMessage(m);
     this.#shownUpTo.set(room, Math.max(upTo ?? 0, r.lastSeq));
-    this.#readSoon();
+    // One `read` for one command: no burst to wait for.
+    if (this.client.live) this.client.markRead({ room });
   }
 
   #showMessage(m: RoomMessage): void {
