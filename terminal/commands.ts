@@ -39,7 +39,7 @@ export function parseInput(line: string): Input {
       if (words.length > 1) return { kind: "bad", message: "usage: /leave [ROOM]" };
       return { kind: "leave", room: words[0] };
     case "msg": {
-      const m = /^(\S+)\s+(.*\S.*)$/s.exec(args);
+      const m = /^(\S+)\s+(.*\S.*)$/s.exec(rest);
       if (!m) return { kind: "bad", message: "usage: /msg NAME TEXT" };
       return { kind: "msg", to: m[1], text: m[2] };
     }
