@@ -172,3 +172,34 @@ Deno.test("lines() splits a byte stream into lines, CRLF too, and keeps a last l
   const stream = ReadableStream.from(chunks);
   assert.deepEqual(await Array.fromAsync(lines(stream)), ["hello", "world", "", "last"]);
 });
+
+Deno.test("README's Terminal part names every option and command of the terminal client", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const part = readme.split(/^### Terminal$/m)[1]?.split(/^##/m)[0] ?? "";
+  assert.match(readme, /^## Clients$/m);
+  for (const key of Object.keys(OPTIONS)) assert.ok(part.includes(`--${key}`), `--${key}`);
+  for (const cmd of ["/join", "/leave", "/msg", "/nick", "/rooms", "/who", "/quit", "/help"]) {
+    assert.ok(part.includes(`\`${cmd}`), cmd);
+  }
+});
+
+Deno.test("terminal/chat.ts imports only terminal/ and the page's client in static/ (no server module)", async () => {
+  const root = new URL("../../", import.meta.url).href;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "terminal/chat.ts"],
+    cwd: new URL(root),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const modules: { specifier: string }[] = JSON.parse(new TextDecoder().decode(out.stdout)).modules;
+  const ours = modules.map((m) => m.specifier).filter((s) => s.startsWith(root)).map((s) =>
+    s.slice(root.length)
+  );
+  assert.ok(ours.includes("static/chat-client.js"));
+  assert.deepEqual(
+    ours.filter((p) => !/^(terminal|static\/(client|shared))\/|^static\/chat-client\.js$/.test(p)),
+    [],
+  );
+  assert.deepEqual(modules.filter((m) => !m.specifier.startsWith(root)).map((m) => m.specifier), []);
+});
