@@ -8,13 +8,14 @@ import { DEFAULT_URL, helpText, OPTIONS, parseArgs, UsageError } from "../../ter
 import { parseInput } from "../../terminal/commands.ts";
 import { Formatter, personName, safe, timeOf } from "../../terminal/format.ts";
 import { lines } from "../../terminal/chat.ts";
+import { TABLE } from "../../lib/settings.ts";
 
 const usage = (pattern: RegExp) => (e: unknown) => e instanceof UsageError && pattern.test(e.message);
 
 Deno.test("parseArgs() gives the defaults: the server's default port, lobby, readable lines", () => {
   const o = parseArgs([]);
   assert.equal(o.url, DEFAULT_URL);
-  assert.equal(DEFAULT_URL, "ws://127.0.0.1:8000/ws");
+  assert.equal(DEFAULT_URL, `ws://127.0.0.1:${TABLE.server.port.default}/ws`);
   assert.deepEqual(o.rooms, ["lobby"]);
   assert.equal(o.json, false);
   assert.equal(o.name, undefined);
