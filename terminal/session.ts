@@ -35,6 +35,8 @@ export class ConnectError extends Error {
  * per message (each is a frame against the connection's rate limit).
  */
 const READ_DELAY_MS = 1000;
+/** The longest wait between reconnects: someone sits at a terminal, so it retries sooner than a page (30 s). */
+const RECONNECT_MAX_MS = 10_000;
 /** Refusals the client retries by itself: no line, no failure. */
 const RETRIED = new Set(["rate_limited", "store_failed", "shutting_down", "unavailable", "slow_mode"]);
 
@@ -97,7 +99,7 @@ export class Session {
       rooms: opts.rooms,
       // Nothing kept between runs: a second terminal must not take the first one's identity.
       storage: memoryStorage(!signed && opts.token ? { name: opts.name, token: opts.token } : undefined),
-      backoff: { maxMs: 10_000 },
+      backoff: { maxMs: RECONNECT_MAX_MS },
       getToken: signed ? () => Promise.resolve(opts.token!) : undefined,
       WebSocket: Socket,
       trace: (direction, m) => direction === "in" && this.#line(m),

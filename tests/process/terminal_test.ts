@@ -314,10 +314,15 @@ Deno.test("terminal: reconnects after the server restarts on the same port, and 
     assert.deepEqual(
       joined.messages.map((m: { text: string }) => m.text),
       ["before the restart", "while away 1", "while away 2", "while away 3"],
+      alice.transcript(),
     );
     // Each shown once, in order.
     const shown = alice.stdout.split("\n").filter((l) => / alice: /.test(l)).map((l) => l.split(": ")[1]);
-    assert.deepEqual(shown, ["before the restart", "while away 1", "while away 2", "while away 3"]);
+    assert.deepEqual(
+      shown,
+      ["before the restart", "while away 1", "while away 2", "while away 3"],
+      alice.transcript(),
+    );
     assert.equal((await alice.exit()).code, 0, alice.transcript());
   } finally {
     await srv.stop();
