@@ -5,11 +5,6 @@
  * @module
  */
 
-/** A person as a line shows them; the one place that decides it (display names change only this). */
-export function personName(name: string): string {
-  return safe(name);
-}
-
 /**
  * `text` with every control character shown, not obeyed: C0 as `^X` (`^[` for ESC), DEL as `^?`, C1
  * and the bidirectional overrides and isolates (which reorder what follows them) as `<U+XXXX>`. Tabs
@@ -45,17 +40,28 @@ const YELLOW = "\x1b[33m";
 /** Colours a name can get (not red: errors; not dim: status). */
 const NAME_COLOURS = [32, 34, 35, 36, 92, 94, 95, 96];
 
+/** How a person (by handle) is named in a line. */
+export type NameOf = (handle: string) => string;
+
 /** Writes lines readably, with colours or without. */
 export class Formatter {
-  /** @param colour ANSI colours (only on a terminal that did not ask for none) */
-  constructor(readonly colour: boolean) {}
+  /**
+   * @param colour ANSI colours (only on a terminal that did not ask for none)
+   * @param nameOf how a person is named (the session's one choice); the handle as it is by default
+   */
+  constructor(readonly colour: boolean, readonly nameOf: NameOf = (handle) => handle) {}
+
+  /** A person as a line names them, never a control character of it. */
+  person(handle: string): string {
+    return safe(this.nameOf(handle));
+  }
 
   /**
    * A message line: `12:03 alice: hello`; `where` (a room tag) when it is not from the room shown.
    * Further lines of the text are indented under the first.
    */
   message(m: { ts: number; from: string; text: string }, opts: { where?: string; me?: boolean } = {}) {
-    const who = this.#paint(personName(m.from), opts.me ? BOLD : this.#nameColour(m.from));
+    const who = this.#paint(this.person(m.from), opts.me ? BOLD : this.#nameColour(m.from));
     const where = opts.where ? `${this.#paint(safe(opts.where), DIM)} ` : "";
     return this.#lines(`${this.#time(m.ts)} ${where}${who}: `, m.text);
   }
@@ -63,7 +69,7 @@ export class Formatter {
   /** A direct message: `12:03 *alice* hi` received, `12:03 -> *bob* hi` sent. */
   direct(m: { ts: number; from: string; to: string; text: string }, sent: boolean) {
     const peer = sent ? m.to : m.from;
-    const who = this.#paint(`*${personName(peer)}*`, this.#nameColour(peer));
+    const who = this.#paint(`*${this.person(peer)}*`, this.#nameColour(peer));
     return this.#lines(`${this.#time(m.ts)} ${sent ? "-> " : ""}${who} `, m.text);
   }
 

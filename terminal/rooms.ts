@@ -4,9 +4,10 @@
  * @module
  */
 import type { ChatClient } from "../static/chat-client.js";
+import type { Formatter } from "./format.ts";
 
 /** One line per room you are in (the shown one marked), then the direct conversations with unread messages. */
-export function roomLines(client: ChatClient, current: string | undefined): string[] {
+export function roomLines(client: ChatClient, current: string | undefined, fmt: Formatter): string[] {
   const lines = [...client.rooms.values()].map((r) => {
     const state = r.removed ? r.removed.reason : r.joined ? "" : "joining";
     // The shown room's messages are read as they come (the server hears it a moment later).
@@ -16,6 +17,8 @@ export function roomLines(client: ChatClient, current: string | undefined): stri
     const notes = [r.name === current ? "shown" : "", state, unread].filter(Boolean).join("; ");
     return `#${r.name}${notes ? ` (${notes})` : ""}`;
   });
-  for (const d of client.directs.values()) if (d.unread) lines.push(`*${d.peer}* (${d.unread} unread)`);
+  for (const d of client.directs.values()) {
+    if (d.unread) lines.push(`*${fmt.person(d.peer)}* (${d.unread} unread)`);
+  }
   return lines.length ? lines : ["in no room: /join ROOM"];
 }

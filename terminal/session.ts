@@ -8,7 +8,7 @@ import { ChatClient, normalizeRoom } from "../static/chat-client.js";
 import type { Options } from "./args.ts";
 import { COMMAND_HELP } from "./args.ts";
 import { type Input, parseInput } from "./commands.ts";
-import { Formatter, personName } from "./format.ts";
+import { Formatter, safe } from "./format.ts";
 import { roomLines } from "./rooms.ts";
 
 type RoomMessage = import("../static/chat-client.js").RoomMessage;
@@ -81,7 +81,8 @@ export class Session {
   constructor(opts: Options, out: Output, deps: { WebSocket?: typeof WebSocket } = {}) {
     this.#opts = opts;
     this.#out = out;
-    this.#fmt = new Formatter(out.colour);
+    // The one place that says how a person is named in a line: the handle, for now.
+    this.#fmt = new Formatter(out.colour, (handle) => handle);
     this.current = opts.rooms[0];
     const socketError = (e: Event) => this.#lastSocketError = (e as ErrorEvent).message ?? "";
     const Base = deps.WebSocket ?? WebSocket;
@@ -209,7 +210,7 @@ export class Session {
         this.#who(cmd.room);
         return true;
       case "rooms":
-        this.#info(roomLines(c, this.current).join("\n"));
+        this.#info(roomLines(c, this.current, this.#fmt).join("\n"));
         return true;
       case "help":
         this.#info(COMMAND_HELP.map(([k, h]) => `${k.padEnd(16)}${h}`).join("\n"));
@@ -273,7 +274,7 @@ export class Session {
     const room = raw === undefined ? this.current : normalizeRoom(raw);
     const r = room ? this.client.rooms.get(room) : undefined;
     if (!r?.joined) throw new RangeError(room ? `you are not in #${room}` : "you are in no room");
-    const names = [...r.members].sort((a, b) => a.localeCompare(b)).map(personName);
+    const names = [...r.members].sort((a, b) => a.localeCompare(b)).map((n) => this.#fmt.person(n));
     this.#info(this.#fmt.status(`#${r.name}: ${names.join(", ")} (${names.length})`));
   }
 
@@ -331,17 +332,18 @@ export class Session {
     });
     c.on("nick", ({ old, name }) => {
       const mine = c.isMe(old) && c.me === name;
-      this.#info(
-        this.#fmt.status(
-          mine ? `you are now ${personName(name)}` : `${personName(old)} is now ${personName(name)}`,
-        ),
-      );
+      const now = this.#fmt.person(name);
+      // The same handle: only how the person is shown changed (a display name), so name the handle.
+      const who = old === name ? `${safe(old)} is now shown as` : `${this.#fmt.person(old)} is now`;
+      this.#info(this.#fmt.status(mine ? `you are now ${now}` : `${who} ${now}`));
     });
     c.on("moderation", ({ room, line }) => {
       const reason = line.reason ? `: ${line.reason}` : "";
       const done = DONE[line.action] ?? line.action;
       this.#info(
-        this.#fmt.status(`#${room}: ${personName(line.name)} was ${done} by ${personName(line.by)}${reason}`),
+        this.#fmt.status(
+          `#${room}: ${this.#fmt.person(line.name)} was ${done} by ${this.#fmt.person(line.by)}${reason}`,
+        ),
       );
     });
     c.on("servererror", ({ code, message, item }) => {
@@ -353,7 +355,7 @@ export class Session {
     });
     c.on("outbox", () => {
       for (const item of c.outbox.filter((i) => i.state === "failed")) {
-        const to = item.room ? `#${item.room}` : `*${personName(item.to ?? "")}*`;
+        const to = item.room ? `#${item.room}` : `*${this.#fmt.person(item.to ?? "")}*`;
         this.#fail(`not sent to ${to}: ${item.error ?? "refused"}: ${item.text.split("\n")[0]}`);
         c.discard(item.cid);
       }
@@ -367,7 +369,7 @@ export class Session {
     if (m.type === "presence" && m.room === this.current && typeof m.name === "string") {
       if (this.client.isMe(m.name)) return;
       const what = m.event === "join" ? "joined" : "left";
-      this.#info(this.#fmt.status(`${personName(m.name)} ${what} #${m.room}`));
+      this.#info(this.#fmt.status(`${this.#fmt.person(m.name)} ${what} #${m.room}`));
     }
   }
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_URL, helpText, OPTIONS, parseArgs, UsageError } from "../../terminal/args.ts";
 import { parseInput } from "../../terminal/commands.ts";
-import { Formatter, personName, safe, timeOf } from "../../terminal/format.ts";
+import { Formatter, safe, timeOf } from "../../terminal/format.ts";
 import { lines } from "../../terminal/chat.ts";
 import { TABLE } from "../../lib/settings.ts";
 
@@ -130,7 +130,6 @@ Deno.test("safe() shows control characters instead of obeying them", () => {
   assert.equal(safe("a\x7fb\x9bc"), "a^?b<U+009B>c");
   assert.equal(safe("abc\u202edcba\u2066x\u2069"), "abc<U+202E>dcba<U+2066>x<U+2069>");
   assert.equal(safe("tab\tstays, zoë 日本 🙂"), "tab\tstays, zoë 日本 🙂");
-  assert.equal(personName("alice"), "alice");
 });
 
 Deno.test("Formatter writes time, name and text, and colours only when asked", () => {
@@ -160,6 +159,18 @@ Deno.test("Formatter writes time, name and text, and colours only when asked", (
     colour.message({ ts, from: "alice", text: "x" }),
     colour.message({ ts, from: "alice", text: "x" }),
   );
+});
+
+Deno.test("Formatter names every person through its one name function, made safe", () => {
+  const ts = Date.now();
+  const fmt = new Formatter(false, (handle) => handle === "ada" ? "Ada \x1b[2JLovelace" : handle);
+  assert.equal(fmt.person("ada"), "Ada ^[[2JLovelace");
+  assert.equal(fmt.message({ ts, from: "ada", text: "hi" }), `${timeOf(ts)} Ada ^[[2JLovelace: hi`);
+  assert.equal(
+    fmt.direct({ ts, from: "bob", to: "ada", text: "x" }, true),
+    `${timeOf(ts)} -> *Ada ^[[2JLovelace* x`,
+  );
+  assert.equal(new Formatter(false).person("bob"), "bob");
 });
 
 Deno.test("timeOf() is HH:MM today and carries the date before", () => {
