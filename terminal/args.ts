@@ -47,20 +47,19 @@ export const OPTIONS = {
     type: "string",
     value: "R",
     repeat: true,
-    help: "a room to join; repeat for more, the first is shown (default: lobby)",
+    help: "a room to join; repeat it, the first is shown (default: lobby)",
   },
   token: {
     type: "string",
     value: "T",
-    help: "a signed token (JWT) from the host site, or a guest token from an earlier welcome " +
-      "(see --json); other users can read it in ps",
+    help: "a signed token (JWT), or a guest one from a welcome (see --json); ps shows it",
   },
-  json: { type: "boolean", help: "print the server's lines as JSON, one a line (anything else: stderr)" },
+  json: { type: "boolean", help: "print the server's lines as JSON, one a line (the rest: stderr)" },
   backlog: {
     type: "count",
     value: "N",
     default: 10,
-    help: "messages of a room shown when it is first shown",
+    help: "messages shown of a room you open",
   },
   "connect-timeout": {
     type: "seconds",
@@ -72,7 +71,7 @@ export const OPTIONS = {
     type: "seconds",
     value: "S",
     default: 30,
-    help: "seconds to wait, once the input ends, for the server to acknowledge what was sent",
+    help: "seconds to wait, once input ends, for the acks of what was sent",
   },
   help: { type: "boolean", help: "print this help and exit" },
 } as const satisfies Record<string, Spec>;
