@@ -52,7 +52,7 @@ export const OPTIONS = {
   token: {
     type: "string",
     value: "T",
-    help: "a signed token (JWT), or a guest one from a welcome (see --json); ps shows it",
+    help: "a signed token (JWT) or a guest one from a welcome (see --json); ps shows it",
   },
   json: { type: "boolean", help: "print the server's lines as JSON, one a line (the rest: stderr)" },
   backlog: {
