@@ -286,7 +286,9 @@ export class Session {
     const upTo = this.#shownUpTo.get(room);
     const list = r.messages.filter((m) => !m.deleted && (upTo === undefined || m.seq > upTo));
     const shown = this.#opts.backlog === 0 ? [] : list.slice(-this.#opts.backlog);
-    const unseen = list.slice(0, list.length - shown.length).filter((m) => m.seq > r.lastRead).length;
+    // Counted by seq, not by what is held: a first join holds only the newest page.
+    const from = Math.max(r.lastRead, upTo ?? 0);
+    const unseen = Math.max(0, r.lastSeq - from - shown.filter((m) => m.seq > from).length);
     if (unseen > 0) {
       this.#info(this.#fmt.status(`${unseen} earlier unread in #${room} not shown (--backlog)`));
     }

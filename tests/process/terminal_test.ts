@@ -134,6 +134,20 @@ Deno.test("terminal: a room not shown counts its unread messages; /join shows th
   assert.deepEqual(alice.stdout.slice(mark).trimEnd().split("\n"), ["#lobby (shown)"], alice.transcript());
 });
 
+Deno.test("terminal: a room opened shows its newest --backlog messages and says how many unread it left out", async () => {
+  // `joined` brings the newest 8: the count must come from the seqs, not from what is held.
+  await using server = await startServer({ historyOnJoin: 8 });
+  await using carol = await TestClient.connect(server, { name: "carol", room: "lobby" });
+  for (let n = 1; n <= 15; n++) carol.send({ type: "send", room: "lobby", text: `old ${n}`, cid: `o${n}` });
+  await carol.next("ack", (m) => m.cid === "o15");
+
+  await using alice = await terminal(server, "--name", "alice", "--backlog", "4");
+  await alice.wait(said("carol", "old 15"));
+  const shown = alice.stdout.split("\n").filter((l) => / carol: /.test(l)).map((l) => l.split(": ")[1]);
+  assert.deepEqual(shown, ["old 12", "old 13", "old 14", "old 15"]);
+  assert.match(alice.stdout, /^-- 11 earlier unread in #lobby not shown \(--backlog\)$/m);
+});
+
 Deno.test("terminal: --token brings a guest back, and what it shows is read on every device", async () => {
   await using server = await startServer();
   await using gina = await TestClient.connect(server, { name: "gina", room: "dev" });
