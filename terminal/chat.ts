@@ -63,14 +63,22 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
   if (rest !== "") yield rest;
 }
 
-/** The process's stdout and stderr; a reader that went away (`| head`) ends the output quietly. */
+/**
+ * The process's stdout and stderr. A reader that went away (`| head`) gets nothing more, and the
+ * session goes on: what was typed is still sent, and the exit code still says whether it went.
+ */
 function processOutput(): Output {
+  const gone = new Set<typeof Deno.stdout>();
   const write = (stream: typeof Deno.stdout, text: string) => {
+    if (gone.has(stream)) return;
     try {
-      stream.writeSync(new TextEncoder().encode(`${text}\n`));
+      // A write to a pipe may take part of the bytes: the rest follows, so no line is cut.
+      for (let bytes = new TextEncoder().encode(`${text}\n`); bytes.length > 0;) {
+        bytes = bytes.subarray(stream.writeSync(bytes));
+      }
     } catch (e) {
-      if (e instanceof Deno.errors.BrokenPipe) Deno.exit(0);
-      throw e;
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      gone.add(stream);
     }
   };
   return {
