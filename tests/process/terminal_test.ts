@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { spawnServer } from "../helpers/process.ts";
-import { Terminal } from "../helpers/terminal.ts";
+import { chatTaskFlags, Terminal } from "../helpers/terminal.ts";
 import { startServer, type TestServer } from "../helpers/test_server.ts";
 import { TestClient } from "../helpers/test_server.ts";
 
@@ -225,6 +225,33 @@ Deno.test("terminal: piped input is sent, and the client exits 0 once every mess
   await using dave = await TestClient.connect(server, { name: "dave", room: "dev" });
   const joined = await dave.next("joined");
   assert.deepEqual(joined.messages.map((m: { text: string }) => m.text), ["line two in dev"]);
+});
+
+Deno.test("terminal: a reader of its output that goes away (| head) does not stop what was typed from going", async () => {
+  await using server = await startServer();
+  await using carol = await TestClient.connect(server, { name: "carol", room: "lobby" });
+  const entry = new URL("../../terminal/chat.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...await chatTaskFlags(), entry, server.wsUrl, "--name", "headless"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(30_000),
+  }).spawn();
+  // The first line read, the reader goes (as `head -1` does): later writes to stdout fail.
+  const reader = child.stdout.getReader();
+  await reader.read();
+  await reader.cancel();
+  const stdin = child.stdin.getWriter();
+  await stdin.write(new TextEncoder().encode("after the reader left 1\nafter the reader left 2\n"));
+  await stdin.close();
+  assert.equal((await child.status).code, 0);
+  for (const n of [1, 2]) {
+    assert.equal(
+      (await carol.next("message", (m) => m.from === "headless")).text,
+      `after the reader left ${n}`,
+    );
+  }
 });
 
 Deno.test("terminal: piped input that is refused exits 1 with one line per refusal", async () => {
