@@ -78,16 +78,15 @@ export class Session {
   /** Settles the first connect (see {@link connect}). */
   #ready: { resolve: () => void; reject: (e: ConnectError) => void } | undefined;
 
-  constructor(opts: Options, out: Output, deps: { WebSocket?: typeof WebSocket } = {}) {
+  constructor(opts: Options, out: Output) {
     this.#opts = opts;
     this.#out = out;
     // The one place that says how a person is named in a line: the handle, for now.
     this.#fmt = new Formatter(out.colour, (handle) => handle);
     this.current = opts.rooms[0];
     const socketError = (e: Event) => this.#lastSocketError = (e as ErrorEvent).message ?? "";
-    const Base = deps.WebSocket ?? WebSocket;
     /** The socket the client opens, which keeps its error's text: the one line an unreachable server gets. */
-    class Socket extends Base {
+    class Socket extends WebSocket {
       constructor(url: string | URL, protocols?: ConstructorParameters<typeof WebSocket>[1]) {
         super(url, protocols);
         this.addEventListener("error", socketError);
