@@ -49,6 +49,11 @@ const QUOTE = /^ {0,3}> ?/;
 const SPACE = /^\s$/u;
 const PUNCT = /^[\p{P}\p{S}]$/u;
 const WORD = /^[\p{L}\p{N}_]$/u;
+/** What a character is to a marker next to it: a space (or the start or end), punctuation, or other. */
+const IS_SPACE = 0, IS_PUNCT = 1, IS_OTHER = 2;
+
+/** The characters the inline pass stops at; a run of others is plain text. */
+const SPECIAL = new Set([..."\\`*_~[]hH"]);
 
 /** Characters that end a bare URL (as `linkify` in the protocol client has them). */
 const URL_STOP = new Set([..." \t\n\r\f\v<>\"'`"]);
@@ -71,7 +76,8 @@ export function parseMarkdown(text, opts = {}) {
   /** @type {string[]} */
   let para = [];
   const flush = () => {
-    if (para.length > 0) out.push(...parseInline(para.join("\n"), maxNesting));
+    // A loop, not push(...nodes): a long text has more nodes than a call may take arguments.
+    if (para.length > 0) { for (const node of parseInline(para.join("\n"), maxNesting)) out.push(node); }
     para = [];
   };
   let fenceBelow = true;
@@ -132,6 +138,7 @@ function parseInline(s, maxNesting) {
   const toks = [];
   /** @type {Record<string, Delim[]>} */
   const openers = { "*": [], "_": [], "~": [] };
+  const stacks = Object.values(openers);
   /** Indexes in `toks` of the `[` not closed yet. */
   const brackets = /** @type {number[]} */ ([]);
   /** Index of the `[` of the last link: a `[` before it cannot make a link (no links in links). */
@@ -148,7 +155,7 @@ function parseInline(s, maxNesting) {
   };
   /** Openers after token `at` become literal: nothing after a link or a closed pair may close them. */
   const dropOpenersAfter = (/** @type {number} */ at) => {
-    for (const stack of Object.values(openers)) {
+    for (const stack of stacks) {
       while (stack.length > 0 && stack[stack.length - 1].at > at) stack.pop();
     }
   };
@@ -180,9 +187,9 @@ function parseInline(s, maxNesting) {
         i = j;
         continue;
       }
-      const before = charBefore(s, i), after = charAt(s, j);
-      const sb = SPACE.test(before), sa = SPACE.test(after);
-      const pb = PUNCT.test(before), pa = PUNCT.test(after);
+      const before = classBefore(s, i), after = classAt(s, j);
+      const sb = before === IS_SPACE, sa = after === IS_SPACE;
+      const pb = before === IS_PUNCT, pa = after === IS_PUNCT;
       const leftFlanking = !sa && (!pa || sb || pb);
       const rightFlanking = !sb && (!pb || sa || pa);
       // `_` inside a word (snake_case_names) neither opens nor closes; `*` may (CommonMark's rule).
@@ -239,7 +246,7 @@ function parseInline(s, maxNesting) {
       lastLink = b;
       dropOpenersAfter(b);
       i = link.end;
-    } else if ((c === "h" || c === "H") && i >= urlFrom && !WORD.test(charBefore(s, i))) {
+    } else if ((c === "h" || c === "H") && i >= urlFrom && !wordBefore(s, i)) {
       const url = bareUrl(s, i);
       if (url.href) {
         flushText();
@@ -256,8 +263,11 @@ function parseInline(s, maxNesting) {
         i++;
       }
     } else {
-      text += c;
-      i++;
+      // Up to the next character that may start something, in one slice.
+      let j = i + 1;
+      while (j < s.length && !SPECIAL.has(s[j])) j++;
+      text += s.slice(i, j);
+      i = j;
     }
   }
   flushText();
@@ -477,25 +487,51 @@ function safeHref(raw) {
 }
 
 /**
- * The character (code point) ending just before `i`, or a space at the start.
+ * What the character (code point) ending just before `i` is, a space at the start. ASCII is told
+ * without a regular expression: a run of markers asks this twice.
  * @param {string} s
  * @param {number} i
  */
-function charBefore(s, i) {
-  if (i === 0) return " ";
+function classBefore(s, i) {
+  if (i === 0) return IS_SPACE;
   const low = s.charCodeAt(i - 1);
-  return low >= 0xdc00 && low <= 0xdfff && i >= 2 ? s.slice(i - 2, i) : s[i - 1];
+  return classOf(low >= 0xdc00 && low <= 0xdfff && i >= 2 ? s.codePointAt(i - 2) ?? low : low);
 }
 
 /**
- * The character (code point) at `i`, or a space at the end.
+ * What the character (code point) at `i` is, a space at the end.
  * @param {string} s
  * @param {number} i
  */
-function charAt(s, i) {
-  if (i >= s.length) return " ";
-  const cp = s.codePointAt(i) ?? 0x20;
-  return String.fromCodePoint(cp);
+function classAt(s, i) {
+  return i >= s.length ? IS_SPACE : classOf(s.codePointAt(i) ?? 0x20);
+}
+
+/** @param {number} cp */
+function classOf(cp) {
+  if (cp < 0x80) {
+    if (cp === 0x20 || (cp >= 0x09 && cp <= 0x0d)) return IS_SPACE;
+    const punct = (cp >= 0x21 && cp <= 0x2f) || (cp >= 0x3a && cp <= 0x40) || (cp >= 0x5b && cp <= 0x60) ||
+      (cp >= 0x7b && cp <= 0x7e);
+    return punct ? IS_PUNCT : IS_OTHER;
+  }
+  const ch = String.fromCodePoint(cp);
+  return SPACE.test(ch) ? IS_SPACE : PUNCT.test(ch) ? IS_PUNCT : IS_OTHER;
+}
+
+/**
+ * Whether a letter, digit or `_` ends just before `i` (a bare URL does not start inside a word).
+ * @param {string} s
+ * @param {number} i
+ */
+function wordBefore(s, i) {
+  if (i === 0) return false;
+  const low = s.charCodeAt(i - 1);
+  const cp = low >= 0xdc00 && low <= 0xdfff && i >= 2 ? s.codePointAt(i - 2) ?? low : low;
+  if (cp < 0x80) {
+    return cp === 0x5f || (cp >= 0x30 && cp <= 0x39) || ((cp | 0x20) >= 0x61 && (cp | 0x20) <= 0x7a);
+  }
+  return WORD.test(String.fromCodePoint(cp));
 }
 
 /**
