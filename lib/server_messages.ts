@@ -24,6 +24,8 @@ export type WireConvMessage =
 export interface ConversationItem {
   conv: string;
   with: string;
+  /** The other person's display name, when known (see docs/protocol.md, "Direct conversations"). */
+  display?: string;
   uid: string;
   lastSeq: number;
   lastTs: number;

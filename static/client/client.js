@@ -501,6 +501,10 @@ export class ChatClient extends EventTarget {
       case "message":
         if (typeof m.display === "string" && !this.displays.has(m.from)) learn(m.from, m.display);
         return;
+      case "conversations":
+        if (!Array.isArray(m.items)) return;
+        for (const c of m.items) if (typeof c.display === "string") learn(c.with, c.display);
+        return;
     }
   }
 

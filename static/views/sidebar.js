@@ -150,7 +150,10 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
         const li = el("li", "nav-row");
         const dot = el("span", `presence ${online.has(c.peer.toLowerCase()) ? "online" : "away"}`);
         dot.setAttribute("aria-hidden", "true");
-        li.append(navLink(`@${c.peer}`, c.peer, avatar(c.peer, "small"), dot));
+        const display = client.displayOf(c.peer);
+        const link = navLink(`@${c.peer}`, display ?? c.peer, avatar(c.peer, "small", display), dot);
+        if (display !== undefined) link.title = `@${c.peer}`;
+        li.append(link);
         return li;
       }));
       dmEmpty.hidden = dms.length > 0;
