@@ -31,7 +31,9 @@ import { RoomState } from "./room-state.js";
  */
 export function snapshotOf(r, max) {
   if (!r.synced) return undefined;
-  const messages = max > 0 ? r.messages.slice(-max) : [];
+  // A message past lastSeq (ours, shown from its ack before its line) comes again with the resume.
+  const upTo = r.messages.filter((m) => m.seq <= r.lastSeq);
+  const messages = max > 0 ? upTo.slice(-max) : [];
   return {
     room: r.name,
     messages,
