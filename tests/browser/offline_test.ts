@@ -317,3 +317,30 @@ Deno.test({
     await context.close();
   },
 });
+
+Deno.test({
+  name:
+    "browser: with the network switched off (DevTools), a reload opens the page offline; on again, it goes live",
+  ignore,
+  async fn() {
+    await using server = await startServer();
+    await using tb = await launchBrowser();
+    const { page, context } = await openChat(tb, server.url, { name: "alice" });
+    await say(page, "before the tunnel");
+    await waitMessage(page, "before the tunnel");
+    await waitWorker(page);
+    for (let i = 0; !(await keptRooms(page))["chat:lobby"] && i < 40; i++) await sleep(100);
+
+    await page.setOfflineMode(true);
+    await page.reload();
+    await page.waitForSelector("#app:not([hidden])");
+    await waitMessage(page, "before the tunnel", 3000);
+    await waitText(page, "#conn-text", "Offline");
+    await waitText(page, "#conn-problem-why", "The server cannot be reached");
+
+    await page.setOfflineMode(false); // the browser's `online` event: the page reconnects at once
+    await waitState(page, "live", 5000);
+    assert.deepEqual(await messageTexts(page), ["before the tunnel"]);
+    await context.close();
+  },
+});
