@@ -91,6 +91,24 @@ function tokenHook() {
 }
 
 /**
+ * The subject (`sub`) of a signed token, read without checking it (the server does): it only picks which
+ * person's kept history this device shows.
+ * @param {string} token
+ * @returns {string | undefined}
+ */
+function tokenSubject(token) {
+  try {
+    const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    const claims = JSON.parse(
+      new TextDecoder().decode(Uint8Array.from(atob(payload), (c) => c.charCodeAt(0))),
+    );
+    return typeof claims?.sub === "string" && claims.sub !== "" ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Connects as `who` (a handle, or a display name the server makes the handle from), or as the identity
  * this device keeps, or as the signed user of `getToken`, and shows the chat.
  * @param {{ name?: string, display?: string }} [who]
@@ -104,9 +122,24 @@ async function start(who = {}, getToken) {
   void registerWorker();
   // What this device kept of the rooms is shown at once, and the joins ask only for what is newer.
   const store = await KeptHistory.open(settingsFrom(document));
-  const kept = store ? await store.load(storagePrefix) : [];
-  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken, kept });
-  const keeping = store ? keepRooms(client, store, storagePrefix) : undefined;
+  // A signed person's kept history is theirs alone (another person may sign in to the host site on this
+  // browser): keyed by the token's subject, so it waits for a token; the first one also connects.
+  let keptPrefix = storagePrefix;
+  /** @type {string | undefined} */
+  let firstToken;
+  if (getToken && store) {
+    firstToken = await getToken().catch(() => undefined);
+    const sub = firstToken === undefined ? undefined : tokenSubject(firstToken);
+    keptPrefix = sub === undefined ? "" : `${storagePrefix}${sub}:`;
+  }
+  const tokens = getToken && (() => {
+    const t = firstToken;
+    firstToken = undefined;
+    return t === undefined ? getToken() : Promise.resolve(t);
+  });
+  const kept = store && keptPrefix ? await store.load(keptPrefix) : [];
+  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken: tokens, kept });
+  const keeping = store && keptPrefix ? keepRooms(client, store, keptPrefix) : undefined;
   /** @type {AppState} */
   const state = { client, active: "", go };
   const focusComposer = () => composer.focus();

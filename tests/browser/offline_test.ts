@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { SignJWT } from "jose";
 import {
   browserMissing,
   launchBrowser,
@@ -341,6 +342,62 @@ Deno.test({
     await page.setOfflineMode(false); // the browser's `online` event: the page reconnects at once
     await waitState(page, "live", 5000);
     assert.deepEqual(await messageTexts(page), ["before the tunnel"]);
+    await context.close();
+  },
+});
+
+Deno.test({
+  name:
+    "browser: a signed person's kept history is keyed by the token's subject, never shown to the next person",
+  ignore,
+  async fn() {
+    const secret = "an-offline-test-secret-of-more-than-32-bytes";
+    let chatOrigin = "";
+    let subject = "ada";
+    // The host application's token endpoint: whoever is signed in there now.
+    await using host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
+      const cors = { "access-control-allow-origin": chatOrigin, "access-control-allow-credentials": "true" };
+      const token = await new SignJWT({ name: subject }).setProtectedHeader({ alg: "HS256" })
+        .setSubject(subject).setExpirationTime("5m").sign(new TextEncoder().encode(secret));
+      return Response.json({ token }, { headers: cors });
+    });
+    const hostOrigin = `http://127.0.0.1:${host.addr.port}`;
+    await using server = await startServer({ jwtSecret: secret, allowedOrigins: hostOrigin });
+    chatOrigin = server.url;
+    const chatUrl = `${server.url}/?tokenUrl=${encodeURIComponent(`${hostOrigin}/token`)}`;
+    await using tb = await launchBrowser();
+    const context = await tb.browser.createBrowserContext();
+    const ada = await context.newPage();
+    await ada.goto(chatUrl);
+    await waitState(ada, "live");
+    await say(ada, "ada's words");
+    await waitMessage(ada, "ada's words");
+    for (let i = 0; !(await keptRooms(ada))["chat:signed:ada:lobby"] && i < 40; i++) await sleep(100);
+    assert.deepEqual(Object.keys(await keptRooms(ada)), ["chat:signed:ada:lobby"]);
+    await ada.close();
+
+    // Another person signs in to the host site on this browser: the chat shows nothing of ada's before
+    // the server speaks (a server that lets the room's history be read sends it then, as to anyone).
+    subject = "bob";
+    const bob = await context.newPage();
+    await bob.evaluateOnNewDocument(() => {
+      const Native = window.WebSocket;
+      window.WebSocket = class extends Native {
+        // deno-lint-ignore no-explicit-any
+        constructor(...args: any[]) {
+          super(...(args as [string]));
+          this.addEventListener("message", () => {
+            window.textsAtConnect ??= [
+              ...document.querySelectorAll("ol.messages:not(.pending-list) .msg-text"),
+            ]
+              .map((e: { textContent: string }) => e.textContent);
+          });
+        }
+      };
+    });
+    await bob.goto(chatUrl);
+    await waitState(bob, "live");
+    assert.deepEqual(await bob.evaluate(() => window.textsAtConnect), []);
     await context.close();
   },
 });
