@@ -120,7 +120,7 @@ export class ChatClient extends EventTarget {
       }),
       limits: () => this.limits,
     });
-    ctx.rooms = new Rooms(ctx, opts.rooms);
+    ctx.rooms = new Rooms(ctx, opts.rooms, new Map((opts.kept ?? []).map((s) => [s?.room, s])));
     ctx.typing = new Typing(ctx, opts);
     ctx.directs = new Directs(ctx);
     ctx.outbox = new Outbox(ctx, opts.ackTimeoutMs ?? 10_000);

@@ -110,6 +110,8 @@
  * @property {KeyValueStorage | null} [storage] where identity, rooms and outbox persist; default `localStorage`
  * @property {string} [storagePrefix] prefix of storage keys, default `chat:`
  * @property {string[]} [rooms] rooms to be in when none are stored, default `["lobby"]`
+ * @property {import("./snapshot.js").RoomSnapshot[]} [kept] what this device kept of its rooms' history
+ *   (see `snapshotOf`): those rooms show it before connecting and resume from it with `join {since}`
  * @property {Partial<BackoffOptions>} [backoff]
  * @property {() => number} [random] for jitter, default `Math.random`
  * @property {number} [pingIntervalMs] ping when nothing came for this long, default 25000
