@@ -92,7 +92,7 @@ function tokenHook() {
 
 /**
  * The subject (`sub`) of a signed token, read without checking it (the server does): it only picks which
- * person's kept history this device shows.
+ * person's rooms, outbox and kept history this device uses.
  * @param {string} token
  * @returns {string | undefined}
  */
@@ -115,30 +115,34 @@ function tokenSubject(token) {
  * @param {() => Promise<string>} [getToken]
  */
 async function start(who = {}, getToken) {
-  // A signed person's rooms and outbox are kept apart from the guest's of this browser.
-  const storagePrefix = getToken ? `${STORAGE_PREFIX}signed:` : STORAGE_PREFIX;
   // Offline use, where the browser has it: the page's files (a service worker) and the rooms' history
   // (IndexedDB). Not before a name is chosen: a device that was forgotten keeps nothing until then.
   void registerWorker();
   // What this device kept of the rooms is shown at once, and the joins ask only for what is newer.
   const store = await KeptHistory.open(settingsFrom(document));
-  // A signed person's kept history is theirs alone (another person may sign in to the host site on this
-  // browser): keyed by the token's subject, so it waits for a token; the first one also connects.
-  let keptPrefix = storagePrefix;
+  // A signed person's rooms, outbox and kept history are theirs alone: another person may sign in to the
+  // host site on this browser next, and must neither see them nor send the outbox under their own name.
+  // So they are kept under the token's subject, which waits for a first token (it also connects); when no
+  // subject can be read, nothing is kept for this session rather than kept under no one's name.
+  let storagePrefix = STORAGE_PREFIX;
+  /** @type {null | undefined} */
+  let storage;
   /** @type {string | undefined} */
   let firstToken;
-  if (getToken && store) {
+  if (getToken) {
     firstToken = await getToken().catch(() => undefined);
     const sub = firstToken === undefined ? undefined : tokenSubject(firstToken);
-    keptPrefix = sub === undefined ? "" : `${storagePrefix}${sub}:`;
+    storagePrefix = `${STORAGE_PREFIX}signed:${sub ?? ""}:`;
+    if (sub === undefined) storage = null;
   }
+  const keptPrefix = storage === null ? "" : storagePrefix;
   const tokens = getToken && (() => {
     const t = firstToken;
     firstToken = undefined;
     return t === undefined ? getToken() : Promise.resolve(t);
   });
   const kept = store && keptPrefix ? await store.load(keptPrefix) : [];
-  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken: tokens, kept });
+  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, storage, getToken: tokens, kept });
   const keeping = store && keptPrefix ? keepRooms(client, store, keptPrefix) : undefined;
   /** @type {AppState} */
   const state = { client, active: "", go };

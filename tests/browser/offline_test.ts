@@ -401,3 +401,59 @@ Deno.test({
     await context.close();
   },
 });
+
+Deno.test({
+  name:
+    "browser: what a signed person left unsent is never sent as the next person who signs in on the browser",
+  ignore,
+  async fn() {
+    const secret = "an-offline-test-secret-of-more-than-32-bytes";
+    let chatOrigin = "";
+    let subject = "ada";
+    await using host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
+      const cors = { "access-control-allow-origin": chatOrigin, "access-control-allow-credentials": "true" };
+      const token = await new SignJWT({ name: subject }).setProtectedHeader({ alg: "HS256" })
+        .setSubject(subject).setExpirationTime("5m").sign(new TextEncoder().encode(secret));
+      return Response.json({ token }, { headers: cors });
+    });
+    const hostOrigin = `http://127.0.0.1:${host.addr.port}`;
+    const first = await startServer({ jwtSecret: secret, allowedOrigins: hostOrigin });
+    const port = first.port;
+    chatOrigin = first.url;
+    const chatUrl = `${first.url}/?tokenUrl=${encodeURIComponent(`${hostOrigin}/token`)}`;
+    await using tb = await launchBrowser();
+    const context = await tb.browser.createBrowserContext();
+    const ada = await context.newPage();
+    await ada.goto(chatUrl);
+    await waitState(ada, "live");
+    // The server goes away; what ada writes now waits in her outbox, and she closes the tab.
+    await first.close();
+    await ada.waitForFunction(() => document.querySelector("#conn-status")?.dataset.state !== "live");
+    await say(ada, "ada's unsent words");
+    await ada.waitForFunction(() =>
+      [...document.querySelectorAll(".pending-list .msg-text")].some((e: { textContent: string }) =>
+        e.textContent === "ada's unsent words"
+      )
+    );
+    await ada.close();
+    // The server is back, and bob signs in to the host site on this browser.
+    await using second = await startServer({
+      jwtSecret: secret,
+      guests: "on",
+      allowedOrigins: hostOrigin,
+      port,
+    });
+    await using watcher = await TestClient.connect(second, { name: "watcher", room: "lobby" });
+    subject = "bob";
+    const bob = await context.newPage();
+    await bob.goto(chatUrl);
+    await waitState(bob, "live");
+    await say(bob, "bob's own words");
+    // An outbox is sent when the connection is welcomed, before anything typed after: had bob's page
+    // taken ada's, it would have reached the room first.
+    const got = await watcher.next("message", (m) => m.from === "bob");
+    assert.equal(got.text, "bob's own words");
+    assert.equal(watcher.all("message").some((m) => m.text === "ada's unsent words"), false);
+    await context.close();
+  },
+});
