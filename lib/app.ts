@@ -124,6 +124,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     chat,
     flusher,
     metrics,
+    log,
+    relay: sharing,
     maxBufferedBytes: config.maxBufferedBytes,
     maxFrameBytes: config.maxFrameBytes,
     maxPostFrames: config.ssePostFrames,
@@ -335,7 +337,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     const key = url.pathname.slice("/ws/sse/".length);
     if (url.pathname !== "/ws/sse") {
       if (req.method === "POST") return await sse.post(key, req, cors);
-      if (req.method === "DELETE") return sse.end(key, cors);
+      if (req.method === "DELETE") return await sse.end(key, cors);
       return httpError(405, "method_not_allowed", "A session takes POST (frames) and DELETE (the end)", {
         allow: "POST, DELETE",
       });
@@ -350,7 +352,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
     if (typeof format === "string") return refuse(400, "bad_request", format);
     const admitted = await admit(req, url, info);
     if (admitted instanceof Response) return admitted;
-    return sse.open({
+    return await sse.open({
       id: nextId++,
       params: admitted.params,
       format,

@@ -9,8 +9,10 @@
  */
 import type { Chat, OpenParams } from "./chat.ts";
 import type { Peer } from "./hub.ts";
+import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { CloseCode } from "./protocol.ts";
+import type { Sharing } from "./sharing.ts";
 import { TextMode } from "./text_mode.ts";
 import type { Flusher, WireFormat } from "./ws.ts";
 
@@ -35,7 +37,16 @@ export interface SseOptions extends SseLimits {
   chat: Chat;
   flusher: Flusher;
   metrics: Metrics;
+  log: Logger;
+  /**
+   * How a POST that landed on another process reaches the session's (several processes, no sticky
+   * sessions). @default none: one process holds every session
+   */
+  relay?: Pick<Sharing, "toSession" | "holdSession" | "releaseSession">;
 }
+
+/** What goes between processes for a session: the frames of one POST, or its end (a DELETE). */
+type Relayed = { frames: string[] } | { end: true };
 
 /** A new session. */
 export interface SessionOptions {
@@ -312,9 +323,12 @@ export class SseSessions {
     return this.#sessions.size;
   }
 
-  /** A new session and its stream; its first event names it. The app has done every check. */
-  open(opts: SessionOptions): Response {
-    const { chat, flusher, metrics } = this.#opts;
+  /**
+   * A new session and its stream; its first event names it. The app has done every check. With a
+   * relay, the response waits until other processes can reach the session.
+   */
+  async open(opts: SessionOptions): Promise<Response> {
+    const { chat, flusher, metrics, relay, log } = this.#opts;
     let key = newKey();
     while (this.#sessions.has(key)) key = newKey();
     const session = new SseSession(opts.id, key, {
@@ -326,6 +340,14 @@ export class SseSessions {
     this.#sessions.set(key, session);
     this.#onClose.set(session, opts.onClose);
     this.#startTimer();
+    if (relay) {
+      try {
+        await relay.holdSession(key, (payload) => this.#relayed(key, payload));
+      } catch (e) {
+        // The session still works through this process; POSTs landing elsewhere get 404 until then.
+        log.warn("fallback session not shared", { error: (e as Error).message });
+      }
+    }
     // `retry`: how long EventSource waits before it resumes on its own.
     const first = `retry: 1000\nid: ${key}.0\nevent: session\ndata: ${JSON.stringify({ session: key })}\n\n`;
     const stream = session.attach(0, first, opts.completed)!;
@@ -372,8 +394,8 @@ export class SseSessions {
    * socket; answers come on the stream. 202 once they are handed to the chat.
    */
   async post(key: string, req: Request, headers?: Record<string, string>): Promise<Response> {
-    if (!KEY_RE.test(key) || !this.#sessions.has(key)) return unknown(key, headers);
-    const { maxPostFrames, maxFrameBytes, chat } = this.#opts;
+    const { maxPostFrames, maxFrameBytes, chat, relay } = this.#opts;
+    if (!KEY_RE.test(key) || (!relay && !this.#sessions.has(key))) return unknown(key, headers);
     // Every frame may be as big as a WebSocket frame, plus its line break.
     const cap = maxPostFrames * (maxFrameBytes + 1);
     const body = await readCapped(req, cap);
@@ -402,21 +424,54 @@ export class SseSessions {
         headers,
       );
     }
-    // The session may have ended while the body came.
+    // The session may have ended while the body came, or be another process's.
     const session = this.#sessions.get(key);
-    if (!session) return unknown(key, headers);
-    for (const frame of frames) chat.message(session.id, frame);
+    if (session) { for (const frame of frames) chat.message(session.id, frame); }
+    else {
+      const relayed = await this.#relay(key, { frames }, headers);
+      if (relayed) return relayed;
+    }
     return Response.json({ frames: frames.length }, {
       status: 202,
       headers: { "cache-control": "no-store", ...headers },
     });
   }
 
+  /** Hands `what` to the process holding session `key`: undefined when one took it, else the refusal. */
+  async #relay(key: string, what: Relayed, headers?: Record<string, string>): Promise<Response | undefined> {
+    const relay = this.#opts.relay;
+    if (!relay) return unknown(key, headers);
+    try {
+      if (await relay.toSession(key, JSON.stringify(what))) return undefined;
+    } catch {
+      return refusal(503, "unavailable", "The session's process cannot be reached now; try again", headers);
+    }
+    return unknown(key, headers);
+  }
+
+  /** A POST or DELETE for a session held here came through another process. */
+  #relayed(key: string, payload: string): void {
+    const session = this.#sessions.get(key);
+    if (!session) return;
+    let what: Relayed;
+    try {
+      what = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if ("end" in what) return session.close(1000, "closed by the client");
+    for (const frame of what.frames) this.#opts.chat.message(session.id, frame);
+  }
+
   /** The client is done with session `key` (a page closing): it ends as a closed WebSocket does. */
-  end(key: string, headers?: Record<string, string>): Response {
-    const session = KEY_RE.test(key) ? this.#sessions.get(key) : undefined;
-    if (!session) return unknown(key, headers);
-    session.close(1000, "closed by the client");
+  async end(key: string, headers?: Record<string, string>): Promise<Response> {
+    if (!KEY_RE.test(key)) return unknown(key, headers);
+    const session = this.#sessions.get(key);
+    if (session) session.close(1000, "closed by the client");
+    else {
+      const relayed = await this.#relay(key, { end: true }, headers);
+      if (relayed) return relayed;
+    }
     return new Response(null, { status: 204, headers });
   }
 
@@ -441,6 +496,7 @@ export class SseSessions {
   #end(session: SseSession): void {
     if (this.#sessions.get(session.key) !== session) return;
     this.#sessions.delete(session.key);
+    this.#opts.relay?.releaseSession(session.key);
     this.#opts.chat.closed(session.id);
     const onClose = this.#onClose.get(session);
     this.#onClose.delete(session);

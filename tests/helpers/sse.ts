@@ -15,6 +15,8 @@ export interface SseEvent {
 /** A session of the fallback transport. */
 export class SseClient {
   readonly base: string;
+  /** Where POSTs and the DELETE go: another process of the deployment than the stream's. @default base */
+  postTo: string;
   readonly events: SseEvent[] = [];
   /** The JSON lines of the message events, in order. */
   readonly lines: Msg[] = [];
@@ -29,6 +31,7 @@ export class SseClient {
   /** `base`: `http://127.0.0.1:PORT`. */
   constructor(base: string) {
     this.base = base;
+    this.postTo = base;
   }
 
   /** Opens a new session with the query of `/ws`; resolves once its first event named it. */
@@ -107,7 +110,7 @@ export class SseClient {
   /** POSTs `frames` (objects are JSON-encoded), one a line. */
   post(...frames: (Msg | string)[]): Promise<Response> {
     const body = frames.map((f) => typeof f === "string" ? f : JSON.stringify(f)).join("\n");
-    return fetch(`${this.base}/ws/sse/${this.session}`, { method: "POST", body });
+    return fetch(`${this.postTo}/ws/sse/${this.session}`, { method: "POST", body });
   }
 
   /** POSTs and expects 202. */
@@ -145,7 +148,9 @@ export class SseClient {
     if (this.#ended) return;
     this.#ended = true;
     if (this.session && !this.closedWith) {
-      await fetch(`${this.base}/ws/sse/${this.session}`, { method: "DELETE" }).then((r) => r.body?.cancel());
+      await fetch(`${this.postTo}/ws/sse/${this.session}`, { method: "DELETE" }).then((r) =>
+        r.body?.cancel()
+      );
     }
     await this.drop();
   }
