@@ -18,9 +18,9 @@ import type { Flusher, WireFormat } from "./ws.ts";
 
 /** Limits of {@link SseSessions}, from the config. */
 export interface SseLimits {
-  /** Characters queued for a session (unsent events and the stream's own queue) before it ends as slow. */
+  /** Bytes queued for a session (unsent events and the stream's own queue) before it ends as slow. */
   maxBufferedBytes: number;
-  /** Characters of sent events kept for a stream that resumes. */
+  /** Bytes of sent events kept for a stream that resumes. */
   replayBytes: number;
   /** How long a session without a stream lives (ms). */
   sessionIdleMs: number;
@@ -95,7 +95,25 @@ function refusal(status: number, code: string, message: string, headers?: Record
 
 interface SentEvent {
   n: number;
-  text: string;
+  bytes: Uint8Array;
+}
+
+/**
+ * An event's `data:` lines as bytes, reusing the last result for the same data: a room's members get
+ * the same frame (the Flusher's join), so a broadcast encodes it once, not once per member.
+ */
+class DataEncoder {
+  #last = "";
+  #bytes = encoder.encode("data: \n\n");
+  encode(data: string): Uint8Array {
+    if (data !== this.#last) {
+      // A JSON line holds no line break; text mode's lines neither. A joined frame has one per line,
+      // and each becomes a `data:` line, which EventSource joins back with "\n".
+      this.#bytes = encoder.encode(`data: ${data.replaceAll("\n", "\ndata: ")}\n\n`);
+      this.#last = data;
+    }
+    return this.#bytes;
+  }
 }
 
 /** One fallback connection: what the chat sends it, as numbered events, and the stream they go down. */
@@ -104,6 +122,7 @@ class SseSession implements Peer {
   readonly key: string;
   readonly #limits: SseLimits;
   readonly #flusher: Flusher;
+  readonly #data: DataEncoder;
   readonly #metrics: Metrics;
   readonly #ended: (s: SseSession) => void;
   readonly #queue: string[] = [];
@@ -111,9 +130,9 @@ class SseSession implements Peer {
   /** Events not yet acknowledged by a resume: the first `#sent` went down the current stream. */
   readonly #events: SentEvent[] = [];
   #sent = 0;
-  /** Characters of the first `#sent` events (kept for a resume), and of the rest (not sent yet). */
-  #keptChars = 0;
-  #unsentChars = 0;
+  /** Bytes of the first `#sent` events (kept for a resume), and of the rest (not sent yet). */
+  #keptBytes = 0;
+  #unsentBytes = 0;
   #nextN = 1;
   #stream: ReadableStreamDefaultController<Uint8Array> | undefined;
   #streamQueued = 0;
@@ -127,13 +146,20 @@ class SseSession implements Peer {
   constructor(
     id: number,
     key: string,
-    deps: { limits: SseLimits; flusher: Flusher; metrics: Metrics; ended: (s: SseSession) => void },
+    deps: {
+      limits: SseLimits;
+      flusher: Flusher;
+      data: DataEncoder;
+      metrics: Metrics;
+      ended: (s: SseSession) => void;
+    },
     format: WireFormat | undefined,
   ) {
     this.id = id;
     this.key = key;
     this.#limits = deps.limits;
     this.#flusher = deps.flusher;
+    this.#data = deps.data;
     this.#metrics = deps.metrics;
     this.#ended = deps.ended;
     if (format?.text) this.#text = new TextMode(deps.flusher.parse);
@@ -160,7 +186,7 @@ class SseSession implements Peer {
   /** Queued lines, unsent events and what the stream holds that the client has not taken. */
   backlog(): number {
     if (this.#closing) return Infinity;
-    return this.#queuedChars + this.#unsentChars + this.#streamQueued;
+    return this.#queuedChars + this.#unsentBytes + this.#streamQueued;
   }
 
   /** Turns the queued lines into events (one per turn, or one per line) and sends what it can. */
@@ -179,32 +205,34 @@ class SseSession implements Peer {
 
   #add(data: string): void {
     const n = this.#nextN++;
-    // A JSON line holds no line break; text mode's lines neither. A joined event has one per line,
-    // and each becomes a `data:` line, which EventSource joins back with "\n".
-    const text = `id: ${this.key}.${n}\ndata: ${data.replaceAll("\n", "\ndata: ")}\n\n`;
-    this.#events.push({ n, text });
-    this.#unsentChars += text.length;
+    const head = encoder.encode(`id: ${this.key}.${n}\n`);
+    const body = this.#data.encode(data);
+    const bytes = new Uint8Array(head.byteLength + body.byteLength);
+    bytes.set(head);
+    bytes.set(body, head.byteLength);
+    this.#events.push({ n, bytes });
+    this.#unsentBytes += bytes.byteLength;
   }
 
   /** Writes the unsent events to the stream, if there is one; ends a session that does not keep up. */
   #pump(): void {
     // Deno's response stream takes whatever is enqueued: a client that stops reading grows server
     // memory unless its backlog is checked, as a WebSocket's bufferedAmount is.
-    if (this.#unsentChars + this.#streamQueued > this.#limits.maxBufferedBytes) return this.#slow();
+    if (this.#unsentBytes + this.#streamQueued > this.#limits.maxBufferedBytes) return this.#slow();
     const c = this.#stream;
     if (!c) return;
     const events = this.#events;
     while (this.#sent < events.length) {
       const e = events[this.#sent++];
-      this.#write(c, e.text);
-      this.#unsentChars -= e.text.length;
-      this.#keptChars += e.text.length;
+      this.#write(c, e.bytes);
+      this.#unsentBytes -= e.bytes.byteLength;
+      this.#keptBytes += e.bytes.byteLength;
       this.#metrics.framesOut++;
     }
     // The oldest sent events go first; at least the last one stays, so a resume can tell where it is.
     let drop = 0;
-    while (this.#keptChars > this.#limits.replayBytes && drop < this.#sent - 1) {
-      this.#keptChars -= events[drop++].text.length;
+    while (this.#keptBytes > this.#limits.replayBytes && drop < this.#sent - 1) {
+      this.#keptBytes -= events[drop++].bytes.byteLength;
     }
     if (drop > 0) {
       events.splice(0, drop);
@@ -212,9 +240,9 @@ class SseSession implements Peer {
     }
   }
 
-  #write(c: ReadableStreamDefaultController<Uint8Array>, text: string): void {
+  #write(c: ReadableStreamDefaultController<Uint8Array>, chunk: string | Uint8Array): void {
     try {
-      c.enqueue(encoder.encode(text));
+      c.enqueue(typeof chunk === "string" ? encoder.encode(chunk) : chunk);
       this.#streamQueued = Math.max(0, -(c.desiredSize ?? 0));
       this.wroteAt = performance.now();
     } catch {
@@ -256,8 +284,8 @@ class SseSession implements Peer {
     while (drop < events.length && events[drop].n <= after) drop++;
     events.splice(0, drop);
     this.#sent = 0;
-    this.#keptChars = 0;
-    this.#unsentChars = events.reduce((sum, e) => sum + e.text.length, 0);
+    this.#keptBytes = 0;
+    this.#unsentBytes = events.reduce((sum, e) => sum + e.bytes.byteLength, 0);
     let controller!: ReadableStreamDefaultController<Uint8Array>;
     const stream = new ReadableStream<Uint8Array>({
       start: (c) => void (controller = c),
@@ -280,8 +308,8 @@ class SseSession implements Peer {
     this.#streamQueued = 0;
     this.detachedAt = performance.now();
     // What went down the lost stream may not have reached the client: a resume sends it again.
-    this.#unsentChars += this.#keptChars;
-    this.#keptChars = 0;
+    this.#unsentBytes += this.#keptBytes;
+    this.#keptBytes = 0;
     this.#sent = 0;
   }
 
@@ -312,6 +340,7 @@ export class SseSessions {
   readonly #sessions = new Map<string, SseSession>();
   readonly #onClose = new Map<SseSession, () => void>();
   readonly #opts: SseOptions;
+  readonly #data = new DataEncoder();
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: SseOptions) {
@@ -334,6 +363,7 @@ export class SseSessions {
     const session = new SseSession(opts.id, key, {
       limits: this.#opts,
       flusher,
+      data: this.#data,
       metrics,
       ended: (s) => this.#end(s),
     }, opts.format);
