@@ -231,3 +231,25 @@ Deno.test("a shutdown ends each stream with a close event 1001", async () => {
     await s.close();
   }
 });
+
+Deno.test("format=text and batch=off work on a session as on /ws: human lines, or one message per event", async () => {
+  await using s = await startServer();
+  const res = await fetch(`${s.url}/ws/sse?name=tia&format=text`);
+  assert.equal(res.status, 200);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("you joined lobby")) text += (await reader.read()).value ?? "";
+  await reader.cancel();
+  const data = text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+  assert.equal(data[1], "* Hello, welcome: you are tia");
+  assert.ok(data.slice(1).every((l) => !l.startsWith("{")), data.join(" | "));
+  await using c = await SseClient.open(s.url, { name: "bo", batch: "off" });
+  await c.next("joined");
+  // The welcome, conversations and joined of one turn: three events, not one.
+  const messages = c.events.filter((e) => e.event === "message");
+  assert.ok(messages.length >= 3);
+  assert.ok(messages.every((e) => !e.data.includes("\n")));
+  const bad = await fetch(`${s.url}/ws/sse?format=xml`);
+  assert.equal(bad.status, 400);
+  await bad.body?.cancel();
+});
