@@ -58,12 +58,13 @@ async function s1Client(o: ClientOptions): Promise<Record<string, unknown>> {
   let deliveries = 0, measuring = false, windowDeliveries = 0, next = 0, inflight = 0, sending = false;
   let joined = 0, errors = 0;
   const everyone = o.subs + 1;
-  let publisher: Member | undefined;
+  /** Set once every subscriber is in: the one that sends. */
+  const pub: { member?: Member } = {};
 
   const sendNext = () => {
-    while (sending && inflight < o.w && publisher) {
+    while (sending && inflight < o.w && pub.member) {
       inflight++;
-      publisher.send(JSON.stringify({ type: "send", room: ROOM, text: String(next++) }));
+      pub.member.send(JSON.stringify({ type: "send", room: ROOM, text: String(next++) }));
     }
   };
   const line = (l: string) => {
@@ -160,8 +161,8 @@ async function s1Client(o: ClientOptions): Promise<Record<string, unknown>> {
 
   const members: Member[] = [];
   for (let i = 0; i < o.subs; i++) members.push(await connect(`sub${i}`));
-  publisher = await connect("pub");
-  members.push(publisher);
+  pub.member = await connect("pub");
+  members.push(pub.member);
   const end = Date.now() + 15_000;
   while (joined < everyone && Date.now() < end) await sleep(20);
   if (joined < everyone) throw new Error(`only ${joined} of ${everyone} joined`);
