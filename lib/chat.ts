@@ -22,6 +22,7 @@ import { AnswerBudget } from "./chat/answers.ts";
 import { type Conn, Connections } from "./chat/connections.ts";
 import { type ChatContext, nameOf } from "./chat/context.ts";
 import { Direct } from "./chat/direct.ts";
+import { Directory } from "./chat/directory.ts";
 import { Edits } from "./chat/edits.ts";
 import { engineError, SHUTTING_DOWN } from "./chat/errors.ts";
 import { Messages } from "./chat/messages.ts";
@@ -129,6 +130,7 @@ export class Chat {
       reactions,
       edits: this.#edits,
       moderate: this.#moderate,
+      directory: new Directory(ctx, { budget }),
     });
     this.#unsubscribe = [
       // Stored messages reach this process's members from the engine, once each and in seq order.

@@ -91,6 +91,67 @@ export interface HistoryPage {
   epoch: string;
 }
 
+/**
+ * A look into a listing of rooms in name order (the room directory): the rooms whose name starts with
+ * `prefix` and comes after `after` (code-unit order; "" for the first page), at most `limit`.
+ */
+export interface RoomQuery {
+  prefix: string;
+  after: string;
+  limit: number;
+}
+
+/**
+ * One page of a listing in name order. A listing may stop before `limit` (a source that filters what
+ * it reads stops after a bounded read), so it says how far it looked: every room of the listing up to
+ * `through` is in `rooms`, and none after it is.
+ */
+export interface RoomListing<T extends { room: string }> {
+  /** In name order. */
+  rooms: T[];
+  /** Absent: the listing has nothing after `rooms`; set: it may have more after this name. */
+  through?: string;
+}
+
+/**
+ * The order of a room listing: by code point, which is UTF-8 byte order, the order SQLite (`BINARY`)
+ * and Redis (`ZRANGEBYLEX`) keep, so every engine pages the same way. (JavaScript's `<` compares UTF-16
+ * units, which puts U+E000-U+FFFF after the astral planes.)
+ */
+export function compareNames(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!, y = b.codePointAt(i)!;
+    if (x !== y) return x < y ? -1 : 1;
+    if (x > 0xffff) i++;
+  }
+  return a.length - b.length;
+}
+
+/** Whether `room` belongs to the listing `query` asks for (its limit aside). */
+export function inQuery(query: RoomQuery, room: string): boolean {
+  return room.startsWith(query.prefix) && compareNames(room, query.after) > 0;
+}
+
+/**
+ * The first `query.limit` of `rooms` that `query` asks for, in name order: the listing of a source
+ * that holds all its rooms at hand (the memory store, the hub).
+ */
+export function listOf<T extends { room: string }>(query: RoomQuery, rooms: Iterable<T>): RoomListing<T> {
+  const hits: T[] = [];
+  for (const r of rooms) if (inQuery(query, r.room)) hits.push(r);
+  hits.sort((a, b) => compareNames(a.room, b.room));
+  const out = hits.slice(0, query.limit);
+  return hits.length > query.limit ? { rooms: out, through: out.at(-1)?.room } : { rooms: out };
+}
+
+/** A public room as storage knows it (see {@link Engine.publicRooms}). */
+export interface StoredRoom {
+  room: string;
+  /** "" when none was set. */
+  topic: string;
+}
+
 /** The engine cannot be reached (Redis is down): nothing was stored or read; try again later. */
 export class UnavailableError extends Error {
   override name = "UnavailableError";
@@ -238,6 +299,13 @@ export interface Engine {
     key: string,
     rooms: readonly { room: string; after: number }[],
   ): Promise<Record<string, number>>;
+  /**
+   * The rooms storage knows that anyone may find: a message was ever stored in them or their rules or
+   * people were changed, and they are not private. Never a direct conversation. Name order (see
+   * {@link RoomQuery}); who is in them is sharing's to say
+   * (lib/sharing.ts).
+   */
+  publicRooms(query: RoomQuery): Promise<RoomListing<StoredRoom>>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */

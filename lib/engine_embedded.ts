@@ -36,6 +36,9 @@ import type {
   ReactionCaps,
   ReactResult,
   ReadMark,
+  RoomListing,
+  RoomQuery,
+  StoredRoom,
 } from "./engine.ts";
 import { nameKeys } from "./names.ts";
 import type { Store } from "./store.ts";
@@ -228,6 +231,13 @@ export class EmbeddedEngine implements Engine {
 
   rules(room: string): Promise<RoomRules> {
     return Promise.resolve(this.#store.rules(room));
+  }
+
+  publicRooms(query: RoomQuery): Promise<RoomListing<StoredRoom>> {
+    const rooms = this.#store.publicRooms(query);
+    return Promise.resolve(
+      rooms.length < query.limit ? { rooms } : { rooms, through: rooms.at(-1)!.room },
+    );
   }
 
   accessList(room: string): Promise<AccessList> {

@@ -43,7 +43,10 @@ import {
   refusedDraft,
   type RoomAccess,
   type RoomChange,
+  type RoomListing,
+  type RoomQuery,
   type RoomRules,
+  type StoredRoom,
 } from "./engine.ts";
 import { DEFAULT_AUDIT_RETAIN } from "./engine_embedded.ts";
 import type { Logger } from "./log.ts";
@@ -52,7 +55,8 @@ import { nameKeys } from "./names.ts";
 import { checkRoomChange, newEpoch } from "./store.ts";
 import { checkPersistence, connectClients, RedisClients, type ReplicaWait } from "./redis/client.ts";
 import * as codec from "./redis/codec.ts";
-import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, wroteKey } from "./redis/keys.ts";
+import { convsKey, dirKey, dirNameKey, peersKey, roomKeys as keys, ROOMS, wroteKey } from "./redis/keys.ts";
+import { readIndex } from "./redis/directory.ts";
 import { RoomDelivery } from "./redis/delivery.ts";
 import { RedisRetention } from "./redis/retention.ts";
 import { loadScripts } from "./redis/scripts.ts";
@@ -187,7 +191,7 @@ export class RedisEngine implements Engine {
     });
     const out: Appended[] = new Array(batch.length);
     const minTs = this.#opts.retainMs > 0 ? Date.now() - this.#opts.retainMs : 0;
-    const kept = this.#retention.appending(batch);
+    const kept = Promise.all([this.#retention.appending(batch), this.#index(batch.map((d) => d.room))]);
     // A conversation goes in both people's lists before its message is stored (another slot on a
     // Cluster, so not in the same script): a crash between the two leaves a listed conversation
     // without that message, never a stored message in a conversation nobody lists.
@@ -378,12 +382,39 @@ export class RedisEngine implements Engine {
       this.#redis.publish,
     ];
     if (change.kind === "rules") args.push(...codec.ruleFields(change.rules));
-    return codec.decodeRules(
-      await this.#redis.script(
+    const [rules] = await Promise.all([
+      this.#redis.script(
         this.#redis.scripts.changeRoom,
         [k.rules, k.allowed, k.bans, k.mutes, k.audit],
         args,
       ),
+      this.#index([room]),
+    ]);
+    return codec.decodeRules(rules);
+  }
+
+  async publicRooms(query: RoomQuery): Promise<RoomListing<StoredRoom>> {
+    // Privacy is read from each room's rules, not kept in the index: a room's rules and the index
+    // live in different slots on a Cluster, so no script could change both at once.
+    return await readIndex(this.#redis, ROOMS, query, (rooms) =>
+      Promise.all(rooms.map(async (room) => {
+        const [topic, priv] = await this.#redis.run(() =>
+          this.#redis.cmd.hmGet(keys(room).rules, ["topic", "private"])
+        );
+        return priv === "1" ? undefined : { room, topic: topic ?? "" };
+      })));
+  }
+
+  /**
+   * Puts the rooms (conversations aside) in the directory's index, beside the write that makes them
+   * known; a room already in it stays as it is.
+   */
+  #index(rooms: readonly string[]): Promise<unknown> | undefined {
+    const names = [...new Set(rooms)].filter((r) => !r.startsWith("@"));
+    if (names.length === 0) return undefined;
+    const members = names.map((value) => ({ score: 0, value }));
+    return this.#redis.run(() => this.#redis.cmd.zAdd(ROOMS, members)).catch((e) =>
+      this.#opts.log.warn("rooms not put in the directory", { error: (e as Error).message })
     );
   }
 

@@ -6,7 +6,7 @@
 import { canonicalDisplay, displayProblem, handleFromDisplay } from "./display_names.ts";
 import { canonicalName, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
-import { MAX_TOPIC_CHARS, ROOM_NAME_RE } from "../static/shared/rooms.js";
+import { MAX_TOPIC_CHARS, ROOM_NAME_RE, ROOM_PREFIX_RE } from "../static/shared/rooms.js";
 
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
 export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
@@ -138,6 +138,8 @@ export type ClientMessage =
   | { type: "audit"; room: string; before?: number; limit?: number }
   /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
   | { type: "auth"; token: string }
+  /** A page of the room directory: public rooms whose name starts with `q`, after the room `after`. */
+  | { type: "rooms"; q?: string; after?: string; limit?: number }
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
 
@@ -394,6 +396,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       return { type: "room", room: room(o), ...parseRules(o, `"room"`) };
     case "audit":
       return { type: "audit", ...page(o) };
+    case "rooms":
+      return parseRoomsQuery(o);
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };
@@ -471,6 +475,36 @@ function formFrame(data: string, limits: ParseLimits): ClientMessage | undefined
   return handle === undefined || handle === display
     ? { type: "nick", display }
     : { type: "nick", name: handle, display };
+}
+
+/** `rooms {q?, after?, limit?}`: `q` and `after` lower-cased like room names. @throws bad_message */
+function parseRoomsQuery(o: Record<string, unknown>): ClientMessage {
+  const msg: { type: "rooms"; q?: string; after?: string; limit?: number } = { type: "rooms" };
+  if (o.q !== undefined) {
+    if (typeof o.q !== "string" || !ROOM_PREFIX_RE.test(o.q)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"q" must be the start of a room name: up to 64 letters, digits, "_", "-" or ".", got ${
+          typeof o.q === "string" ? `${o.q.length} characters: ${quote(o.q)}` : typeName(o.q)
+        }`,
+      );
+    }
+    msg.q = o.q.toLowerCase();
+  }
+  if (o.after !== undefined) {
+    if (typeof o.after !== "string" || !ROOM_NAME_RE.test(o.after)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"after" must be the "next" of an earlier rooms answer (a room name), got ${
+          typeof o.after === "string" ? quote(o.after) : typeName(o.after)
+        }`,
+      );
+    }
+    msg.after = o.after.toLowerCase();
+  }
+  const limit = optInt(o, "limit", 1);
+  if (limit !== undefined) msg.limit = limit;
+  return msg;
 }
 
 function checkText(text: string, limits: ParseLimits): string {

@@ -24,6 +24,8 @@ export type WireConvMessage =
 export interface ConversationItem {
   conv: string;
   with: string;
+  /** The other person's display name, when known (see docs/protocol.md, "Direct conversations"). */
+  display?: string;
   uid: string;
   lastSeq: number;
   lastTs: number;
@@ -123,7 +125,15 @@ export type ServerMessage =
   }
   | ({ type: "room"; room: string } & RoomRules)
   | { type: "audit"; room: string; entries: AuditEntry[]; complete: boolean }
-  | { type: "disconnected"; reason: string };
+  | { type: "disconnected"; reason: string }
+  /** A page of the room directory: public rooms, name order; `next` is the `after` of the next page. */
+  | {
+    type: "rooms";
+    q: string;
+    after?: string;
+    items: { room: string; topic: string; members: number }[];
+    next?: string;
+  };
 
 /** Encodes one server message as one line (no trailing newline). */
 export function encode(msg: ServerMessage): string {

@@ -464,7 +464,7 @@ export const TABLE = {
       default: 256 * 1024,
       unit: "chars",
       min: 16 * 1024,
-      help: "characters in one `joined`/`history` answer; more is cut short (paged)",
+      help: "characters in one `joined`/`history`/`rooms` answer; more is cut short (paged)",
     },
     nameHoldSeconds: {
       flag: "name-hold",
@@ -514,6 +514,15 @@ export const TABLE = {
       default: 200,
       min: 1,
       help: "most messages per `history` answer",
+    },
+    directoryPage: {
+      flag: "directory-page",
+      env: "CHAT_DIRECTORY_PAGE",
+      kind: "int",
+      default: 50,
+      min: 1,
+      max: 500,
+      help: "most rooms per `rooms` answer (the room directory)",
     },
     resumeCap: {
       flag: "resume-cap",

@@ -8,6 +8,7 @@
  * the hub, so feature code calls every method without asking whether it exists.
  * @module
  */
+import { listOf, type RoomListing, type RoomQuery } from "./engine.ts";
 import type { Hub } from "./hub.ts";
 import type { ServerMessage } from "./server_messages.ts";
 
@@ -27,6 +28,12 @@ export interface SharingEvents {
    * (see {@link Sharing.publishRename}).
    */
   renamed(oldName: string, newName: string, rooms: string[], display?: string): void;
+}
+
+/** A room someone is in (see {@link Sharing.occupiedRooms}). */
+export interface OccupiedRoom {
+  room: string;
+  members: number;
 }
 
 /** Rooms, presence and people across the processes of one deployment. */
@@ -67,6 +74,11 @@ export interface Sharing {
   members(room: string): Promise<string[]>;
   /** The display names of those in `room` on any process who have one, by name (undefined: none). */
   displays(room: string): Promise<Record<string, string> | undefined>;
+  /**
+   * The rooms someone is in on any process, each with how many people are in it (a person once,
+   * whatever their tabs and processes), as a listing in name order (see `RoomQuery`).
+   */
+  occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>>;
   /**
    * Takes `name` (and its lookalikes) for person `key` everywhere, or resolves false when someone else
    * holds it. Held while the person is online here, then for the name hold.
@@ -137,6 +149,11 @@ export class LocalSharing implements Sharing {
 
   displays(room: string): Promise<Record<string, string> | undefined> {
     return Promise.resolve(this.#hub.displays(room));
+  }
+
+  occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>> {
+    const rooms = this.#hub.roomCounts().filter((r) => r.members > 0);
+    return Promise.resolve(listOf(query, rooms));
   }
 
   /** The hub decided already (a name is free or taken here); nobody else can hold it. */

@@ -2,8 +2,14 @@
  * Static files: everything under `static/` is read once at start-up (through an `import.meta` URL,
  * so a compiled binary serves its embedded copy) and served from memory. Only those files exist:
  * no path can reach outside.
+ *
+ * The page's service worker (`/sw.js`) is the one file not served as it is on disk: its `BUILD` line is
+ * filled in with the release and a digest of every other file, and the list of files to keep. A browser
+ * installs a new worker only when the worker's own bytes change, so this is what makes a new release (or
+ * any changed file) replace the copy of the page a browser keeps for offline use.
  * @module
  */
+import { RELEASE } from "./version.ts";
 
 interface Asset {
   body: Uint8Array<ArrayBuffer>;
@@ -38,6 +44,41 @@ function csp(trusted: readonly string[]): string {
 /** Files never served: the type-checking config of the client lives beside it. */
 const HIDDEN = new Set(["/deno.json", "/deno.jsonc"]);
 
+/** The service worker, and the line of it the server fills in (see the module's comment). */
+const WORKER = "/sw.js";
+const BUILD_LINE = 'const BUILD = { version: "dev", files: [] };';
+
+/**
+ * Fills in the worker's `BUILD` line: the release and a digest of the other files' ETags (so a changed file
+ * makes a new worker too), and the paths it keeps, relative to the worker's scope ("" is the page itself).
+ */
+async function stampWorker(assets: Map<string, Asset>): Promise<void> {
+  const worker = assets.get(WORKER);
+  if (!worker) return;
+  const text = new TextDecoder().decode(worker.body);
+  if (!text.includes(BUILD_LINE)) {
+    throw new Error(
+      `Cannot serve ${WORKER}: it must contain the line ${BUILD_LINE} for the server to fill in`,
+    );
+  }
+  const others = [...assets.keys()].filter((p) => p !== WORKER).sort();
+  const tags = new TextEncoder().encode(others.map((p) => `${p} ${assets.get(p)!.etag}`).join("\n"));
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", tags));
+  const version = `${RELEASE}+${
+    [...digest.slice(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+  const files = ["", ...others.map((p) => p.slice(1))];
+  const body = new TextEncoder().encode(
+    text.replace(BUILD_LINE, `const BUILD = ${JSON.stringify({ version, files })};`),
+  );
+  assets.set(WORKER, { ...worker, body, etag: await etagOf(body) });
+}
+
+async function etagOf(body: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+  return `"${[...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
+}
+
 /** Serves the files of one directory. */
 export class StaticFiles {
   readonly #assets: Map<string, Asset>;
@@ -61,14 +102,14 @@ export class StaticFiles {
         if (entry.isDirectory) await walk(new URL(`${entry.name}/`, dir), path);
         else if (entry.isFile && !HIDDEN.has(path)) {
           const body = await Deno.readFile(new URL(entry.name, dir));
-          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-          const etag = `"${[...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}"`;
+          const etag = await etagOf(body);
           const ext = entry.name.slice(entry.name.lastIndexOf(".") + 1).toLowerCase();
           assets.set(path, { body, etag, type: TYPES[ext] ?? "application/octet-stream" });
         }
       }
     };
     await walk(root, "");
+    await stampWorker(assets);
     return new StaticFiles(assets, csp((opts.trustedOrigins ?? []).filter((o) => o !== "*")));
   }
 

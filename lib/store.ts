@@ -21,6 +21,7 @@ import {
   type StoredMessage,
   toWire,
 } from "./domain.ts";
+import { listOf, type RoomQuery, type StoredRoom } from "./engine.ts";
 
 // The domain's helpers, where stores have always found them.
 export { checkRoomChange, holds, mergeRules, newEpoch, type StoredMessage, toWire } from "./domain.ts";
@@ -126,6 +127,12 @@ export interface Store {
   changeRoom(room: string, change: RoomChange, audit: AuditEntry, auditRetain: number): Promise<RoomRules>;
   /** The room's audit log, newest first: entries with `ts < before`, at most `limit`. */
   audit(room: string, before: number, limit: number): AuditEntry[];
+  /**
+   * The first `query.limit` rooms of the listing `query` asks for among those with stored messages or
+   * an audit entry (every change of rules or people writes one), private ones and conversations left
+   * out, in name order (see `RoomQuery`), each with its topic.
+   */
+  publicRooms(query: RoomQuery): StoredRoom[];
   /**
    * Applies retention, forgets expired bans and mutes, and guests whose directory entry's `until` has
    * passed (with their read positions); resolves to how many messages were deleted.
@@ -483,6 +490,16 @@ export class MemoryStore implements Store {
       if (all[i].ts < before) out.push({ ...all[i] });
     }
     return out;
+  }
+
+  publicRooms(query: RoomQuery): StoredRoom[] {
+    const names = new Set([...this.#rooms.keys(), ...this.#people.keys()]);
+    const rooms: StoredRoom[] = [];
+    for (const room of names) {
+      const rules = this.#people.get(room)?.rules ?? DEFAULT_RULES;
+      if (!room.startsWith("@") && !rules.private) rooms.push({ room, topic: rules.topic });
+    }
+    return listOf(query, rooms).rooms;
   }
 
   #room(room: string): MemoryRoom {

@@ -18,6 +18,7 @@ import {
   type RoomRules,
   type StoredMessage,
 } from "./domain.ts";
+import { compareNames, type RoomQuery, type StoredRoom } from "./engine.ts";
 import { keptUntil, type RetentionOptions, type Store, StoreError } from "./store.ts";
 import type { Durability } from "./config.ts";
 import { OncePer } from "./limits.ts";
@@ -85,6 +86,9 @@ export class SqliteStore implements Store {
   readonly #exists: StatementSync;
   readonly #people: StatementSync;
   readonly #audit: StatementSync;
+  /** The room directory's listing from a prefix (inclusive), and after a cursor. */
+  readonly #roomsFrom: StatementSync;
+  readonly #roomsAfter: StatementSync;
   readonly #reactions: StatementSync;
   readonly #mentionCount: StatementSync;
   readonly #personOf: StatementSync;
@@ -140,6 +144,21 @@ export class SqliteStore implements Store {
     this.#audit = db.prepare(
       `SELECT ts, action, by_uid, target, reason, until, seq FROM audit WHERE room = ? AND ts < ? ORDER BY id DESC ${LIMIT}`,
     );
+    // Both halves read their primary key or index in name order from one lower bound (two bounds on
+    // one column leave SQLite scanning from the looser): a page costs its rows (and the private rooms
+    // among them), not every room. `'@'` starts a conversation, never a room; U+10FFFF sorts after
+    // every character a room name may hold.
+    const listing = (from: string) =>
+      db.prepare(
+        `SELECT n.room AS room, coalesce(r.topic, '') AS topic FROM (
+           SELECT room FROM rooms WHERE room ${from} ?1 AND room < ?2 || char(1114111)
+           UNION SELECT room FROM audit WHERE room ${from} ?1 AND room < ?2 || char(1114111)
+         ) n LEFT JOIN room_rules r ON r.room = n.room
+         WHERE coalesce(r.private, 0) = 0 AND substr(n.room, 1, 1) <> '@'
+         ORDER BY n.room LIMIT (?3 + 0)`,
+      );
+    this.#roomsFrom = listing(">=");
+    this.#roomsAfter = listing(">");
     // Emoji of a message in the order they were first used; `mine` from the same rows.
     this.#reactions = db.prepare(
       `SELECT seq, emoji, count(*) AS n, max(ukey = ?) AS mine, min(ts) AS first FROM reactions
@@ -429,6 +448,15 @@ export class SqliteStore implements Store {
     // node:sqlite binds Infinity as a REAL, which compares right; the bound keeps it an integer anyway.
     const rows = this.#audit.all(room, Math.min(before, Number.MAX_SAFE_INTEGER), limit) as AuditRecord[];
     return rows.map(auditEntryOf);
+  }
+
+  publicRooms(query: RoomQuery): StoredRoom[] {
+    const { prefix, after, limit } = query;
+    const rows =
+      (after !== "" && compareNames(after, prefix) >= 0
+        ? this.#roomsAfter.all(after, prefix, limit)
+        : this.#roomsFrom.all(prefix, prefix, limit)) as unknown as StoredRoom[];
+    return rows.map(({ room, topic }) => ({ room, topic }));
   }
 
   async prune(now: number): Promise<number> {

@@ -151,6 +151,13 @@ export class TextMode {
       }
       case "pong":
         return "* pong";
+      case "rooms": {
+        if (m.items.length === 0) return `* no rooms${m.q ? ` starting with ${m.q}` : ""}`;
+        const shown = m.items.map((r) =>
+          `${r.room} (${r.members} here${r.topic ? `: ${oneLine(r.topic)}` : ""})`
+        );
+        return `* rooms: ${shown.join(", ")}${m.next ? ", …" : ""}`;
+      }
       case "reactions":
         return `* ${who(m.by, m)} ${m.on ? "reacted" : "took back"} ${m.emoji} ${
           m.on ? "to" : "on"

@@ -8,8 +8,11 @@
  * @module
  */
 import { ChatClient, isValidName } from "./chat-client.js";
+import { forgetDevice, registerWorker } from "./offline/device.js";
+import { keepRooms, KeptHistory, settingsFrom } from "./offline/history.js";
 import { createComposer } from "./views/composer.js";
 import { byId } from "./views/dom.js";
+import { createForget } from "./views/forget.js";
 import { askName, showSignedOnly } from "./views/login.js";
 import { createMembers } from "./views/members.js";
 import { createMessageActions } from "./views/message-actions.js";
@@ -46,7 +49,8 @@ function wsUrl() {
 /**
  * Asks the server what it allows, for this page's origin (a same-origin GET carries no Origin
  * header). A browser tells a page nothing about a refused WebSocket, so this is how the page learns.
- * @returns {Promise<ServerInfo | undefined>} undefined when the server did not answer (an older one)
+ * @returns {Promise<ServerInfo | null | undefined>} undefined when the server answered without it (an
+ *   older one), null when it could not be reached
  */
 async function serverInfo() {
   try {
@@ -58,7 +62,7 @@ async function serverInfo() {
     const body = await res.json();
     return body && typeof body.guests === "boolean" ? body : undefined;
   } catch {
-    return undefined;
+    return null;
   }
 }
 
@@ -87,15 +91,55 @@ function tokenHook() {
 }
 
 /**
+ * The subject (`sub`) of a signed token, read without checking it (the server does): it only picks which
+ * person's kept history this device shows.
+ * @param {string} token
+ * @returns {string | undefined}
+ */
+function tokenSubject(token) {
+  try {
+    const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    const claims = JSON.parse(
+      new TextDecoder().decode(Uint8Array.from(atob(payload), (c) => c.charCodeAt(0))),
+    );
+    return typeof claims?.sub === "string" && claims.sub !== "" ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Connects as `who` (a handle, or a display name the server makes the handle from), or as the identity
  * this device keeps, or as the signed user of `getToken`, and shows the chat.
  * @param {{ name?: string, display?: string }} [who]
  * @param {() => Promise<string>} [getToken]
  */
-function start(who = {}, getToken) {
+async function start(who = {}, getToken) {
   // A signed person's rooms and outbox are kept apart from the guest's of this browser.
   const storagePrefix = getToken ? `${STORAGE_PREFIX}signed:` : STORAGE_PREFIX;
-  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken });
+  // Offline use, where the browser has it: the page's files (a service worker) and the rooms' history
+  // (IndexedDB). Not before a name is chosen: a device that was forgotten keeps nothing until then.
+  void registerWorker();
+  // What this device kept of the rooms is shown at once, and the joins ask only for what is newer.
+  const store = await KeptHistory.open(settingsFrom(document));
+  // A signed person's kept history is theirs alone (another person may sign in to the host site on this
+  // browser): keyed by the token's subject, so it waits for a token; the first one also connects.
+  let keptPrefix = storagePrefix;
+  /** @type {string | undefined} */
+  let firstToken;
+  if (getToken && store) {
+    firstToken = await getToken().catch(() => undefined);
+    const sub = firstToken === undefined ? undefined : tokenSubject(firstToken);
+    keptPrefix = sub === undefined ? "" : `${storagePrefix}${sub}:`;
+  }
+  const tokens = getToken && (() => {
+    const t = firstToken;
+    firstToken = undefined;
+    return t === undefined ? getToken() : Promise.resolve(t);
+  });
+  const kept = store && keptPrefix ? await store.load(keptPrefix) : [];
+  const client = new ChatClient({ url: wsUrl(), ...who, storagePrefix, getToken: tokens, kept });
+  const keeping = store && keptPrefix ? keepRooms(client, store, keptPrefix) : undefined;
   /** @type {AppState} */
   const state = { client, active: "", go };
   const focusComposer = () => composer.focus();
@@ -281,7 +325,13 @@ function start(who = {}, getToken) {
     void serverInfo().then((info) => {
       const refused = info?.origin && !info.origin.allowed ? info.origin : undefined;
       if (client.state === "live") return;
-      problem.hidden = !refused;
+      problem.hidden = !refused && info !== null;
+      if (info === null) {
+        // Opened from this device's copy, maybe: say why nothing moves, and that nothing typed is lost.
+        byId("conn-problem-why", HTMLElement).textContent = "The server cannot be reached.";
+        byId("conn-problem-fix", HTMLElement).textContent =
+          "You see what this device kept; what you write is sent when the server is back.";
+      }
       if (!refused) return;
       byId("conn-problem-why", HTMLElement).textContent = `The server refuses this page: ${refused.message}.`;
       byId("conn-problem-fix", HTMLElement).textContent = `What to do: ${refused.fix}`;
@@ -385,6 +435,14 @@ function start(who = {}, getToken) {
     if (client.state === "reconnecting") client.reconnectNow();
   });
 
+  createForget({
+    async forget() {
+      keeping?.stop();
+      await client.stop();
+      await forgetDevice({ prefix: STORAGE_PREFIX, close: () => store?.close() });
+    },
+  });
+
   byId("app", HTMLElement).hidden = false;
   client.start();
   topbar.renderStatus();
@@ -402,7 +460,7 @@ try {
 const getToken = tokenHook();
 // Asked before the name: on a server without guests a typed name could never connect.
 const info = getToken ? undefined : await serverInfo();
-if (getToken) start({}, getToken);
+if (getToken) void start({}, getToken);
 else if (info && !info.guests) showSignedOnly(info.signInUrl);
-else if (storedName) start();
-else askName(start);
+else if (storedName) void start();
+else askName((who) => void start(who));

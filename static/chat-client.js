@@ -16,6 +16,7 @@ export { DirectConversation } from "./client/directs.js";
 export { postBlock } from "./client/moderation.js";
 export { isValidName, mentions, normalizeRoom } from "./client/names.js";
 export { RoomState } from "./client/room-state.js";
+export { restoreRoom, snapshotOf } from "./client/snapshot.js";
 export { formatUntil, linkify } from "./client/text.js";
 export { MAX_TOPIC_CHARS } from "./shared/rooms.js";
 export { canonicalDisplay, DISPLAY_MAX_CHARS, displayProblem } from "./shared/display.js";
@@ -32,3 +33,4 @@ export { canonicalDisplay, DISPLAY_MAX_CHARS, displayProblem } from "./shared/di
 /** @typedef {import("./client/types.js").BackoffOptions} BackoffOptions */
 /** @typedef {import("./client/types.js").ChatClientOptions} ChatClientOptions */
 /** @typedef {import("./client/types.js").ChatClientEvents} ChatClientEvents */
+/** @typedef {import("./client/snapshot.js").RoomSnapshot} RoomSnapshot */

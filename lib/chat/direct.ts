@@ -131,12 +131,21 @@ export class Direct {
       key,
       convs.map((room, i) => ({ room, after: reads[i] ?? 0 })),
     );
-    const items = page.map((c, i) => {
+    const items = page.map((c, i): ConversationItem => {
       const last = lasts[i].messages.at(-1);
       const lastRead = reads[i] ?? 0;
+      const name = hub.nameOf(c.peer) ?? people[i]?.name ?? uidOfKey(c.peer);
+      // The other person's display name: theirs now while they are online here, else the one their
+      // last message carries (the directory keeps names, not display names).
+      const display = hub.tabsOf(c.peer) > 0
+        ? hub.displayOf(c.peer)
+        : last && last.from === name
+        ? last.display
+        : undefined;
       return {
         conv: c.conv,
-        with: hub.nameOf(c.peer) ?? people[i]?.name ?? uidOfKey(c.peer),
+        with: name,
+        ...(display !== undefined && { display }),
         uid: people[i]?.uid ?? uidOfKey(c.peer),
         lastSeq: lasts[i].lastSeq,
         lastTs: c.lastTs,

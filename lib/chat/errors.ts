@@ -15,7 +15,9 @@ export type Failed =
   /** Storing a read position: where (`room "x"`, `this conversation`). */
   | { marking: string }
   /** A reaction, edit, delete or moderation action in a room. */
-  | { acting: string };
+  | { acting: string }
+  /** Reading the room directory. */
+  | "directory";
 
 /**
  * The protocol error for `e`, thrown by the engine or sharing while doing `what`: `unavailable` when
@@ -31,6 +33,11 @@ export function engineError(what: Failed, e: unknown): ProtocolError {
         "People on other servers cannot be reached now; try again in a moment",
       )
       : new ProtocolError("store_failed", "That could not be done now; try again later");
+  }
+  if (what === "directory") {
+    return away
+      ? new ProtocolError("unavailable", "The room directory cannot be read now; try again in a moment")
+      : new ProtocolError("store_failed", "The room directory cannot be read now; try again later");
   }
   if ("reading" in what) {
     return away

@@ -10,6 +10,7 @@ import type { Admission } from "./admission.ts";
 import type { Conn } from "./connections.ts";
 import { type ChatContext, mustBeMember, settle } from "./context.ts";
 import { CONVERSATIONS_PAGE, type Direct } from "./direct.ts";
+import type { Directory } from "./directory.ts";
 import type { Edits } from "./edits.ts";
 import type { Messages } from "./messages.ts";
 import type { Moderate } from "./moderate.ts";
@@ -36,6 +37,7 @@ export interface Features {
   reactions: Reactions;
   edits: Edits;
   moderate: Moderate;
+  directory: Directory;
 }
 
 /** Every client message type's handler, over the features. */
@@ -94,5 +96,6 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     },
     audit: (c, m) => f.moderate.audit(c, m.room, m.before, m.limit),
     auth: (c, m) => f.admission.auth(c, m.token),
+    rooms: (c, m) => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit),
   };
 }

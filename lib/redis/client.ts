@@ -24,6 +24,7 @@ export interface RedisLike extends ScriptRunner {
   hGet(key: string, field: string): Promise<string | null>;
   hKeys(key: string): Promise<string[]>;
   hGetAll(key: string): Promise<Record<string, string>>;
+  hmGet(key: string, fields: string[]): Promise<(string | null)[]>;
   sIsMember(key: string, member: string): Promise<unknown>;
   zAdd(
     key: string,
@@ -35,6 +36,12 @@ export interface RedisLike extends ScriptRunner {
     key: string,
     min: string | number,
     max: string | number,
+    options?: { LIMIT: { offset: number; count: number } },
+  ): Promise<string[]>;
+  zRangeByLex(
+    key: string,
+    min: string,
+    max: string,
     options?: { LIMIT: { offset: number; count: number } },
   ): Promise<string[]>;
   zRem(key: string, member: string): Promise<unknown>;

@@ -81,6 +81,19 @@ export const roomKeys = (room: string) => ({
  */
 export const AGING = "chat:aging";
 
+/**
+ * The room directory's two indexes, sorted sets of room names (score 0, so `ZRANGEBYLEX` reads them in
+ * name order from any name). `ROOMS`: the rooms a message was stored in or whose rules or people were
+ * changed (conversations never), written beside each append and change; private ones are left out when
+ * read, so a room that turns private again is listed again. `PRESENT`: the rooms someone is in on some
+ * process, written when a process starts serving one and again at each presence refresh; a room found
+ * empty when read is taken out (so one joined again at that moment is back at the next refresh). Each
+ * key is one slot on a Cluster; a room whose index entry was lost to a crash is back at its next write.
+ */
+export const ROOMS = "chat:rooms";
+/** See {@link ROOMS}. */
+export const PRESENT = "chat:present";
+
 /** The channel every process hears for lines to one person (direct messages). */
 export const PEOPLE = "chat:people";
 /** The channel every process hears for renames (told to the members of the person's rooms). */

@@ -38,6 +38,7 @@ const SOURCES = {
   presenceLeave: ["presence_leave"],
   presenceRename: ["presence_rename"],
   presenceSweep: ["presence_sweep"],
+  present: ["present"],
   rebase: ["rebase"],
   react: ["quote", "stored", "react"],
   reactions: ["reactions"],

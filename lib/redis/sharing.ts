@@ -9,12 +9,14 @@
 import type { Logger } from "../log.ts";
 import { nameKeys } from "../names.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
-import type { Sharing, SharingEvents } from "../sharing.ts";
+import type { RoomListing, RoomQuery } from "../engine.ts";
+import type { OccupiedRoom, Sharing, SharingEvents } from "../sharing.ts";
 import { newEpoch } from "../store.ts";
 import type { RedisClients } from "./client.ts";
 import * as codec from "./codec.ts";
 import type { RoomDelivery } from "./delivery.ts";
-import { nameKey, PEOPLE, personKey, RENAMES, roomKeys as keys, sessionChannel } from "./keys.ts";
+import { readIndex } from "./directory.ts";
+import { nameKey, PEOPLE, personKey, PRESENT, RENAMES, roomKeys as keys, sessionChannel } from "./keys.ts";
 import type { Script } from "./scripts.ts";
 
 /** Options of {@link RedisSharing}. */
@@ -116,6 +118,15 @@ export class RedisSharing implements Sharing {
     }
     const { presenceJoin, presenceLeave } = this.#redis.scripts;
     await this.#presenceScript(present ? presenceJoin : presenceLeave, room, name);
+    // After the entry, so a directory read that finds the room here also counts this person.
+    if (present && names!.size === 1) await this.#occupied([room]);
+  }
+
+  /** Puts rooms people are in here in the directory's `PRESENT` index (a failure waits for the refresh). */
+  #occupied(rooms: string[]): Promise<unknown> {
+    if (rooms.length === 0) return Promise.resolve();
+    const members = rooms.map((value) => ({ score: 0, value }));
+    return this.#redis.run(() => this.#redis.cmd.zAdd(PRESENT, members)).catch(() => {});
   }
 
   /**
@@ -157,6 +168,19 @@ export class RedisSharing implements Sharing {
   async displays(room: string): Promise<Record<string, string> | undefined> {
     const all = await this.#redis.run(() => this.#redis.cmd.hGetAll(keys(room).disp));
     return Object.keys(all).length === 0 ? undefined : { ...all };
+  }
+
+  /** Rooms in the `PRESENT` index, counted from their live presence entries; empty ones leave it. */
+  async occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>> {
+    const now = String(Date.now());
+    return await readIndex(this.#redis, PRESENT, query, (rooms) =>
+      Promise.all(rooms.map(async (room) => {
+        const n = Number(await this.#redis.script(this.#redis.scripts.present, [keys(room).who], [now]));
+        if (n > 0) return { room, members: n };
+        // Someone joining now puts it back at once (presence) or at the latest at their next refresh.
+        this.#redis.run(() => this.#redis.cmd.zRem(PRESENT, room)).catch(() => {});
+        return undefined;
+      })));
   }
 
   async claimName(key: string, name: string): Promise<boolean> {
@@ -267,6 +291,7 @@ export class RedisSharing implements Sharing {
     for (const [room, names] of this.#present) {
       for (const name of names) this.#presenceScript(presenceJoin, room, name).catch(() => {});
     }
+    this.#occupied([...this.#present.keys()]);
     for (const room of this.#watched.keys()) {
       const k = keys(room);
       this.#redis.script(presenceSweep, [k.who, k.names, k.lines, k.disp], [

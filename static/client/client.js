@@ -7,6 +7,7 @@
  */
 import { Connection } from "./connection.js";
 import { Directs } from "./directs.js";
+import { RoomDirectory } from "./directory.js";
 import { ModerationState } from "./moderation.js";
 import { lineHandlers } from "./lines.js";
 import { isValidName } from "./names.js";
@@ -19,6 +20,7 @@ import { Typing } from "./typing.js";
 /** @typedef {import("./types.js").ChatClientEvents} ChatClientEvents */
 /** @typedef {import("./types.js").Context} Context */
 /** @typedef {import("./types.js").DirectMessage} DirectMessage */
+/** @typedef {import("./types.js").DirectoryPage} DirectoryPage */
 /** @typedef {import("./types.js").Limits} Limits */
 /** @typedef {import("./types.js").OutboxItem} OutboxItem */
 /** @typedef {import("./types.js").RoomMessage} RoomMessage */
@@ -106,7 +108,9 @@ export class ChatClient extends EventTarget {
     this.#ctx = ctx;
     ctx.connection = new Connection(opts, {
       line: (m) => (this.#learnDisplays(m), handlers[m.type]?.(m)),
-      closed: () => (ctx.outbox.clearInFlight(), ctx.directs.closed(), ctx.rooms.closed()),
+      closed: () => (
+        ctx.outbox.clearInFlight(), ctx.directs.closed(), ctx.rooms.closed(), ctx.directory.closed()
+      ),
       state: (state) => ctx.emit("state", { state }),
       noToken: (message) => ctx.emit("servererror", { code: "no_token", message }),
       guest: () => ({
@@ -116,11 +120,12 @@ export class ChatClient extends EventTarget {
       }),
       limits: () => this.limits,
     });
-    ctx.rooms = new Rooms(ctx, opts.rooms);
+    ctx.rooms = new Rooms(ctx, opts.rooms, new Map((opts.kept ?? []).map((s) => [s?.room, s])));
     ctx.typing = new Typing(ctx, opts);
     ctx.directs = new Directs(ctx);
     ctx.outbox = new Outbox(ctx, opts.ackTimeoutMs ?? 10_000);
     ctx.moderation = new ModerationState(ctx);
+    ctx.directory = new RoomDirectory(ctx);
     const handlers = lineHandlers(ctx, {
       welcome: (m) => this.#welcome(m),
       authed: (m) => this.#authed(m),
@@ -454,6 +459,18 @@ export class ChatClient extends EventTarget {
   }
 
   /**
+   * One page of the room directory: the public rooms whose name starts with `q` (any case), after
+   * the room `after` (the `next` of the page before), at most `limit` (the server's cap when larger),
+   * each with its topic and how many people are in it. Private rooms are never listed.
+   * @param {{ q?: string, after?: string, limit?: number }} [query]
+   * @returns {Promise<DirectoryPage>} rejects with a `RangeError` for a bad query or when offline,
+   *   and when no answer comes in time or the connection closes first
+   */
+  findRooms(query = {}) {
+    return this.#ctx.directory.find(query);
+  }
+
+  /**
    * Asks again to join a room you were removed from or refused (a kick is not a ban).
    * @param {string} room
    */
@@ -488,6 +505,10 @@ export class ChatClient extends EventTarget {
         return learn(m.name, m.display);
       case "message":
         if (typeof m.display === "string" && !this.displays.has(m.from)) learn(m.from, m.display);
+        return;
+      case "conversations":
+        if (!Array.isArray(m.items)) return;
+        for (const c of m.items) if (typeof c.display === "string") learn(c.with, c.display);
         return;
     }
   }

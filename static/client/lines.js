@@ -43,5 +43,6 @@ export function lineHandlers(ctx, own) {
     moderation: (m) => moderation.line(m),
     room: (m) => moderation.rules(m),
     kicked: (m) => moderation.kicked(m),
+    rooms: (m) => ctx.directory.answer(m),
   };
 }

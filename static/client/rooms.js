@@ -6,6 +6,7 @@
  */
 import { normalizeRoom } from "./names.js";
 import { applyChange, RoomState } from "./room-state.js";
+import { restoreRoom } from "./snapshot.js";
 import { recount } from "./unread.js";
 import { DEFAULT_RULES } from "../shared/rooms.js";
 
@@ -18,13 +19,15 @@ export class Rooms {
   /**
    * @param {Context} ctx
    * @param {string[]} [rooms] rooms to be in when none are stored
+   * @param {Map<string, unknown>} [kept] what this device kept of the rooms' history, by room: a room
+   *   restored from it shows its messages before any connection and resumes from them
    */
-  constructor(ctx, rooms = ["lobby"]) {
+  constructor(ctx, rooms = ["lobby"], kept = new Map()) {
     this.#ctx = ctx;
     const stored = ctx.persisted.load("rooms");
     for (const r of Array.isArray(stored) ? stored : rooms) {
       const n = typeof r === "string" ? normalizeRoom(r) : undefined;
-      if (n) this.map.set(n, new RoomState(n));
+      if (n) this.map.set(n, restoreRoom(n, kept.get(n)) ?? new RoomState(n));
     }
   }
 

@@ -67,6 +67,14 @@
  * @property {string} [error] why it failed (the server's message)
  */
 
+/**
+ * @typedef {object} DirectoryPage One page of the room directory (`ChatClient.findRooms`).
+ * @property {string} q the search it answers (lower-cased)
+ * @property {{ room: string, topic: string, members: number }[]} items public rooms in name order:
+ *   topic ("" for none) and how many people are in each now
+ * @property {string} [next] pass as `after` for the next page; absent on the last
+ */
+
 /** @typedef {"connecting" | "live" | "reconnecting" | "offline"} ConnState */
 
 /**
@@ -102,6 +110,8 @@
  * @property {KeyValueStorage | null} [storage] where identity, rooms and outbox persist; default `localStorage`
  * @property {string} [storagePrefix] prefix of storage keys, default `chat:`
  * @property {string[]} [rooms] rooms to be in when none are stored, default `["lobby"]`
+ * @property {import("./snapshot.js").RoomSnapshot[]} [kept] what this device kept of its rooms' history
+ *   (see `snapshotOf`): those rooms show it before connecting and resume from it with `join {since}`
  * @property {Partial<BackoffOptions>} [backoff]
  * @property {() => number} [random] for jitter, default `Math.random`
  * @property {number} [pingIntervalMs] ping when nothing came for this long, default 25000
@@ -164,6 +174,7 @@
  * @property {import("./typing.js").Typing} typing
  * @property {import("./directs.js").Directs} directs
  * @property {import("./moderation.js").ModerationState} moderation
+ * @property {import("./directory.js").RoomDirectory} directory
  */
 
 export {};

@@ -16,6 +16,12 @@
 /** A room name: 1-64 letters, digits, `_`, `-` or `.` (compared lower-cased). */
 export const ROOM_NAME_RE = /^[\p{L}\p{N}_.-]{1,64}$/u;
 
+/**
+ * What a room directory search (`rooms {q}`) may be: the start of a room name, 0-64 of its characters
+ * (compared lower-cased).
+ */
+export const ROOM_PREFIX_RE = /^[\p{L}\p{N}_.-]{0,64}$/u;
+
 /** Characters in a room topic. */
 export const MAX_TOPIC_CHARS = 200;
 

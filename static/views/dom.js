@@ -3,7 +3,6 @@
  * `createElement` only: nothing here parses markup.
  * @module
  */
-import { linkify } from "../chat-client.js";
 
 /**
  * The page's element `#id`, checked to be of `type`.
@@ -53,26 +52,6 @@ export function avatar(name, extra = "", shown = name) {
   const a = el("span", `avatar ${hue(name)} ${extra}`.trim(), [...shown][0]?.toUpperCase() ?? "?");
   a.setAttribute("aria-hidden", "true");
   return a;
-}
-
-/**
- * Message text as nodes: plain text, and http(s) links that open in a new tab.
- * @param {string} text
- */
-export function textNodes(text) {
-  const frag = document.createDocumentFragment();
-  for (const part of linkify(text)) {
-    if (part.href) {
-      const a = el("a", "", part.text);
-      a.href = part.href;
-      a.target = "_blank";
-      a.rel = "noopener noreferrer";
-      frag.append(a);
-    } else {
-      frag.append(document.createTextNode(part.text));
-    }
-  }
-  return frag;
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
- * One message as list items: delivered ones (with day separators and grouping; the quote of the
- * message a reply answers; "(edited)", or "message deleted" for a tombstone; its reactions; Reply
- * and Add reaction on room messages, Edit and Delete for yours, Delete for a moderator), those still
- * in the outbox (with their state, and Retry / Discard when refused), and moderation lines.
+ * One message as list items: delivered ones (with day separators and grouping; the text in the
+ * Markdown subset of markdown.js, while edits start from the raw text; the quote of the message a
+ * reply answers, as plain text; "(edited)", or "message deleted" for a tombstone; its reactions;
+ * Reply and Add reaction on room messages, Edit and Delete for yours, Delete for a moderator), those
+ * still in the outbox (with their state, and Retry / Discard when refused), and moderation lines.
  * @module
  */
 import { formatUntil, mentions } from "../chat-client.js";
-import { avatar, el, hue, personName, textNodes } from "./dom.js";
+import { avatar, el, hue, personName } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
 import { reactionBar } from "./reactions.js";
 import { quoteNode } from "./reply.js";
 
@@ -102,7 +104,7 @@ export function messageNodes(m, prev, client, opts = {}) {
       body.append(quoteNode(m.replyTo, client.rooms.get(m.room)?.find(m.replyTo.seq), client));
     }
     const text = el("div", "msg-text");
-    text.append(textNodes(m.text));
+    text.append(renderMarkdown(m.text));
     body.append(text);
     if ("seq" in m) {
       if (m.reactions && Object.keys(m.reactions).length > 0) body.append(reactionBar(m));
@@ -206,7 +208,7 @@ export function pendingNode(item, client) {
   const original = item.room && item.replyTo ? client.rooms.get(item.room)?.find(item.replyTo) : undefined;
   if (original) body.append(quoteNode(original, original, client));
   const text = el("div", "msg-text");
-  text.append(textNodes(item.text));
+  text.append(renderMarkdown(item.text));
   body.append(text);
   if (item.state === "failed") {
     const actions = el("div", "msg-actions");

@@ -1,11 +1,12 @@
 /**
- * The sidebar: who you are (and renaming), joining a room, your rooms (each with ×) and direct
+ * The sidebar: who you are (and renaming), joining a room, browsing the room directory, your rooms (each with ×) and direct
  * conversations (newest first, as the server lists them, with the ones opened here), with unread
  * and mention counts (the server's, so the same on every device and after a reload); and the total
  * unread on the button that opens it on a phone.
  * @module
  */
 import { canonicalDisplay, displayProblem, isValidName, normalizeRoom } from "../chat-client.js";
+import { browseRooms } from "./directory.js";
 import { avatar, byId, el, hue } from "./dom.js";
 import { isDirect, onlineNames, totalUnread, unreadOf } from "./state.js";
 import { toast } from "./toasts.js";
@@ -71,6 +72,15 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
     joinInput.value = "";
     state.go(room);
     focusComposer();
+  });
+
+  byId("browse-rooms", HTMLButtonElement).addEventListener("click", () => {
+    browseRooms(state, {
+      open(room) {
+        state.go(room);
+        focusComposer();
+      },
+    });
   });
 
   renameButton.addEventListener("click", () => {
@@ -140,7 +150,10 @@ export function createSidebar(state, { leaveRoom, focusComposer }) {
         const li = el("li", "nav-row");
         const dot = el("span", `presence ${online.has(c.peer.toLowerCase()) ? "online" : "away"}`);
         dot.setAttribute("aria-hidden", "true");
-        li.append(navLink(`@${c.peer}`, c.peer, avatar(c.peer, "small"), dot));
+        const display = client.displayOf(c.peer);
+        const link = navLink(`@${c.peer}`, display ?? c.peer, avatar(c.peer, "small", display), dot);
+        if (display !== undefined) link.title = `@${c.peer}`;
+        li.append(link);
         return li;
       }));
       dmEmpty.hidden = dms.length > 0;

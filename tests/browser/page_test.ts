@@ -158,7 +158,7 @@ Deno.test({
       ".messages a",
       (l) => l.map((a) => [a.getAttribute("href"), a.getAttribute("rel"), a.getAttribute("target")]),
     );
-    assert.deepEqual(links, [["https://example.com/ok", "noopener noreferrer", "_blank"]]);
+    assert.deepEqual(links, [["https://example.com/ok", "noopener noreferrer nofollow", "_blank"]]);
     // Nothing breaks the layout: the long word wraps inside the message column.
     const overflow = await page.evaluate(() => {
       const s = document.querySelector("#scroller");

@@ -224,6 +224,7 @@ export function faultyStore() {
       accessList: (room, now) => inner.accessList(room, now),
       changeRoom: (room, change, audit, retain) => inner.changeRoom(room, change, audit, retain),
       audit: (room, before, limit) => inner.audit(room, before, limit),
+      publicRooms: (query) => inner.publicRooms(query),
       person: (key) => inner.person(key),
       findPerson: (keys) => inner.findPerson(keys),
       // A person's directory entry is a write too: held like the others (a slow disk).

@@ -19,7 +19,7 @@ if (missing) console.log(`redis script tests skipped: ${missing}`);
 
 Deno.test("loadScripts() reads every .lua file of lib/redis/lua: a header each, no text spliced in", async () => {
   const scripts = Object.values(await loadScripts());
-  assert.equal(scripts.length, 27);
+  assert.equal(scripts.length, 28);
   const files = [...Deno.readDirSync(SCRIPTS_DIR)].map((e) => e.name).sort();
   assert.ok(files.every((f) => f.endsWith(".lua")), files.join(", "));
   for (const file of files) {

@@ -206,3 +206,21 @@ Deno.test("the server API shows and posts display names", async () => {
   assert.equal((await bad.json()).error.code, "bad_name");
   await ada.close();
 });
+
+Deno.test("a conversation in the list names the other person's display name, online or by their last message", async () => {
+  await using s = await serve();
+  const ada = await TestClient.connect(s, { display: "Ada Lovelace", room: "" });
+  await using bob = await TestClient.connect(s, { name: "bob", room: "" });
+  ada.send({ type: "send", to: "bob", text: "psst", cid: "d1" });
+  await ada.next("ack", (m) => m.cid === "d1");
+  const token = bob.all("welcome")[0].token;
+  await using again = await TestClient.connect(s, { token, room: "" });
+  const online = (await again.next("conversations")).items[0];
+  assert.deepEqual([online.with, online.display], ["Ada_Lovelace", "Ada Lovelace"]);
+  // Offline: the display name her last message carries.
+  await ada.close();
+  await using later = await TestClient.connect(s, { token, room: "" });
+  const offline = (await later.next("conversations")).items[0];
+  assert.deepEqual([offline.with, offline.display], ["Ada_Lovelace", "Ada Lovelace"]);
+  assert.equal(offline.last.display, "Ada Lovelace");
+});

@@ -132,13 +132,19 @@ Deno.test("a malformed form frame is answered with an error line and the connect
   await t.line(/^\* you joined lobby/);
   t.send("type=add&ming=");
   await t.line("! bad_name: Cannot change name: type=add needs the name as ming=NAME, got none");
-  t.send("type=add&ming=two+words");
-  await t.line(/^! bad_name: Cannot change name to "two words": /);
+  t.send("type=add&ming=two%E2%80%AEwords");
+  await t.line(/^! bad_name: Cannot change name to "two\u202ewords": .*U\+202E/);
   t.send("msg=");
   await t.line(/^! bad_message: A msg= frame carries the text to send after msg=/);
   t.send("msg=%ff still here");
   await t.line("gil: %ff still here");
   assert.equal(t.ws.readyState, WebSocket.OPEN);
+  // A nickname with spaces, as the nickname page's users type one: a display name and a handle from it.
+  t.send("type=add&ming=Ada+Lovelace");
+  await t.line("* you are now Ada_Lovelace");
+  await t.line("* you are now Ada Lovelace (@Ada_Lovelace)");
+  t.send("msg=hi");
+  await t.line("Ada Lovelace: hi");
 });
 
 Deno.test("text mode and form frames obey the rate limit, the strikes and the frame size", async () => {

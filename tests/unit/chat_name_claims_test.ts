@@ -28,6 +28,7 @@ function sharedNames(delayMs: number) {
     publishRename: () => {},
     members: () => Promise.resolve([]),
     displays: () => Promise.resolve(undefined),
+    occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => late(held.get(key)),
     claimName: (key, name) => late(true).then((ok) => (held.set(key, name), ok)),
     releaseName: (key) => void held.delete(key),

@@ -5,8 +5,9 @@
  *
  * The rules, precisely:
  * - A `--flag` anywhere (code blocks too: they are commands to copy) is one of the server's (the settings
- *   table, `--help`, `--version`), one of `bench/run.ts`'s, or one of {@link FOREIGN}'s: another program's,
- *   listed by program. A misspelt or removed server flag fails here.
+ *   table, `--help`, `--version`), one of `bench/run.ts`'s, one of the terminal client's (`terminal/args.ts`),
+ *   or one of {@link FOREIGN}'s: another program's, listed by program. A misspelt or removed server flag
+ *   fails here.
  * - Outside fenced code blocks (which may show code of the embedding API or log lines), no settings key
  *   written in camelCase (`nameHoldSeconds`), nor one with another unit (`presenceDelay`, `retainMs`) or
  *   cut to its leading words (`firstContacts`), is named: the flag is what a user can set (`--name-hold`).
@@ -18,6 +19,7 @@
  */
 import assert from "node:assert/strict";
 import { TABLE } from "../../lib/settings.ts";
+import { OPTIONS as TERMINAL_OPTIONS } from "../../terminal/args.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -94,16 +96,18 @@ async function constants(): Promise<Set<string>> {
   };
   await walk("lib/");
   await walk("static/");
+  await walk("terminal/");
   for (const s of SETTINGS) names.delete(s.env);
   return names;
 }
 
-Deno.test("docs: every --flag they name is the server's, the bench's or a listed program's", async () => {
+Deno.test("docs: every --flag they name is the server's, the bench's, the terminal client's or a listed program's", async () => {
   const known = new Set([
     ...SETTINGS.map((s) => s.flag),
     "help",
     "version",
     ...await benchFlags(),
+    ...Object.keys(TERMINAL_OPTIONS),
     ...Object.values(FOREIGN).flat(),
   ]);
   const unknown: string[] = [];

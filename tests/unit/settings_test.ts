@@ -169,6 +169,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     commitDelayMs: 2,
     historyOnJoin: 50,
     historyPage: 200,
+    directoryPage: 50,
     resumeCap: 1000,
     retainMessages: 10_000,
     retainDays: 30,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { StaticFiles } from "../../lib/static.ts";
+import { RELEASE } from "../../lib/version.ts";
 
 async function files(): Promise<{ files: StaticFiles; dir: string }> {
   const dir = await Deno.makeTempDir();
@@ -102,4 +103,54 @@ Deno.test("StaticFiles.load() of static/ serves every module the page imports, n
   for (const nested of ["/client/client.js", "/client/outbox.js", "/shared/rooms.js", "/shared/quote.js"]) {
     assert.ok(seen.has(nested), `${nested} in ${[...seen].join(", ")}`);
   }
+});
+
+Deno.test("StaticFiles.load() fills in the service worker's BUILD line: the release, a digest, every file", async () => {
+  const { dir } = await files();
+  const worker = 'const BUILD = { version: "dev", files: [] };\nself.addEventListener("fetch", () => {});\n';
+  await Deno.writeTextFile(`${dir}/root/sw.js`, worker);
+  const load = () => StaticFiles.load(new URL(`file://${dir}/root/`));
+  const build = async (f: StaticFiles) => {
+    const res = get(f, "/sw.js");
+    assert.equal(res.status, 200);
+    // Served from the root, so its scope is the whole page, as JavaScript (a worker of another type is refused).
+    assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8");
+    const text = await res.text();
+    return {
+      build: JSON.parse(text.split("\n")[0].match(/^const BUILD = (.*);$/)![1]),
+      etag: res.headers.get("etag"),
+    };
+  };
+  const first = await build(await load());
+  assert.match(first.build.version, new RegExp(`^${RELEASE.replaceAll(".", "\\.")}\\+[0-9a-f]{12}$`));
+  assert.deepEqual(first.build.files, ["", "app.js", "index.html", "style.css", "sub/index.html"]);
+  // A changed file makes a new worker (its bytes differ), so browsers take the new page.
+  await Deno.writeTextFile(`${dir}/root/app.js`, "export const x = 2;");
+  const second = await build(await load());
+  assert.notEqual(second.build.version, first.build.version);
+  assert.notEqual(second.etag, first.etag);
+  // A worker without the line would keep its first copy of the page for good: refused at start-up.
+  await Deno.writeTextFile(`${dir}/root/sw.js`, "self.addEventListener('fetch', () => {});");
+  await assert.rejects(load, /Cannot serve \/sw\.js: it must contain the line const BUILD/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("StaticFiles.load() of static/ serves the worker stamped and the manifest as a manifest", async () => {
+  const f = await StaticFiles.load(new URL("../../static/", import.meta.url));
+  const sw = await get(f, "/sw.js").text();
+  assert.ok(!sw.includes('version: "dev"'), "stamped");
+  const files: string[] = JSON.parse(sw.match(/^const BUILD = (.*);$/m)![1]).files;
+  for (const must of ["", "app.js", "offline/history.js", "manifest.webmanifest", "favicon.svg"]) {
+    assert.ok(files.includes(must), must);
+  }
+  assert.ok(!files.includes("sw.js"), "the worker does not keep itself");
+  const manifest = get(f, "/manifest.webmanifest");
+  assert.equal(manifest.headers.get("content-type"), "application/manifest+json");
+  const m = await manifest.json();
+  assert.equal(m.display, "standalone");
+  assert.equal(m.start_url, "./");
+  const home = get(f, "/");
+  // The policy lets the page register its worker and read its manifest: both are the page's own origin.
+  assert.match(home.headers.get("content-security-policy")!, /default-src 'self'/);
+  assert.match(await home.text(), /<link rel="manifest" href="manifest.webmanifest">/);
 });

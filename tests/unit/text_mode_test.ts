@@ -117,6 +117,16 @@ const conversation: [Sample, string | null][] = [
   ],
   [{ type: "pong", ts: 1 }, "* pong"],
   [
+    {
+      type: "rooms",
+      q: "",
+      items: [{ room: "dev", topic: "Builds", members: 3 }, { room: "lobby", topic: "", members: 1 }],
+      next: "lobby",
+    },
+    "* rooms: dev (3 here: Builds), lobby (1 here), …",
+  ],
+  [{ type: "rooms", q: "zz", items: [] }, "* no rooms starting with zz"],
+  [
     { type: "reactions", room: "lobby", seq: 3, counts: { "👍": 1 }, by: "robert", emoji: "👍", on: true },
     "* robert reacted 👍 to #3 in lobby",
   ],
@@ -199,6 +209,7 @@ Deno.test("TextMode.line() makes one line of every server message type, or none 
     nick: true,
     history: true,
     pong: true,
+    rooms: true,
     reactions: true,
     deleted: true,
     edited: true,
