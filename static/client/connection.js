@@ -51,9 +51,18 @@ export function backoffDelay(attempt, opts, random = Math.random) {
  * @param {string} wsUrl
  */
 export function sseUrl(wsUrl) {
+  return besideWs(wsUrl, "sse");
+}
+
+/**
+ * An HTTP address below a WebSocket endpoint: `ws://host/ws` and `info` give `http://host/ws/info`.
+ * @param {string} wsUrl
+ * @param {string} name
+ */
+function besideWs(wsUrl, name) {
   const u = new URL(wsUrl);
   u.protocol = u.protocol === "wss:" ? "https:" : "http:";
-  u.pathname = `${u.pathname.replace(/\/$/, "")}/sse`;
+  u.pathname = `${u.pathname.replace(/\/$/, "")}/${name}`;
   u.search = "";
   return u.toString();
 }
@@ -317,9 +326,11 @@ export class Connection {
     /** @param {number | undefined} code */
     const ended = (code) => {
       if (!opened && !this.#stopped && this.ws === ws) {
-        // A WebSocket that never opened counts towards the fallback; a fallback that did not open
-        // either (the server is down) gives the WebSocket one more try first.
-        if (!sse) this.#wsFailures++;
+        // A WebSocket that never opened counts towards the fallback only if plain HTTP reaches the
+        // server meanwhile: offline, or with the server down, the fallback would fail too, and the first
+        // attempt after the network comes back should be a WebSocket. A fallback that did not open
+        // gives the WebSocket one more try first.
+        if (!sse) this.#countFailure();
         else this.#wsFailures = this.#fallbackAfter - 1;
       }
       this.#closed(ws, code);
@@ -389,6 +400,17 @@ export class Connection {
       if (!this.#stopped) this.#connect();
     }, delay);
     this.#setState("reconnecting");
+  }
+
+  /** A WebSocket failed to open: counted when the server answers HTTP (`/ws/info`). */
+  #countFailure() {
+    const fetch = this.#fetch;
+    if (this.#mode !== "auto" || !fetch) return;
+    const seq = this.#connectSeq;
+    fetch(besideWs(this.#url, "info"), { cache: "no-store" }).then(async (res) => {
+      await res.body?.cancel();
+      if (res.ok && !this.#stopped && seq === this.#connectSeq) this.#wsFailures++;
+    }).catch(() => {});
   }
 
   /** Whether the next connection uses the fallback transport. */

@@ -131,3 +131,26 @@ Deno.test("ChatClient on the fallback comes back by itself after a server restar
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("ChatClient does not fall back while HTTP fails too (offline, server down): WebSockets come first when it is back", async () => {
+  const port = (() => {
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    return l.addr.port;
+  })();
+  const client = new ChatClient({
+    url: `ws://127.0.0.1:${port}/ws`,
+    name: "alice",
+    storage: new MemoryStorage(),
+    backoff: { baseMs: 20, maxMs: 60 },
+  });
+  try {
+    client.start();
+    await until(() => client.stats.connects >= 6, "several failed attempts");
+    assert.equal(client.transport, "websocket");
+    await using s = await startServer({ port });
+    await until(() => client.state === "live", "live once the server is up");
+    assert.equal(client.transport, "websocket");
+  } finally {
+    await client.stop();
+  }
+});
