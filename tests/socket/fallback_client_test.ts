@@ -147,7 +147,7 @@ Deno.test("ChatClient does not fall back while HTTP fails too (offline, server d
     client.start();
     await until(() => client.stats.connects >= 6, "several failed attempts");
     assert.equal(client.transport, "websocket");
-    await using s = await startServer({ port });
+    await using _server = await startServer({ port });
     await until(() => client.state === "live", "live once the server is up");
     assert.equal(client.transport, "websocket");
   } finally {
