@@ -6,7 +6,7 @@
  */
 import { createVerifier, looksLikeJwt, readKeyFile, type Verifier } from "./auth.ts";
 import { createApi } from "./api.ts";
-import { Chat } from "./chat.ts";
+import { Chat, type OpenParams } from "./chat.ts";
 import { BearerSecrets } from "./limits.ts";
 import type { Engine } from "./engine.ts";
 import { EmbeddedEngine } from "./engine_embedded.ts";
@@ -21,6 +21,7 @@ import { normalizeDisplay, normalizeName, normalizeRoom, ProtocolError, SUBPROTO
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
 import { SqliteStore } from "./store_sqlite.ts";
+import { SseSessions } from "./sse.ts";
 import { acceptSocket, Flusher, type WireFormat } from "./ws.ts";
 
 /** What the app may be given instead of building it. */
@@ -119,6 +120,20 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const sharing = deps.sharing ?? sharingOf(engine);
   const chat = new Chat(config, { engine, sharing, log, metrics, verifier, now: deps.now });
   const flusher = new Flusher();
+  const sse = new SseSessions({
+    chat,
+    flusher,
+    metrics,
+    log,
+    relay: sharing,
+    maxBufferedBytes: config.maxBufferedBytes,
+    maxFrameBytes: config.maxFrameBytes,
+    maxPostFrames: config.ssePostFrames,
+    replayBytes: config.sseReplayBytes,
+    sessionIdleMs: settingsFor(config, ["sseSessionIdleSeconds"]).sseSessionIdleMs,
+    // As often as a WebSocket is pinged: proxies in front close streams that stay silent.
+    keepaliveMs: config.idleTimeoutSeconds * 500,
+  });
   const perIp = new Map<string, number>();
   let open = 0;
   let nextId = 1;
@@ -133,43 +148,14 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   };
 
   /**
-   * `/ws` and `/` upgrade alike; `root`: the tutorials' pages connect to `/` and print whatever
-   * arrives, so there the default is text mode.
+   * The checks a new connection passes on either transport (WebSocket or the SSE fallback): origin,
+   * name, room, identity, connection caps. What it connects as, or the refusal.
    */
-  const upgrade = async (
+  const admit = async (
     req: Request,
     url: URL,
     info: Deno.ServeHandlerInfo,
-    root = false,
-  ): Promise<Response> => {
-    if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
-    if (req.method !== "GET") {
-      return refuse(405, "bad_request", "WebSocket upgrades use GET", { allow: "GET" });
-    }
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return refuse(426, "bad_request", "This endpoint speaks WebSocket only", { upgrade: "websocket" });
-    }
-    // Deno accepts any version; RFC 6455 asks for 13 and a 426 naming it otherwise.
-    if (req.headers.get("sec-websocket-version") !== "13") {
-      return refuse(426, "bad_request", "Only WebSocket version 13 is supported", {
-        "sec-websocket-version": "13",
-      });
-    }
-    const offered = offeredSubprotocols(req.headers.get("sec-websocket-protocol"));
-    // A client that offers subprotocols but not ours would get a 101 without one and abort the
-    // connection at once (its room would see it join and leave): refuse it here instead.
-    if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
-      const shown = offered.join(", ");
-      return refuse(
-        400,
-        "unsupported_subprotocol",
-        `Cannot connect: none of the offered subprotocols (${
-          JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown)
-        }) is supported; offer "${SUBPROTOCOL}" or none`,
-      );
-    }
-    const format = wireFormat(url.searchParams, { root, json: offered.includes(SUBPROTOCOL) });
-    if (typeof format === "string") return refuse(400, "bad_request", format);
+  ): Promise<{ params: OpenParams; ip: string } | Response> => {
     const origin = req.headers.get("origin");
     const forbidden = origin === null ? undefined : originRefusal(origin, req.headers.get("host"), config);
     if (forbidden) return refuse(403, "origin_forbidden", `${forbidden.message}. ${forbidden.fix}`);
@@ -246,6 +232,68 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         `At most ${config.maxConnectionsPerIp} connections per address`,
       );
     }
+    const params: OpenParams = identity
+      ? { room, identity, address: ip }
+      : authenticate
+      ? { room, authenticate, address: ip }
+      : { name, display, room, token, address: ip };
+    return { params, ip };
+  };
+
+  /** Counts a connection from `ip` against the caps; the returned function, called once, uncounts it. */
+  const counted = (ip: string): () => void => {
+    open++;
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+    return () => {
+      open--;
+      const n = (perIp.get(ip) ?? 1) - 1;
+      if (n > 0) perIp.set(ip, n);
+      else perIp.delete(ip);
+      if (open === 0) allClosed?.();
+    };
+  };
+
+  /**
+   * `/ws` and `/` upgrade alike; `root`: the tutorials' pages connect to `/` and print whatever
+   * arrives, so there the default is text mode.
+   */
+  const upgrade = async (
+    req: Request,
+    url: URL,
+    info: Deno.ServeHandlerInfo,
+    root = false,
+  ): Promise<Response> => {
+    if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
+    if (req.method !== "GET") {
+      return refuse(405, "bad_request", "WebSocket upgrades use GET", { allow: "GET" });
+    }
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return refuse(426, "bad_request", "This endpoint speaks WebSocket only", { upgrade: "websocket" });
+    }
+    // Deno accepts any version; RFC 6455 asks for 13 and a 426 naming it otherwise.
+    if (req.headers.get("sec-websocket-version") !== "13") {
+      return refuse(426, "bad_request", "Only WebSocket version 13 is supported", {
+        "sec-websocket-version": "13",
+      });
+    }
+    const offered = offeredSubprotocols(req.headers.get("sec-websocket-protocol"));
+    // A client that offers subprotocols but not ours would get a 101 without one and abort the
+    // connection at once (its room would see it join and leave): refuse it here instead.
+    if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+      const shown = offered.join(", ");
+      return refuse(
+        400,
+        "unsupported_subprotocol",
+        `Cannot connect: none of the offered subprotocols (${
+          JSON.stringify(shown.length > 200 ? `${shown.slice(0, 200)}...` : shown)
+        }) is supported; offer "${SUBPROTOCOL}" or none`,
+      );
+    }
+    const format = wireFormat(url.searchParams, { root, json: offered.includes(SUBPROTOCOL) });
+    if (typeof format === "string") return refuse(400, "bad_request", format);
+    const admitted = await admit(req, url, info);
+    if (admitted instanceof Response) return admitted;
+    const { params, ip } = admitted;
     let upgraded: { socket: WebSocket; response: Response };
     try {
       upgraded = offered.length === 0
@@ -258,29 +306,60 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
       return refuse(400, "bad_request", `Not a valid WebSocket handshake: ${(e as Error).message}`);
     }
     // From here on: return upgraded.response, never throw (Deno would stop the listener).
-    open++;
-    perIp.set(ip, fromIp + 1);
     acceptSocket(upgraded.socket, {
       id: nextId++,
       chat,
       flusher,
       metrics,
-      params: identity
-        ? { room, identity, address: ip }
-        : authenticate
-        ? { room, authenticate, address: ip }
-        : { name, display, room, token, address: ip },
+      params,
       maxBufferedBytes: config.maxBufferedBytes,
       format,
-      onClose: () => {
-        open--;
-        const n = (perIp.get(ip) ?? 1) - 1;
-        if (n > 0) perIp.set(ip, n);
-        else perIp.delete(ip);
-        if (open === 0) allClosed?.();
-      },
+      onClose: counted(ip),
     });
     return upgraded.response;
+  };
+
+  /**
+   * The fallback transport (lib/sse.ts). `GET /ws/sse` opens a session with the query of `/ws`, or
+   * resumes one when a last event id comes (`Last-Event-ID`, or `?lastEventId=` where a header cannot
+   * be set); `POST /ws/sse/{session}` carries client frames, `DELETE` ends the session. Every request
+   * passes the origin check a WebSocket upgrade does: the session id alone is not enough for a
+   * foreign page.
+   */
+  const fallback = async (req: Request, url: URL, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    const origin = req.headers.get("origin");
+    const forbidden = origin === null ? undefined : originRefusal(origin, req.headers.get("host"), config);
+    if (forbidden) return refuse(403, "origin_forbidden", `${forbidden.message}. ${forbidden.fix}`);
+    // An allowed foreign origin (a host application's) may read the answers.
+    const cors: Record<string, string> | undefined = origin === null
+      ? undefined
+      : { "access-control-allow-origin": origin, vary: "origin" };
+    const key = url.pathname.slice("/ws/sse/".length);
+    if (url.pathname !== "/ws/sse") {
+      if (req.method === "POST") return await sse.post(key, req, cors);
+      if (req.method === "DELETE") return await sse.end(key, cors);
+      return httpError(405, "method_not_allowed", "A session takes POST (frames) and DELETE (the end)", {
+        allow: "POST, DELETE",
+      });
+    }
+    if (req.method !== "GET") {
+      return httpError(405, "method_not_allowed", "GET /ws/sse opens or resumes a stream", { allow: "GET" });
+    }
+    if (stopping) return refuse(503, "shutting_down", "The server is restarting; try again in a moment");
+    const last = req.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
+    if (last !== null && last !== "") return sse.resume(last, info.completed, cors);
+    const format = wireFormat(url.searchParams, { root: false, json: true });
+    if (typeof format === "string") return refuse(400, "bad_request", format);
+    const admitted = await admit(req, url, info);
+    if (admitted instanceof Response) return admitted;
+    return await sse.open({
+      id: nextId++,
+      params: admitted.params,
+      format,
+      onClose: counted(admitted.ip),
+      completed: info.completed,
+      headers: cors,
+    });
   };
 
   /**
@@ -363,6 +442,8 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
             return files.serve(req, url.pathname);
           }
           return upgrade(req, url, info, true).catch(failed);
+        case "/ws/sse":
+          return fallback(req, url, info).catch(failed);
         case "/ws/info":
           return notGetOrHead(req, url) ?? serverInfo(req, url);
         case "/healthz":
@@ -370,6 +451,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         case "/metrics":
           return notGetOrHead(req, url) ?? unauthorized(req) ?? scrape();
         default:
+          if (url.pathname.startsWith("/ws/sse/")) return fallback(req, url, info).catch(failed);
           return files.serve(req, url.pathname);
       }
     } catch (e) {
@@ -385,6 +467,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
         if (open === 0) resolve();
       });
       await chat.close();
+      sse.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, config.shutdownTimeoutMs));
       await Promise.race([closedAll, timeout]);

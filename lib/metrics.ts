@@ -9,7 +9,10 @@ import type { ErrorCode } from "./protocol.ts";
 export interface Gauges {
   /** Connections in the chat (in rooms, holding names). */
   connections: number;
-  /** Accepted WebSockets not yet closed by Deno: connections plus those the server is closing. */
+  /**
+   * Accepted WebSockets not yet closed by Deno (connections plus those the server is closing), and open
+   * fallback (SSE) sessions.
+   */
   sockets: number;
   rooms: number;
   people: number;
@@ -45,11 +48,14 @@ export class Metrics {
       lines.push(`# HELP chat_${name} ${help}`, `# TYPE chat_${name} ${type}`);
       for (const [labels, v] of rows) lines.push(`chat_${name}${labels} ${v}`);
     };
-    metric("connections", "gauge", "WebSocket connections in the chat.", [["", g.connections]]);
+    metric("connections", "gauge", "Connections in the chat (WebSockets and fallback sessions).", [[
+      "",
+      g.connections,
+    ]]);
     metric(
       "sockets",
       "gauge",
-      "WebSockets still open, with those being closed (they count against the connection limits).",
+      "WebSockets still open, with those being closed, and fallback sessions (they count against the connection limits).",
       [["", g.sockets]],
     );
     metric("rooms", "gauge", "Rooms with members.", [["", g.rooms]]);
@@ -74,10 +80,15 @@ export class Metrics {
       "",
       this.messagesStored,
     ]]);
-    metric("frames_out_total", "counter", "WebSocket frames sent (each may hold several messages).", [[
-      "",
-      this.framesOut,
-    ]]);
+    metric(
+      "frames_out_total",
+      "counter",
+      "Frames sent: WebSocket frames and fallback events (each may hold several messages).",
+      [[
+        "",
+        this.framesOut,
+      ]],
+    );
     metric("slow_consumer_closes_total", "counter", "Clients closed for not reading (4001).", [[
       "",
       this.slowConsumerCloses,

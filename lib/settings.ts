@@ -423,6 +423,39 @@ export const TABLE = {
       min: 1024,
       help: "bytes queued for a client that does not read: close 4001 `slow consumer`",
     },
+    /**
+     * Events a fallback (SSE) session keeps after sending them, so that a dropped stream resumed with
+     * its last event id loses nothing; a resume from further back is told to start over.
+     */
+    sseReplayBytes: {
+      flag: "sse-replay-bytes",
+      env: "CHAT_SSE_REPLAY_BYTES",
+      kind: "int",
+      default: 256 * 1024,
+      unit: "bytes",
+      min: 1024,
+      help: "bytes of sent events a fallback (SSE) session keeps for a stream that resumes",
+    },
+    /** A session with no stream still counts as a connection and is still in its rooms until then. */
+    sseSessionIdleSeconds: {
+      flag: "sse-session-idle",
+      env: "CHAT_SSE_SESSION_IDLE",
+      kind: "int",
+      default: 30,
+      unit: "s",
+      min: 1,
+      max: 3600,
+      help: "seconds a fallback (SSE) session lives without a stream before it ends",
+    },
+    ssePostFrames: {
+      flag: "sse-post-frames",
+      env: "CHAT_SSE_POST_FRAMES",
+      kind: "int",
+      default: 30,
+      min: 1,
+      max: 1000,
+      help: "frames in one POST of a fallback (SSE) session; more: HTTP 413 `too_many_frames`",
+    },
     /** Characters, despite the name; at most half of `maxBufferedBytes` is used. */
     maxAnswerBytes: {
       flag: "max-answer-bytes",

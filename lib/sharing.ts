@@ -95,6 +95,15 @@ export interface Sharing {
    * {@link SharingEvents.person}). Rejects with `UnavailableError` when it cannot.
    */
   sendToPerson(key: string, msg: ServerMessage): Promise<void>;
+  /**
+   * Hands `payload` to the fallback (SSE) session `key` on whichever other process holds it (a POST
+   * may land on any process: no sticky sessions); resolves whether one did.
+   */
+  toSession(key: string, payload: string): Promise<boolean>;
+  /** This process holds fallback session `key`: payloads for it come to `deliver`. Resolves once they will. */
+  holdSession(key: string, deliver: (payload: string) => void): Promise<void>;
+  /** Fallback session `key` has ended here. */
+  releaseSession(key: string): void;
 }
 
 /** Sharing for a single process: everything is the hub's, and every line goes straight back in. */
@@ -168,4 +177,15 @@ export class LocalSharing implements Sharing {
     for (const s of this.#subscribers) s.person(key, msg);
     return Promise.resolve();
   }
+
+  /** No other process: a session not held here is held nowhere. */
+  toSession(_key: string, _payload: string): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  holdSession(_key: string, _deliver: (payload: string) => void): Promise<void> {
+    return Promise.resolve();
+  }
+
+  releaseSession(_key: string): void {}
 }

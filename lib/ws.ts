@@ -13,10 +13,18 @@ import { TextMode } from "./text_mode.ts";
 /** Coalesced frames are split near this size, so one busy turn does not make one huge frame. */
 const MAX_FRAME_CHARS = 256 * 1024;
 
-/** Sends every peer's queued lines at the end of the current turn, one frame per peer. */
+/** What the {@link Flusher} drives: a peer that sends what it queued when told to. */
+export interface Flushable {
+  flush(): void;
+}
+
+/**
+ * Sends every peer's queued lines at the end of the current turn, one frame per peer. WebSocket
+ * peers and fallback (SSE) sessions share one, so a broadcast joins its lines once for both.
+ */
 export class Flusher {
-  #dirty: WsPeer[] = [];
-  #spare: WsPeer[] = [];
+  #dirty: Flushable[] = [];
+  #spare: Flushable[] = [];
   #scheduled = false;
   /** The last frame built and the lines it holds: members of one room get the same lines. */
   #lastLines: string[] = [];
@@ -64,7 +72,7 @@ export class Flusher {
   }
 
   /** Schedules `peer` for the next flush. */
-  mark(peer: WsPeer): void {
+  mark(peer: Flushable): void {
     this.#dirty.push(peer);
     if (!this.#scheduled) {
       this.#scheduled = true;

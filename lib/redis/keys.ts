@@ -35,7 +35,9 @@
  * `chat:{names}:convs:<key>` (sorted set, conv by last ts) and `chat:{names}:peers:<key>` (hash, conv to
  * the other person's key) the person's conversations, `chat:{names}:wrote:<key>` (set) those they wrote in; `chat:{names}:name:<name key>` (`<key>\t<name>`,
  * one per lookalike key of a name) and `chat:{names}:person:<key>` (the name) are the name claims, which
- * expire unless refreshed. `chat:people` and `chat:renames` are the channels every process hears.
+ * expire unless refreshed. `chat:people` and `chat:renames` are the channels every process hears;
+ * `chat:sse:{<session>}` is the channel of one fallback (SSE) session, which the process holding it
+ * hears (the frames of its POSTs that landed on other processes).
  *
  * A message's stream entry holds `f` (from), `ts`, `c` (cid), `k` (sender key), `dn` (the sender's display
  * name, when they had one), and for a reply `q` and
@@ -96,6 +98,8 @@ export const PRESENT = "chat:present";
 export const PEOPLE = "chat:people";
 /** The channel every process hears for renames (told to the members of the person's rooms). */
 export const RENAMES = "chat:renames";
+/** The channel of one fallback (SSE) session, heard by the process that holds it. */
+export const sessionChannel = (session: string) => `chat:sse:{${session}}`;
 /**
  * A name claim's key. One hash tag for every name key: a claim touches several, and on a Cluster they
  * must share a slot.

@@ -16,7 +16,7 @@ import type { RedisClients } from "./client.ts";
 import * as codec from "./codec.ts";
 import type { RoomDelivery } from "./delivery.ts";
 import { readIndex } from "./directory.ts";
-import { nameKey, PEOPLE, personKey, PRESENT, RENAMES, roomKeys as keys } from "./keys.ts";
+import { nameKey, PEOPLE, personKey, PRESENT, RENAMES, roomKeys as keys, sessionChannel } from "./keys.ts";
 import type { Script } from "./scripts.ts";
 
 /** Options of {@link RedisSharing}. */
@@ -212,6 +212,25 @@ export class RedisSharing implements Sharing {
 
   async sendToPerson(key: string, msg: ServerMessage): Promise<void> {
     await this.#redis.run(() => this.#redis.cmd.publish(PEOPLE, codec.personLine(key, encode(msg))));
+  }
+
+  /**
+   * Publishes on the session's channel: PUBLISH answers how many subscribers got it, and only the
+   * process holding the session subscribes, so 0 means no process has it. Sharded on a Cluster.
+   */
+  async toSession(key: string, payload: string): Promise<boolean> {
+    const { cmd, cluster } = this.#redis;
+    const ch = sessionChannel(key);
+    const got = await this.#redis.run(() => cluster ? cmd.sPublish(ch, payload) : cmd.publish(ch, payload));
+    return Number(got) > 0;
+  }
+
+  async holdSession(key: string, deliver: (payload: string) => void): Promise<void> {
+    await this.#redis.subscribeRoom(sessionChannel(key), deliver);
+  }
+
+  releaseSession(key: string): void {
+    this.#redis.unsubscribeRoom([sessionChannel(key)]);
   }
 
   /**

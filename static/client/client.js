@@ -153,6 +153,11 @@ export class ChatClient extends EventTarget {
     return this.#ctx.connection.stats;
   }
 
+  /** The transport of the current (or last) connection: `websocket`, or `sse` (the fallback). */
+  get transport() {
+    return this.#ctx.connection.transport;
+  }
+
   /** The socket, while one is open or opening. */
   get ws() {
     return this.#ctx.connection.ws;

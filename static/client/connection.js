@@ -3,8 +3,13 @@
  * token (an `auth` frame), reconnected with exponential backoff and jitter, pinged when quiet, its
  * signed token refreshed before it expires, and a token bucket a little under the server's. It splits
  * frames into lines and hands each to the client; what a line means is not its business.
+ *
+ * Where a WebSocket cannot be opened (a proxy that strips `Upgrade`), it falls back by itself to the
+ * fallback transport (`sse.js`: Server-Sent Events down, POST up) and tries the WebSocket again now
+ * and then; `transport` says which one it uses.
  * @module
  */
+import { SseSocket } from "./sse.js";
 
 /** @typedef {import("./types.js").BackoffOptions} BackoffOptions */
 /** @typedef {import("./types.js").ConnState} ConnState */
@@ -42,6 +47,27 @@ export function backoffDelay(attempt, opts, random = Math.random) {
 }
 
 /**
+ * The fallback transport's address for a WebSocket endpoint: `ws://host/ws` is `http://host/ws/sse`.
+ * @param {string} wsUrl
+ */
+export function sseUrl(wsUrl) {
+  return besideWs(wsUrl, "sse");
+}
+
+/**
+ * An HTTP address below a WebSocket endpoint: `ws://host/ws` and `info` give `http://host/ws/info`.
+ * @param {string} wsUrl
+ * @param {string} name
+ */
+function besideWs(wsUrl, name) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.pathname = `${u.pathname.replace(/\/$/, "")}/${name}`;
+  u.search = "";
+  return u.toString();
+}
+
+/**
  * @typedef {object} ConnectionHooks What the connection tells the client, and asks it.
  * @property {(m: Record<string, any>) => void} line each line of each frame, in order
  * @property {() => void} closed the socket closed: what belonged to it is over (before a reconnect)
@@ -68,7 +94,13 @@ export class Connection {
     this.#trace = opts.trace;
     this.#getToken = opts.getToken;
     this.#refreshBeforeMs = opts.refreshBeforeMs ?? 30_000;
+    this.#mode = opts.transport ?? "auto";
+    this.#fallbackAfter = opts.fallbackAfter ?? 2;
+    this.#websocketRetryMs = opts.websocketRetryMs ?? 60_000;
+    this.#fetch = opts.fetch ??
+      (typeof globalThis.fetch === "function" ? globalThis.fetch.bind(globalThis) : undefined);
     this.#hooks = hooks;
+    if (this.#mode === "sse") this.transport = "sse";
   }
 
   /** @type {ConnState} */
@@ -79,8 +111,10 @@ export class Connection {
   stats = { frames: 0, lines: 0, connects: 0 };
   /** Signed identities: when the token expires (ms), from `welcome`/`authed`. */
   exp = 0;
-  /** @type {WebSocket | undefined} */
+  /** @type {WebSocket | SseSocket | undefined} */
   ws = undefined;
+  /** @type {"websocket" | "sse"} the transport of the current (or last) connection */
+  transport = "websocket";
 
   #url;
   #backoff;
@@ -93,6 +127,18 @@ export class Connection {
   #getToken;
   #refreshBeforeMs;
   #hooks;
+  /** @type {"auto" | "websocket" | "sse"} */
+  #mode;
+  #fallbackAfter;
+  #websocketRetryMs;
+  /** @type {typeof fetch | undefined} */
+  #fetch;
+  /** WebSockets in a row that closed before they opened: past `fallbackAfter`, the fallback is used. */
+  #wsFailures = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #probeTimer;
+  /** @type {WebSocket | undefined} */
+  #probe;
   #welcomed = false;
   #stopped = true;
   #attempt = 0;
@@ -137,6 +183,7 @@ export class Connection {
     this.#stopped = true;
     for (const t of [this.#retryTimer, this.#pingTimer, this.#refreshTimer]) clearTimeout(t);
     this.#retryTimer = this.#pingTimer = this.#refreshTimer = undefined;
+    this.#stopProbing();
     this.#connectSeq++;
     this.retryAt = 0;
     const ws = this.ws;
@@ -177,6 +224,7 @@ export class Connection {
     this.#tokensAt = Date.now();
     this.#setState("live");
     this.#schedulePing();
+    if (this.transport === "sse" && this.#mode === "auto") this.#scheduleProbe();
   }
 
   /**
@@ -244,17 +292,21 @@ export class Connection {
       if (guest.display) q.set("display", guest.display);
       if (guest.token) q.set("token", guest.token);
     }
-    /** @type {WebSocket} */
+    const sse = this.#useSse();
+    this.transport = sse ? "sse" : "websocket";
+    /** @type {WebSocket | SseSocket} */
     let ws;
     try {
-      ws = new this.#WebSocket(`${this.#url}?${q}`, ["chat"]);
+      ws = sse
+        ? new SseSocket(`${sseUrl(this.#url)}?${q}`, { fetch: this.#fetch })
+        : new this.#WebSocket(`${this.#url}?${q}`, ["chat"]);
     } catch {
       this.#scheduleReconnect();
       return;
     }
     this.ws = ws;
     this.stats.connects++;
-    ws.onmessage = (e) => {
+    ws.onmessage = (/** @type {{ data: unknown }} */ e) => {
       if (this.ws !== ws) return;
       this.#lastInbound = Date.now();
       this.stats.frames++;
@@ -264,12 +316,29 @@ export class Connection {
         this.#hooks.line(m);
       }
     };
-    // Not in the URL: a query string ends up in logs, a frame does not.
-    if (token !== undefined) ws.onopen = () => this.send({ type: "auth", token });
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      if (!sse) this.#wsFailures = 0;
+      // Not in the URL: a query string ends up in logs, a frame does not.
+      if (token !== undefined) this.send({ type: "auth", token });
+    };
+    /** @param {number | undefined} code */
+    const ended = (code) => {
+      if (!opened && !this.#stopped && this.ws === ws) {
+        // A WebSocket that never opened counts towards the fallback only if plain HTTP reaches the
+        // server meanwhile: offline, or with the server down, the fallback would fail too, and the first
+        // attempt after the network comes back should be a WebSocket. A fallback that did not open
+        // gives the WebSocket one more try first.
+        if (!sse) this.#countFailure();
+        else this.#wsFailures = this.#fallbackAfter - 1;
+      }
+      this.#closed(ws, code);
+    };
     // Browsers and Deno follow an error with a close event; Node 20's WebSocket does not when the
     // connection is refused, so the error itself ends this socket (a later close is ignored).
-    ws.onerror = () => this.#closed(ws, 1006);
-    ws.onclose = (e) => this.#closed(ws, e?.code);
+    ws.onerror = () => ended(1006);
+    ws.onclose = (/** @type {{ code?: number }} */ e) => ended(e?.code);
   }
 
   /** Asks the host for a new token `refreshBeforeMs` before `exp`, and sends it on this connection. */
@@ -296,7 +365,7 @@ export class Connection {
   }
 
   /**
-   * @param {WebSocket} ws
+   * @param {WebSocket | SseSocket} ws
    * @param {number} [code]
    */
   #closed(ws, code) {
@@ -308,6 +377,7 @@ export class Connection {
     this.#welcomed = false;
     clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
+    this.#stopProbing();
     this.#hooks.closed();
     if (this.#onClosed) {
       this.#onClosed();
@@ -330,6 +400,73 @@ export class Connection {
       if (!this.#stopped) this.#connect();
     }, delay);
     this.#setState("reconnecting");
+  }
+
+  /** A WebSocket failed to open: counted when the server answers HTTP (`/ws/info`). */
+  #countFailure() {
+    const fetch = this.#fetch;
+    if (this.#mode !== "auto" || !fetch) return;
+    const seq = this.#connectSeq;
+    fetch(besideWs(this.#url, "info"), { cache: "no-store" }).then(async (res) => {
+      await res.body?.cancel();
+      if (res.ok && !this.#stopped && seq === this.#connectSeq) this.#wsFailures++;
+    }).catch(() => {});
+  }
+
+  /** Whether the next connection uses the fallback transport. */
+  #useSse() {
+    if (this.#mode !== "auto") return this.#mode === "sse";
+    return this.#fetch !== undefined && this.#wsFailures >= this.#fallbackAfter;
+  }
+
+  /**
+   * On the fallback, tries a WebSocket every `websocketRetryMs`: when one opens, the fallback session
+   * ends and the connection comes back on a WebSocket (rooms resume with `join {since}` as after any
+   * reconnect).
+   */
+  #scheduleProbe() {
+    this.#stopProbing();
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined;
+      const current = this.ws;
+      if (!current || this.transport !== "sse" || this.#stopped) return;
+      /** @type {WebSocket} */
+      let probe;
+      try {
+        probe = this.#probe = new this.#WebSocket(`${this.#url}?room=`, [
+          "chat",
+        ]);
+      } catch {
+        return this.#scheduleProbe();
+      }
+      probe.onopen = () => {
+        if (this.#probe !== probe) return;
+        this.#probe = undefined;
+        try {
+          probe.close(1000, "probe");
+        } catch { /* closing */ }
+        this.#wsFailures = 0;
+        this.#attempt = 0;
+        if (this.ws === current) current.close(1000, "back to WebSocket");
+      };
+      probe.onerror = probe.onclose = () => {
+        if (this.#probe !== probe) return;
+        this.#probe = undefined;
+        this.#scheduleProbe();
+      };
+    }, this.#websocketRetryMs);
+  }
+
+  #stopProbing() {
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
+    const probe = this.#probe;
+    this.#probe = undefined;
+    if (probe) {
+      try {
+        probe.close(1000, "probe");
+      } catch { /* closing */ }
+    }
   }
 
   #schedulePing() {

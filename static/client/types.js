@@ -126,6 +126,13 @@
  *   reconnect; `name` and the stored guest identity are not used.
  * @property {number} [refreshBeforeMs] how long before `exp` a token is refreshed, default 30000
  * @property {typeof WebSocket} [WebSocket]
+ * @property {"auto" | "websocket" | "sse"} [transport] `auto` (the default): a WebSocket, and the fallback
+ *   transport (Server-Sent Events down, POST up) after `fallbackAfter` WebSockets in a row failed to open
+ *   while the server answered HTTP
+ * @property {number} [fallbackAfter] WebSockets in a row that fail to open (the server answering HTTP) before
+ *   the fallback, default 2
+ * @property {number} [websocketRetryMs] on the fallback, how often a WebSocket is tried again, default 60000
+ * @property {typeof fetch} [fetch] what the fallback transport requests with, default `globalThis.fetch`
  * @property {(direction: "in" | "out", message: Record<string, unknown>) => void} [trace]
  */
 

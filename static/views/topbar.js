@@ -1,5 +1,6 @@
 /**
- * The bar above the conversation: its title, the connection status (with the reconnect countdown),
+ * The bar above the conversation: its title, the connection status (with the reconnect countdown and
+ * the transport when it is the fallback),
  * the buttons that open the sidebar and member drawers on narrow screens, and the document title
  * (unread count first, for the browser tab).
  * @module
@@ -54,8 +55,10 @@ export function createTopbar(state) {
     const { client } = state;
     const s = !navigator.onLine && client.state !== "live" ? "offline" : client.state;
     connStatus.dataset.state = s;
+    connStatus.dataset.transport = client.transport;
     let text;
-    if (s === "live") text = "Live";
+    // The fallback is said: it is slower, and tells the person their network blocks WebSockets.
+    if (s === "live") text = client.transport === "sse" ? "Live (fallback: SSE)" : "Live";
     else if (s === "connecting") text = "Connecting…";
     else if (s === "offline") text = navigator.onLine ? "Offline" : "Offline: no network";
     else {

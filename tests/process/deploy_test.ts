@@ -12,6 +12,7 @@ import { checkRoom, docSnippet, Participant, redisFlags } from "../helpers/clust
 import { type ServerProcess, spawnServer } from "../helpers/process.ts";
 import { findCloseCode, rawHandshake, RawSocket } from "../helpers/raw_ws.ts";
 import { redisMissing, startRedis } from "../helpers/redis.ts";
+import { SseClient } from "../helpers/sse.ts";
 import { type Msg, TestClient } from "../helpers/test_server.ts";
 
 const NGINX = "/usr/sbin/nginx";
@@ -393,6 +394,70 @@ Deno.test({
       throw e;
     } finally {
       for (const p of everyone) await p.close();
+      for (const s of srvs) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "deploy: the fallback transport through nginx: events are not buffered, POSTs landing on either instance reach the session in order, a SIGTERM ends the stream with 1001",
+  ignore: !!missing,
+  sanitizeResources: true,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    await using redis = await startRedis([...redisFlags(), "--dir", dir]);
+    const spawn = (port = 0) => spawnServer(dir, [...instanceFlags(port, redis.url), ...LIMITS]);
+    const srvs = [await spawn(), await spawn()];
+    let nginxLog = () => "";
+    try {
+      await using nginx = await startNginx([srvs[0].port, srvs[1].port]);
+      nginxLog = nginx.log;
+      const base = `http://127.0.0.1:${nginx.port}`;
+      await using wendy = new TestClient(`ws://127.0.0.1:${nginx.port}/ws?name=wendy&room=deploy`);
+      await wendy.next("joined");
+      await using sam = await SseClient.open(base, { name: "sam", room: "deploy" });
+      await sam.next("joined");
+      // Each answer comes at once: nginx passes every event as it comes (X-Accel-Buffering: no).
+      for (let i = 0; i < 3; i++) {
+        const before = sam.all("pong").length;
+        const t = performance.now();
+        await sam.send({ type: "ping" });
+        await until(() => sam.all("pong").length > before, "a pong through nginx", 2000);
+        assert.ok(performance.now() - t < 1000, `pong after ${performance.now() - t} ms`);
+      }
+      // nginx balances the POSTs over both instances; every frame reaches the session's, in order.
+      for (let i = 0; i < 20; i++) {
+        await sam.send({ type: "send", room: "deploy", text: `m${i}`, cid: `c${i}` });
+      }
+      await sam.next("ack", (m) => m.cid === "c19", 10_000);
+      assert.deepEqual(sam.all("ack").map((m) => m.cid), Array.from({ length: 20 }, (_, i) => `c${i}`));
+      await wendy.next("message", (m) => m.text === "m19", 10_000);
+      assert.deepEqual(
+        wendy.all("message").map((m) => m.text),
+        Array.from({ length: 20 }, (_, i) => `m${i}`),
+      );
+      const posts = Deno.readTextFileSync(`${nginx.dir}/access.log`).split("\n")
+        .filter((l) => l.includes(`/ws/sse/${sam.session}`));
+      const upstreams = new Set(posts.map((l) => /upstreams=(\S+)/.exec(l)?.[1]));
+      assert.equal(upstreams.size, 2, `the POSTs went to both instances: ${[...upstreams]}`);
+
+      // The session's instance stops: its stream ends with the close event, through nginx.
+      // Which instance holds the session: the one still counting a connection once wendy is gone.
+      await wendy.close();
+      await until(
+        async () => (await connections(srvs[0])) + (await connections(srvs[1])) === 1,
+        "only the session counted",
+      );
+      const holds = await connections(srvs[0]) === 1 ? 0 : 1;
+      assert.equal((await srvs[holds].stop("SIGTERM")).code, 0);
+      await until(() => sam.closedWith !== undefined, "the close event");
+      assert.equal(sam.closedWith?.code, 1001);
+    } catch (e) {
+      console.log(`nginx error log:\n${nginxLog()}\ninstances:\n${srvs.map((s) => s.output()).join("\n")}`);
+      throw e;
+    } finally {
       for (const s of srvs) await s.stop();
       await Deno.remove(dir, { recursive: true });
     }

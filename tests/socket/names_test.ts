@@ -249,6 +249,9 @@ Deno.test("a nick sent right after connecting wins over the connect-time name cl
     releaseName: () => {},
     whoIs: () => Promise.resolve(undefined),
     sendToPerson: (key, line) => (subscribers.forEach((s) => s.person(key, line)), Promise.resolve()),
+    toSession: () => Promise.resolve(false),
+    holdSession: () => Promise.resolve(),
+    releaseSession: () => {},
   };
   await using s = await startServer({ store: "memory" }, { sharing });
   await using bob = await TestClient.connect(s, { name: "bob" });

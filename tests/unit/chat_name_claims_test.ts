@@ -34,6 +34,9 @@ function sharedNames(delayMs: number) {
     releaseName: (key) => void held.delete(key),
     whoIs: () => Promise.resolve(undefined),
     sendToPerson: (key, msg) => (subscribers.forEach((s) => s.person(key, msg)), Promise.resolve()),
+    toSession: () => Promise.resolve(false),
+    holdSession: () => Promise.resolve(),
+    releaseSession: () => {},
   };
   return { sharing, held, stop: () => timers.forEach(clearTimeout) };
 }
