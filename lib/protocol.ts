@@ -64,7 +64,9 @@ export type ErrorCode =
   | "message_not_found"
   | "edit_window_closed"
   | "too_many_reactions"
-  | "too_many_contacts";
+  | "too_many_contacts"
+  | "bad_query"
+  | "unsupported";
 
 /**
  * Facts of a refusal that a client acts on, sent as fields of the `error` frame beside the sentence
@@ -138,8 +140,28 @@ export type ClientMessage =
   | { type: "audit"; room: string; before?: number; limit?: number }
   /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
   | { type: "auth"; token: string }
+  /** Message search (lib/search_text.ts has the query language; lib/chat/search.ts, where it looks). */
+  | SearchFrame
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
+
+/** A `search` frame: `q`, in one room or conversation or everywhere the person reads, a page after `before`. */
+export interface SearchFrame {
+  type: "search";
+  q: string;
+  room?: string;
+  conv?: string;
+  /** Only messages of this sender (as `from:` in `q`). */
+  from?: string;
+  /** The `next` of the answer before: the page after it. */
+  before?: string;
+  limit?: number;
+  /** Newest first (the default) or best match first. */
+  order?: "newest" | "best";
+}
+
+/** A search page cursor (`next`): a place in newest-first order, or `r` and a count for best-first. */
+const CURSOR_RE = /^r?\d{1,16}$/;
 
 /** Limits the parser enforces. */
 export interface ParseLimits {
@@ -397,6 +419,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };
+    case "search":
+      return parseSearch(o);
     default:
       throw new ProtocolError(
         "bad_message",
@@ -621,6 +645,40 @@ export function parseRules(
     );
   }
   return rules;
+}
+
+/**
+ * The fields of a `search` (the frame, or the API's query parameters as strings): the query's own
+ * length and syntax are the search feature's to check, against its settings.
+ * @throws {ProtocolError} bad_message
+ */
+export function parseSearch(o: Record<string, unknown>): SearchFrame {
+  const msg: SearchFrame = { type: "search", q: str(o, "q") };
+  if (o.room !== undefined && o.conv !== undefined) {
+    throw new ProtocolError("bad_message", "A search has either room or conv, not both");
+  }
+  if (o.room !== undefined) msg.room = room(o);
+  if (o.conv !== undefined) msg.conv = conv(o);
+  if (o.from !== undefined) msg.from = normalizeName(str(o, "from"), "Cannot search");
+  if (o.before !== undefined) {
+    const before = str(o, "before");
+    if (!CURSOR_RE.test(before)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"before" must be the "next" of an earlier search, got ${quote(before)}`,
+      );
+    }
+    msg.before = before;
+  }
+  const limit = optInt(o, "limit", 1);
+  if (limit !== undefined) msg.limit = limit;
+  if (o.order !== undefined) {
+    if (o.order !== "newest" && o.order !== "best") {
+      throw new ProtocolError("bad_message", `"order" is "newest" or "best", got ${typeName(o.order)}`);
+    }
+    msg.order = o.order;
+  }
+  return msg;
 }
 
 /** An optional one-line string of at most `max` characters (control characters refused). */

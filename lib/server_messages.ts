@@ -42,7 +42,17 @@ export interface WelcomeLimits {
   burst: number;
   historyPage: number;
   editSeconds: number;
+  /** Characters in a search query; 0: this server has no search (its store keeps no text index). */
+  searchQueryChars: number;
+  /** Most results per `search` answer. */
+  searchPage: number;
 }
+
+/** One result of a `search` answer: the message, and the ranges of its text the query matched. */
+export type SearchResult = (WireMessage | WireConvMessage) & {
+  /** `[start, end)` UTF-16 offsets into `text`, sorted, not overlapping: what to highlight. */
+  matches: [number, number][];
+};
 
 /** Every message the server sends (the `error` frame is `encodeError`'s in lib/protocol.ts). */
 export type ServerMessage =
@@ -100,6 +110,8 @@ export type ServerMessage =
   | { type: "history"; room: string; messages: WireMessage[]; complete: boolean }
   | { type: "history"; conv: string; messages: WireConvMessage[]; complete: boolean; lastSeq: number }
   | { type: "pong"; ts: number }
+  /** A `search` answered: `q` as asked, a page of results, the cursor of the next one. */
+  | { type: "search"; q: string; results: SearchResult[]; next?: string; partial?: true }
   | {
     type: "reactions";
     room: string;

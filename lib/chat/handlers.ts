@@ -17,6 +17,7 @@ import type { Naming } from "./naming.ts";
 import type { Reactions } from "./reactions.ts";
 import type { ReadState } from "./read_state.ts";
 import type { Rooms } from "./rooms.ts";
+import type { Search } from "./search.ts";
 
 /** The client messages of type `T` (a union member may carry several types, as `allow | disallow`). */
 type MessageOf<T, M = ClientMessage> = M extends { type: infer U } ? (T extends U ? M : never) : never;
@@ -36,6 +37,7 @@ export interface Features {
   reactions: Reactions;
   edits: Edits;
   moderate: Moderate;
+  search: Search;
 }
 
 /** Every client message type's handler, over the features. */
@@ -94,5 +96,6 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     },
     audit: (c, m) => f.moderate.audit(c, m.room, m.before, m.limit),
     auth: (c, m) => f.admission.auth(c, m.token),
+    search: (c, m) => f.search.search(c, m),
   };
 }
