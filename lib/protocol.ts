@@ -113,6 +113,12 @@ export type ClientMessage =
   /** A new name, a new display name ("" for none), or both (the name first). */
   | { type: "nick"; name?: string; display?: string }
   | { type: "history"; room: string; before?: number; limit?: number }
+  /**
+   * A room's page centered on `around` (a search result's seq: one request opens the room at it), or
+   * the page newer than `after` (paging forward from there).
+   */
+  | { type: "history"; room: string; around: number; limit?: number }
+  | { type: "history"; room: string; after: number; limit?: number }
   /** A direct conversation's history: older than `before`, or (with `after`) newer than `after`. */
   | { type: "history"; conv: string; before?: number; after?: number; limit?: number }
   /** How far the person has read a room or a direct conversation. */
@@ -339,6 +345,16 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         if (limit !== undefined) msg.limit = limit;
         return msg;
       }
+      const given = ["before", "around", "after"].filter((f) => o[f] !== undefined);
+      if (given.length > 1) {
+        throw new ProtocolError(
+          "bad_message",
+          `A history has one of "before", "around", "after", got ${given.join(", ")}`,
+        );
+      }
+      const { before: _, ...rest } = page(o);
+      if (o.around !== undefined) return { type: "history", ...rest, around: reqInt(o, "around", 1) };
+      if (o.after !== undefined) return { type: "history", ...rest, after: reqInt(o, "after", 0) };
       return { type: "history", ...page(o) };
     }
     case "ping":

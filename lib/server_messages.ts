@@ -107,7 +107,19 @@ export type ServerMessage =
   | { type: "typing"; room: string; name: string; display?: string }
   /** A rename, or (`old` = `name`) a new display name; `display` is the person's display name now. */
   | { type: "nick"; old: string; name: string; display?: string }
-  | { type: "history"; room: string; messages: WireMessage[]; complete: boolean }
+  | {
+    type: "history";
+    room: string;
+    messages: WireMessage[];
+    /** Nothing older than these exists. */
+    complete: boolean;
+    /** The seq a centered page was asked around (`history {room, around}`). */
+    around?: number;
+    /** The seq a forward page was asked after (`history {room, after}`). */
+    after?: number;
+    /** A centered or forward page: newer messages exist between it and what the member has live. */
+    more?: boolean;
+  }
   | { type: "history"; conv: string; messages: WireConvMessage[]; complete: boolean; lastSeq: number }
   | { type: "pong"; ts: number }
   /** A `search` answered: `q` as asked, a page of results, the cursor of the next one. */

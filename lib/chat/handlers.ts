@@ -70,6 +70,10 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     history: (c, m) =>
       "conv" in m
         ? f.direct.history(c, m.conv, m.before, m.after, m.limit)
+        : "around" in m
+        ? f.rooms.around(c, m.room, m.around, m.limit)
+        : "after" in m
+        ? f.rooms.newer(c, m.room, m.after, m.limit)
         : f.rooms.history(c, m.room, m.before, m.limit),
     read: (c, m) => "conv" in m ? f.reads.readConv(c, m.conv, m.seq) : f.reads.readRoom(c, m.room, m.seq),
     conversations: (c, m) => f.direct.list(c, m.before ?? Number.MAX_SAFE_INTEGER, page(m.limit), true),

@@ -191,3 +191,23 @@ Deno.test("welcome tells the search limits where search is available", async () 
   assert.equal(welcome.limits.searchQueryChars, 99);
   assert.equal(welcome.limits.searchPage, 7);
 });
+
+Deno.test("history {room, around}: a page centered on a seq, then forward pages with {after} to the live end", async () => {
+  await using s = await startServer({ store: "memory", burst: 100, messagesPerSecond: 100 });
+  await using c = await TestClient.connect(s, { name: "alice", room: "lobby" });
+  await c.next("joined");
+  for (let i = 1; i <= 30; i++) await say(c, "lobby", `m${i}`);
+  await waitFor(() => Promise.resolve(c.all("message").length === 30));
+  const page = async (frame: Record<string, unknown>) => {
+    c.send({ type: "history", room: "lobby", ...frame });
+    const h = await c.next("history");
+    return [h.messages.map((m: Msg) => m.seq), h.complete, h.more];
+  };
+  assert.deepEqual(await page({ around: 10, limit: 5 }), [[8, 9, 10, 11, 12], false, true]);
+  assert.deepEqual(await page({ around: 2, limit: 5 }), [[1, 2, 3, 4, 5], true, true]);
+  assert.deepEqual(await page({ around: 29, limit: 5 }), [[27, 28, 29, 30], false, false]);
+  assert.deepEqual(await page({ after: 12, limit: 5 }), [[13, 14, 15, 16, 17], false, true]);
+  assert.deepEqual(await page({ after: 27, limit: 5 }), [[28, 29, 30], false, false]);
+  c.send({ type: "history", room: "lobby", around: 3, before: 4 });
+  assert.equal((await c.next("error")).code, "bad_message");
+});
