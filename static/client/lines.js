@@ -43,5 +43,10 @@ export function lineHandlers(ctx, own) {
     moderation: (m) => moderation.line(m),
     room: (m) => moderation.rules(m),
     kicked: (m) => moderation.kicked(m),
+    search: (m) => {
+      if (typeof m.q === "string" && Array.isArray(m.results)) {
+        ctx.emit("search", { q: m.q, results: m.results, next: m.next, partial: m.partial === true });
+      }
+    },
   };
 }
