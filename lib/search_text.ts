@@ -4,17 +4,27 @@
  * parsed query matches terms (the memory store) or becomes an FTS5 expression (SQLite), and which
  * ranges of a text it matched (for highlighting). Pure: no I/O, no state.
  *
- * Words are found by `Intl.Segmenter` in every script (Chinese and Japanese have no spaces, Thai
- * neither), then folded: case, compatibility forms (NFKD) and the accents of the alphabets where they
- * are optional to a searcher (Latin, Greek, Cyrillic, Arabic, Hebrew; Thai and Indic marks are letters
- * and stay). Runs of CJK text are also indexed as their characters and character pairs, and a query
- * of CJK text is looked for as its pairs: the segmenter's dictionary cuts `会議室` as `会議|室` and
- * `全世界` whole, so words alone would miss `世界` there; pairs find any two characters wherever they are.
+ * Words: `Intl.Segmenter` where only its dictionaries find them (Thai, Lao, Khmer, Burmese), else
+ * runs of letters, digits and marks (measured: the segmenter costs 60-120 us a message, the runs about
+ * 5, on the write path). Then folded: case, compatibility forms (NFKD) and the accents of the
+ * alphabets where they are optional to a searcher (Latin, Greek, Cyrillic, Arabic, Hebrew; Thai and
+ * Indic marks are letters and stay). Chinese, Japanese and Korean are indexed as their characters and
+ * character pairs, and CJK in a query is looked for as its pairs: any two-character word is found
+ * wherever it stands (`会議` in `明日の会議は`, `世界` in `全世界`, which the segmenter's dictionary
+ * keeps whole), where words alone would depend on how a dictionary cut the text.
  * @module
  */
 
-/** A word segmenter for any language (ICU's dictionaries for CJK and Thai). */
+/** A word segmenter for any language (ICU's dictionaries for Thai and its neighbours). */
 const WORDS = new Intl.Segmenter(undefined, { granularity: "word" });
+/**
+ * Scripts written without spaces whose words only the segmenter's dictionaries find (Thai, Lao, Khmer,
+ * Burmese). Chinese, Japanese and Korean need none: their runs are indexed as characters and pairs
+ * (see {@link indexTerms}), which find any word in them, so their text is cut like the rest: at what
+ * is not a letter, digit or mark, and where CJK meets other letters. The segmenter costs 60-120 us a
+ * message; the cut, about 5.
+ */
+const SEGMENTED = /[\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
 /** What separates terms inside one segment (the `-` of `e-mail`, the `.` of `3.14`, an apostrophe). */
 const SEPARATORS = /[^\p{L}\p{N}\p{M}]+/u;
 /** Accents a searcher leaves out: marks on letters of these alphabets. */
@@ -24,6 +34,10 @@ const OPTIONAL_MARKS =
 const CJK_CHARS = "\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}ー";
 const CJK = new RegExp(`^[${CJK_CHARS}]+$`, "u");
 const CJK_RUNS = new RegExp(`[${CJK_CHARS}]+`, "gu");
+/** Runs of CJK, and runs of other letters, digits and marks: the words of text that needs no segmenter. */
+const RUNS = new RegExp(`[${CJK_CHARS}]+|(?:(?![${CJK_CHARS}])[\\p{L}\\p{N}\\p{M}])+`, "gu");
+/** A query chunk's CJK parts and the rest. */
+const CJK_PARTS = new RegExp(`([${CJK_CHARS}]+)|([^${CJK_CHARS}]+)`, "gu");
 /** What counts as a link for `has:link`. */
 const LINK = /\bhttps?:\/\/\S|\bwww\.\S/i;
 /** `before:` and `after:` dates. */
@@ -90,6 +104,14 @@ interface Located {
 /** The folded words of `text`, in order, with their places. */
 function locate(text: string): Located[] {
   const out: Located[] = [];
+  if (!SEGMENTED.test(text)) {
+    for (const m of text.matchAll(RUNS)) {
+      for (const token of fold(m[0]).split(SEPARATORS)) {
+        if (token !== "") out.push({ token, start: m.index, end: m.index + m[0].length });
+      }
+    }
+    return out;
+  }
   for (const s of WORDS.segment(text)) {
     if (!s.isWordLike) continue;
     let at = 0;
@@ -165,14 +187,14 @@ export function parseQuery(q: string, maxChars: number): SearchQuery {
       atEnd = j === q.length;
     }
     if (!quoted && !negative && operator(chunk, out)) continue;
-    const folded = fold(chunk.trim());
-    if (CJK.test(folded)) {
-      (negative ? out.without : out.terms).push({ tokens: pairs(folded), prefix: false, cjk: folded });
-      continue;
-    }
-    const tokens = tokensOf(chunk);
-    if (tokens.length === 0) continue;
-    (negative ? out.without : out.terms).push({ tokens, prefix: atEnd && !negative });
+    const into = negative ? out.without : out.terms;
+    // CJK text is looked for by its pairs (wherever it stands), the words around it as words.
+    const parts = [...fold(chunk).matchAll(CJK_PARTS)];
+    parts.forEach((p, k) => {
+      if (p[1] !== undefined) return void into.push({ tokens: pairs(p[1]), prefix: false, cjk: p[1] });
+      const tokens = tokensOf(p[2]);
+      if (tokens.length > 0) into.push({ tokens, prefix: atEnd && !negative && k === parts.length - 1 });
+    });
   }
   // Only the word at the very end is still being typed.
   out.terms.forEach((t, k) => t.prefix &&= k === out.terms.length - 1);

@@ -47,6 +47,12 @@ export interface SqliteOptions extends RetentionOptions {
    * the store serving meanwhile): after each step, and once at the end with `done`.
    */
   onIndexProgress?: (p: IndexProgress) => void;
+  /**
+   * Whether new messages go into the search index. Off only to measure what indexing costs a write
+   * (`bench/search_bench.ts`): messages written so are found by no search.
+   * @default true
+   */
+  searchIndex?: boolean;
 }
 
 /** How far indexing the history written before the search index has got. */
@@ -260,7 +266,7 @@ export class SqliteStore implements Store {
       }
     }
     const keeps = [...keep].map(([key, until]) => [until, key]);
-    const index = batch.map((m) => indexRow(m.from, m.text));
+    const index = this.#opts.searchIndex === false ? [] : batch.map((m) => indexRow(m.from, m.text));
     const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps, index });
     if (!a.ok) {
       for (const key of keep.keys()) this.#kept.forget(key);

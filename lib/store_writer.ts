@@ -293,7 +293,7 @@ class Writer {
         this.#insert.run(...r);
         last.set(r[0] as string, r[1] as number);
         // Findable once acked: the index row is in the message's transaction.
-        this.#search.add(r[0] as string, r[1] as number, r[2] as number, index[i]);
+        if (index[i]) this.#search.add(r[0] as string, r[1] as number, r[2] as number, index[i]);
       });
       for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);

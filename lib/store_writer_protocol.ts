@@ -22,7 +22,7 @@ export type WriterRequest =
     convs: (string | number)[][];
     /** Guests who wrote or are in a conversation stay in the directory at least until: until, ukey. */
     keeps: (string | number)[][];
-    /** The search index's row of each message: sender (folded), words, extra, tags (see `search_text.ts`). */
+    /** The search index's row of each message: sender (folded), words, extra, tags (see `search_text.ts`); empty: none indexed. */
     index: string[][];
   }
   /**

@@ -23,9 +23,10 @@ const q = (s: string) => parseQuery(s, MAX);
 /** What `query` highlights in `text`, as the substrings. */
 const marked = (text: string, query: string) => matchRanges(text, q(query)).map(([s, e]) => text.slice(s, e));
 
-Deno.test("tokensOf() splits words in every script: Chinese, Japanese, Thai, Cyrillic, Arabic, Latin", () => {
-  assert.deepEqual(tokensOf("你好世界"), ["你好", "世界"]);
-  assert.deepEqual(tokensOf("明日の会議は"), ["明日", "の", "会議", "は"]);
+Deno.test("tokensOf() splits words in every script: Thai by the segmenter, CJK runs apart from other letters", () => {
+  // CJK runs are one token each (their pairs do the finding, see indexTerms), cut from Latin letters.
+  assert.deepEqual(tokensOf("你好世界"), ["你好世界"]);
+  assert.deepEqual(tokensOf("Deno会議で"), ["deno", "会議で"]);
   assert.deepEqual(tokensOf("สวัสดีครับ ผมชื่อ"), ["สวัสดี", "ครับ", "ผม", "ชื่อ"]);
   assert.deepEqual(tokensOf("Привет, мир!"), ["привет", "мир"]);
   assert.deepEqual(tokensOf("مرحبا بالعالم"), ["مرحبا", "بالعالم"]);
@@ -42,7 +43,7 @@ Deno.test("fold() drops case and optional accents, keeps the marks that are lett
 
 Deno.test("indexTerms() indexes CJK runs as characters and pairs too, and tells links", () => {
   const t = indexTerms("会議室で see https://example.com");
-  assert.deepEqual(t.words, ["会議", "室", "で", "see", "https", "example", "com"]);
+  assert.deepEqual(t.words, ["会議室で", "see", "https", "example", "com"]);
   assert.deepEqual(t.extra.sort(), ["会", "会議", "室", "室で", "議", "議室", "で"].sort());
   assert.equal(t.link, true);
   assert.equal(indexTerms("no link at www or http").link, false);
@@ -66,6 +67,11 @@ Deno.test("parseQuery() reads words, the last as a prefix, phrases, -words and e
   assert.deepEqual(q("deci ").terms, [{ tokens: ["deci"], prefix: false }]);
   // A word the segmenter cuts is a phrase of its parts.
   assert.deepEqual(q("e-mail ").terms, [{ tokens: ["e", "mail"], prefix: false }]);
+  // CJK text is looked for by its character pairs, the Latin word beside it as a word.
+  assert.deepEqual(q("Deno会議室").terms, [
+    { tokens: ["deno"], prefix: false },
+    { tokens: ["会議", "議室"], prefix: false, cjk: "会議室" },
+  ]);
 });
 
 Deno.test("parseQuery() takes an unclosed quote to the end, and unknown operators as words", () => {
@@ -149,6 +155,8 @@ Deno.test("matches() finds what the FTS expression finds: prefix, phrase, CJK pa
   assert.ok(matches(indexTerms("明日の会議は"), q("会議")));
   assert.ok(!matches(indexTerms("明日の会議は"), q("会社")));
   assert.ok(matches(indexTerms("我爱北京天安门"), q("京天")));
+  assert.ok(matches(indexTerms("Deno会議で"), q("deno会議")));
+  assert.ok(matches(indexTerms("안녕하세요 여러분"), q("안녕")));
 });
 
 Deno.test("matchRanges() marks words, prefixes, phrases and CJK words inside longer ones", () => {
