@@ -32,7 +32,6 @@ const OPTIONAL_MARKS =
   /(?<=[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Arabic}\p{Script=Hebrew}]\p{M}*)\p{M}/gu;
 /** Scripts written without spaces, indexed as characters and pairs too. */
 const CJK_CHARS = "\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}ー";
-const CJK = new RegExp(`^[${CJK_CHARS}]+$`, "u");
 const CJK_RUNS = new RegExp(`[${CJK_CHARS}]+`, "gu");
 /** Runs of CJK, and runs of other letters, digits and marks: the words of text that needs no segmenter. */
 const RUNS = new RegExp(`[${CJK_CHARS}]+|(?:(?![${CJK_CHARS}])[\\p{L}\\p{N}\\p{M}])+`, "gu");
