@@ -245,11 +245,28 @@ function day(value: string, op: string): number {
   return ms;
 }
 
+const UTF8 = new TextEncoder();
+
+/** `s` as a token of hex digits: any room or name, one token to the index's tokenizer. */
+function hexToken(prefix: string, s: string): string {
+  return prefix + Array.from(UTF8.encode(s), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /**
- * The FTS5 expression of `q` over the columns `words`, `extra` and `tags` (see the SQLite schema).
- * Every token is a quoted string (a `"` in it doubled), so nothing a person types is FTS syntax.
+ * The `tags` column of a message: `link` when it has one, its room and its sender (folded) as tokens,
+ * so that the index itself narrows a search to a person's rooms or to `from:` (measured: filtering
+ * each match after the index found it was the slow part, 100-200 ms at p95 on 200,000 messages).
  */
-export function ftsMatch(q: SearchQuery): string {
+export function tagsOf(room: string, from: string, link: boolean): string {
+  return `${link ? "link " : ""}${hexToken("r", room)} ${hexToken("w", fold(from))}`;
+}
+
+/**
+ * The FTS5 expression of `q` over the columns `words`, `extra` and `tags` (see the SQLite schema), in
+ * `rooms` when given (not empty). Every token is a quoted string (a `"` in it doubled), so nothing a
+ * person types is FTS syntax.
+ */
+export function ftsMatch(q: SearchQuery, rooms?: readonly string[]): string {
   const quoted = (s: string) => `"${s.replaceAll('"', '""')}"`;
   const term = (t: Term) => {
     if (t.cjk !== undefined) return `extra : (${t.tokens.map(quoted).join(" AND ")})`;
@@ -258,6 +275,8 @@ export function ftsMatch(q: SearchQuery): string {
   };
   const parts = q.terms.map(term);
   if (q.hasLink) parts.push(`tags : "link"`);
+  if (q.from !== undefined) parts.push(`tags : ${quoted(hexToken("w", q.from))}`);
+  if (rooms !== undefined) parts.push(`tags : (${rooms.map((r) => quoted(hexToken("r", r))).join(" OR ")})`);
   let expr = parts.join(" AND ");
   for (const t of q.without) expr = `(${expr}) NOT ${term(t)}`;
   return expr;

@@ -36,7 +36,7 @@ import {
 } from "./store_sqlite_rows.ts";
 import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 import type { SearchPage, SearchRequest } from "./engine.ts";
-import { fold, ftsMatch, indexTerms } from "./search_text.ts";
+import { fold, ftsMatch, indexTerms, tagsOf } from "./search_text.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
@@ -93,9 +93,9 @@ interface PeopleBatch {
 const KEEP_EVERY_MS = 60_000;
 
 /** A message's search index row: its sender folded, its words, CJK extras and tags (space-separated). */
-function indexRow(from: string, text: string): string[] {
+function indexRow(room: string, from: string, text: string): string[] {
   const t = indexTerms(text);
-  return [fold(from), t.words.join(" "), t.extra.join(" "), t.link ? "link" : ""];
+  return [fold(from), t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
 }
 
 /** History in `<dataDir>/chat.db`. */
@@ -195,15 +195,13 @@ export class SqliteStore implements Store {
     // the first; in one they never did, the other's messages, which first-contact limits keep few.
     this.#wrote = db.prepare("SELECT 1 FROM messages WHERE room = ? AND ukey = ? LIMIT 1");
     this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
-    // From the index to the docs (CROSS JOIN keeps that order): FTS5 walks its matches newest first
-    // and stops at the page's end; the room and sender filters are looked up per match.
+    // From the index to the docs (CROSS JOIN keeps that order): FTS5 walks its matches newest first,
+    // narrowed to the rooms and sender by their tags, and stops at the page's end.
     const searchFrom = `FROM message_search s CROSS JOIN search_docs d ON d.id = s.rowid
-       WHERE message_search MATCH ?1 AND s.rowid < ?2 AND s.rowid >= ?3
-         AND (?4 IS NULL OR d.room IN (SELECT value FROM json_each(?4)))
-         AND (?5 IS NULL OR d.sender = ?5)`;
+       WHERE message_search MATCH ?1 AND s.rowid < ?2 AND s.rowid >= ?3`;
     this.#search = db.prepare(`SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rowid DESC`);
     this.#searchBest = db.prepare(
-      `SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rank, s.rowid DESC LIMIT -1 OFFSET ?6`,
+      `SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rank, s.rowid DESC LIMIT -1 OFFSET ?4`,
     );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -266,7 +264,7 @@ export class SqliteStore implements Store {
       }
     }
     const keeps = [...keep].map(([key, until]) => [until, key]);
-    const index = this.#opts.searchIndex === false ? [] : batch.map((m) => indexRow(m.from, m.text));
+    const index = this.#opts.searchIndex === false ? [] : batch.map((m) => indexRow(m.room, m.from, m.text));
     const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps, index });
     if (!a.ok) {
       for (const key of keep.keys()) this.#kept.forget(key);
@@ -410,7 +408,7 @@ export class SqliteStore implements Store {
       audits: changes.map((c) => c.audit ? auditRow(c.message.room, c.audit) : null),
       auditRetain,
       scrub: ms.some((m) => m.deleted),
-      index: ms.map((m) => m.deleted ? null : indexRow(m.from, m.text)),
+      index: ms.map((m) => m.deleted ? null : indexRow(m.room, m.from, m.text)),
     });
     if (!a.ok) {
       const what = ms.length === 1 ? `message ${ms[0].seq} of room "${ms[0].room}"` : `${ms.length} messages`;
@@ -493,9 +491,9 @@ export class SqliteStore implements Store {
       order === "newest" && request.cursor !== undefined ? Number(request.cursor) : Number.MAX_SAFE_INTEGER,
     );
     const low = q.after === undefined ? 0 : q.after * 1000;
-    const rooms = request.rooms === undefined ? null : JSON.stringify(request.rooms);
+    if (request.rooms?.length === 0) return { messages: [] };
     const offset = order === "best" && request.cursor !== undefined ? Number(request.cursor.slice(1)) : 0;
-    const args = [ftsMatch(q), high, low, rooms, q.from ?? null];
+    const args = [ftsMatch(q, request.rooms), high, low];
     const rows = order === "best" ? this.#searchBest.iterate(...args, offset) : this.#search.iterate(...args);
     const messages: ChatMessage[] = [];
     let last = 0, more = false, partial = false;
@@ -550,7 +548,7 @@ export class SqliteStore implements Store {
       const lastRow = batch.at(-1);
       if (lastRow) [room, seq] = [lastRow.room, lastRow.seq];
       const rows = batch.map((m) => {
-        const [sender, words, extra, tags] = indexRow(m.sender, m.text);
+        const [sender, words, extra, tags] = indexRow(m.room, m.sender, m.text);
         return [m.room, m.seq, m.ts, sender, m.text, words, extra, tags];
       });
       const cursor = done ? "done" : JSON.stringify([room, seq]);

@@ -15,6 +15,7 @@ import {
   parseQuery,
   QueryError,
   searchId,
+  tagsOf,
   tokensOf,
 } from "../../lib/search_text.ts";
 
@@ -175,4 +176,30 @@ Deno.test("searchId() orders by ms, then by the order messages were stored in it
   assert.equal(searchId(6, 5001), 6000);
   // A clock that went back keeps the order of storing.
   assert.equal(searchId(4, 5001), 5002);
+});
+
+Deno.test("ftsMatch() narrows to rooms and from: by tags, whatever characters the names hold", () => {
+  const db = new DatabaseSync(":memory:");
+  db.exec(`CREATE VIRTUAL TABLE t USING fts5 (words, extra, tags, content = '', contentless_delete = 1,
+           tokenize = 'ascii')`);
+  const add = db.prepare("INSERT INTO t (rowid, words, extra, tags) VALUES (?, ?, ?, ?)");
+  const rows: [string, string, string][] = [["a.b-c", "Zoë", "news"], ["a", "zoe", "news"], [
+    "a.b",
+    "Ada",
+    "news",
+  ]];
+  rows.forEach(([room, from, text], i) => {
+    const terms = indexTerms(text);
+    add.run(i + 1, terms.words.join(" "), "", tagsOf(room, from, terms.link));
+  });
+  const find = (query: string, rooms?: string[]) =>
+    (db.prepare("SELECT rowid FROM t WHERE t MATCH ? ORDER BY rowid").all(ftsMatch(q(query), rooms)) as {
+      rowid: number;
+    }[]).map((r) => r.rowid);
+  assert.deepEqual(find("news "), [1, 2, 3]);
+  assert.deepEqual(find("news ", ["a.b-c"]), [1]);
+  assert.deepEqual(find("news ", ["a", "a.b"]), [2, 3]);
+  assert.deepEqual(find("news from:zoe"), [1, 2]);
+  assert.deepEqual(find("news from:ZOË", ["a"]), [2]);
+  db.close();
 });
