@@ -39,6 +39,9 @@ const HELP = `Usage: deno task bench [options]
                       soak (2 min)                                               (~5 min)
   --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak, or s1 s2 all
                       (any s1-<N> and s2-<rate> work)             [default: all]
+                      search: the search bench (search_bench.ts; not in all)
+  --search-messages N messages the search bench generates         [1000000]
+  --search-rooms N    rooms they go in                            [1000]
   --servers LIST      main,main-normal,main-memory,naive   [default: main,main-memory,naive]
   --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
   --runs N            repeat everything N times                   [1]
@@ -78,6 +81,8 @@ const { values: v } = parseArgs({
     "server-read": { type: "string", default: "" },
     "no-install": { type: "boolean", default: false },
     "soak-min": { type: "string" },
+    "search-messages": { type: "string", default: "1000000" },
+    "search-rooms": { type: "string", default: "1000" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -114,8 +119,10 @@ const runs = int(v.runs, 1, "runs");
 const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store", "s4", "soak"];
 const wanted = v.cases ?? (q ? "s1-100,s2-10,s3,store,s4,soak" : "all");
 const cases: string[] = [];
+let searchCase = false;
 for (const c of wanted.split(",").map((x) => x.trim()).filter(Boolean)) {
-  if (c === "all") cases.push(...ALL);
+  if (c === "search") searchCase = true;
+  else if (c === "all") cases.push(...ALL);
   else if (c === "s1") cases.push("s1-100", "s1-1000");
   else if (c === "s2") cases.push("s2-2", "s2-10");
   else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak"].includes(c)) {
@@ -180,6 +187,30 @@ const header = [
 console.log(header.join("\n"));
 console.error(`results: ${outDir}/`);
 
+// ---- the search bench: the engine alone, in a process of its own (pinned like our server)
+let searchText = "";
+if (searchCase) {
+  const t = Date.now();
+  const args = [
+    "run",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    `${ROOT}bench/search_bench.ts`,
+    "--messages",
+    String(int(v["search-messages"], 1_000_000, "search-messages")),
+    "--rooms",
+    String(int(v["search-rooms"], 1000, "search-rooms")),
+  ];
+  const { code, out } = PINNING
+    ? await runToEnd("taskset", ["-c", "0", Deno.execPath(), ...args], { timeoutMs: 3 * 3600_000 })
+    : await runToEnd(Deno.execPath(), args, { timeoutMs: 3 * 3600_000 });
+  searchText = `\n${out.trim()}\n`;
+  if (code !== 0) searchText += `search bench exited ${code}\n`;
+  Deno.writeTextFileSync(`${outDir}/search.txt`, searchText);
+  console.error(`search bench ${((Date.now() - t) / 1000).toFixed(0)} s`);
+}
+
 // ---- the runs
 const rows: Row[] = [];
 const t0 = Date.now();
@@ -208,7 +239,8 @@ for (let run = 1; run <= runs; run++) {
 }
 
 const classic = rows.filter((r) => !isChurnCase(r.case));
-const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case)));
+const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case))) +
+  searchText;
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
 const svg = chartSvg(rows, [

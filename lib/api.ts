@@ -18,6 +18,7 @@ import {
   normalizeRoom,
   parseReason,
   parseRules,
+  parseSearch,
   parseUid,
   ProtocolError,
   wireMessage,
@@ -41,6 +42,8 @@ const STATUS: Record<string, number> = {
   body_too_big: 413,
   name_taken: 409,
   rate_limited: 429,
+  bad_query: 400,
+  unsupported: 501,
   store_failed: 500,
   unavailable: 503,
   shutting_down: 503,
@@ -163,6 +166,17 @@ export function createApi(
 
   const routes: [string, RegExp, Route][] = [
     ["GET", /^\/api\/rooms$/, () => Promise.resolve({ rooms: chat.roomCounts() })],
+    ["GET", /^\/api\/search$/, async (_m, _req, url) => {
+      const o: Record<string, unknown> = { type: "search" };
+      for (const k of ["q", "room", "conv", "from", "before", "order"]) {
+        const v = url.searchParams.get(k);
+        if (v !== null) o[k] = v;
+      }
+      const limit = intParam(url, "limit", 1);
+      if (limit !== undefined) o.limit = limit;
+      const { type: _, ...answer } = await chat.search(parseSearch(o));
+      return answer;
+    }],
     ["POST", /^\/api\/rooms\/([^/]+)\/messages$/, async (m, req) => {
       const b = await body(req);
       const text = textOf(b, config.maxTextChars);

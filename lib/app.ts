@@ -20,7 +20,7 @@ import { handleFromDisplay } from "./display_names.ts";
 import { normalizeDisplay, normalizeName, normalizeRoom, ProtocolError, SUBPROTOCOL } from "./protocol.ts";
 import { StaticFiles } from "./static.ts";
 import { MemoryStore, type Store } from "./store.ts";
-import { SqliteStore } from "./store_sqlite.ts";
+import { type IndexProgress, SqliteStore } from "./store_sqlite.ts";
 import { SseSessions } from "./sse.ts";
 import { acceptSocket, Flusher, type WireFormat } from "./ws.ts";
 
@@ -54,19 +54,42 @@ export interface App {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Opens the store the config asks for. @throws {StoreError} with the path and the reason. */
-export function openStore(config: Config): Promise<Store> {
+/**
+ * Opens the store the config asks for; `onIndexProgress` hears how indexing older history for search
+ * goes (SQLite). @throws {StoreError} with the path and the reason.
+ */
+export function openStore(config: Config, onIndexProgress?: (p: IndexProgress) => void): Promise<Store> {
   const { retainMessages, retainMs } = settingsFor(config, ["retainMessages", "retainDays"]);
   const retention = { retainMessages, retainMs };
   if (config.store === "memory") return Promise.resolve(new MemoryStore(retention));
-  return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability });
+  return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability, onIndexProgress });
+}
+
+/** Messages between two log lines of the search index rebuild. */
+const INDEX_LOG_EVERY = 10_000;
+
+/** Tells the search index rebuild's progress in the log and in `/metrics` (the messages left). */
+function indexProgress(log: Logger, metrics?: Metrics): (p: IndexProgress) => void {
+  let logged = 0;
+  return (p) => {
+    if (metrics) metrics.searchIndexBacklog = p.done ? 0 : Math.max(0, p.total - p.indexed);
+    if (p.done) return log.info("search index: older history indexed", { messages: p.indexed });
+    if (p.indexed - logged < INDEX_LOG_EVERY) return;
+    logged = p.indexed;
+    log.info("search index: indexing older history", { indexed: p.indexed, total: p.total });
+  };
 }
 
 /**
  * The engine the config asks for: Redis when `redisUrl` is set, else the embedded one over `store`.
  * @throws {StoreError} or {@link UnavailableError} with one sentence.
  */
-export async function openEngine(config: Config, store: Store | undefined, log: Logger): Promise<Engine> {
+export async function openEngine(
+  config: Config,
+  store: Store | undefined,
+  log: Logger,
+  metrics?: Metrics,
+): Promise<Engine> {
   const { dedupWindowMs, auditRetain, guestForgetMs, ...redis } = settingsFor(config, [
     "dedupWindowSeconds",
     "auditRetain",
@@ -88,7 +111,8 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
       log,
     });
   }
-  return new EmbeddedEngine(store ?? await openStore(config), { dedupWindowMs, auditRetain, guestForgetMs });
+  const opened = store ?? await openStore(config, indexProgress(log, metrics));
+  return new EmbeddedEngine(opened, { dedupWindowMs, auditRetain, guestForgetMs });
 }
 
 /**
@@ -116,7 +140,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const files = await StaticFiles.load(deps.staticRoot ?? new URL("../static/", import.meta.url), {
     trustedOrigins: config.allowedOrigins,
   });
-  const engine = deps.engine ?? await openEngine(config, deps.store, log);
+  const engine = deps.engine ?? await openEngine(config, deps.store, log, metrics);
   const sharing = deps.sharing ?? sharingOf(engine);
   const chat = new Chat(config, { engine, sharing, log, metrics, verifier, now: deps.now });
   const flusher = new Flusher();

@@ -14,7 +14,7 @@ import { type Identity, keyOfUid } from "./identity.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { type Actor, Moderation } from "./moderation.ts";
-import { CloseCode, parseClientFrame, ProtocolError } from "./protocol.ts";
+import { CloseCode, parseClientFrame, ProtocolError, type SearchFrame } from "./protocol.ts";
 import { type ConversationItem, encode, encodeMessage, type ServerMessage } from "./server_messages.ts";
 import { LocalSharing, type Sharing } from "./sharing.ts";
 import { Admission, type OpenParams } from "./chat/admission.ts";
@@ -32,6 +32,7 @@ import { Presence } from "./chat/presence.ts";
 import { Reactions } from "./chat/reactions.ts";
 import { ReadState } from "./chat/read_state.ts";
 import { Rooms } from "./chat/rooms.ts";
+import { Search, type SearchAnswer } from "./chat/search.ts";
 import { Writer } from "./chat/writer.ts";
 import { type Handler, type Handlers, handlers } from "./chat/handlers.ts";
 
@@ -71,6 +72,7 @@ export class Chat {
   readonly #messages: Messages;
   readonly #direct: Direct;
   readonly #moderate: Moderate;
+  readonly #search: Search;
   readonly #edits: Edits;
   readonly #admission: Admission;
   readonly #handlers: Handlers;
@@ -120,6 +122,7 @@ export class Chat {
       rooms: this.#rooms,
       direct: this.#direct,
     });
+    this.#search = new Search(ctx);
     this.#handlers = handlers(ctx, {
       admission: this.#admission,
       naming: this.#naming,
@@ -131,6 +134,7 @@ export class Chat {
       edits: this.#edits,
       moderate: this.#moderate,
       directory: new Directory(ctx, { budget }),
+      search: this.#search,
     });
     this.#unsubscribe = [
       // Stored messages reach this process's members from the engine, once each and in seq order.
@@ -342,6 +346,14 @@ export class Chat {
    */
   post(actor: Actor, room: string, text: string, cid?: string): Promise<ChatMessage> {
     return this.#messages.post(actor, room, text, cid);
+  }
+
+  /**
+   * Searches every room and conversation (or the one named) for the server API (see {@link Search.find}).
+   * @throws {ProtocolError} `unsupported`, `bad_query`, `bad_message`, `store_failed`, `unavailable`.
+   */
+  search(msg: Omit<SearchFrame, "type">): Promise<SearchAnswer> {
+    return this.#search.find(msg);
   }
 
   /** A page of `room`'s history older than `before`, oldest first, and whether it reaches the start. */

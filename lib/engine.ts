@@ -23,6 +23,7 @@ import type {
   RoomChange,
   RoomRules,
 } from "./domain.ts";
+import type { SearchQuery } from "./search_text.ts";
 
 // The domain's types, where callers of the engine have always found them.
 export {
@@ -150,6 +151,31 @@ export interface StoredRoom {
   room: string;
   /** "" when none was set. */
   topic: string;
+}
+
+/** A search as an engine runs it; who may look where is decided before (lib/chat/search.ts). */
+export interface SearchRequest {
+  query: SearchQuery;
+  /** The rooms and conversations to look in; undefined: every one (the server API). */
+  rooms?: readonly string[];
+  /** Newest first, or best match first. */
+  order: "newest" | "best";
+  /** The `next` of the page before this one. */
+  cursor?: string;
+  /** Messages in the page. */
+  limit: number;
+  /** `performance.now()` past which the search stops with what it found (`partial`). */
+  deadline: number;
+}
+
+/** What a search found. */
+export interface SearchPage {
+  /** As stored now (never a deleted one), in the order asked for. */
+  messages: ChatMessage[];
+  /** The cursor of the next page, when there may be one. */
+  next?: string;
+  /** The time ran out: there may be more matches than these before `next`. */
+  partial?: true;
 }
 
 /** The engine cannot be reached (Redis is down): nothing was stored or read; try again later. */
@@ -306,6 +332,13 @@ export interface Engine {
    * (lib/sharing.ts).
    */
   publicRooms(query: RoomQuery): Promise<RoomListing<StoredRoom>>;
+
+  /**
+   * Finds stored messages by their words (see lib/search_text.ts). Optional, the one capability an
+   * engine may lack: a store without a text index (Redis as Debian ships it) leaves it out rather than
+   * scan every stream, and the chat answers `unsupported`.
+   */
+  search?(request: SearchRequest): Promise<SearchPage>;
   /** Why the engine cannot serve now (e.g. "redis unavailable"), or undefined while it can. */
   health(): string | undefined;
   /** Applies retention; resolves to how many messages were deleted. */

@@ -38,6 +38,8 @@ import type {
   ReadMark,
   RoomListing,
   RoomQuery,
+  SearchPage,
+  SearchRequest,
   StoredRoom,
 } from "./engine.ts";
 import { nameKeys } from "./names.ts";
@@ -391,6 +393,17 @@ export class EmbeddedEngine implements Engine {
     const run = this.#tail.then(fn);
     this.#tail = run.catch(() => {});
     return run;
+  }
+
+  search(request: SearchRequest): Promise<SearchPage> {
+    try {
+      const page = this.#store.search(request);
+      // A message being written is not handed out before it is delivered (as `after` does not).
+      const messages = page.messages.filter((m) => m.seq <= this.#delivered(m.room));
+      return Promise.resolve({ ...page, messages: messages.map((m) => this.#quoted(m.room, [m])[0]) });
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** The embedded store reports its failures through the writes that fail. */

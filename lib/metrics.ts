@@ -34,6 +34,11 @@ export class Metrics {
   storeBatches = 0;
   storeFailures = 0;
   listenerRestarts = 0;
+  searches = 0;
+  /** Searches cut off at `--search-timeout` (answered `partial`). */
+  searchesPartial = 0;
+  /** Messages of the history from before the search index still to index (0 once done). */
+  searchIndexBacklog = 0;
   readonly errors = new Map<ErrorCode, number>();
 
   /** Counts one error frame. */
@@ -101,6 +106,15 @@ export class Metrics {
     metric("listener_restarts_total", "counter", "Times the listener failed and was opened again.", [[
       "",
       this.listenerRestarts,
+    ]]);
+    metric("searches_total", "counter", "Searches answered.", [["", this.searches]]);
+    metric("searches_partial_total", "counter", "Searches cut off by their time limit.", [[
+      "",
+      this.searchesPartial,
+    ]]);
+    metric("search_index_backlog", "gauge", "Older messages the search index has still to take in.", [[
+      "",
+      this.searchIndexBacklog,
     ]]);
     metric(
       "errors_total",

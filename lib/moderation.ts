@@ -71,6 +71,19 @@ export class Moderation {
    * @throws {ProtocolError} `forbidden` or `banned` (with `until`), each with `room`.
    */
   admit(identity: Identity, room: string, access: RoomAccess, now: number): void {
+    this.check(identity, room, access, now);
+    const state = this.#state(room, access.rules);
+    state.rules = access.rules;
+    const entry: { allowed: boolean } & Sanctions = { allowed: access.allowed };
+    if (access.mute !== undefined) entry.mute = access.mute;
+    state.people.set(identity.uid, entry);
+  }
+
+  /**
+   * Throws what {@link admit} throws when `identity` may not enter `room`, and does nothing else: who
+   * may join a room may read it (search reads rooms without joining them).
+   */
+  check(identity: Identity, room: string, access: RoomAccess, now: number): void {
     if (!mayEnter(identity, room, access)) throw forbidden(room);
     // Only someone who could enter it were it private makes a room: to anyone else a name never
     // used and a private room answer alike, so refusals tell no private room's name.
@@ -85,11 +98,6 @@ export class Moderation {
         { room, until: access.ban },
       );
     }
-    const state = this.#state(room, access.rules);
-    state.rules = access.rules;
-    const entry: { allowed: boolean } & Sanctions = { allowed: access.allowed };
-    if (access.mute !== undefined) entry.mute = access.mute;
-    state.people.set(identity.uid, entry);
   }
 
   /** The room's rules as last seen (defaults for a room not served here). */

@@ -64,7 +64,9 @@ export type ErrorCode =
   | "message_not_found"
   | "edit_window_closed"
   | "too_many_reactions"
-  | "too_many_contacts";
+  | "too_many_contacts"
+  | "bad_query"
+  | "unsupported";
 
 /**
  * Facts of a refusal that a client acts on, sent as fields of the `error` frame beside the sentence
@@ -111,6 +113,12 @@ export type ClientMessage =
   /** A new name, a new display name ("" for none), or both (the name first). */
   | { type: "nick"; name?: string; display?: string }
   | { type: "history"; room: string; before?: number; limit?: number }
+  /**
+   * A room's page centered on `around` (a search result's seq: one request opens the room at it), or
+   * the page newer than `after` (paging forward from there).
+   */
+  | { type: "history"; room: string; around: number; limit?: number }
+  | { type: "history"; room: string; after: number; limit?: number }
   /** A direct conversation's history: older than `before`, or (with `after`) newer than `after`. */
   | { type: "history"; conv: string; before?: number; after?: number; limit?: number }
   /** How far the person has read a room or a direct conversation. */
@@ -140,8 +148,28 @@ export type ClientMessage =
   | { type: "auth"; token: string }
   /** A page of the room directory: public rooms whose name starts with `q`, after the room `after`. */
   | { type: "rooms"; q?: string; after?: string; limit?: number }
+  /** Message search (lib/search_text.ts has the query language; lib/chat/search.ts, where it looks). */
+  | SearchFrame
   /** A frame that was not JSON: text for the connection's current room. */
   | { type: "raw"; text: string };
+
+/** A `search` frame: `q`, in one room or conversation or everywhere the person reads, a page after `before`. */
+export interface SearchFrame {
+  type: "search";
+  q: string;
+  room?: string;
+  conv?: string;
+  /** Only messages of this sender (as `from:` in `q`). */
+  from?: string;
+  /** The `next` of the answer before: the page after it. */
+  before?: string;
+  limit?: number;
+  /** Newest first (the default) or best match first. */
+  order?: "newest" | "best";
+}
+
+/** A search page cursor (`next`): a place in newest-first order, or `r` and a count for best-first. */
+const CURSOR_RE = /^r?\d{1,16}$/;
 
 /** Limits the parser enforces. */
 export interface ParseLimits {
@@ -319,6 +347,16 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
         if (limit !== undefined) msg.limit = limit;
         return msg;
       }
+      const given = ["before", "around", "after"].filter((f) => o[f] !== undefined);
+      if (given.length > 1) {
+        throw new ProtocolError(
+          "bad_message",
+          `A history has one of "before", "around", "after", got ${given.join(", ")}`,
+        );
+      }
+      const { before: _, ...rest } = page(o);
+      if (o.around !== undefined) return { type: "history", ...rest, around: reqInt(o, "around", 1) };
+      if (o.after !== undefined) return { type: "history", ...rest, after: reqInt(o, "after", 0) };
       return { type: "history", ...page(o) };
     }
     case "ping":
@@ -401,6 +439,8 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };
+    case "search":
+      return parseSearch(o);
     default:
       throw new ProtocolError(
         "bad_message",
@@ -655,6 +695,40 @@ export function parseRules(
     );
   }
   return rules;
+}
+
+/**
+ * The fields of a `search` (the frame, or the API's query parameters as strings): the query's own
+ * length and syntax are the search feature's to check, against its settings.
+ * @throws {ProtocolError} bad_message
+ */
+export function parseSearch(o: Record<string, unknown>): SearchFrame {
+  const msg: SearchFrame = { type: "search", q: str(o, "q") };
+  if (o.room !== undefined && o.conv !== undefined) {
+    throw new ProtocolError("bad_message", "A search has either room or conv, not both");
+  }
+  if (o.room !== undefined) msg.room = room(o);
+  if (o.conv !== undefined) msg.conv = conv(o);
+  if (o.from !== undefined) msg.from = normalizeName(str(o, "from"), "Cannot search");
+  if (o.before !== undefined) {
+    const before = str(o, "before");
+    if (!CURSOR_RE.test(before)) {
+      throw new ProtocolError(
+        "bad_message",
+        `"before" must be the "next" of an earlier search, got ${quote(before)}`,
+      );
+    }
+    msg.before = before;
+  }
+  const limit = optInt(o, "limit", 1);
+  if (limit !== undefined) msg.limit = limit;
+  if (o.order !== undefined) {
+    if (o.order !== "newest" && o.order !== "best") {
+      throw new ProtocolError("bad_message", `"order" is "newest" or "best", got ${typeName(o.order)}`);
+    }
+    msg.order = o.order;
+  }
+  return msg;
 }
 
 /** An optional one-line string of at most `max` characters (control characters refused). */

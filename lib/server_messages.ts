@@ -44,7 +44,17 @@ export interface WelcomeLimits {
   burst: number;
   historyPage: number;
   editSeconds: number;
+  /** Characters in a search query; 0: this server has no search (its store keeps no text index). */
+  searchQueryChars: number;
+  /** Most results per `search` answer. */
+  searchPage: number;
 }
+
+/** One result of a `search` answer: the message, and the ranges of its text the query matched. */
+export type SearchResult = (WireMessage | WireConvMessage) & {
+  /** `[start, end)` UTF-16 offsets into `text`, sorted, not overlapping: what to highlight. */
+  matches: [number, number][];
+};
 
 /** Every message the server sends (the `error` frame is `encodeError`'s in lib/protocol.ts). */
 export type ServerMessage =
@@ -99,9 +109,23 @@ export type ServerMessage =
   | { type: "typing"; room: string; name: string; display?: string }
   /** A rename, or (`old` = `name`) a new display name; `display` is the person's display name now. */
   | { type: "nick"; old: string; name: string; display?: string }
-  | { type: "history"; room: string; messages: WireMessage[]; complete: boolean }
+  | {
+    type: "history";
+    room: string;
+    messages: WireMessage[];
+    /** Nothing older than these exists. */
+    complete: boolean;
+    /** The seq a centered page was asked around (`history {room, around}`). */
+    around?: number;
+    /** The seq a forward page was asked after (`history {room, after}`). */
+    after?: number;
+    /** A centered or forward page: newer messages exist between it and what the member has live. */
+    more?: boolean;
+  }
   | { type: "history"; conv: string; messages: WireConvMessage[]; complete: boolean; lastSeq: number }
   | { type: "pong"; ts: number }
+  /** A `search` answered: `q` as asked, a page of results, the cursor of the next one. */
+  | { type: "search"; q: string; results: SearchResult[]; next?: string; partial?: true }
   | {
     type: "reactions";
     room: string;

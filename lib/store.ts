@@ -22,6 +22,8 @@ import {
   toWire,
 } from "./domain.ts";
 import { listOf, type RoomQuery, type StoredRoom } from "./engine.ts";
+import type { SearchPage, SearchRequest } from "./engine.ts";
+import { fold, type IndexTerms, indexTerms, matches, score, searchId } from "./search_text.ts";
 
 // The domain's helpers, where stores have always found them.
 export { checkRoomChange, holds, mergeRules, newEpoch, type StoredMessage, toWire } from "./domain.ts";
@@ -138,9 +140,17 @@ export interface Store {
    * passed (with their read positions); resolves to how many messages were deleted.
    */
   prune(now: number): Promise<number>;
+  /**
+   * Held messages that match `request.query`, in its order (see {@link SearchRequest}); every append,
+   * change and prune is seen by the next search. Never a deleted message; an edited one by its text now.
+   */
+  search(request: SearchRequest): SearchPage;
   /** Waits for pending writes, then closes files. Idempotent. */
   close(): Promise<void>;
 }
+
+/** How often (in messages looked at) a search looks at the clock. */
+const CLOCK_EVERY = 256;
 
 /** A store failure: the message says what failed and where. */
 export class StoreError extends Error {
@@ -173,6 +183,11 @@ export class MemoryStore implements Store {
   readonly #convs = new Map<string, Map<string, ConversationEntry>>();
   /** `key\nroom` to read position. */
   readonly #reads = new Map<string, number>();
+  /** The search index: `room\nseq` to the message's terms, its sender folded and its place. */
+  readonly #docs = new Map<string, { id: number; terms: IndexTerms; sender: string }>();
+  /** Places in newest-last order (some of messages gone since: skipped, swept as it grows). */
+  #places: { id: number; key: string }[] = [];
+  #lastId = 0;
   readonly #opts: RetentionOptions;
   readonly epoch = newEpoch();
 
@@ -205,6 +220,7 @@ export class MemoryStore implements Store {
       if (stored.replyTo) stored.replyTo = { seq: stored.replyTo.seq, from: stored.replyTo.from, text: "" };
       r.messages.push(stored);
       if (m.cid !== undefined) this.#cids.set(`${m.key}\n${m.cid}`, stored);
+      this.#index(stored);
       for (const key of m.mentionKeys ?? []) {
         let rooms = this.#mentions.get(key);
         if (!rooms) this.#mentions.set(key, rooms = new Map());
@@ -349,6 +365,7 @@ export class MemoryStore implements Store {
     if (m.deleted && m.display !== undefined) stored.display = m.display;
     if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
     if (m.deleted) this.#forgetExtras(msgs[i]);
+    else this.#docs.get(`${m.room}\n${m.seq}`)!.terms = indexTerms(m.text);
     if (m.deleted && m.rev !== undefined) stored.rev = m.rev;
     if (m.rev !== undefined) room!.rev = Math.max(room!.rev ?? 0, m.rev);
     msgs[i] = stored;
@@ -570,8 +587,64 @@ export class MemoryStore implements Store {
     }
   }
 
+  /** A message is stored: it is found by its words from now on. */
+  #index(m: StoredMessage): void {
+    const id = this.#lastId = searchId(m.ts, this.#lastId);
+    const key = `${m.room}\n${m.seq}`;
+    this.#docs.set(key, { id, terms: indexTerms(m.text), sender: fold(m.from) });
+    this.#places.push({ id, key });
+  }
+
+  search(request: SearchRequest): SearchPage {
+    const { query: q, order, limit, deadline } = request;
+    const rooms = request.rooms && new Set(request.rooms);
+    const low = q.after === undefined ? 0 : q.after * 1000;
+    let high = q.before === undefined ? Infinity : q.before * 1000;
+    if (order === "newest" && request.cursor !== undefined) high = Math.min(high, Number(request.cursor));
+    const found: { id: number; key: string; score: number }[] = [];
+    let partial = false, stoppedAt = high;
+    for (let i = this.#places.length - 1, n = 0; i >= 0; i--, n++) {
+      const { id, key } = this.#places[i];
+      if (n % CLOCK_EVERY === 0 && performance.now() > deadline) {
+        partial = true;
+        stoppedAt = Math.min(stoppedAt, id + 1);
+        break;
+      }
+      if (id >= high) continue;
+      if (id < low) break;
+      const doc = this.#docs.get(key);
+      if (doc?.id !== id) continue;
+      if (rooms && !rooms.has(key.slice(0, key.indexOf("\n")))) continue;
+      if (q.from !== undefined && doc.sender !== q.from) continue;
+      if (!matches(doc.terms, q)) continue;
+      found.push({ id, key, score: order === "best" ? score(doc.terms, q) : 0 });
+      if (order === "newest" && found.length > limit) break;
+    }
+    let start = 0;
+    if (order === "best") {
+      found.sort((a, b) => b.score - a.score || b.id - a.id);
+      start = request.cursor === undefined ? 0 : Number(request.cursor.slice(1));
+    }
+    const page = found.slice(start, start + limit);
+    const messages = page.map(({ key }) => {
+      const at = key.indexOf("\n");
+      return toWire(this.message(key.slice(0, at), Number(key.slice(at + 1)))!);
+    });
+    const out: SearchPage = { messages };
+    if (order === "best") {
+      if (found.length > start + limit) out.next = `r${start + limit}`;
+    } else if (found.length > limit) out.next = String(page.at(-1)!.id);
+    else if (partial) out.next = String(stoppedAt);
+    if (partial) out.partial = true;
+    return out;
+  }
+
   /** A message is gone (deleted or removed by retention): its reactions and mention rows go too. */
   #forgetExtras(m: StoredMessage): void {
+    this.#docs.delete(`${m.room}\n${m.seq}`);
+    if (this.#places.length > 2 * this.#docs.size + 1024) {
+      this.#places = this.#places.filter((p) => this.#docs.get(p.key)?.id === p.id);
+    }
     const bySeq = this.#reactions.get(m.room);
     if (bySeq?.delete(m.seq) && bySeq.size === 0) this.#reactions.delete(m.room);
     for (const key of m.mentionKeys ?? []) {

@@ -36,12 +36,37 @@ import {
   storedMessageOf,
 } from "./store_sqlite_rows.ts";
 import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
+import type { SearchPage, SearchRequest } from "./engine.ts";
+import { fold, ftsMatch, indexTerms, tagsOf } from "./search_text.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
   /** `full` fsyncs every commit (survives power loss); `normal` survives a killed process. */
   durability: Durability;
+  /**
+   * Told how indexing the history from before the search index goes (it runs in the background,
+   * the store serving meanwhile): after each step, and once at the end with `done`.
+   */
+  onIndexProgress?: (p: IndexProgress) => void;
+  /**
+   * Whether new messages go into the search index. Off only to measure what indexing costs a write
+   * (`bench/search_bench.ts`): messages written so are found by no search.
+   * @default true
+   */
+  searchIndex?: boolean;
 }
+
+/** How far indexing the history written before the search index has got. */
+export interface IndexProgress {
+  /** Messages looked at so far (of those not deleted). */
+  indexed: number;
+  /** Messages stored when it started. */
+  total: number;
+  done: boolean;
+}
+
+/** Messages the search index rebuild reads and writes in one step (one transaction). */
+const REBUILD_STEP = 500;
 
 /**
  * A bound row limit. SQLite (3.53 here) plans with the value of a plain `LIMIT ?`, so every binding
@@ -67,6 +92,12 @@ interface PeopleBatch {
 
 /** How often, at most, an append moves a person's directory entry's forget time (ms). */
 const KEEP_EVERY_MS = 60_000;
+
+/** A message's search index row: its sender folded, its words, CJK extras and tags (space-separated). */
+function indexRow(room: string, from: string, text: string): string[] {
+  const t = indexTerms(text);
+  return [fold(from), t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
+}
 
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
@@ -97,7 +128,11 @@ export class SqliteStore implements Store {
   readonly #convPeer: StatementSync;
   readonly #wrote: StatementSync;
   readonly #readOf: StatementSync;
+  readonly #search: StatementSync;
+  readonly #searchBest: StatementSync;
   readonly #worker: Worker;
+  /** The rebuild of the search index for older history, while it runs; `#closed` stops it. */
+  #rebuild: Promise<void> | undefined;
   readonly #waiting = new Map<number, { resolve: (a: WriterAnswer) => void }>();
   #nextId = 1;
   /** Directory entries waiting to go to the writer together (see {@link PEOPLE_WRITE_DELAY_MS}). */
@@ -179,6 +214,14 @@ export class SqliteStore implements Store {
     // the first; in one they never did, the other's messages, which first-contact limits keep few.
     this.#wrote = db.prepare("SELECT 1 FROM messages WHERE room = ? AND ukey = ? LIMIT 1");
     this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
+    // From the index to the docs (CROSS JOIN keeps that order): FTS5 walks its matches newest first,
+    // narrowed to the rooms and sender by their tags, and stops at the page's end.
+    const searchFrom = `FROM message_search s CROSS JOIN search_docs d ON d.id = s.rowid
+       WHERE message_search MATCH ?1 AND s.rowid < ?2 AND s.rowid >= ?3`;
+    this.#search = db.prepare(`SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rowid DESC`);
+    this.#searchBest = db.prepare(
+      `SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rank, s.rowid DESC LIMIT -1 OFFSET ?4`,
+    );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
       const w = this.#waiting.get(e.data.id);
@@ -214,6 +257,7 @@ export class SqliteStore implements Store {
       await store.close();
       throw new StoreError(`Cannot start the writer of "${path}": ${a.error}`);
     }
+    store.#rebuild = store.#rebuildIndex();
     return store;
   }
 
@@ -239,7 +283,8 @@ export class SqliteStore implements Store {
       }
     }
     const keeps = [...keep].map(([key, until]) => [until, key]);
-    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps });
+    const index = this.#opts.searchIndex === false ? [] : batch.map((m) => indexRow(m.room, m.from, m.text));
+    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps, index });
     if (!a.ok) {
       for (const key of keep.keys()) this.#kept.forget(key);
       throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
@@ -382,6 +427,7 @@ export class SqliteStore implements Store {
       audits: changes.map((c) => c.audit ? auditRow(c.message.room, c.audit) : null),
       auditRetain,
       scrub: ms.some((m) => m.deleted),
+      index: ms.map((m) => m.deleted ? null : indexRow(m.room, m.from, m.text)),
     });
     if (!a.ok) {
       const what = ms.length === 1 ? `message ${ms[0].seq} of room "${ms[0].room}"` : `${ms.length} messages`;
@@ -466,8 +512,87 @@ export class SqliteStore implements Store {
     return a.count ?? 0;
   }
 
+  search(request: SearchRequest): SearchPage {
+    const { query: q, order, limit, deadline } = request;
+    const high = Math.min(
+      q.before === undefined ? Number.MAX_SAFE_INTEGER : q.before * 1000,
+      order === "newest" && request.cursor !== undefined ? Number(request.cursor) : Number.MAX_SAFE_INTEGER,
+    );
+    const low = q.after === undefined ? 0 : q.after * 1000;
+    if (request.rooms?.length === 0) return { messages: [] };
+    const offset = order === "best" && request.cursor !== undefined ? Number(request.cursor.slice(1)) : 0;
+    const args = [ftsMatch(q, request.rooms), high, low];
+    const rows = order === "best" ? this.#searchBest.iterate(...args, offset) : this.#search.iterate(...args);
+    const messages: ChatMessage[] = [];
+    let last = 0, more = false, partial = false;
+    for (const r of rows as Iterable<{ id: number; room: string; seq: number }>) {
+      if (messages.length === limit) {
+        more = true;
+        break;
+      }
+      const row = this.#message.get(r.room, r.seq) as MessageRow | undefined;
+      // A row retention removed since (its index row goes at the next prune).
+      if (row && !row.deleted) messages.push(messageOf(row)), last = r.id;
+      if (performance.now() > deadline) {
+        partial = true;
+        last = r.id;
+        break;
+      }
+    }
+    const out: SearchPage = { messages };
+    if (more || partial) out.next = order === "best" ? `r${offset + messages.length}` : String(last);
+    if (partial) out.partial = true;
+    return out;
+  }
+
+  /**
+   * Indexes the history written before the search index existed, a step at a time in the background
+   * (the rows of a step are read here and written by the writer in one transaction with the progress),
+   * until it is done or the store closes. New messages are indexed as they are written meanwhile.
+   */
+  async #rebuildIndex(): Promise<void> {
+    const at = this.#db.prepare("SELECT v FROM meta WHERE k = 'search_rebuild'").get() as
+      | { v: string }
+      | undefined;
+    if (!at || at.v === "done") return;
+    const next = this.#db.prepare(
+      `SELECT room, seq, ts, sender, text FROM messages WHERE deleted = 0 AND (room, seq) > (?, ?)
+       ORDER BY room, seq ${LIMIT}`,
+    );
+    const total =
+      (this.#db.prepare("SELECT count(*) AS n FROM messages WHERE deleted = 0").get() as { n: number })
+        .n;
+    let [room, seq] = JSON.parse(at.v) as [string?, number?];
+    let indexed = 0;
+    while (!this.#closed && !this.#dead) {
+      const batch = next.all(room ?? "", seq ?? -1, REBUILD_STEP) as {
+        room: string;
+        seq: number;
+        ts: number;
+        sender: string;
+        text: string;
+      }[];
+      const done = batch.length < REBUILD_STEP;
+      const lastRow = batch.at(-1);
+      if (lastRow) [room, seq] = [lastRow.room, lastRow.seq];
+      const rows = batch.map((m) => {
+        const [sender, words, extra, tags] = indexRow(m.room, m.sender, m.text);
+        return [m.room, m.seq, m.ts, sender, m.text, words, extra, tags];
+      });
+      const cursor = done ? "done" : JSON.stringify([room, seq]);
+      const a = await this.#request({ id: 0, op: "index", rows, cursor });
+      if (!a.ok) return;
+      indexed += batch.length;
+      this.#opts.onIndexProgress?.({ indexed, total, done });
+      if (done) return;
+      // Sends and reads go between steps.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  }
+
   close(): Promise<void> {
     return this.#closed ??= (async () => {
+      await this.#rebuild;
       this.#peopleBatch?.send();
       // Requests are answered in order, so this waits for every write before it.
       if (!this.#dead) await this.#request({ id: 0, op: "close" });

@@ -32,6 +32,13 @@ const SCHEMA_VERSION = 4;
  * `guests`, when each guest's directory entry is forgotten (see `Store.rememberPerson`); a file from
  * before has none, so its guests stay until they connect again. And `conversations_conv`: retention
  * that empties a conversation finds its two list entries (and read positions) by it.
+ *
+ * Added within version 4 (#21, new tables again, so no upgrade step): the search index. `search_docs`
+ * numbers each indexed message (`id`: see `searchId`, newest-first order and the page cursor) with its
+ * room, seq and sender (folded, for `from:`); `message_search` is FTS5 over the folded words, the CJK
+ * characters and pairs, and tags (`link`), contentless: the text stays in `messages` only, so a delete
+ * leaves no copy. `meta.search_rebuild` is where indexing of the history from before the index has got
+ * to: `done`, or the last `[room, seq]` indexed (`[]`: not started).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (
@@ -87,6 +94,15 @@ CREATE TABLE IF NOT EXISTS reactions (
   room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
   PRIMARY KEY (room, seq, emoji, ukey)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_docs (
+  id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS search_docs_message ON search_docs (room, seq);
+CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5 (
+  words, extra, tags, content = '', contentless_delete = 1, tokenize = 'ascii'
+);
+INSERT OR IGNORE INTO meta (k, v)
+  SELECT 'search_rebuild', CASE WHEN EXISTS (SELECT 1 FROM messages) THEN '[]' ELSE 'done' END;
 PRAGMA user_version = ${SCHEMA_VERSION};
 `;
 

@@ -45,6 +45,7 @@ class Writer {
   readonly #dropRead;
   /** A delete's old text may still be in the WAL file: the checkpoint that wipes it was busy. */
   #scrubPending = false;
+  readonly #search: SearchIndexWriter;
   /** Rooms written since the last prune: count retention only looks at those. */
   readonly #touched = new Set<string>();
 
@@ -157,6 +158,7 @@ class Writer {
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
+    this.#search = new SearchIndexWriter(this.#db);
   }
 
   /** Runs `fn` in one transaction; a false result (or a throw) rolls it back. */
@@ -196,6 +198,7 @@ class Writer {
     audits: readonly (AuditRow | null)[],
     retain: number,
     scrub: boolean,
+    index: readonly (string[] | null)[],
   ): number[] {
     const counts: number[] = [];
     this.#transaction(() => {
@@ -205,6 +208,8 @@ class Writer {
         if (n !== 1) return;
         const [room, seq] = [row[3] as string, row[4] as number];
         if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(room, seq); }
+        // An edit is found by its new text only, a delete not at all: in the change's transaction.
+        this.#search.change(room, seq, index[i] ?? null);
         const rev = revs[i];
         if (rev !== null) {
           this.#setMessageRev.run(rev, room, seq);
@@ -279,14 +284,17 @@ class Writer {
     reads: readonly (string | number)[][],
     convs: readonly (string | number)[][],
     keeps: readonly (string | number)[][],
+    index: readonly string[][],
   ): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      for (const r of rows) {
+      rows.forEach((r, i) => {
         this.#insert.run(...r);
         last.set(r[0] as string, r[1] as number);
-      }
+        // Findable once acked: the index row is in the message's transaction.
+        if (index[i]) this.#search.add(r[0] as string, r[1] as number, r[2] as number, index[i]);
+      });
       for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);
       // One row per sender and room: the batch's last message of each.
@@ -331,6 +339,7 @@ class Writer {
         const last = (this.#getLast.get(room) as { s: number } | undefined)?.s ?? 0;
         const trimmed = Number(this.#trimCount.run(room, last - retainMessages).changes);
         if (trimmed > 0) { for (const t of this.#trimExtras) t.run(room, last - retainMessages); }
+        if (trimmed > 0) this.#search.trimRoom(room, last - retainMessages);
         n += trimmed;
       }
     }
@@ -339,6 +348,7 @@ class Writer {
       const gone = this.#trimAge.all(now - retainMs) as { room: string }[];
       if (gone.length > 0) {
         for (const o of this.#orphans) o.run();
+        this.#search.trimOrphans();
         this.#forgetEmptied(new Set(gone.map((r) => r.room)));
       }
       n += gone.length;
@@ -365,8 +375,119 @@ class Writer {
     }
   }
 
+  /** History from before the index (see the `index` request), in one transaction with its progress. */
+  index(rows: readonly (string | number)[][], cursor: string): number {
+    let n = 0;
+    this.#transaction(() => {
+      for (const r of rows) if (this.#search.rebuild(r)) n++;
+      this.#search.progress(cursor);
+      return true;
+    });
+    return n;
+  }
+
   close(): void {
     this.#db.close();
+  }
+}
+
+/**
+ * The search index's writes (tables `search_docs` and `message_search`, see the schema): always in the
+ * transaction of the message write they go with.
+ */
+class SearchIndexWriter {
+  readonly #lastId;
+  readonly #idInMs;
+  readonly #addDoc;
+  readonly #addText;
+  readonly #docOf;
+  readonly #dropDoc;
+  readonly #dropText;
+  readonly #trimRoom;
+  readonly #trimOrphans;
+  readonly #current;
+  readonly #message;
+  readonly #progress;
+
+  constructor(db: DatabaseSync) {
+    this.#lastId = db.prepare("SELECT coalesce(max(id), 0) AS id FROM search_docs");
+    // History indexed late goes at its own time among the rest: the next free number in its ms.
+    this.#idInMs = db.prepare(
+      "SELECT coalesce(max(id) + 1, ?1) AS id FROM search_docs WHERE id >= ?1 AND id < ?1 + 1000",
+    );
+    this.#addDoc = db.prepare("INSERT INTO search_docs (id, room, seq, sender) VALUES (?, ?, ?, ?)");
+    this.#addText = db.prepare("INSERT INTO message_search (rowid, words, extra, tags) VALUES (?, ?, ?, ?)");
+    this.#docOf = db.prepare("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
+    this.#dropDoc = db.prepare("DELETE FROM search_docs WHERE id = ?");
+    this.#dropText = db.prepare("DELETE FROM message_search WHERE rowid = ?");
+    this.#trimRoom = db.prepare("DELETE FROM search_docs WHERE room = ? AND seq <= ? RETURNING id");
+    this.#trimOrphans = db.prepare(
+      `DELETE FROM search_docs WHERE NOT EXISTS
+         (SELECT 1 FROM messages m WHERE m.room = search_docs.room AND m.seq = search_docs.seq) RETURNING id`,
+    );
+    this.#current = db.prepare(
+      "SELECT 1 FROM messages WHERE room = ? AND seq = ? AND deleted = 0 AND text = ?",
+    );
+    this.#message = db.prepare("SELECT ts FROM messages WHERE room = ? AND seq = ?");
+    this.#progress = db.prepare("UPDATE meta SET v = ? WHERE k = 'search_rebuild'");
+  }
+
+  /** A new message: sender (folded), words, extra, tags. */
+  add(room: string, seq: number, ts: number, row: readonly string[]): void {
+    const id = Math.max(ts * 1000, (this.#lastId.get() as { id: number }).id + 1);
+    this.#addDoc.run(id, room, seq, row[0]);
+    this.#addText.run(id, row[1], row[2], row[3]);
+  }
+
+  /** An edit (its sender folded, new words, extra, tags) or a delete (null). */
+  change(room: string, seq: number, row: readonly string[] | null): void {
+    const doc = this.#docOf.get(room, seq) as { id: number } | undefined;
+    if (doc) this.#dropText.run(doc.id);
+    if (row === null) {
+      if (doc) this.#dropDoc.run(doc.id);
+      return;
+    }
+    if (doc) return void this.#addText.run(doc.id, row[1], row[2], row[3]);
+    // Edited before the rebuild got to it: indexed now, by its new text.
+    const m = this.#message.get(room, seq) as { ts: number } | undefined;
+    if (m) this.#insertLate(room, seq, m.ts, row);
+  }
+
+  /** Indexes a message of time `ts` among the others of its ms: sender, words, extra, tags. */
+  #insertLate(room: string, seq: number, ts: number, row: readonly string[]): void {
+    const id = (this.#idInMs.get(ts * 1000) as { id: number }).id;
+    this.#addDoc.run(id, room, seq, row[0]);
+    this.#addText.run(id, row[1], row[2], row[3]);
+  }
+
+  /** One message of the rebuild: true when indexed (false: indexed already, or changed since read). */
+  rebuild(r: readonly (string | number)[]): boolean {
+    const [room, seq, ts, sender, text, words, extra, tags] = r as [
+      string,
+      number,
+      number,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    if (this.#docOf.get(room, seq)) return false;
+    if (!this.#current.get(room, seq, text)) return false;
+    this.#insertLate(room, seq, ts, [sender, words, extra, tags]);
+    return true;
+  }
+
+  progress(cursor: string): void {
+    this.#progress.run(cursor);
+  }
+
+  trimRoom(room: string, upTo: number): void {
+    for (const { id } of this.#trimRoom.all(room, upTo) as { id: number }[]) this.#dropText.run(id);
+  }
+
+  trimOrphans(): void {
+    for (const { id } of this.#trimOrphans.all() as { id: number }[]) this.#dropText.run(id);
   }
 }
 
@@ -385,7 +506,7 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps);
+          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps, req.index);
           answer = { id: req.id, ok: true };
           break;
         case "react":
@@ -407,8 +528,18 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
           answer = {
             id: req.id,
             ok: true,
-            counts: writer!.changeMessages(req.rows, req.revs, req.audits, req.auditRetain, req.scrub),
+            counts: writer!.changeMessages(
+              req.rows,
+              req.revs,
+              req.audits,
+              req.auditRetain,
+              req.scrub,
+              req.index,
+            ),
           };
+          break;
+        case "index":
+          answer = { id: req.id, ok: true, count: writer!.index(req.rows, req.cursor) };
           break;
         case "room":
           writer!.changeRoom(req.room, req.change, req.audit, req.auditRetain);

@@ -22,7 +22,15 @@ export type WriterRequest =
     convs: (string | number)[][];
     /** Guests who wrote or are in a conversation stay in the directory at least until: until, ukey. */
     keeps: (string | number)[][];
+    /** The search index's row of each message: sender (folded), words, extra, tags (see `search_text.ts`); empty: none indexed. */
+    index: string[][];
   }
+  /**
+   * History from before the search index, indexed by the rebuild: room, seq, ts, sender (folded), text,
+   * words, extra, tags. A row whose message was deleted, edited or removed since it was read is left
+   * out (its change indexed it already); `cursor` is stored as the rebuild's progress.
+   */
+  | { id: number; op: "index"; rows: (string | number)[][]; cursor: string }
   | { id: number; op: "react"; row: (string | number)[]; on: boolean }
   /** ukey, uid, name, name_key, seen_ts, until (a guest's; null for a signed person). */
   | { id: number; op: "people"; rows: (string | number | null)[][] }
@@ -40,6 +48,8 @@ export type WriterRequest =
     auditRetain: number;
     /** Some are deletes: once committed, the old texts are wiped from the WAL file too. */
     scrub: boolean;
+    /** Each edit's search index row (sender folded, words, extra, tags); null for a delete (its row goes). */
+    index: (string[] | null)[];
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };

@@ -158,6 +158,12 @@ export class TextMode {
         );
         return `* rooms: ${shown.join(", ")}${m.next ? ", …" : ""}`;
       }
+      case "search": {
+        const n = m.results.length;
+        return `* ${n} message${n === 1 ? "" : "s"} found for ${JSON.stringify(oneLine(m.q))}${
+          m.next !== undefined ? ", more after them" : ""
+        }${m.partial ? " (the search ran out of time)" : ""}`;
+      }
       case "reactions":
         return `* ${who(m.by, m)} ${m.on ? "reacted" : "took back"} ${m.emoji} ${
           m.on ? "to" : "on"

@@ -20,6 +20,7 @@ import { createNotifications } from "./views/notifications.js";
 import { createReading } from "./views/reading.js";
 import { createReplyBar } from "./views/reply.js";
 import { createRoomInfo } from "./views/roominfo.js";
+import { createSearch } from "./views/search.js";
 import { createSidebar } from "./views/sidebar.js";
 import { isDirect, STORAGE_PREFIX } from "./views/state.js";
 import { createThread } from "./views/thread.js";
@@ -164,6 +165,43 @@ async function start(who = {}, getToken) {
   });
 
   // -------------------------------------------------------------------------------------------
+  // Search: a result opens its room at the message
+
+  /**
+   * The search result being opened: its room is being joined, or the page around it was asked for.
+   * Kept a few seconds after it is shown: the pages that fill up to the held messages move the thread,
+   * and it is shown again after each.
+   * @type {{ key: string, seq: number, shown: boolean, until: number } | undefined}
+   */
+  let jumping;
+  const JUMP_MS = 5000;
+  createSearch(state, {
+    open(hit) {
+      if (hit.room !== undefined) {
+        jumping = { key: hit.room, seq: hit.seq, shown: false, until: Date.now() + JUMP_MS };
+        go(hit.room);
+        tryJump();
+        return;
+      }
+      // A direct message: its conversation opens (at its end; paging finds older ones).
+      const d = [...client.directs.values()].find((c) => c.conv === hit.conv);
+      if (d) go(`@${d.peer}`);
+    },
+  });
+
+  /** Shows the message a search result points at, once its room is joined and the message held. */
+  function tryJump() {
+    if (jumping && Date.now() > jumping.until) jumping = undefined;
+    if (!jumping || jumping.key !== state.active) return;
+    const { key, seq } = jumping;
+    if (!client.rooms.get(key)?.joined) return; // the joined event tries again
+    if (client.jumpTo(key, seq)) {
+      thread.reveal(key, seq, { focus: !jumping.shown });
+      jumping.shown = true;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
   // Navigation
 
   /**
@@ -183,6 +221,7 @@ async function start(who = {}, getToken) {
     composer.renderTyping();
     topbar.renderTitle();
     thread.maybeLoadOlder();
+    if (jumping?.key === key) tryJump();
   }
 
   /** The names of the open conversation: its title, and the message box's label and placeholder. */
@@ -354,6 +393,7 @@ async function start(who = {}, getToken) {
     thread.joined(room, added);
     reading.check();
     renderCounts();
+    if (jumping?.key === room) tryJump();
   });
   client.addEventListener("message", (e) => {
     const { room, peer, message } = detail(e);
@@ -364,8 +404,16 @@ async function start(who = {}, getToken) {
     renderCounts();
   });
   client.addEventListener("history", (e) => {
-    const { room, peer } = detail(e);
+    const { room, peer, around } = detail(e);
     thread.history(room ?? `@${peer}`);
+    if (jumping && jumping.key === room) {
+      // The page around it came (or a page filling up to the held messages): show it there again.
+      if (client.rooms.get(room)?.find(jumping.seq)) tryJump();
+      else if (around === jumping.seq) {
+        toast("That message is no longer there");
+        jumping = undefined;
+      }
+    }
     if (peer !== undefined) reading.check();
     renderCounts();
   });

@@ -166,6 +166,8 @@ export class Admission {
         burst: cfg.burst,
         historyPage: cfg.historyPage,
         editSeconds: cfg.editWindowSeconds,
+        searchQueryChars: this.#ctx.engine.search ? cfg.searchMaxQueryChars : 0,
+        searchPage: cfg.searchPage,
       },
       version: PROTOCOL_VERSION,
       release: RELEASE,

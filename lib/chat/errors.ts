@@ -12,6 +12,8 @@ export type Failed =
   | { reading: string }
   /** Looking up or reaching people (names, directory, lines to a person). */
   | "people"
+  /** Running a search. */
+  | "search"
   /** Storing a read position: where (`room "x"`, `this conversation`). */
   | { marking: string }
   /** A reaction, edit, delete or moderation action in a room. */
@@ -26,6 +28,11 @@ export type Failed =
 export function engineError(what: Failed, e: unknown): ProtocolError {
   if (e instanceof ProtocolError) return e;
   const away = e instanceof UnavailableError;
+  if (what === "search") {
+    return away
+      ? new ProtocolError("unavailable", "Search cannot reach the store now; try again in a moment")
+      : new ProtocolError("store_failed", "The search could not be run now; try again later");
+  }
   if (what === "people") {
     return away
       ? new ProtocolError(

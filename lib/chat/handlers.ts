@@ -18,6 +18,7 @@ import type { Naming } from "./naming.ts";
 import type { Reactions } from "./reactions.ts";
 import type { ReadState } from "./read_state.ts";
 import type { Rooms } from "./rooms.ts";
+import type { Search } from "./search.ts";
 
 /** The client messages of type `T` (a union member may carry several types, as `allow | disallow`). */
 type MessageOf<T, M = ClientMessage> = M extends { type: infer U } ? (T extends U ? M : never) : never;
@@ -38,6 +39,7 @@ export interface Features {
   edits: Edits;
   moderate: Moderate;
   directory: Directory;
+  search: Search;
 }
 
 /** Every client message type's handler, over the features. */
@@ -70,6 +72,10 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     history: (c, m) =>
       "conv" in m
         ? f.direct.history(c, m.conv, m.before, m.after, m.limit)
+        : "around" in m
+        ? f.rooms.around(c, m.room, m.around, m.limit)
+        : "after" in m
+        ? f.rooms.newer(c, m.room, m.after, m.limit)
         : f.rooms.history(c, m.room, m.before, m.limit),
     read: (c, m) => "conv" in m ? f.reads.readConv(c, m.conv, m.seq) : f.reads.readRoom(c, m.room, m.seq),
     conversations: (c, m) => f.direct.list(c, m.before ?? Number.MAX_SAFE_INTEGER, page(m.limit), true),
@@ -97,5 +103,6 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     audit: (c, m) => f.moderate.audit(c, m.room, m.before, m.limit),
     auth: (c, m) => f.admission.auth(c, m.token),
     rooms: (c, m) => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit),
+    search: (c, m) => f.search.search(c, m),
   };
 }

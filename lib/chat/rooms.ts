@@ -293,6 +293,80 @@ export class Rooms {
   }
 
   /**
+   * `history {room, around}`: the page centered on seq `around` (half of it older, `around` itself,
+   * the rest newer), never newer than what the member has live: how a search result opens its room at
+   * the message in one request. `more` says whether newer messages lie between it and the live end.
+   */
+  around(conn: Conn, room: string, around: number, limit?: number): void {
+    const { hub, engine, cfg } = this.#ctx;
+    mustBeMember(this.#ctx, conn, room, "read the history of");
+    const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
+    const known = hub.knownSeq(conn.peer.id, room);
+    const at = Math.min(around, known);
+    const olderWanted = Math.floor((n - 1) / 2) + 1;
+    this.#page(conn, room, { around }, async () => {
+      const older = await engine.before(room, at + 1, olderWanted + 1);
+      const complete = older.messages.length <= olderWanted;
+      const head = older.messages.slice(complete ? 0 : 1);
+      // Near the start the older half is short: the newer side fills the page.
+      const newerWanted = n - head.length;
+      const newer = await engine.after(room, at, newerWanted + 1);
+      const tail = newer.messages.filter((m) => m.seq <= known);
+      return {
+        messages: [...head, ...tail.slice(0, newerWanted)],
+        complete,
+        more: tail.length > newerWanted,
+      };
+    });
+  }
+
+  /** `history {room, after}`: the page newer than `after`, up to what the member has live. */
+  newer(conn: Conn, room: string, after: number, limit?: number): void {
+    const { hub, engine, cfg } = this.#ctx;
+    mustBeMember(this.#ctx, conn, room, "read the history of");
+    const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
+    const known = hub.knownSeq(conn.peer.id, room);
+    this.#page(conn, room, { after }, async () => {
+      const page = await engine.after(room, after, n + 1);
+      const tail = page.messages.filter((m) => m.seq <= known);
+      // "complete" speaks of older messages: a forward page does not look at them.
+      return { messages: tail.slice(0, n), complete: false, more: tail.length > n };
+    });
+  }
+
+  /** Reads a centered or forward page, attaches reactions and answers `history` with `more`. */
+  #page(
+    conn: Conn,
+    room: string,
+    asked: { around: number } | { after: number },
+    read: () => Promise<{ messages: ChatMessage[]; complete: boolean; more: boolean }>,
+  ): void {
+    const { hub, conns, log } = this.#ctx;
+    const id = conn.peer.id;
+    const here = () => conns.alive(conn) && hub.isMember(id, room);
+    this.#budget.during(conn, () =>
+      read().then(({ messages, complete, more }) => {
+        if (!here()) return;
+        return this.#reactions.attach(room, messages, conn.key).then((withReactions) => {
+          if (!here()) return;
+          // Cut to one answer from the newer end: the page stays joined to what it was asked from.
+          const fits = this.#budget.oldest(withReactions);
+          conn.peer.send(encode({
+            type: "history",
+            room,
+            messages: fits.map(wireMessage),
+            complete,
+            ...asked,
+            more: more || fits.length < withReactions.length,
+          }));
+        });
+      })).catch((e) => {
+        log.error("history read failed", { room, error: (e as Error).message });
+        conns.answer(conn.peer, engineError({ reading: room }, e), { room });
+      });
+  }
+
+  /**
    * The room has a new epoch: its history was lost and its seqs start over (`from` 0), or the store
    * went back to seq `from` and gives the seqs after it out again. Every member here is told with a
    * fresh `joined` (nothing in it, `truncated`, the new epoch, `lastSeq` = `from`), so no client takes

@@ -36,6 +36,9 @@ const DEFAULT_LIMITS = Object.freeze({
   burst: 30,
   historyPage: 200,
   editSeconds: 900,
+  // Unknown until welcome says: no search box before.
+  searchQueryChars: 0,
+  searchPage: 20,
 });
 
 /**
@@ -45,7 +48,9 @@ const DEFAULT_LIMITS = Object.freeze({
  * - `rooms` {}: the set of rooms changed
  * - `joined` {room, added, reset}: (re)joined; `reset` means the list was replaced
  * - `message` {room?, peer?, message}: a new room message (`room`) or direct message (`peer`)
- * - `history` {room, added} or {peer}: older messages arrived (a room's, or a direct conversation's)
+ * - `history` {room, added, around?} or {peer}: older messages arrived (a room's, or a direct
+ *   conversation's), or with `around` the page a {@link ChatClient.jumpTo} asked for
+ * - `search` {q, results, next?, partial?}: the answer to {@link ChatClient.search}
  * - `members` {room}: a room's members changed
  * - `typing` {room}: who types in `room` changed
  * - `nick` {old, name}: someone (maybe you: see `me`) changed name
@@ -468,6 +473,32 @@ export class ChatClient extends EventTarget {
    */
   findRooms(query = {}) {
     return this.#ctx.directory.find(query);
+  }
+
+  /**
+   * Searches your rooms and conversations (or the one `room`/`conv` names); the answer comes as a
+   * `search` event, a refusal (`bad_query`, `rate_limited`, `unsupported`) as a `servererror`.
+   * @param {string} q the query (docs/protocol.md, "Search")
+   * @param {{ room?: string, conv?: string, before?: string }} [opts] `before`: the `next` of the page before
+   * @returns {boolean} false when it could not be sent (not connected, no search on this server)
+   */
+  search(q, opts = {}) {
+    if (!this.live || this.limits.searchQueryChars === 0 || q.length > this.limits.searchQueryChars) {
+      return false;
+    }
+    if (!this.#ctx.takeToken()) return false;
+    return this.#ctx.send({ type: "search", q, ...opts });
+  }
+
+  /**
+   * Brings message `seq` of joined room `room` into the held messages: at once when it is held (true),
+   * else with one `history {around}` request, answered by a `history` event with `around: seq`.
+   * @param {string} room
+   * @param {number} seq
+   * @returns {boolean} whether it is held now
+   */
+  jumpTo(room, seq) {
+    return this.#ctx.rooms.around(room, seq);
   }
 
   /**

@@ -44,5 +44,10 @@ export function lineHandlers(ctx, own) {
     room: (m) => moderation.rules(m),
     kicked: (m) => moderation.kicked(m),
     rooms: (m) => ctx.directory.answer(m),
+    search: (m) => {
+      if (typeof m.q === "string" && Array.isArray(m.results)) {
+        ctx.emit("search", { q: m.q, results: m.results, next: m.next, partial: m.partial === true });
+      }
+    },
   };
 }

@@ -136,6 +136,22 @@ export class Rooms {
   }
 
   /**
+   * Makes message `seq` of `room` held: true when it is already; else asks for the page around it
+   * (answered `history {around}`; see {@link history}).
+   * @param {string} room
+   * @param {number} seq
+   */
+  around(room, seq) {
+    const r = this.map.get(room);
+    if (!r?.joined) return false;
+    if (r.find(seq)) return true;
+    if (this.#ctx.client.live && this.#ctx.takeToken()) {
+      this.#ctx.send({ type: "history", room, around: seq });
+    }
+    return false;
+  }
+
+  /**
    * Marks `room` read up to its newest message (or `seq`); false when there is nothing to mark.
    * @param {string} room
    * @param {number} [seq]
@@ -313,10 +329,30 @@ export class Rooms {
   history(m) {
     const r = this.map.get(m.room);
     if (!r) return;
-    r.loadingOlder = false;
-    const added = r.add(Array.isArray(m.messages) ? m.messages : []);
-    if (m.complete) r.complete = true;
-    this.#ctx.emit("history", { room: r.name, added });
+    const page = Array.isArray(m.messages) ? m.messages : [];
+    if (typeof m.around !== "number" && typeof m.after !== "number") {
+      r.loadingOlder = false;
+      const added = r.add(page);
+      if (m.complete) r.complete = true;
+      this.#ctx.emit("history", { room: r.name, added });
+      return;
+    }
+    // A page around a search result, or forward from it: it may lie apart from what is held.
+    const added = r.add(page);
+    if (m.complete && page.length > 0 && r.messages[0].seq === page[0].seq) r.complete = true;
+    const last = page.at(-1)?.seq;
+    if (m.more && last !== undefined) {
+      const i = r.messages.findIndex((x) => x.seq === last);
+      const next = r.messages[i + 1];
+      // Pages forward until it meets what was held, so the thread has no hole.
+      if (next === undefined || next.seq > last + 1) {
+        this.#ctx.send({ type: "history", room: r.name, after: last });
+      }
+    }
+    /** @type {{ room: string, added: RoomMessage[], around?: number }} */
+    const detail = { room: r.name, added };
+    if (typeof m.around === "number") detail.around = m.around;
+    this.#ctx.emit("history", detail);
   }
 
   /**

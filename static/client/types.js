@@ -93,6 +93,21 @@
  * @property {number} burst
  * @property {number} historyPage
  * @property {number} editSeconds How long after sending its author may edit a message (0: never).
+ * @property {number} searchQueryChars Characters in a search query (0: the server has no search).
+ * @property {number} searchPage Results per search answer.
+ */
+
+/**
+ * @typedef {object} SearchHit One `search` result: a message (`room`, or `conv` for a direct one) and
+ *   the `[start, end)` UTF-16 ranges of its text the query matched.
+ * @property {string} [room]
+ * @property {string} [conv]
+ * @property {number} seq
+ * @property {string} from
+ * @property {string} [display]
+ * @property {string} text
+ * @property {number} ts
+ * @property {[number, number][]} matches
  */
 
 /**
@@ -145,7 +160,8 @@
  * @property {{ room: string, added: RoomMessage[], reset: boolean }} joined
  * @property {{ room: string, peer?: undefined, message: RoomMessage }
  *   | { room?: undefined, peer: string, message: DirectMessage }} message
- * @property {{ room: string, added: RoomMessage[] } | { room?: undefined, peer: string }} history
+ * @property {{ room: string, added: RoomMessage[], around?: number } | { room?: undefined, peer: string }} history
+ * @property {{ q: string, results: SearchHit[], next?: string, partial?: boolean }} search
  * @property {{ room: string }} members
  * @property {{ room: string }} typing
  * @property {{ old: string, name: string }} nick

@@ -324,6 +324,28 @@ export function createThread(state, { onRead, focusComposer }) {
     scrollToBottom,
     maybeLoadOlder,
 
+    /**
+     * Scrolls the view of `key` to message `seq` (a search result), marks it for a moment and, with
+     * `focus`, takes the focus there so a screen reader reads it. False when it is not drawn.
+     * @param {string} key
+     * @param {number} seq
+     * @param {{ focus?: boolean }} [opts]
+     */
+    reveal(key, seq, { focus = true } = {}) {
+      const v = views.get(key);
+      const li = v?.list.querySelector(`li.msg[data-seq="${seq}"]`);
+      if (!(li instanceof HTMLElement)) return false;
+      li.scrollIntoView({ block: "center" });
+      li.classList.add("found");
+      setTimeout(() => li.classList.remove("found"), 3000);
+      if (focus) {
+        li.tabIndex = -1;
+        li.focus({ preventScroll: true });
+      }
+      if (!atBottom()) jump.hidden = false;
+      return true;
+    },
+
     /** Keys of the views made so far. */
     keys() {
       return views.keys();

@@ -238,6 +238,7 @@ export function faultyStore() {
       readPosition: (key, room) => inner.readPosition(key, room),
       markRead: (key, room, seq) => inner.markRead(key, room, seq),
       prune: (now) => inner.prune(now),
+      search: (request) => inner.search(request),
       close: () => inner.close(),
     } satisfies Store as Store,
   };

@@ -386,3 +386,96 @@ Deno.test("a join while a write is on disk but not yet delivered sees the messag
     assert.equal(joined.lastSeq, 0, "lastSeq names what was delivered");
   }
 });
+
+/** Every result of `q` in `room`, newest first, page by page. */
+async function searchAll(c: TestClient, room: string, q: string): Promise<Msg[]> {
+  const all: Msg[] = [];
+  let before: string | undefined;
+  for (;;) {
+    c.send({ type: "search", q, room, limit: 200, ...(before ? { before } : {}) });
+    const page = await c.next("search", (m) => m.q === q, 10_000);
+    assert.equal(page.partial, undefined, "the search finished in its time");
+    all.push(...page.results);
+    if (page.next === undefined) return all;
+    before = page.next;
+  }
+}
+
+Deno.test("SIGKILL mid-stream: every acked message is found by search after the restart, no deleted one is", async () => {
+  const dataDir = await Deno.makeTempDir();
+  const limits = [...LIMITS, "--searches-per-minute", "1000000", "--search-page", "200"];
+  const deletedSeqs = new Set<number>();
+  let token: string | undefined;
+  for (let round = 0; round < CRASH_ROUNDS; round++) {
+    const server = await spawnServer(dataDir, limits);
+    const c = await connect(
+      server.port,
+      token ? { token, name: "finder", room: "" } : { name: "finder", room: "" },
+    );
+    token ??= c.all("welcome")[0].token;
+    c.send({ type: "join", room: "found" });
+    await c.next("joined");
+    // Each text has the common word "haystack" and a word of its own (its cid without the dash).
+    const sent: string[] = [];
+    const acked = new Map<string, number>();
+    const deletesAsked = new Set<number>();
+    let inFlight = 0, stopped = false;
+    const pump = () => {
+      while (!stopped && inFlight < 32 && c.ws.readyState === WebSocket.OPEN) {
+        const cid = `s${round}x${sent.length}`;
+        sent.push(cid);
+        inFlight++;
+        c.send({ type: "send", room: "found", text: `haystack ${cid} needle`, cid });
+      }
+    };
+    c.ws.addEventListener("message", (e) => {
+      for (const line of String(e.data).split("\n")) {
+        const m = JSON.parse(line);
+        if (m.type !== "ack") continue;
+        acked.set(m.cid, m.seq), inFlight--;
+        // Every tenth acked message is deleted while the stream goes on.
+        if (acked.size % 10 === 0 && !stopped) {
+          deletesAsked.add(m.seq);
+          c.send({ type: "delete", room: "found", seq: m.seq });
+        }
+      }
+      pump();
+    });
+    pump();
+    const target = 150 + Math.floor(Math.random() * 250);
+    const deadline = Date.now() + 10_000;
+    while (acked.size < target) {
+      if (Date.now() > deadline) throw new Error(`only ${acked.size} acks in 10 s:\n${server.output()}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    // The deletes the room was told of before the kill are stored (told after the write).
+    const status = await server.stop("SIGKILL");
+    stopped = true;
+    assert.equal(status.signal, "SIGKILL");
+    await c.closed;
+    const confirmed = new Set(c.all("deleted").map((d) => d.seq as number));
+    for (const seq of confirmed) deletedSeqs.add(seq);
+    assert.ok(confirmed.size > 0, "some deletes were stored before the kill");
+
+    const again = await spawnServer(dataDir, limits);
+    const r = await connect(again.port, { token: token!, name: "finder", room: "" });
+    r.send({ type: "join", room: "found" });
+    await r.next("joined");
+    const found = await searchAll(r, "found", "haystack");
+    const foundSeqs = new Set(found.map((m) => m.seq));
+    assert.equal(foundSeqs.size, found.length, "no result twice");
+    for (const [cid, seq] of acked) {
+      if (deletesAsked.has(seq)) continue; // a delete in flight at the kill may or may not be stored
+      assert.ok(foundSeqs.has(seq), `acked ${cid} (seq ${seq}) is found by a word it contains`);
+    }
+    for (const seq of deletedSeqs) assert.ok(!foundSeqs.has(seq), `deleted seq ${seq} is not found`);
+    // By its own word too, and a deleted one not by its own.
+    const [oneCid, oneSeq] = [...acked].find(([, seq]) => !deletesAsked.has(seq))!;
+    assert.deepEqual((await searchAll(r, "found", `${oneCid} `)).map((m) => m.seq), [oneSeq]);
+    const gone = [...acked].find(([, seq]) => confirmed.has(seq))!;
+    assert.deepEqual(await searchAll(r, "found", `${gone[0]} `), []);
+    await r.close();
+    await again.stop("SIGTERM");
+  }
+  await Deno.remove(dataDir, { recursive: true });
+});

@@ -22,6 +22,8 @@ Deno.test("welcome is the first message and carries id, name, token, rooms, limi
     "historyPage",
     "messagesPerSecond",
     "roomsPerConnection",
+    "searchPage",
+    "searchQueryChars",
     "textChars",
   ]);
   const j = await c.next("joined");

@@ -21,6 +21,8 @@ Deno.test("Chat: welcome is the first line and carries id, name, uid, role, gues
     burst: 7,
     historyPage: t.config.historyPage,
     editSeconds: 60,
+    searchQueryChars: t.config.searchMaxQueryChars,
+    searchPage: t.config.searchPage,
   });
 });
 

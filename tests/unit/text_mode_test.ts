@@ -15,6 +15,8 @@ const limits = {
   burst: 30,
   historyPage: 200,
   editSeconds: 900,
+  searchQueryChars: 256,
+  searchPage: 20,
 };
 const welcome = (name: string, notice?: string): Sample => ({
   type: "welcome",
@@ -185,6 +187,10 @@ const conversation: [Sample, string | null][] = [
   [{ type: "kicked", room: "lobby", reason: "banned" }, "* you are banned from lobby"],
   [{ type: "kicked", room: "lobby", reason: "forbidden" }, "* you may no longer be in lobby"],
   [{ type: "disconnected", reason: "removed by the host site" }, "* disconnected: removed by the host site"],
+  [
+    { type: "search", q: "cafe", results: [], next: "1000" },
+    '* 0 messages found for "cafe", more after them',
+  ],
 ];
 
 Deno.test("TextMode.line() makes one line of every server message type, or none for ack, read and typing", () => {
@@ -210,6 +216,7 @@ Deno.test("TextMode.line() makes one line of every server message type, or none 
     history: true,
     pong: true,
     rooms: true,
+    search: true,
     reactions: true,
     deleted: true,
     edited: true,

@@ -25,6 +25,8 @@ const limits = {
   burst: 30,
   historyPage: 200,
   editSeconds: 900,
+  searchQueryChars: 256,
+  searchPage: 20,
 };
 const welcome = encode({
   type: "welcome",

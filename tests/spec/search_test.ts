@@ -1,0 +1,251 @@
+/**
+ * Message search on every engine that keeps history (#21): the same query finds the same messages in
+ * the same order on the memory store and on SQLite (the FTS5 index), never a deleted one, an edited
+ * one by its new text only, nothing retention removed, and across a restart; history written before
+ * the index is indexed in the background. Redis has no search (`Engine.search` is absent).
+ * @module
+ */
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import type { Draft, Engine, SearchRequest } from "../../lib/engine.ts";
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
+import { parseQuery } from "../../lib/search_text.ts";
+import { type IndexProgress, SqliteStore } from "../../lib/store_sqlite.ts";
+import { engineKinds } from "../helpers/engine_kinds.ts";
+
+/** A room of its own per test: Redis runs are not flushed between tests. */
+const newRoom = () => `s${crypto.randomUUID().slice(0, 8)}`;
+
+let clock = Date.UTC(2026, 10, 20);
+const draft = (room: string, text: string, extra: Partial<Draft> = {}): Draft => ({
+  room,
+  from: "ada",
+  text,
+  ts: clock++,
+  key: "k-ada",
+  ...extra,
+});
+
+/** The texts `q` finds in `rooms` (every room when undefined), newest first, with `next` and `partial`. */
+async function find(
+  engine: Engine,
+  q: string,
+  rooms: string[] | undefined,
+  more: Partial<SearchRequest> = {},
+): Promise<{ texts: string[]; next?: string; partial?: true }> {
+  const page = await engine.search!({
+    query: parseQuery(q, 256),
+    rooms,
+    order: "newest",
+    limit: 20,
+    deadline: performance.now() + 10_000,
+    ...more,
+  });
+  const out: { texts: string[]; next?: string; partial?: true } = { texts: page.messages.map((m) => m.text) };
+  if (page.next !== undefined) out.next = page.next;
+  if (page.partial) out.partial = true;
+  return out;
+}
+
+const MIXED = [
+  "Le Café est ouvert",
+  "你好世界",
+  "明日の会議は十時から",
+  "Привет, мир",
+  "สวัสดีครับ ผมชื่อสมชาย",
+  "مرحبا بالعالم",
+  "the decision: we ship on Friday https://example.com/plan",
+  "a decisive moment",
+];
+
+for (const [kind, make] of engineKinds()) {
+  if (kind === "RedisEngine") {
+    Deno.test(`${kind}: has no search: Engine.search is absent and the chat answers unsupported`, async () => {
+      const u = await make({});
+      try {
+        assert.equal(u.engine.search, undefined);
+      } finally {
+        await u.cleanup();
+      }
+    });
+    continue;
+  }
+
+  Deno.test(`${kind}: search finds words in every script, accents and case folded, newest first`, async () => {
+    const u = await make({});
+    const room = newRoom(), other = newRoom();
+    try {
+      await u.engine.append(MIXED.map((t) => draft(room, t)));
+      await u.engine.append([draft(other, "cafe in the other room")]);
+      const e = u.engine;
+      assert.deepEqual((await find(e, "cafe ", [room])).texts, ["Le Café est ouvert"]);
+      assert.deepEqual((await find(e, "CAFÉ ", undefined)).texts, [
+        "cafe in the other room",
+        "Le Café est ouvert",
+      ]);
+      assert.deepEqual((await find(e, "你好", [room])).texts, ["你好世界"]);
+      assert.deepEqual((await find(e, "世界", [room])).texts, ["你好世界"]);
+      assert.deepEqual((await find(e, "会議", [room])).texts, ["明日の会議は十時から"]);
+      assert.deepEqual((await find(e, "мир ", [room])).texts, ["Привет, мир"]);
+      assert.deepEqual((await find(e, "ครับ ", [room])).texts, ["สวัสดีครับ ผมชื่อสมชาย"]);
+      assert.deepEqual((await find(e, "بالعالم", [room])).texts, ["مرحبا بالعالم"]);
+      // The last word is a prefix while typing; a phrase is words side by side; -word and has:link.
+      assert.deepEqual((await find(e, "decis", [room])).texts, [MIXED[7], MIXED[6]]);
+      assert.deepEqual((await find(e, "decis ", [room])).texts, []);
+      assert.deepEqual((await find(e, '"ship on friday"', [room])).texts, [MIXED[6]]);
+      assert.deepEqual((await find(e, '"friday on ship"', [room])).texts, []);
+      assert.deepEqual((await find(e, "-moment decis", [room])).texts, [MIXED[6]]);
+      assert.deepEqual((await find(e, "has:link", [room])).texts, [MIXED[6]]);
+      // FTS syntax is words.
+      assert.deepEqual((await find(e, 'NEAR( "* decision', [room])).texts, []);
+      assert.deepEqual((await find(e, "words:cafe ", [room])).texts, []);
+      // Only the rooms asked for.
+      assert.deepEqual((await find(e, "cafe ", [other])).texts, ["cafe in the other room"]);
+      assert.deepEqual((await find(e, "cafe ", [])).texts, []);
+    } finally {
+      await u.cleanup();
+    }
+  });
+
+  Deno.test(`${kind}: search filters by sender and date, and pages with next`, async () => {
+    const u = await make({});
+    const room = newRoom();
+    try {
+      const day = Date.UTC(2026, 10, 25);
+      await u.engine.append([
+        draft(room, "report one", { ts: day - 1 }),
+        draft(room, "report two", { ts: day + 1, from: "Zoë", key: "k-zoe" }),
+        ...Array.from({ length: 5 }, (_, i) => draft(room, `report page ${i}`, { ts: day + 10 + i })),
+      ]);
+      const e = u.engine;
+      assert.deepEqual((await find(e, "report from:zoe", [room])).texts, ["report two"]);
+      assert.deepEqual((await find(e, "report before:2026-11-25", [room])).texts, ["report one"]);
+      assert.deepEqual((await find(e, "report after:2026-11-24 two", [room])).texts, ["report two"]);
+      const first = await find(e, "report ", [room], { limit: 3 });
+      assert.deepEqual(first.texts, ["report page 4", "report page 3", "report page 2"]);
+      assert.ok(first.next);
+      const second = await find(e, "report ", [room], { limit: 3, cursor: first.next });
+      assert.deepEqual(second.texts, ["report page 1", "report page 0", "report two"]);
+      const third = await find(e, "report ", [room], { limit: 3, cursor: second.next });
+      assert.deepEqual(third, { texts: ["report one"] });
+      // A search out of time answers what it has, marked partial, with where to go on from.
+      const late = await find(e, "report ", [room], { deadline: performance.now() - 1 });
+      assert.equal(late.partial, true);
+      assert.ok(late.texts.length <= 1);
+      assert.ok(late.next);
+    } finally {
+      await u.cleanup();
+    }
+  });
+
+  Deno.test(`${kind}: a deleted message is never found, an edited one by its new text only`, async () => {
+    const u = await make({});
+    const room = newRoom();
+    try {
+      await u.engine.append([draft(room, "secret plan"), draft(room, "typo heer"), draft(room, "keep plan")]);
+      const e = u.engine;
+      assert.ok((await e.changeMessage(room, 1, { kind: "delete", by: "mod" }, {})).ok);
+      assert.ok(
+        (await e.changeMessage(room, 2, { kind: "edit", text: "typo here", editedTs: clock }, {})).ok,
+      );
+      assert.deepEqual((await find(e, "secret ", [room])).texts, []);
+      assert.deepEqual((await find(e, "plan ", [room])).texts, ["keep plan"]);
+      assert.deepEqual((await find(e, "heer ", [room])).texts, []);
+      assert.deepEqual((await find(e, "here ", [room])).texts, ["typo here"]);
+      if (u.reopen) {
+        const again = await u.reopen();
+        assert.deepEqual((await find(again, "secret ", [room])).texts, []);
+        assert.deepEqual((await find(again, "plan ", [room])).texts, ["keep plan"]);
+        assert.deepEqual((await find(again, "here ", [room])).texts, ["typo here"]);
+      }
+    } finally {
+      await u.cleanup();
+    }
+  });
+
+  Deno.test(`${kind}: what retention removes is not found`, async () => {
+    const u = await make({ retainMessages: 2 });
+    const room = newRoom();
+    try {
+      await u.engine.append([draft(room, "old word"), draft(room, "mid word"), draft(room, "new word")]);
+      await u.prune();
+      assert.deepEqual((await find(u.engine, "word ", [room])).texts, ["new word", "mid word"]);
+    } finally {
+      await u.cleanup();
+    }
+  });
+
+  Deno.test(`${kind}: what age retention removes is not found`, async () => {
+    const u = await make({ retainMs: 60_000 });
+    const room = newRoom();
+    try {
+      const now = Date.now();
+      await u.engine.append([
+        draft(room, "aged word", { ts: now - 120_000 }),
+        draft(room, "fresh word", { ts: now }),
+      ]);
+      await u.prune();
+      assert.deepEqual((await find(u.engine, "word ", [room])).texts, ["fresh word"]);
+    } finally {
+      await u.cleanup();
+    }
+  });
+}
+
+Deno.test("SqliteStore indexes history written before the index in the background, telling its progress", async () => {
+  const dir = await Deno.makeTempDir();
+  const opts = { retainMessages: 0, retainMs: 0, durability: "normal" as const };
+  try {
+    const room = newRoom();
+    let engine = new EmbeddedEngine(await SqliteStore.open(dir, opts), { dedupWindowMs: 0 });
+    await engine.append(Array.from({ length: 1200 }, (_, i) => draft(room, `old message ${i} 会議`)));
+    await engine.close();
+    // As a file from before #21: no index rows, and the rebuild not started.
+    const db = new DatabaseSync(`${dir}/chat.db`);
+    db.exec(
+      "DELETE FROM message_search; DELETE FROM search_docs; UPDATE meta SET v = '[]' WHERE k = 'search_rebuild'",
+    );
+    db.exec("UPDATE messages SET deleted = 1, text = '' WHERE seq = 7");
+    db.close();
+    const progress: IndexProgress[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((r) => done = r);
+    engine = new EmbeddedEngine(
+      await SqliteStore.open(dir, { ...opts, onIndexProgress: (p) => (progress.push(p), p.done && done()) }),
+      { dedupWindowMs: 0 },
+    );
+    // Served meanwhile: a new message is found at once.
+    await engine.append([draft(room, "new message 会議")]);
+    assert.deepEqual((await find(engine, "new ", [room])).texts, ["new message 会議"]);
+    await finished;
+    assert.deepEqual(progress.map((p) => p.done), [false, false, true]);
+    assert.equal(progress.at(-1)!.total, 1199);
+    const all = await engine.search!({
+      query: parseQuery("会議", 256),
+      order: "newest",
+      limit: 200,
+      deadline: performance.now() + 10_000,
+    });
+    // Newest first, the old history at its own time after the new message.
+    assert.deepEqual(all.messages.slice(0, 3).map((m) => m.text), [
+      "new message 会議",
+      "old message 1199 会議",
+      "old message 1198 会議",
+    ]);
+    assert.deepEqual((await find(engine, "5 ", [room])).texts, ["old message 5 会議"]);
+    // Seq 7, deleted before the rebuild.
+    assert.deepEqual((await find(engine, "6 ", [room])).texts, []);
+    await engine.close();
+    // Done is remembered: a restart does not index again.
+    progress.length = 0;
+    engine = new EmbeddedEngine(
+      await SqliteStore.open(dir, { ...opts, onIndexProgress: (p) => progress.push(p) }),
+      { dedupWindowMs: 0 },
+    );
+    assert.deepEqual((await find(engine, "1000 ", [room])).texts, ["old message 1000 会議"]);
+    await engine.close();
+    assert.deepEqual(progress, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
