@@ -39,6 +39,10 @@ const RUNS = new RegExp(`[${CJK_CHARS}]+|(?:(?![${CJK_CHARS}])[\\p{L}\\p{N}\\p{M
 const CJK_PARTS = new RegExp(`([${CJK_CHARS}]+)|([^${CJK_CHARS}]+)`, "gu");
 /** What counts as a link for `has:link`. */
 const LINK = /\bhttps?:\/\/\S|\bwww\.\S/i;
+// deno-lint-ignore no-control-regex -- every ASCII character is what the fast path takes
+const ASCII = /^[\u0000-\u007f]*$/;
+/** ASCII's letters and digits: what {@link RUNS} and {@link SEPARATORS} leave of an ASCII text. */
+const ASCII_RUNS = /[a-z0-9]+/g;
 /** `before:` and `after:` dates. */
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DAY_MS = 86_400_000;
@@ -133,6 +137,14 @@ export function tokensOf(text: string): string[] {
 
 /** What the index keeps of a message's text (see {@link IndexTerms}). */
 export function indexTerms(text: string): IndexTerms {
+  // Most messages are ASCII: their fold is their lower case (NFKD changes no ASCII character and they
+  // carry no marks) and they hold no CJK, so one pass finds their words. A message is indexed in the
+  // durable write's path, where the slow path's normalising of each word cost about 12 us.
+  if (ASCII.test(text)) {
+    const words: string[] = [];
+    for (const [run] of text.toLowerCase().matchAll(ASCII_RUNS)) words.push(run);
+    return { words, extra: [], link: LINK.test(text) };
+  }
   const extra = new Set<string>();
   for (const [run] of fold(text).matchAll(CJK_RUNS)) {
     const chars = [...run];

@@ -203,3 +203,24 @@ Deno.test("ftsMatch() narrows to rooms and from: by tags, whatever characters th
   assert.deepEqual(find("news from:ZOË", ["a"]), [2]);
   db.close();
 });
+
+Deno.test("indexTerms() takes ASCII text by its fast path to the same words as the general one", () => {
+  const alphabet = "aZ09 _-.,:;!?'\"()[]{}<>/\\@#$%^&*+=~`|\t\n";
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+  for (let i = 0; i < 2000; i++) {
+    let text = "";
+    const n = next() % 80;
+    for (let j = 0; j < n; j++) {
+      const c = alphabet[next() % alphabet.length];
+      text += /[aZ09]/.test(c)
+        ? String.fromCharCode((c === "a" ? 97 : c === "Z" ? 65 : 48) + next() % (c < "A" ? 10 : 26))
+        : c;
+    }
+    if (i % 7 === 0) text += " see https://example.com/x";
+    const fast = indexTerms(text);
+    assert.deepEqual(fast.words, tokensOf(text), JSON.stringify(text));
+    assert.deepEqual(fast.extra, []);
+    assert.equal(fast.link, i % 7 === 0, JSON.stringify(text));
+  }
+});
