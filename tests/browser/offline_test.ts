@@ -36,6 +36,30 @@ declare const localStorage: any;
 // deno-lint-ignore no-explicit-any
 declare const window: any;
 
+/**
+ * The host application's token endpoint: it signs whoever `who.subject` names now (as if they were signed
+ * in there), for the chat page at `who.chatOrigin` (CORS with credentials).
+ */
+function hostSite() {
+  const secret = "an-offline-test-secret-of-more-than-32-bytes";
+  const who = { subject: "ada", chatOrigin: "" };
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
+    const cors = {
+      "access-control-allow-origin": who.chatOrigin,
+      "access-control-allow-credentials": "true",
+    };
+    const token = await new SignJWT({ name: who.subject }).setProtectedHeader({ alg: "HS256" })
+      .setSubject(who.subject).setExpirationTime("5m").sign(new TextEncoder().encode(secret));
+    return Response.json({ token }, { headers: cors });
+  });
+  return {
+    who,
+    secret,
+    origin: `http://127.0.0.1:${server.addr.port}`,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the page is controlled by its service worker (the copy of its files is complete then). */
@@ -351,19 +375,10 @@ Deno.test({
     "browser: a signed person's kept history is keyed by the token's subject, never shown to the next person",
   ignore,
   async fn() {
-    const secret = "an-offline-test-secret-of-more-than-32-bytes";
-    let chatOrigin = "";
-    let subject = "ada";
-    // The host application's token endpoint: whoever is signed in there now.
-    await using host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
-      const cors = { "access-control-allow-origin": chatOrigin, "access-control-allow-credentials": "true" };
-      const token = await new SignJWT({ name: subject }).setProtectedHeader({ alg: "HS256" })
-        .setSubject(subject).setExpirationTime("5m").sign(new TextEncoder().encode(secret));
-      return Response.json({ token }, { headers: cors });
-    });
-    const hostOrigin = `http://127.0.0.1:${host.addr.port}`;
+    await using host = hostSite();
+    const { who, origin: hostOrigin, secret } = host;
     await using server = await startServer({ jwtSecret: secret, allowedOrigins: hostOrigin });
-    chatOrigin = server.url;
+    who.chatOrigin = server.url;
     const chatUrl = `${server.url}/?tokenUrl=${encodeURIComponent(`${hostOrigin}/token`)}`;
     await using tb = await launchBrowser();
     const context = await tb.browser.createBrowserContext();
@@ -378,7 +393,7 @@ Deno.test({
 
     // Another person signs in to the host site on this browser: the chat shows nothing of ada's before
     // the server speaks (a server that lets the room's history be read sends it then, as to anyone).
-    subject = "bob";
+    who.subject = "bob";
     const bob = await context.newPage();
     await bob.evaluateOnNewDocument(() => {
       const Native = window.WebSocket;
@@ -407,19 +422,11 @@ Deno.test({
     "browser: what a signed person left unsent is never sent as the next person who signs in on the browser",
   ignore,
   async fn() {
-    const secret = "an-offline-test-secret-of-more-than-32-bytes";
-    let chatOrigin = "";
-    let subject = "ada";
-    await using host = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async () => {
-      const cors = { "access-control-allow-origin": chatOrigin, "access-control-allow-credentials": "true" };
-      const token = await new SignJWT({ name: subject }).setProtectedHeader({ alg: "HS256" })
-        .setSubject(subject).setExpirationTime("5m").sign(new TextEncoder().encode(secret));
-      return Response.json({ token }, { headers: cors });
-    });
-    const hostOrigin = `http://127.0.0.1:${host.addr.port}`;
+    await using host = hostSite();
+    const { who, origin: hostOrigin, secret } = host;
     const first = await startServer({ jwtSecret: secret, allowedOrigins: hostOrigin });
     const port = first.port;
-    chatOrigin = first.url;
+    who.chatOrigin = first.url;
     const chatUrl = `${first.url}/?tokenUrl=${encodeURIComponent(`${hostOrigin}/token`)}`;
     await using tb = await launchBrowser();
     const context = await tb.browser.createBrowserContext();
@@ -444,7 +451,7 @@ Deno.test({
       port,
     });
     await using watcher = await TestClient.connect(second, { name: "watcher", room: "lobby" });
-    subject = "bob";
+    who.subject = "bob";
     const bob = await context.newPage();
     await bob.goto(chatUrl);
     await waitState(bob, "live");
