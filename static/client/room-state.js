@@ -37,6 +37,11 @@ export class RoomState {
     this.joined = false;
     /** Joined at least once, so `lastSeq` means something and a rejoin resumes. */
     this.synced = false;
+    /**
+     * Its messages came from what this device kept (see snapshot.js): their reactions are as they were
+     * then, and a resume tells edits and deletes, not reactions, so the first join asks for them again.
+     */
+    this.kept = false;
     /** A `history` request is out. */
     this.loadingOlder = false;
     /** @type {Map<string, number>} name → when their "typing" expires (ms) */

@@ -222,6 +222,18 @@ export class Rooms {
     r.synced = true;
     r.joined = true;
     r.removed = undefined;
+    // Messages shown from what this device kept: their reactions now come with one history page.
+    const held = r.messages.filter((x) => !added.includes(x)).length;
+    if (r.kept && !reset && held > 0) {
+      const before = added[0]?.seq ?? r.lastSeq + 1;
+      this.#ctx.send({
+        type: "history",
+        room: r.name,
+        before,
+        limit: Math.min(held, this.#ctx.client.limits.historyPage),
+      });
+    }
+    r.kept = false;
     if (m.rules && typeof m.rules === "object") r.rules = { ...DEFAULT_RULES, ...m.rules };
     const you = m.you && typeof m.you === "object" ? m.you : {};
     r.role = typeof you.role === "string" ? you.role : "";
@@ -330,6 +342,7 @@ export class Rooms {
     const r = this.map.get(m.room);
     if (!r) return;
     const page = Array.isArray(m.messages) ? m.messages : [];
+    this.#refreshReactions(r, page);
     if (typeof m.around !== "number" && typeof m.after !== "number") {
       r.loadingOlder = false;
       const added = r.add(page);
@@ -372,6 +385,26 @@ export class Rooms {
     if (typeof m.seq !== "number") return;
     for (const msg of applyChange(r, m.seq, change)) {
       this.#ctx.emit("changed", { room: m.room, message: msg });
+    }
+  }
+
+  /**
+   * A history page is the server's word on its messages now: those held here take their reactions
+   * (counts and ours) from it, as a kept copy's may be old.
+   * @param {RoomState} r
+   * @param {Record<string, any>[]} page
+   */
+  #refreshReactions(r, page) {
+    for (const p of page) {
+      const held = typeof p?.seq === "number" ? r.find(p.seq) : undefined;
+      if (!held || held === p) continue;
+      const before = JSON.stringify([held.reactions ?? null, held.mine ?? null]);
+      if (before === JSON.stringify([p.reactions ?? null, p.mine ?? null])) continue;
+      if (p.reactions) held.reactions = p.reactions;
+      else delete held.reactions;
+      if (p.mine) held.mine = p.mine;
+      else delete held.mine;
+      this.#ctx.emit("reactions", { room: r.name, seq: held.seq, message: held });
     }
   }
 

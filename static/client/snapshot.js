@@ -80,6 +80,7 @@ export function restoreRoom(room, snap) {
   r.complete = s.complete === true;
   // What it holds lines up with the server's history: the next join resumes from it.
   r.synced = true;
+  r.kept = true;
   return r;
 }
 

@@ -216,7 +216,9 @@ export function createThread(state, { onRead, focusComposer }) {
       lastRead = c?.lastRead ?? 0;
     } else {
       const r = client.rooms.get(v.key);
-      known = !!r?.synced;
+      // The server's word (`joined`), not what this device kept: kept history is shown before the
+      // join, and its read position may be older than the one another page of the person moved.
+      known = !!r?.synced && r.joined;
       lastRead = r?.lastRead ?? 0;
     }
     if (!known) return false;

@@ -85,3 +85,43 @@ Deno.test("restoreRoom() ignores a snapshot that does not line up with a resume"
   assert.equal(client.rooms.get("lobby")?.synced, false);
   assert.deepEqual(client.rooms.get("lobby")?.messages, []);
 });
+
+Deno.test("ChatClient({kept}) takes the kept messages' reactions again from the server after the resume", async () => {
+  await using server = await startServer();
+  await using bob = await TestClient.connect(server, { name: "bob", room: "lobby" });
+  await bob.seen("joined");
+  bob.send({ type: "send", room: "lobby", text: "react here", cid: "c1" });
+  const { seq } = await bob.next("ack", (m) => m.cid === "c1");
+  bob.send({ type: "react", room: "lobby", seq, emoji: "👍" });
+  await bob.next("reactions");
+  const first = makeClient(server.wsUrl, [], "alice");
+  first.client.start();
+  await until(
+    () => first.client.rooms.get("lobby")?.messages[0]?.reactions?.["👍"] === 1,
+    "the first session",
+  );
+  const snap = snapshotOf(first.client.rooms.get("lobby")!, 10)!;
+  await first.client.stop();
+  // While the device was away: bob took his back, carol added one. A resume tells neither.
+  bob.send({ type: "react", room: "lobby", seq, emoji: "👍", on: false });
+  await bob.next("reactions");
+  await using carol = await TestClient.connect(server, { name: "carol", room: "lobby" });
+  carol.send({ type: "react", room: "lobby", seq, emoji: "🎉" });
+  await carol.next("reactions");
+  const { client, sent } = makeClient(server.wsUrl, [structuredClone(snap)], "alice");
+  assert.deepEqual(
+    client.rooms.get("lobby")!.messages[0].reactions,
+    { "👍": 1 },
+    "as kept, before connecting",
+  );
+  client.start();
+  await until(() => client.rooms.get("lobby")?.messages[0]?.reactions?.["🎉"] === 1, "the reactions of now");
+  assert.deepEqual(client.rooms.get("lobby")!.messages[0].reactions, { "🎉": 1 });
+  assert.equal(sent.find((m) => m.type === "join")?.since, seq, "still a resume");
+  assert.deepEqual(
+    sent.filter((m) => m.type === "history").map((m) => [m.before, m.limit]),
+    [[seq + 1, 1]],
+    "one page, of the kept messages",
+  );
+  await client.stop();
+});
