@@ -97,5 +97,6 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     audit: (c, m) => f.moderate.audit(c, m.room, m.before, m.limit),
     auth: (c, m) => f.admission.auth(c, m.token),
     rooms: (c, m) => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit),
+    members: (c, m) => f.rooms.members(c, m.room, m.after, m.prefix),
   };
 }

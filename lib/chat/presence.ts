@@ -10,6 +10,7 @@ import type { ChatContext } from "./context.ts";
 export class Presence {
   readonly #ctx: ChatContext;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #countTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: ChatContext) {
     this.#ctx = ctx;
@@ -36,8 +37,27 @@ export class Presence {
     }, this.#ctx.cfg.presenceDelayMs);
   }
 
-  /** Stops the grouping timer (shutdown). */
+  /**
+   * A big room's people changed: after `countIntervalMs`, each such room's members get its count,
+   * once, whatever came and went meanwhile (at most one `count` per room per interval).
+   */
+  countSoon(): void {
+    if (this.#ctx.closing() || this.#countTimer !== undefined) return;
+    this.#countTimer = setTimeout(() => {
+      this.#countTimer = undefined;
+      const { hub, sharing, cfg, log } = this.#ctx;
+      for (const room of hub.countsDue()) {
+        sharing.memberCount(room).then((n) => {
+          if (n > cfg.bigRoom) hub.markBig(room);
+          hub.tellCount(room, n);
+        }).catch((e) => log.debug("member count not read", { room, error: (e as Error).message }));
+      }
+    }, this.#ctx.cfg.countIntervalMs);
+  }
+
+  /** Stops the grouping timers (shutdown). */
   close(): void {
     clearTimeout(this.#timer);
+    clearTimeout(this.#countTimer);
   }
 }

@@ -10,7 +10,14 @@ import type { Logger } from "../log.ts";
 import { nameKeys } from "../names.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
 import type { RoomListing, RoomQuery } from "../engine.ts";
-import type { OccupiedRoom, Sharing, SharingEvents } from "../sharing.ts";
+import {
+  type MemberPage,
+  type MemberQuery,
+  type OccupiedRoom,
+  pageOf,
+  type Sharing,
+  type SharingEvents,
+} from "../sharing.ts";
 import { newEpoch } from "../store.ts";
 import type { RedisClients } from "./client.ts";
 import * as codec from "./codec.ts";
@@ -168,6 +175,19 @@ export class RedisSharing implements Sharing {
   async displays(room: string): Promise<Record<string, string> | undefined> {
     const all = await this.#redis.run(() => this.#redis.cmd.hGetAll(keys(room).disp));
     return Object.keys(all).length === 0 ? undefined : { ...all };
+  }
+
+  async memberCount(room: string): Promise<number> {
+    return await this.#redis.run(() => this.#redis.cmd.hLen(keys(room).names));
+  }
+
+  /**
+   * A page of the room's names hash. It reads the whole hash (a sorted set of names would cost the
+   * page only); the rate limit and answer budget bound how often a client makes it.
+   */
+  async memberPage(room: string, q: MemberQuery): Promise<MemberPage> {
+    const [names, shown] = await Promise.all([this.members(room), this.displays(room)]);
+    return pageOf(names, (name) => shown?.[name], q);
   }
 
   /** Rooms in the `PRESENT` index, counted from their live presence entries; empty ones leave it. */

@@ -185,6 +185,11 @@ const conversation: [Sample, string | null][] = [
   [{ type: "kicked", room: "lobby", reason: "banned" }, "* you are banned from lobby"],
   [{ type: "kicked", room: "lobby", reason: "forbidden" }, "* you may no longer be in lobby"],
   [{ type: "disconnected", reason: "removed by the host site" }, "* disconnected: removed by the host site"],
+  [{ type: "count", room: "hall", members: 700 }, null],
+  [
+    { type: "members", room: "hall", names: ["ann", "bob"], next: "bob", count: 700, prefix: "a" },
+    "* 700 in hall, starting with a: ann, bob, …",
+  ],
 ];
 
 Deno.test("TextMode.line() makes one line of every server message type, or none for ack, read and typing", () => {
@@ -205,6 +210,8 @@ Deno.test("TextMode.line() makes one line of every server message type, or none 
     conversations: true,
     read: true,
     presence: true,
+    count: true,
+    members: true,
     typing: true,
     nick: true,
     history: true,
