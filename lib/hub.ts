@@ -85,6 +85,11 @@ interface Room {
   watchers?: Map<string, Set<Client>>;
   /** Big rooms: someone joined or left since the last `count`. */
   countDue?: boolean;
+  /**
+   * With presence decided elsewhere: the people in the room across processes, as last counted (see
+   * {@link Hub.counted}) and followed by the joins and leaves announced since.
+   */
+  known?: number;
   /** Big rooms: who is named typing, until when (ms). */
   typers?: Map<string, number>;
   /** Members whose history is still being read: they get the room's lines after it. */
@@ -350,11 +355,25 @@ export class Hub {
   /**
    * Tells `room`'s members here of a join or leave decided elsewhere (see
    * {@link HubOptions.externalPresence}), held and grouped like the hub's own; not to the
-   * connections of the person it is `about` (they know).
+   * connections of the person it is `about` (they know). `delta` (+1 a join, -1 a leave) keeps the
+   * room's count across processes.
    */
-  announce(room: string, line: string, about?: string): void {
+  announce(room: string, line: string, about?: string, delta = 0): void {
     const r = this.#rooms.get(room);
-    if (r) this.#announce(room, r, line, about, about);
+    if (!r) return;
+    if (r.known !== undefined) this.counted(room, r.known + delta);
+    this.#announce(room, r, line, about, about);
+  }
+
+  /**
+   * `room` has `n` people across processes (its owner counted them; {@link announce}'s `delta`s
+   * follow): above `bigRoom` it is big here too from now on, even with few of them in this process.
+   */
+  counted(room: string, n: number): void {
+    const r = this.#rooms.get(room);
+    if (!r) return;
+    r.known = n;
+    if (n > (this.#opts.bigRoom ?? Infinity)) r.big = true;
   }
 
   /** Whether connection `id` is in `room`. */
@@ -400,15 +419,6 @@ export class Hub {
   /** Whether `room` is big here (see {@link HubOptions.bigRoom}). */
   isBig(room: string): boolean {
     return this.#rooms.get(room)?.big ?? false;
-  }
-
-  /**
-   * `room` has more than `bigRoom` people across processes (the owner counted them): it is big here
-   * too from now on.
-   */
-  markBig(room: string): void {
-    const r = this.#rooms.get(room);
-    if (r) r.big = true;
   }
 
   /**

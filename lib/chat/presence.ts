@@ -25,7 +25,8 @@ export class Presence {
 
   /** A presence line sharing decided (presence spanning processes): it goes through the hub's grouping. */
   announce(room: string, name: string, line: string): void {
-    this.#ctx.hub.announce(room, line, name);
+    // A quote inside a name or display name is escaped in JSON, so this is the event field's own.
+    this.#ctx.hub.announce(room, line, name, line.includes('"event":"leave"') ? -1 : 1);
   }
 
   /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */
@@ -45,10 +46,10 @@ export class Presence {
     if (this.#ctx.closing() || this.#countTimer !== undefined) return;
     this.#countTimer = setTimeout(() => {
       this.#countTimer = undefined;
-      const { hub, sharing, cfg, log } = this.#ctx;
+      const { hub, sharing, log } = this.#ctx;
       for (const room of hub.countsDue()) {
         sharing.memberCount(room).then((n) => {
-          if (n > cfg.bigRoom) hub.markBig(room);
+          hub.counted(room, n);
           hub.tellCount(room, n);
         }).catch((e) => log.debug("member count not read", { room, error: (e as Error).message }));
       }

@@ -162,7 +162,6 @@ export class Rooms {
           joined.memberCount = memberCount;
           if (next !== undefined) joined.next = next;
           // Whoever is on the first page is whom this member is told about, until it asks for another.
-          hub.markBig(room);
           hub.watch(id, room, members);
         }
         if (changed) {
@@ -225,9 +224,9 @@ export class Rooms {
       if (messages.length > n) messages = messages.slice(-n);
     }
     // A big room answers a count and a page: the whole list would make filling it quadratic. One
-    // process knows (the hub counts); across processes the count is shared.
-    const big = hub.isBig(room) ||
-      (sharing.spansProcesses && (await sharing.memberCount(room)) > cfg.bigRoom);
+    // process knows (the hub counts); across processes the count is shared, and the hub follows it.
+    if (sharing.spansProcesses) hub.counted(room, await sharing.memberCount(room));
+    const big = hub.isBig(room);
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
     const [reacted, who, [lastRead]] = await Promise.all([
       this.#reactions.attach(room, messages, key),

@@ -150,3 +150,36 @@ Deno.test("a room at or below --big-room answers join and presence as always", a
   await settle(BIG.countIntervalMs + 50);
   assert.equal(a.all("count").length, 0, "no count in a small room");
 });
+
+Deno.test({
+  name: "a big room's count and member pages span the processes of a Redis deployment",
+  ignore: !Deno.env.get("TEST_REDIS_URL"),
+  async fn() {
+    // Both started before anyone connects: each start empties Redis.
+    await using a = await startServer(BIG);
+    await using b = await startServer(BIG);
+    const clients: TestClient[] = [];
+    try {
+      for (let i = 0; i < 8; i++) {
+        clients.push(await TestClient.connect(i % 2 ? b : a, { name: `p${i}`, room: ROOM }));
+      }
+      const names = clients.map((_, i) => `p${i}`);
+      const last = clients[7]; // on b, with three others there: the room is big only across both
+      const joined = last.all("joined")[0];
+      assert.equal(joined.memberCount, 8);
+      assert.deepEqual(joined.members, names.slice(0, 4));
+      const pages = await allPages(last);
+      assert.deepEqual(pages.flatMap((p) => p.names), names);
+      await settle(BIG.countIntervalMs + 300);
+      assert.equal(
+        clients[0].all("count").at(-1)?.members,
+        8,
+        "a member on the other process is told the count",
+      );
+      const told = clients[0].all("presence").map((m) => m.name);
+      assert.ok(!told.includes("p6") && !told.includes("p7"), `no presence past the size: ${told}`);
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  },
+});
