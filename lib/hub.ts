@@ -79,6 +79,8 @@ interface Room {
   people: Map<Person<Client>, number>;
   /** The names of `people`, sorted by code unit: a member page costs its size, not the room's. */
   names: string[];
+  /** `people` by name, for a page's display names (a lookalike search would cost far more). */
+  byName: Map<string, Person<Client>>;
   /** Once it had more than `bigRoom` people here or anywhere; it stays big until it empties here. */
   big: boolean;
   /** Big rooms: per name, the connections that asked about it (see {@link Hub.watch}). */
@@ -256,6 +258,7 @@ export class Hub {
         presence: [],
         people: new Map(),
         names: [],
+        byName: new Map(),
         big: false,
         holding: new Map(),
         delivered: 0,
@@ -266,6 +269,7 @@ export class Hub {
     if (tabs === 0) {
       if (r.people.size + 1 > (this.#opts.bigRoom ?? Infinity)) r.big = true;
       insertSorted(r.names, client.person.name);
+      r.byName.set(client.person.name, client.person);
       if (!this.#opts.externalPresence) {
         this.#announce(room, r, presenceLine(room, "join", client.person), undefined, client.person.name);
       }
@@ -333,6 +337,7 @@ export class Hub {
     }
     r.people.delete(client.person);
     removeSorted(r.names, client.person.name);
+    r.byName.delete(client.person.name);
     r.typers?.delete(client.person.name); // their place among the typers is free for someone else
     if (r.members.size === 0 && r.holding.size === 0) {
       this.#rooms.delete(room);
@@ -412,8 +417,7 @@ export class Hub {
 
   /** The display name of `name` if they are in `room` here and have one. */
   displayIn(room: string, name: string): string | undefined {
-    const p = this.#people.byName(name, false);
-    return p?.name === name && this.#rooms.get(room)?.people.has(p) ? p.display : undefined;
+    return this.#rooms.get(room)?.byName.get(name)?.display;
   }
 
   /** Whether `room` is big here (see {@link HubOptions.bigRoom}). */
@@ -533,6 +537,8 @@ export class Hub {
         const r = this.#rooms.get(room)!;
         removeSorted(r.names, old);
         insertSorted(r.names, name);
+        r.byName.delete(old);
+        r.byName.set(name, person);
       }
     }
     if (shown === undefined) delete person.display;
