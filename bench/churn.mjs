@@ -825,6 +825,9 @@ async function soak() {
 async function fill() {
   const N = args.n, room = "big";
   const conns = [];
+  /** Characters of the lines received while filling, by type (the talkers' messages apart). */
+  const byType = {};
+  let counting = false;
   const open = (name, onLine) =>
     new Promise((resolve) => {
       let joined = false;
@@ -832,6 +835,7 @@ async function fill() {
         onOpen() {},
         onLine(o, line) {
           if (!o) return void bad.unparsable++;
+          if (counting) byType[o.type] = (byType[o.type] || 0) + line.length + 1;
           if (o.type === "error") countErrorFrame(o, line);
           if (o.type === "joined" && !joined) joined = true, resolve(ws);
           onLine?.(o);
@@ -864,6 +868,7 @@ async function fill() {
     k++;
   }, args["talk-every"]);
   const rx0 = rxBytes;
+  counting = true;
   const t0 = performance.now();
   let joined = 0, failed = 0;
   const arrivals = [];
@@ -881,6 +886,7 @@ async function fill() {
   clearInterval(talk);
   // What the fill still sends (grouped presence, counts) arrives within a second or two.
   await sleep(1500);
+  counting = false;
   const rx = rxBytes - rx0;
   lat.sort((a, b) => a - b);
   clearTimeout(HARD);
@@ -894,6 +900,11 @@ async function fill() {
     fill_ms: Math.round(fillMs),
     rx_bytes: rx,
     bytes_per_join: Math.round(rx / Math.max(1, joined)),
+    chars_by_type: byType,
+    // Everything but the talkers' messages (which every member gets, big room or not), per join.
+    chars_per_join_no_msgs: Math.round(
+      Object.entries(byType).reduce((n, [t, c]) => (t === "message" ? n : n + c), 0) / Math.max(1, joined),
+    ),
     messages_timed: lat.length,
     p50_ms: ms1(pct(lat, 0.5)),
     p99_ms: ms1(pct(lat, 0.99)),

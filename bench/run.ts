@@ -50,6 +50,7 @@ const HELP = `Usage: deno task bench [options]
   --fill-sizes LIST   s5 room sizes, each filled with big rooms off and on
                                                                   [1000,5000,10000,20000; quick 500,1000,2000]
   --fill-rate N       s5 joins a second                           [500]
+  --fill-modes LIST   s5: off,on (off is quadratic: "on" alone for sizes off cannot reach)  [off,on]
   --w N               s1 messages in flight                       [16]
   --store-dur S       measured seconds of the store case          [10; quick 3]
   --pubs N            store publishers                            [10]
@@ -84,6 +85,7 @@ const { values: v } = parseArgs({
     "soak-min": { type: "string" },
     "fill-sizes": { type: "string" },
     "fill-rate": { type: "string" },
+    "fill-modes": { type: "string", default: "off,on" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -121,6 +123,9 @@ const fillKnobs = {
     int(x.trim(), 0, "fill-sizes")
   ),
   rate: int(v["fill-rate"], 500, "fill-rate"),
+  modes: v["fill-modes"].split(",").map((x) => x.trim()).filter((x): x is "off" | "on" =>
+    x === "off" || x === "on" || fail(`--fill-modes takes off and on, got ${JSON.stringify(x)}`)
+  ),
   talkers: 10,
 };
 
