@@ -49,7 +49,7 @@ const DEFAULTS = {
   // fill
   rate: 500,
   talkers: 10,
-  "talk-every": 200,
+  "talk-every": 1000,
   "fill-timeout": 180,
 };
 const args = { ...DEFAULTS };

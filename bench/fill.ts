@@ -38,6 +38,8 @@ export interface FillKnobs {
   modes: ("off" | "on")[];
   rate: number;
   talkers: number;
+  /** Milliseconds between two messages of one talker. */
+  talkEveryMs: number;
 }
 
 function peakRssMiB(pid: number): number | null {
@@ -95,6 +97,8 @@ export async function measureFill(
           String(f.rate),
           "--talkers",
           String(f.talkers),
+          "--talk-every",
+          String(f.talkEveryMs),
           "--fill-timeout",
           String(timeout),
           "--deadline",

@@ -50,6 +50,7 @@ const HELP = `Usage: deno task bench [options]
   --fill-sizes LIST   s5 room sizes, each filled with big rooms off and on
                                                                   [1000,5000,10000,20000; quick 500,1000,2000]
   --fill-rate N       s5 joins a second                           [500]
+  --fill-talk-every MS  s5: ms between two messages of one of the 10 talkers  [1000]
   --fill-modes LIST   s5: off,on (off is quadratic: "on" alone for sizes off cannot reach)  [off,on]
   --w N               s1 messages in flight                       [16]
   --store-dur S       measured seconds of the store case          [10; quick 3]
@@ -85,6 +86,7 @@ const { values: v } = parseArgs({
     "soak-min": { type: "string" },
     "fill-sizes": { type: "string" },
     "fill-rate": { type: "string" },
+    "fill-talk-every": { type: "string" },
     "fill-modes": { type: "string", default: "off,on" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
@@ -127,6 +129,7 @@ const fillKnobs = {
     x === "off" || x === "on" || fail(`--fill-modes takes off and on, got ${JSON.stringify(x)}`)
   ),
   talkers: 10,
+  talkEveryMs: int(v["fill-talk-every"], 1000, "fill-talk-every"),
 };
 
 const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store", "s4", "soak"];
