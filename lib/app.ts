@@ -73,6 +73,7 @@ export async function openEngine(config: Config, store: Store | undefined, log: 
     "retainMessages",
     "retainDays",
     "presenceTtlMs",
+    "countIntervalMs",
     "nameHoldSeconds",
     "redisWaitReplicas",
     "redisWaitMs",
