@@ -42,9 +42,19 @@ export interface FillKnobs {
   talkEveryMs: number;
 }
 
+/**
+ * The largest peak RSS of `pid` and its descendants (MiB): on Redis the server is a child of the bash
+ * that started it and redis-server, so the wrapper's own would say nothing.
+ */
 function peakRssMiB(pid: number): number | null {
   const m = /VmHWM:\s+(\d+)/.exec(readProc(`/proc/${pid}/status`) ?? "");
-  return m ? Math.round(Number(m[1]) / 1024) : null;
+  let peak = m ? Math.round(Number(m[1]) / 1024) : null;
+  const children = (readProc(`/proc/${pid}/task/${pid}/children`) ?? "").trim().split(" ").filter(Boolean);
+  for (const c of children) {
+    const p = peakRssMiB(Number(c));
+    if (p !== null && (peak === null || p > peak)) peak = p;
+  }
+  return peak;
 }
 
 /** One S5 row per (size, big rooms off/on) of `server`. */
