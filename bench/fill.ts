@@ -78,10 +78,13 @@ export async function measureFill(
       const dataDir = Deno.makeTempDirSync({ prefix: "chat-bench-" });
       const log = `${outDir}/server-s5-${n}-${mode}-${server.name}-run${run}.log`;
       const bigRoom = mode === "off" ? OFF : 500;
-      const srv = spawnPinned(server.name, [...server.cmd(port, dataDir), "--big-room", String(bigRoom)], {
+      // By the environment, not a flag: a Redis server's command is a bash script, whose extra
+      // arguments would not reach the server.
+      const srv = spawnPinned(server.name, server.cmd(port, dataDir), {
         cpu: SERVER_CPU,
         out: log,
         err: null,
+        env: { CHAT_BIG_ROOM: String(bigRoom) },
       });
       row.server_pid = srv.pid;
       try {

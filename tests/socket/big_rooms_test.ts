@@ -141,14 +141,24 @@ Deno.test("a room at or below --big-room answers join and presence as always", a
   await using s = await startServer(BIG);
   await using a = await TestClient.connect(s, { name: "a", room: ROOM });
   await using b = await TestClient.connect(s, { name: "b", room: ROOM });
-  const joined = b.all("joined")[0];
-  assert.deepEqual(joined.members, ["a", "b"]);
+  await using c = await TestClient.connect(s, { name: "c", room: ROOM });
+  await using d = await TestClient.connect(s, { name: "d", room: ROOM });
+  await using e = await TestClient.connect(s, { name: "e", room: ROOM }); // 5: not above --big-room
+  const joined = e.all("joined")[0];
+  assert.deepEqual(joined.members, ["a", "b", "c", "d", "e"]);
   assert.equal("memberCount" in joined, false);
-  assert.equal((await a.next("presence")).name, "b");
+  await d.close();
+  await settle(BIG.countIntervalMs + 100);
+  assert.deepEqual(a.all("presence").map((m) => `${m.event} ${m.name}`), [
+    "join b",
+    "join c",
+    "join d",
+    "join e",
+    "leave d",
+  ]);
   b.send({ type: "members", room: ROOM });
-  assert.deepEqual((await b.next("members")).names, ["a", "b"]);
-  await settle(BIG.countIntervalMs + 50);
-  assert.equal(a.all("count").length, 0, "no count in a small room");
+  assert.deepEqual((await b.next("members")).names, ["a", "b", "c", "e"]);
+  for (const x of [a, b, c, e]) assert.equal(x.all("count").length, 0, "no count in a small room");
 });
 
 Deno.test({
