@@ -6,6 +6,9 @@
 //          jitter and resumes with `join {room, since}`. Every message seq is checked per client.
 //   soak   steady churn for --minutes: connects, joins, sends, leaves, clean and abrupt closes, and a few
 //          slow consumers that stop reading. The driver samples the server's memory, fds and store.
+//   fill   S5: one room filled with --n members at --rate joins a second while --talkers of its members
+//          send a message every --talk-every ms: time to fill, bytes received per join, the talkers'
+//          message latency (send to their own copy back) while filling.
 //
 //   bun churn.mjs --scenario storm|soak --port P [--n 10000 --rooms 100 ...] (see DEFAULTS)
 //
@@ -43,6 +46,11 @@ const DEFAULTS = {
   "hot-readers": 3,
   "slow-every": 15,
   "slow-life": 60,
+  // fill
+  rate: 500,
+  talkers: 10,
+  "talk-every": 1000,
+  "fill-timeout": 180,
 };
 const args = { ...DEFAULTS };
 for (let i = 2; i < process.argv.length; i++) {
@@ -80,6 +88,8 @@ function backoffDelay(attempt, opts, random = Math.random) {
 // ---------------------------------------------------------------- a minimal RFC 6455 client on node:net
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+/** Bytes every connection of this process received (HTTP answers and frames): what the server sent. */
+let rxBytes = 0;
 
 /**
  * One WebSocket connection: checks 101 and Sec-WebSocket-Accept, masks what it sends, splits server
@@ -105,6 +115,7 @@ class Ws {
       this.state = 1;
     });
     s.on("data", (d) => {
+      rxBytes += d.length;
       if (!this.frozen) this.data(d);
     });
     s.on("error", (e) => this.end(e.code || e.message, null));
@@ -810,9 +821,106 @@ async function soak() {
   setTimeout(() => process.exit(0), 200);
 }
 
-const run = { storm, soak }[args.scenario];
+/** S5: see the header. Every connection joins room "big" through `?room=`. */
+async function fill() {
+  const N = args.n, room = "big";
+  const conns = [];
+  /** Characters of the lines received while filling, by type (the talkers' messages apart). */
+  const byType = {};
+  let counting = false;
+  const open = (name, onLine) =>
+    new Promise((resolve) => {
+      let joined = false;
+      const ws = new Ws(`/ws?room=${room}&name=${name}`, {
+        onOpen() {},
+        onLine(o, line) {
+          if (!o) return void bad.unparsable++;
+          if (counting) byType[o.type] = (byType[o.type] || 0) + line.length + 1;
+          if (o.type === "error") countErrorFrame(o, line);
+          if (o.type === "joined" && !joined) joined = true, resolve(ws);
+          onLine?.(o);
+        },
+        onEnd(_why, code) {
+          if (code !== null) bad.closeCodes[code] = (bad.closeCodes[code] || 0) + 1;
+          if (!joined) joined = true, resolve(null);
+        },
+      });
+      conns.push(ws);
+    });
+  // The talkers join first, then talk all through the fill.
+  const sentAt = new Map();
+  const lat = [];
+  let talking = true;
+  const talkers = await Promise.all(Array.from({ length: args.talkers }, (_, i) =>
+    open(`talker${i}`, (o) => {
+      if (o.type !== "message" || o.from !== `talker${i}` || !sentAt.has(o.cid)) return;
+      if (talking) lat.push(performance.now() - sentAt.get(o.cid));
+      sentAt.delete(o.cid);
+    })));
+  let k = 0;
+  const talk = setInterval(() => {
+    talkers.forEach((t, i) => {
+      if (!t) return;
+      const cid = `t${i}-${k}`;
+      sentAt.set(cid, performance.now());
+      t.send({ type: "send", room, text: `message ${k} from talker ${i}`, cid });
+    });
+    k++;
+  }, args["talk-every"]);
+  const rx0 = rxBytes;
+  counting = true;
+  const t0 = performance.now();
+  let joined = 0, failed = 0;
+  const arrivals = [];
+  // Steady arrivals: every 10 ms the joins due by then.
+  for (let i = 0; i < N; i++) {
+    const due = t0 + (i * 1000) / args.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    arrivals.push(open(`f${i}`).then((ws) => (ws ? joined++ : failed++)));
+  }
+  const deadline = sleep(args["fill-timeout"] * 1000).then(() => "timeout");
+  const end = await Promise.race([Promise.all(arrivals).then(() => "done"), deadline]);
+  const fillMs = performance.now() - t0;
+  talking = false;
+  clearInterval(talk);
+  // What the fill still sends (grouped presence, counts) arrives within a second or two.
+  await sleep(1500);
+  counting = false;
+  const rx = rxBytes - rx0;
+  lat.sort((a, b) => a - b);
+  clearTimeout(HARD);
+  emitLine({
+    n: N,
+    rate: args.rate,
+    talkers: args.talkers,
+    joined,
+    failed,
+    end,
+    fill_ms: Math.round(fillMs),
+    rx_bytes: rx,
+    bytes_per_join: Math.round(rx / Math.max(1, joined)),
+    chars_by_type: byType,
+    // Everything but the talkers' messages (which every member gets, big room or not), per join.
+    chars_per_join_no_msgs: Math.round(
+      Object.entries(byType).reduce((n, [t, c]) => (t === "message" ? n : n + c), 0) / Math.max(1, joined),
+    ),
+    messages_timed: lat.length,
+    p50_ms: ms1(pct(lat, 0.5)),
+    p99_ms: ms1(pct(lat, 0.99)),
+    error_frames: bad.errorFrames,
+    first_error: bad.firstError,
+    close_codes: bad.closeCodes,
+    unparsable: bad.unparsable,
+    lg_runtime: RUNTIME,
+  });
+  for (const ws of conns) ws.drop();
+  setTimeout(() => process.exit(0), 200);
+}
+
+const run = { storm, soak, fill }[args.scenario];
 if (!run || !args.port) {
-  console.error("usage: churn.mjs --scenario storm|soak --port P [...]");
+  console.error("usage: churn.mjs --scenario storm|soak|fill --port P [...]");
   process.exit(2);
 }
 run().catch((e) => {

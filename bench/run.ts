@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { chartSvg } from "./chart.ts";
 import { churnReport, isChurnCase, measureSoak, measureStorm } from "./churn.ts";
+import { fillReport, measureFill } from "./fill.ts";
 import {
   BUSY_LIMIT,
   caseKind,
@@ -37,8 +38,8 @@ const HELP = `Usage: deno task bench [options]
 
   --quick             short run: 3 s windows, cases s1-100,s2-10,s3,store,s4 (3000 conns),
                       soak (2 min)                                               (~5 min)
-  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak, or s1 s2 all
-                      (any s1-<N> and s2-<rate> work)             [default: all]
+  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak s5, or s1 s2 all
+                      (any s1-<N> and s2-<rate> work; s5 is not in all)   [default: all]
                       search: the search bench (search_bench.ts; not in all)
   --search-messages N messages the search bench generates         [1000000]
   --search-rooms N    rooms they go in                            [1000]
@@ -49,6 +50,11 @@ const HELP = `Usage: deno task bench [options]
   --warm S            warm-up seconds                             [2; quick 1]
   --conns N           s3 connections and s4 clients               [10000; quick 3000]
   --soak-min N        soak minutes (run once, on main)            [10; quick 2]
+  --fill-sizes LIST   s5 room sizes, each filled with big rooms off and on
+                                                                  [1000,5000,10000,20000; quick 500,1000,2000]
+  --fill-rate N       s5 joins a second                           [500]
+  --fill-talk-every MS  s5: ms between two messages of one of the 10 talkers  [1000]
+  --fill-modes LIST   s5: off,on (off is quadratic: "on" alone for sizes off cannot reach)  [off,on]
   --w N               s1 messages in flight                       [16]
   --store-dur S       measured seconds of the store case          [10; quick 3]
   --pubs N            store publishers                            [10]
@@ -83,6 +89,10 @@ const { values: v } = parseArgs({
     "soak-min": { type: "string" },
     "search-messages": { type: "string", default: "1000000" },
     "search-rooms": { type: "string", default: "1000" },
+    "fill-sizes": { type: "string" },
+    "fill-rate": { type: "string" },
+    "fill-talk-every": { type: "string" },
+    "fill-modes": { type: "string", default: "off,on" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -115,6 +125,17 @@ const knobs: Knobs = {
   soakMin: int(v["soak-min"], q ? 2 : 10, "soak-min"),
 };
 const runs = int(v.runs, 1, "runs");
+const fillKnobs = {
+  sizes: (v["fill-sizes"] ?? (q ? "500,1000,2000" : "1000,5000,10000,20000")).split(",").map((x) =>
+    int(x.trim(), 0, "fill-sizes")
+  ),
+  rate: int(v["fill-rate"], 500, "fill-rate"),
+  modes: v["fill-modes"].split(",").map((x) => x.trim()).filter((x): x is "off" | "on" =>
+    x === "off" || x === "on" || fail(`--fill-modes takes off and on, got ${JSON.stringify(x)}`)
+  ),
+  talkers: 10,
+  talkEveryMs: int(v["fill-talk-every"], 1000, "fill-talk-every"),
+};
 
 const ALL = ["s1-100", "s1-1000", "s2-2", "s2-10", "s3", "store", "s4", "soak"];
 const wanted = v.cases ?? (q ? "s1-100,s2-10,s3,store,s4,soak" : "all");
@@ -125,7 +146,7 @@ for (const c of wanted.split(",").map((x) => x.trim()).filter(Boolean)) {
   else if (c === "all") cases.push(...ALL);
   else if (c === "s1") cases.push("s1-100", "s1-1000");
   else if (c === "s2") cases.push("s2-2", "s2-10");
-  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak"].includes(c)) {
+  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak", "s5"].includes(c)) {
     cases.push(c);
   } else fail(`unknown case ${JSON.stringify(c)} (see --help)`);
 }
@@ -221,6 +242,16 @@ for (let run = 1; run <= runs; run++) {
     for (const s of lineup) {
       if ((caseKind(c) === "store" || c === "s4") && !SERVERS[s].ours) continue; // our protocol only
       if (c === "soak" && (s !== soakServer || run !== runs)) continue;
+      if (c === "s5") {
+        if (!SERVERS[s].ours) continue; // big rooms are ours to turn off and on
+        const t = Date.now();
+        for (const row of await measureFill(run, SERVERS[s], gen, knobs, fillKnobs, outDir)) {
+          rows.push(row);
+          Deno.writeTextFileSync(`${outDir}/results.jsonl`, JSON.stringify(row) + "\n", { append: true });
+        }
+        console.error(`run ${run}  s5      ${s.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(0)} s`);
+        continue;
+      }
       const t = Date.now();
       const row = c === "s4"
         ? await measureStorm(run, SERVERS[s], gen, knobs, outDir)
@@ -238,12 +269,13 @@ for (let run = 1; run <= runs; run++) {
   }
 }
 
-const classic = rows.filter((r) => !isChurnCase(r.case));
+const isFill = (r: Row) => r.case.startsWith("s5-");
+const classic = rows.filter((r) => !isChurnCase(r.case) && !isFill(r));
 const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case))) +
-  searchText;
+  fillReport(rows.filter(isFill)) + searchText;
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
-const svg = chartSvg(rows, [
+const svg = chartSvg(rows.filter((r) => !isFill(r)), [
   `deno task bench ${Deno.args.join(" ")}`.trim(),
   `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${cpuCount()} CPUs, ` +
   (PINNING ? "server pinned to core 0, generator to core 1" : "not pinned") + `, generator ${gen.label}, ` +

@@ -97,6 +97,7 @@ export async function openEngine(
     "retainMessages",
     "retainDays",
     "presenceTtlMs",
+    "countIntervalMs",
     "nameHoldSeconds",
     "redisWaitReplicas",
     "redisWaitMs",

@@ -54,6 +54,8 @@ export interface ChatDeps {
 }
 
 const MAINTENANCE_MS = 30_000;
+/** How every typing line starts (see {@link encode}: the type is the first field). */
+const TYPING_LINE = '{"type":"typing",';
 /** How often expired tokens and owed `auth` frames are looked for (one sweep, no timer per connection). */
 const AUTH_SWEEP_MS = 1000;
 /** How often a shutdown looks for silent connections, and how late a timer may fire on a server that keeps up. */
@@ -91,6 +93,10 @@ export class Chat {
       nameHoldMs: ms(config, "nameHoldSeconds"),
       onPresenceQueued: config.presenceDelayMs > 0 ? () => this.#presence.soon() : undefined,
       externalPresence: deps.sharing?.spansProcesses ?? false,
+      bigRoom: config.bigRoom,
+      onCountQueued: () => this.#presence.countSoon(),
+      maxTypers: config.maxTypers,
+      typingWindowMs: config.typingWindowMs,
     });
     const sharing = deps.sharing ?? new LocalSharing(this.hub);
     const ctx: ChatContext = this.#ctx = {
@@ -145,7 +151,7 @@ export class Chat {
         messageChanged: (m, info) => this.#edits.changed(m, info),
       }),
       sharing.subscribe({
-        line: (room, line) => this.hub.publish(room, line),
+        line: (room, line) => this.#line(room, line),
         presence: (room, name, line) => this.#presence.announce(room, name, line),
         person: (key, msg) => this.#toPerson(key, msg),
         renamed: (old, name, rooms, display) => this.#naming.renamedElsewhere(old, name, rooms, display),
@@ -482,6 +488,16 @@ export class Chat {
   }
 
   /** A message for person `key` from any process; `disconnected` also closes their connections. */
+  /**
+   * A room's line from sharing (this process's or another's). Typing in a big room goes through the
+   * hub's cap on typers; the check is on the line's start, as `encode` puts the type first.
+   */
+  #line(room: string, line: string): void {
+    if (!line.startsWith(TYPING_LINE) || !this.hub.isBig(room)) return this.hub.publish(room, line);
+    const name = (JSON.parse(line) as { name?: unknown }).name;
+    if (typeof name === "string") this.hub.typing(room, name, line, this.#ctx.now());
+  }
+
   #toPerson(key: string, msg: ServerMessage): void {
     this.hub.sendToPerson(key, encode(msg));
     if (msg.type !== "disconnected") return;

@@ -86,6 +86,8 @@ export interface RedisOptions {
   presenceTtlMs?: number;
   /** Milliseconds a name stays held after its person's last connection anywhere. @default 60000 */
   nameHoldMs?: number;
+  /** Milliseconds between two counts of a big room: also how long a member list read for pages is used. */
+  countIntervalMs?: number;
   /**
    * Replicas a message must reach (`WAIT`) before it is acked; 0 acks once the master has it, and a
    * master lost before its replica got the message loses it. @default 0
@@ -138,6 +140,7 @@ export class RedisEngine implements Engine {
     this.sharing = new RedisSharing(redis, this.#delivery, {
       presenceTtlMs: opts.presenceTtlMs ?? 15_000,
       nameHoldMs: opts.nameHoldMs ?? 60_000,
+      memberListMs: opts.countIntervalMs ?? 1000,
       log: opts.log,
     });
   }

@@ -4,7 +4,7 @@
  * @module
  */
 import { canonicalDisplay, displayProblem, handleFromDisplay } from "./display_names.ts";
-import { canonicalName, nameProblem } from "./names.ts";
+import { canonicalName, NAME_MAX_CHARS, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
 import { MAX_TOPIC_CHARS, ROOM_NAME_RE, ROOM_PREFIX_RE } from "../static/shared/rooms.js";
 
@@ -144,6 +144,8 @@ export type ClientMessage =
     slowModeSeconds?: number;
   }
   | { type: "audit"; room: string; before?: number; limit?: number }
+  /** A page of a big room's members: names after `after` (a cursor), starting with `prefix`. */
+  | { type: "members"; room: string; after?: string; prefix?: string }
   /** A signed token: the first frame of a connection that must authenticate, later a refresh. */
   | { type: "auth"; token: string }
   /** A page of the room directory: public rooms whose name starts with `q`, after the room `after`. */
@@ -436,6 +438,18 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       return { type: "audit", ...page(o) };
     case "rooms":
       return parseRoomsQuery(o);
+    case "members": {
+      const msg: { type: "members"; room: string; after?: string; prefix?: string } = {
+        type: "members",
+        room: room(o),
+      };
+      // Names are at most NAME_MAX_CHARS: a longer cursor or prefix matches nothing, so it is refused.
+      const after = optString(o, "after", NAME_MAX_CHARS);
+      const prefix = optString(o, "prefix", NAME_MAX_CHARS);
+      if (after !== undefined) msg.after = after;
+      if (prefix !== undefined) msg.prefix = prefix;
+      return msg;
+    }
     case "auth":
       // Its size is the verifier's to cap (--max-token-bytes), after the frame cap above.
       return { type: "auth", token: str(o, "token") };

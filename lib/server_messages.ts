@@ -80,9 +80,14 @@ export type ServerMessage =
   | {
     type: "joined";
     room: string;
+    /** Everyone in the room; in a big room, the first page of them (see `memberCount`). */
     members: string[];
     /** The display names of the members who have one, by name. */
     displays?: Record<string, string>;
+    /** A big room only: how many people are in it (then `members` is a page and `next` its cursor). */
+    memberCount?: number;
+    /** A big room only: the `after` of the next `members` page, when there is one. */
+    next?: string;
     messages: WireMessage[];
     lastSeq: number;
     truncated: boolean;
@@ -107,6 +112,20 @@ export type ServerMessage =
   | { type: "read"; conv: string; seq: number }
   | { type: "presence"; room: string; event: "join" | "leave"; name: string; display?: string }
   | { type: "typing"; room: string; name: string; display?: string }
+  /** A big room's member count, at most once per `--count-interval` (its presence is not told). */
+  | { type: "count"; room: string; members: number }
+  /** A page of a big room's members, answering `members {room, after?, prefix?}`. */
+  | {
+    type: "members";
+    room: string;
+    names: string[];
+    displays?: Record<string, string>;
+    next?: string;
+    count: number;
+    /** The request's `after` and `prefix`, so a client with several out knows which this answers. */
+    after?: string;
+    prefix?: string;
+  }
   /** A rename, or (`old` = `name`) a new display name; `display` is the person's display name now. */
   | { type: "nick"; old: string; name: string; display?: string }
   | {

@@ -486,6 +486,56 @@ export const TABLE = {
       help: "ms joins/leaves are held so a room's changes go out in one frame (0 = at once)",
     },
     /**
+     * Above it, presence fan-out is quadratic in the room's size (every join told to every member): a
+     * big room tells counts, pages its member list and names only the people a member asked about.
+     */
+    bigRoom: {
+      flag: "big-room",
+      env: "CHAT_BIG_ROOM",
+      kind: "int",
+      default: 500,
+      min: 1,
+      help: "people in a room above which it is big: a count and member pages instead of join/leave lines",
+    },
+    membersPage: {
+      flag: "members-page",
+      env: "CHAT_MEMBERS_PAGE",
+      kind: "int",
+      default: 100,
+      min: 1,
+      max: 1000,
+      help: "most names in a big room's `joined` or `members` answer",
+    },
+    countIntervalMs: {
+      flag: "count-interval",
+      env: "CHAT_COUNT_INTERVAL",
+      kind: "int",
+      default: 1000,
+      unit: "ms",
+      min: 10,
+      max: 60_000,
+      help: "ms between two `count` lines of one big room (joins and leaves meanwhile make one)",
+    },
+    maxTypers: {
+      flag: "max-typers",
+      env: "CHAT_MAX_TYPERS",
+      kind: "int",
+      default: 5,
+      min: 1,
+      help: "people a big room names as typing at once; others' typing is dropped meanwhile",
+    },
+    /** The page shows a typer for 3 s after their line: a typer holds a place as long. */
+    typingWindowMs: {
+      flag: "typing-window",
+      env: "CHAT_TYPING_WINDOW",
+      kind: "int",
+      default: 3000,
+      unit: "ms",
+      min: 100,
+      max: 60_000,
+      help: "ms a typer holds one of a big room's `--max-typers` places after their last typing line",
+    },
+    /**
      * A message that finds a write in flight waits for that anyway. The default is 0 with `--store memory`
      * and no Redis: there a write costs nothing to share.
      */

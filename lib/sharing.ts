@@ -9,7 +9,7 @@
  * @module
  */
 import { listOf, type RoomListing, type RoomQuery } from "./engine.ts";
-import type { Hub } from "./hub.ts";
+import { type Hub, lowerBound } from "./hub.ts";
 import type { ServerMessage } from "./server_messages.ts";
 
 /** What sharing tells its subscriber, from this process and every other. */
@@ -28,6 +28,62 @@ export interface SharingEvents {
    * (see {@link Sharing.publishRename}).
    */
   renamed(oldName: string, newName: string, rooms: string[], display?: string): void;
+}
+
+/** Which page of a room's members (see {@link Sharing.memberPage}). */
+export interface MemberQuery {
+  /** Names after this one (the `next` of the page before). */
+  after?: string;
+  /** Names, or display names, that start with it (any case). */
+  prefix?: string;
+  /** Names in the page at most. */
+  limit: number;
+}
+
+/** One page of a room's members, sorted by code unit. */
+export interface MemberPage {
+  names: string[];
+  /** The display names of the page's people who have one, by name. */
+  displays?: Record<string, string>;
+  /** The `after` of the next page, when there is one. */
+  next?: string;
+  /** How many people are in the room. */
+  count: number;
+}
+
+/**
+ * The page `q` of `sorted` (names sorted by code unit), with display names from `displayOf`. Without
+ * a prefix it costs the page (a binary search); a prefix is matched by a scan that stops at a full page.
+ */
+export function pageOf(
+  sorted: readonly string[],
+  displayOf: (name: string) => string | undefined,
+  q: MemberQuery,
+): MemberPage {
+  const names: string[] = [];
+  let i = q.after === undefined ? 0 : lowerBound(sorted, q.after);
+  if (q.after !== undefined && sorted[i] === q.after) i++;
+  const prefix = q.prefix?.toLowerCase();
+  let more = false;
+  for (; i < sorted.length; i++) {
+    const name = sorted[i];
+    if (prefix !== undefined && !name.toLowerCase().startsWith(prefix)) {
+      const shown = displayOf(name);
+      if (shown === undefined || !shown.toLowerCase().startsWith(prefix)) continue;
+    }
+    if (names.length === q.limit) {
+      more = true;
+      break;
+    }
+    names.push(name);
+  }
+  const page: MemberPage = { names, count: sorted.length };
+  for (const name of names) {
+    const shown = displayOf(name);
+    if (shown !== undefined) (page.displays ??= {})[name] = shown;
+  }
+  if (more) page.next = names[names.length - 1];
+  return page;
 }
 
 /** A room someone is in (see {@link Sharing.occupiedRooms}). */
@@ -74,6 +130,10 @@ export interface Sharing {
   members(room: string): Promise<string[]>;
   /** The display names of those in `room` on any process who have one, by name (undefined: none). */
   displays(room: string): Promise<Record<string, string> | undefined>;
+  /** How many people are in `room` on any process. */
+  memberCount(room: string): Promise<number>;
+  /** A page of the people in `room` on any process (see {@link pageOf}). */
+  memberPage(room: string, q: MemberQuery): Promise<MemberPage>;
   /**
    * The rooms someone is in on any process, each with how many people are in it (a person once,
    * whatever their tabs and processes), as a listing in name order (see `RoomQuery`).
@@ -149,6 +209,15 @@ export class LocalSharing implements Sharing {
 
   displays(room: string): Promise<Record<string, string> | undefined> {
     return Promise.resolve(this.#hub.displays(room));
+  }
+
+  memberCount(room: string): Promise<number> {
+    return Promise.resolve(this.#hub.sortedMembers(room).length);
+  }
+
+  memberPage(room: string, q: MemberQuery): Promise<MemberPage> {
+    const hub = this.#hub;
+    return Promise.resolve(pageOf(hub.sortedMembers(room), (name) => hub.displayIn(room, name), q));
   }
 
   occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>> {

@@ -114,8 +114,10 @@ export class TextMode {
         this.#leave(m.room);
         this.#rooms.push(m.room);
         const names = m.members.slice(0, MEMBERS_SHOWN).map((n) => who(n, m));
-        const more = m.members.length > MEMBERS_SHOWN ? `, … ${m.members.length - MEMBERS_SHOWN} more` : "";
-        return `* you joined ${m.room} (${m.members.length} here: ${names.join(", ")}${more})`;
+        // A big room's `members` is a page: the count says how many are here.
+        const here = m.memberCount ?? m.members.length;
+        const more = here > names.length ? `, … ${here - names.length} more` : "";
+        return `* you joined ${m.room} (${here} here: ${names.join(", ")}${more})`;
       }
       case "left":
         this.#leave(m.room);
@@ -132,7 +134,14 @@ export class TextMode {
       case "ack":
       case "read":
       case "typing":
+      case "count":
         return undefined;
+      case "members": {
+        const names = m.names.map((n) => who(n, m));
+        return `* ${m.count} in ${m.room}${m.prefix ? `, starting with ${m.prefix}` : ""}: ${
+          names.join(", ")
+        }${m.next ? ", …" : ""}`;
+      }
       case "presence":
         return `* ${who(m.name, m)} ${m.event === "join" ? "joined" : "left"} ${m.room}`;
       case "nick":

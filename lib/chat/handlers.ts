@@ -104,5 +104,6 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     auth: (c, m) => f.admission.auth(c, m.token),
     rooms: (c, m) => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit),
     search: (c, m) => f.search.search(c, m),
+    members: (c, m) => f.rooms.members(c, m.room, m.after, m.prefix),
   };
 }

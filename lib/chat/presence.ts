@@ -10,6 +10,7 @@ import type { ChatContext } from "./context.ts";
 export class Presence {
   readonly #ctx: ChatContext;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #countTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: ChatContext) {
     this.#ctx = ctx;
@@ -24,7 +25,8 @@ export class Presence {
 
   /** A presence line sharing decided (presence spanning processes): it goes through the hub's grouping. */
   announce(room: string, name: string, line: string): void {
-    this.#ctx.hub.announce(room, line, name);
+    // A quote inside a name or display name is escaped in JSON, so this is the event field's own.
+    this.#ctx.hub.announce(room, line, name, line.includes('"event":"leave"') ? -1 : 1);
   }
 
   /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */
@@ -36,8 +38,27 @@ export class Presence {
     }, this.#ctx.cfg.presenceDelayMs);
   }
 
-  /** Stops the grouping timer (shutdown). */
+  /**
+   * A big room's people changed: after `countIntervalMs`, each such room's members get its count,
+   * once, whatever came and went meanwhile (at most one `count` per room per interval).
+   */
+  countSoon(): void {
+    if (this.#ctx.closing() || this.#countTimer !== undefined) return;
+    this.#countTimer = setTimeout(() => {
+      this.#countTimer = undefined;
+      const { hub, sharing, log } = this.#ctx;
+      for (const room of hub.countsDue()) {
+        sharing.memberCount(room).then((n) => {
+          hub.counted(room, n);
+          hub.tellCount(room, n);
+        }).catch((e) => log.debug("member count not read", { room, error: (e as Error).message }));
+      }
+    }, this.#ctx.cfg.countIntervalMs);
+  }
+
+  /** Stops the grouping timers (shutdown). */
   close(): void {
     clearTimeout(this.#timer);
+    clearTimeout(this.#countTimer);
   }
 }

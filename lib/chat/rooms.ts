@@ -16,6 +16,7 @@ import type { Conn } from "./connections.ts";
 import { accessOf, type ChatContext, mustBeMember, nameOf } from "./context.ts";
 import { engineError } from "./errors.ts";
 import type { Presence } from "./presence.ts";
+import { pageOf } from "../sharing.ts";
 import type { Reactions } from "./reactions.ts";
 import type { ReadState } from "./read_state.ts";
 
@@ -28,6 +29,9 @@ interface JoinRead {
   members: string[];
   /** The members' display names, by name (only those who have one). */
   displays?: Record<string, string>;
+  /** A big room: how many people are in it (`members` is its first page), and the next page's cursor. */
+  memberCount?: number;
+  next?: string;
   changed?: { rev: number; messages?: ChatMessage[]; truncated?: boolean };
   lastRead: number;
   mentions?: number;
@@ -120,7 +124,21 @@ export class Rooms {
       ? { name: nameOf(this.#ctx, conn), display: hub.displayOf(conn.key) }
       : undefined;
     return this.#readJoin(room, since, epoch, arriving, conn.key, rev).then(
-      ({ messages, lastSeq, truncated, epoch, members, displays, changed, lastRead, mentions }) => {
+      (
+        {
+          messages,
+          lastSeq,
+          truncated,
+          epoch,
+          members,
+          displays,
+          memberCount,
+          next,
+          changed,
+          lastRead,
+          mentions,
+        },
+      ) => {
         if (!conns.alive(conn) || !hub.isMember(id, room)) return;
         const you: { role: Role; muted?: number } = { role: conn.identity!.role };
         const muted = moderation.mutedUntil(room, conn.identity!.uid, now());
@@ -140,6 +158,12 @@ export class Rooms {
         };
         if (mentions !== undefined) joined.mentions = mentions;
         if (displays !== undefined) joined.displays = displays;
+        if (memberCount !== undefined) {
+          joined.memberCount = memberCount;
+          if (next !== undefined) joined.next = next;
+          // Whoever is on the first page is whom this member is told about, until it asks for another.
+          hub.watch(id, room, members);
+        }
         if (changed) {
           joined.rev = changed.rev;
           if (changed.messages) joined.changes = changed.messages.map(wireMessage);
@@ -171,7 +195,7 @@ export class Rooms {
     key: string,
     rev: number | undefined,
   ): Promise<JoinRead> {
-    const { engine, sharing, cfg } = this.#ctx;
+    const { engine, sharing, cfg, hub } = this.#ctx;
     let messages: ChatMessage[];
     let truncated: boolean;
     let lastSeq: number;
@@ -199,19 +223,39 @@ export class Rooms {
       truncated = lost || messages.length > n;
       if (messages.length > n) messages = messages.slice(-n);
     }
+    // A big room answers a count and a page: the whole list would make filling it quadratic. One
+    // process knows (the hub counts); across processes the count is shared, and the hub follows it.
+    if (sharing.spansProcesses) hub.counted(room, await sharing.memberCount(room));
+    const big = hub.isBig(room);
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
-    const [reacted, members, shown, [lastRead]] = await Promise.all([
+    const [reacted, who, [lastRead]] = await Promise.all([
       this.#reactions.attach(room, messages, key),
-      sharing.members(room),
-      sharing.displays(room),
+      big
+        ? sharing.memberPage(room, { limit: cfg.membersPage })
+        : Promise.all([sharing.members(room), sharing.displays(room)]).then(([members, shown]) => ({
+          names: members,
+          displays: displaysOf(members, shown),
+          count: undefined,
+          next: undefined,
+        })),
       engine.readPositions(key, [room]),
     ]);
-    const displays = displaysOf(members, shown);
+    const { names: members, displays } = who;
     messages = reacted;
     const fitted = this.#budget.newest(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
     const mentions = (await this.#reads.mentionCounts(key, [{ room, after: lastRead }]))[room];
-    const base = { messages, lastSeq, truncated, epoch: page.epoch, members, displays, lastRead, mentions };
+    const base: Omit<JoinRead, "changed"> = {
+      messages,
+      lastSeq,
+      truncated,
+      epoch: page.epoch,
+      members,
+      displays,
+      lastRead,
+      mentions,
+    };
+    if (big) base.memberCount = who.count, base.next = who.next;
     // A rev of another history (lost between the two reads) would be too high: 0 is always safe.
     const changed: JoinRead["changed"] = { rev: revPage.epoch === page.epoch ? revPage.rev : 0 };
     if (resuming && !lost && revPage.epoch === page.epoch) {
@@ -367,19 +411,60 @@ export class Rooms {
   }
 
   /**
+   * `members {room, after?, prefix?}`: a page of the room's people (a big room's `joined` holds only
+   * the first). Its people are whom this connection is told about in a big room from now on. Paid for
+   * like `history`: a frame of the rate limit, and room in the answer budget while it is read.
+   */
+  members(conn: Conn, room: string, after?: string, prefix?: string): void {
+    const { hub, sharing, conns, cfg, log } = this.#ctx;
+    mustBeMember(this.#ctx, conn, room, "list the members of");
+    const id = conn.peer.id;
+    const q = {
+      limit: cfg.membersPage,
+      ...(after !== undefined && { after }),
+      ...(prefix !== undefined && { prefix }),
+    };
+    this.#budget.during(conn, () =>
+      sharing.memberPage(room, q).then((page) => {
+        if (!conns.alive(conn) || !hub.isMember(id, room)) return;
+        if (hub.isBig(room)) hub.watch(id, room, page.names);
+        const answer: Extract<ServerMessage, { type: "members" }> = {
+          type: "members",
+          room,
+          names: page.names,
+          ...(page.displays && { displays: page.displays }),
+          ...(page.next !== undefined && { next: page.next }),
+          count: page.count,
+        };
+        // `after` and `prefix` say which request this answers: a client may have several out (a search box).
+        if (after !== undefined) answer.after = after;
+        if (prefix !== undefined) answer.prefix = prefix;
+        conn.peer.send(encode(answer));
+      })).catch((e) => {
+        log.error("member page read failed", { room, error: (e as Error).message });
+        conns.answer(conn.peer, engineError({ reading: room }, e), { room });
+      });
+  }
+
+  /**
    * The room has a new epoch: its history was lost and its seqs start over (`from` 0), or the store
    * went back to seq `from` and gives the seqs after it out again. Every member here is told with a
    * fresh `joined` (nothing in it, `truncated`, the new epoch, `lastSeq` = `from`), so no client takes
    * new seqs for old ones.
    */
   restarted(room: string, epoch: string, from = 0): void {
-    const { hub } = this.#ctx;
-    const displays = hub.displays(room);
+    const { hub, cfg } = this.#ctx;
+    // A big room's members get its first page again, not the whole list each.
+    const big = hub.isBig(room)
+      ? pageOf(hub.sortedMembers(room), (name) => hub.displayIn(room, name), { limit: cfg.membersPage })
+      : undefined;
+    const displays = big ? big.displays : hub.displays(room);
     const line = encode({
       type: "joined",
       room,
-      members: hub.members(room),
+      members: big ? big.names : hub.members(room),
       ...(displays && { displays }),
+      ...(big && { memberCount: big.count, ...(big.next !== undefined && { next: big.next }) }),
       messages: [],
       lastSeq: from,
       truncated: true,

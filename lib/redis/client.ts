@@ -23,6 +23,7 @@ export interface RedisLike extends ScriptRunner {
   get(key: string): Promise<string | null>;
   hGet(key: string, field: string): Promise<string | null>;
   hKeys(key: string): Promise<string[]>;
+  hLen(key: string): Promise<number>;
   hGetAll(key: string): Promise<Record<string, string>>;
   hmGet(key: string, fields: string[]): Promise<(string | null)[]>;
   sIsMember(key: string, member: string): Promise<unknown>;

@@ -10,7 +10,14 @@ import type { Logger } from "../log.ts";
 import { nameKeys } from "../names.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
 import type { RoomListing, RoomQuery } from "../engine.ts";
-import type { OccupiedRoom, Sharing, SharingEvents } from "../sharing.ts";
+import {
+  type MemberPage,
+  type MemberQuery,
+  type OccupiedRoom,
+  pageOf,
+  type Sharing,
+  type SharingEvents,
+} from "../sharing.ts";
 import { newEpoch } from "../store.ts";
 import type { RedisClients } from "./client.ts";
 import * as codec from "./codec.ts";
@@ -25,6 +32,11 @@ export interface RedisSharingOptions {
   presenceTtlMs: number;
   /** Milliseconds a name stays held after its person's last connection anywhere. */
   nameHoldMs: number;
+  /**
+   * Milliseconds a room's member list read for pages is used again (a page of a big room is read from
+   * it, not from Redis, so a fill's joins do not each read the whole list). @default 1000
+   */
+  memberListMs?: number;
   log: Logger;
 }
 
@@ -47,6 +59,11 @@ export class RedisSharing implements Sharing {
   readonly #present = new Map<string, Set<string>>();
   /** The display names of the names present here that have one (refreshed with their entries). */
   readonly #shown = new Map<string, string>();
+  /** Per watched room: its member list as last read for pages, and when (see {@link memberPage}). */
+  readonly #lists = new Map<
+    string,
+    { at: number; read: Promise<{ names: string[]; shown?: Record<string, string> }> }
+  >();
   /** Names this process's entries (random per process). */
   readonly #instance = newEpoch();
   readonly #timer: ReturnType<typeof setInterval>;
@@ -101,6 +118,7 @@ export class RedisSharing implements Sharing {
   }
 
   unwatch(room: string): void {
+    this.#lists.delete(room);
     this.#delivery.unwatch(room);
     if (this.#watched.delete(room)) this.#redis.unsubscribeRoom([keys(room).lines]);
   }
@@ -168,6 +186,31 @@ export class RedisSharing implements Sharing {
   async displays(room: string): Promise<Record<string, string> | undefined> {
     const all = await this.#redis.run(() => this.#redis.cmd.hGetAll(keys(room).disp));
     return Object.keys(all).length === 0 ? undefined : { ...all };
+  }
+
+  async memberCount(room: string): Promise<number> {
+    return await this.#redis.run(() => this.#redis.cmd.hLen(keys(room).names));
+  }
+
+  /**
+   * A page of the room's names hash, with its count now. The names come from a list read at most once
+   * per `memberListMs` in this process (a join into a big room reads a page, and a fill's joins would
+   * otherwise each read the whole hash and sort it); so a page may miss who came or went since.
+   */
+  async memberPage(room: string, q: MemberQuery): Promise<MemberPage> {
+    const now = Date.now();
+    let list = this.#lists.get(room);
+    if (!list || now - list.at >= (this.#opts.memberListMs ?? 1000)) {
+      const read = Promise.all([this.members(room), this.displays(room)])
+        .then(([names, shown]) => (shown === undefined ? { names } : { names, shown }));
+      const fresh = { at: now, read };
+      list = fresh;
+      // Kept only for a room watched here (unwatch forgets it); a failed read is not kept.
+      if (this.#watched.has(room)) this.#lists.set(room, fresh);
+      read.catch(() => this.#lists.get(room) === fresh && this.#lists.delete(room));
+    }
+    const [{ names, shown }, count] = await Promise.all([list.read, this.memberCount(room)]);
+    return { ...pageOf(names, (name) => shown?.[name], q), count };
   }
 
   /** Rooms in the `PRESENT` index, counted from their live presence entries; empty ones leave it. */

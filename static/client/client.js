@@ -502,6 +502,17 @@ export class ChatClient extends EventTarget {
   }
 
   /**
+   * Asks for a page of a room's members (a big room's `joined` holds only the first): `after` the
+   * last name shown (the room's `membersNext`) for more, or `prefix` for those whose name or display
+   * name starts with it. The answer updates the room's `members` (a `members` event).
+   * @param {string} room
+   * @param {{ after?: string, prefix?: string }} [query]
+   */
+  members(room, query = {}) {
+    this.#ctx.rooms.askMembers(room, query);
+  }
+
+  /**
    * Asks again to join a room you were removed from or refused (a kick is not a ban).
    * @param {string} room
    */
@@ -524,6 +535,10 @@ export class ChatClient extends EventTarget {
       case "joined":
         if (!Array.isArray(m.members)) return;
         for (const name of m.members) learn(name, m.displays?.[name]);
+        return;
+      case "members":
+        if (!Array.isArray(m.names)) return;
+        for (const name of m.names) learn(name, m.displays?.[name]);
         return;
       case "presence":
       case "typing":

@@ -23,6 +23,8 @@ export function lineHandlers(ctx, own) {
     message: (m) => typeof m.room === "string" ? rooms.message(m) : directs.message(m),
     ack: (m) => outbox.acked(m),
     presence: (m) => rooms.presence(m),
+    count: (m) => rooms.count(m),
+    members: (m) => rooms.membersPage(m),
     typing: (m) => typing.line(m),
     history: (m) => typeof m.conv === "string" ? directs.history(m) : rooms.history(m),
     reactions: (m) => rooms.reactions(m),

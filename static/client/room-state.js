@@ -19,8 +19,14 @@ export class RoomState {
     this.name = name;
     /** @type {RoomMessage[]} ordered by seq, no duplicates */
     this.messages = [];
-    /** @type {Set<string>} */
+    /** @type {Set<string>} everyone here; in a big room, the member pages loaded so far */
     this.members = new Set();
+    /** @type {number | undefined} a big room's count of people (the server's); undefined: a small room */
+    this.memberCount = undefined;
+    /** @type {string | undefined} a big room: the cursor of the next member page, when there is one */
+    this.membersNext = undefined;
+    /** A big room: the prefix the loaded member pages were searched by ("" for none). */
+    this.membersPrefix = "";
     /** Highest seq we have with nothing missing before it since the last join. */
     this.lastSeq = 0;
     /** The server's name for this room's history; another one means its seqs started over. */

@@ -198,6 +198,10 @@ export class Rooms {
     /** @type {RoomMessage[]} */
     const msgs = Array.isArray(m.messages) ? m.messages : [];
     r.members = new Set(m.members ?? []);
+    // A big room's `members` is its first page: the count says how many there are.
+    r.memberCount = typeof m.memberCount === "number" ? m.memberCount : undefined;
+    r.membersNext = typeof m.next === "string" ? m.next : undefined;
+    r.membersPrefix = "";
     // A resume keeps what we have, unless the server's history no longer lines up with it
     // (more missed than it returns, or a store that started over).
     // More changes of held messages than one answer tells: what we hold is reloaded, like a gap.
@@ -323,6 +327,54 @@ export class Rooms {
     const r = this.map.get(room);
     if (r) this.#ctx.moderation.tookTurn(r);
     this.#ctx.typing.cleared(room, this.#ctx.outbox.find(cid)?.createdAt);
+  }
+
+  /**
+   * `count`: a big room's number of people changed.
+   * @param {Record<string, any>} m
+   */
+  count(m) {
+    const r = this.map.get(m.room);
+    if (!r || typeof m.members !== "number") return;
+    r.memberCount = m.members;
+    this.#ctx.emit("members", { room: r.name });
+  }
+
+  /**
+   * Asks for a page of `room`'s members: after `after` (more of the same list), or a new list of
+   * those whose name or display name starts with `prefix`.
+   * @param {string} room
+   * @param {{ after?: string, prefix?: string }} [query]
+   */
+  askMembers(room, query = {}) {
+    const prefix = query.prefix?.trim() ?? "";
+    this.frame({
+      type: "members",
+      room,
+      ...(query.after !== undefined && { after: query.after }),
+      ...(prefix !== "" && { prefix }),
+    });
+  }
+
+  /**
+   * `members`: a page of a room's people. A first page (no `after`) replaces what is shown; a later
+   * one adds to it; an answer to a search the user has typed past since is dropped.
+   * @param {Record<string, any>} m
+   */
+  membersPage(m) {
+    const r = this.map.get(m.room);
+    if (!r || !Array.isArray(m.names)) return;
+    const prefix = typeof m.prefix === "string" ? m.prefix : "";
+    if (typeof m.after === "string") {
+      if (prefix !== r.membersPrefix) return;
+      for (const name of m.names) r.members.add(name);
+    } else {
+      r.members = new Set(m.names);
+      r.membersPrefix = prefix;
+    }
+    r.membersNext = typeof m.next === "string" ? m.next : undefined;
+    if (typeof m.count === "number" && r.memberCount !== undefined) r.memberCount = m.count;
+    this.#ctx.emit("members", { room: r.name });
   }
 
   /** @param {Record<string, any>} m */

@@ -3,6 +3,10 @@
  * rooms), you first; a click on someone opens a direct conversation. The line under the view title
  * sums it up ("3 members", "Online"). A moderator gets, per member, a "Moderate" button that opens
  * their actions: mute for 10 minutes (or unmute), kick, and ban (asked first, with a reason).
+ *
+ * A big room (the server sends its count and pages of members, see docs/protocol.md "Big rooms")
+ * shows the count, the pages loaded so far in the server's order, a search box (by the start of a
+ * name or display name, asked as you type) and more as the list scrolls to its end (or "More").
  * @module
  */
 import { ask } from "./dialog.js";
@@ -16,6 +20,8 @@ import { toast } from "./toasts.js";
 
 /** How long the member list's "Mute" lasts. */
 const MUTE_SECONDS = 600;
+/** How long a big room's member search waits for the typing to pause before it asks (ms). */
+const SEARCH_PAUSE_MS = 250;
 
 /** @param {AppState} state */
 export function createMembers(state) {
@@ -24,6 +30,48 @@ export function createMembers(state) {
   const viewSub = byId("view-sub", HTMLElement);
   /** Whose actions are open (room and name), so a redraw keeps them open. */
   let open = { room: "", name: "" };
+
+  // A big room's search box and "More": made here, shown only in a big room.
+  const search = document.createElement("input");
+  search.type = "search";
+  search.id = "member-search";
+  search.className = "member-search";
+  search.placeholder = "Search members";
+  search.setAttribute("aria-label", "Search members by the start of their name");
+  search.maxLength = 32;
+  search.hidden = true;
+  const more = el("button", "small-button member-more-page", "More");
+  more.type = "button";
+  more.id = "member-more";
+  more.hidden = true;
+  list.before(search);
+  list.after(more);
+  /** The cursor last asked for, so scrolling asks once per page. */
+  let asked = "";
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let searchTimer;
+
+  /** Asks for the next page of the open big room's members, once per cursor. */
+  function loadMore() {
+    const room = state.active;
+    const r = room && !isDirect(room) ? state.client.rooms.get(room) : undefined;
+    if (!r?.membersNext || asked === `${room}\n${r.membersNext}`) return;
+    asked = `${room}\n${r.membersNext}`;
+    run(() => state.client.members(r.name, { after: r.membersNext, prefix: r.membersPrefix }));
+  }
+  more.addEventListener("click", loadMore);
+  list.addEventListener("scroll", () => {
+    if (list.scrollTop + list.clientHeight >= list.scrollHeight - 40) loadMore();
+  });
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const room = state.active;
+      if (!room || isDirect(room)) return;
+      asked = "";
+      run(() => state.client.members(room, { prefix: search.value }));
+    }, SEARCH_PAUSE_MS);
+  });
 
   /**
    * Runs a moderation action; a refusal comes back as a server error (a toast).
@@ -131,10 +179,16 @@ export function createMembers(state) {
     const { active, client } = state;
     /** @type {string[]} */
     let names;
+    const big = active && !isDirect(active) ? client.rooms.get(active) : undefined;
+    const count = big?.memberCount;
+    search.hidden = count === undefined;
+    more.hidden = count === undefined || !big?.membersNext;
+    if (count === undefined && search.value !== "") search.value = "";
     if (active && !isDirect(active)) {
       names = [...(client.rooms.get(active)?.members ?? [])];
-      title.textContent = `Members · ${names.length}`;
-      viewSub.textContent = names.length === 1 ? "1 member" : `${names.length} members`;
+      const n = count ?? names.length;
+      title.textContent = `Members · ${n}`;
+      viewSub.textContent = n === 1 ? "1 member" : `${n} members`;
     } else {
       const seen = new Map();
       for (const r of client.rooms.values()) for (const m of r.members) seen.set(m.toLowerCase(), m);
@@ -144,7 +198,10 @@ export function createMembers(state) {
         ? (onlineNames(client).has(active.slice(1).toLowerCase()) ? "Online" : "Not in your rooms right now")
         : "";
     }
-    names.sort((a, b) => (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) || a.localeCompare(b));
+    // A big room's pages stay in the server's order, so "More" adds at the end.
+    names.sort((a, b) =>
+      (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) || (count === undefined ? a.localeCompare(b) : 0)
+    );
     const room = active && !isDirect(active) ? active : "";
     const moderator = room !== "" && client.moderates(room) && !!client.rooms.get(room)?.joined;
     // A redraw (presence, a rename) must not take the keyboard focus away from a row's control.

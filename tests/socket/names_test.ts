@@ -231,6 +231,8 @@ Deno.test("a nick sent right after connecting wins over the connect-time name cl
     publishRename: () => {},
     members: (room) => Promise.resolve([...present.get(room) ?? []].sort()),
     displays: () => Promise.resolve(undefined),
+    memberCount: () => Promise.resolve(0),
+    memberPage: () => Promise.resolve({ names: [], count: 0 }),
     occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => {
       const name = held(key); // read now, answered late (as a slow round trip)

@@ -28,6 +28,8 @@ function sharedNames(delayMs: number) {
     publishRename: () => {},
     members: () => Promise.resolve([]),
     displays: () => Promise.resolve(undefined),
+    memberCount: () => Promise.resolve(0),
+    memberPage: () => Promise.resolve({ names: [], count: 0 }),
     occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => late(held.get(key)),
     claimName: (key, name) => late(true).then((ok) => (held.set(key, name), ok)),

@@ -191,6 +191,11 @@ const conversation: [Sample, string | null][] = [
     { type: "search", q: "cafe", results: [], next: "1000" },
     '* 0 messages found for "cafe", more after them',
   ],
+  [{ type: "count", room: "hall", members: 700 }, null],
+  [
+    { type: "members", room: "hall", names: ["ann", "bob"], next: "bob", count: 700, prefix: "a" },
+    "* 700 in hall, starting with a: ann, bob, …",
+  ],
 ];
 
 Deno.test("TextMode.line() makes one line of every server message type, or none for ack, read and typing", () => {
@@ -211,6 +216,8 @@ Deno.test("TextMode.line() makes one line of every server message type, or none 
     conversations: true,
     read: true,
     presence: true,
+    count: true,
+    members: true,
     typing: true,
     nick: true,
     history: true,

@@ -1,0 +1,50 @@
+/**
+ * The member panel of a big room (issue #22, item 1) in a real browser against a real server: it shows
+ * the room's count, not the length of the page it holds; "More" loads the next page; the search box
+ * asks the server for names starting with what is typed; the count follows people arriving. Skipped,
+ * with the reason printed, where Chromium is not installed.
+ * @module
+ */
+import assert from "node:assert/strict";
+import { browserMissing, launchBrowser, memberNames, openChat, waitText } from "../helpers/browser.ts";
+import { startServer, TestClient } from "../helpers/test_server.ts";
+
+const ignore = browserMissing !== undefined;
+
+/** Inside `page.evaluate` callbacks only (tests type-check without the DOM lib). */
+// deno-lint-ignore no-explicit-any
+declare const document: any;
+
+Deno.test({
+  name: "browser big room: the member panel shows the count, loads more, searches by prefix",
+  ignore,
+  async fn() {
+    await using server = await startServer({ bigRoom: 5, membersPage: 4, countIntervalMs: 200 });
+    const others: TestClient[] = [];
+    try {
+      for (let i = 1; i <= 8; i++) {
+        others.push(await TestClient.connect(server, { name: `m0${i}`, room: "hall" }));
+      }
+      await using tb = await launchBrowser();
+      const { page, problems } = await openChat(tb, server.url, { name: "viewer", hash: "hall" });
+      await waitText(page, "#members-title", "Members · 9");
+      assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"], "the first page");
+      assert.equal(await page.evaluate(() => document.querySelector("#view-sub").textContent), "9 members");
+
+      await page.click("#member-more");
+      await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 8);
+      assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04", "m05", "m06", "m07", "m08"]);
+
+      await page.type("#member-search", "M07");
+      await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 1);
+      assert.deepEqual(await memberNames(page), ["m07"]);
+      assert.equal(await page.evaluate(() => document.querySelector("#member-more").hidden), true);
+
+      others.push(await TestClient.connect(server, { name: "late", room: "hall" }));
+      await waitText(page, "#members-title", "Members · 10");
+      assert.deepEqual(problems.errors, []);
+    } finally {
+      for (const c of others) await c.close();
+    }
+  },
+});
