@@ -99,6 +99,8 @@ Deno.test({
     // A direct message is shown the same way.
     bob.send({ type: "send", to: "alice", text: "a **direct** `word`", cid: "d1" });
     await bob.next("ack", (m) => m.cid === "d1");
+    // The ack can reach bob before the message reaches alice's page: its list entry comes with it.
+    await page.waitForSelector('#dm-list a[href="#@bob"]');
     await page.click('#dm-list a[href="#@bob"]');
     await waitText(page, "#view-title", "@bob");
     await page.waitForSelector(".view:not([hidden]) li.msg .msg-text strong");
