@@ -22,10 +22,14 @@ const SEND_ERRORS = new Set([
   "user_not_found",
   "rate_limited",
   "store_failed",
+  "unavailable",
   "shutting_down",
 ]);
-/** Send errors worth retrying later (the message may go through then; after a restart for the last). */
-const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "shutting_down"]);
+/**
+ * Send errors worth retrying later: the message may go through then (`unavailable`: the store was out
+ * of reach for a moment, as on Redis during a failover; `shutting_down`: after the restart).
+ */
+const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "unavailable", "shutting_down"]);
 
 /** Messages waiting for the server's ack. */
 export class Outbox {

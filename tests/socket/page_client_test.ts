@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
 import { faultyStore, type Msg, startServer, TestClient } from "../helpers/test_server.ts";
-import type { Engine, EngineEvents } from "../../lib/engine.ts";
+import { type Engine, type EngineEvents, UnavailableError } from "../../lib/engine.ts";
 import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { MemoryStore } from "../../lib/store.ts";
 import {
@@ -657,6 +657,29 @@ Deno.test("a send refused with shutting_down stays in the outbox and goes out af
   await until(() => texts(client).includes("during shutdown"), "delivered");
   assert.deepEqual(texts(client), ["held", "during shutdown"]);
   assert.ok(second);
+  await client.stop();
+});
+
+Deno.test("a send answered unavailable (storage out of reach for a moment) stays in the outbox and goes once it is back", async () => {
+  const engine = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0 }), {
+    dedupWindowMs: 60_000,
+  });
+  let away = false;
+  const append = engine.append.bind(engine);
+  engine.append = (batch) => away ? Promise.reject(new UnavailableError("the store is away")) : append(batch);
+  await using server = await startServer({}, { engine });
+  const { client } = makeClient(server.wsUrl, { name: "alice" });
+  const errors: string[] = [];
+  client.addEventListener("servererror", (e) => errors.push((e as CustomEvent).detail.code));
+  client.start();
+  await until(() => client.rooms.get("lobby")?.joined === true, "joined");
+  away = true;
+  const item = client.send({ room: "lobby", text: "while the store is away" });
+  await until(() => errors.includes("unavailable"), "unavailable");
+  assert.notEqual(item.state, "failed", "the server said to send it again, not that it is refused");
+  away = false;
+  await until(() => client.outbox.length === 0, "sent once the store is back", 6000);
+  assert.deepEqual(texts(client), ["while the store is away"]);
   await client.stop();
 });
 
