@@ -6,8 +6,11 @@
 import { canonicalDisplay, displayProblem, handleFromDisplay } from "./display_names.ts";
 import { canonicalName, NAME_MAX_CHARS, nameProblem } from "./names.ts";
 import { isUid, MAX_UID_CHARS } from "./identity.ts";
+import { readForm } from "./protocol_forms.ts";
 import { MAX_TOPIC_CHARS, ROOM_NAME_RE, ROOM_PREFIX_RE } from "../static/shared/rooms.js";
 
+// The tutorial pages' forms are read in lib/protocol_forms.ts; the wire format has always exported these.
+export { decodeFormValue, isFormFrame } from "./protocol_forms.ts";
 // The server's messages are lib/server_messages.ts's; the wire format has always exported them.
 export { encode, encodeMessage, wireConvMessage, wireMessage } from "./server_messages.ts";
 // The message and its quote are the domain's; the wire format has always exported them.
@@ -465,45 +468,17 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
   }
 }
 
-/** `msg=TEXT`: the PHP tutorial's first page. */
-const FORM_MSG = "msg=";
-/** A form whose fields include `type=add`: the nickname page's "add user" (`type=add&ming=NAME`). */
-const FORM_ADD_RE = /^(?:[^&=]*=[^&]*&)*type=add(?:&|$)/;
-
 /**
- * Whether `data` is one of the tutorial pages' form frames (`msg=TEXT`, `type=add&ming=NAME`): a
- * connection whose first frame is one of them speaks text mode from then on (see lib/text_mode.ts).
- */
-export function isFormFrame(data: string): boolean {
-  const d = data.trimStart();
-  return d.startsWith(FORM_MSG) || FORM_ADD_RE.test(d);
-}
-
-/**
- * A form value as a browser's form encoding writes it: `+` is a space and `%XX` a UTF-8 byte. The
- * tutorial pages send what was typed without encoding it, so a value that does not decode (`100%`,
- * `%ff`) is taken as it is, `+` included: nothing typed is lost or refused for its spelling.
- */
-export function decodeFormValue(value: string): string {
-  if (!value.includes("%")) return value.replaceAll("+", " ");
-  try {
-    return decodeURIComponent(value.replaceAll("+", " "));
-  } catch {
-    return value;
-  }
-}
-
-/**
- * The client message a tutorial form frame stands for, or undefined when `data` is not one (it is
- * then plain text, as before). `msg=TEXT` is everything after `msg=`, `&` included: the pages do not
- * encode what was typed, so `tom & jerry` must stay whole.
+ * The client message a tutorial form frame stands for (see lib/protocol_forms.ts), or undefined when
+ * `data` is not one (it is then plain text, as before).
  * @throws {ProtocolError} `bad_message` for an empty `msg=`, `text_too_long`, `bad_name` for an
  * `type=add` without a usable `ming`.
  */
 function formFrame(data: string, limits: ParseLimits): ClientMessage | undefined {
-  const d = data.trim();
-  if (d.startsWith(FORM_MSG)) {
-    const text = decodeFormValue(d.slice(FORM_MSG.length)).trim();
+  const form = readForm(data);
+  if (form === undefined) return undefined;
+  if (form.kind === "msg") {
+    const text = form.text;
     if (text === "") {
       throw new ProtocolError(
         "bad_message",
@@ -512,12 +487,7 @@ function formFrame(data: string, limits: ParseLimits): ClientMessage | undefined
     }
     return { type: "raw", text: checkText(text, limits) };
   }
-  if (!FORM_ADD_RE.test(d)) return undefined;
-  let name: string | undefined;
-  for (const field of d.split("&")) {
-    const eq = field.indexOf("=");
-    if (eq > 0 && field.slice(0, eq) === "ming") name = decodeFormValue(field.slice(eq + 1)).trim();
-  }
+  const name = form.name;
   if (!name) {
     throw new ProtocolError("bad_name", "Cannot change name: type=add needs the name as ming=NAME, got none");
   }
