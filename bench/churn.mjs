@@ -959,6 +959,8 @@ async function crowd() {
   const conns = new Array(N).fill(null);
   const failures = {};
   const joinMs = [];
+  /** The source addresses the kernel really used (what the server sees as the peers' addresses). */
+  const sources = new Set();
   let ok = 0, failed = 0, lost = 0, tFirst = 0, tLast = 0;
   let onMessage = null;
   const open = (i) =>
@@ -974,6 +976,7 @@ async function crowd() {
             joined = true;
             joinMs.push(performance.now() - t);
             conns[i] = ws;
+            sources.add(ws.sock.localAddress);
             tLast = Date.now();
             ok++;
             resolve();
@@ -1013,6 +1016,7 @@ async function crowd() {
     ok,
     failed,
     failures,
+    sources: sources.size,
     t_first: tFirst,
     t_last: tLast,
     join_p50_ms: ms1(pct(joinMs, 0.5)),

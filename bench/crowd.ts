@@ -53,6 +53,8 @@ export interface CrowdKnobs {
   holdS: number;
   /** Milliseconds between two `/healthz` requests. @default 100 */
   healthzEveryMs: number;
+  /** Connections one generator process holds. @default as many as its descriptor limit allows, at most 20,000 */
+  perProc?: number;
   /** The hard limit of open files (`ulimit -Hn`) every process of the run gets. */
   hardNofile: number;
 }
@@ -62,7 +64,7 @@ export function crowdPlan(k: CrowdKnobs): { conns: number; perProc: number; proc
   const fit = (n: number) => Math.floor(n / k.roomSize) * k.roomSize;
   const serverMax = fit(k.hardNofile - FD_MARGIN);
   const conns = Math.max(k.roomSize, Math.min(fit(k.conns), serverMax));
-  const perProc = Math.max(k.roomSize, Math.min(serverMax, 20_000));
+  const perProc = Math.max(k.roomSize, fit(Math.min(k.perProc ?? Infinity, serverMax, 20_000)));
   return { conns, perProc, procs: Math.ceil(conns / perProc), cut: conns < fit(k.conns) };
 }
 
@@ -278,6 +280,7 @@ export async function measureCrowd(
       failed: connected.reduce((n, e) => n + e.failed, 0),
       failures,
       generators_reported: connected.length,
+      source_addresses: connected.reduce((n, e) => n + (e.sources ?? 0), 0),
       connect_s: r1(secs),
       conns_s: secs > 0 ? Math.round(ok / secs) : null,
       join_p99_ms_worst: joinP99.length ? Math.max(...joinP99) : null,

@@ -57,6 +57,7 @@ const HELP = `Usage: deno task bench [options]
   --fill-talk-every MS  s5: ms between two messages of one of the 10 talkers  [1000]
   --s3k-conns N       s3-100k connections, rooms of 100 (cut to what one process's hard
                       open-files limit holds)                     [100000]
+  --s3k-per-proc N    s3-100k connections per generator process  [what its open-files limit holds]
   --s3k-hold S        s3-100k: seconds the crowd is held idle after the room check  [10]
   --fill-modes LIST   s5: off,on (off is quadratic: "on" alone for sizes off cannot reach)  [off,on]
   --w N               s1 messages in flight                       [16]
@@ -99,6 +100,7 @@ const { values: v } = parseArgs({
     "fill-modes": { type: "string", default: "off,on" },
     "s3k-conns": { type: "string" },
     "s3k-hold": { type: "string" },
+    "s3k-per-proc": { type: "string" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -191,6 +193,7 @@ const crowdKnobs = {
   roomSize: 100,
   perIp: 100,
   holdS: int(v["s3k-hold"], 10, "s3k-hold"),
+  perProc: v["s3k-per-proc"] === undefined ? undefined : int(v["s3k-per-proc"], 0, "s3k-per-proc"),
   healthzEveryMs: 100,
   hardNofile: Number(hardNofile) || 1024,
 };
