@@ -74,7 +74,7 @@ function rssKiB(pid: number, field = "VmRSS"): number | null {
 }
 
 /** The server's command with room for the crowd: `--max-connections` past it (other limits unchanged). */
-function withRoom(cmd: string[], conns: number): string[] {
+export function withRoom(cmd: string[], conns: number): string[] {
   const max = String(conns + 1000);
   return cmd.map((a, i) =>
     cmd[i - 1] === "--max-connections"
