@@ -68,9 +68,15 @@ export function crowdPlan(k: CrowdKnobs): { conns: number; perProc: number; proc
   return { conns, perProc, procs: Math.ceil(conns / perProc), cut: conns < fit(k.conns) };
 }
 
+/**
+ * `field` (VmRSS, VmHWM) of `pid` and its descendants summed, in KiB: on Redis the server is a bash
+ * wrapper whose children are redis-server and the instances, and the wrapper's own would say nothing.
+ */
 function rssKiB(pid: number, field = "VmRSS"): number | null {
   const m = new RegExp(`${field}:\\s+(\\d+)`).exec(readProc(`/proc/${pid}/status`) ?? "");
-  return m ? Number(m[1]) : null;
+  if (!m) return null;
+  const children = (readProc(`/proc/${pid}/task/${pid}/children`) ?? "").trim().split(" ").filter(Boolean);
+  return children.reduce((n, c) => n + (rssKiB(Number(c), field) ?? 0), Number(m[1]));
 }
 
 /** The server's command with room for the crowd: `--max-connections` past it (other limits unchanged). */
@@ -212,7 +218,7 @@ export async function measureCrowd(
     const outs: string[] = [];
     for (let p = 0; p < plan.procs; p++) {
       const first = p * plan.perProc, n = Math.min(plan.perProc, plan.conns - first);
-      const out = flag(`out${p}`);
+      const out = `${outDir}/crowd-gen${p}-${server.name}-run${run}.jsonl`;
       outs.push(out);
       gens.push(spawnPinned(`crowd${p}`, [
         gen.runtime,
