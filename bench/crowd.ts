@@ -14,6 +14,7 @@
 import {
   BENCH_DIR,
   BUSY_LIMIT,
+  coreTicks,
   freePort,
   type Generator,
   HOST,
@@ -213,7 +214,7 @@ export async function measureCrowd(
     health = healthzSampler(port, k.healthzEveryMs);
     await sleep(1000);
     const rss0 = rssKiB(srv.pid);
-    const cpu0 = procCpuTicks(srv.pid);
+    const cpu0 = procCpuTicks(srv.pid), cores0 = coreTicks(), tc0 = performance.now();
     health.setPhase("connecting");
     const outs: string[] = [];
     for (let p = 0; p < plan.procs; p++) {
@@ -250,7 +251,12 @@ export async function measureCrowd(
       ], { cpu: LOADGEN_CPU, out, err: `${outDir}/loadgen.log`, cwd: BENCH_DIR }));
     }
     const connected = await waitEvents(outs, gens, "connected", (deadlineS - k.holdS - 30) * 1000);
-    const cpu1 = procCpuTicks(srv.pid);
+    const cpu1 = procCpuTicks(srv.pid), cores1 = coreTicks(), tc1 = performance.now();
+    // Whether the server's core was saturated while /healthz waited: by the server, or by someone else.
+    const busyPct = (c: string) => {
+      const a = cores0[c], b = cores1[c];
+      return a && b && b[1] > a[1] ? r1(((b[0] - a[0]) / (b[1] - a[1])) * 100) : null;
+    };
     health.setPhase("held");
     const ok = connected.reduce((n, e) => n + e.ok, 0);
     const failures: Record<string, number> = {};
@@ -291,6 +297,9 @@ export async function measureCrowd(
       conns_s: secs > 0 ? Math.round(ok / secs) : null,
       join_p99_ms_worst: joinP99.length ? Math.max(...joinP99) : null,
       srv_cpu_s_connect: r1((cpu1 - cpu0) / HZ),
+      srv_cpu_pct_connect: r1(((cpu1 - cpu0) / HZ) / ((tc1 - tc0) / 1000) * 100),
+      core0_pct_connect: busyPct(SERVER_CPU),
+      core1_pct_connect: busyPct(LOADGEN_CPU),
       srv_us_per_conn: ok ? Math.round(((cpu1 - cpu0) / HZ) * 1e6 / ok) : null,
       rss_before_mib: rss0 === null ? null : r1(rss0 / 1024),
       rss_after_mib: rss1 === null ? null : r1(rss1 / 1024),
@@ -348,6 +357,7 @@ export function crowdReport(rows: Row[]): string {
       s(x.connect_s),
       s(x.conns_s),
       s(x.srv_us_per_conn),
+      `${s(x.srv_cpu_pct_connect)}/${s(x.core0_pct_connect)}`,
       `${s(x.rss_before_mib)} -> ${s(x.rss_after_mib)}`,
       s(x.kib_per_conn),
       s(x.rss_peak_mib),
@@ -370,6 +380,7 @@ export function crowdReport(rows: Row[]): string {
         "connect s",
         "conns/s",
         "srv us/conn",
+        "srv%/core0%",
         "RSS MiB",
         "KiB/conn",
         "peak MiB",
