@@ -10,7 +10,14 @@
 //          send a message every --talk-every ms: time to fill, bytes received per join, the talkers'
 //          message latency (send to their own copy back) while filling.
 //
-//   bun churn.mjs --scenario storm|soak --port P [--n 10000 --rooms 100 ...] (see DEFAULTS)
+//   crowd  S3-100k: this process's share (--n from --first) of a crowd of idle members in rooms of
+//          --room-size, each from a loopback source address of its own per --per-ip members (127.1.x.y:
+//          one address has about 28,000 ephemeral ports), at most --conc handshakes in flight. The bench
+//          runs several of these (one process holds at most its descriptor limit) and steers them with
+//          files: {"event":"connected"} when its share is in, then a message to its first room once
+//          --go exists (--check 1), then it holds the connections until --stop exists.
+//
+//   bun churn.mjs --scenario storm|soak|fill|crowd --port P [--n 10000 --rooms 100 ...] (see DEFAULTS)
 //
 // Runs on the bench's generator runtime (Bun, else Node) with node:net only; 127.0.0.1 only; every phase is
 // bounded and the process always exits by itself (hard deadline). Prints JSON lines on stdout: zero or more
@@ -18,6 +25,7 @@
 // loadgen.mjs (a read-only copy of the shared harness) is not touched: this file has its own small client.
 import net from "node:net";
 import crypto from "node:crypto";
+import fs from "node:fs";
 
 const DEFAULTS = {
   scenario: "storm",
@@ -51,6 +59,15 @@ const DEFAULTS = {
   talkers: 10,
   "talk-every": 1000,
   "fill-timeout": 180,
+  // crowd
+  first: 0,
+  "room-size": 100,
+  "per-ip": 100,
+  conc: 200,
+  check: 0,
+  go: "",
+  stop: "",
+  "connect-timeout": 600,
 };
 const args = { ...DEFAULTS };
 for (let i = 2; i < process.argv.length; i++) {
@@ -97,7 +114,8 @@ let rxBytes = 0;
  * Callbacks: onOpen(), onLine(obj), onEnd(why, closeCode|null) (exactly once).
  */
 class Ws {
-  constructor(path, h) {
+  /** `localAddress`: the source address to connect from (any of 127.0.0.0/8), else the kernel's choice. */
+  constructor(path, h, localAddress) {
     this.h = h;
     this.state = 0;
     this.buf = null;
@@ -108,7 +126,7 @@ class Ws {
     const req = `GET ${path} HTTP/1.1\r\nHost: ${args.host}:${args.port}\r\nUpgrade: websocket\r\n` +
       `Connection: Upgrade\r\nSec-WebSocket-Key: ${this.key}\r\nSec-WebSocket-Version: 13\r\n` +
       `Sec-WebSocket-Protocol: chat\r\n\r\n`;
-    const s = (this.sock = net.connect({ host: args.host, port: args.port }));
+    const s = (this.sock = net.connect({ host: args.host, port: args.port, localAddress }));
     s.setNoDelay(true);
     s.on("connect", () => {
       s.write(req);
@@ -918,9 +936,145 @@ async function fill() {
   setTimeout(() => process.exit(0), 200);
 }
 
-const run = { storm, soak, fill }[args.scenario];
+// ---------------------------------------------------------------- S3-100k: a crowd of idle members
+
+/** Loopback source address of crowd member `g`: `per` members share one, 127.1.0.1 upwards. */
+function sourceAddress(g, per) {
+  const j = Math.floor(g / per);
+  return `127.${1 + Math.floor(j / 64000)}.${Math.floor((j % 64000) / 250)}.${1 + (j % 250)}`;
+}
+
+/** Resolves once `path` exists (polled every 100 ms) or after `ms`; true when it exists. */
+async function waitFile(path, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (fs.existsSync(path)) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+async function crowd() {
+  const N = args.n, first = args["first"], size = args["room-size"];
+  const conns = new Array(N).fill(null);
+  const failures = {};
+  const joinMs = [];
+  /** The source addresses the kernel really used (what the server sees as the peers' addresses). */
+  const sources = new Set();
+  let ok = 0, failed = 0, lost = 0, tFirst = 0, tLast = 0;
+  let onMessage = null;
+  const open = (i) =>
+    new Promise((resolve) => {
+      const g = first + i, room = `k${Math.floor(g / size)}`, t = performance.now();
+      let joined = false;
+      const ws = new Ws(`/ws?room=${room}&name=c${g}`, {
+        onOpen() {},
+        onLine(o, line) {
+          if (!o) return void bad.unparsable++;
+          if (o.type === "error") countErrorFrame(o, line);
+          else if (o.type === "joined" && !joined) {
+            joined = true;
+            joinMs.push(performance.now() - t);
+            conns[i] = ws;
+            sources.add(ws.sock.localAddress);
+            tLast = Date.now();
+            ok++;
+            resolve();
+          } else if (o.type === "message" && onMessage) onMessage(i, o);
+        },
+        onEnd(why, code) {
+          if (code !== null) bad.closeCodes[code] = (bad.closeCodes[code] || 0) + 1;
+          if (joined) {
+            conns[i] = null;
+            lost++;
+            return;
+          }
+          joined = true;
+          failed++;
+          const k = String(why).slice(0, 60);
+          failures[k] = (failures[k] || 0) + 1;
+          resolve();
+        },
+      }, sourceAddress(g, args["per-ip"]));
+    });
+  // A pool of --conc workers: at most that many handshakes in flight, as S3.
+  tFirst = Date.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < N) await open(next++);
+  };
+  const all = Promise.all(Array.from({ length: Math.min(args.conc, N) }, worker));
+  const end = await Promise.race([
+    all.then(() => "done"),
+    sleep(args["connect-timeout"] * 1000).then(() => "timeout"),
+  ]);
+  joinMs.sort((a, b) => a - b);
+  emitLine({
+    event: "connected",
+    end,
+    n: N,
+    ok,
+    failed,
+    failures,
+    sources: sources.size,
+    t_first: tFirst,
+    t_last: tLast,
+    join_p50_ms: ms1(pct(joinMs, 0.5)),
+    join_p99_ms: ms1(pct(joinMs, 0.99)),
+    join_max_ms: ms1(joinMs.at(-1) ?? null),
+  });
+  const deadlineMs = args.deadline * 1000 - 10_000;
+  let check = null;
+  if (args.go && await waitFile(args.go, deadlineMs) && args.check) {
+    // One member of the first room speaks; every open member of that room (sender included) must get it.
+    const members = conns.slice(0, Math.min(size, N)).map((ws, i) => ws ? i : -1).filter((i) => i >= 0);
+    const text = `crowd check ${crypto.randomBytes(6).toString("hex")}`;
+    const got = new Set();
+    let lastAt = 0;
+    onMessage = (i, o) => {
+      if (o.text !== text || got.has(i)) return;
+      got.add(i);
+      lastAt = performance.now();
+    };
+    const t0 = performance.now();
+    if (members.length) {
+      const from = conns[members[0]];
+      from.send({ type: "send", room: `k${Math.floor(first / size)}`, text, cid: "crowd-check" });
+    }
+    while (got.size < members.length && performance.now() - t0 < 10_000) await sleep(5);
+    check = {
+      room: `k${Math.floor(first / size)}`,
+      members: members.length,
+      got: got.size,
+      all_ms: got.size === members.length && members.length ? ms1(lastAt - t0) : null,
+    };
+    emitLine({ event: "checked", ...check });
+  }
+  if (args.stop) await waitFile(args.stop, deadlineMs);
+  const open_ = conns.filter((ws) => ws && !ws.ended).length;
+  clearTimeout(HARD);
+  emitLine({
+    n: N,
+    first,
+    ok,
+    failed,
+    failures,
+    lost,
+    open_at_end: open_,
+    check,
+    error_frames: bad.errorFrames,
+    first_error: bad.firstError,
+    close_codes: bad.closeCodes,
+    unparsable: bad.unparsable,
+    lg_runtime: RUNTIME,
+  });
+  for (const ws of conns) ws?.drop();
+  setTimeout(() => process.exit(0), 200);
+}
+
+const run = { storm, soak, fill, crowd }[args.scenario];
 if (!run || !args.port) {
-  console.error("usage: churn.mjs --scenario storm|soak|fill --port P [...]");
+  console.error("usage: churn.mjs --scenario storm|soak|fill|crowd --port P [...]");
   process.exit(2);
 }
 run().catch((e) => {

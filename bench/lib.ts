@@ -336,6 +336,14 @@ const ourCmd = (extra: string[]) => (port: number, dir: string) => [
  * port (--reuse-port), all in one process group started by bash, so the bench pins them to one core and stops
  * them together. The server CPU figure counts the whole group (see procCpuTicks).
  */
+/** A free port for a server's redis-server, not `port` (the server's own, released by now too). */
+function redisPort(port: number): number {
+  for (;;) {
+    const p = freePort();
+    if (p !== port) return p;
+  }
+}
+
 const redisCmd = (fsync: "always" | "everysec", instances: number) => (port: number, dir: string) => {
   const one = ourCmd([...(instances > 1 ? ["--reuse-port"] : []), "--redis", "redis://127.0.0.1:$RP"])(
     port,
@@ -346,7 +354,10 @@ const redisCmd = (fsync: "always" | "everysec", instances: number) => (port: num
     .join(" ");
   const script = [
     "set -e",
-    `RP=$(( ${port} + 1 )); while (exec 3<>/dev/tcp/127.0.0.1/$RP) 2>/dev/null; do RP=$((RP + 1)); done`,
+    // From the kernel, as the server's own port: a port nothing listens on may still be held by a client's
+    // TIME_WAIT (other benches leave thousands on 127.0.0.1), where redis-server's bind fails and the
+    // script used to wait for it until the driver gave up.
+    `RP=${redisPort(port)}`,
     `R=$(mktemp -d); trap 'kill 0 2>/dev/null; rm -rf "$R"' EXIT TERM`,
     `redis-server --port $RP --bind 127.0.0.1 --dir "$R" --save '' --appendonly yes --appendfsync ${fsync} >/dev/null &`,
     "until redis-cli -p $RP ping >/dev/null 2>&1; do sleep 0.05; done",

@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { chartSvg } from "./chart.ts";
 import { churnReport, isChurnCase, measureSoak, measureStorm } from "./churn.ts";
+import { crowdPlan, crowdReport, measureCrowd } from "./crowd.ts";
 import { fillReport, measureFill } from "./fill.ts";
 import {
   BUSY_LIMIT,
@@ -38,8 +39,8 @@ const HELP = `Usage: deno task bench [options]
 
   --quick             short run: 3 s windows, cases s1-100,s2-10,s3,store,s4 (3000 conns),
                       soak (2 min)                                               (~5 min)
-  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak s5, or s1 s2 all
-                      (any s1-<N> and s2-<rate> work; s5 is not in all)   [default: all]
+  --cases LIST        comma-separated: s1-100 s1-1000 s2-2 s2-10 s3 store s4 soak s5 s3-100k, or s1 s2
+                      all (any s1-<N> and s2-<rate> work; s5, s3-100k are not in all)  [default: all]
                       search: the search bench (search_bench.ts; not in all)
   --search-messages N messages the search bench generates         [1000000]
   --search-rooms N    rooms they go in                            [1000]
@@ -54,6 +55,10 @@ const HELP = `Usage: deno task bench [options]
                                                                   [1000,5000,10000,20000; quick 500,1000,2000]
   --fill-rate N       s5 joins a second                           [500]
   --fill-talk-every MS  s5: ms between two messages of one of the 10 talkers  [1000]
+  --s3k-conns N       s3-100k connections, rooms of 100 (cut to what one process's hard
+                      open-files limit holds)                     [100000]
+  --s3k-per-proc N    s3-100k connections per generator process  [what its open-files limit holds]
+  --s3k-hold S        s3-100k: seconds the crowd is held idle after the room check  [10]
   --fill-modes LIST   s5: off,on (off is quadratic: "on" alone for sizes off cannot reach)  [off,on]
   --w N               s1 messages in flight                       [16]
   --store-dur S       measured seconds of the store case          [10; quick 3]
@@ -93,6 +98,9 @@ const { values: v } = parseArgs({
     "fill-rate": { type: "string" },
     "fill-talk-every": { type: "string" },
     "fill-modes": { type: "string", default: "off,on" },
+    "s3k-conns": { type: "string" },
+    "s3k-hold": { type: "string" },
+    "s3k-per-proc": { type: "string" },
     "chart-out": { type: "string" },
     "update-docs": { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -146,7 +154,9 @@ for (const c of wanted.split(",").map((x) => x.trim()).filter(Boolean)) {
   else if (c === "all") cases.push(...ALL);
   else if (c === "s1") cases.push("s1-100", "s1-1000");
   else if (c === "s2") cases.push("s2-2", "s2-10");
-  else if (/^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak", "s5"].includes(c)) {
+  else if (
+    /^s1-\d+$/.test(c) || /^s2-\d+$/.test(c) || ["s3", "store", "s4", "soak", "s5", "s3-100k"].includes(c)
+  ) {
     cases.push(c);
   } else fail(`unknown case ${JSON.stringify(c)} (see --help)`);
 }
@@ -178,6 +188,23 @@ if ((cases.includes("s3") || cases.includes("s4")) && Number(hardNofile) < knobs
     `warning: the hard limit of open files is ${hardNofile}; s3/s4 need more than ${knobs.conns + 100}`,
   );
 }
+const crowdKnobs = {
+  conns: int(v["s3k-conns"], 100_000, "s3k-conns"),
+  roomSize: 100,
+  perIp: 100,
+  holdS: int(v["s3k-hold"], 10, "s3k-hold"),
+  perProc: v["s3k-per-proc"] === undefined ? undefined : int(v["s3k-per-proc"], 0, "s3k-per-proc"),
+  healthzEveryMs: 100,
+  hardNofile: Number(hardNofile) || 1024,
+};
+const plan = crowdPlan(crowdKnobs);
+if (cases.includes("s3-100k") && plan.cut) {
+  console.error(
+    `warning: s3-100k asks for ${crowdKnobs.conns} connections on one server process, but the hard limit of ` +
+      `open files is ${hardNofile}: the crowd is cut to ${plan.conns}. Raise it (as root with the ` +
+      "CAP_SYS_RESOURCE capability: ulimit -Hn, prlimit --nofile, or LimitNOFILE= of a systemd unit) to run all.",
+  );
+}
 const busy = await machineBusy(1000);
 if (busy !== null && busy > BUSY_LIMIT) {
   console.error(
@@ -203,7 +230,10 @@ const header = [
     cases.join(" ")
   }; runs ${runs}; s1/s2 ${knobs.dur} s (+${knobs.warm} s warm-up), s1 W=${knobs.w}, ` +
   `s3 ${knobs.conns} conns, store ${knobs.pubs} publishers x ${knobs.window} in flight for ${knobs.storeDur} s, ` +
-  `s4 ${knobs.conns} clients, soak ${knobs.soakMin} min`,
+  `s4 ${knobs.conns} clients, soak ${knobs.soakMin} min` +
+  (cases.includes("s3-100k")
+    ? `, s3-100k ${plan.conns} conns (asked ${crowdKnobs.conns}) from ${plan.procs} generator process(es)`
+    : ""),
 ];
 console.log(header.join("\n"));
 console.error(`results: ${outDir}/`);
@@ -242,6 +272,18 @@ for (let run = 1; run <= runs; run++) {
     for (const s of lineup) {
       if ((caseKind(c) === "store" || c === "s4") && !SERVERS[s].ours) continue; // our protocol only
       if (c === "soak" && (s !== soakServer || run !== runs)) continue;
+      if (c === "s3-100k") {
+        const t = Date.now();
+        const row = await measureCrowd(run, SERVERS[s], gen, crowdKnobs, outDir);
+        rows.push(row);
+        Deno.writeTextFileSync(`${outDir}/results.jsonl`, JSON.stringify(row) + "\n", { append: true });
+        console.error(
+          `run ${run}  s3-100k ${s.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(0)} s` +
+            (row.res.error ? `  ERROR: ${row.res.error}` : ""),
+        );
+        await sleep(500);
+        continue;
+      }
       if (c === "s5") {
         if (!SERVERS[s].ours) continue; // big rooms are ours to turn off and on
         const t = Date.now();
@@ -270,12 +312,13 @@ for (let run = 1; run <= runs; run++) {
 }
 
 const isFill = (r: Row) => r.case.startsWith("s5-");
-const classic = rows.filter((r) => !isChurnCase(r.case) && !isFill(r));
+const isCrowd = (r: Row) => r.case === "s3-100k";
+const classic = rows.filter((r) => !isChurnCase(r.case) && !isFill(r) && !isCrowd(r));
 const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((r) => isChurnCase(r.case))) +
-  fillReport(rows.filter(isFill)) + searchText;
+  fillReport(rows.filter(isFill)) + crowdReport(rows.filter(isCrowd)) + searchText;
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
-const svg = chartSvg(rows.filter((r) => !isFill(r)), [
+const svg = chartSvg(rows.filter((r) => !isFill(r) && !isCrowd(r)), [
   `deno task bench ${Deno.args.join(" ")}`.trim(),
   `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${cpuCount()} CPUs, ` +
   (PINNING ? "server pinned to core 0, generator to core 1" : "not pinned") + `, generator ${gen.label}, ` +
