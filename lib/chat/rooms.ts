@@ -118,7 +118,7 @@ export class Rooms {
     const { hub, conns, moderation, now, log } = this.#ctx;
     const { added, firstTab } = hub.join(conn.peer.id, room, true);
     conn.current = room;
-    if (!added) return Promise.resolve(hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
+    if (!added) return Promise.resolve(void hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
     const id = conn.peer.id;
     const arriving = firstTab
       ? { name: nameOf(this.#ctx, conn), display: hub.displayOf(conn.key) }
@@ -170,7 +170,7 @@ export class Rooms {
           if (changed.truncated) joined.changesTruncated = true;
         }
         conn.peer.send(encode(joined));
-        hub.settle(id, room, lastSeq);
+        this.#presence.elsewhere(hub.settle(id, room, lastSeq));
       },
       (e) => {
         if (!conns.alive(conn)) return;
