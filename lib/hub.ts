@@ -406,6 +406,14 @@ export class Hub {
     if (n > (this.#opts.bigRoom ?? Infinity)) r.big = true;
   }
 
+  /**
+   * Whether the hub follows `room`'s count across processes already (see {@link counted}): read once
+   * when the room's first member here joins, then kept by the announced joins and leaves.
+   */
+  followsCount(room: string): boolean {
+    return this.#rooms.get(room)?.known !== undefined;
+  }
+
   /** Whether connection `id` is in `room`. */
   isMember(id: number, room: string): boolean {
     return this.#clients.get(id)?.rooms.has(room) ?? false;

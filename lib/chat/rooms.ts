@@ -224,8 +224,9 @@ export class Rooms {
       if (messages.length > n) messages = messages.slice(-n);
     }
     // A big room answers a count and a page: the whole list would make filling it quadratic. One
-    // process knows (the hub counts); across processes the count is shared, and the hub follows it.
-    if (sharing.spansProcesses) hub.counted(room, await sharing.memberCount(room));
+    // process knows (the hub counts); across processes the count is shared, and the hub follows it
+    // from the first join here on (each count line reads it again): one read a room, not one a join.
+    if (sharing.spansProcesses && !hub.followsCount(room)) hub.counted(room, await sharing.memberCount(room));
     const big = hub.isBig(room);
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
     const [reacted, who, [lastRead]] = await Promise.all([

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import type { ConfigInput } from "../../lib/config.ts";
 import { type Msg, startServer, TestClient, type TestServer } from "../helpers/test_server.ts";
+import { rawBulk } from "../helpers/redis.ts";
 
 const BIG = { bigRoom: 5, membersPage: 4, countIntervalMs: 300, maxTypers: 2, presenceDelayMs: 20 };
 const ROOM = "hall";
@@ -267,6 +268,28 @@ Deno.test({
       assert.equal(p4.all("nick").length, 0, "p4 asked about no one");
       await p6.close();
       assert.equal((await last.next("presence", (m) => m.name === "p6")).event, "leave");
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "joins into a room on Redis read its shared count once a process, not once a join",
+  ignore: !Deno.env.get("TEST_REDIS_URL"),
+  async fn() {
+    const port = Number(new URL(Deno.env.get("TEST_REDIS_URL")!).port);
+    const hlen = async () =>
+      Number((await rawBulk(port, "INFO", "commandstats")).match(/cmdstat_hlen:calls=(\d+)/)?.[1] ?? 0);
+    await using s = await startServer({ ...BIG, bigRoom: 50 });
+    const clients: TestClient[] = [];
+    try {
+      const before = await hlen();
+      for (let i = 0; i < 8; i++) {
+        clients.push(await TestClient.connect(s, { name: `h${i}`, room: "counted" }));
+      }
+      assert.equal(await hlen() - before, 1, "the first join here reads it; the hub follows it after");
+      assert.deepEqual(clients[7].all("joined")[0].members, clients.map((_, i) => `h${i}`));
     } finally {
       for (const c of clients) await c.close();
     }
