@@ -38,8 +38,9 @@ export interface HubOptions {
    */
   externalPresence?: boolean;
   /**
-   * People in a room above which it is big: its joins and leaves are not told to every member (only to
-   * those who asked about that person, see {@link Hub.watch}), the room's count is (see
+   * People in a room above which it is big: its joins, leaves and renames are not told to every member
+   * (only to those who asked about that person, see {@link Hub.watch} and {@link Hub.watchPartners}),
+   * the room's count is (see
    * {@link Hub.countsDue}), and at most `maxTypers` people are named typing at once. Unset: never.
    */
   bigRoom?: number;
