@@ -64,7 +64,9 @@ export function chartSvg(rows: Row[], title: string[]): string {
   const plotW = W - LEFT - RIGHT;
 
   // ---- ratio bars per case
-  const cases = [...new Set(rows.map((r) => r.case))].filter((c) => c !== "s4" && c !== "soak");
+  const cases = [...new Set(rows.map((r) => r.case))].filter((c) =>
+    c !== "s4" && c !== "soak" && !c.startsWith("s5-")
+  );
   if (cases.length) {
     y += 10;
     parts.push(text(12, y, "Ratio to the baseline in the same run (median over runs)", 'font-weight="bold"'));
@@ -250,8 +252,62 @@ export function chartSvg(rows: Row[], title: string[]): string {
     y += h + 20;
   }
 
+  y = fillBars(rows, parts, y);
+
   y += 16;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" viewBox="0 0 ${W} ${y}" ` +
     `font-family="Helvetica, Arial, sans-serif" font-size="12">\n` +
     `<rect width="100%" height="100%" fill="#ffffff"/>\n${parts.join("\n")}\n</svg>\n`;
+}
+
+/** S5's figures per join beside each other, big rooms off and on, one group of bars per room size. */
+const FILL_METRICS: { key: (r: Row) => unknown; what: string; fmt: (v: number) => string }[] = [
+  { key: (r) => r.extra?.cpu_ms_per_join, what: "server CPU ms per join", fmt: (v) => v.toFixed(2) },
+  { key: (r) => r.res.bytes_per_join, what: "bytes sent to clients per join", fmt: (v) => si(v) },
+];
+
+/**
+ * S5 (the big room fill): per server and metric, the median per room size of big rooms off and on, on
+ * one scale, so a cost that grows with the room's size shows as bars that grow down the group. Returns
+ * the new `y`.
+ */
+function fillBars(rows: Row[], parts: string[], y: number): number {
+  const fills = rows.filter((r) => r.case.startsWith("s5-") && !r.res.error);
+  const plotW = W - LEFT - RIGHT;
+  for (const server of new Set(fills.map((r) => r.server))) {
+    const mine = fills.filter((r) => r.server === server);
+    const sizes = [...new Set(mine.map((r) => Number(r.extra?.size)))].sort((a, b) => a - b);
+    for (const m of FILL_METRICS) {
+      const med = (size: number, mode: string) =>
+        median(
+          mine.filter((r) => Number(r.extra?.size) === size && r.extra?.mode === mode).map(m.key)
+            .filter((x): x is number => typeof x === "number" && Number.isFinite(x)),
+        );
+      const bars = sizes.flatMap((size) =>
+        ["off", "on"].map((mode) => ({ size, mode, v: med(size, mode) })).filter((b) => b.v !== null)
+      );
+      if (bars.length === 0) continue;
+      const max = Math.max(...bars.map((b) => b.v!), 1e-9);
+      y += 30;
+      parts.push(text(
+        12,
+        y,
+        `S5 big room fill, ${server}: ${m.what} by room size, big rooms off and on (lower is better)`,
+        'font-weight="bold"',
+      ));
+      y += 6;
+      for (const b of bars) {
+        y += 4;
+        parts.push(
+          text(LEFT - 8, y + BAR - 4, `${si(b.size)} ${b.mode}`, 'font-size="11" text-anchor="end"'),
+        );
+        const w = (b.v! / max) * plotW;
+        const fill = b.mode === "on" ? color("main") : color("naive");
+        parts.push(`<rect x="${LEFT}" y="${y}" width="${w.toFixed(1)}" height="${BAR}" fill="${fill}"/>`);
+        parts.push(text(LEFT + w + 6, y + BAR - 4, m.fmt(b.v!), 'font-size="11"'));
+        y += BAR;
+      }
+    }
+  }
+  return y;
 }

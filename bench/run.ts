@@ -318,7 +318,7 @@ const text = (classic.length ? report(classic) : "") + churnReport(rows.filter((
   fillReport(rows.filter(isFill)) + crowdReport(rows.filter(isCrowd)) + searchText;
 const footer = `\ntotal ${((Date.now() - t0) / 1000).toFixed(0)} s; raw results: ${outDir}/results.jsonl`;
 Deno.writeTextFileSync(`${outDir}/tables.txt`, header.join("\n") + "\n" + text + "\n" + footer + "\n");
-const svg = chartSvg(rows.filter((r) => !isFill(r) && !isCrowd(r)), [
+const svg = chartSvg(rows.filter((r) => !isCrowd(r)), [
   `deno task bench ${Deno.args.join(" ")}`.trim(),
   `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, ${cpuCount()} CPUs, ` +
   (PINNING ? "server pinned to core 0, generator to core 1" : "not pinned") + `, generator ${gen.label}, ` +

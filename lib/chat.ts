@@ -97,6 +97,8 @@ export class Chat {
       onCountQueued: () => this.#presence.countSoon(),
       maxTypers: config.maxTypers,
       typingWindowMs: config.typingWindowMs,
+      // A watch list is at most one member page, partners too.
+      maxPartners: config.membersPage,
     });
     const sharing = deps.sharing ?? new LocalSharing(this.hub);
     const ctx: ChatContext = this.#ctx = {
@@ -119,7 +121,7 @@ export class Chat {
     this.#naming = new Naming(ctx);
     this.#rooms = new Rooms(ctx, { budget, presence, reactions, reads, frame: (c, d) => this.#frame(c, d) });
     this.#messages = new Messages(ctx, this.#writer, this.#naming);
-    this.#direct = new Direct(ctx, { writer: this.#writer, naming: this.#naming, reads, budget });
+    this.#direct = new Direct(ctx, { writer: this.#writer, naming: this.#naming, reads, budget, presence });
     this.#moderate = new Moderate(ctx, { naming: this.#naming, rooms: this.#rooms, budget });
     this.#edits = new Edits(ctx);
     this.#admission = new Admission(ctx, {
@@ -500,6 +502,10 @@ export class Chat {
 
   #toPerson(key: string, msg: ServerMessage): void {
     this.hub.sendToPerson(key, encode(msg));
+    if (msg.type === "message" && "conv" in msg && msg.to !== undefined) {
+      // Someone they write to or hear from: told about in their big rooms from now on.
+      this.#presence.watchPartners(key, [msg.from === this.hub.nameOf(key) ? msg.to : msg.from]);
+    }
     if (msg.type !== "disconnected") return;
     for (const id of this.hub.tabsOfPerson(key)) {
       this.#conns.get(id)?.peer.close(CloseCode.DISCONNECTED, "disconnected");

@@ -38,8 +38,9 @@ export interface HubOptions {
    */
   externalPresence?: boolean;
   /**
-   * People in a room above which it is big: its joins and leaves are not told to every member (only to
-   * those who asked about that person, see {@link Hub.watch}), the room's count is (see
+   * People in a room above which it is big: its joins, leaves and renames are not told to every member
+   * (only to those who asked about that person, see {@link Hub.watch} and {@link Hub.watchPartners}),
+   * the room's count is (see
    * {@link Hub.countsDue}), and at most `maxTypers` people are named typing at once. Unset: never.
    */
   bigRoom?: number;
@@ -49,6 +50,11 @@ export interface HubOptions {
   maxTypers?: number;
   /** Milliseconds a typer holds a place after their last typing line. @default 3000 */
   typingWindowMs?: number;
+  /**
+   * Direct-conversation partners a connection is told about in big rooms (see {@link Hub.watchPartners});
+   * past it the least recently added go. @default 100
+   */
+  maxPartners?: number;
 }
 
 interface Client {
@@ -58,7 +64,9 @@ interface Client {
   /** Per room: the last seq its `joined` answer held (see {@link Hub.settle}). */
   settled: Map<string, number>;
   /** Per big room: the names whose presence it asked about (its last member page). */
-  watching?: Map<string, readonly string[]>;
+  watching?: Map<string, string[]>;
+  /** The people it has direct conversations with, oldest first: told about in every big room. */
+  partners?: string[];
 }
 
 /** A member whose `joined` answer is still being read: what the room sends it waits here. */
@@ -100,6 +108,13 @@ interface Room {
   delivered: number;
 }
 
+/** Partners a connection watches in a big room who are not in it in this process (see {@link Hub.watchPartners}). */
+export interface Elsewhere {
+  id: number;
+  room: string;
+  names: string[];
+}
+
 /** What `join()` did. */
 export interface JoinResult {
   /** False when the connection was in the room already. */
@@ -127,6 +142,8 @@ export class Hub {
   readonly #opts: HubOptions;
   /** Rooms with presence lines waiting for {@link Hub.flushPresence}. */
   readonly #presenceRooms = new Set<string>();
+  /** Per name, the connections that have it among their partners (see {@link Hub.watchPartners}). */
+  readonly #partnerWatchers = new Map<string, Set<Client>>();
 
   constructor(opts: HubOptions) {
     this.#opts = opts;
@@ -166,16 +183,20 @@ export class Hub {
     return [...rooms];
   }
 
-  /** Sends `line` once to every connection here that is in any of `rooms` (after their held presence). */
-  tellRooms(rooms: readonly string[], line: string): void {
+  /**
+   * Sends `line` once to every connection here that is in any of `rooms` (after their held presence).
+   * With `renamed` (the line tells that rename, made on another process), a big room tells only the
+   * connections watching the old name, and they watch the new one from now on.
+   */
+  tellRooms(rooms: readonly string[], line: string, renamed?: { old: string; name: string }): void {
     const told = new Set<Client>();
     for (const room of rooms) {
       const r = this.#rooms.get(room);
       if (!r) continue;
       this.#flushRoom(room);
-      for (const c of r.members.keys()) told.add(c);
-      for (const c of r.holding.keys()) told.add(c);
+      this.#addAudience(told, room, r, renamed?.old);
     }
+    if (renamed) this.#rekey(rooms, renamed.old, renamed.name);
     for (const c of told) c.peer.send(line);
   }
 
@@ -218,6 +239,7 @@ export class Hub {
     if (!client) return [];
     const emptied: string[] = [];
     for (const room of [...client.rooms]) if (this.leave(id, room).deleted) emptied.push(room);
+    this.#setPartners(client, []);
     this.#clients.delete(id);
     client.person.conns.delete(client);
     if (client.person.conns.size === 0) client.person.lastSeen = now;
@@ -286,15 +308,19 @@ export class Hub {
    * sent: what the room sent it meanwhile follows, except messages it already has. No gap and no
    * duplicate at the seam, however long the history read took.
    */
-  settle(id: number, room: string, lastSeq: number): void {
+  settle(id: number, room: string, lastSeq: number): Elsewhere[] {
     const client = this.#clients.get(id);
     const r = this.#rooms.get(room);
     const held = client && r?.holding.get(client);
-    if (!client || !r || !held) return;
+    if (!client || !r || !held) return [];
     r.holding.delete(client);
     r.members.set(client, held.at);
     client.settled.set(room, lastSeq);
     for (const { line, seq } of held.lines) if (seq === undefined || seq > lastSeq) client.peer.send(line);
+    // Its `joined` held a page, not the list: which of its partners are here too is told as presence.
+    const elsewhere: Elsewhere[] = [];
+    if (r.big) this.#tellPresent(client, room, r, client.partners ?? [], elsewhere);
+    return elsewhere;
   }
 
   /**
@@ -381,6 +407,14 @@ export class Hub {
     if (n > (this.#opts.bigRoom ?? Infinity)) r.big = true;
   }
 
+  /**
+   * Whether the hub follows `room`'s count across processes already (see {@link counted}): read once
+   * when the room's first member here joins, then kept by the announced joins and leaves.
+   */
+  followsCount(room: string): boolean {
+    return this.#rooms.get(room)?.known !== undefined;
+  }
+
   /** Whether connection `id` is in `room`. */
   isMember(id: number, room: string): boolean {
     return this.#clients.get(id)?.rooms.has(room) ?? false;
@@ -440,7 +474,46 @@ export class Hub {
       if (!set) watchers.set(name, set = new Set());
       set.add(client);
     }
-    (client.watching ??= new Map()).set(room, names);
+    (client.watching ??= new Map()).set(room, [...names]);
+  }
+
+  /**
+   * Person `key` has direct conversations with `names` (e.g. their newest conversations at connect,
+   * or someone they just wrote to or heard from): each of their connections here is told about these
+   * people in every big room, as about the names of its member page (see {@link watch}), and told at
+   * once which of them are in its big rooms here now. `replace` drops the partners it had; at most
+   * `maxPartners` are kept, the least recently added dropped first. With presence decided elsewhere,
+   * returns the newly watched partners not here, per connection and big room: the owner asks who of
+   * them is in the room on other processes and tells it with {@link tellPresent}.
+   */
+  watchPartners(key: string, names: readonly string[], replace = false): Elsewhere[] {
+    const elsewhere: Elsewhere[] = [];
+    for (const client of this.#people.get(key)?.conns ?? []) {
+      const had = new Set(client.partners); // already told about: not again
+      const kept = [...(replace ? [] : client.partners ?? []).filter((n) => !names.includes(n)), ...names]
+        .filter((n) => n !== client.person.name);
+      this.#setPartners(client, kept.slice(Math.max(0, kept.length - (this.#opts.maxPartners ?? 100))));
+      const added = (client.partners ?? []).filter((n) => !had.has(n));
+      for (const room of client.rooms) {
+        const r = this.#rooms.get(room)!;
+        if (r.big && r.members.has(client)) this.#tellPresent(client, room, r, added, elsewhere);
+      }
+    }
+    return elsewhere;
+  }
+
+  /**
+   * Connection `id` of big room `room` is told that `people` are in it (read from presence shared by
+   * processes, see {@link watchPartners}), if it is still there and still watches them as partners.
+   */
+  tellPresent(id: number, room: string, people: readonly { name: string; display?: string }[]): void {
+    const client = this.#clients.get(id);
+    const r = this.#rooms.get(room);
+    if (!client || !r?.members.has(client)) return;
+    const watched = people.filter((p) => client.partners?.includes(p.name) && p.name !== client.person.name);
+    if (watched.length === 0) return;
+    this.#flushRoom(room);
+    for (const p of watched) client.peer.send(presenceLine(room, "join", p));
   }
 
   /** The big rooms whose people changed since their last count, once each (the owner tells them). */
@@ -529,10 +602,10 @@ export class Hub {
     const shown = display === undefined ? person.display : display ?? undefined;
     if (person.name === name && person.display === shown) return;
     const old = person.name;
+    const rooms = new Set<string>();
+    for (const c of person.conns) for (const room of c.rooms) rooms.add(room);
     if (old !== name) {
       this.#people.take(person, name, now);
-      const rooms = new Set<string>();
-      for (const c of person.conns) for (const room of c.rooms) rooms.add(room);
       for (const room of rooms) {
         const r = this.#rooms.get(room)!;
         removeSorted(r.names, old);
@@ -545,14 +618,11 @@ export class Hub {
     else person.display = shown;
     const line = encode(nickMessage(old, person));
     const told = new Set<Client>(person.conns);
-    for (const c of person.conns) {
-      for (const room of c.rooms) {
-        this.#flushRoom(room); // queued presence still says the old name: it goes first
-        const r = this.#rooms.get(room)!;
-        for (const m of r.members.keys()) told.add(m);
-        for (const m of r.holding.keys()) told.add(m);
-      }
+    for (const room of rooms) {
+      this.#flushRoom(room); // queued presence still says the old name: it goes first
+      this.#addAudience(told, room, this.#rooms.get(room)!, old);
     }
+    if (old !== name) this.#rekey(rooms, old, name);
     for (const c of told) c.peer.send(line);
   }
 
@@ -568,9 +638,11 @@ export class Hub {
         if (!this.#countDue()) this.#opts.onCountQueued?.();
         r.countDue = true;
       }
-      if (subject === undefined || !r.watchers?.has(subject)) return;
+      if (subject === undefined || !this.#watched(r, subject)) return;
       if (!this.#opts.onPresenceQueued) {
-        for (const c of r.watchers.get(subject)!) if (c.person.name !== about) c.peer.send(line);
+        for (const c of this.#watchersOf(r, subject)) {
+          if (r.members.has(c) && c.person.name !== about) c.peer.send(line);
+        }
         return;
       }
       r.presence.push({ line, at: r.joins, about, watched: subject });
@@ -605,7 +677,7 @@ export class Hub {
     if (r.big) {
       // Each line to the members that asked about its person (a few), not to every member.
       for (const q of queued) {
-        for (const c of (q.watched === undefined ? undefined : r.watchers?.get(q.watched)) ?? []) {
+        for (const c of q.watched === undefined ? [] : this.#watchersOf(r, q.watched)) {
           const joinedAt = r.members.get(c);
           if (joinedAt !== undefined && forMe(q, c, joinedAt)) c.peer.send(q.line);
         }
@@ -623,6 +695,103 @@ export class Hub {
   #countDue(): boolean {
     for (const r of this.#rooms.values()) if (r.countDue) return true;
     return false;
+  }
+
+  /** Whether anyone in big room `r` asked about `name` (its page, or as a partner). */
+  #watched(r: Room, name: string): boolean {
+    if (r.watchers?.has(name)) return true;
+    for (const c of this.#partnerWatchers.get(name) ?? []) if (r.members.has(c)) return true;
+    return false;
+  }
+
+  /** The connections that asked about `name` in big room `r` (any may have left it: check). */
+  #watchersOf(r: Room, name: string): Set<Client> {
+    const page = r.watchers?.get(name);
+    const partners = this.#partnerWatchers.get(name);
+    if (!partners) return page ?? new Set();
+    return page ? new Set([...page, ...partners]) : partners;
+  }
+
+  /**
+   * Adds to `told` who hears of person `name` in `room`: every member (and one still reading its
+   * `joined`) of a small room; of a big one, those who asked about them (page or partner).
+   */
+  #addAudience(told: Set<Client>, room: string, r: Room, name?: string): void {
+    if (!r.big || name === undefined) {
+      for (const c of r.members.keys()) told.add(c);
+      for (const c of r.holding.keys()) told.add(c);
+      return;
+    }
+    for (const c of this.#watchersOf(r, name)) if (c.rooms.has(room)) told.add(c);
+  }
+
+  /**
+   * A presence `join` to `client` for each of `names` present in big room `r` here (after what is
+   * queued); with presence decided elsewhere, the others go to `elsewhere` for the owner to look up.
+   */
+  #tellPresent(
+    client: Client,
+    room: string,
+    r: Room,
+    names: readonly string[],
+    elsewhere: Elsewhere[],
+  ): void {
+    const away: string[] = [];
+    const here: Person<Client>[] = [];
+    for (const n of names) {
+      const p = r.byName.get(n);
+      if (p) p !== client.person && here.push(p);
+      else away.push(n);
+    }
+    if (this.#opts.externalPresence && away.length > 0) {
+      elsewhere.push({ id: client.peer.id, room, names: away });
+    }
+    if (here.length === 0) return;
+    this.#flushRoom(room);
+    for (const p of here) client.peer.send(presenceLine(room, "join", p));
+  }
+
+  /** The watchers of `old` in `rooms` (and as a partner anywhere) watch `name` now: a rename. */
+  #rekey(rooms: Iterable<string>, old: string, name: string): void {
+    for (const room of rooms) {
+      const r = this.#rooms.get(room);
+      const set = r?.watchers?.get(old);
+      if (!r || !set) continue;
+      r.watchers!.delete(old);
+      const into = r.watchers!.get(name) ?? new Set();
+      for (const c of set) {
+        into.add(c);
+        const names = c.watching?.get(room);
+        const i = names?.indexOf(old) ?? -1;
+        if (i >= 0) names![i] = name;
+      }
+      r.watchers!.set(name, into);
+    }
+    const partners = this.#partnerWatchers.get(old);
+    if (!partners) return;
+    this.#partnerWatchers.delete(old);
+    const into = this.#partnerWatchers.get(name) ?? new Set();
+    for (const c of partners) {
+      into.add(c);
+      const i = c.partners!.indexOf(old);
+      if (i >= 0) c.partners![i] = name;
+    }
+    this.#partnerWatchers.set(name, into);
+  }
+
+  /** Replaces `client`'s partners, keeping {@link Hub.#partnerWatchers} in step. */
+  #setPartners(client: Client, names: string[]): void {
+    for (const name of client.partners ?? []) {
+      const set = this.#partnerWatchers.get(name);
+      if (set?.delete(client) && set.size === 0) this.#partnerWatchers.delete(name);
+    }
+    if (names.length === 0) return void delete client.partners;
+    client.partners = names;
+    for (const name of names) {
+      let set = this.#partnerWatchers.get(name);
+      if (!set) this.#partnerWatchers.set(name, set = new Set());
+      set.add(client);
+    }
   }
 
   #unwatch(client: Client, room: string, r: Room): void {
@@ -651,7 +820,11 @@ export class Hub {
 }
 
 /** A `presence` line about `person`. */
-function presenceLine(room: string, event: "join" | "leave", person: Person<Client>): string {
+function presenceLine(
+  room: string,
+  event: "join" | "leave",
+  person: { name: string; display?: string },
+): string {
   return encode(
     person.display === undefined
       ? { type: "presence", room, event, name: person.name }

@@ -504,7 +504,7 @@ export const TABLE = {
       default: 100,
       min: 1,
       max: 1000,
-      help: "most names in a big room's `joined` or `members` answer",
+      help: "most names in a big room's `joined` or `members` answer, and most direct partners watched there",
     },
     countIntervalMs: {
       flag: "count-interval",

@@ -135,6 +135,11 @@ export interface Sharing {
   /** A page of the people in `room` on any process (see {@link pageOf}). */
   memberPage(room: string, q: MemberQuery): Promise<MemberPage>;
   /**
+   * Which of `names` are in `room` on any process, with their display names: what a member is told
+   * of its direct partners in a big room (a lookup of a few names, not a read of the room's list).
+   */
+  present(room: string, names: readonly string[]): Promise<{ name: string; display?: string }[]>;
+  /**
    * The rooms someone is in on any process, each with how many people are in it (a person once,
    * whatever their tabs and processes), as a listing in name order (see `RoomQuery`).
    */
@@ -213,6 +218,16 @@ export class LocalSharing implements Sharing {
 
   memberCount(room: string): Promise<number> {
     return Promise.resolve(this.#hub.sortedMembers(room).length);
+  }
+
+  present(room: string, names: readonly string[]): Promise<{ name: string; display?: string }[]> {
+    const here = new Set(this.#hub.sortedMembers(room));
+    return Promise.resolve(
+      names.filter((n) => here.has(n)).map((name) => {
+        const display = this.#hub.displayIn(room, name);
+        return display === undefined ? { name } : { name, display };
+      }),
+    );
   }
 
   memberPage(room: string, q: MemberQuery): Promise<MemberPage> {

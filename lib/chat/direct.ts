@@ -14,6 +14,7 @@ import type { Conn } from "./connections.ts";
 import { type ChatContext, nameOf } from "./context.ts";
 import { engineError, SHUTTING_DOWN } from "./errors.ts";
 import type { Found, Naming } from "./naming.ts";
+import type { Presence } from "./presence.ts";
 import { mustBeInConversation, type ReadState } from "./read_state.ts";
 import type { Writer } from "./writer.ts";
 
@@ -28,16 +29,18 @@ export class Direct {
   readonly #reads: ReadState;
   readonly #budget: AnswerBudget;
   readonly #firstContacts: FirstContacts;
+  readonly #presence: Presence;
 
   constructor(
     ctx: ChatContext,
-    parts: { writer: Writer; naming: Naming; reads: ReadState; budget: AnswerBudget },
+    parts: { writer: Writer; naming: Naming; reads: ReadState; budget: AnswerBudget; presence: Presence },
   ) {
     this.#ctx = ctx;
     this.#writer = parts.writer;
     this.#naming = parts.naming;
     this.#reads = parts.reads;
     this.#budget = parts.budget;
+    this.#presence = parts.presence;
     this.#firstContacts = new FirstContacts(ctx.cfg.firstContactsPerHour, ctx.cfg.firstContactsPerIpPerHour);
   }
 
@@ -163,7 +166,18 @@ export class Direct {
     const { conns, log } = this.#ctx;
     const read = () => this.page(conn.key, before, limit);
     (asked ? this.#budget.during(conn, read) : read()).then(
-      (page) => conns.alive(conn) && conn.peer.send(encode({ type: "conversations", ...page })),
+      (page) => {
+        if (!conns.alive(conn)) return;
+        // The newest conversations' people are whom big rooms tell this person about (see Hub.watchPartners).
+        if (before === Number.MAX_SAFE_INTEGER) {
+          this.#presence.watchPartners(
+            conn.key,
+            page.items.map((i) => i.with),
+            true,
+          );
+        }
+        conn.peer.send(encode({ type: "conversations", ...page }));
+      },
       (e) => {
         log.error("conversations read failed", { error: (e as Error).message });
         conns.answer(conn.peer, engineError("people", e));

@@ -186,7 +186,7 @@ export class Naming {
     const { hub } = this.#ctx;
     // Names are unique, so a local holder of the new name is us.
     if (hub.personByName(name) === undefined) {
-      hub.tellRooms(rooms, encode(nickMessage(old, { name, display })));
+      hub.tellRooms(rooms, encode(nickMessage(old, { name, display })), { old, name });
     }
   }
 

@@ -4,6 +4,7 @@
  * back through it. Either way announcements are grouped for `presenceDelayMs`.
  * @module
  */
+import type { Elsewhere } from "../hub.ts";
 import type { ChatContext } from "./context.ts";
 
 /** The presence side of the chat service. */
@@ -27,6 +28,27 @@ export class Presence {
   announce(room: string, name: string, line: string): void {
     // A quote inside a name or display name is escaped in JSON, so this is the event field's own.
     this.#ctx.hub.announce(room, line, name, line.includes('"event":"leave"') ? -1 : 1);
+  }
+
+  /**
+   * Person `key` has direct conversations with `names` (see Hub.watchPartners): told about them in
+   * big rooms from now on, and which of them are there now, on any process.
+   */
+  watchPartners(key: string, names: readonly string[], replace = false): void {
+    this.elsewhere(this.#ctx.hub.watchPartners(key, names, replace));
+  }
+
+  /**
+   * Partners the hub could not find in this process (a room spanning processes): those the shared
+   * presence has are told as present. A leave in the same instant may reach the member first.
+   */
+  elsewhere(list: readonly Elsewhere[]): void {
+    const { hub, sharing, log } = this.#ctx;
+    for (const { id, room, names } of list) {
+      sharing.present(room, names).then((found) => hub.tellPresent(id, room, found)).catch((e) =>
+        log.debug("partners' presence not read", { room, error: (e as Error).message })
+      );
+    }
   }
 
   /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */

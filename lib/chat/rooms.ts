@@ -118,7 +118,7 @@ export class Rooms {
     const { hub, conns, moderation, now, log } = this.#ctx;
     const { added, firstTab } = hub.join(conn.peer.id, room, true);
     conn.current = room;
-    if (!added) return Promise.resolve(hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
+    if (!added) return Promise.resolve(void hub.settle(conn.peer.id, room, hub.knownSeq(conn.peer.id, room)));
     const id = conn.peer.id;
     const arriving = firstTab
       ? { name: nameOf(this.#ctx, conn), display: hub.displayOf(conn.key) }
@@ -170,7 +170,7 @@ export class Rooms {
           if (changed.truncated) joined.changesTruncated = true;
         }
         conn.peer.send(encode(joined));
-        hub.settle(id, room, lastSeq);
+        this.#presence.elsewhere(hub.settle(id, room, lastSeq));
       },
       (e) => {
         if (!conns.alive(conn)) return;
@@ -224,8 +224,9 @@ export class Rooms {
       if (messages.length > n) messages = messages.slice(-n);
     }
     // A big room answers a count and a page: the whole list would make filling it quadratic. One
-    // process knows (the hub counts); across processes the count is shared, and the hub follows it.
-    if (sharing.spansProcesses) hub.counted(room, await sharing.memberCount(room));
+    // process knows (the hub counts); across processes the count is shared, and the hub follows it
+    // from the first join here on (each count line reads it again): one read a room, not one a join.
+    if (sharing.spansProcesses && !hub.followsCount(room)) hub.counted(room, await sharing.memberCount(room));
     const big = hub.isBig(room);
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
     const [reacted, who, [lastRead]] = await Promise.all([

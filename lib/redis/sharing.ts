@@ -213,6 +213,20 @@ export class RedisSharing implements Sharing {
     return { ...pageOf(names, (name) => shown?.[name], q), count };
   }
 
+  async present(room: string, names: readonly string[]): Promise<{ name: string; display?: string }[]> {
+    if (names.length === 0) return [];
+    const k = keys(room);
+    const [held, shown] = await this.#redis.run(() =>
+      Promise.all([this.#redis.cmd.hmGet(k.names, [...names]), this.#redis.cmd.hmGet(k.disp, [...names])])
+    );
+    const out: { name: string; display?: string }[] = [];
+    names.forEach((name, i) => {
+      if (held[i] === null || Number(held[i]) <= 0) return;
+      out.push(shown[i] ? { name, display: shown[i]! } : { name });
+    });
+    return out;
+  }
+
   /** Rooms in the `PRESENT` index, counted from their live presence entries; empty ones leave it. */
   async occupiedRooms(query: RoomQuery): Promise<RoomListing<OccupiedRoom>> {
     const now = String(Date.now());

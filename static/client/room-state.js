@@ -27,6 +27,11 @@ export class RoomState {
     this.membersNext = undefined;
     /** A big room: the prefix the loaded member pages were searched by ("" for none). */
     this.membersPrefix = "";
+    /**
+     * @type {Set<string>} a big room: the people `presence` says are here (those of your member page and
+     * your direct partners, whom the server tells you about), whether or not on the loaded pages
+     */
+    this.present = new Set();
     /** Highest seq we have with nothing missing before it since the last join. */
     this.lastSeq = 0;
     /** The server's name for this room's history; another one means its seqs started over. */

@@ -202,6 +202,7 @@ export class Rooms {
     r.memberCount = typeof m.memberCount === "number" ? m.memberCount : undefined;
     r.membersNext = typeof m.next === "string" ? m.next : undefined;
     r.membersPrefix = "";
+    r.present = new Set(); // the partners here come as presence right after
     // A resume keeps what we have, unless the server's history no longer lines up with it
     // (more missed than it returns, or a store that started over).
     // More changes of held messages than one answer tells: what we hold is reloaded, like a gap.
@@ -381,9 +382,16 @@ export class Rooms {
   presence(m) {
     const r = this.map.get(m.room);
     if (!r || typeof m.name !== "string") return;
-    if (m.event === "join") r.members.add(m.name);
-    else if (m.event === "leave") {
+    const big = r.memberCount !== undefined;
+    if (m.event === "join") {
+      if (big) r.present.add(m.name);
+      // A big room shows its loaded pages: someone arriving joins them only where a page would have them.
+      if (!big || onLoadedPages(r, m.name, typeof m.display === "string" ? m.display : undefined)) {
+        r.members.add(m.name);
+      }
+    } else if (m.event === "leave") {
       r.members.delete(m.name);
+      r.present.delete(m.name);
       r.typing.delete(m.name);
     }
     this.#ctx.emit("members", { room: r.name });
@@ -498,6 +506,7 @@ export class Rooms {
    */
   renamed(old, name) {
     for (const r of this.map.values()) {
+      if (r.present.delete(old)) r.present.add(name);
       if (r.members.delete(old)) {
         r.members.add(name);
         this.#ctx.emit("members", { room: r.name });
@@ -517,4 +526,18 @@ export class Rooms {
   #save() {
     this.#ctx.persisted.save("rooms", [...this.map.keys()]);
   }
+}
+
+/**
+ * Whether big room `r`'s loaded member pages (code-unit order up to their cursor, filtered by their
+ * prefix) would hold `name`.
+ * @param {RoomState} r
+ * @param {string} name
+ * @param {string} [display]
+ */
+function onLoadedPages(r, name, display) {
+  const prefix = r.membersPrefix.toLowerCase();
+  const matches = prefix === "" || name.toLowerCase().startsWith(prefix) ||
+    (display !== undefined && display.toLowerCase().startsWith(prefix));
+  return matches && (r.membersNext === undefined || name <= r.membersNext);
 }

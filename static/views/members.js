@@ -50,6 +50,8 @@ export function createMembers(state) {
   let asked = "";
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let searchTimer;
+  /** The view the panel last showed: the search box's text belongs to it, not to the next one. */
+  let shown = state.active;
 
   /** Asks for the next page of the open big room's members, once per cursor. */
   function loadMore() {
@@ -181,6 +183,16 @@ export function createMembers(state) {
     let names;
     const big = active && !isDirect(active) ? client.rooms.get(active) : undefined;
     const count = big?.memberCount;
+    if (active !== shown) {
+      shown = active;
+      clearTimeout(searchTimer);
+      search.value = "";
+      // Its list was left filtered by an earlier search: the box is empty now, so the list is whole again.
+      if (big?.memberCount !== undefined && big.membersPrefix !== "") {
+        asked = "";
+        run(() => client.members(big.name, {}));
+      }
+    }
     search.hidden = count === undefined;
     more.hidden = count === undefined || !big?.membersNext;
     if (count === undefined && search.value !== "") search.value = "";
@@ -198,9 +210,11 @@ export function createMembers(state) {
         ? (onlineNames(client).has(active.slice(1).toLowerCase()) ? "Online" : "Not in your rooms right now")
         : "";
     }
-    // A big room's pages stay in the server's order, so "More" adds at the end.
+    // A big room's pages stay in the server's order (code units), so "More" adds at the end and
+    // someone told present by a presence line takes their place among them.
     names.sort((a, b) =>
-      (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) || (count === undefined ? a.localeCompare(b) : 0)
+      (client.isMe(b) ? 1 : 0) - (client.isMe(a) ? 1 : 0) ||
+      (count === undefined ? a.localeCompare(b) : a < b ? -1 : a > b ? 1 : 0)
     );
     const room = active && !isDirect(active) ? active : "";
     const moderator = room !== "" && client.moderates(room) && !!client.rooms.get(room)?.joined;

@@ -38,7 +38,10 @@ export function viewTitle(key) {
  */
 export function onlineNames(client) {
   const s = new Set();
-  for (const r of client.rooms.values()) for (const m of r.members) s.add(m.toLowerCase());
+  for (const r of client.rooms.values()) {
+    for (const m of r.members) s.add(m.toLowerCase());
+    for (const m of r.present) s.add(m.toLowerCase()); // a big room's partners, off its loaded pages
+  }
   return s;
 }
 

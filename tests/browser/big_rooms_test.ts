@@ -48,3 +48,75 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "browser big room: the member search box starts empty in the next room, and the list is whole again",
+  ignore,
+  async fn() {
+    await using server = await startServer({ bigRoom: 5, membersPage: 4, countIntervalMs: 200 });
+    const others: TestClient[] = [];
+    try {
+      for (let i = 1; i <= 8; i++) {
+        const c = await TestClient.connect(server, { name: `m0${i}`, room: "hall" });
+        c.send({ type: "join", room: "hall2" });
+        await c.next("joined", (m) => m.room === "hall2");
+        others.push(c);
+      }
+      await using tb = await launchBrowser();
+      const { page, problems } = await openChat(tb, server.url, { name: "viewer", hash: "hall2" });
+      await waitText(page, "#members-title", "Members · 9");
+      await page.evaluate(() => document.location.hash = "#hall");
+      await waitText(page, "#members-title", "Members · 9");
+      await page.waitForFunction(() => document.querySelector("#view-title").textContent === "#hall");
+      await page.type("#member-search", "M07");
+      await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 1);
+
+      // Another big room: its panel has an empty box and its first page, not "M07" over its list.
+      await page.evaluate(() => document.location.hash = "#hall2");
+      await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 4);
+      assert.equal(await page.evaluate(() => document.querySelector("#member-search").value), "");
+      assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"]);
+      // Back: the box is empty there too, and the list no longer filtered by what was typed.
+      await page.evaluate(() => document.location.hash = "#hall");
+      await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 4);
+      assert.equal(await page.evaluate(() => document.querySelector("#member-search").value), "");
+      assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"]);
+      assert.deepEqual(problems.errors, []);
+    } finally {
+      for (const c of others) await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "browser big room: a direct partner off the member page shows online while in the room",
+  ignore,
+  async fn() {
+    await using server = await startServer({ bigRoom: 5, membersPage: 4, countIntervalMs: 200 });
+    const others: TestClient[] = [];
+    try {
+      for (let i = 1; i <= 8; i++) {
+        others.push(await TestClient.connect(server, { name: `m0${i}`, room: "hall" }));
+      }
+      await using tb = await launchBrowser();
+      const { page, problems } = await openChat(tb, server.url, { name: "viewer", hash: "hall" });
+      await waitText(page, "#members-title", "Members · 9");
+      const dot = () =>
+        page.evaluate(() => document.querySelector('#dm-list a[href="#@m07"] .presence')?.className ?? "");
+      others[6].send({ type: "send", to: "viewer", text: "hi from the back row", cid: "d1" });
+      await page.waitForSelector('#dm-list a[href="#@m07"]');
+      await page.waitForFunction(() =>
+        document.querySelector('#dm-list a[href="#@m07"] .presence')?.classList.contains("online")
+      );
+      assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"], "m07 is not on the page");
+      await others[6].close();
+      await page.waitForFunction(() =>
+        document.querySelector('#dm-list a[href="#@m07"] .presence')?.classList.contains("away")
+      );
+      assert.match(await dot(), /away/);
+      assert.deepEqual(problems.errors, []);
+    } finally {
+      for (const c of others) await c.close();
+    }
+  },
+});

@@ -264,7 +264,7 @@ export async function keySlot(port: number, key: string): Promise<number> {
 }
 
 /** The whole answer of one command (bulk strings included), as text. */
-async function rawBulk(port: number, ...args: string[]): Promise<string> {
+export async function rawBulk(port: number, ...args: string[]): Promise<string> {
   using conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const enc = new TextEncoder();
   await conn.write(

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import type { ConfigInput } from "../../lib/config.ts";
 import { type Msg, startServer, TestClient, type TestServer } from "../helpers/test_server.ts";
+import { rawBulk } from "../helpers/redis.ts";
 
 const BIG = { bigRoom: 5, membersPage: 4, countIntervalMs: 300, maxTypers: 2, presenceDelayMs: 20 };
 const ROOM = "hall";
@@ -137,6 +138,71 @@ for (const [engine, overrides] of engines()) {
   });
 }
 
+for (const [engine, overrides] of engines()) {
+  Deno.test(`a big room tells a member of its direct partners and its page's people only, renames too (${engine})`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "big-watch-" });
+    try {
+      await using s: TestServer = await startServer({ ...BIG, ...overrides(dir) });
+      await using first = await TestClient.connect(s, { name: "aaa", room: ROOM });
+      const others: TestClient[] = [];
+      try {
+        for (let i = 1; i <= 8; i++) {
+          others.push(await TestClient.connect(s, { name: `m${String(i).padStart(2, "0")}`, room: ROOM }));
+        }
+        const w = await TestClient.connect(s, { name: "w", room: ROOM });
+        others.push(w);
+        const [m06, m07] = [others[5], others[6]];
+        const joined = w.all("joined")[0];
+        assert.deepEqual(joined.members, ["aaa", "m01", "m02", "m03"], "w's page");
+        assert.equal(joined.memberCount, 10);
+
+        // A direct message makes each the other's partner: each is told at once that the other is here.
+        w.send({ type: "send", to: "m07", text: "hi", cid: "d1" });
+        await w.next("ack", (m) => m.cid === "d1");
+        assert.equal((await w.next("presence", (m) => m.name === "m07")).event, "join");
+        assert.equal((await m07.next("presence", (m) => m.name === "w")).event, "join");
+
+        // Another tab of w hears of m07 from its conversations at connect.
+        const token = w.all("welcome")[0].token;
+        const w2 = await TestClient.connect(s, { name: "w", token, room: ROOM });
+        others.push(w2);
+        assert.equal((await w2.next("presence", (m) => m.name === "m07")).event, "join");
+
+        // m07 (partner) and m06 (no one asked) leave: w hears of m07 only, aaa (no page: it joined the
+        // room small) of neither.
+        await m07.close();
+        await m06.close();
+        for (const c of [w, w2]) {
+          assert.equal((await c.next("presence", (m) => m.name === "m07")).event, "leave");
+        }
+        await settle(BIG.countIntervalMs + 100);
+        assert.deepEqual(w.all("presence").map((m) => `${m.event} ${m.name}`), ["join m07", "leave m07"]);
+        assert.ok(!first.all("presence").some((m) => m.name === "m06" || m.name === "m07"));
+
+        // Renames: m01 (on w's page) is told to w; m05 (on no page, no partner) to no one else.
+        const m08 = others[7];
+        m08.send({ type: "members", room: ROOM, prefix: "m08" }); // m08's page now: itself only
+        assert.deepEqual((await m08.next("members")).names, ["m08"]);
+        others[0].send({ type: "nick", name: "m01x" });
+        others[4].send({ type: "nick", name: "m05x" });
+        assert.equal((await w.next("nick", (m) => m.old === "m01")).name, "m01x");
+        assert.equal((await others[4].next("nick", (m) => m.old === "m05")).name, "m05x", "to the person");
+        await settle(150);
+        assert.deepEqual(w.all("nick").map((m) => m.name), ["m01x"]);
+        assert.equal(m08.all("nick").length, 0, "m08 watches neither");
+        assert.equal(first.all("nick").length, 0, "aaa watches no one");
+        // w watches the new name: its leave reaches w.
+        await others[0].close();
+        assert.equal((await w.next("presence", (m) => m.name === "m01x")).event, "leave");
+      } finally {
+        for (const c of others) await c.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
 Deno.test("a room at or below --big-room answers join and presence as always", async () => {
   await using s = await startServer(BIG);
   await using a = await TestClient.connect(s, { name: "a", room: ROOM });
@@ -190,6 +256,40 @@ Deno.test({
       );
       const told = clients[0].all("presence").map((m) => m.name);
       assert.ok(!told.includes("p6") && !told.includes("p7"), `no presence past the size: ${told}`);
+
+      // A direct message across processes makes partners on both; a rename on b reaches a's watchers only.
+      const [p3, p4, p6] = [clients[3], clients[4], clients[6]]; // p3 on b; p4 (joined small: no page), p6 on a
+      last.send({ type: "send", to: "p6", text: "hi", cid: "x1" });
+      assert.equal((await last.next("presence", (m) => m.name === "p6")).event, "join");
+      assert.equal((await p6.next("presence", (m) => m.name === "p7")).event, "join");
+      p3.send({ type: "nick", name: "p3x" });
+      assert.equal((await p6.next("nick", (m) => m.old === "p3")).name, "p3x", "p3 is on p6's page");
+      await settle(200);
+      assert.equal(p4.all("nick").length, 0, "p4 asked about no one");
+      await p6.close();
+      assert.equal((await last.next("presence", (m) => m.name === "p6")).event, "leave");
+    } finally {
+      for (const c of clients) await c.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "joins into a room on Redis read its shared count once a process, not once a join",
+  ignore: !Deno.env.get("TEST_REDIS_URL"),
+  async fn() {
+    const port = Number(new URL(Deno.env.get("TEST_REDIS_URL")!).port);
+    const hlen = async () =>
+      Number((await rawBulk(port, "INFO", "commandstats")).match(/cmdstat_hlen:calls=(\d+)/)?.[1] ?? 0);
+    await using s = await startServer({ ...BIG, bigRoom: 50 });
+    const clients: TestClient[] = [];
+    try {
+      const before = await hlen();
+      for (let i = 0; i < 8; i++) {
+        clients.push(await TestClient.connect(s, { name: `h${i}`, room: "counted" }));
+      }
+      assert.equal(await hlen() - before, 1, "the first join here reads it; the hub follows it after");
+      assert.deepEqual(clients[7].all("joined")[0].members, clients.map((_, i) => `h${i}`));
     } finally {
       for (const c of clients) await c.close();
     }

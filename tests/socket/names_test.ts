@@ -233,6 +233,7 @@ Deno.test("a nick sent right after connecting wins over the connect-time name cl
     displays: () => Promise.resolve(undefined),
     memberCount: () => Promise.resolve(0),
     memberPage: () => Promise.resolve({ names: [], count: 0 }),
+    present: () => Promise.resolve([]),
     occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => {
       const name = held(key); // read now, answered late (as a slow round trip)

@@ -30,6 +30,7 @@ function sharedNames(delayMs: number) {
     displays: () => Promise.resolve(undefined),
     memberCount: () => Promise.resolve(0),
     memberPage: () => Promise.resolve({ names: [], count: 0 }),
+    present: () => Promise.resolve([]),
     occupiedRooms: () => Promise.resolve({ rooms: [] }),
     nameOf: (key) => late(held.get(key)),
     claimName: (key, name) => late(true).then((ok) => (held.set(key, name), ok)),

@@ -84,6 +84,96 @@ Deno.test("Hub.watch() tells a member of big-room presence only about the names 
   assert.equal(a.of("presence").filter((m) => m.name === "b").length, 0, "a left: not told of b");
 });
 
+/** The `[event, name]` of the presence lines `p` got after its first `from` lines. */
+function presenceSince(p: FakePeer, from: number): string[][] {
+  return p.got.slice(from).filter((m) => m.type === "presence").map((
+    m,
+  ) => [m.event as string, m.name as string]);
+}
+
+Deno.test("Hub.watchPartners() tells a member of its partners in big rooms: who is there now, then joins and leaves", () => {
+  const { h, enter } = bigHub();
+  const ps = ["a", "b", "c", "d", "e"].map(enter);
+  h.flushPresence();
+  const [a, b] = ps;
+  const from = a.got.length;
+  h.watchPartners("k-a", ["d", "zed"], true);
+  assert.deepEqual(presenceSince(a, from), [["join", "d"]], "d is here now; zed is not");
+  h.leave(ps[3].id, "hall"); // d
+  const zed = enter("zed");
+  h.flushPresence();
+  assert.deepEqual(presenceSince(a, from), [["join", "d"], ["leave", "d"], ["join", "zed"]]);
+  assert.equal(
+    b.of("presence").filter((m) => m.name === "d" || m.name === "zed").length,
+    0,
+    "b asked for no one",
+  );
+  // A replace drops the old partners; a partner joining a member's later big room is told at its settle.
+  h.watchPartners("k-a", ["b"], true);
+  h.leave(zed.id, "hall");
+  h.flushPresence();
+  assert.equal(a.of("presence").filter((m) => m.name === "zed").length, 1, "zed is no partner now");
+  const late = new FakePeer();
+  h.connect(late, "k-late", "late", 0);
+  h.watchPartners("k-late", ["b"]);
+  h.join(late.id, "hall", true);
+  assert.equal(late.of("presence").length, 0, "nothing before its joined answer");
+  h.settle(late.id, "hall", 0);
+  assert.deepEqual(presenceSince(late, 0), [["join", "b"]]);
+  // Disconnecting forgets them.
+  h.disconnect(a.id, 0);
+  h.leave(b.id, "hall");
+  h.flushPresence();
+  assert.equal(a.of("presence").filter((m) => m.event === "leave" && m.name === "b").length, 0);
+});
+
+Deno.test("Hub.watchPartners() keeps at most maxPartners, the least recently added dropped first", () => {
+  const { h, enter } = bigHub({ maxPartners: 2 });
+  const ps = ["a", "b", "c", "d", "e"].map(enter);
+  h.flushPresence();
+  h.watchPartners("k-a", ["b", "c"], true);
+  h.watchPartners("k-a", ["b"]); // b is newest now
+  h.watchPartners("k-a", ["d"]); // c goes
+  const from = ps[0].got.length;
+  for (const p of ps.slice(1, 4)) h.leave(p.id, "hall");
+  h.flushPresence();
+  assert.deepEqual(presenceSince(ps[0], from), [["leave", "b"], ["leave", "d"]]);
+});
+
+Deno.test("Hub.rename() in a big room tells only who watches that person, and they watch the new name", () => {
+  const { h, enter } = bigHub();
+  const ps = ["a", "b", "c", "d", "e"].map(enter);
+  h.flushPresence();
+  const [a, b, c, d] = ps;
+  h.watch(a.id, "hall", ["a", "b", "d"]);
+  h.watchPartners("k-c", ["d"]);
+  h.rename("k-d", "dan", 0);
+  for (const [p, told] of [[a, true], [b, false], [c, true], [d, true], [ps[4], false]] as const) {
+    assert.equal(p.of("nick").length, told ? 1 : 0, `nick to ${p.id}`);
+  }
+  // Both watch "dan" now: its leave reaches them; another rename reaches them again.
+  h.rename("k-d", "dave", 0);
+  assert.equal(a.of("nick").length, 2);
+  assert.equal(c.of("nick").length, 2);
+  const [fromA, fromC] = [a.got.length, c.got.length];
+  h.leave(d.id, "hall");
+  h.flushPresence();
+  assert.deepEqual(presenceSince(a, fromA), [["leave", "dave"]]);
+  assert.deepEqual(presenceSince(c, fromC), [["leave", "dave"]]);
+  // A rename told from another process follows the same rule.
+  h.tellRooms(["hall"], JSON.stringify({ type: "nick", old: "b", name: "bea" }), { old: "b", name: "bea" });
+  assert.deepEqual(a.of("nick").map((m) => m.name), ["dan", "dave", "bea"]);
+  assert.equal(c.of("nick").length, 2, "c watches no b");
+  assert.equal(ps[4].of("nick").length, 0);
+});
+
+Deno.test("Hub.rename() in a small room tells every member", () => {
+  const { h, enter } = bigHub();
+  const ps = ["a", "b", "c"].map(enter);
+  h.rename("k-c", "cy", 0);
+  for (const p of ps) assert.equal(p.of("nick").length, 1);
+});
+
 Deno.test("Hub.typing() names at most maxTypers in a big room until a place frees", () => {
   const { h, enter } = bigHub({ maxTypers: 2, typingWindowMs: 1000 });
   const ps = ["a", "b", "c", "d", "e"].map(enter);
