@@ -106,6 +106,19 @@ export class ProtocolError extends Error {
 /** UTF-16 units in one reaction emoji (the longest ZWJ family sequences are about 20). */
 export const EMOJI_MAX_UNITS = 32;
 
+/**
+ * A direct conversation's history: older than `before` (or the newest), the page centered on `around`
+ * (a search result's seq), or newer than `after`; at most one of the three.
+ */
+export interface ConvHistory {
+  type: "history";
+  conv: string;
+  before?: number;
+  around?: number;
+  after?: number;
+  limit?: number;
+}
+
 /** Everything a client may send, after validation. */
 export type ClientMessage =
   | { type: "join"; room: string; since?: number; epoch?: string; rev?: number }
@@ -122,8 +135,7 @@ export type ClientMessage =
    */
   | { type: "history"; room: string; around: number; limit?: number }
   | { type: "history"; room: string; after: number; limit?: number }
-  /** A direct conversation's history: older than `before`, or (with `after`) newer than `after`. */
-  | { type: "history"; conv: string; before?: number; after?: number; limit?: number }
+  | ConvHistory
   /** How far the person has read a room or a direct conversation. */
   | { type: "read"; room: string; seq: number }
   | { type: "read"; conv: string; seq: number }
@@ -336,28 +348,22 @@ export function parseClientFrame(data: string, limits: ParseLimits): ClientMessa
       return nick;
     }
     case "history": {
-      if (o.conv !== undefined) {
-        const msg: { type: "history"; conv: string; before?: number; after?: number; limit?: number } = {
-          type: "history",
-          conv: conv(o),
-        };
-        const before = optInt(o, "before");
-        const after = optInt(o, "after");
-        if (before !== undefined && after !== undefined) {
-          throw new ProtocolError("bad_message", `A history has either "before" or "after", not both`);
-        }
-        const limit = optInt(o, "limit", 1);
-        if (before !== undefined) msg.before = before;
-        if (after !== undefined) msg.after = after;
-        if (limit !== undefined) msg.limit = limit;
-        return msg;
-      }
       const given = ["before", "around", "after"].filter((f) => o[f] !== undefined);
       if (given.length > 1) {
         throw new ProtocolError(
           "bad_message",
           `A history has one of "before", "around", "after", got ${given.join(", ")}`,
         );
+      }
+      if (o.conv !== undefined) {
+        const msg: ConvHistory = { type: "history", conv: conv(o) };
+        const before = optInt(o, "before");
+        const limit = optInt(o, "limit", 1);
+        if (before !== undefined) msg.before = before;
+        if (o.around !== undefined) msg.around = reqInt(o, "around", 1);
+        if (o.after !== undefined) msg.after = reqInt(o, "after", 0);
+        if (limit !== undefined) msg.limit = limit;
+        return msg;
       }
       const { before: _, ...rest } = page(o);
       if (o.around !== undefined) return { type: "history", ...rest, around: reqInt(o, "around", 1) };

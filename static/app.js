@@ -171,7 +171,7 @@ async function start(who = {}, getToken) {
    * The search result being opened: its room is being joined, or the page around it was asked for.
    * Kept a few seconds after it is shown: the pages that fill up to the held messages move the thread,
    * and it is shown again after each.
-   * @type {{ key: string, seq: number, shown: boolean, until: number } | undefined}
+   * @type {{ key: string, seq: number, conv?: string, shown: boolean, until: number } | undefined}
    */
   let jumping;
   const JUMP_MS = 5000;
@@ -183,9 +183,14 @@ async function start(who = {}, getToken) {
         tryJump();
         return;
       }
-      // A direct message: its conversation opens (at its end; paging finds older ones).
-      const d = [...client.directs.values()].find((c) => c.conv === hit.conv);
-      if (d) go(`@${d.peer}`);
+      // A direct message: its conversation opens at the message. One the list does not hold (an
+      // older one) is found by the sender, unless that is you.
+      const peer = [...client.directs.values()].find((c) => c.conv === hit.conv)?.peer ??
+        (client.isMe(hit.from) ? undefined : hit.from);
+      if (peer === undefined) return toast("Open that conversation from the list to see the message");
+      jumping = { key: `@${peer}`, seq: hit.seq, conv: hit.conv, shown: false, until: Date.now() + JUMP_MS };
+      go(`@${peer}`);
+      tryJump();
     },
   });
 
@@ -194,6 +199,16 @@ async function start(who = {}, getToken) {
     if (jumping && Date.now() > jumping.until) jumping = undefined;
     if (!jumping || jumping.key !== state.active) return;
     const { key, seq } = jumping;
+    if (isDirect(key)) {
+      if (!client.live) return;
+      if (client.jumpToDirect(key.slice(1), seq, jumping.conv)) {
+        // A conversation's pages redraw its list: the focus goes with the old node, so it is taken
+        // again then (not when the reader has moved it elsewhere).
+        thread.reveal(key, seq, { focus: !jumping.shown || document.activeElement === document.body });
+        jumping.shown = true;
+      }
+      return;
+    }
     if (!client.rooms.get(key)?.joined) return; // the joined event tries again
     if (client.jumpTo(key, seq)) {
       thread.reveal(key, seq, { focus: !jumping.shown });
@@ -406,7 +421,14 @@ async function start(who = {}, getToken) {
   client.addEventListener("history", (e) => {
     const { room, peer, around } = detail(e);
     thread.history(room ?? `@${peer}`);
-    if (jumping && jumping.key === room) {
+    if (jumping && room === undefined && jumping.key === `@${peer}`) {
+      const held = client.directs.get(peer.toLowerCase())?.messages.some((m) => m.convSeq === jumping?.seq);
+      if (held) tryJump();
+      else if (around === jumping.seq) {
+        toast("That message is no longer there");
+        jumping = undefined;
+      }
+    } else if (jumping && jumping.key === room) {
       // The page around it came (or a page filling up to the held messages): show it there again.
       if (client.rooms.get(room)?.find(jumping.seq)) tryJump();
       else if (around === jumping.seq) {

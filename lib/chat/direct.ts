@@ -7,7 +7,7 @@
 import { type ChatMessage, conversationId, type Draft } from "../domain.ts";
 import { uidOfKey } from "../identity.ts";
 import { type Bucket, fullBucket, takeToken } from "../limits.ts";
-import { ProtocolError } from "../protocol.ts";
+import { type ConvHistory, ProtocolError } from "../protocol.ts";
 import { type ConversationItem, encode, wireConvMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
@@ -185,45 +185,75 @@ export class Direct {
     );
   }
 
-  /** `history {conv}`: older than `before`, or newer than `after` (oldest first either way). */
-  history(conn: Conn, conv: string, before?: number, after?: number, limit?: number): void {
+  /**
+   * `history {conv}`: older than `before` (or the newest), the page centered on `around` (how a search
+   * result opens the conversation at the message in one request), or newer than `after`; oldest first.
+   * A page `around` or `after` echoes it and says with `more` whether newer messages lie beyond.
+   */
+  history(conn: Conn, m: ConvHistory): void {
     const { engine, conns, cfg, log } = this.#ctx;
-    const n = Math.min(limit ?? cfg.historyPage, cfg.historyPage);
+    const { conv } = m;
+    const n = Math.min(m.limit ?? cfg.historyPage, cfg.historyPage);
     this.#budget.during(conn, async () => {
       await mustBeInConversation(this.#ctx, conn, conv);
-      let messages: ChatMessage[];
-      let complete: boolean;
-      let lastSeq: number;
-      if (after !== undefined) {
-        const page = await engine.after(conv, after, n + 1);
-        lastSeq = page.lastSeq;
-        messages = page.messages.slice(0, n);
-        complete = page.messages.length <= n;
-        // Forward: the oldest that fit, so the client asks again after the last one.
-        const fitted = this.#budget.oldest(messages);
-        if (fitted.length < messages.length) messages = fitted, complete = false;
+      let page: { messages: ChatMessage[]; complete: boolean; lastSeq: number; more?: boolean };
+      if (m.around !== undefined) page = await this.#around(conv, m.around, n);
+      else if (m.after !== undefined) {
+        const newer = await engine.after(conv, m.after, n + 1);
+        page = {
+          messages: newer.messages.slice(0, n),
+          complete: newer.messages.length <= n,
+          lastSeq: newer.lastSeq,
+          more: newer.messages.length > n,
+        };
       } else {
-        const page = await engine.before(conv, before ?? Number.MAX_SAFE_INTEGER, n + 1);
-        lastSeq = page.lastSeq;
-        messages = page.messages;
-        complete = messages.length <= n;
-        if (!complete) messages = messages.slice(1);
-        const fitted = this.#budget.newest(messages);
-        if (fitted.length < messages.length) messages = fitted, complete = false;
+        const older = await engine.before(conv, m.before ?? Number.MAX_SAFE_INTEGER, n + 1);
+        const complete = older.messages.length <= n;
+        page = {
+          messages: complete ? older.messages : older.messages.slice(1),
+          complete,
+          lastSeq: older.lastSeq,
+        };
       }
+      // Backward pages keep their newest, the others their oldest: each stays joined to what it was
+      // asked from, and the client asks again from its other end.
+      const backward = m.around === undefined && m.after === undefined;
+      const fitted = backward ? this.#budget.newest(page.messages) : this.#budget.oldest(page.messages);
+      const cut = fitted.length < page.messages.length;
       if (!conns.alive(conn)) return;
       conn.peer.send(encode({
         type: "history",
         conv,
-        messages: messages.map((m) => wireConvMessage(m)),
-        complete,
-        lastSeq,
+        messages: fitted.map((x) => wireConvMessage(x)),
+        // A forward page's `complete` has always meant "nothing newer follows" (catching up).
+        complete: page.complete && !cut,
+        lastSeq: page.lastSeq,
+        ...(m.around !== undefined ? { around: m.around } : m.after !== undefined ? { after: m.after } : {}),
+        ...(page.more !== undefined ? { more: page.more || cut } : {}),
       }));
     }).catch((e) => {
       if (e instanceof ProtocolError) return conns.refuse(conn.peer.id, e, { conv });
       log.error("history read failed", { conv, error: (e as Error).message });
       conns.answer(conn.peer, engineError({ reading: conv }, e), { conv });
     });
+  }
+
+  /** The page of `conv` centered on seq `at`: half older, `at` itself, the rest newer. */
+  async #around(conv: string, at: number, n: number) {
+    const { engine } = this.#ctx;
+    const olderWanted = Math.floor((n - 1) / 2) + 1;
+    const older = await engine.before(conv, at + 1, olderWanted + 1);
+    const complete = older.messages.length <= olderWanted;
+    const head = complete ? older.messages : older.messages.slice(1);
+    // Near the start the older half is short: the newer side fills the page.
+    const newerWanted = n - head.length;
+    const newer = await engine.after(conv, at, newerWanted + 1);
+    return {
+      messages: [...head, ...newer.messages.slice(0, newerWanted)],
+      complete,
+      lastSeq: Math.max(older.lastSeq, newer.lastSeq),
+      more: newer.messages.length > newerWanted,
+    };
   }
 }
 

@@ -71,7 +71,7 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     },
     history: (c, m) =>
       "conv" in m
-        ? f.direct.history(c, m.conv, m.before, m.after, m.limit)
+        ? f.direct.history(c, m)
         : "around" in m
         ? f.rooms.around(c, m.room, m.around, m.limit)
         : "after" in m

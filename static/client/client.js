@@ -48,8 +48,8 @@ const DEFAULT_LIMITS = Object.freeze({
  * - `rooms` {}: the set of rooms changed
  * - `joined` {room, added, reset}: (re)joined; `reset` means the list was replaced
  * - `message` {room?, peer?, message}: a new room message (`room`) or direct message (`peer`)
- * - `history` {room, added, around?} or {peer}: older messages arrived (a room's, or a direct
- *   conversation's), or with `around` the page a {@link ChatClient.jumpTo} asked for
+ * - `history` {room, added, around?} or {peer, around?}: older messages arrived (a room's, or a direct
+ *   conversation's), or with `around` the page a {@link ChatClient.jumpTo} (or `jumpToDirect`) asked for
  * - `search` {q, results, next?, partial?}: the answer to {@link ChatClient.search}
  * - `members` {room}: a room's members changed
  * - `typing` {room}: who types in `room` changed
@@ -499,6 +499,19 @@ export class ChatClient extends EventTarget {
    */
   jumpTo(room, seq) {
     return this.#ctx.rooms.around(room, seq);
+  }
+
+  /**
+   * Brings message `seq` of the direct conversation with `peer` into the held messages: at once when
+   * it is held (true), else with one `history {conv, around}` request, answered by a `history` event
+   * with `peer` and `around: seq`.
+   * @param {string} peer
+   * @param {number} seq
+   * @param {string} [conv] the conversation's id (a search result's `conv`), for one not in the list
+   * @returns {boolean} whether it is held now
+   */
+  jumpToDirect(peer, seq, conv) {
+    return this.#ctx.directs.around(peer, seq, conv);
   }
 
   /**

@@ -68,7 +68,7 @@ export class DirectConversation {
     }
     if (m.convSeq !== undefined && m.convSeq > this.lastSeq) this.lastSeq = m.convSeq;
     let i = this.messages.length;
-    while (i > 0 && this.messages[i - 1].ts > m.ts) i--;
+    while (i > 0 && after(this.messages[i - 1], m)) i--;
     this.messages.splice(i, 0, m);
     return true;
   }
@@ -217,7 +217,25 @@ export class Directs {
   }
 
   /**
-   * A page of a conversation's history: older messages, or those missed while away.
+   * Makes message `seq` of the conversation with `peer` held: true when it is already; else asks for
+   * the page around it (answered `history {conv, around}`; see {@link history}).
+   * @param {string} peer
+   * @param {number} seq
+   * @param {string} [conv] the conversation's id, when the list has not named it (an older one)
+   */
+  around(peer, seq, conv) {
+    const c = this.get(peer);
+    if (!c.conv && conv) c.conv = conv;
+    if (c.messages.some((m) => m.convSeq === seq)) return true;
+    if (c.conv && this.#ctx.client.live && this.#ctx.takeToken()) {
+      this.#ctx.send({ type: "history", conv: c.conv, around: seq });
+    }
+    return false;
+  }
+
+  /**
+   * A page of a conversation's history: older messages, those missed while away, or the page around
+   * a search result.
    * @param {Record<string, any>} m
    */
   history(m) {
@@ -229,10 +247,19 @@ export class Directs {
     }
     if (typeof m.lastSeq === "number" && m.lastSeq > c.lastSeq) c.lastSeq = m.lastSeq;
     recount(c);
+    const last = m.messages.at(-1)?.seq;
+    if (typeof m.around === "number") {
+      // It may lie apart from what is held: page forward until it meets it, so there is no hole.
+      const oldest = c.messages.find((x) => x.convSeq !== undefined)?.convSeq;
+      if (m.complete && m.messages.length > 0 && oldest === m.messages[0].seq) c.complete = true;
+      if (m.more && typeof last === "number" && !this.#meets(c, last)) this.#catchUp(c, last);
+      this.#ctx.emit("history", { peer: c.peer, around: m.around });
+      return;
+    }
     // An answer to `after` (catching up) or to `before` (older history).
     if (c.catchingUp) {
       c.catchingUp = false;
-      if (!m.complete && m.messages.length > 0) this.#catchUp(c, m.messages.at(-1).seq);
+      if (!m.complete && typeof last === "number" && !this.#meets(c, last)) this.#catchUp(c, last);
     } else {
       c.loadingOlder = false;
       if (m.complete) c.complete = true;
@@ -268,7 +295,17 @@ export class Directs {
   }
 
   /**
-   * Asks for the messages of `c` newer than `after` (they were missed while disconnected).
+   * Whether the message after seq `last` is held already (paging forward has met what was held).
+   * @param {DirectConversation} c
+   * @param {number} last
+   */
+  #meets(c, last) {
+    return c.messages.some((x) => x.convSeq === last + 1);
+  }
+
+  /**
+   * Asks for the messages of `c` newer than `after` (missed while disconnected, or between a page
+   * around a search result and what is held).
    * @param {DirectConversation} c
    * @param {number} after
    */
@@ -279,6 +316,17 @@ export class Directs {
     this.#ctx.takeToken();
     this.#ctx.send({ type: "history", conv: c.conv, after });
   }
+}
+
+/**
+ * Whether `x` goes after `m`: by time, and within one millisecond by seq (a page of older messages
+ * then lands before the list's last message, which came first).
+ * @param {DirectMessage} x
+ * @param {DirectMessage} m
+ */
+function after(x, m) {
+  if (x.ts !== m.ts) return x.ts > m.ts;
+  return x.convSeq !== undefined && m.convSeq !== undefined && x.convSeq > m.convSeq;
 }
 
 /**

@@ -160,7 +160,7 @@
  * @property {{ room: string, added: RoomMessage[], reset: boolean }} joined
  * @property {{ room: string, peer?: undefined, message: RoomMessage }
  *   | { room?: undefined, peer: string, message: DirectMessage }} message
- * @property {{ room: string, added: RoomMessage[], around?: number } | { room?: undefined, peer: string }} history
+ * @property {{ room: string, added: RoomMessage[], around?: number } | { room?: undefined, peer: string, around?: number }} history
  * @property {{ q: string, results: SearchHit[], next?: string, partial?: boolean }} search
  * @property {{ room: string }} members
  * @property {{ room: string }} typing

@@ -77,6 +77,9 @@ export function messageNodes(m, prev, client, opts = {}) {
   if ("seq" in m) {
     li.dataset.seq = String(m.seq);
     li.tabIndex = -1; // a tap focuses it, which shows its actions (see .msg-tools)
+  } else if (m.convSeq !== undefined) {
+    // Not data-seq: a room message's actions (react, edit, delete) look for that one.
+    li.dataset.convSeq = String(m.convSeq);
   }
   if ("replyTo" in m && m.replyTo) li.dataset.replyTo = String(m.replyTo.seq);
   if (m.cid) li.dataset.cid = m.cid;

@@ -335,7 +335,7 @@ export function createThread(state, { onRead, focusComposer }) {
      */
     reveal(key, seq, { focus = true } = {}) {
       const v = views.get(key);
-      const li = v?.list.querySelector(`li.msg[data-seq="${seq}"]`);
+      const li = v?.list.querySelector(`li.msg[data-seq="${seq}"], li.msg[data-conv-seq="${seq}"]`);
       if (!(li instanceof HTMLElement)) return false;
       li.scrollIntoView({ block: "center" });
       li.classList.add("found");

@@ -141,3 +141,59 @@ Deno.test({
     assert.deepEqual(problems.errors, []);
   },
 });
+
+Deno.test({
+  name:
+    "browser: a direct message found by search opens its conversation at the message, far back, with no hole",
+  ignore,
+  async fn() {
+    await using server = await startServer({
+      messagesPerSecond: 1000,
+      burst: 1000,
+      historyPage: 40,
+      firstContactsPerHour: 1000,
+      firstContactsPerIpPerHour: 1000,
+    });
+    await using tb = await launchBrowser();
+    const { page, problems } = await openChat(tb, server.url, { name: "ada" });
+    await using bob = await TestClient.connect(server, { name: "bob", room: "" });
+    const dm = async (text: string, cid: string) => {
+      bob.send({ type: "send", to: "ada", text, cid });
+      await bob.next("ack", (m) => m.cid === cid);
+    };
+    await dm("before the haystack", "b0");
+    await dm("the haystack hides 会議 here", "n1");
+    await dm("after the haystack", "a0");
+    for (let i = 0; i < 100; i++) await dm(`straw ${i}`, `s${i}`);
+    // A reload holds only the newest page of the conversation (direct messages are not kept offline).
+    await page.reload();
+    await page.waitForSelector(`#conn-status[data-state="live"]`);
+    await page.evaluate(() => (location.hash = "#@bob"));
+    await waitMessage(page, "straw 99");
+    const held = () =>
+      page.evaluate(() =>
+        [...document.querySelectorAll(".view:not([hidden]) ol.messages:not(.pending-list) li.msg")]
+          .map((li: { dataset: { convSeq: string } }) => Number(li.dataset.convSeq))
+      );
+    assert.ok(!(await held()).includes(2), "the found message is not held before the jump");
+    await page.evaluate(() => (location.hash = "#lobby"));
+    await page.waitForSelector("#search-form:not([hidden])");
+    await page.focus("#search-input");
+    await page.keyboard.type("haystack hides");
+    await page.waitForFunction(() => document.querySelectorAll("#search-groups .search-hit").length === 1);
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => location.hash === "#@bob");
+    await page.waitForFunction(() => {
+      const li = document.querySelector('.view:not([hidden]) li.msg[data-conv-seq="2"]');
+      return li && li.classList.contains("found") && document.activeElement === li;
+    });
+    // Its context, and the pages forward up to what was held: every message once, in order.
+    await page.waitForFunction(() =>
+      document.querySelectorAll(".view:not([hidden]) ol.messages:not(.pending-list) li.msg").length >= 102
+    );
+    const seqs = await held();
+    assert.deepEqual(seqs.slice(seqs.indexOf(2) - 1), Array.from({ length: 103 }, (_, i) => i + 1));
+    assert.deepEqual(problems.errors, []);
+  },
+});

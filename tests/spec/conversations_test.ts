@@ -407,6 +407,7 @@ Deno.test("parseClientFrame() takes read, conversations and history {conv} and r
     limit: 2,
   });
   assert.deepEqual(parse({ type: "history", conv, after: 4 }), { type: "history", conv, after: 4 });
+  assert.deepEqual(parse({ type: "history", conv, around: 4 }), { type: "history", conv, around: 4 });
   for (
     const bad of [
       { type: "read", room: "r" },
@@ -414,6 +415,8 @@ Deno.test("parseClientFrame() takes read, conversations and history {conv} and r
       { type: "read", room: "r", conv, seq: 1 },
       { type: "read", conv: "lobby", seq: 1 },
       { type: "history", conv, before: 1, after: 1 },
+      { type: "history", conv, around: 0 },
+      { type: "history", conv, around: 2, before: 5 },
       { type: "conversations", limit: 0 },
     ]
   ) {
@@ -440,3 +443,64 @@ Deno.test("a DM to someone who left a moment ago reaches them before the people 
   const ack = await writer.next("ack");
   assert.deepEqual([ack.cid, ack.to, ack.seq], ["w1", "reader", 1]);
 });
+
+for (
+  const [engine, overrides] of [
+    [Deno.env.get("TEST_REDIS_URL") ? "redis" : "memory", () => ({})],
+    ["sqlite", (dataDir: string) => ({ store: "sqlite" as const, dataDir })],
+  ] as const
+) {
+  Deno.test(`history {conv, around} answers the page centered on a seq, then pages forward to the end (${engine})`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "conv-around-" });
+    try {
+      await using s = await startServer({ historyPage: 10, ...overrides(dir) });
+      await using alice = await TestClient.connect(s, { name: "alice", room: "" });
+      await using bob = await TestClient.connect(s, { name: "bob", room: "" });
+      for (let i = 1; i <= 30; i++) {
+        alice.send({ type: "send", to: "bob", text: `m${i}`, cid: `a${i}` });
+        await alice.next("ack", (m) => m.cid === `a${i}`);
+      }
+      bob.send({ type: "conversations" });
+      const id = (await bob.next("conversations", (m) => m.items.length === 1)).items[0].conv;
+
+      bob.send({ type: "history", conv: id, around: 12 });
+      const mid = await bob.next("history", (m) => m.around === 12);
+      // Half older (4), the seq itself, the rest newer: 10 in all; more newer ones follow.
+      assert.deepEqual(mid.messages.map((m: Msg) => m.seq), [8, 9, 10, 11, 12, 13, 14, 15, 16, 17]);
+      assert.deepEqual([mid.conv, mid.complete, mid.more, mid.lastSeq], [id, false, true, 30]);
+      assert.equal(mid.messages[4].text, "m12");
+
+      // Near the start the newer side fills the page, and nothing older exists.
+      bob.send({ type: "history", conv: id, around: 2 });
+      const start = await bob.next("history", (m) => m.around === 2);
+      assert.deepEqual(start.messages.map((m: Msg) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual([start.complete, start.more], [true, true]);
+
+      // Forward from the page's end: echoed, and `more` stops at the end.
+      bob.send({ type: "history", conv: id, after: 17 });
+      const next = await bob.next("history", (m) => m.after === 17);
+      assert.deepEqual(next.messages.map((m: Msg) => m.seq), [18, 19, 20, 21, 22, 23, 24, 25, 26, 27]);
+      assert.equal(next.more, true);
+      bob.send({ type: "history", conv: id, after: 27 });
+      const end = await bob.next("history", (m) => m.after === 27);
+      assert.deepEqual(end.messages.map((m: Msg) => m.seq), [28, 29, 30]);
+      assert.deepEqual([end.more, end.complete], [false, true]);
+
+      // Past the end: the newest page there is.
+      bob.send({ type: "history", conv: id, around: 99 });
+      const past = await bob.next("history", (m) => m.around === 99);
+      assert.deepEqual(past.messages.map((m: Msg) => m.seq), [26, 27, 28, 29, 30]);
+      assert.equal(past.more, false);
+
+      // Only one of before, around, after; someone outside the conversation is refused.
+      bob.send({ type: "history", conv: id, around: 3, after: 1 });
+      assert.equal((await bob.next("error")).code, "bad_message");
+      await using eve = await TestClient.connect(s, { name: "eve", room: "" });
+      eve.send({ type: "history", conv: id, around: 3 });
+      const refused = await eve.next("error");
+      assert.deepEqual([refused.code, refused.conv], ["not_member", id]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
