@@ -117,7 +117,7 @@ try {
       bytes: number;
     }[];
     const total = rows.reduce((a, r) => a + r.bytes, 0);
-    const index = rows.filter((r) => /^(message_search|search_docs)/.test(r.name)).reduce(
+    const index = rows.filter((r) => r.name.startsWith("message_search")).reduce(
       (a, r) => a + r.bytes,
       0,
     );
