@@ -94,6 +94,8 @@ export class QueryError extends Error {
 
 /** `s` folded as the index folds words: lower case, compatibility forms, optional accents dropped. */
 export function fold(s: string): string {
+  // ASCII has no compatibility forms and no marks (about 1 us a name saved on the write path).
+  if (ASCII.test(s)) return s.toLowerCase();
   return s.normalize("NFKD").replace(OPTIONAL_MARKS, "").normalize("NFC").toLowerCase();
 }
 
@@ -258,10 +260,22 @@ function day(value: string, op: string): number {
 }
 
 const UTF8 = new TextEncoder();
+/** Each byte's two hex digits. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
-/** `s` as a token of hex digits: any room or name, one token to the index's tokenizer. */
+/**
+ * `s` as a token of hex digits of its UTF-8: any room or name, one token to the index's tokenizer.
+ * Two of them go with every message written; an ASCII name's bytes are its char codes, read without
+ * encoding (the encoding and joining cost 1.5 us a token, most of what indexing an ASCII text costs).
+ */
 function hexToken(prefix: string, s: string): string {
-  return prefix + Array.from(UTF8.encode(s), (b) => b.toString(16).padStart(2, "0")).join("");
+  let out = prefix;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return prefix + Array.from(UTF8.encode(s), (b) => HEX[b]).join("");
+    out += HEX[c];
+  }
+  return out;
 }
 
 /**

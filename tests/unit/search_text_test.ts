@@ -204,6 +204,15 @@ Deno.test("ftsMatch() narrows to rooms and from: by tags, whatever characters th
   db.close();
 });
 
+Deno.test("tagsOf() writes a room and a sender as the hex of their UTF-8, whatever they hold", () => {
+  // Stored in the index: a change here would leave older rows unfound.
+  assert.equal(tagsOf("lobby", "Ada", false), "r6c6f626279 w616461");
+  assert.equal(tagsOf("@a:b", "ADA-9", true), "link r40613a62 w6164612d39");
+  assert.equal(tagsOf("café", "Zoë", false), "r636166c3a9 w7a6f65");
+  assert.equal(tagsOf("会議", "ZOE\u0308", false), "re4bc9ae8adb0 w7a6f65");
+  assert.equal(fold("ASCII Name-9"), "ascii name-9");
+});
+
 Deno.test("indexTerms() takes ASCII text by its fast path to the same words as the general one", () => {
   const alphabet = "aZ09 _-.,:;!?'\"()[]{}<>/\\@#$%^&*+=~`|\t\n";
   let seed = 7;
