@@ -27,12 +27,16 @@ const WORDS = new Intl.Segmenter(undefined, { granularity: "word" });
 const SEGMENTED = /[\p{Script=Thai}\p{Script=Lao}\p{Script=Khmer}\p{Script=Myanmar}]/u;
 /** What separates terms inside one segment (the `-` of `e-mail`, the `.` of `3.14`, an apostrophe). */
 const SEPARATORS = /[^\p{L}\p{N}\p{M}]+/u;
-/** Accents a searcher leaves out: marks on letters of these alphabets. */
+/**
+ * Accents a searcher leaves out: marks on letters of these alphabets (every mark after one, at once:
+ * half the time of looking behind each mark for the letter).
+ */
 const OPTIONAL_MARKS =
-  /(?<=[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Arabic}\p{Script=Hebrew}]\p{M}*)\p{M}/gu;
+  /(?<=[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}\p{Script=Arabic}\p{Script=Hebrew}])\p{M}+/gu;
 /** Scripts written without spaces, indexed as characters and pairs too. */
 const CJK_CHARS = "\\p{Script=Han}\\p{Script=Hiragana}\\p{Script=Katakana}\\p{Script=Hangul}ー";
 const CJK_RUNS = new RegExp(`[${CJK_CHARS}]+`, "gu");
+const CJK = new RegExp(`[${CJK_CHARS}]`, "u");
 /** Runs of CJK, and runs of other letters, digits and marks: the words of text that needs no segmenter. */
 const RUNS = new RegExp(`[${CJK_CHARS}]+|(?:(?![${CJK_CHARS}])[\\p{L}\\p{N}\\p{M}])+`, "gu");
 /** A query chunk's CJK parts and the rest. */
@@ -94,6 +98,8 @@ export class QueryError extends Error {
 
 /** `s` folded as the index folds words: lower case, compatibility forms, optional accents dropped. */
 export function fold(s: string): string {
+  // ASCII has no compatibility forms and no marks (about 1 us a name saved on the write path).
+  if (ASCII.test(s)) return s.toLowerCase();
   return s.normalize("NFKD").replace(OPTIONAL_MARKS, "").normalize("NFC").toLowerCase();
 }
 
@@ -146,14 +152,34 @@ export function indexTerms(text: string): IndexTerms {
     return { words, extra: [], link: LINK.test(text) };
   }
   const extra = new Set<string>();
-  for (const [run] of fold(text).matchAll(CJK_RUNS)) {
-    const chars = [...run];
-    chars.forEach((c, i) => {
-      extra.add(c);
-      if (i + 1 < chars.length) extra.add(c + chars[i + 1]);
-    });
+  // Folding keeps CJK, and makes it only of compatibility forms (`㊀`), which NFKD shows: text without
+  // any (most) skips the second fold.
+  if (CJK.test(text.normalize("NFKD"))) {
+    for (const [run] of fold(text).matchAll(CJK_RUNS)) {
+      const chars = [...run];
+      chars.forEach((c, i) => {
+        extra.add(c);
+        if (i + 1 < chars.length) extra.add(c + chars[i + 1]);
+      });
+    }
   }
-  return { words: tokensOf(text), extra: [...extra], link: LINK.test(text) };
+  return {
+    words: SEGMENTED.test(text) ? tokensOf(text) : runWords(text),
+    extra: [...extra],
+    link: LINK.test(text),
+  };
+}
+
+/**
+ * What {@link tokensOf} finds in text that needs no segmenter, without the places: the runs folded
+ * in one call, joined by a line break, which no fold makes, moves or joins to a neighbour (it is no
+ * letter, mark or case-ignorable character), so it cuts them where they were. One fold instead of one
+ * a word: 5 us less for a Russian message of ten words.
+ */
+function runWords(text: string): string[] {
+  const runs = text.match(RUNS);
+  if (runs === null) return [];
+  return fold(runs.join("\n")).split(SEPARATORS).filter((w) => w !== "");
 }
 
 /** The pairs of CJK text (its one character when it has one), as {@link indexTerms} indexes them. */
@@ -258,10 +284,22 @@ function day(value: string, op: string): number {
 }
 
 const UTF8 = new TextEncoder();
+/** Each byte's two hex digits. */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 
-/** `s` as a token of hex digits: any room or name, one token to the index's tokenizer. */
+/**
+ * `s` as a token of hex digits of its UTF-8: any room or name, one token to the index's tokenizer.
+ * Two of them go with every message written; an ASCII name's bytes are its char codes, read without
+ * encoding (the encoding and joining cost 1.5 us a token, most of what indexing an ASCII text costs).
+ */
 function hexToken(prefix: string, s: string): string {
-  return prefix + Array.from(UTF8.encode(s), (b) => b.toString(16).padStart(2, "0")).join("");
+  let out = prefix;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return prefix + Array.from(UTF8.encode(s), (b) => HEX[b]).join("");
+    out += HEX[c];
+  }
+  return out;
 }
 
 /**

@@ -37,7 +37,7 @@ import {
 } from "./store_sqlite_rows.ts";
 import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 import type { SearchPage, SearchRequest } from "./engine.ts";
-import { fold, ftsMatch, indexTerms, tagsOf } from "./search_text.ts";
+import { ftsMatch, indexTerms, tagsOf } from "./search_text.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
@@ -93,10 +93,10 @@ interface PeopleBatch {
 /** How often, at most, an append moves a person's directory entry's forget time (ms). */
 const KEEP_EVERY_MS = 60_000;
 
-/** A message's search index row: its sender folded, its words, CJK extras and tags (space-separated). */
+/** A message's search index row: its words, CJK extras and tags (space-separated). */
 function indexRow(room: string, from: string, text: string): string[] {
   const t = indexTerms(text);
-  return [fold(from), t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
+  return [t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
 }
 
 /** History in `<dataDir>/chat.db`. */
@@ -214,13 +214,12 @@ export class SqliteStore implements Store {
     // the first; in one they never did, the other's messages, which first-contact limits keep few.
     this.#wrote = db.prepare("SELECT 1 FROM messages WHERE room = ? AND ukey = ? LIMIT 1");
     this.#readOf = db.prepare("SELECT seq FROM reads WHERE ukey = ? AND room = ?");
-    // From the index to the docs (CROSS JOIN keeps that order): FTS5 walks its matches newest first,
-    // narrowed to the rooms and sender by their tags, and stops at the page's end.
-    const searchFrom = `FROM message_search s CROSS JOIN search_docs d ON d.id = s.rowid
-       WHERE message_search MATCH ?1 AND s.rowid < ?2 AND s.rowid >= ?3`;
-    this.#search = db.prepare(`SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rowid DESC`);
+    // FTS5 walks its matches newest first, narrowed to the rooms and sender by their tags, and stops
+    // at the page's end; each match's room and seq are kept in the index row itself.
+    const searchFrom = `FROM message_search WHERE message_search MATCH ?1 AND rowid < ?2 AND rowid >= ?3`;
+    this.#search = db.prepare(`SELECT rowid AS id, room, seq ${searchFrom} ORDER BY rowid DESC`);
     this.#searchBest = db.prepare(
-      `SELECT d.id, d.room, d.seq ${searchFrom} ORDER BY s.rank, s.rowid DESC LIMIT -1 OFFSET ?4`,
+      `SELECT rowid AS id, room, seq ${searchFrom} ORDER BY rank, rowid DESC LIMIT -1 OFFSET ?4`,
     );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -576,8 +575,8 @@ export class SqliteStore implements Store {
       const lastRow = batch.at(-1);
       if (lastRow) [room, seq] = [lastRow.room, lastRow.seq];
       const rows = batch.map((m) => {
-        const [sender, words, extra, tags] = indexRow(m.room, m.sender, m.text);
-        return [m.room, m.seq, m.ts, sender, m.text, words, extra, tags];
+        const [words, extra, tags] = indexRow(m.room, m.sender, m.text);
+        return [m.room, m.seq, m.ts, m.text, words, extra, tags];
       });
       const cursor = done ? "done" : JSON.stringify([room, seq]);
       const a = await this.#request({ id: 0, op: "index", rows, cursor });

@@ -11,9 +11,18 @@ import { StoreError } from "./store.ts";
  * Bumped when the schema changes; a file of an older version this server knows is upgraded in place
  * (see {@link MIGRATIONS}), any other is refused, not misread.
  */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /**
+ * Version 5 (#21, the write cost): the search index keeps no table of its own beside FTS5. A message's
+ * search id is `messages.sid` (NULL: not indexed), and `message_search` holds the room and seq of each
+ * of its rows itself (unindexed columns, kept although the text is not: `contentless_unindexed`), so a
+ * search maps its matches to messages without the `search_docs` table, whose row and unique index on
+ * (room, seq) were half of what the index cost the writer (measured: 10 of 20 us a message). The upgrade
+ * drops the old index and lets the rebuild index the history again (a contentless index cannot be
+ * copied: its text is not kept). A later upgrade that drops `message_search` must know that SQLite 3.53
+ * leaves its `message_search_content` table behind, which only another connection may then drop.
+ *
  * Version 4 (#18): a reply's `meta.replyTo` is a reference, `{seq, from}`, quoted when read; an edit
  * or a delete writes its own row only. No new table: the upgrade drops the quote text of the replies
  * whose message is still stored (it is made from that message now).
@@ -33,11 +42,11 @@ const SCHEMA_VERSION = 4;
  * before has none, so its guests stay until they connect again. And `conversations_conv`: retention
  * that empties a conversation finds its two list entries (and read positions) by it.
  *
- * Added within version 4 (#21, new tables again, so no upgrade step): the search index. `search_docs`
- * numbers each indexed message (`id`: see `searchId`, newest-first order and the page cursor) with its
- * room, seq and sender (folded, for `from:`); `message_search` is FTS5 over the folded words, the CJK
- * characters and pairs, and tags (`link`), contentless: the text stays in `messages` only, so a delete
- * leaves no copy. `meta.search_rebuild` is where indexing of the history from before the index has got
+ * Added within version 4 (#21, new tables again, so no upgrade step): the search index, reshaped in
+ * version 5. `message_search` is FTS5 over the folded words, the CJK characters and pairs, and tags
+ * (`link`, room, sender), contentless: the text stays in `messages` only, so a delete leaves no copy. Its
+ * rowid is the message's search id (`messages.sid`; see `searchId`: newest-first order and the page
+ * cursor), and it keeps the message's room and seq. `meta.search_rebuild` is where indexing of the history from before the index has got
  * to: `done`, or the last `[room, seq]` indexed (`[]`: not started).
  */
 const SCHEMA = `
@@ -49,7 +58,7 @@ CREATE TABLE IF NOT EXISTS messages (
   room TEXT NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, sender TEXT NOT NULL,
   text TEXT NOT NULL, ukey TEXT NOT NULL, cid TEXT,
   deleted INTEGER NOT NULL DEFAULT 0, edited_ts INTEGER, meta TEXT,
-  rev INTEGER,
+  rev INTEGER, sid INTEGER,
   PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_cid ON messages (ukey, cid) WHERE cid IS NOT NULL;
@@ -94,12 +103,9 @@ CREATE TABLE IF NOT EXISTS reactions (
   room TEXT NOT NULL, seq INTEGER NOT NULL, emoji TEXT NOT NULL, ukey TEXT NOT NULL, ts INTEGER NOT NULL,
   PRIMARY KEY (room, seq, emoji, ukey)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS search_docs (
-  id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS search_docs_message ON search_docs (room, seq);
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5 (
-  words, extra, tags, content = '', contentless_delete = 1, tokenize = 'ascii'
+  words, extra, tags, room UNINDEXED, seq UNINDEXED,
+  content = '', contentless_delete = 1, contentless_unindexed = 1, tokenize = 'ascii'
 );
 INSERT OR IGNORE INTO meta (k, v)
   SELECT 'search_rebuild', CASE WHEN EXISTS (SELECT 1 FROM messages) THEN '[]' ELSE 'done' END;
@@ -118,6 +124,13 @@ const MIGRATIONS: Record<number, string> = {
       WHERE meta IS NOT NULL AND json_extract(meta, '$.replyTo.seq') IS NOT NULL
         AND EXISTS (SELECT 1 FROM messages o
                     WHERE o.room = messages.room AND o.seq = json_extract(messages.meta, '$.replyTo.seq'));`,
+  // The old index's pages are zeroed as they are freed: they hold the words of messages deleted since.
+  // A file from before the index has neither table and no rebuild row yet (SCHEMA adds it).
+  4: `PRAGMA secure_delete = ON;
+      DROP TABLE IF EXISTS search_docs;
+      DROP TABLE IF EXISTS message_search;
+      ALTER TABLE messages ADD COLUMN sid INTEGER;
+      UPDATE meta SET v = '[]' WHERE k = 'search_rebuild' AND EXISTS (SELECT 1 FROM messages);`,
 };
 
 /**

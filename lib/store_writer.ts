@@ -57,7 +57,7 @@ class Writer {
        PRAGMA secure_delete = ON`,
     );
     this.#insert = this.#db.prepare(
-      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.#insertMention = this.#db.prepare(
       "INSERT OR IGNORE INTO mentions (ukey, room, seq) VALUES (?, ?, ?)",
@@ -93,9 +93,10 @@ class Writer {
       "INSERT INTO rooms (room, last_seq) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
     );
     this.#getLast = this.#db.prepare("SELECT last_seq AS s FROM rooms WHERE room = ?");
-    this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ?");
+    // Their search ids: the index rows go with them.
+    this.#trimCount = this.#db.prepare("DELETE FROM messages WHERE room = ? AND seq <= ? RETURNING sid");
     // The rooms it touched: a conversation it empties loses its list entries and read positions.
-    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ? RETURNING room");
+    this.#trimAge = this.#db.prepare("DELETE FROM messages WHERE ts < ? RETURNING room, sid");
     // A delete drops the reply quote and mentions (meta) with the text; the sender's display name stays.
     this.#changeMessage = this.#db.prepare(
       `UPDATE messages SET text = ?1, deleted = ?2, edited_ts = ?3,
@@ -290,10 +291,12 @@ class Writer {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       rows.forEach((r, i) => {
-        this.#insert.run(...r);
-        last.set(r[0] as string, r[1] as number);
+        const [room, seq, ts] = r as [string, number, number];
+        const sid = index[i] ? this.#search.nextId(ts) : null;
+        this.#insert.run(...r, sid);
+        last.set(room, seq);
         // Findable once acked: the index row is in the message's transaction.
-        if (index[i]) this.#search.add(r[0] as string, r[1] as number, r[2] as number, index[i]);
+        if (sid !== null) this.#search.add(sid, room, seq, index[i]);
       });
       for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);
@@ -337,18 +340,18 @@ class Writer {
     if (retainMessages > 0) {
       for (const room of this.#touched) {
         const last = (this.#getLast.get(room) as { s: number } | undefined)?.s ?? 0;
-        const trimmed = Number(this.#trimCount.run(room, last - retainMessages).changes);
-        if (trimmed > 0) { for (const t of this.#trimExtras) t.run(room, last - retainMessages); }
-        if (trimmed > 0) this.#search.trimRoom(room, last - retainMessages);
-        n += trimmed;
+        const trimmed = this.#trimCount.all(room, last - retainMessages) as { sid: number | null }[];
+        if (trimmed.length > 0) { for (const t of this.#trimExtras) t.run(room, last - retainMessages); }
+        this.#search.drop(trimmed);
+        n += trimmed.length;
       }
     }
     this.#touched.clear();
     if (retainMs > 0) {
-      const gone = this.#trimAge.all(now - retainMs) as { room: string }[];
+      const gone = this.#trimAge.all(now - retainMs) as { room: string; sid: number | null }[];
       if (gone.length > 0) {
         for (const o of this.#orphans) o.run();
-        this.#search.trimOrphans();
+        this.#search.drop(gone);
         this.#forgetEmptied(new Set(gone.map((r) => r.room)));
       }
       n += gone.length;
@@ -392,89 +395,86 @@ class Writer {
 }
 
 /**
- * The search index's writes (tables `search_docs` and `message_search`, see the schema): always in the
+ * The search index's writes (`message_search` and `messages.sid`, see the schema): always in the
  * transaction of the message write they go with.
  */
 class SearchIndexWriter {
-  readonly #lastId;
+  /** The newest search id given: this writer is the database's only one, so it need not be read again. */
+  #lastId: number;
   readonly #idInMs;
-  readonly #addDoc;
   readonly #addText;
-  readonly #docOf;
-  readonly #dropDoc;
+  readonly #sidOf;
+  readonly #setSid;
   readonly #dropText;
-  readonly #trimRoom;
-  readonly #trimOrphans;
-  readonly #current;
-  readonly #message;
+  readonly #unindexed;
   readonly #progress;
 
   constructor(db: DatabaseSync) {
-    this.#lastId = db.prepare("SELECT coalesce(max(id), 0) AS id FROM search_docs");
+    this.#lastId = (db.prepare("SELECT coalesce(max(id), 0) AS id FROM message_search_content").get() as {
+      id: number;
+    }).id;
     // History indexed late goes at its own time among the rest: the next free number in its ms.
     this.#idInMs = db.prepare(
-      "SELECT coalesce(max(id) + 1, ?1) AS id FROM search_docs WHERE id >= ?1 AND id < ?1 + 1000",
+      "SELECT coalesce(max(id) + 1, ?1) AS id FROM message_search_content WHERE id >= ?1 AND id < ?1 + 1000",
     );
-    this.#addDoc = db.prepare("INSERT INTO search_docs (id, room, seq, sender) VALUES (?, ?, ?, ?)");
-    this.#addText = db.prepare("INSERT INTO message_search (rowid, words, extra, tags) VALUES (?, ?, ?, ?)");
-    this.#docOf = db.prepare("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
-    this.#dropDoc = db.prepare("DELETE FROM search_docs WHERE id = ?");
+    this.#addText = db.prepare(
+      "INSERT INTO message_search (rowid, words, extra, tags, room, seq) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    this.#sidOf = db.prepare("SELECT sid, ts FROM messages WHERE room = ? AND seq = ?");
+    this.#setSid = db.prepare("UPDATE messages SET sid = ? WHERE room = ? AND seq = ?");
     this.#dropText = db.prepare("DELETE FROM message_search WHERE rowid = ?");
-    this.#trimRoom = db.prepare("DELETE FROM search_docs WHERE room = ? AND seq <= ? RETURNING id");
-    this.#trimOrphans = db.prepare(
-      `DELETE FROM search_docs WHERE NOT EXISTS
-         (SELECT 1 FROM messages m WHERE m.room = search_docs.room AND m.seq = search_docs.seq) RETURNING id`,
+    this.#unindexed = db.prepare(
+      "SELECT 1 FROM messages WHERE room = ? AND seq = ? AND deleted = 0 AND text = ? AND sid IS NULL",
     );
-    this.#current = db.prepare(
-      "SELECT 1 FROM messages WHERE room = ? AND seq = ? AND deleted = 0 AND text = ?",
-    );
-    this.#message = db.prepare("SELECT ts FROM messages WHERE room = ? AND seq = ?");
     this.#progress = db.prepare("UPDATE meta SET v = ? WHERE k = 'search_rebuild'");
   }
 
-  /** A new message: sender (folded), words, extra, tags. */
-  add(room: string, seq: number, ts: number, row: readonly string[]): void {
-    const id = Math.max(ts * 1000, (this.#lastId.get() as { id: number }).id + 1);
-    this.#addDoc.run(id, room, seq, row[0]);
-    this.#addText.run(id, row[1], row[2], row[3]);
+  /** The search id of a new message of time `ts` (see `searchId`), for its row and {@link add}. */
+  nextId(ts: number): number {
+    return this.#lastId = Math.max(ts * 1000, this.#lastId + 1);
   }
 
-  /** An edit (its sender folded, new words, extra, tags) or a delete (null). */
+  /** A new message's index row (words, extra, tags) as search id `id`. */
+  add(id: number, room: string, seq: number, row: readonly string[]): void {
+    this.#addText.run(id, row[0], row[1], row[2], room, seq);
+  }
+
+  /** An edit (its new words, extra, tags) or a delete (null); the message's row is changed already. */
   change(room: string, seq: number, row: readonly string[] | null): void {
-    const doc = this.#docOf.get(room, seq) as { id: number } | undefined;
-    if (doc) this.#dropText.run(doc.id);
+    const m = this.#sidOf.get(room, seq) as { sid: number | null; ts: number } | undefined;
+    if (!m) return;
+    if (m.sid !== null) this.#dropText.run(m.sid);
     if (row === null) {
-      if (doc) this.#dropDoc.run(doc.id);
+      if (m.sid !== null) this.#setSid.run(null, room, seq);
       return;
     }
-    if (doc) return void this.#addText.run(doc.id, row[1], row[2], row[3]);
+    if (m.sid !== null) return this.add(m.sid, room, seq, row);
     // Edited before the rebuild got to it: indexed now, by its new text.
-    const m = this.#message.get(room, seq) as { ts: number } | undefined;
-    if (m) this.#insertLate(room, seq, m.ts, row);
+    this.#insertLate(room, seq, m.ts, row);
   }
 
-  /** Indexes a message of time `ts` among the others of its ms: sender, words, extra, tags. */
+  /** Indexes a stored message of time `ts` among the others of its ms: words, extra, tags. */
   #insertLate(room: string, seq: number, ts: number, row: readonly string[]): void {
     const id = (this.#idInMs.get(ts * 1000) as { id: number }).id;
-    this.#addDoc.run(id, room, seq, row[0]);
-    this.#addText.run(id, row[1], row[2], row[3]);
+    // A message of this very ms may come next: its id must be past this one.
+    this.#lastId = Math.max(this.#lastId, id);
+    this.add(id, room, seq, row);
+    this.#setSid.run(id, room, seq);
   }
 
   /** One message of the rebuild: true when indexed (false: indexed already, or changed since read). */
   rebuild(r: readonly (string | number)[]): boolean {
-    const [room, seq, ts, sender, text, words, extra, tags] = r as [
+    const [room, seq, ts, text, words, extra, tags] = r as [
       string,
       number,
       number,
-      string,
       string,
       string,
       string,
       string,
     ];
-    if (this.#docOf.get(room, seq)) return false;
-    if (!this.#current.get(room, seq, text)) return false;
-    this.#insertLate(room, seq, ts, [sender, words, extra, tags]);
+    if (!this.#unindexed.get(room, seq, text)) return false;
+    this.#insertLate(room, seq, ts, [words, extra, tags]);
     return true;
   }
 
@@ -482,12 +482,9 @@ class SearchIndexWriter {
     this.#progress.run(cursor);
   }
 
-  trimRoom(room: string, upTo: number): void {
-    for (const { id } of this.#trimRoom.all(room, upTo) as { id: number }[]) this.#dropText.run(id);
-  }
-
-  trimOrphans(): void {
-    for (const { id } of this.#trimOrphans.all() as { id: number }[]) this.#dropText.run(id);
+  /** The index rows of messages retention removed. */
+  drop(gone: readonly { sid: number | null }[]): void {
+    for (const { sid } of gone) if (sid !== null) this.#dropText.run(sid);
   }
 }
 

@@ -22,12 +22,12 @@ export type WriterRequest =
     convs: (string | number)[][];
     /** Guests who wrote or are in a conversation stay in the directory at least until: until, ukey. */
     keeps: (string | number)[][];
-    /** The search index's row of each message: sender (folded), words, extra, tags (see `search_text.ts`); empty: none indexed. */
+    /** The search index's row of each message: words, extra, tags (see `search_text.ts`); empty: none indexed. */
     index: string[][];
   }
   /**
-   * History from before the search index, indexed by the rebuild: room, seq, ts, sender (folded), text,
-   * words, extra, tags. A row whose message was deleted, edited or removed since it was read is left
+   * History from before the search index, indexed by the rebuild: room, seq, ts, text, words,
+   * extra, tags. A row whose message was deleted, edited or removed since it was read is left
    * out (its change indexed it already); `cursor` is stored as the rebuild's progress.
    */
   | { id: number; op: "index"; rows: (string | number)[][]; cursor: string }
@@ -48,7 +48,7 @@ export type WriterRequest =
     auditRetain: number;
     /** Some are deletes: once committed, the old texts are wiped from the WAL file too. */
     scrub: boolean;
-    /** Each edit's search index row (sender folded, words, extra, tags); null for a delete (its row goes). */
+    /** Each edit's search index row (words, extra, tags); null for a delete (its row goes). */
     index: (string[] | null)[];
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }

@@ -465,7 +465,7 @@ Deno.test("SqliteStore.open() upgrades a version-1 file in place (through every 
   assert.equal((await engine.append([draft("r", "three")]))[0].message.seq, 3);
   await engine.close();
   const db = new DatabaseSync(`${dir}/chat.db`);
-  assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 4);
+  assert.equal((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 5);
   db.close();
   // Opened again: already the current version, nothing to upgrade.
   const again = await SqliteStore.open(dir, { retainMessages: 0, retainMs: 0, durability: "normal" });

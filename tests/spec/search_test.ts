@@ -203,7 +203,7 @@ Deno.test("SqliteStore indexes history written before the index in the backgroun
     // As a file from before #21: no index rows, and the rebuild not started.
     const db = new DatabaseSync(`${dir}/chat.db`);
     db.exec(
-      "DELETE FROM message_search; DELETE FROM search_docs; UPDATE meta SET v = '[]' WHERE k = 'search_rebuild'",
+      "DELETE FROM message_search; UPDATE messages SET sid = NULL; UPDATE meta SET v = '[]' WHERE k = 'search_rebuild'",
     );
     db.exec("UPDATE messages SET deleted = 1, text = '' WHERE seq = 7");
     db.close();
@@ -245,6 +245,80 @@ Deno.test("SqliteStore indexes history written before the index in the backgroun
     assert.deepEqual((await find(engine, "1000 ", [room])).texts, ["old message 1000 会議"]);
     await engine.close();
     assert.deepEqual(progress, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The search index of schema version 4 (#21 as first built), with its table beside FTS5. */
+const SEARCH_V4 = `
+DROP TABLE message_search_content;
+ALTER TABLE messages DROP COLUMN sid;
+CREATE TABLE search_docs (
+  id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL
+);
+CREATE UNIQUE INDEX search_docs_message ON search_docs (room, seq);
+CREATE VIRTUAL TABLE message_search USING fts5 (
+  words, extra, tags, content = '', contentless_delete = 1, tokenize = 'ascii'
+);
+PRAGMA user_version = 4;
+`;
+
+Deno.test("SqliteStore.open() upgrades a version-4 file: its old search index goes, and its history is found again", async () => {
+  const dir = await Deno.makeTempDir();
+  const opts = { retainMessages: 0, retainMs: 0, durability: "normal" as const };
+  try {
+    const room = newRoom();
+    let engine = new EmbeddedEngine(await SqliteStore.open(dir, opts), { dedupWindowMs: 0 });
+    await engine.append(Array.from({ length: 600 }, (_, i) => draft(room, `kept message ${i} 会議`)));
+    assert.ok((await engine.changeMessage!(room, 3, { kind: "delete", by: "ada" }, {})).ok);
+    await engine.close();
+    // As version 4 left it: every message indexed through search_docs, the rebuild done.
+    // SQLite 3.53 leaves the unindexed columns' table behind when the FTS5 table is dropped, and only
+    // another connection may drop it.
+    const first = new DatabaseSync(`${dir}/chat.db`);
+    first.exec("DROP TABLE message_search");
+    first.close();
+    const db = new DatabaseSync(`${dir}/chat.db`);
+    db.exec(SEARCH_V4);
+    db.exec(`INSERT INTO search_docs (id, room, seq, sender) SELECT ts * 1000, room, seq, sender FROM messages
+             WHERE deleted = 0`);
+    db.exec(`INSERT INTO message_search (rowid, words, extra, tags)
+             SELECT ts * 1000, lower(text), '', '' FROM messages WHERE deleted = 0`);
+    db.close();
+    let done!: () => void;
+    const finished = new Promise<void>((r) => done = r);
+    engine = new EmbeddedEngine(
+      await SqliteStore.open(dir, { ...opts, onIndexProgress: (p) => p.done && done() }),
+      { dedupWindowMs: 0 },
+    );
+    await engine.append([draft(room, "new message 会議")]);
+    await finished;
+    assert.deepEqual((await find(engine, "599 ", [room])).texts, ["kept message 599 会議"]);
+    assert.deepEqual((await find(engine, "会議", [room])).texts.slice(0, 2), [
+      "new message 会議",
+      "kept message 599 会議",
+    ]);
+    // Seq 3, deleted before the upgrade.
+    assert.deepEqual((await find(engine, "2 ", [room])).texts, []);
+    // From a person, in their rooms: the tags the old rows did not carry are there now.
+    assert.deepEqual((await find(engine, "from:ada 17 ", [room])).texts, ["kept message 17 会議"]);
+    // An edit and a delete of upgraded history reach the new index.
+    assert.ok(
+      (await engine.changeMessage!(room, 5, { kind: "edit", text: "rewritten", editedTs: clock }, {})).ok,
+    );
+    assert.ok((await engine.changeMessage!(room, 6, { kind: "delete", by: "ada" }, {})).ok);
+    assert.deepEqual((await find(engine, "rewritten", [room])).texts, ["rewritten"]);
+    assert.deepEqual((await find(engine, "4 ", [room])).texts, []);
+    assert.deepEqual((await find(engine, "5 ", [room])).texts, []);
+    await engine.close();
+    const after = new DatabaseSync(`${dir}/chat.db`);
+    assert.equal((after.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 5);
+    assert.equal(
+      after.prepare("SELECT 1 FROM sqlite_schema WHERE name LIKE 'search_docs%'").get(),
+      undefined,
+    );
+    after.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
