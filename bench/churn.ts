@@ -13,6 +13,7 @@ import {
   type Generator,
   HOST,
   type Json,
+  jsonLines,
   type Knobs,
   LOADGEN_CPU,
   machineBusy,
@@ -65,26 +66,6 @@ function storeMiB(dataDir: string): number {
     } catch { /* not there (yet, or memory store) */ }
   }
   return n / 1048576;
-}
-
-/** The generator's JSON lines so far (events, then the result last). */
-function readLines(path: string): Json[] {
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return [];
-  }
-  const out: Json[] = [];
-  for (const l of text.split("\n")) {
-    if (!l.trim()) continue;
-    try {
-      out.push(JSON.parse(l));
-    } catch {
-      out.push({ error: `generator printed no JSON: ${l.slice(0, 200)}` });
-    }
-  }
-  return out;
 }
 
 /** Polls until something accepts TCP connections on `port`; returns when (epoch ms), or null. */
@@ -199,7 +180,7 @@ export async function measureStorm(
     const timer = setTimeout(() => stopProc(lgProc, 1000), 260_000);
     let restarted = memory;
     while (!lg.exit) {
-      if (!restarted && readLines(out).some((l) => l.event === "ready")) {
+      if (!restarted && jsonLines(out).some((l) => l.event === "ready")) {
         restarted = true;
         const term = Date.now();
         const s = await stopProc(srv);
@@ -222,7 +203,7 @@ export async function measureStorm(
       await sleep(20);
     }
     clearTimeout(timer);
-    const lines = readLines(out);
+    const lines = jsonLines(out);
     try {
       Deno.removeSync(out);
     } catch { /* none */ }
@@ -347,7 +328,7 @@ export async function measureSoak(
     await sleep(5000);
     if (!srv.exit) await sample(t0);
     row.extra.after_s = samples.at(-1)?.t_s;
-    const last = readLines(out).at(-1);
+    const last = jsonLines(out).at(-1);
     try {
       Deno.removeSync(out);
     } catch { /* none */ }

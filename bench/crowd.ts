@@ -19,6 +19,7 @@ import {
   type Generator,
   HOST,
   type Json,
+  jsonLines,
   LOADGEN_CPU,
   machineBusy,
   newRow,
@@ -88,23 +89,6 @@ export function withRoom(cmd: string[], conns: number): string[] {
       ? max
       : a.replace(/'--max-connections' '\d+'/, `'--max-connections' '${max}'`)
   );
-}
-
-/** Lines of JSON a generator wrote so far to `path`. */
-function jsonLines(path: string): Json[] {
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch {
-    return [];
-  }
-  const out: Json[] = [];
-  for (const l of text.split("\n")) {
-    try {
-      if (l.trim()) out.push(JSON.parse(l));
-    } catch { /* a line being written */ }
-  }
-  return out;
 }
 
 /** `/healthz` answered every `everyMs` until stopped: latency (ms) and the phase it fell in. */

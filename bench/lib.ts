@@ -1078,3 +1078,29 @@ function spread(rows: Row[], cases: string[]): string {
   return "\n### over all runs: median [min..max] of s1 deliveries/s, s2 srv us/deliv, s3 handshakes/s, " +
     "store acked msgs/s\n\n" + table(["server", ...cases], body);
 }
+
+/**
+ * The JSON lines a generator wrote so far to `path` (events, then its result last). A last line
+ * without its newline is still being written and is left for the next read; another line that is
+ * not JSON becomes an `error` entry.
+ */
+export function jsonLines(path: string): Json[] {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch {
+    return [];
+  }
+  const lines = text.split("\n");
+  lines.pop(); // "" after the last newline, or a line still being written
+  const out: Json[] = [];
+  for (const l of lines) {
+    if (!l.trim()) continue;
+    try {
+      out.push(JSON.parse(l));
+    } catch {
+      out.push({ error: `generator printed no JSON: ${l.slice(0, 200)}` });
+    }
+  }
+  return out;
+}
