@@ -160,6 +160,8 @@ export interface SearchRequest {
   rooms?: readonly string[];
   /** Newest first, or best match first. */
   order: "newest" | "best";
+  /** Best match first ranks the newest this many matches (ranking is per match, before any result). */
+  bestWindow: number;
   /** The `next` of the page before this one. */
   cursor?: string;
   /** Messages in the page. */

@@ -603,6 +603,16 @@ export const TABLE = {
       help: "searches one person may run a minute (a quarter of them at once); past it: error `rate_limited`",
     },
     /** Search is a read that never blocks sends: a query that runs long answers what it found. */
+    /** Ranking is per match and happens before the first result: without a bound it is the whole history's. */
+    searchBestWindow: {
+      flag: "search-best-window",
+      env: "CHAT_SEARCH_BEST_WINDOW",
+      kind: "int",
+      default: 1000,
+      min: 1,
+      max: 100_000,
+      help: 'best match first (`order: "best"`) ranks the newest this many matches, not all of them',
+    },
     searchTimeoutMs: {
       flag: "search-timeout",
       env: "CHAT_SEARCH_TIMEOUT",

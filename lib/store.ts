@@ -619,6 +619,7 @@ export class MemoryStore implements Store {
       if (!matches(doc.terms, q)) continue;
       found.push({ id, key, score: order === "best" ? score(doc.terms, q) : 0 });
       if (order === "newest" && found.length > limit) break;
+      if (order === "best" && found.length === request.bestWindow) break;
     }
     let start = 0;
     if (order === "best") {

@@ -218,8 +218,10 @@ export class SqliteStore implements Store {
     // at the page's end; each match's room and seq are kept in the index row itself.
     const searchFrom = `FROM message_search WHERE message_search MATCH ?1 AND rowid < ?2 AND rowid >= ?3`;
     this.#search = db.prepare(`SELECT rowid AS id, room, seq ${searchFrom} ORDER BY rowid DESC`);
+    // Ranked among the newest ?5 matches: FTS5 ranks every row it orders by rank before the first.
     this.#searchBest = db.prepare(
-      `SELECT rowid AS id, room, seq ${searchFrom} ORDER BY rank, rowid DESC LIMIT -1 OFFSET ?4`,
+      `SELECT id, room, seq FROM (SELECT rowid AS id, room, seq, rank AS score ${searchFrom}
+         ORDER BY rowid DESC LIMIT ?5) ORDER BY score, id DESC LIMIT -1 OFFSET ?4`,
     );
     this.#worker = new Worker(new URL("./store_writer.ts", import.meta.url), { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<WriterAnswer>) => {
@@ -521,7 +523,9 @@ export class SqliteStore implements Store {
     if (request.rooms?.length === 0) return { messages: [] };
     const offset = order === "best" && request.cursor !== undefined ? Number(request.cursor.slice(1)) : 0;
     const args = [ftsMatch(q, request.rooms), high, low];
-    const rows = order === "best" ? this.#searchBest.iterate(...args, offset) : this.#search.iterate(...args);
+    const rows = order === "best"
+      ? this.#searchBest.iterate(...args, offset, request.bestWindow)
+      : this.#search.iterate(...args);
     const messages: ChatMessage[] = [];
     let last = 0, more = false, partial = false;
     for (const r of rows as Iterable<{ id: number; room: string; seq: number }>) {

@@ -141,7 +141,11 @@ export class Search {
   /** Runs a checked search in `rooms` (every one when undefined) within the time limit. */
   async #run(q: string, checked: CheckedSearch, rooms: string[] | undefined): Promise<SearchAnswer> {
     const { engine, cfg, metrics } = this.#ctx;
-    const request: SearchRequest = { ...checked, deadline: performance.now() + cfg.searchTimeoutMs };
+    const request: SearchRequest = {
+      ...checked,
+      bestWindow: cfg.searchBestWindow,
+      deadline: performance.now() + cfg.searchTimeoutMs,
+    };
     if (rooms !== undefined) request.rooms = rooms;
     const page = await engine.search!(request);
     metrics.searches++;

@@ -37,6 +37,7 @@ async function find(
     query: parseQuery(q, 256),
     rooms,
     order: "newest",
+    bestWindow: 1000,
     limit: 20,
     deadline: performance.now() + 10_000,
     ...more,
@@ -138,6 +139,34 @@ for (const [kind, make] of engineKinds()) {
     }
   });
 
+  Deno.test(`${kind}: best match first ranks the newest bestWindow matches, and pages through them`, async () => {
+    const u = await make({});
+    const room = newRoom();
+    try {
+      await u.engine.append([
+        draft(room, "budget budget budget budget", { ts: 1000 }),
+        draft(room, "the budget and the plan and more words here", { ts: 2000 }),
+        draft(room, "budget budget review", { ts: 3000 }),
+        draft(room, "a budget note with a lot of other words around it", { ts: 4000 }),
+      ]);
+      const e = u.engine;
+      const best = await find(e, "budget ", [room], { order: "best" });
+      assert.equal(best.texts[0], "budget budget budget budget", JSON.stringify(best.texts));
+      assert.equal(best.texts.length, 4);
+      // Pages of 2 cover the same four once each.
+      const first = await find(e, "budget ", [room], { order: "best", limit: 2 });
+      const second = await find(e, "budget ", [room], { order: "best", limit: 2, cursor: first.next });
+      assert.deepEqual([...first.texts, ...second.texts].sort(), [...best.texts].sort());
+      assert.equal(second.next, undefined);
+      // Ranking is bounded: within the newest 3 matches, the oldest best one is not looked at.
+      const windowed = await find(e, "budget ", [room], { order: "best", bestWindow: 3 });
+      assert.equal(windowed.texts[0], "budget budget review", JSON.stringify(windowed.texts));
+      assert.equal(windowed.texts.length, 3);
+    } finally {
+      await u.cleanup();
+    }
+  });
+
   Deno.test(`${kind}: a deleted message is never found, an edited one by its new text only`, async () => {
     const u = await make({});
     const room = newRoom();
@@ -223,6 +252,7 @@ Deno.test("SqliteStore indexes history written before the index in the backgroun
     const all = await engine.search!({
       query: parseQuery("会議", 256),
       order: "newest",
+      bestWindow: 1000,
       limit: 200,
       deadline: performance.now() + 10_000,
     });

@@ -178,6 +178,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     searchMaxQueryChars: 256,
     searchPage: 20,
     searchesPerMinute: 30,
+    searchBestWindow: 1000,
     searchTimeoutMs: 250,
     resumeCap: 1000,
     retainMessages: 10_000,
