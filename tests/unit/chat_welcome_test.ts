@@ -193,3 +193,15 @@ Deno.test("Chat: a new guest joining an empty room reads no conversations, read 
   assert.deepEqual(again.all("joined")[0].lastSeq, 1);
   assert.deepEqual([...new Set(reads)].sort(), ["conversations", "mentionCounts", "readPositions"]);
 });
+
+Deno.test("Chat.whereIs() gives the connection's name and rooms, the one raw text goes to last", async () => {
+  await using t = testChat();
+  const a = await t.connect({ name: "alice", room: "r" });
+  a.frame({ type: "join", room: "q" });
+  await a.next("joined", (m) => m.room === "q");
+  assert.deepEqual(t.chat.whereIs(a.id), { name: "alice", rooms: ["r", "q"] });
+  a.frame({ type: "join", room: "r" });
+  await t.settle();
+  assert.deepEqual(t.chat.whereIs(a.id), { name: "alice", rooms: ["q", "r"] });
+  assert.equal(t.chat.whereIs(999), undefined);
+});
