@@ -506,13 +506,13 @@ export class Hub {
    * Sends the queued presence lines, each to the members who were in its room when it happened. With
    * `now` and `interval`, a room that sent presence less than `interval` ago keeps holding its lines:
    * a room filling up costs each member one frame an interval, not one a flush. Returns when the
-   * first room still holding lines is due (undefined: none is).
+   * first room still holding lines is due (undefined: none is). Without them, every room's go now.
    */
   flushPresence(now = 0, interval = 0): number | undefined {
     let due: number | undefined;
     for (const room of this.#presenceRooms) {
       const sent = this.#rooms.get(room)?.presenceSentAt;
-      if (sent !== undefined && sent + interval > now) {
+      if (interval > 0 && sent !== undefined && sent + interval > now) {
         if (due === undefined || sent + interval < due) due = sent + interval;
         continue;
       }

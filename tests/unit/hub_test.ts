@@ -241,10 +241,19 @@ Deno.test("Hub.flushPresence(now, interval) holds a room that sent presence less
   assert.deepEqual(v.got.map((m) => m.name), ["carol"], "q had sent nothing: it goes at once");
   assert.equal(h.flushPresence(2000, 1000), undefined);
   assert.deepEqual(w.got.map((m) => m.name), ["alice", "bob"]);
+  h.join(c.id, "r");
+  assert.equal(h.flushPresence(2100, 1000), 3000, "r sent at 2000");
+  h.flushPresence();
+  assert.deepEqual(
+    w.got.map((m) => m.name),
+    ["alice", "bob", "carol"],
+    "without an interval, every room's go",
+  );
   // A message in the room still sends the held presence first, whatever the interval.
   h.leave(b.id, "r");
   h.publish("r", JSON.stringify({ type: "message", room: "r", seq: 1 }), 1);
   assert.deepEqual(w.got.map((m) => `${m.type} ${m.event ?? ""}`), [
+    "presence join",
     "presence join",
     "presence join",
     "presence leave",
