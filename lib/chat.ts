@@ -174,6 +174,19 @@ export class Chat {
     return this.#conns.get(id)?.identity;
   }
 
+  /**
+   * Who connection `id` is here and the rooms it is in, the one raw text goes to last (what text mode
+   * needs when a connection switches to it); undefined when it is gone.
+   */
+  whereIs(id: number): { name: string; rooms: string[] } | undefined {
+    const conn = this.#conns.get(id);
+    if (!conn) return undefined;
+    const all = this.hub.roomsOf(id);
+    const rooms = all.filter((r) => r !== conn.current);
+    if (rooms.length < all.length) rooms.push(conn.current);
+    return { name: this.hub.nameOf(conn.key) ?? "", rooms };
+  }
+
   /** Messages waiting for their durable write (queued or being written). */
   get pendingCount(): number {
     return this.#writer.pendingCount;

@@ -26,8 +26,8 @@ export interface HubOptions {
   /** Milliseconds a name stays reserved after its person's last connection. */
   nameHoldMs: number;
   /**
-   * When set, presence lines are queued per room and this is called when the first one is queued;
-   * the owner then calls {@link Hub.flushPresence} (after a short delay). Without it presence goes
+   * When set, presence lines are queued per room and this is called when a room with none held gets
+   * one; the owner then calls {@link Hub.flushPresence} (after a short delay). Without it presence goes
    * out at once. Grouping matters in big rooms: N people arriving cost each member one frame per
    * flush instead of N frames (10,000 connections into rooms of 100: 495,000 presence lines).
    */
@@ -83,6 +83,8 @@ interface Room {
   joins: number;
   /** Presence lines not yet sent, each with the join count when it happened (and whom it is about). */
   presence: { line: string; at: number; about?: string; watched?: string }[];
+  /** When {@link Hub.flushPresence} last sent this room's presence (the caller's clock, ms). */
+  presenceSentAt?: number;
   /** Connections per person, so a person with several tabs joins and leaves once. */
   people: Map<Person<Client>, number>;
   /** The names of `people`, sorted by code unit: a member page costs its size, not the room's. */
@@ -573,9 +575,25 @@ export class Hub {
     this.#deliver(room, line, seq);
   }
 
-  /** Sends every queued presence line, each to the members who were in its room when it happened. */
-  flushPresence(): void {
-    for (const room of this.#presenceRooms) this.#flushRoom(room);
+  /**
+   * Sends the queued presence lines, each to the members who were in its room when it happened. With
+   * `now` and `interval`, a room that sent presence less than `interval` ago keeps holding its lines:
+   * a room filling up costs each member one frame an interval, not one a flush. Returns when the
+   * first room still holding lines is due (undefined: none is). Without them, every room's go now.
+   */
+  flushPresence(now = 0, interval = 0): number | undefined {
+    let due: number | undefined;
+    for (const room of this.#presenceRooms) {
+      const sent = this.#rooms.get(room)?.presenceSentAt;
+      if (interval > 0 && sent !== undefined && sent + interval > now) {
+        if (due === undefined || sent + interval < due) due = sent + interval;
+        continue;
+      }
+      this.#flushRoom(room);
+      const r = this.#rooms.get(room);
+      if (r) r.presenceSentAt = now;
+    }
+    return due;
   }
 
   /** Ids of every connection of person `key`. */
@@ -646,8 +664,7 @@ export class Hub {
         return;
       }
       r.presence.push({ line, at: r.joins, about, watched: subject });
-      if (this.#presenceRooms.size === 0) this.#opts.onPresenceQueued();
-      this.#presenceRooms.add(room);
+      if (!this.#presenceRooms.has(room)) this.#presenceRooms.add(room), this.#opts.onPresenceQueued();
       return;
     }
     const notify = this.#opts.onPresenceQueued;
@@ -658,8 +675,7 @@ export class Hub {
       return;
     }
     r.presence.push({ line, at: r.joins, about });
-    if (this.#presenceRooms.size === 0) notify();
-    this.#presenceRooms.add(room);
+    if (!this.#presenceRooms.has(room)) this.#presenceRooms.add(room), notify();
   }
 
   /**

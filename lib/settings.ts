@@ -486,6 +486,21 @@ export const TABLE = {
       help: "ms joins/leaves are held so a room's changes go out in one frame (0 = at once)",
     },
     /**
+     * Members of a room that fills (10,000 connections into rooms of 100) otherwise get a presence frame
+     * every `presenceDelayMs`, and each frame costs a send in the kernel on both sides.
+     */
+    presenceIntervalMs: {
+      flag: "presence-interval",
+      env: "CHAT_PRESENCE_INTERVAL",
+      kind: "int",
+      default: 1000,
+      unit: "ms",
+      min: 0,
+      max: 60_000,
+      help:
+        "ms a room waits after sending presence before it sends more (what comes meanwhile goes together)",
+    },
+    /**
      * Above it, presence fan-out is quadratic in the room's size (every join told to every member): a
      * big room tells counts, pages its member list and names only the people a member asked about.
      */

@@ -39,9 +39,6 @@ function displayIn(name: string, from: Line): string | undefined {
   return undefined;
 }
 
-/** The lines that change who a connection is or where it is (encode() writes `type` first). */
-const STATEFUL_RE = /^\{"type":"(?:welcome|authed|joined|left|kicked|nick)"/;
-
 /** Line breaks inside a text: each would start a new line, so they are shown as `↵`. */
 const BREAKS_RE = /\r\n|[\r\n\u2028\u2029]/g;
 
@@ -72,15 +69,13 @@ export class TextMode {
   }
 
   /**
-   * Takes in who the connection is and which rooms it is in from `json`, a line it got as JSON, so
-   * that lines after a switch to text mode say `you` and leave out the current room as if it had
-   * always been on. Only the few lines that carry these are read (each starts with its type).
+   * Who the connection is and the rooms it is in (the current one last), as the chat knows them when a
+   * connection that got JSON switches to text mode: its lines then say `you` and leave out the current
+   * room as if it had always been on.
    */
-  observe(json: string): void {
-    if (!STATEFUL_RE.test(json)) return;
-    try {
-      this.#format(this.#parse(json) as Line);
-    } catch { /* not ours to judge: the line went out as it was */ }
+  seed(me: string, rooms: readonly string[]): void {
+    this.#me = me;
+    this.#rooms = [...rooms];
   }
 
   /**

@@ -127,11 +127,6 @@ export class WsPeer implements Peer {
   #text: TextMode | undefined;
   /** Each line in a frame of its own: one message per frame, and text mode. */
   #single = false;
-  /**
-   * Until the client's first frame, when it may still switch to text mode: the lines it gets as JSON
-   * are watched for who it is and where, which text mode's lines need.
-   */
-  #watch: TextMode | undefined;
 
   /** `onClosing` runs once, soon after the server starts closing the connection. */
   constructor(
@@ -150,24 +145,15 @@ export class WsPeer implements Peer {
     this.#onClosing = onClosing;
   }
 
-  /** Watches the lines sent until {@link useText} or {@link stopWatching}. */
-  watchForText(): void {
-    this.#watch = new TextMode(this.#flusher.parse);
-  }
-
-  /** The client's first frame was no form: it stays as it is, nothing more to watch. */
-  stopWatching(): void {
-    this.#watch = undefined;
-  }
-
   /**
    * From now on each message goes out as a human line in a frame of its own, those still queued
-   * included; what was sent already stays as it was.
+   * included; what was sent already stays as it was. `where`: who the connection is and its rooms
+   * (the current one last), when it got JSON lines before.
    */
-  useText(): void {
+  useText(where?: { name: string; rooms: readonly string[] }): void {
     if (this.#text) return;
-    const text = this.#text = this.#watch ?? new TextMode(this.#flusher.parse);
-    this.#watch = undefined;
+    const text = this.#text = new TextMode(this.#flusher.parse);
+    if (where) text.seed(where.name, where.rooms);
     this.#single = true;
     const q = this.#queue;
     let kept = 0;
@@ -193,7 +179,7 @@ export class WsPeer implements Peer {
       // A message with no line (an ack) is delivered, as far as the chat is concerned.
       if (text === undefined) return true;
       line = text;
-    } else this.#watch?.observe(line);
+    }
     if (this.#queue.length === 0) this.#flusher.mark(this);
     this.#queue.push(line);
     this.#queuedChars += line.length;
@@ -284,14 +270,14 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
   else if (format?.single) peer.useSingleFrames();
   // The tutorial pages send a form first and print whatever arrives, so they get text mode from then on.
   let first = !format?.chosen && !format?.text;
-  if (first) peer.watchForText();
   socket.onopen = () => chat.open(peer, opts.params);
   socket.onmessage = (e: MessageEvent) => {
     const d = e.data;
     if (first) {
       first = false;
-      if (typeof d === "string" && isFormFrame(d)) peer.useText();
-      else peer.stopWatching();
+      // Asked of the chat now rather than read from every line sent until a first frame: most
+      // clients never send a form, and an idle one may send nothing for hours.
+      if (typeof d === "string" && isFormFrame(d)) peer.useText(chat.whereIs(peer.id));
     }
     if (typeof d === "string") chat.message(peer.id, d);
     else chat.binary(peer.id, d instanceof Blob ? d.size : (d as ArrayBuffer).byteLength);

@@ -36,6 +36,9 @@ export interface OpenParams {
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{22,64}$/;
 
+/** The `conversations` answer of a person who has none. */
+const NO_CONVERSATIONS = encode({ type: "conversations", items: [], complete: true });
+
 /** The shared store did not say in time which name a connecting guest holds: try again, no name made up. */
 const NAME_UNSETTLED = new ProtocolError(
   "unavailable",
@@ -70,12 +73,12 @@ export class Admission {
       return;
     }
     if (params.identity) return this.#admit(conn, params.identity, params.room);
-    const token = params.token && TOKEN_RE.test(params.token) ? params.token : randomId();
+    const kept = params.token !== undefined && TOKEN_RE.test(params.token);
+    const token = kept ? params.token! : randomId();
     const key = keyOf(token);
     const guest: Identity = { key, uid: key, role: "member", guest: true };
-    if (params.address !== undefined) conn.address = params.address;
     if (params.display !== undefined) guest.display = params.display;
-    this.#admit(conn, guest, params.room, { token, name: params.name });
+    this.#admit(conn, guest, params.room, { token, name: params.name, fresh: !kept });
   }
 
   /**
@@ -85,7 +88,12 @@ export class Admission {
    * across processes claimed everywhere, so it is never announced under a placeholder that is
    * renamed a moment later.
    */
-  #admit(conn: Conn, identity: Identity, room: string, guest?: { token: string; name?: string }): void {
+  #admit(
+    conn: Conn,
+    identity: Identity,
+    room: string,
+    guest?: { token: string; name?: string; fresh: boolean },
+  ): void {
     const { hub, cfg, conns, log } = this.#ctx;
     conn.key = identity.key;
     // A token owns its name: a second tab (or a reconnect within the hold) gets the same one.
@@ -137,7 +145,7 @@ export class Admission {
     identity: Identity,
     room: string,
     wanted: string,
-    guest?: { token: string; name?: string; settled: boolean; asked: string },
+    guest?: { token: string; name?: string; fresh: boolean; settled: boolean; asked: string },
   ): void {
     const { hub, cfg, conns } = this.#ctx;
     const { peer } = conn;
@@ -181,7 +189,9 @@ export class Admission {
     }
     peer.send(encode(welcome));
     this.#naming.remember(key, name);
-    this.#direct.list(conn, Number.MAX_SAFE_INTEGER, CONVERSATIONS_PAGE);
+    // A guest whose token was made just now is a person no one has written to: no read for that.
+    if (guest?.fresh) peer.send(NO_CONVERSATIONS);
+    else this.#direct.list(conn, Number.MAX_SAFE_INTEGER, CONVERSATIONS_PAGE);
     if (!guest?.settled || name !== wanted) this.#naming.claimEverywhere(conn, name);
     if (room) conns.run(peer.id, () => this.#rooms.join(conn, room), { room });
   }

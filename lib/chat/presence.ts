@@ -1,7 +1,8 @@
 /**
  * Presence: who is in a room. In one process the hub announces arrivals and departures itself; when
  * rooms span processes, sharing decides a name's first join and last leave anywhere and the lines come
- * back through it. Either way announcements are grouped for `presenceDelayMs`.
+ * back through it. Either way announcements are grouped for `presenceDelayMs`, and a room sends them
+ * at most once a `presenceIntervalMs`.
  * @module
  */
 import type { Elsewhere } from "../hub.ts";
@@ -11,6 +12,8 @@ import type { ChatContext } from "./context.ts";
 export class Presence {
   readonly #ctx: ChatContext;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When {@link #timer} fires (performance.now ms). */
+  #timerAt = 0;
   #countTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: ChatContext) {
@@ -51,13 +54,27 @@ export class Presence {
     }
   }
 
-  /** The hub queued presence: it goes out in one group after `presenceDelayMs`. */
+  /**
+   * A room began holding presence: it goes out in one group after `presenceDelayMs`, or, when the
+   * room sent presence less than `presenceIntervalMs` ago, that long after it.
+   */
   soon(): void {
-    if (this.#ctx.closing() || this.#timer !== undefined) return;
+    if (this.#ctx.closing()) return;
+    const at = performance.now() + this.#ctx.cfg.presenceDelayMs;
+    // A timer due later (waiting out another room's interval) would hold this room's lines too long.
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    this.#flushAt(at);
+  }
+
+  #flushAt(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#ctx.hub.flushPresence();
-    }, this.#ctx.cfg.presenceDelayMs);
+      if (this.#ctx.closing()) return;
+      const due = this.#ctx.hub.flushPresence(performance.now(), this.#ctx.cfg.presenceIntervalMs);
+      if (due !== undefined) this.#flushAt(due);
+    }, Math.max(0, at - performance.now()));
   }
 
   /**

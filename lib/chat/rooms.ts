@@ -229,6 +229,9 @@ export class Rooms {
     if (sharing.spansProcesses && !hub.followsCount(room)) hub.counted(room, await sharing.memberCount(room));
     const big = hub.isBig(room);
     // Independent reads, together: on Redis each is a round trip a join would otherwise wait for in turn.
+    // A room with no messages has nothing to have read or be mentioned in: no read-state reads for it
+    // (most joins of a server filling up after a start are such).
+    const empty = lastSeq === 0;
     const [reacted, who, [lastRead]] = await Promise.all([
       this.#reactions.attach(room, messages, key),
       big
@@ -239,13 +242,15 @@ export class Rooms {
           count: undefined,
           next: undefined,
         })),
-      engine.readPositions(key, [room]),
+      empty ? [0] : engine.readPositions(key, [room]),
     ]);
     const { names: members, displays } = who;
     messages = reacted;
     const fitted = this.#budget.newest(messages);
     if (fitted.length < messages.length) messages = fitted, truncated = true;
-    const mentions = (await this.#reads.mentionCounts(key, [{ room, after: lastRead }]))[room];
+    const mentions = empty
+      ? undefined
+      : (await this.#reads.mentionCounts(key, [{ room, after: lastRead }]))[room];
     const base: Omit<JoinRead, "changed"> = {
       messages,
       lastSeq,

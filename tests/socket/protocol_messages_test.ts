@@ -605,6 +605,33 @@ Deno.test("a burst reaches each member in few frames (several lines each); a lon
   assert.deepEqual(b.all("message").map((m) => m.seq), Array.from({ length: 201 }, (_, i) => i + 1));
 });
 
+Deno.test("a room that keeps filling sends each member presence at most once a --presence-interval", async () => {
+  // The default interval (1 s) with a short delay: without the interval every 100 ms would be a frame.
+  await using s = await startServer({ presenceDelayMs: 100 });
+  await using w = await TestClient.connect(s, { name: "watcher", room: "r" });
+  const framesBefore = w.frames;
+  const people: TestClient[] = [];
+  const began = performance.now();
+  for (let i = 0; i < 24; i++) {
+    people.push(await TestClient.connect(s, { name: `p${i}`, room: "r" }));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (let i = 0; i < 24; i++) await w.next("presence", (m) => m.name === `p${i}` && m.event === "join");
+  const seconds = (performance.now() - began) / 1000;
+  const frames = w.frames - framesBefore;
+  assert.ok(seconds > 1.2, `the joins took ${seconds} s`);
+  assert.ok(
+    frames <= Math.ceil(seconds) + 1,
+    `${seconds.toFixed(1)} s of joins reached the watcher in ${frames} frames`,
+  );
+  // A message still comes after the presence of its sender, even within the interval.
+  people[0].send({ type: "send", room: "r", text: "hi" });
+  await w.next("message");
+  const order = w.lines.filter((m) => m.type === "message" || (m.type === "presence" && m.name === "p0"));
+  assert.deepEqual(order.map((m) => m.type), ["presence", "message"]);
+  await Promise.all(people.map((p) => p.close()));
+});
+
 Deno.test("joins and leaves in a room go out together after presenceDelay, never to the one who moved", async () => {
   await using s = await startServer({ presenceDelayMs: 300 });
   await using w = await TestClient.connect(s, { name: "watcher", room: "r" });

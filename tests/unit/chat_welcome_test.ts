@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { signed, testChat } from "../helpers/chat_harness.ts";
 import manifest from "../../deno.json" with { type: "json" };
+import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 
 Deno.test("Chat: welcome is the first line and carries id, name, uid, role, guest, token, rooms, limits, version", async () => {
   await using t = testChat({ maxTextChars: 500, burst: 7, editWindowSeconds: 60 });
@@ -158,4 +159,49 @@ Deno.test("Chat: a connection that leaves is gone from its rooms: presence leave
     name: "bob",
   });
   assert.deepEqual(await t.chat.presence("lobby"), ["alice"]);
+});
+
+/** Counts the reads a connect may skip. */
+class CountingEngine extends EmbeddedEngine {
+  readonly reads: string[] = [];
+  override conversations(...a: Parameters<EmbeddedEngine["conversations"]>) {
+    this.reads.push("conversations");
+    return super.conversations(...a);
+  }
+  override readPositions(...a: Parameters<EmbeddedEngine["readPositions"]>) {
+    this.reads.push("readPositions");
+    return super.readPositions(...a);
+  }
+  override mentionCounts(...a: Parameters<EmbeddedEngine["mentionCounts"]>) {
+    this.reads.push("mentionCounts");
+    return super.mentionCounts(...a);
+  }
+}
+
+Deno.test("Chat: a new guest joining an empty room reads no conversations, read positions or mentions", async () => {
+  await using t = testChat({}, { engineClass: CountingEngine });
+  const reads = (t.engine as CountingEngine).reads;
+  const a = await t.connect({ name: "alice", room: "r" });
+  assert.deepEqual(a.all("conversations").map((c) => [c.items, c.complete]), [[[], true]]);
+  const joined = a.all("joined")[0];
+  assert.deepEqual([joined.lastRead, joined.unread, joined.mentions], [0, 0, undefined]);
+  assert.deepEqual(reads, []);
+  // The same person again (its token), into a room with history: both are read, as before.
+  a.frame({ type: "send", room: "r", text: "hi @alice" });
+  await a.next("message");
+  const again = await t.connect({ name: "alice", room: "r", token: a.all("welcome")[0].token });
+  assert.deepEqual(again.all("joined")[0].lastSeq, 1);
+  assert.deepEqual([...new Set(reads)].sort(), ["conversations", "mentionCounts", "readPositions"]);
+});
+
+Deno.test("Chat.whereIs() gives the connection's name and rooms, the one raw text goes to last", async () => {
+  await using t = testChat();
+  const a = await t.connect({ name: "alice", room: "r" });
+  a.frame({ type: "join", room: "q" });
+  await a.next("joined", (m) => m.room === "q");
+  assert.deepEqual(t.chat.whereIs(a.id), { name: "alice", rooms: ["r", "q"] });
+  a.frame({ type: "join", room: "r" });
+  await t.settle();
+  assert.deepEqual(t.chat.whereIs(a.id), { name: "alice", rooms: ["q", "r"] });
+  assert.equal(t.chat.whereIs(999), undefined);
 });

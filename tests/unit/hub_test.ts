@@ -219,6 +219,48 @@ Deno.test("Hub with onPresenceQueued holds presence until flushPresence(), each 
   assert.equal(w.got.length, 3, "a flush sends a line once");
 });
 
+Deno.test("Hub.flushPresence(now, interval) holds a room that sent presence less than interval ago", () => {
+  let asked = 0;
+  const h = hub({ onPresenceQueued: () => asked++ });
+  const [w, v, a, b, c] = [new FakePeer(), new FakePeer(), new FakePeer(), new FakePeer(), new FakePeer()];
+  h.connect(w, "kw", "watcher", 0);
+  h.connect(v, "kv", "viewer", 0);
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.connect(c, "kc", "carol", 0);
+  h.join(w.id, "r");
+  h.join(a.id, "r");
+  assert.equal(h.flushPresence(1000, 1000), undefined, "nothing else is held");
+  assert.deepEqual(w.got.map((m) => m.name), ["alice"]);
+  h.join(b.id, "r");
+  h.join(v.id, "q");
+  h.join(c.id, "q");
+  assert.equal(asked, 3, "the owner hears of each room that begins holding presence");
+  assert.equal(h.flushPresence(1500, 1000), 2000, "r sent at 1000: held until 2000");
+  assert.deepEqual(w.got.map((m) => m.name), ["alice"], "r holds bob's join");
+  assert.deepEqual(v.got.map((m) => m.name), ["carol"], "q had sent nothing: it goes at once");
+  assert.equal(h.flushPresence(2000, 1000), undefined);
+  assert.deepEqual(w.got.map((m) => m.name), ["alice", "bob"]);
+  h.join(c.id, "r");
+  assert.equal(h.flushPresence(2100, 1000), 3000, "r sent at 2000");
+  h.flushPresence();
+  assert.deepEqual(
+    w.got.map((m) => m.name),
+    ["alice", "bob", "carol"],
+    "without an interval, every room's go",
+  );
+  // A message in the room still sends the held presence first, whatever the interval.
+  h.leave(b.id, "r");
+  h.publish("r", JSON.stringify({ type: "message", room: "r", seq: 1 }), 1);
+  assert.deepEqual(w.got.map((m) => `${m.type} ${m.event ?? ""}`), [
+    "presence join",
+    "presence join",
+    "presence join",
+    "presence leave",
+    "message ",
+  ]);
+});
+
 Deno.test("Hub.publish() and rename() send a room's held presence first, so order is kept", () => {
   const h = hub({ onPresenceQueued: () => {} });
   const [w, a] = [new FakePeer(), new FakePeer()];

@@ -166,6 +166,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     ssePostFrames: 30,
     nameHoldSeconds: 60,
     presenceDelayMs: 250,
+    presenceIntervalMs: 1000,
     bigRoom: 500,
     membersPage: 100,
     countIntervalMs: 1000,

@@ -71,7 +71,6 @@ Deno.test("WsPeer sends what one turn queued in one frame, or one frame each aft
 
 Deno.test("WsPeer.useText() turns what is still queued into lines, one a frame, and drops acks", async () => {
   const { frames, p } = peer();
-  p.watchForText();
   for (const l of [welcome, joined]) p.send(l);
   p.useText();
   p.send(hi);
@@ -80,12 +79,11 @@ Deno.test("WsPeer.useText() turns what is still queued into lines, one a frame, 
   assert.deepEqual(frames, ["* Hello, welcome: you are dan", "* you joined lobby (1 here: dan)", "dan: hi"]);
 });
 
-Deno.test("WsPeer.useText() after JSON went out: its lines still know the name and the current room", async () => {
+Deno.test("WsPeer.useText(where) after JSON went out: its lines know the name and the current room", async () => {
   const { frames, p } = peer();
-  p.watchForText();
   for (const l of [welcome, joined]) p.send(l);
   await turn();
-  p.useText();
+  p.useText({ name: "dan", rooms: ["lobby"] });
   p.send(encode({ type: "nick", old: "dan", name: "dana" }));
   p.send(encodeMessage({ room: "lobby", seq: 2, from: "dana", text: "hi", ts: 1 }));
   await turn();
