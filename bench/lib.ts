@@ -435,6 +435,15 @@ export const SERVERS: Record<string, ServerSpec> = {
     cmd: (port) => [deno, "run", "--allow-net", `${BENCH_DIR}peers/deno_naive.ts`, String(port)],
     missing: () => null,
   },
+  "naive-hello": {
+    name: "naive-hello",
+    proto: "chat",
+    ours: false,
+    what:
+      "the naive server sending each connection one frame of a welcome's size as it opens (bench/naive_hello.ts)",
+    cmd: (port) => [deno, "run", "--allow-net", "--allow-read", `${BENCH_DIR}naive_hello.ts`, String(port)],
+    missing: () => null,
+  },
   bun: {
     name: "bun",
     proto: "chat",
