@@ -199,8 +199,12 @@ export interface Proc {
 
 const running = new Set<Proc>();
 
-/** Whether `taskset` pins children (it exists and the machine has at least two CPUs). */
-export const PINNING = which("taskset") !== null && cpuCount() >= 2;
+/**
+ * Whether `taskset` pins children (it exists and the machine has at least two CPUs, and `BENCH_PIN=0`
+ * does not say otherwise: unpinned, a server's worker threads, such as the SQLite writer, may run on
+ * another core than its event loop, as they would in production).
+ */
+export const PINNING = which("taskset") !== null && cpuCount() >= 2 && Deno.env.get("BENCH_PIN") !== "0";
 
 /**
  * Starts `cmd` detached (own session and process group), pinned to `cpu` with taskset when
@@ -417,6 +421,15 @@ export const SERVERS: Record<string, ServerSpec> = {
     ours: true,
     what: "our server, sqlite store with --durability normal (no fsync per write; survives a killed process)",
     cmd: ourCmd(["--durability", "normal"]),
+    missing: () => null,
+  },
+  "main-nosearch": {
+    name: "main-nosearch",
+    proto: "project",
+    ours: true,
+    what:
+      "our server as main with --search off (no search index written): what indexing costs the store case",
+    cmd: ourCmd(["--search", "off"]),
     missing: () => null,
   },
   "main-memory": {

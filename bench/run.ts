@@ -44,7 +44,7 @@ const HELP = `Usage: deno task bench [options]
                       search: the search bench (search_bench.ts; not in all)
   --search-messages N messages the search bench generates         [1000000]
   --search-rooms N    rooms they go in                            [1000]
-  --servers LIST      main,main-normal,main-memory,naive   [default: main,main-memory,naive]
+  --servers LIST      main,main-normal,main-nosearch,main-memory,naive   [default: main,main-memory,naive]
   --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
   --runs N            repeat everything N times                   [1]
   --dur S             measured seconds of s1/s2                   [10; quick 3]
@@ -218,7 +218,9 @@ Deno.mkdirSync(outDir, { recursive: true });
 
 const header = [
   `bench: ${new Date().toISOString()}  deno ${Deno.version.deno}  ${cpuCount()} CPUs  ` +
-  (PINNING ? "servers pinned to core 0, generator to core 1 (taskset)" : "NOT pinned (no taskset or 1 CPU)"),
+  (PINNING
+    ? "servers pinned to core 0, generator to core 1 (taskset)"
+    : "NOT pinned (BENCH_PIN=0, no taskset or 1 CPU)"),
   `machine busy before start: ${
     busy ?? "?"
   }% of all cores; generator: ${gen.label} (store case: deno store_bench.ts client); ulimit -n hard ${hardNofile}`,

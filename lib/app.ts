@@ -61,8 +61,14 @@ export interface App {
 export function openStore(config: Config, onIndexProgress?: (p: IndexProgress) => void): Promise<Store> {
   const { retainMessages, retainMs } = settingsFor(config, ["retainMessages", "retainDays"]);
   const retention = { retainMessages, retainMs };
-  if (config.store === "memory") return Promise.resolve(new MemoryStore(retention));
-  return SqliteStore.open(config.dataDir, { ...retention, durability: config.durability, onIndexProgress });
+  const searchIndex = config.search === "on";
+  if (config.store === "memory") return Promise.resolve(new MemoryStore({ ...retention, searchIndex }));
+  return SqliteStore.open(config.dataDir, {
+    ...retention,
+    durability: config.durability,
+    onIndexProgress,
+    searchIndex,
+  });
 }
 
 /** Messages between two log lines of the search index rebuild. */

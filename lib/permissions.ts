@@ -8,9 +8,14 @@ import { type Config, SETTINGS } from "./config.ts";
 
 /**
  * The project's files the server reads while it runs, besides its modules: the page, the history writer
- * (a Worker, loaded from its file) and the Redis scripts.
+ * (a Worker, loaded from its file, with the one module it imports at run time) and the Redis scripts.
  */
-export const OWN_READS: readonly string[] = Object.freeze(["static", "lib/store_writer.ts", "lib/redis/lua"]);
+export const OWN_READS: readonly string[] = Object.freeze([
+  "static",
+  "lib/store_writer.ts",
+  "lib/search_text.ts",
+  "lib/redis/lua",
+]);
 
 /** The environment variables the server may read: every setting's variable falls under one of these. */
 export const ENV_READS: readonly string[] = Object.freeze(["PORT", "HOST", "REDIS_*", "CHAT_*"]);

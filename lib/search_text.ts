@@ -312,6 +312,16 @@ export function tagsOf(room: string, from: string, link: boolean): string {
 }
 
 /**
+ * A message's row of the SQLite index: its words, CJK extras and tags (each space-separated), for the
+ * columns `words`, `extra` and `tags`. The writer thread computes it (lib/store_writer.ts), off the
+ * event loop.
+ */
+export function indexRow(room: string, from: string, text: string): [string, string, string] {
+  const t = indexTerms(text);
+  return [t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
+}
+
+/**
  * The FTS5 expression of `q` over the columns `words`, `extra` and `tags` (see the SQLite schema), in
  * `rooms` when given (not empty). Every token is a quoted string (a `"` in it doubled), so nothing a
  * person types is FTS syntax.

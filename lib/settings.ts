@@ -112,6 +112,20 @@ export const TABLE = {
       help: "`full`: an ack survives power loss (fsync per write); `normal`: survives a killed process",
     },
     /**
+     * The search index costs the durable write (docs/performance.md, "Search"): a server that needs
+     * no search may leave it out. Turned on again, the history written meanwhile is indexed in the
+     * background (SQLite), as history from before the index is.
+     */
+    search: {
+      flag: "search",
+      env: "CHAT_SEARCH",
+      kind: "choice",
+      choices: ["on", "off"],
+      default: "on",
+      help:
+        "`on`: messages are indexed for `search`; `off`: no index is written, `search` answers `unsupported`",
+    },
+    /**
      * Origins the server's own page is published under, e.g. `https://chat.example.com` behind a proxy.
      * Besides these, a page whose origin is the URL the client connects to is accepted only when its host
      * is `localhost`, an IP address or `hostname`: names a DNS-rebinding page cannot take.

@@ -167,6 +167,15 @@ interface MemoryRoom {
   audit: AuditEntry[];
 }
 
+/** Options of {@link MemoryStore}. */
+export interface MemoryOptions extends RetentionOptions {
+  /**
+   * Whether messages are indexed for search (`--search`); off, none is found.
+   * @default true
+   */
+  searchIndex?: boolean;
+}
+
 /** Keeps everything in memory: for tests and `--store memory`. Lost on restart. */
 export class MemoryStore implements Store {
   readonly #rooms = new Map<string, { last: number; messages: StoredMessage[]; rev?: number }>();
@@ -188,10 +197,10 @@ export class MemoryStore implements Store {
   /** Places in newest-last order (some of messages gone since: skipped, swept as it grows). */
   #places: { id: number; key: string }[] = [];
   #lastId = 0;
-  readonly #opts: RetentionOptions;
+  readonly #opts: MemoryOptions;
   readonly epoch = newEpoch();
 
-  constructor(opts: RetentionOptions) {
+  constructor(opts: MemoryOptions) {
     this.#opts = opts;
   }
 
@@ -365,7 +374,10 @@ export class MemoryStore implements Store {
     if (m.deleted && m.display !== undefined) stored.display = m.display;
     if (m.deleted && m.cid !== undefined) stored.cid = m.cid;
     if (m.deleted) this.#forgetExtras(msgs[i]);
-    else this.#docs.get(`${m.room}\n${m.seq}`)!.terms = indexTerms(m.text);
+    else {
+      const doc = this.#docs.get(`${m.room}\n${m.seq}`);
+      if (doc) doc.terms = indexTerms(m.text);
+    }
     if (m.deleted && m.rev !== undefined) stored.rev = m.rev;
     if (m.rev !== undefined) room!.rev = Math.max(room!.rev ?? 0, m.rev);
     msgs[i] = stored;
@@ -589,6 +601,7 @@ export class MemoryStore implements Store {
 
   /** A message is stored: it is found by its words from now on. */
   #index(m: StoredMessage): void {
+    if (this.#opts.searchIndex === false) return;
     const id = this.#lastId = searchId(m.ts, this.#lastId);
     const key = `${m.room}\n${m.seq}`;
     this.#docs.set(key, { id, terms: indexTerms(m.text), sender: fold(m.from) });

@@ -37,7 +37,7 @@ import {
 } from "./store_sqlite_rows.ts";
 import type { WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 import type { SearchPage, SearchRequest } from "./engine.ts";
-import { ftsMatch, indexTerms, tagsOf } from "./search_text.ts";
+import { ftsMatch } from "./search_text.ts";
 
 /** Options of {@link SqliteStore.open}. */
 export interface SqliteOptions extends RetentionOptions {
@@ -49,8 +49,9 @@ export interface SqliteOptions extends RetentionOptions {
    */
   onIndexProgress?: (p: IndexProgress) => void;
   /**
-   * Whether new messages go into the search index. Off only to measure what indexing costs a write
-   * (`bench/search_bench.ts`): messages written so are found by no search.
+   * Whether the search index is kept (`--search`). Off: new messages are not indexed, an edit or a
+   * delete drops the message's old index row, no rebuild runs, and the file is marked for the rebuild,
+   * which indexes everything unindexed when it is next opened with the index on.
    * @default true
    */
   searchIndex?: boolean;
@@ -92,12 +93,6 @@ interface PeopleBatch {
 
 /** How often, at most, an append moves a person's directory entry's forget time (ms). */
 const KEEP_EVERY_MS = 60_000;
-
-/** A message's search index row: its words, CJK extras and tags (space-separated). */
-function indexRow(room: string, from: string, text: string): string[] {
-  const t = indexTerms(text);
-  return [t.words.join(" "), t.extra.join(" "), tagsOf(room, from, t.link)];
-}
 
 /** History in `<dataDir>/chat.db`. */
 export class SqliteStore implements Store {
@@ -253,12 +248,13 @@ export class SqliteStore implements Store {
     const db = openDatabase(path);
     const store = new SqliteStore(db, opts);
     const synchronous = opts.durability === "full" ? "FULL" : "NORMAL";
-    const a = await store.#request({ id: 0, op: "open", path, synchronous });
+    const search = opts.searchIndex !== false;
+    const a = await store.#request({ id: 0, op: "open", path, synchronous, search });
     if (!a.ok) {
       await store.close();
       throw new StoreError(`Cannot start the writer of "${path}": ${a.error}`);
     }
-    store.#rebuild = store.#rebuildIndex();
+    if (search) store.#rebuild = store.#rebuildIndex();
     return store;
   }
 
@@ -284,8 +280,8 @@ export class SqliteStore implements Store {
       }
     }
     const keeps = [...keep].map(([key, until]) => [until, key]);
-    const index = this.#opts.searchIndex === false ? [] : batch.map((m) => indexRow(m.room, m.from, m.text));
-    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps, index });
+    // The writer indexes each message from its row, in the same transaction (lib/store_writer.ts).
+    const a = await this.#request({ id: 0, op: "append", rows, mentions, reads, convs, keeps });
     if (!a.ok) {
       for (const key of keep.keys()) this.#kept.forget(key);
       throw new StoreError(`Cannot store ${batch.length} message(s): ${a.error}`);
@@ -428,7 +424,6 @@ export class SqliteStore implements Store {
       audits: changes.map((c) => c.audit ? auditRow(c.message.room, c.audit) : null),
       auditRetain,
       scrub: ms.some((m) => m.deleted),
-      index: ms.map((m) => m.deleted ? null : indexRow(m.room, m.from, m.text)),
     });
     if (!a.ok) {
       const what = ms.length === 1 ? `message ${ms[0].seq} of room "${ms[0].room}"` : `${ms.length} messages`;
@@ -578,10 +573,7 @@ export class SqliteStore implements Store {
       const done = batch.length < REBUILD_STEP;
       const lastRow = batch.at(-1);
       if (lastRow) [room, seq] = [lastRow.room, lastRow.seq];
-      const rows = batch.map((m) => {
-        const [words, extra, tags] = indexRow(m.room, m.sender, m.text);
-        return [m.room, m.seq, m.ts, m.text, words, extra, tags];
-      });
+      const rows = batch.map((m) => [m.room, m.seq, m.ts, m.sender, m.text]);
       const cursor = done ? "done" : JSON.stringify([room, seq]);
       const a = await this.#request({ id: 0, op: "index", rows, cursor });
       if (!a.ok) return;

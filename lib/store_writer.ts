@@ -1,13 +1,17 @@
 /**
  * The SQLite writer, run in a Worker so that a slow disk (fsync) delays acks, never the event loop
  * that delivers messages, presence and typing. It owns every write: batches and retention.
- * Requests and answers are `WriterRequest` / `WriterAnswer` from `store_writer_protocol.ts`; it imports
- * types only (it is loaded by path: see deno.json's `--allow-read` and `--include`).
+ * It also turns each message's text into its search index row (`search_text.ts`): segmenting and
+ * folding cost 5-30 us a message, which this thread pays instead of the event loop. Requests and
+ * answers are `WriterRequest` / `WriterAnswer` from `store_writer_protocol.ts`. It is loaded by path,
+ * so every module it imports at run time is named in deno.json's `--allow-read` and `--include` and in
+ * `OWN_READS` (lib/permissions.ts): that is `search_text.ts`, which imports nothing.
  * @module
  */
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
 import type { RoomChange } from "./domain.ts";
+import { indexRow } from "./search_text.ts";
 import type { AuditRow, WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Serves one database for the lifetime of the worker. */
@@ -49,7 +53,7 @@ class Writer {
   /** Rooms written since the last prune: count retention only looks at those. */
   readonly #touched = new Set<string>();
 
-  constructor(path: string, synchronous: string) {
+  constructor(path: string, synchronous: string, search: boolean) {
     this.#db = new DatabaseSync(path);
     // secure_delete: space freed by a delete or an edit (cells, pages) is zeroed, not left readable.
     this.#db.exec(
@@ -159,7 +163,7 @@ class Writer {
     this.#expirePeople = this.#db.prepare(
       "DELETE FROM room_people WHERE kind IN ('ban', 'mute') AND until > 0 AND until <= ?",
     );
-    this.#search = new SearchIndexWriter(this.#db);
+    this.#search = new SearchIndexWriter(this.#db, search);
   }
 
   /** Runs `fn` in one transaction; a false result (or a throw) rolls it back. */
@@ -199,7 +203,6 @@ class Writer {
     audits: readonly (AuditRow | null)[],
     retain: number,
     scrub: boolean,
-    index: readonly (string[] | null)[],
   ): number[] {
     const counts: number[] = [];
     this.#transaction(() => {
@@ -210,7 +213,7 @@ class Writer {
         const [room, seq] = [row[3] as string, row[4] as number];
         if (row[1] === 1) { for (const drop of this.#dropExtras) drop.run(room, seq); }
         // An edit is found by its new text only, a delete not at all: in the change's transaction.
-        this.#search.change(room, seq, index[i] ?? null);
+        this.#search.change(room, seq, row[1] === 1 ? null : row[0] as string);
         const rev = revs[i];
         if (rev !== null) {
           this.#setMessageRev.run(rev, room, seq);
@@ -285,18 +288,17 @@ class Writer {
     reads: readonly (string | number)[][],
     convs: readonly (string | number)[][],
     keeps: readonly (string | number)[][],
-    index: readonly string[][],
   ): void {
     const last = new Map<string, number>();
     this.#db.exec("BEGIN IMMEDIATE");
     try {
-      rows.forEach((r, i) => {
-        const [room, seq, ts] = r as [string, number, number];
-        const sid = index[i] ? this.#search.nextId(ts) : null;
+      rows.forEach((r) => {
+        const [room, seq, ts, sender, text] = r as [string, number, number, string, string];
+        const sid = this.#search.on ? this.#search.nextId(ts) : null;
         this.#insert.run(...r, sid);
         last.set(room, seq);
         // Findable once acked: the index row is in the message's transaction.
-        if (sid !== null) this.#search.add(sid, room, seq, index[i]);
+        if (sid !== null) this.#search.add(sid, room, seq, indexRow(room, sender, text));
       });
       for (const m of mentions) this.#insertMention.run(...m);
       for (const [room, seq] of last) this.#setLast.run(room, seq);
@@ -409,7 +411,14 @@ class SearchIndexWriter {
   readonly #unindexed;
   readonly #progress;
 
-  constructor(db: DatabaseSync) {
+  /** Whether the index is kept (`--search on`). */
+  readonly on: boolean;
+
+  constructor(db: DatabaseSync, on: boolean) {
+    this.on = on;
+    // Messages written with the index off have no rows: the rebuild, which indexes any message that
+    // has none, goes over the whole history when the index is next on (nothing that has one again).
+    if (!on) db.exec("UPDATE meta SET v = '[]' WHERE k = 'search_rebuild'");
     this.#lastId = (db.prepare("SELECT coalesce(max(id), 0) AS id FROM message_search_content").get() as {
       id: number;
     }).id;
@@ -420,7 +429,7 @@ class SearchIndexWriter {
     this.#addText = db.prepare(
       "INSERT INTO message_search (rowid, words, extra, tags, room, seq) VALUES (?, ?, ?, ?, ?, ?)",
     );
-    this.#sidOf = db.prepare("SELECT sid, ts FROM messages WHERE room = ? AND seq = ?");
+    this.#sidOf = db.prepare("SELECT sid, ts, sender FROM messages WHERE room = ? AND seq = ?");
     this.#setSid = db.prepare("UPDATE messages SET sid = ? WHERE room = ? AND seq = ?");
     this.#dropText = db.prepare("DELETE FROM message_search WHERE rowid = ?");
     this.#unindexed = db.prepare(
@@ -439,15 +448,19 @@ class SearchIndexWriter {
     this.#addText.run(id, row[0], row[1], row[2], room, seq);
   }
 
-  /** An edit (its new words, extra, tags) or a delete (null); the message's row is changed already. */
-  change(room: string, seq: number, row: readonly string[] | null): void {
-    const m = this.#sidOf.get(room, seq) as { sid: number | null; ts: number } | undefined;
+  /**
+   * An edit (its new text) or a delete (null); the message's row is changed already. With the index
+   * off, an edit only drops the old row: the rebuild indexes the new text once the index is on again.
+   */
+  change(room: string, seq: number, text: string | null): void {
+    const m = this.#sidOf.get(room, seq) as { sid: number | null; ts: number; sender: string } | undefined;
     if (!m) return;
     if (m.sid !== null) this.#dropText.run(m.sid);
-    if (row === null) {
+    if (text === null || !this.on) {
       if (m.sid !== null) this.#setSid.run(null, room, seq);
       return;
     }
+    const row = indexRow(room, m.sender, text);
     if (m.sid !== null) return this.add(m.sid, room, seq, row);
     // Edited before the rebuild got to it: indexed now, by its new text.
     this.#insertLate(room, seq, m.ts, row);
@@ -464,17 +477,9 @@ class SearchIndexWriter {
 
   /** One message of the rebuild: true when indexed (false: indexed already, or changed since read). */
   rebuild(r: readonly (string | number)[]): boolean {
-    const [room, seq, ts, text, words, extra, tags] = r as [
-      string,
-      number,
-      number,
-      string,
-      string,
-      string,
-      string,
-    ];
+    const [room, seq, ts, sender, text] = r as [string, number, number, string, string];
     if (!this.#unindexed.get(room, seq, text)) return false;
-    this.#insertLate(room, seq, ts, [words, extra, tags]);
+    this.#insertLate(room, seq, ts, indexRow(room, sender, text));
     return true;
   }
 
@@ -499,11 +504,11 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
         case "open":
           // One connection per worker: a second would stay open, unseen, and hold locks after close.
           if (writer) throw new Error("the writer is open already");
-          writer = new Writer(req.path, req.synchronous);
+          writer = new Writer(req.path, req.synchronous, req.search);
           answer = { id: req.id, ok: true };
           break;
         case "append":
-          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps, req.index);
+          writer!.append(req.rows, req.mentions, req.reads, req.convs, req.keeps);
           answer = { id: req.id, ok: true };
           break;
         case "react":
@@ -531,7 +536,6 @@ function serve(): (e: MessageEvent<WriterRequest>) => void {
               req.audits,
               req.auditRetain,
               req.scrub,
-              req.index,
             ),
           };
           break;

@@ -1,14 +1,16 @@
 /**
  * What the history store and its writer worker (`store_writer.ts`) say to each other: one request,
  * one answer with the same id. Types only: the worker is loaded by path, and `--allow-read` and
- * `deno compile --include` name that one file, so it must import nothing of ours at run time.
+ * `deno compile --include` name its files (the worker and `search_text.ts`), so this module must add
+ * nothing to what it imports at run time.
  * @module
  */
 import type { RoomChange } from "./domain.ts";
 
 /** A request to the writer worker. */
 export type WriterRequest =
-  | { id: number; op: "open"; path: string; synchronous: string }
+  /** `search`: whether the search index is kept (see `SqliteOptions.searchIndex`). */
+  | { id: number; op: "open"; path: string; synchronous: string; search: boolean }
   | {
     id: number;
     op: "append";
@@ -22,13 +24,11 @@ export type WriterRequest =
     convs: (string | number)[][];
     /** Guests who wrote or are in a conversation stay in the directory at least until: until, ukey. */
     keeps: (string | number)[][];
-    /** The search index's row of each message: words, extra, tags (see `search_text.ts`); empty: none indexed. */
-    index: string[][];
   }
   /**
-   * History from before the search index, indexed by the rebuild: room, seq, ts, text, words,
-   * extra, tags. A row whose message was deleted, edited or removed since it was read is left
-   * out (its change indexed it already); `cursor` is stored as the rebuild's progress.
+   * History from before the search index, indexed by the rebuild: room, seq, ts, sender, text. A row
+   * whose message was deleted, edited or removed since it was read is left out (its change indexed it
+   * already); `cursor` is stored as the rebuild's progress.
    */
   | { id: number; op: "index"; rows: (string | number)[][]; cursor: string }
   | { id: number; op: "react"; row: (string | number)[]; on: boolean }
@@ -48,8 +48,6 @@ export type WriterRequest =
     auditRetain: number;
     /** Some are deletes: once committed, the old texts are wiped from the WAL file too. */
     scrub: boolean;
-    /** Each edit's search index row (words, extra, tags); null for a delete (its row goes). */
-    index: (string[] | null)[];
   }
   | { id: number; op: "room"; room: string; change: RoomChange; audit: AuditRow; auditRetain: number }
   | { id: number; op: "close" };

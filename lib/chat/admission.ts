@@ -16,6 +16,7 @@ import { type ChatContext, nameOf } from "./context.ts";
 import { CONVERSATIONS_PAGE, type Direct } from "./direct.ts";
 import type { Naming } from "./naming.ts";
 import type { Rooms } from "./rooms.ts";
+import { searchRefusal } from "./search.ts";
 
 /** What the caller of `Chat.open` learned from the upgrade request (already validated). */
 export interface OpenParams {
@@ -174,7 +175,7 @@ export class Admission {
         burst: cfg.burst,
         historyPage: cfg.historyPage,
         editSeconds: cfg.editWindowSeconds,
-        searchQueryChars: this.#ctx.engine.search ? cfg.searchMaxQueryChars : 0,
+        searchQueryChars: searchRefusal(this.#ctx) ? 0 : cfg.searchMaxQueryChars,
         searchPage: cfg.searchPage,
       },
       version: PROTOCOL_VERSION,

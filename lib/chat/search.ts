@@ -3,7 +3,7 @@
  * results, next?, partial?}`. This module decides where a person may look (the rooms they are in, and
  * their direct conversations; one named room if they may join it, by the same check as `join`) and
  * how often; the query language is lib/search_text.ts's, the index the engine's. An engine without
- * one (Redis) answers `unsupported`.
+ * one (Redis), or a server run with `--search off`, answers `unsupported`.
  * @module
  */
 import type { ChatMessage } from "../domain.ts";
@@ -37,6 +37,19 @@ export const SEARCH_UNSUPPORTED = new ProtocolError(
   "Search is not available on this server: its Redis store keeps no text index " +
     "(a server with the embedded SQLite or memory store has one)",
 );
+
+/** The answer of a server run with `--search off`. */
+export const SEARCH_OFF = new ProtocolError(
+  "unsupported",
+  "Search is not available on this server: it runs with --search off and keeps no text index",
+);
+
+/** Whether this server answers searches, and the error that says why not. */
+export function searchRefusal(ctx: Pick<ChatContext, "engine" | "cfg">): ProtocolError | undefined {
+  if (!ctx.engine.search) return SEARCH_UNSUPPORTED;
+  if (ctx.cfg.search === "off") return SEARCH_OFF;
+  return undefined;
+}
 
 /** The `search` answer. */
 export type SearchAnswer = Extract<ServerMessage, { type: "search" }>;
@@ -96,8 +109,9 @@ export class Search {
 
   /** `search`: answered `search` or an error frame (a refused search names no room it was not given). */
   search(conn: Conn, msg: SearchFrame): void {
-    const { engine, cfg, conns, log } = this.#ctx;
-    if (!engine.search) throw SEARCH_UNSUPPORTED;
+    const { cfg, conns, log } = this.#ctx;
+    const refused = searchRefusal(this.#ctx);
+    if (refused) throw refused;
     const checked = checkSearch(msg, { maxQueryChars: cfg.searchMaxQueryChars, page: cfg.searchPage });
     this.#take(conn.key);
     const id = conn.peer.id;
@@ -123,8 +137,9 @@ export class Search {
    * @throws {ProtocolError} `unsupported`, `bad_query`, `bad_message`, `store_failed`, `unavailable`.
    */
   async find(msg: Omit<SearchFrame, "type">): Promise<SearchAnswer> {
-    const { engine, cfg } = this.#ctx;
-    if (!engine.search) throw SEARCH_UNSUPPORTED;
+    const { cfg } = this.#ctx;
+    const refused = searchRefusal(this.#ctx);
+    if (refused) throw refused;
     const checked = checkSearch(msg, { maxQueryChars: cfg.searchMaxQueryChars, page: cfg.searchPage });
     const named = checked.query.in === undefined ? undefined : normalizeRoom(checked.query.in);
     if (named !== undefined && msg.room !== undefined && named !== msg.room) {

@@ -184,6 +184,25 @@ Deno.test({
   },
 });
 
+for (const store of ["memory", "sqlite"] as const) {
+  Deno.test(`search with --search off (${store}): error unsupported naming it, welcome says so, the API answers 501`, async () => {
+    await using s = await startServer({ store, search: "off", apiKeys: KEY });
+    await using c = await TestClient.connect(s, { name: "alice", room: "lobby" });
+    await c.next("joined");
+    const welcome = c.lines.find((m) => m.type === "welcome")!;
+    assert.equal(welcome.limits.searchQueryChars, 0);
+    await say(c, "lobby", "findable words");
+    const e = await answer(c, { q: "findable" });
+    assert.deepEqual([e.type, e.code], ["error", "unsupported"]);
+    assert.match(e.message, /--search off/);
+    // The connection lives on.
+    assert.ok(await say(c, "lobby", "still here") > 0);
+    const r = await fetch(`${s.url}/api/search?q=findable`, { headers: { authorization: `Bearer ${KEY}` } });
+    const body = await r.json();
+    assert.deepEqual([r.status, body.error.code], [501, "unsupported"]);
+  });
+}
+
 Deno.test("welcome tells the search limits where search is available", async () => {
   await using s = await startServer({ store: "memory", searchMaxQueryChars: 99, searchPage: 7 });
   await using c = await TestClient.connect(s, { name: "alice", room: "" });

@@ -11,6 +11,7 @@ import type { Draft, Engine, SearchRequest } from "../../lib/engine.ts";
 import { EmbeddedEngine } from "../../lib/engine_embedded.ts";
 import { parseQuery } from "../../lib/search_text.ts";
 import { type IndexProgress, SqliteStore } from "../../lib/store_sqlite.ts";
+import { MemoryStore } from "../../lib/store.ts";
 import { engineKinds } from "../helpers/engine_kinds.ts";
 
 /** A room of its own per test: Redis runs are not flushed between tests. */
@@ -278,6 +279,63 @@ Deno.test("SqliteStore indexes history written before the index in the backgroun
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("SqliteStore with searchIndex off indexes nothing; opened with it on again, what was written meanwhile is indexed in the background", async () => {
+  const dir = await Deno.makeTempDir();
+  const opts = { retainMessages: 0, retainMs: 0, durability: "normal" as const };
+  try {
+    const room = newRoom();
+    let engine = new EmbeddedEngine(await SqliteStore.open(dir, opts), { dedupWindowMs: 0 });
+    await engine.append([draft(room, "alpha one"), draft(room, "alpha two"), draft(room, "beta three")]);
+    await engine.close();
+    const off = await SqliteStore.open(dir, { ...opts, searchIndex: false });
+    engine = new EmbeddedEngine(off, { dedupWindowMs: 0 });
+    await engine.append([draft(room, "gamma four")]);
+    assert.ok(
+      (await engine.changeMessage(room, 1, { kind: "edit", text: "delta one", editedTs: clock }, {})).ok,
+    );
+    assert.ok((await engine.changeMessage(room, 2, { kind: "delete", by: "ada" }, {})).ok);
+    // Nothing new in the index, and the old text of the edit is gone from it too.
+    assert.deepEqual((await find(engine, "gamma ", [room])).texts, []);
+    assert.deepEqual((await find(engine, "alpha ", [room])).texts, []);
+    await engine.close();
+    const db = new DatabaseSync(`${dir}/chat.db`);
+    const rebuild = db.prepare("SELECT v FROM meta WHERE k = 'search_rebuild'").get() as { v: string };
+    db.close();
+    assert.equal(rebuild.v, "[]");
+    let done!: () => void;
+    const finished = new Promise<void>((r) => done = r);
+    engine = new EmbeddedEngine(
+      await SqliteStore.open(dir, { ...opts, onIndexProgress: (p) => p.done && done() }),
+      { dedupWindowMs: 0 },
+    );
+    await finished;
+    assert.deepEqual((await find(engine, "gamma ", [room])).texts, ["gamma four"]);
+    assert.deepEqual((await find(engine, "delta ", [room])).texts, ["delta one"]);
+    assert.deepEqual((await find(engine, "alpha ", [room])).texts, []);
+    // Indexed while on, and once only.
+    assert.deepEqual((await find(engine, "beta ", [room])).texts, ["beta three"]);
+    assert.deepEqual((await find(engine, "one ", [room])).texts, ["delta one"]);
+    await engine.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("MemoryStore with searchIndex off finds nothing, and its edits and deletes still work", async () => {
+  const engine = new EmbeddedEngine(new MemoryStore({ retainMessages: 0, retainMs: 0, searchIndex: false }), {
+    dedupWindowMs: 0,
+  });
+  const room = newRoom();
+  await engine.append([draft(room, "alpha one"), draft(room, "alpha two")]);
+  assert.ok(
+    (await engine.changeMessage(room, 1, { kind: "edit", text: "delta one", editedTs: clock }, {})).ok,
+  );
+  assert.ok((await engine.changeMessage(room, 2, { kind: "delete", by: "ada" }, {})).ok);
+  assert.deepEqual((await find(engine, "alpha ", [room])).texts, []);
+  assert.deepEqual((await find(engine, "delta ", [room])).texts, []);
+  await engine.close();
 });
 
 /** The search index of schema version 4 (#21 as first built), with its table beside FTS5. */

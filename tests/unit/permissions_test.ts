@@ -69,3 +69,27 @@ Deno.test("shellWords() quotes only what a shell would change", () => {
     `deno run '--allow-env=PORT,REDIS_*' main.ts --data-dir 'my data' 'it'\\''s'`,
   );
 });
+
+/** The project modules `lib/<file>` imports at run time (type-only imports load nothing), transitively. */
+function runtimeImports(file: string, seen = new Set<string>()): Set<string> {
+  const source = Deno.readTextFileSync(new URL(`../../lib/${file}`, import.meta.url));
+  for (const [, dep] of source.matchAll(/^import (?!type )[^;]*?from "\.\/([^"]+)";/gms)) {
+    if (!seen.has(dep)) seen.add(dep), runtimeImports(dep, seen);
+  }
+  return seen;
+}
+
+Deno.test("OWN_READS names the history writer and every module it loads, and deno.json's dev and compile tasks grant them", () => {
+  // The writer is a Worker, loaded from its file after start-up: each module it imports is read then,
+  // under the granted permissions, and must be in the compiled binary.
+  const needed = ["store_writer.ts", ...runtimeImports("store_writer.ts")].map((f) => `lib/${f}`);
+  assert.deepEqual(needed, ["lib/store_writer.ts", "lib/search_text.ts"]);
+  for (const f of needed) assert.ok(OWN_READS.includes(f), `${f} is not in OWN_READS`);
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url))).tasks;
+  const devReads = (tasks.dev as string).match(/--allow-read=(\S+)/)![1].split(",");
+  const included = [...(tasks.compile as string).matchAll(/--include (\S+)/g)].map((m) => m[1]);
+  for (const p of OWN_READS) {
+    assert.ok(devReads.includes(p), `the dev task does not read ${p}`);
+    assert.ok(included.includes(p), `the compile task does not include ${p}`);
+  }
+});

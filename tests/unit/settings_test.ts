@@ -142,6 +142,7 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     dataDir: "./data",
     store: "sqlite",
     durability: "full",
+    search: "on",
     publicOrigins: [],
     allowedOrigins: [],
     logLevel: "warn",
