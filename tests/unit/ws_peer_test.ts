@@ -91,3 +91,55 @@ Deno.test("WsPeer.useText() after JSON went out: its lines still know the name a
   await turn();
   assert.deepEqual(frames, [[welcome, joined].join("\n"), "* you are now dana", "dana: hi"]);
 });
+
+/**
+ * A socket whose bufferedAmount counts its reads and, once `stalled`, grows by what is sent, as Deno's
+ * does for a client that stops reading.
+ */
+function countingSocket() {
+  const s = { reads: 0, buffered: 0, stalled: false, sends: 0, closedWith: 0 };
+  const socket = {
+    readyState: WebSocket.OPEN,
+    get bufferedAmount() {
+      s.reads++;
+      return s.buffered;
+    },
+    send: (f: string) => {
+      s.sends++;
+      if (s.stalled) s.buffered += new TextEncoder().encode(f).length;
+    },
+    close: (code: number) => void (s.closedWith = code),
+  };
+  return { s, socket: socket as unknown as WebSocket };
+}
+
+Deno.test("WsPeer.flush() reads bufferedAmount only when what it sent could pass the cap, and still closes at it", async () => {
+  const cap = 64 * 1024;
+  const { s, socket } = countingSocket();
+  const metrics = new Metrics();
+  const p = new WsPeer(1, socket, new Flusher(), metrics, cap, () => {});
+  // A client that reads: 500 flushes of a 120-character line (3 x 120 bytes at most each) ask once.
+  const line = encodeMessage({ room: "lobby", seq: 1, from: "dan", text: "é".repeat(60), ts: 1 });
+  for (let i = 0; i < 500; i++) {
+    p.send(line);
+    p.flush();
+  }
+  assert.equal(s.sends, 500);
+  assert.ok(s.reads <= Math.ceil((500 * 3 * line.length) / cap), `${s.reads} reads of bufferedAmount`);
+  // It stops reading: every send while the socket held at most the cap, then a close at the first
+  // flush that finds more, exactly as when every flush read it.
+  s.stalled = true;
+  let sentOver = 0, flushes = 0;
+  while (s.closedWith === 0 && flushes < 10_000) {
+    const before = s.buffered, sends = s.sends;
+    p.send(line);
+    p.flush();
+    flushes++;
+    if (s.sends > sends && before > cap) sentOver++;
+    if (s.closedWith !== 0) assert.ok(before > cap, `closed with ${before} bytes queued, cap ${cap}`);
+  }
+  assert.equal(s.closedWith, 4001);
+  assert.equal(sentOver, 0);
+  assert.equal(metrics.slowConsumerCloses, 1);
+  await new Promise((r) => setTimeout(r, 0)); // the flusher's own turn, now with nothing to send
+});
