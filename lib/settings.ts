@@ -549,6 +549,29 @@ export const TABLE = {
       max: 1000,
       help: "ms a message finding the history writer idle waits to share its write (memory: 0)",
     },
+    /**
+     * Each frame costs the server one write whatever it holds: after a flush to this many connections,
+     * the next waits a little so that a busy room's lines share frames. Small rooms never wait.
+     */
+    busyFlushDelayMs: {
+      flag: "busy-flush-delay",
+      env: "CHAT_BUSY_FLUSH_DELAY",
+      kind: "int",
+      default: 5,
+      unit: "ms",
+      min: 0,
+      max: 100,
+      help:
+        "ms the next flush waits after one to `--busy-flush-peers` connections, so lines share frames (0 = never)",
+    },
+    busyFlushPeers: {
+      flag: "busy-flush-peers",
+      env: "CHAT_BUSY_FLUSH_PEERS",
+      kind: "int",
+      default: 256,
+      min: 1,
+      help: "connections one flush writes to that make the next wait `--busy-flush-delay`",
+    },
     historyOnJoin: {
       flag: "history-on-join",
       env: "CHAT_HISTORY_ON_JOIN",

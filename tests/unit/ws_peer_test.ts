@@ -143,3 +143,27 @@ Deno.test("WsPeer.flush() reads bufferedAmount only when what it sent could pass
   assert.equal(metrics.slowConsumerCloses, 1);
   await new Promise((r) => setTimeout(r, 0)); // the flusher's own turn, now with nothing to send
 });
+
+Deno.test("Flusher waits busyDelayMs after a flush to busyPeers peers or more, and flushes in the turn otherwise", async () => {
+  const f = new Flusher({ busyDelayMs: 40, busyPeers: 3 });
+  const flushed: number[] = [];
+  const peers = [0, 1, 2].map((i) => ({ flush: () => void flushed.push(i) }));
+  f.mark(peers[0]);
+  f.mark(peers[1]);
+  await turn();
+  assert.deepEqual(flushed, [0, 1]);
+  for (const p of peers) f.mark(p);
+  await turn();
+  assert.equal(flushed.length, 5);
+  const start = performance.now();
+  f.mark(peers[0]);
+  await turn();
+  assert.equal(flushed.length, 5, "the flush after a busy one waits");
+  for (let i = 0; i < 100 && flushed.length < 6; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(flushed.length, 6);
+  assert.ok(performance.now() - start >= 35, `waited ${performance.now() - start} ms`);
+  // That one went to one peer: the next goes out in its turn again.
+  f.mark(peers[1]);
+  await turn();
+  assert.deepEqual(flushed, [0, 1, 0, 1, 2, 0, 1]);
+});
