@@ -557,7 +557,7 @@ export const TABLE = {
       flag: "busy-flush-delay",
       env: "CHAT_BUSY_FLUSH_DELAY",
       kind: "int",
-      default: 5,
+      default: 2,
       unit: "ms",
       min: 0,
       max: 100,

@@ -101,8 +101,8 @@ export class Flusher {
       // At the end of this turn: what every frame read in this turn produced for a peer goes in one
       // frame, and a lone message still goes out at once (setImmediate costs microseconds).
       // After a big fan-out, waiting a few ms instead: each frame costs the server about 10 us (one
-      // write, mostly kernel) whatever it holds, so a busy room's frames carry more lines each (S1
-      // 1 x 1000: 8.7 -> 15 a frame, CPU per delivery -35 %; docs/performance.md).
+      // write, mostly kernel) whatever it holds, so a busy room's frames carry more lines each
+      // (docs/performance.md, "S1 against Bun").
       if (this.#busy && this.#busyDelayMs > 0) setTimeout(this.#run, this.#busyDelayMs);
       else setImmediate(this.#run);
     }
