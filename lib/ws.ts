@@ -21,13 +21,19 @@ export interface Flushable {
 /** Options of {@link Flusher}. */
 export interface FlusherOptions {
   /**
-   * After a flush that wrote to at least {@link busyPeers} peers, the next waits this many ms from its
-   * first queued line, so what a busy room gets meanwhile shares each member's frame. 0: never wait.
+   * After a flush that wrote to at least {@link busyPeers} peers, the next ones wait this many ms from
+   * their first queued line, so what a busy room gets meanwhile shares each member's frame. 0: never wait.
    * @default 0
    */
   busyDelayMs?: number;
   /** @default 256 */
   busyPeers?: number;
+  /**
+   * How long after such a flush every flush waits: a small one in between (an ack, one answer) does
+   * not end the busy spell, or the next fan-out would go out at once and alternate.
+   * @default 100
+   */
+  busyWindowMs?: number;
 }
 
 /**
@@ -40,15 +46,16 @@ export class Flusher {
   #scheduled = false;
   readonly #busyDelayMs: number;
   readonly #busyPeers: number;
-  /** The last flush wrote to at least `busyPeers` peers. */
-  #busy = false;
+  readonly #busyWindowMs: number;
+  /** When a flush last wrote to at least `busyPeers` peers (`performance.now()`). */
+  #busyAt = -Infinity;
   /** The last frame built and the lines it holds: members of one room get the same lines. */
   #lastLines: string[] = [];
   #lastFrame = "";
   readonly #run = () => {
     this.#scheduled = false;
     const dirty = this.#dirty;
-    this.#busy = dirty.length >= this.#busyPeers;
+    if (dirty.length >= this.#busyPeers && this.#busyDelayMs > 0) this.#busyAt = performance.now();
     this.#dirty = this.#spare;
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
@@ -63,6 +70,7 @@ export class Flusher {
   constructor(options: FlusherOptions = {}) {
     this.#busyDelayMs = options.busyDelayMs ?? 0;
     this.#busyPeers = options.busyPeers ?? 256;
+    this.#busyWindowMs = options.busyWindowMs ?? 100;
   }
 
   /**
@@ -103,7 +111,7 @@ export class Flusher {
       // After a big fan-out, waiting a few ms instead: each frame costs the server about 10 us (one
       // write, mostly kernel) whatever it holds, so a busy room's frames carry more lines each
       // (docs/performance.md, "S1 against Bun").
-      if (this.#busy && this.#busyDelayMs > 0) setTimeout(this.#run, this.#busyDelayMs);
+      if (performance.now() - this.#busyAt < this.#busyWindowMs) setTimeout(this.#run, this.#busyDelayMs);
       else setImmediate(this.#run);
     }
   }
