@@ -150,7 +150,7 @@ export async function createApp(config: Config, deps: AppDeps = {}): Promise<App
   const engine = deps.engine ?? await openEngine(config, deps.store, log, metrics);
   const sharing = deps.sharing ?? sharingOf(engine);
   const chat = new Chat(config, { engine, sharing, log, metrics, verifier, now: deps.now });
-  const flusher = new Flusher();
+  const flusher = new Flusher({ busyDelayMs: config.busyFlushDelayMs, busyPeers: config.busyFlushPeers });
   const sse = new SseSessions({
     chat,
     flusher,

@@ -578,6 +578,30 @@ export const TABLE = {
       max: 1000,
       help: "ms a message finding the history writer idle waits to share its write (memory: 0)",
     },
+    /**
+     * Each frame costs the server one write whatever it holds: for 100 ms after a flush to this many
+     * connections, each flush waits a little so that a busy room's lines share frames. Small rooms never wait.
+     */
+    busyFlushDelayMs: {
+      flag: "busy-flush-delay",
+      env: "CHAT_BUSY_FLUSH_DELAY",
+      kind: "int",
+      default: 5,
+      unit: "ms",
+      min: 0,
+      max: 100,
+      help:
+        "ms a flush waits within 100 ms of one to `--busy-flush-peers` connections, to share frames (0 = never)",
+    },
+    busyFlushPeers: {
+      flag: "busy-flush-peers",
+      env: "CHAT_BUSY_FLUSH_PEERS",
+      kind: "int",
+      default: 256,
+      min: 1,
+      help:
+        "connections one flush writes to that make the flushes of the next 100 ms wait `--busy-flush-delay`",
+    },
     historyOnJoin: {
       flag: "history-on-join",
       env: "CHAT_HISTORY_ON_JOIN",

@@ -157,6 +157,8 @@ Deno.test("DEFAULTS, derived from the settings table, are the values each settin
     maxRooms: 10_000,
     messagesPerSecond: 10,
     burst: 30,
+    busyFlushDelayMs: 5,
+    busyFlushPeers: 256,
     maxStrikes: 20,
     maxConnections: 10_000,
     maxConnectionsPerIp: 50,

@@ -89,3 +89,87 @@ Deno.test("WsPeer.useText(where) after JSON went out: its lines know the name an
   await turn();
   assert.deepEqual(frames, [[welcome, joined].join("\n"), "* you are now dana", "dana: hi"]);
 });
+
+/**
+ * A socket whose bufferedAmount counts its reads and, once `stalled`, grows by what is sent, as Deno's
+ * does for a client that stops reading.
+ */
+function countingSocket() {
+  const s = { reads: 0, buffered: 0, stalled: false, sends: 0, closedWith: 0 };
+  const socket = {
+    readyState: WebSocket.OPEN,
+    get bufferedAmount() {
+      s.reads++;
+      return s.buffered;
+    },
+    send: (f: string) => {
+      s.sends++;
+      if (s.stalled) s.buffered += new TextEncoder().encode(f).length;
+    },
+    close: (code: number) => void (s.closedWith = code),
+  };
+  return { s, socket: socket as unknown as WebSocket };
+}
+
+Deno.test("WsPeer.flush() reads bufferedAmount only when what it sent could pass the cap, and still closes at it", async () => {
+  const cap = 64 * 1024;
+  const { s, socket } = countingSocket();
+  const metrics = new Metrics();
+  const p = new WsPeer(1, socket, new Flusher(), metrics, cap, () => {});
+  // A client that reads: 500 flushes of a 120-character line (3 x 120 bytes at most each) ask once.
+  const line = encodeMessage({ room: "lobby", seq: 1, from: "dan", text: "é".repeat(60), ts: 1 });
+  for (let i = 0; i < 500; i++) {
+    p.send(line);
+    p.flush();
+  }
+  assert.equal(s.sends, 500);
+  assert.ok(s.reads <= Math.ceil((500 * 3 * line.length) / cap), `${s.reads} reads of bufferedAmount`);
+  // It stops reading: every send while the socket held at most the cap, then a close at the first
+  // flush that finds more, exactly as when every flush read it.
+  s.stalled = true;
+  let sentOver = 0, flushes = 0;
+  while (s.closedWith === 0 && flushes < 10_000) {
+    const before = s.buffered, sends = s.sends;
+    p.send(line);
+    p.flush();
+    flushes++;
+    if (s.sends > sends && before > cap) sentOver++;
+    if (s.closedWith !== 0) assert.ok(before > cap, `closed with ${before} bytes queued, cap ${cap}`);
+  }
+  assert.equal(s.closedWith, 4001);
+  assert.equal(sentOver, 0);
+  assert.equal(metrics.slowConsumerCloses, 1);
+  await new Promise((r) => setTimeout(r, 0)); // the flusher's own turn, now with nothing to send
+});
+
+Deno.test("Flusher waits busyDelayMs for busyWindowMs after a flush to busyPeers peers, and flushes in the turn otherwise", async () => {
+  const f = new Flusher({ busyDelayMs: 40, busyPeers: 3, busyWindowMs: 150 });
+  const flushed: number[] = [];
+  const peers = [0, 1, 2].map((i) => ({ flush: () => void flushed.push(i) }));
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && flushed.length < n; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(flushed.length, n);
+  };
+  f.mark(peers[0]);
+  f.mark(peers[1]);
+  await turn();
+  assert.deepEqual(flushed, [0, 1]);
+  for (const p of peers) f.mark(p);
+  await turn();
+  assert.equal(flushed.length, 5);
+  const busyAt = performance.now();
+  // The flushes after it wait, small ones too, and a small one does not end the spell.
+  for (const n of [6, 7]) {
+    const start = performance.now();
+    f.mark(peers[0]);
+    await turn();
+    assert.equal(flushed.length, n - 1, "a flush soon after a busy one waits");
+    await until(n);
+    assert.ok(performance.now() - start >= 35, `waited ${performance.now() - start} ms`);
+  }
+  // Once the window is over, a flush goes out in its turn again.
+  await new Promise((r) => setTimeout(r, Math.max(0, busyAt + 160 - performance.now())));
+  f.mark(peers[1]);
+  await turn();
+  assert.deepEqual(flushed, [0, 1, 0, 1, 2, 0, 0, 1]);
+});
