@@ -14,7 +14,8 @@ export interface Person<C> {
   name: string;
   /** The display name they are shown under beside `name`, when they have one (lib/display_names.ts). */
   display?: string;
-  conns: Set<C>;
+  /** Its connections here: an array, as {@link Hub}'s rooms of a connection are (few, and cheaper). */
+  conns: C[];
   /** When the last connection closed (ms), for the name hold. */
   lastSeen: number;
 }
@@ -48,7 +49,7 @@ export class People<C> {
   claim(key: string, name: string, now: number): Person<C> {
     let person = this.#byKey.get(key);
     if (!person || person.name !== name) {
-      person ??= { key, name, conns: new Set(), lastSeen: now };
+      person ??= { key, name, conns: [], lastSeen: now };
       this.take(person, name, now);
       this.#byKey.set(key, person);
     }
@@ -87,7 +88,7 @@ export class People<C> {
     for (const k of nameKeys(name)) {
       const holder = this.#names.get(k);
       if (!holder || holder.key === key) continue;
-      if (holder.conns.size > 0 || now - holder.lastSeen < this.#holdMs) return holder;
+      if (holder.conns.length > 0 || now - holder.lastSeen < this.#holdMs) return holder;
     }
     return undefined;
   }
@@ -108,7 +109,7 @@ export class People<C> {
   byName(name: string, held: boolean): Person<C> | undefined {
     for (const k of nameKeys(name)) {
       const p = this.#names.get(k);
-      if (p && (held || p.conns.size > 0)) return p;
+      if (p && (held || p.conns.length > 0)) return p;
     }
     return undefined;
   }
@@ -117,7 +118,7 @@ export class People<C> {
   sweep(now: number): number {
     let n = 0;
     for (const person of this.#byKey.values()) {
-      if (person.conns.size === 0 && now - person.lastSeen >= this.#holdMs) {
+      if (person.conns.length === 0 && now - person.lastSeen >= this.#holdMs) {
         this.#forget(person);
         n++;
       }

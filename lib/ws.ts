@@ -307,7 +307,11 @@ export class WsPeer implements Peer {
  * so nothing may throw: the handlers catch inside the chat.
  */
 export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
-  const { chat } = opts;
+  // The handlers below share one closure scope that lives as long as the connection: they capture
+  // these locals, never `opts` (its format and the rest are not needed after this function), and
+  // `params` (the token and the address among them) only until the socket opens.
+  const { chat, onClose } = opts;
+  let params: OpenParams | undefined = opts.params;
   const detach = () => chat.closed(peer.id); // idempotent
   const peer = new WsPeer(opts.id, socket, opts.flusher, opts.metrics, opts.maxBufferedBytes, detach);
   let closed = false;
@@ -316,7 +320,11 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
   else if (format?.single) peer.useSingleFrames();
   // The tutorial pages send a form first and print whatever arrives, so they get text mode from then on.
   let first = !format?.chosen && !format?.text;
-  socket.onopen = () => chat.open(peer, opts.params);
+  socket.onopen = () => {
+    const p = params;
+    params = undefined;
+    if (p) chat.open(peer, p);
+  };
   socket.onmessage = (e: MessageEvent) => {
     const d = e.data;
     if (first) {
@@ -334,7 +342,7 @@ export function acceptSocket(socket: WebSocket, opts: SocketOptions): void {
     closed = true;
     peer.closed();
     detach();
-    opts.onClose();
+    onClose();
   };
   // A failed receive: nothing more will come from this socket, so it leaves its rooms now.
   socket.onerror = (e) => {

@@ -279,3 +279,38 @@ Deno.test("Hub.publish() and rename() send a room's held presence first, so orde
     "nick alicia",
   ]);
 });
+
+Deno.test("Hub.knownSeq() is the newer of the room's last delivery and the member's joined answer, until a restart", () => {
+  const h = hub();
+  const [a, b] = [new FakePeer(), new FakePeer()];
+  h.connect(a, "ka", "alice", 0);
+  h.connect(b, "kb", "bob", 0);
+  h.join(a.id, "r", true);
+  h.settle(a.id, "r", 0); // a new, empty room: nobody's answer is ahead
+  assert.equal(h.knownSeq(a.id, "r"), 0);
+  h.publish("r", JSON.stringify({ type: "message", seq: 3 }), 3);
+  assert.equal(h.knownSeq(a.id, "r"), 3);
+  // b's history read found seq 7, stored while nothing was delivered here yet: b has up to 7, a up to 3.
+  h.join(b.id, "r", true);
+  h.settle(b.id, "r", 7);
+  assert.equal(h.knownSeq(b.id, "r"), 7);
+  assert.equal(h.knownSeq(a.id, "r"), 3);
+  h.publish("r", JSON.stringify({ type: "message", seq: 8 }), 8);
+  assert.equal(h.knownSeq(a.id, "r"), 8);
+  assert.equal(h.knownSeq(b.id, "r"), 8);
+  // A history that starts over counts from `from` for every member, whatever it had.
+  h.join(b.id, "s", true);
+  h.settle(b.id, "s", 9);
+  h.restart("s", JSON.stringify({ type: "joined", room: "s" }), 2);
+  assert.equal(h.knownSeq(b.id, "s"), 2);
+  h.restart("r", JSON.stringify({ type: "joined", room: "r" }));
+  assert.equal(h.knownSeq(a.id, "r"), 0);
+  assert.equal(h.knownSeq(b.id, "r"), 0);
+  // Leaving and joining again forgets the old answer.
+  h.join(a.id, "s", true);
+  h.settle(a.id, "s", 5);
+  h.leave(a.id, "s");
+  h.join(a.id, "s", true);
+  h.settle(a.id, "s", 0);
+  assert.equal(h.knownSeq(a.id, "s"), 2);
+});
