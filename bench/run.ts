@@ -44,7 +44,8 @@ const HELP = `Usage: deno task bench [options]
                       search: the search bench (search_bench.ts; not in all)
   --search-messages N messages the search bench generates         [1000000]
   --search-rooms N    rooms they go in                            [1000]
-  --servers LIST      main,main-normal,main-nosearch,main-memory,naive   [default: main,main-memory,naive]
+  --servers LIST      main,main-normal,main-nosearch,main-memory,naive,naive-hello
+                                                   [default: main,main-memory,naive]
   --peers LIST        also run shared peers: bun,node-ws (deps installed into bench/.cache)
   --runs N            repeat everything N times                   [1]
   --dur S             measured seconds of s1/s2                   [10; quick 3]
