@@ -4,6 +4,7 @@
  * @module
  */
 import { People, type Person } from "./hub_people.ts";
+import { Watchers } from "./hub_watch.ts";
 import { ProtocolError } from "./protocol.ts";
 import { encode, nickMessage } from "./server_messages.ts";
 
@@ -65,10 +66,6 @@ interface Client {
    * an empty set costs an idle connection about 150 bytes where a one-room array costs 32.
    */
   rooms: string[];
-  /** Per big room: the names whose presence it asked about (its last member page). */
-  watching?: Map<string, string[]>;
-  /** The people it has direct conversations with, oldest first: told about in every big room. */
-  partners?: string[];
 }
 
 /** A member whose `joined` answer is still being read: what the room sends it waits here. */
@@ -95,8 +92,6 @@ interface Room {
   byName: Map<string, Person<Client>>;
   /** Once it had more than `bigRoom` people here or anywhere; it stays big until it empties here. */
   big: boolean;
-  /** Big rooms: per name, the connections that asked about it (see {@link Hub.watch}). */
-  watchers?: Map<string, Set<Client>>;
   /** Big rooms: someone joined or left since the last `count`. */
   countDue?: boolean;
   /**
@@ -152,8 +147,8 @@ export class Hub {
   readonly #opts: HubOptions;
   /** Rooms with presence lines waiting for {@link Hub.flushPresence}. */
   readonly #presenceRooms = new Set<string>();
-  /** Per name, the connections that have it among their partners (see {@link Hub.watchPartners}). */
-  readonly #partnerWatchers = new Map<string, Set<Client>>();
+  /** Who asked about whom in big rooms (see {@link Hub.watch}, {@link Hub.watchPartners}). */
+  readonly #watchers = new Watchers<Client>();
 
   constructor(opts: HubOptions) {
     this.#opts = opts;
@@ -206,7 +201,7 @@ export class Hub {
       this.#flushRoom(room);
       this.#addAudience(told, room, r, renamed?.old);
     }
-    if (renamed) this.#rekey(rooms, renamed.old, renamed.name);
+    if (renamed) this.#watchers.rename(rooms, renamed.old, renamed.name);
     for (const c of told) c.peer.send(line);
   }
 
@@ -249,7 +244,7 @@ export class Hub {
     if (!client) return [];
     const emptied: string[] = [];
     for (const room of [...client.rooms]) if (this.leave(id, room).deleted) emptied.push(room);
-    this.#setPartners(client, []);
+    this.#watchers.setPartners(client, []);
     this.#clients.delete(id);
     removeFrom(client.person.conns, client);
     if (client.person.conns.length === 0) client.person.lastSeen = now;
@@ -330,7 +325,7 @@ export class Hub {
     for (const { line, seq } of held.lines) if (seq === undefined || seq > lastSeq) client.peer.send(line);
     // Its `joined` held a page, not the list: which of its partners are here too is told as presence.
     const elsewhere: Elsewhere[] = [];
-    if (r.big) this.#tellPresent(client, room, r, client.partners ?? [], elsewhere);
+    if (r.big) this.#tellPresent(client, room, r, this.#watchers.partnersOf(client), elsewhere);
     return elsewhere;
   }
 
@@ -368,7 +363,7 @@ export class Hub {
     r.members.delete(client);
     r.holding.delete(client);
     r.settled.delete(client);
-    this.#unwatch(client, room, r);
+    this.#watchers.unpage(client, room);
     const tabs = (r.people.get(client.person) ?? 1) - 1;
     if (tabs > 0) {
       r.people.set(client.person, tabs);
@@ -480,14 +475,7 @@ export class Hub {
     const client = this.#clients.get(id);
     const r = this.#rooms.get(room);
     if (!client || !r || !client.rooms.includes(room)) return;
-    this.#unwatch(client, room, r);
-    const watchers = r.watchers ??= new Map();
-    for (const name of names) {
-      let set = watchers.get(name);
-      if (!set) watchers.set(name, set = new Set());
-      set.add(client);
-    }
-    (client.watching ??= new Map()).set(room, [...names]);
+    this.#watchers.page(client, room, names);
   }
 
   /**
@@ -502,11 +490,15 @@ export class Hub {
   watchPartners(key: string, names: readonly string[], replace = false): Elsewhere[] {
     const elsewhere: Elsewhere[] = [];
     for (const client of this.#people.get(key)?.conns ?? []) {
-      const had = new Set(client.partners); // already told about: not again
-      const kept = [...(replace ? [] : client.partners ?? []).filter((n) => !names.includes(n)), ...names]
+      const before = this.#watchers.partnersOf(client);
+      const had = new Set(before); // already told about: not again
+      const kept = [...(replace ? [] : before).filter((n) => !names.includes(n)), ...names]
         .filter((n) => n !== client.person.name);
-      this.#setPartners(client, kept.slice(Math.max(0, kept.length - (this.#opts.maxPartners ?? 100))));
-      const added = (client.partners ?? []).filter((n) => !had.has(n));
+      this.#watchers.setPartners(
+        client,
+        kept.slice(Math.max(0, kept.length - (this.#opts.maxPartners ?? 100))),
+      );
+      const added = this.#watchers.partnersOf(client).filter((n) => !had.has(n));
       for (const room of client.rooms) {
         const r = this.#rooms.get(room)!;
         if (r.big && r.members.has(client)) this.#tellPresent(client, room, r, added, elsewhere);
@@ -523,7 +515,8 @@ export class Hub {
     const client = this.#clients.get(id);
     const r = this.#rooms.get(room);
     if (!client || !r?.members.has(client)) return;
-    const watched = people.filter((p) => client.partners?.includes(p.name) && p.name !== client.person.name);
+    const partners = this.#watchers.partnersOf(client);
+    const watched = people.filter((p) => partners.includes(p.name) && p.name !== client.person.name);
     if (watched.length === 0) return;
     this.#flushRoom(room);
     for (const p of watched) client.peer.send(presenceLine(room, "join", p));
@@ -651,7 +644,7 @@ export class Hub {
       this.#flushRoom(room); // queued presence still says the old name: it goes first
       this.#addAudience(told, room, this.#rooms.get(room)!, old);
     }
-    if (old !== name) this.#rekey(rooms, old, name);
+    if (old !== name) this.#watchers.rename(rooms, old, name);
     for (const c of told) c.peer.send(line);
   }
 
@@ -667,9 +660,9 @@ export class Hub {
         if (!this.#countDue()) this.#opts.onCountQueued?.();
         r.countDue = true;
       }
-      if (subject === undefined || !this.#watched(r, subject)) return;
+      if (subject === undefined || !this.#watchers.watched(room, subject, (c) => r.members.has(c))) return;
       if (!this.#opts.onPresenceQueued) {
-        for (const c of this.#watchersOf(r, subject)) {
+        for (const c of this.#watchers.watchersOf(room, subject)) {
           if (r.members.has(c) && c.person.name !== about) c.peer.send(line);
         }
         return;
@@ -704,7 +697,7 @@ export class Hub {
     if (r.big) {
       // Each line to the members that asked about its person (a few), not to every member.
       for (const q of queued) {
-        for (const c of q.watched === undefined ? [] : this.#watchersOf(r, q.watched)) {
+        for (const c of q.watched === undefined ? [] : this.#watchers.watchersOf(room, q.watched)) {
           const joinedAt = r.members.get(c);
           if (joinedAt !== undefined && forMe(q, c, joinedAt)) c.peer.send(q.line);
         }
@@ -724,21 +717,6 @@ export class Hub {
     return false;
   }
 
-  /** Whether anyone in big room `r` asked about `name` (its page, or as a partner). */
-  #watched(r: Room, name: string): boolean {
-    if (r.watchers?.has(name)) return true;
-    for (const c of this.#partnerWatchers.get(name) ?? []) if (r.members.has(c)) return true;
-    return false;
-  }
-
-  /** The connections that asked about `name` in big room `r` (any may have left it: check). */
-  #watchersOf(r: Room, name: string): Set<Client> {
-    const page = r.watchers?.get(name);
-    const partners = this.#partnerWatchers.get(name);
-    if (!partners) return page ?? new Set();
-    return page ? new Set([...page, ...partners]) : partners;
-  }
-
   /**
    * Adds to `told` who hears of person `name` in `room`: every member (and one still reading its
    * `joined`) of a small room; of a big one, those who asked about them (page or partner).
@@ -749,7 +727,7 @@ export class Hub {
       for (const c of r.holding.keys()) told.add(c);
       return;
     }
-    for (const c of this.#watchersOf(r, name)) if (c.rooms.includes(room)) told.add(c);
+    for (const c of this.#watchers.watchersOf(room, name)) if (c.rooms.includes(room)) told.add(c);
   }
 
   /**
@@ -776,59 +754,6 @@ export class Hub {
     if (here.length === 0) return;
     this.#flushRoom(room);
     for (const p of here) client.peer.send(presenceLine(room, "join", p));
-  }
-
-  /** The watchers of `old` in `rooms` (and as a partner anywhere) watch `name` now: a rename. */
-  #rekey(rooms: Iterable<string>, old: string, name: string): void {
-    for (const room of rooms) {
-      const r = this.#rooms.get(room);
-      const set = r?.watchers?.get(old);
-      if (!r || !set) continue;
-      r.watchers!.delete(old);
-      const into = r.watchers!.get(name) ?? new Set();
-      for (const c of set) {
-        into.add(c);
-        const names = c.watching?.get(room);
-        const i = names?.indexOf(old) ?? -1;
-        if (i >= 0) names![i] = name;
-      }
-      r.watchers!.set(name, into);
-    }
-    const partners = this.#partnerWatchers.get(old);
-    if (!partners) return;
-    this.#partnerWatchers.delete(old);
-    const into = this.#partnerWatchers.get(name) ?? new Set();
-    for (const c of partners) {
-      into.add(c);
-      const i = c.partners!.indexOf(old);
-      if (i >= 0) c.partners![i] = name;
-    }
-    this.#partnerWatchers.set(name, into);
-  }
-
-  /** Replaces `client`'s partners, keeping {@link Hub.#partnerWatchers} in step. */
-  #setPartners(client: Client, names: string[]): void {
-    for (const name of client.partners ?? []) {
-      const set = this.#partnerWatchers.get(name);
-      if (set?.delete(client) && set.size === 0) this.#partnerWatchers.delete(name);
-    }
-    if (names.length === 0) return void delete client.partners;
-    client.partners = names;
-    for (const name of names) {
-      let set = this.#partnerWatchers.get(name);
-      if (!set) this.#partnerWatchers.set(name, set = new Set());
-      set.add(client);
-    }
-  }
-
-  #unwatch(client: Client, room: string, r: Room): void {
-    const names = client.watching?.get(room);
-    if (!names) return;
-    client.watching!.delete(room);
-    for (const name of names) {
-      const set = r.watchers?.get(name);
-      if (set?.delete(client) && set.size === 0) r.watchers!.delete(name);
-    }
   }
 
   #deliver(room: string, line: string, seq?: number): void {
