@@ -14,7 +14,7 @@ import type { Metrics } from "./metrics.ts";
 import { CloseCode } from "./protocol.ts";
 import type { Sharing } from "./sharing.ts";
 import { TextMode } from "./text_mode.ts";
-import type { Flusher, WireFormat } from "./ws.ts";
+import { type Flusher, OutQueue, type WireFormat } from "./ws.ts";
 
 /** Limits of {@link SseSessions}, from the config. */
 export interface SseLimits {
@@ -125,8 +125,7 @@ class SseSession implements Peer {
   readonly #data: DataEncoder;
   readonly #metrics: Metrics;
   readonly #ended: (s: SseSession) => void;
-  readonly #queue: string[] = [];
-  #queuedChars = 0;
+  readonly #out: OutQueue;
   /** Events not yet acknowledged by a resume: the first `#sent` went down the current stream. */
   readonly #events: SentEvent[] = [];
   #sent = 0;
@@ -140,7 +139,6 @@ class SseSession implements Peer {
   detachedAt = performance.now();
   wroteAt = 0;
   #closing = false;
-  #text: TextMode | undefined;
   #single = false;
 
   constructor(
@@ -162,7 +160,7 @@ class SseSession implements Peer {
     this.#data = deps.data;
     this.#metrics = deps.metrics;
     this.#ended = deps.ended;
-    if (format?.text) this.#text = new TextMode(deps.flusher.parse);
+    this.#out = new OutQueue(deps.flusher, this, format?.text ? new TextMode(deps.flusher.parse) : undefined);
     this.#single = format?.single ?? false;
   }
 
@@ -172,34 +170,26 @@ class SseSession implements Peer {
 
   send(line: string): boolean {
     if (this.#closing) return false;
-    if (this.#text) {
-      const text = this.#text.line(line);
-      if (text === undefined) return true;
-      line = text;
-    }
-    if (this.#queue.length === 0) this.#flusher.mark(this);
-    this.#queue.push(line);
-    this.#queuedChars += line.length;
+    this.#out.add(line);
     return true;
   }
 
   /** Queued lines, unsent events and what the stream holds that the client has not taken. */
   backlog(): number {
     if (this.#closing) return Infinity;
-    return this.#queuedChars + this.#unsentBytes + this.#streamQueued;
+    return this.#out.chars + this.#unsentBytes + this.#streamQueued;
   }
 
   /** Turns the queued lines into events (one per turn, or one per line) and sends what it can. */
   flush(): void {
-    const q = this.#queue;
+    const q = this.#out.lines;
     if (q.length === 0) return;
-    const chars = this.#queuedChars;
-    this.#queuedChars = 0;
-    if (this.#closing) return void (q.length = 0);
+    const chars = this.#out.chars;
+    if (this.#closing) return this.#out.clear();
     if (q.length === 1) this.#add(q[0]);
     else if (this.#single || chars > MAX_EVENT_CHARS) { for (const line of q) this.#add(line); }
     else this.#add(this.#flusher.join(q));
-    q.length = 0;
+    this.#out.clear();
     this.#pump();
   }
 
@@ -257,8 +247,7 @@ class SseSession implements Peer {
   }
 
   #slow(): void {
-    this.#queue.length = 0;
-    this.#queuedChars = 0;
+    this.#out.clear();
     this.#metrics.slowConsumerCloses++;
     this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
   }
@@ -316,11 +305,10 @@ class SseSession implements Peer {
   close(code: number, reason: string): void {
     if (this.#closing) return;
     // What is queued (often the error that explains this close) goes out before the close event.
-    if (this.#queue.length) this.flush();
+    if (this.#out.lines.length) this.flush();
     if (this.#closing) return; // the flush found a slow consumer and closed it
     this.#closing = true;
-    this.#queue.length = 0;
-    this.#queuedChars = 0;
+    this.#out.clear();
     this.#events.length = 0;
     const c = this.#stream;
     this.#stream = undefined;

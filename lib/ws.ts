@@ -117,6 +117,66 @@ export class Flusher {
   }
 }
 
+/**
+ * What a peer queued for its client in this turn, as the client wants it: in text mode each JSON line
+ * becomes a human line, or nothing (an ack). The first line of a turn schedules the peer with the
+ * {@link Flusher}, which has it send them all. WebSocket peers and fallback (SSE) sessions queue alike.
+ */
+export class OutQueue {
+  /** The lines, oldest first. */
+  readonly lines: string[] = [];
+  /** Their characters. */
+  chars = 0;
+  #text: TextMode | undefined;
+  readonly #flusher: Flusher;
+  readonly #owner: Flushable;
+
+  constructor(flusher: Flusher, owner: Flushable, text?: TextMode) {
+    this.#flusher = flusher;
+    this.#owner = owner;
+    this.#text = text;
+  }
+
+  /** Whether lines are turned into text mode's. */
+  get text(): boolean {
+    return this.#text !== undefined;
+  }
+
+  /** Queues `line` for the next flush. */
+  add(line: string): void {
+    if (this.#text) {
+      const text = this.#text.line(line);
+      // A message with no line (an ack) is delivered, as far as the chat is concerned.
+      if (text === undefined) return;
+      line = text;
+    }
+    if (this.lines.length === 0) this.#flusher.mark(this.#owner);
+    this.lines.push(line);
+    this.chars += line.length;
+  }
+
+  /** Text mode from now on, for the lines still queued too. */
+  useText(text: TextMode): void {
+    this.#text = text;
+    const q = this.lines;
+    let kept = 0;
+    this.chars = 0;
+    for (let i = 0; i < q.length; i++) {
+      const line = text.line(q[i]);
+      if (line === undefined) continue;
+      q[kept++] = line;
+      this.chars += line.length;
+    }
+    q.length = kept;
+  }
+
+  /** Empties it: sent, or dropped at a close. */
+  clear(): void {
+    this.lines.length = 0;
+    this.chars = 0;
+  }
+}
+
 /** How a connection wants its server messages (see docs/protocol.md, "One message per frame", "Text mode"). */
 export interface WireFormat {
   /** Human lines instead of JSON (text mode); each goes in a frame of its own. */
@@ -154,16 +214,13 @@ export class WsPeer implements Peer {
   readonly #metrics: Metrics;
   readonly #maxBuffered: number;
   readonly #onClosing: () => void;
-  readonly #queue: string[] = [];
-  #queuedChars = 0;
+  readonly #out: OutQueue;
   /**
    * At least the socket's `bufferedAmount`: its value when last read plus the most bytes sent since
    * (3 UTF-8 bytes per UTF-16 code unit). Deno only lowers it between sends, as writes complete.
    */
   #bufferedBound = 0;
   #closing = false;
-  /** Set in text mode: what turns each JSON line into the line sent instead. */
-  #text: TextMode | undefined;
   /** Each line in a frame of its own: one message per frame, and text mode. */
   #single = false;
 
@@ -182,6 +239,7 @@ export class WsPeer implements Peer {
     this.#metrics = metrics;
     this.#maxBuffered = maxBuffered;
     this.#onClosing = onClosing;
+    this.#out = new OutQueue(flusher, this);
   }
 
   /**
@@ -190,20 +248,11 @@ export class WsPeer implements Peer {
    * (the current one last), when it got JSON lines before.
    */
   useText(where?: { name: string; rooms: readonly string[] }): void {
-    if (this.#text) return;
-    const text = this.#text = new TextMode(this.#flusher.parse);
+    if (this.#out.text) return;
+    const text = new TextMode(this.#flusher.parse);
     if (where) text.seed(where.name, where.rooms);
     this.#single = true;
-    const q = this.#queue;
-    let kept = 0;
-    this.#queuedChars = 0;
-    for (let i = 0; i < q.length; i++) {
-      const line = text.line(q[i]);
-      if (line === undefined) continue;
-      q[kept++] = line;
-      this.#queuedChars += line.length;
-    }
-    q.length = kept;
+    this.#out.useText(text);
   }
 
   /** From now on each message goes out in a frame of its own. */
@@ -213,38 +262,28 @@ export class WsPeer implements Peer {
 
   send(line: string): boolean {
     if (this.#closing) return false;
-    if (this.#text) {
-      const text = this.#text.line(line);
-      // A message with no line (an ack) is delivered, as far as the chat is concerned.
-      if (text === undefined) return true;
-      line = text;
-    }
-    if (this.#queue.length === 0) this.#flusher.mark(this);
-    this.#queue.push(line);
-    this.#queuedChars += line.length;
+    this.#out.add(line);
     return true;
   }
 
   /** What is waiting for the client: our queue (characters) plus the socket's unsent bytes. */
   backlog(): number {
     if (this.#closing) return Infinity;
-    return this.#queuedChars + this.#socket.bufferedAmount;
+    return this.#out.chars + this.#socket.bufferedAmount;
   }
 
   #slow(): void {
-    this.#queue.length = 0;
-    this.#queuedChars = 0;
+    this.#out.clear();
     this.#metrics.slowConsumerCloses++;
     this.close(CloseCode.SLOW_CONSUMER, "slow consumer");
   }
 
   /** Sends the queued lines as one frame (newline-separated), or a few when they are many. */
   flush(): void {
-    const q = this.#queue;
-    const chars = this.#queuedChars;
-    this.#queuedChars = 0;
+    const q = this.#out.lines;
+    const chars = this.#out.chars;
     if (q.length === 0) return;
-    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return void (q.length = 0);
+    if (this.#closing || this.#socket.readyState !== WebSocket.OPEN) return this.#out.clear();
     // Deno's send() never blocks: without this check a client that stops reading grows server
     // memory. Lines queued here are mostly shared by a room's members; answers only one client gets
     // are budgeted before they are made (see Chat), so this check at the flush is enough.
@@ -268,7 +307,7 @@ export class WsPeer implements Peer {
         }
       }
     }
-    q.length = 0;
+    this.#out.clear();
   }
 
   #write(frame: string): void {
@@ -280,18 +319,16 @@ export class WsPeer implements Peer {
   /** The socket has closed: drop what is queued, send nothing more. */
   closed(): void {
     this.#closing = true;
-    this.#queue.length = 0;
-    this.#queuedChars = 0;
+    this.#out.clear();
   }
 
   close(code: number, reason: string): void {
     if (this.#closing) return;
     // What is queued (often the error that explains this close) goes out before the close frame.
-    if (this.#queue.length && this.#socket.readyState === WebSocket.OPEN) this.flush();
+    if (this.#out.lines.length && this.#socket.readyState === WebSocket.OPEN) this.flush();
     if (this.#closing) return; // the flush found a slow consumer and closed it
     this.#closing = true;
-    this.#queue.length = 0;
-    this.#queuedChars = 0;
+    this.#out.clear();
     try {
       this.#socket.close(code, reason);
     } catch { /* already closed */ }
