@@ -421,17 +421,14 @@ async function start(who = {}, getToken) {
   client.addEventListener("history", (e) => {
     const { room, peer, around } = detail(e);
     thread.history(room ?? `@${peer}`);
-    if (jumping && room === undefined && jumping.key === `@${peer}`) {
-      const held = client.directs.get(peer.toLowerCase())?.messages.some((m) => m.convSeq === jumping?.seq);
-      if (held) tryJump();
-      else if (around === jumping.seq) {
-        toast("That message is no longer there");
-        jumping = undefined;
-      }
-    } else if (jumping && jumping.key === room) {
+    if (jumping && jumping.key === (room ?? `@${peer}`)) {
       // The page around it came (or a page filling up to the held messages): show it there again.
-      if (client.rooms.get(room)?.find(jumping.seq)) tryJump();
-      else if (around === jumping.seq) {
+      const seq = jumping.seq;
+      const held = room !== undefined
+        ? client.rooms.get(room)?.find(seq)
+        : client.directs.get(peer.toLowerCase())?.messages.some((m) => m.convSeq === seq);
+      if (held) tryJump();
+      else if (around === seq) {
         toast("That message is no longer there");
         jumping = undefined;
       }
