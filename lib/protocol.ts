@@ -769,7 +769,7 @@ function quote(s: string): string {
  */
 export function encodeError(
   err: ProtocolError,
-  extra?: { cid?: string; room?: string; conv?: string },
+  extra?: { cid?: string; room?: string; conv?: string; q?: string; after?: string },
 ): string {
   const frame: Record<string, unknown> = { type: "error", code: err.code, message: err.message };
   for (const fields of [err.details, extra]) {

@@ -48,11 +48,16 @@ export interface Conn {
   heardAt: number;
 }
 
-/** What an error frame may name besides its code: the send, room or conversation it is about. */
+/**
+ * What an error frame may name besides its code: the send, room or conversation it is about, or the
+ * `rooms` request it refuses (its `q` and `after`, as its answer would have named them).
+ */
 export interface About {
   cid?: string;
   room?: string;
   conv?: string;
+  q?: string;
+  after?: string;
 }
 
 /** Limits the registry applies. */

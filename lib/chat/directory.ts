@@ -39,7 +39,11 @@ export class Directory {
     this.#budget = deps.budget;
   }
 
-  /** `rooms {q?, after?, limit?}`: one page, answered `rooms {q, after?, items, next?}`. */
+  /**
+   * `rooms {q?, after?, limit?}`: one page, answered `rooms {q, after?, items, next?}`; a failed read
+   * is answered `error` with the same `q` and `after`.
+   * @throws {ProtocolError} `busy` (the answer budget).
+   */
   list(conn: Conn, q: string, after: string, limit?: number): void {
     const { cfg, conns, log } = this.#ctx;
     const n = Math.min(limit ?? cfg.directoryPage, cfg.directoryPage);
@@ -53,7 +57,7 @@ export class Directory {
         conn.peer.send(encode(msg));
       })).catch((e) => {
         log.error("room directory read failed", { error: (e as Error).message });
-        conns.answer(conn.peer, engineError("directory", e));
+        conns.answer(conn.peer, engineError("directory", e), after === "" ? { q } : { q, after });
       });
   }
 

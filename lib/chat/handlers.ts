@@ -102,7 +102,12 @@ export function handlers(ctx: ChatContext, f: Features): Handlers {
     },
     audit: (c, m) => f.moderate.audit(c, m.room, m.before, m.limit),
     auth: (c, m) => f.admission.auth(c, m.token),
-    rooms: (c, m) => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit),
+    // A refusal names the request as its answer would (`q`, `after`): a client may have several out.
+    rooms: (c, m) =>
+      ctx.conns.run(c.peer.id, () => f.directory.list(c, m.q ?? "", m.after ?? "", m.limit), {
+        q: m.q ?? "",
+        after: m.after,
+      }),
     search: (c, m) => f.search.search(c, m),
     members: (c, m) => f.rooms.members(c, m.room, m.after, m.prefix),
   };

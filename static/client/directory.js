@@ -2,12 +2,12 @@
  * The room directory: asks the server for a page of the rooms anyone may find (`rooms {q?, after?,
  * limit?}`, docs/protocol.md "Room directory") and hands back its answer. Answers carry the `q` and
  * `after` they answer, so several requests may be out at once (a search box sends one per pause in
- * typing) and each gets its own.
+ * typing) and each gets its own; so do the server's refusals (`error` with the request's `q`, `after`).
  * @module
  */
 import { ROOM_NAME_RE, ROOM_PREFIX_RE } from "../shared/rooms.js";
 
-/** How long an answer may take before its request fails (ms): a refused request gets no answer. */
+/** How long an answer may take before its request fails (ms): a frame lost with its connection, say. */
 const ANSWER_TIMEOUT_MS = 10_000;
 
 /** @typedef {import("./types.js").Context} Context */
@@ -36,7 +36,7 @@ export class RoomDirectory {
    * Asks for one page: rooms whose name starts with `q` (any case), after the room `after` (the `next`
    * of the page before), at most `limit` (the server caps it).
    * @param {{ q?: string, after?: string, limit?: number }} [query]
-   * @returns {Promise<DirectoryPage>}
+   * @returns {Promise<DirectoryPage>} rejects with the server's sentence and its `code` when it refuses
    */
   find(query = {}) {
     const q = (query.q ?? "").trim().replace(/^#/, "").toLowerCase();
@@ -99,6 +99,20 @@ export class RoomDirectory {
     };
     if (typeof m.next === "string") page.next = m.next;
     w.resolve(page);
+  }
+
+  /**
+   * An `error` naming a `q`: the server refused the oldest request it matches (its `code` and sentence).
+   * @param {Record<string, any>} m
+   */
+  refused(m) {
+    if (typeof m.q !== "string") return;
+    const key = keyOf(m.q, typeof m.after === "string" ? m.after : undefined);
+    const w = this.#waiting.get(key)?.[0];
+    if (!w) return;
+    this.#drop(key, w);
+    clearTimeout(w.timer);
+    w.reject(Object.assign(new Error(String(m.message ?? m.code)), { code: m.code }));
   }
 
   /** The connection closed: nothing out will be answered. */

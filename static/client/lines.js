@@ -38,6 +38,7 @@ export function lineHandlers(ctx, own) {
       // The outbox takes the entry the error refuses first: what it says about a room may need it.
       const item = outbox.refused(m);
       moderation.refused(m, item);
+      ctx.directory.refused(m);
       ctx.emit("servererror", { code: m.code, message: String(m.message ?? m.code), item });
     },
     deleted: (m) => rooms.changed(m),

@@ -179,6 +179,8 @@ export function faultyStore() {
   const ctl = {
     inner,
     failing: false,
+    /** The room directory's read fails while set (a broken disk; other reads go on). */
+    directoryFailing: false,
     /** Appends attempted, failed or not. */
     appends: 0,
     /** Writes of message changes (edits, deletes), each with as many changes. */
@@ -224,7 +226,10 @@ export function faultyStore() {
       accessList: (room, now) => inner.accessList(room, now),
       changeRoom: (room, change, audit, retain) => inner.changeRoom(room, change, audit, retain),
       audit: (room, before, limit) => inner.audit(room, before, limit),
-      publicRooms: (query) => inner.publicRooms(query),
+      publicRooms: (query) => {
+        if (ctl.directoryFailing) throw new StoreError("disk I/O error");
+        return inner.publicRooms(query);
+      },
       person: (key) => inner.person(key),
       findPerson: (keys) => inner.findPerson(keys),
       // A person's directory entry is a write too: held like the others (a slow disk).

@@ -7,7 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { type Msg, startServer, TestClient, type TestServer, waitFor } from "../helpers/test_server.ts";
+import {
+  faultyStore,
+  type Msg,
+  startServer,
+  TestClient,
+  type TestServer,
+  waitFor,
+} from "../helpers/test_server.ts";
 import { ChatClient } from "../../static/chat-client.js";
 
 const SECRET = "directory-test-secret-0123456789-abcdef";
@@ -185,4 +192,38 @@ Deno.test("ChatClient.findRooms() pages the directory, each answer to its own re
   }
   // Offline, it says so at once.
   await assert.rejects(client.findRooms(), /Not connected/);
+});
+
+Deno.test("a refused rooms names its q and after, and ChatClient.findRooms() rejects at once with the reason", async () => {
+  const disk = faultyStore();
+  await using s = await startServer({}, { store: disk.store });
+  await using alice = await TestClient.connect(s, { name: "alice", room: "cats" });
+  disk.directoryFailing = true;
+  const e = await ask(alice, { q: "ca", after: "cab" });
+  assert.deepEqual([e.type, e.code, e.q, e.after], ["error", "store_failed", "ca", "cab"]);
+  const client = new ChatClient({ url: s.wsUrl, name: "bob", rooms: [], storage: null });
+  try {
+    client.start();
+    await waitFor(() => Promise.resolve(client.live), 3000, "bob live");
+    const started = Date.now();
+    // Two out at once: each refusal rejects its own request, not after the client's 10 s wait.
+    const [first, second] = await Promise.allSettled([
+      client.findRooms({ q: "c" }),
+      client.findRooms({ q: "d" }),
+    ]);
+    assert.ok(Date.now() - started < 3000, `rejected after ${Date.now() - started} ms`);
+    for (const r of [first, second]) {
+      assert.equal(r.status, "rejected");
+      const err = (r as PromiseRejectedResult).reason as Error & { code?: string };
+      assert.equal(err.code, "store_failed");
+      assert.match(err.message, /could not be|try again/);
+    }
+    disk.directoryFailing = false;
+    assert.deepEqual(await client.findRooms({ q: "c" }), {
+      q: "c",
+      items: [{ room: "cats", topic: "", members: 1 }],
+    });
+  } finally {
+    await client.stop();
+  }
 });

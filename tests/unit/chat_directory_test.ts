@@ -6,8 +6,10 @@ Deno.test("Chat: rooms goes through the answer budget: busy while earlier answer
   await using t = testChat({ maxBufferedBytes: 64 * 1024, maxAnswerBytes: 16 * 1024 });
   const a = await t.connect({ name: "alice", room: "r" });
   a.queued = 64 * 1024 - 16 * 1024 + 1;
-  a.frame({ type: "rooms" });
-  assert.equal((await a.error("busy")).code, "busy");
+  a.frame({ type: "rooms", q: "R", after: "a" });
+  // It names the request it refuses, as the answer would: q lower-cased like room names.
+  const busy = await a.error("busy");
+  assert.deepEqual([busy.code, busy.q, busy.after], ["busy", "r", "a"]);
   assert.equal(a.all("rooms").length, 0);
   a.queued = 64 * 1024 - 16 * 1024;
   a.frame({ type: "rooms" });
