@@ -13,6 +13,7 @@
  * @module
  */
 import { compareNames, type RoomQuery } from "../engine.ts";
+import { roomAllowedByClaim } from "../identity.ts";
 import { encode, type ServerMessage } from "../server_messages.ts";
 import type { AnswerBudget } from "./answers.ts";
 import type { Conn } from "./connections.ts";
@@ -48,14 +49,17 @@ export class Directory {
     const { cfg, conns, log } = this.#ctx;
     const n = Math.min(limit ?? cfg.directoryPage, cfg.directoryPage);
     this.#budget.during(conn, () =>
-      this.page({ prefix: q, after, limit: n }).then((page) => {
-        if (!conns.alive(conn)) return;
-        // `q` and `after` say which request this answers: a client may have several out (typing).
-        const msg: ServerMessage = { type: "rooms", q, items: page.items };
-        if (after !== "") msg.after = after;
-        if (page.next !== undefined) msg.next = page.next;
-        conn.peer.send(encode(msg));
-      })).catch((e) => {
+      // A token limited to some rooms is shown only those: the others it could not join anyway.
+      this.page({ prefix: q, after, limit: n }, (room) => roomAllowedByClaim(conn.identity!, room)).then(
+        (page) => {
+          if (!conns.alive(conn)) return;
+          // `q` and `after` say which request this answers: a client may have several out (typing).
+          const msg: ServerMessage = { type: "rooms", q, items: page.items };
+          if (after !== "") msg.after = after;
+          if (page.next !== undefined) msg.next = page.next;
+          conn.peer.send(encode(msg));
+        },
+      )).catch((e) => {
         log.error("room directory read failed", { error: (e as Error).message });
         conns.answer(conn.peer, engineError("directory", e), after === "" ? { q } : { q, after });
       });
@@ -64,9 +68,12 @@ export class Directory {
   /**
    * One page of the directory: storage's public rooms and sharing's occupied ones, merged in name
    * order up to where both looked, cut to the limit and to one answer's size. `next` is absent only
-   * when nothing can follow.
+   * when nothing can follow. A room `shown` refuses takes no place, as a private one.
    */
-  async page(query: RoomQuery): Promise<{ items: DirectoryItem[]; next?: string }> {
+  async page(
+    query: RoomQuery,
+    shown: (room: string) => boolean = () => true,
+  ): Promise<{ items: DirectoryItem[]; next?: string }> {
     const { engine, sharing } = this.#ctx;
     // One more than asked: a page that ends exactly at the last room then says so (no `next`).
     const ask = { ...query, limit: query.limit + 1 };
@@ -86,7 +93,7 @@ export class Directory {
     const names = [...byName.keys()].sort(compareNames);
     // Someone is in it and storage did not list it: never stored, or private. Its rules say which.
     // At most one read per occupied room of the listing, which is at most `limit + 1` long.
-    const unlisted = names.filter((room) => byName.get(room)!.topic === undefined);
+    const unlisted = names.filter((room) => shown(room) && byName.get(room)!.topic === undefined);
     const rules = await Promise.all(unlisted.map((room) => engine.rules(room)));
     unlisted.forEach((room, i) => {
       if (rules[i].private) byName.delete(room);
@@ -99,7 +106,7 @@ export class Directory {
       if (items.length === query.limit) break;
       looked++;
       const r = byName.get(room);
-      if (!r) continue;
+      if (!r || !shown(room)) continue;
       size += room.length + r.topic!.length + ITEM_OVERHEAD_CHARS;
       if (size > this.#budget.chars && items.length > 0) return { items, next: items.at(-1)!.room };
       items.push({ room, topic: r.topic!, members: r.members });

@@ -227,3 +227,27 @@ Deno.test("a refused rooms names its q and after, and ChatClient.findRooms() rej
     await client.stop();
   }
 });
+
+Deno.test("rooms shows a token with a rooms claim only the rooms it may join", async () => {
+  await using s = await serve();
+  await using alice = await TestClient.connect(s, { name: "alice", room: "" });
+  for (const room of ["lobby", "team-a", "team-b", "zoo"]) await join(alice, room);
+  const signed = await new SignJWT({ name: "tina", rooms: ["team-*", "zoo"] })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject("tina")
+    .setExpirationTime("1h")
+    .sign(new TextEncoder().encode(SECRET));
+  await using tina = await TestClient.connect(s, { token: signed, room: "" });
+  const answer = await ask(tina, {});
+  assert.deepEqual(answer.items.map((r: Msg) => r.room), ["team-a", "team-b", "zoo"]);
+  // Paged: a room it may not join takes no place in a page, and next goes on past it.
+  const first = await ask(tina, { limit: 1 });
+  assert.deepEqual(first.items.map((r: Msg) => r.room), ["team-a"]);
+  // Everyone else still sees them all.
+  assert.deepEqual((await ask(alice, {})).items.map((r: Msg) => r.room), [
+    "lobby",
+    "team-a",
+    "team-b",
+    "zoo",
+  ]);
+});
