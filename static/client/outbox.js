@@ -31,6 +31,21 @@ const SEND_ERRORS = new Set([
  */
 const RETRY_ERRORS = new Set(["rate_limited", "store_failed", "unavailable", "shutting_down"]);
 
+/**
+ * A new message's `cid`: the time in ms then 48 random bits, both in base 36 at a fixed width. Unique to a
+ * person across their tabs, and growing with time, so that the server's index of a person's `cid`s
+ * takes each at its end: a random one (a UUID) lands each message on its own page of that index, which
+ * every durable write then writes and syncs (bench/cid_cost.ts, a group's durable write against one
+ * without cids: 3.05x with UUIDs and 1.44x with these from 10 senders, 2.78x and 2.38x from 200).
+ * @returns {string}
+ */
+export function newCid() {
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+  // 48 random bits: the tabs of one person sending in the same millisecond never collide in practice.
+  const random = ((high & 0xffff) * 2 ** 32 + low).toString(36).padStart(10, "0");
+  return `${Date.now().toString(36).padStart(9, "0")}-${random}`;
+}
+
 /** Messages waiting for the server's ack. */
 export class Outbox {
   /**
@@ -75,7 +90,7 @@ export class Outbox {
       throw new RangeError(`Messages are at most ${client.limits.textChars} characters`);
     }
     /** @type {OutboxItem} */
-    const item = { cid: crypto.randomUUID(), text, createdAt: Date.now(), state: "pending" };
+    const item = { cid: newCid(), text, createdAt: Date.now(), state: "pending" };
     if (target.to !== undefined) {
       if (!isValidName(target.to)) throw new RangeError(`"${target.to}" is not a valid name`);
       item.to = target.to;
