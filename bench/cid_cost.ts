@@ -15,8 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { DatabaseSync } from "node:sqlite";
-import { openDatabase } from "../lib/store_sqlite_schema.ts";
+import { alternated, withHistory } from "./store_probe.ts";
 import { newCid } from "../static/client/outbox.js";
 
 const { values: v } = parseArgs({
@@ -47,17 +46,8 @@ const senders = Array.from({ length: GROUPS * GROUP }, () => Math.floor(rnd() * 
 /** Milliseconds a group, writing every message with `name`'s cids. */
 function run(name: string): number {
   const cidOf = VARIANTS[name];
-  const dir = Deno.makeTempDirSync({ prefix: "cid_cost_" });
-  let db: DatabaseSync | undefined;
-  try {
-    db = openDatabase(`${dir}/history.db`);
+  return withHistory("cid_cost_", false, (db, { insert, last }) => {
     db.exec("PRAGMA synchronous = FULL; PRAGMA secure_delete = ON");
-    const insert = db.prepare(
-      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    const last = db.prepare(
-      "INSERT INTO rooms (room, last_seq) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-    );
     const seqs = new Map<string, number>();
     const sent = new Map<number, number>();
     const t0 = performance.now();
@@ -75,19 +65,12 @@ function run(name: string): number {
       db.exec("COMMIT");
     }
     return (performance.now() - t0) / GROUPS;
-  } finally {
-    db?.close();
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 }
 
 const names = Object.keys(VARIANTS);
-const times = new Map<string, number[]>(names.map((n) => [n, []]));
-for (let r = 0; r < ROUNDS; r++) {
-  for (const n of names.map((_, i) => names[(i + r) % names.length])) times.get(n)!.push(run(n));
-}
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const base = median(times.get("none")!);
+const medians = alternated(names, ROUNDS, run);
+const base = medians.get("none")!;
 console.log(
   `The cid index and the durable write: ${GROUPS} groups of ${GROUP} messages from ${SENDERS} senders in ` +
     `${ROOMS} rooms, synchronous FULL, median of ${ROUNDS} alternated rounds`,
@@ -95,7 +78,7 @@ console.log(
 console.log("| cid     | ms a group | us a message | ratio to none |");
 console.log("| ------- | ---------- | ------------ | ------------- |");
 for (const n of names) {
-  const ms = median(times.get(n)!);
+  const ms = medians.get(n)!;
   console.log(
     `| ${n.padEnd(7)} | ${ms.toFixed(2).padStart(10)} | ${(ms * 1000 / GROUP).toFixed(1).padStart(12)} | ${
       (ms / base).toFixed(2).padStart(12)

@@ -22,8 +22,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DatabaseSync } from "node:sqlite";
-import { openDatabase } from "../lib/store_sqlite_schema.ts";
+import { alternated, withHistory } from "./store_probe.ts";
 import { indexRow } from "../lib/search_text.ts";
 
 const { values: v } = parseArgs({
@@ -86,25 +85,9 @@ const VARIANTS: Record<string, { table: string | null | undefined; grouped?: boo
 /** Milliseconds to write every message in groups, as `name`. */
 function run(name: string): number {
   const variant = VARIANTS[name];
-  const dir = Deno.makeTempDirSync({ prefix: "fts_cost_" });
-  let db: DatabaseSync | undefined;
-  try {
-    db = openDatabase(`${dir}/history.db`);
-    if (variant.table !== null) {
-      db.exec("DROP TABLE message_search");
-      // SQLite leaves the dropped table's content table behind, which only another connection may drop.
-      db.close();
-      db = new DatabaseSync(`${dir}/history.db`);
-      db.exec("DROP TABLE IF EXISTS message_search_content");
-    }
+  return withHistory("fts_cost_", variant.table !== null, (db, { insert, last }) => {
     db.exec("PRAGMA synchronous = OFF; PRAGMA secure_delete = ON");
     if (variant.table) db.exec(`CREATE VIRTUAL TABLE message_search USING fts5 (${variant.table})`);
-    const insert = db.prepare(
-      "INSERT INTO messages (room, seq, ts, sender, text, ukey, cid, meta, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    const last = db.prepare(
-      "INSERT INTO rooms (room, last_seq) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-    );
     const fts = variant.table === undefined ? undefined : db.prepare(
       variant.oneColumn
         ? "INSERT INTO message_search (rowid, words) VALUES (?, ?)"
@@ -131,21 +114,13 @@ function run(name: string): number {
       db.exec("COMMIT");
     }
     return performance.now() - t0;
-  } finally {
-    db?.close();
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 }
 
 const names = Object.keys(VARIANTS);
-const times = new Map<string, number[]>(names.map((n) => [n, []]));
 run("schema"); // warm-up: JIT, page cache
-for (let r = 0; r < ROUNDS; r++) {
-  const order = names.map((_, i) => names[(i + r) % names.length]);
-  for (const n of order) times.get(n)!.push(run(n));
-}
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const usPerMsg = (n: string) => median(times.get(n)!) * 1000 / MESSAGES;
+const medians = alternated(names, ROUNDS, run);
+const usPerMsg = (n: string) => medians.get(n)! * 1000 / MESSAGES;
 const base = usPerMsg("none");
 console.log(
   `FTS5 cost per message, the writer's CPU (synchronous off), ${MESSAGES} messages in groups of ${GROUP}, ` +
