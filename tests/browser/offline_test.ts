@@ -18,7 +18,7 @@ import {
   waitState,
   waitText,
 } from "../helpers/browser.ts";
-import { startServer, TestClient, type TestServer } from "../helpers/test_server.ts";
+import { startServer, TestClient, type TestServer, waitFor } from "../helpers/test_server.ts";
 
 const ignore = browserMissing !== undefined;
 
@@ -65,6 +65,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Waits until the page is controlled by its service worker (the copy of its files is complete then). */
 async function waitWorker(page: Page): Promise<void> {
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null, { timeout: 8000 });
+}
+
+/**
+ * Waits until what the device keeps satisfies `check` (the page writes it a moment after a change, and
+ * later on a loaded machine), failing with `what` rather than going on without it.
+ */
+async function waitKept(page: Page, check: (kept: Kept) => boolean, what: string): Promise<void> {
+  await waitFor(async () => check(await keptRooms(page)), 15_000, what);
 }
 
 /** The room snapshots kept in IndexedDB (all identities), by key. */
@@ -124,7 +132,7 @@ Deno.test({
         () => document.querySelector("#forget-device") && !document.querySelector("#forget-device").hidden,
       );
       // Kept a moment after the change (one write for a burst).
-      for (let i = 0; !(await keptRooms(page))["chat:lobby"]?.texts.length && i < 40; i++) await sleep(100);
+      await waitKept(page, (k) => !!k["chat:lobby"]?.texts.length, "lobby kept on the device");
       assert.deepEqual((await keptRooms(page))["chat:lobby"], {
         lastSeq: 1,
         texts: ["kept before the outage"],
@@ -181,9 +189,7 @@ Deno.test({
     for (let i = 1; i <= 5; i++) await bob.next("ack", (m) => m.cid === `o${i}`);
     const first = await openChat(tb, server.url, { name: "alice" });
     await waitMessage(first.page, "old 5");
-    for (let i = 0; (await keptRooms(first.page))["chat:lobby"]?.lastSeq !== 5 && i < 40; i++) {
-      await sleep(100);
-    }
+    await waitKept(first.page, (k) => k["chat:lobby"]?.lastSeq === 5, "lobby kept up to seq 5");
     const context = first.context;
     await first.page.close();
 
@@ -324,7 +330,7 @@ Deno.test({
     await say(page, "something to forget");
     await waitMessage(page, "something to forget");
     await waitWorker(page);
-    for (let i = 0; !(await keptRooms(page))["chat:lobby"] && i < 40; i++) await sleep(100);
+    await waitKept(page, (k) => !!k["chat:lobby"]?.texts.includes("something to forget"), "the message kept");
     assert.ok((await keptRooms(page))["chat:lobby"]);
 
     await page.click("#forget-device");
@@ -354,13 +360,14 @@ Deno.test({
     await say(page, "before the tunnel");
     await waitMessage(page, "before the tunnel");
     await waitWorker(page);
-    for (let i = 0; !(await keptRooms(page))["chat:lobby"] && i < 40; i++) await sleep(100);
+    // Kept with the message: the room's first snapshot (at the join) holds none yet.
+    await waitKept(page, (k) => !!k["chat:lobby"]?.texts.includes("before the tunnel"), "the message kept");
 
     await page.setOfflineMode(true);
     await page.reload();
     await page.waitForSelector("#app:not([hidden])");
     // Before any connection: what the device kept (not how fast: a loaded machine takes its time).
-    await waitMessage(page, "before the tunnel");
+    await waitMessage(page, "before the tunnel", 20_000);
     await waitText(page, "#conn-text", "Offline");
     await waitText(page, "#conn-problem-why", "The server cannot be reached");
 
@@ -388,7 +395,11 @@ Deno.test({
     await waitState(ada, "live");
     await say(ada, "ada's words");
     await waitMessage(ada, "ada's words");
-    for (let i = 0; !(await keptRooms(ada))["chat:signed:ada:lobby"] && i < 40; i++) await sleep(100);
+    await waitKept(
+      ada,
+      (k) => !!k["chat:signed:ada:lobby"]?.texts.includes("ada's words"),
+      "ada's message kept",
+    );
     assert.deepEqual(Object.keys(await keptRooms(ada)), ["chat:signed:ada:lobby"]);
     await ada.close();
 
