@@ -462,6 +462,11 @@ export class Hub {
     return this.#rooms.get(room)?.byName.get(name)?.display;
   }
 
+  /** Whether the person named `name` is in `room` here. */
+  isIn(room: string, name: string): boolean {
+    return this.#rooms.get(room)?.byName.has(name) ?? false;
+  }
+
   /** Whether `room` is big here (see {@link HubOptions.bigRoom}). */
   isBig(room: string): boolean {
     return this.#rooms.get(room)?.big ?? false;

@@ -221,9 +221,8 @@ export class LocalSharing implements Sharing {
   }
 
   present(room: string, names: readonly string[]): Promise<{ name: string; display?: string }[]> {
-    const here = new Set(this.#hub.sortedMembers(room));
     return Promise.resolve(
-      names.filter((n) => here.has(n)).map((name) => {
+      names.filter((n) => this.#hub.isIn(room, n)).map((name) => {
         const display = this.#hub.displayIn(room, name);
         return display === undefined ? { name } : { name, display };
       }),

@@ -11,7 +11,7 @@
 /// <reference lib="deno.worker" />
 import { DatabaseSync } from "node:sqlite";
 import type { RoomChange } from "./domain.ts";
-import { indexRow } from "./search_text.ts";
+import { indexRow, searchId } from "./search_text.ts";
 import type { AuditRow, WriterAnswer, WriterRequest } from "./store_writer_protocol.ts";
 
 /** Serves one database for the lifetime of the worker. */
@@ -440,7 +440,7 @@ class SearchIndexWriter {
 
   /** The search id of a new message of time `ts` (see `searchId`), for its row and {@link add}. */
   nextId(ts: number): number {
-    return this.#lastId = Math.max(ts * 1000, this.#lastId + 1);
+    return this.#lastId = searchId(ts, this.#lastId);
   }
 
   /** A new message's index row (words, extra, tags) as search id `id`. */
