@@ -46,8 +46,9 @@ const SCHEMA_VERSION = 5;
  * version 5. `message_search` is FTS5 over the folded words, the CJK characters and pairs, and tags
  * (`link`, room, sender), contentless: the text stays in `messages` only, so a delete leaves no copy. Its
  * rowid is the message's search id (`messages.sid`; see `searchId`: newest-first order and the page
- * cursor), and it keeps the message's room and seq. `meta.search_rebuild` is where indexing of the history from before the index has got
- * to: `done`, or the last `[room, seq]` indexed (`[]`: not started).
+ * cursor), and it keeps the message's room and seq. `meta.search_rebuild` is where indexing of the
+ * history from before the index has got to: `done`, or the last `[room, seq]` indexed (`[]`: not
+ * started).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rooms (

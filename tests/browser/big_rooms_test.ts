@@ -6,7 +6,14 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { browserMissing, launchBrowser, memberNames, openChat, waitText } from "../helpers/browser.ts";
+import {
+  browserMissing,
+  launchBrowser,
+  memberNames,
+  openChat,
+  type Page,
+  waitText,
+} from "../helpers/browser.ts";
 import { startServer, TestClient, type TestServer } from "../helpers/test_server.ts";
 
 const ignore = browserMissing !== undefined;
@@ -67,6 +74,14 @@ Deno.test({
   },
 });
 
+/** Opens `room` and checks its member panel: an empty search box over the first page, unfiltered. */
+async function showsFirstPage(page: Page, room: string): Promise<void> {
+  await page.evaluate((r: string) => document.location.hash = `#${r}`, room);
+  await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 4);
+  assert.equal(await page.evaluate(() => document.querySelector("#member-search").value), "");
+  assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"]);
+}
+
 Deno.test({
   name: "browser big room: the member search box starts empty in the next room, and the list is whole again",
   ignore,
@@ -83,15 +98,9 @@ Deno.test({
     await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 1);
 
     // Another big room: its panel has an empty box and its first page, not "M07" over its list.
-    await page.evaluate(() => document.location.hash = "#hall2");
-    await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 4);
-    assert.equal(await page.evaluate(() => document.querySelector("#member-search").value), "");
-    assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"]);
+    await showsFirstPage(page, "hall2");
     // Back: the box is empty there too, and the list no longer filtered by what was typed.
-    await page.evaluate(() => document.location.hash = "#hall");
-    await page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 4);
-    assert.equal(await page.evaluate(() => document.querySelector("#member-search").value), "");
-    assert.deepEqual(await memberNames(page), ["m01", "m02", "m03", "m04"]);
+    await showsFirstPage(page, "hall");
     assert.deepEqual(problems.errors, []);
   },
 });
