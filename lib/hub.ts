@@ -4,6 +4,7 @@
  * @module
  */
 import { People, type Person } from "./hub_people.ts";
+import { type HeldPresence, PresenceQueue } from "./hub_presence.ts";
 import { Watchers } from "./hub_watch.ts";
 import { ProtocolError } from "./protocol.ts";
 import { encode, nickMessage } from "./server_messages.ts";
@@ -78,12 +79,8 @@ interface Holding {
 interface Room {
   /** Each member with the room's join count when it joined: presence queued before that is not for it. */
   members: Map<Client, number>;
-  /** Joins so far, the clock of queued presence. */
+  /** Joins so far, the clock of queued presence (see {@link HeldPresence}). */
   joins: number;
-  /** Presence lines not yet sent, each with the join count when it happened (and whom it is about). */
-  presence: { line: string; at: number; about?: string; watched?: string }[];
-  /** When {@link Hub.flushPresence} last sent this room's presence (the caller's clock, ms). */
-  presenceSentAt?: number;
   /** Connections per person, so a person with several tabs joins and leaves once. */
   people: Map<Person<Client>, number>;
   /** The names of `people`, sorted by code unit: a member page costs its size, not the room's. */
@@ -145,14 +142,15 @@ export class Hub {
   readonly #rooms = new Map<string, Room>();
   readonly #people: People<Client>;
   readonly #opts: HubOptions;
-  /** Rooms with presence lines waiting for {@link Hub.flushPresence}. */
-  readonly #presenceRooms = new Set<string>();
+  /** Presence lines waiting for {@link Hub.flushPresence}, by room. */
+  readonly #presence: PresenceQueue;
   /** Who asked about whom in big rooms (see {@link Hub.watch}, {@link Hub.watchPartners}). */
   readonly #watchers = new Watchers<Client>();
 
   constructor(opts: HubOptions) {
     this.#opts = opts;
     this.#people = new People(opts.nameHoldMs);
+    this.#presence = new PresenceQueue(() => opts.onPresenceQueued?.());
   }
 
   /** Connections, rooms and people (online or holding a name). */
@@ -282,7 +280,6 @@ export class Hub {
       r = {
         members: new Map(),
         joins: 0,
-        presence: [],
         people: new Map(),
         names: [],
         byName: new Map(),
@@ -375,7 +372,7 @@ export class Hub {
     r.typers?.delete(client.person.name); // their place among the typers is free for someone else
     if (r.members.size === 0 && r.holding.size === 0) {
       this.#rooms.delete(room);
-      this.#presenceRooms.delete(room); // no one is left to tell
+      this.#presence.forget(room); // no one is left to tell
       return { removed: true, deleted: true, lastTab: true };
     }
     if (!this.#opts.externalPresence) {
@@ -591,18 +588,10 @@ export class Hub {
    * first room still holding lines is due (undefined: none is). Without them, every room's go now.
    */
   flushPresence(now = 0, interval = 0): number | undefined {
-    let due: number | undefined;
-    for (const room of this.#presenceRooms) {
-      const sent = this.#rooms.get(room)?.presenceSentAt;
-      if (interval > 0 && sent !== undefined && sent + interval > now) {
-        if (due === undefined || sent + interval < due) due = sent + interval;
-        continue;
-      }
+    return this.#presence.due(now, interval, (room) => {
       this.#flushRoom(room);
-      const r = this.#rooms.get(room);
-      if (r) r.presenceSentAt = now;
-    }
-    return due;
+      return this.#rooms.has(room);
+    });
   }
 
   /** Ids of every connection of person `key`. */
@@ -672,19 +661,16 @@ export class Hub {
         }
         return;
       }
-      r.presence.push({ line, at: r.joins, about, watched: subject });
-      if (!this.#presenceRooms.has(room)) this.#presenceRooms.add(room), this.#opts.onPresenceQueued();
+      this.#presence.hold(room, { line, at: r.joins, about, watched: subject });
       return;
     }
-    const notify = this.#opts.onPresenceQueued;
-    if (!notify) {
+    if (!this.#opts.onPresenceQueued) {
       if (about === undefined) return this.#deliver(room, line);
       for (const c of r.members.keys()) if (c.person.name !== about) c.peer.send(line);
       for (const [c, held] of r.holding) if (c.person.name !== about) held.lines.push({ line });
       return;
     }
-    r.presence.push({ line, at: r.joins, about });
-    if (!this.#presenceRooms.has(room)) this.#presenceRooms.add(room), notify();
+    this.#presence.hold(room, { line, at: r.joins, about });
   }
 
   /**
@@ -692,12 +678,10 @@ export class Hub {
    * about this process's members, so it goes to them directly.
    */
   #flushRoom(room: string): void {
-    if (!this.#presenceRooms.delete(room)) return;
+    const queued = this.#presence.take(room);
     const r = this.#rooms.get(room);
-    if (!r) return;
-    const queued = r.presence;
-    r.presence = [];
-    const forMe = (q: (typeof queued)[number], c: Client, at: number) =>
+    if (!queued || !r) return;
+    const forMe = (q: HeldPresence, c: Client, at: number) =>
       q.at >= at && (q.about === undefined || q.about !== c.person.name);
     if (r.big) {
       // Each line to the members that asked about its person (a few), not to every member.
